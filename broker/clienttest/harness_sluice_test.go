@@ -1,0 +1,79 @@
+//go:build !kfake
+
+package clienttest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/broker"
+)
+
+// isKfake is true when the tests run against franz-go's kfake (-tags kfake).
+const isKfake = false
+
+// testBroker is a running broker the tests talk to.
+type testBroker struct {
+	Addr    string
+	DataDir string
+}
+
+// brokerOpt adjusts the configuration of the broker a test starts.
+type brokerOpt func(*broker.Config)
+
+// withMaxRequestBytes sets socket.request.max.bytes, the largest frame accepted.
+func withMaxRequestBytes(n int32) brokerOpt {
+	return func(c *broker.Config) { c.SocketRequestMaxBytes = n }
+}
+
+// startBroker starts an in-process Sluice broker on 127.0.0.1:0 with a fresh
+// data dir. Groups rebalance without the initial delay and accept session
+// timeouts from 1s, so group tests stay short. At cleanup the broker's context
+// is cancelled and Run must return within 15s; its log is printed if the test
+// failed.
+func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
+	t.Helper()
+	cfg := broker.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	noDelay := int64(0)
+	cfg.GroupInitialRebalanceDelayMs = &noDelay
+	cfg.GroupMinSessionTimeoutMs = 1000
+	for _, o := range opts {
+		o(&cfg)
+	}
+
+	logs := newLockedBuffer()
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b, err := broker.New(cfg, logger)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("broker Run returned %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("broker Run did not return within 15s of cancel")
+		}
+		if t.Failed() {
+			lines := strings.Split(logs.String(), "\n")
+			if len(lines) > 200 {
+				lines = lines[len(lines)-200:]
+			}
+			t.Logf("broker log (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
+		}
+	})
+	return &testBroker{Addr: b.Addr(), DataDir: cfg.DataDir}
+}

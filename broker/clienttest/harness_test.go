@@ -1,0 +1,130 @@
+package clienttest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// testTimeout bounds every single client operation in this package, so a hung
+// broker fails one test instead of the whole binary's -timeout.
+const testTimeout = 30 * time.Second
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	cleanupSluiceBinary()
+	os.Exit(code)
+}
+
+// waitFor polls cond every 20ms until it returns true or timeout passes, and
+// then fails the test with msg.
+func waitFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testCtx returns a context cancelled after testTimeout or at test cleanup.
+func testCtx(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// uniqueName returns prefix followed by random hex, for topics and groups.
+func uniqueName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// newKgo returns a franz-go client seeded with addr and closed at cleanup.
+func newKgo(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	opts = append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)
+	cl, err := kgo.NewClient(opts...)
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// newAdmin returns a kadm client over its own franz-go client.
+func newAdmin(t testing.TB, addr string) *kadm.Client {
+	t.Helper()
+	return kadm.NewClient(newKgo(t, addr))
+}
+
+// createTopic creates topic with the given partition count and replication
+// factor 1, and waits until its metadata shows every partition with a leader.
+func createTopic(t testing.TB, addr, topic string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	adm := newAdmin(t, addr)
+	ctx := testCtx(t)
+	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
+	require.NoError(t, err)
+	require.NoError(t, resp.Err, "create topic %s", topic)
+	waitFor(t, 10*time.Second, "topic "+topic+" metadata", func() bool {
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return false
+		}
+		td, ok := md.Topics[topic]
+		if !ok || td.Err != nil || len(td.Partitions) != int(partitions) {
+			return false
+		}
+		for _, p := range td.Partitions {
+			if p.Err != nil || p.Leader < 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// freeLoopbackPort returns a port that was free on 127.0.0.1 a moment ago.
+func freeLoopbackPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	return port
+}
+
+// lockedBuffer is a goroutine-safe log sink for a child process.
+type lockedBuffer struct {
+	mu  chan struct{}
+	buf strings.Builder
+}
+
+func newLockedBuffer() *lockedBuffer { return &lockedBuffer{mu: make(chan struct{}, 1)} }
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}
