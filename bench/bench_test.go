@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func startFake(tb testing.TB, opts ...kfake.Opt) *Fake {
+	tb.Helper()
+	f, err := StartFake(opts...)
+	require.NoError(tb, err)
+	tb.Cleanup(f.Close)
+	return f
+}
+
+func TestRunAgainstKfake(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"acks1", Config{Records: 20_000}},
+		{"acksAllIdempotentTwoProducers", Config{Records: 20_001, Acks: "all", Idempotent: true, Producers: 2, Partitions: 3, Runs: 2}},
+		{"zstdLargeRecords", Config{Records: 2_000, RecordSize: 10_000, Compression: "zstd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFake(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cfg := tc.cfg
+			cfg.Bootstrap = f.Bootstrap()
+			var out bytes.Buffer
+			res, err := Run(ctx, cfg, &out)
+			require.NoError(t, err, out.String())
+			want, _ := cfg.Complete()
+			require.Len(t, res.Rounds, want.Runs)
+			require.Equal(t, want.Partitions, res.Partitions)
+			require.Equal(t, "unknown", res.FlushPolicy)
+			for _, r := range res.Rounds {
+				require.Equal(t, cfg.Records, r.Produce.Records)
+				require.Equal(t, cfg.Records, r.Consume.Records, "consumed == produced")
+				require.Equal(t, cfg.Records*int64(want.RecordSize), r.Consume.Bytes)
+				require.Positive(t, r.Produce.RecordsPerSec)
+				require.Positive(t, r.Consume.RecordsPerSec)
+				require.Positive(t, r.Consume.MiBPerSec)
+			}
+			require.Contains(t, out.String(), "broker flush policy  unknown")
+			require.Contains(t, out.String(), "run 1 consume: ")
+		})
+	}
+}
+
+// TestRunModes produces and consumes in separate runs on one topic: the
+// consume-only run reads the whole topic, both runs' records.
+func TestRunModes(t *testing.T) {
+	f := startFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Bootstrap: f.Bootstrap(), Records: 5_000, Mode: ModeProduce, Runs: 2}
+	res, err := Run(ctx, cfg, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Equal(t, int64(5_000), res.Produce.Records)
+	require.Zero(t, res.Consume.Records)
+
+	cfg.Mode, cfg.Runs = ModeConsume, 1
+	res, err = Run(ctx, cfg, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Equal(t, int64(10_000), res.Consume.Records)
+	require.Zero(t, res.Produce.Records)
+}
+
+func TestRunDuration(t *testing.T) {
+	f := startFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Bootstrap: f.Bootstrap(), Duration: 200 * time.Millisecond}, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Positive(t, res.Produce.Records)
+	require.Equal(t, res.Produce.Records, res.Consume.Records)
+}
+
+func TestFlushPolicyIsPrinted(t *testing.T) {
+	f := startFake(t, kfake.BrokerConfigs(map[string]string{FlushPolicyKey: "interval=1s"}))
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Config{Bootstrap: f.Bootstrap(), Records: 10}, &out)
+	require.NoError(t, err)
+	if res.FlushPolicy == "unknown" {
+		t.Skip("kfake does not echo unknown broker config keys")
+	}
+	require.Equal(t, "interval=1s", res.FlushPolicy)
+	require.Contains(t, out.String(), "interval=1s")
+}
+
+func TestConfigComplete(t *testing.T) {
+	c, err := Config{Bootstrap: "127.0.0.1:9092"}.Complete()
+	require.NoError(t, err)
+	require.Equal(t, Config{
+		Bootstrap: "127.0.0.1:9092", Topic: DefaultTopic, Records: DefaultRecords, RecordSize: 100,
+		Acks: "1", Partitions: 6, ReplicationFactor: 1, Compression: "none", Producers: 1,
+		BatchMaxBytes: 1 << 20, Linger: DefaultLinger, MaxInflight: 5, MaxBufferedRecords: 1 << 20,
+		FetchMaxBytes: 64 << 20, Mode: ModeBoth, Runs: 1,
+	}, c)
+
+	c, err = Config{Bootstrap: "b:1", Acks: "-1", Compression: "ZSTD", Duration: time.Second}.Complete()
+	require.NoError(t, err)
+	require.Equal(t, "all", c.Acks)
+	require.Equal(t, "zstd", c.Compression)
+	require.Zero(t, c.Records)
+
+	for _, tc := range []struct {
+		field string
+		cfg   Config
+	}{
+		{"Bootstrap", Config{}},
+		{"Topic", Config{Topic: "a b"}},
+		{"Records", Config{Records: -1}},
+		{"Duration", Config{Duration: -time.Second}},
+		{"Duration", Config{Records: 10, Duration: time.Second}},
+		{"RecordSize", Config{RecordSize: -1}},
+		{"RecordSize", Config{RecordSize: 2 << 20}},
+		{"Acks", Config{Acks: "2"}},
+		{"Idempotent", Config{Idempotent: true}},
+		{"Partitions", Config{Partitions: -1}},
+		{"ReplicationFactor", Config{ReplicationFactor: -1}},
+		{"Compression", Config{Compression: "brotli"}},
+		{"Producers", Config{Producers: -1}},
+		{"BatchMaxBytes", Config{BatchMaxBytes: 10}},
+		{"MaxInflight", Config{MaxInflight: -1}},
+		{"MaxBufferedRecords", Config{MaxBufferedRecords: -1}},
+		{"FetchMaxBytes", Config{FetchMaxBytes: 10}},
+		{"Mode", Config{Mode: "read"}},
+		{"Runs", Config{Runs: -1}},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			if tc.field != "Bootstrap" {
+				tc.cfg.Bootstrap = "127.0.0.1:9092"
+			}
+			_, err := tc.cfg.Complete()
+			var fe *FieldError
+			require.True(t, errors.As(err, &fe), "got %v", err)
+			require.Equal(t, tc.field, fe.Field)
+			require.Contains(t, err.Error(), tc.field)
+
+			_, err = Run(context.Background(), tc.cfg, new(bytes.Buffer))
+			require.ErrorAs(t, err, &fe, "Run validates before connecting")
+		})
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
+		require.Equal(t, want, thousands(in))
+	}
+}
+
+// BenchmarkProduceKfake measures producing b.N records of 100 bytes with
+// acks=1 to an in-process kfake broker; ns/op is per record.
+func BenchmarkProduceKfake(b *testing.B) {
+	f := startFake(b)
+	b.ResetTimer()
+	res, err := Run(context.Background(), Config{Bootstrap: f.Bootstrap(), Records: int64(b.N), Mode: ModeProduce}, new(bytes.Buffer))
+	require.NoError(b, err)
+	b.ReportMetric(res.Produce.RecordsPerSec, "records/s")
+	b.ReportMetric(res.Produce.MiBPerSec, "MiB/s")
+}
+
+// BenchmarkConsumeKfake measures consuming b.N records of 100 bytes from
+// an in-process kfake broker; ns/op is per record.
+func BenchmarkConsumeKfake(b *testing.B) {
+	f := startFake(b)
+	cfg := Config{Bootstrap: f.Bootstrap(), Records: int64(b.N), Mode: ModeProduce}
+	_, err := Run(context.Background(), cfg, new(bytes.Buffer))
+	require.NoError(b, err)
+	b.ResetTimer()
+	cfg.Mode = ModeConsume
+	res, err := Run(context.Background(), cfg, new(bytes.Buffer))
+	require.NoError(b, err)
+	b.ReportMetric(res.Consume.RecordsPerSec, "records/s")
+	b.ReportMetric(res.Consume.MiBPerSec, "MiB/s")
+}
