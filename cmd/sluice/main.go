@@ -1,0 +1,36 @@
+// Command sluice is the one Sluice binary: `sluice SUBCOMMAND [flags]`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// subcommands maps each `sluice` subcommand to its entry point, which
+// parses its own flags from args.
+var subcommands = map[string]func(context.Context, []string) error{
+	"bench": runBench,
+}
+
+func main() {
+	if len(os.Args) < 2 || subcommands[os.Args[1]] == nil {
+		names := make([]string, 0, len(subcommands))
+		for n := range subcommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(os.Stderr, "usage: sluice %v [flags]\n", names)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := subcommands[os.Args[1]](ctx, os.Args[2:])
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sluice %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
