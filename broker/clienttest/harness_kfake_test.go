@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // isKfake is true when the tests run against franz-go's kfake (-tags kfake).
@@ -32,6 +33,9 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 		kfake.NumBrokers(1),
 		kfake.GroupMinSessionTimeout(time.Second),
 		kfake.AllowAutoTopicCreation(),
+		// Kafka 3.9 has no KIP-848 groups, like Sluice: clients use the
+		// classic JoinGroup/SyncGroup protocol.
+		kfake.MaxVersions(kversion.V3_9_0()),
 	}
 	for _, o := range opts {
 		o(&kopts)
