@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/sluicemq/sluice/bench"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // runBench is `sluice bench`: it measures produce and consume throughput
@@ -27,6 +28,7 @@ func runBench(ctx context.Context, args []string) error {
 	)
 	fs.StringVar(&cfg.Bootstrap, "bootstrap", "127.0.0.1:9092", "comma-separated `host:port` list of seed brokers")
 	fs.BoolVar(&fake, "fake", false, "benchmark an in-process kfake broker instead of --bootstrap")
+	servePort := fs.Int("serve-fake", -1, "only serve a kfake broker on 127.0.0.1:`port` (0: any) until interrupted, as a reference to bench from another process")
 	fs.StringVar(&cfg.Topic, "topic", bench.DefaultTopic, "`topic` to produce to and consume from, created if missing")
 	fs.Int64Var(&cfg.Records, "records", bench.DefaultRecords, "records produced per run")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "produce for this long per run instead of a count of --records")
@@ -55,6 +57,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["serve-fake"] {
+		return serveFake(ctx, *servePort)
+	}
 	if set["duration"] && !set["records"] {
 		cfg.Records = 0
 	}
@@ -88,4 +93,21 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	_, err := bench.Run(ctx, cfg, os.Stdout)
 	return err
+}
+
+// serveFake runs kfake on 127.0.0.1:port until ctx ends. Run in its own
+// process, it is the reference that compares fairly with a broker process:
+// the load generator does not share a Go runtime with either.
+func serveFake(ctx context.Context, port int) error {
+	if port < 0 || port > 65535 {
+		return fmt.Errorf("bench: --serve-fake %d is not a port", port)
+	}
+	f, err := bench.StartFake(kfake.Ports(port))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(os.Stdout, "kfake listening on %s\n", f.Bootstrap())
+	<-ctx.Done()
+	return nil
 }
