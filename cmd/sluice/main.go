@@ -13,7 +13,8 @@ import (
 // subcommands maps each `sluice` subcommand to its entry point, which
 // parses its own flags from args.
 var subcommands = map[string]func(context.Context, []string) error{
-	"bench": runBench,
+	"bench":  runBench,
+	"broker": runBroker,
 }
 
 func main() {

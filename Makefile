@@ -1,0 +1,41 @@
+# Sluice: `make run` starts a local broker, `make test` runs every test.
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+GOBIN := $(shell $(GO) env GOPATH)/bin
+
+.PHONY: build run test test-race lint bench compat fuzz tools clean
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+# One broker on 127.0.0.1:9092 with data under ./data; Ctrl-C stops it cleanly.
+run: build
+	./bin/sluice broker --listen 127.0.0.1:9092 --data-dir data
+
+# Every package, with the race detector on the concurrent ones.
+test: build
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race -timeout 15m ./broker/storage/... ./broker/record/... ./broker/group/... ./broker/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+
+# Throughput of a fresh broker process against franz-go's in-memory fake in the
+# same run; see docs/benchmarks.md.
+bench: build
+	./scripts/bench.sh
+
+# franz-go's own integration suite (pkg/kgo) against a running Sluice broker.
+compat: build
+	./scripts/compat.sh
+
+# A short run of every fuzz target.
+fuzz:
+	$(GO) test ./broker/record/ -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./broker/storage/ -run '^$$' -fuzz FuzzRecover -fuzztime 30s
+
+clean:
+	rm -rf bin data .compat

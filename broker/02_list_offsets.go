@@ -1,0 +1,80 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/storage"
+)
+
+// ListOffsets: v1-10
+//
+// Behavior:
+//   - Timestamp -2: log start offset; -1: high watermark (end); -3 (v7+): offset and
+//     timestamp of the record with the largest timestamp; -4 (earliest local) is the
+//     log start offset, as every segment is local.
+//   - Other timestamps: the first offset whose timestamp is at or after it, found
+//     through the time index; none gives offset -1 and timestamp -1, like Kafka.
+//   - v4+: CurrentLeaderEpoch is checked and LeaderEpoch returned.
+//   - READ_COMMITTED equals READ_UNCOMMITTED (no transactions).
+
+func init() { register(2, 1, 10, (*Broker).handleListOffsets) }
+
+func (b *Broker) handleListOffsets(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			err := b.listOffset(req.Version, rt.Topic, &rp, &sp)
+			if errors.Is(err, storage.ErrClosed) {
+				err = kerr.UnknownTopicOrPartition
+			}
+			sp.ErrorCode = errCode(err)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+func (b *Broker) listOffset(version int16, topicName string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) error {
+	p := b.partitionOf(topicName, rp.Partition)
+	if p == nil {
+		return kerr.UnknownTopicOrPartition
+	}
+	if version >= 4 && rp.CurrentLeaderEpoch >= 0 {
+		switch {
+		case rp.CurrentLeaderEpoch < p.leaderEpoch:
+			return kerr.FencedLeaderEpoch
+		case rp.CurrentLeaderEpoch > p.leaderEpoch:
+			return kerr.UnknownLeaderEpoch
+		}
+	}
+	switch rp.Timestamp {
+	case -2, -4:
+		sp.Offset = p.log.LogStartOffset()
+		sp.LeaderEpoch = p.leaderEpoch
+	case -1:
+		sp.Offset = p.log.LogEndOffset()
+		sp.LeaderEpoch = p.leaderEpoch
+	case -3:
+		sp.Offset, sp.Timestamp = p.log.MaxTimestamp()
+		sp.LeaderEpoch = p.leaderEpoch
+	default:
+		if rp.Timestamp < 0 {
+			return kafkaErr(kerr.InvalidRequest, "unsupported special timestamp")
+		}
+		if off, ts, ok := p.log.OffsetForTimestamp(rp.Timestamp); ok {
+			sp.Offset, sp.Timestamp = off, ts
+			sp.LeaderEpoch = p.leaderEpoch
+		}
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+package broker
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// SyncGroup: v0-5
+//
+// Behavior:
+//   - Served by the group coordinator (package group) for groups whose
+//     __consumer_offsets partition this broker leads.
+//   - Members wait for the leader's assignment, which is then handed out.
+
+func init() { register(14, 0, 5, (*Broker).handleSyncGroup) }
+
+func (b *Broker) handleSyncGroup(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	return b.groups.SyncGroup(cc.ctx, kreq.(*kmsg.SyncGroupRequest)), nil
+}

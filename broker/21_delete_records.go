@@ -1,0 +1,54 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/storage"
+)
+
+// DeleteRecords: v0-2
+//
+// Behavior:
+//   - Advances the log start offset to the given offset (-1: the high watermark);
+//     whole segments below it are removed, and the new start offset survives
+//     restarts. An offset beyond the high watermark gets OFFSET_OUT_OF_RANGE.
+
+func init() { register(21, 0, 2, (*Broker).handleDeleteRecords) }
+
+func (b *Broker) handleDeleteRecords(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DeleteRecordsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			p := b.partitionOf(rt.Topic, rp.Partition)
+			var err error
+			switch {
+			case p == nil:
+				err = kerr.UnknownTopicOrPartition
+			case p.topic.internal:
+				err = kafkaErr(kerr.InvalidTopicException, "records of internal topics cannot be deleted")
+			default:
+				off := rp.Offset
+				if off == -1 {
+					off = p.log.LogEndOffset()
+				}
+				sp.LowWatermark, err = p.log.DeleteRecordsBefore(off)
+			}
+			if errors.Is(err, storage.ErrClosed) {
+				err = kerr.UnknownTopicOrPartition
+			}
+			sp.ErrorCode = errCode(err)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

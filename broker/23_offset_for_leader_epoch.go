@@ -1,0 +1,53 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/storage"
+)
+
+// OffsetForLeaderEpoch: v0-4
+//
+// Behavior:
+//   - Returns the largest epoch <= the requested one and the end offset of that
+//     epoch, from the log's leader-epoch cache; clients use it to detect log
+//     truncation, followers to find where to truncate.
+//   - v2+: CurrentLeaderEpoch is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+
+func init() { register(23, 0, 4, (*Broker).handleOffsetForLeaderEpoch) }
+
+func (b *Broker) handleOffsetForLeaderEpoch(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LeaderEpoch, sp.EndOffset = -1, -1
+			p := b.partitionOf(rt.Topic, rp.Partition)
+			var err error
+			switch {
+			case p == nil:
+				err = kerr.UnknownTopicOrPartition
+			case req.Version >= 2 && rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.leaderEpoch:
+				err = kerr.FencedLeaderEpoch
+			case req.Version >= 2 && rp.CurrentLeaderEpoch > p.leaderEpoch:
+				err = kerr.UnknownLeaderEpoch
+			default:
+				sp.LeaderEpoch, sp.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch)
+			}
+			if errors.Is(err, storage.ErrClosed) {
+				err = kerr.UnknownTopicOrPartition
+			}
+			sp.ErrorCode = errCode(err)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}

@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// AlterConfigs: v0-2
+//
+// Behavior:
+//   - Topics: the given configs replace every override of the topic (the legacy,
+//     non-incremental semantics); all are validated before any is applied.
+//   - Brokers: settings come from broker.yaml and flags and are not changed at run
+//     time; such requests get INVALID_REQUEST.
+//   - ValidateOnly checks without applying.
+
+func init() { register(33, 0, 2, (*Broker).handleAlterConfigs) }
+
+func (b *Broker) handleAlterConfigs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.AlterConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		err := func() error {
+			t, err := b.alterableTopic(rr.ResourceType, rr.ResourceName)
+			if err != nil {
+				return err
+			}
+			configs := make(map[string]string)
+			for _, c := range rr.Configs {
+				if c.Value != nil {
+					configs[c.Name] = *c.Value
+				}
+			}
+			if err := validateTopicConfigs(configs); err != nil {
+				return err
+			}
+			if req.ValidateOnly {
+				return nil
+			}
+			return b.setTopicConfigs(t, configs)
+		}()
+		sr.ErrorCode, sr.ErrorMessage = errCode(err), errMessage(err)
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp, nil
+}
+
+// alterableTopic resolves the target of a config change, refusing brokers.
+func (b *Broker) alterableTopic(typ kmsg.ConfigResourceType, name string) (*topic, error) {
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		t := b.topicByName(name)
+		if t == nil {
+			return nil, kerr.UnknownTopicOrPartition
+		}
+		return t, nil
+	case kmsg.ConfigResourceTypeBroker:
+		return nil, kafkaErr(kerr.InvalidRequest, "broker settings are static: change broker.yaml and restart")
+	default:
+		return nil, kafkaErr(kerr.InvalidRequest, fmt.Sprintf("resource type %v is not supported", typ))
+	}
+}

@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"path/filepath"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeLogDirs: v0-4
+//
+// Behavior:
+//   - One log dir (log.dir) with the size of each requested partition (all when the
+//     topic list is null); v4+ the file system's total and usable bytes.
+
+func init() { register(35, 0, 4, (*Broker).handleDescribeLogDirs) }
+
+func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.DescribeLogDirsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	dir := kmsg.NewDescribeLogDirsResponseDir()
+	dir.Dir, _ = filepath.Abs(b.cfg.DataDir)
+	dir.TotalBytes, dir.UsableBytes = diskSpace(b.cfg.DataDir)
+
+	addTopic := func(t *topic, indexes []int32) {
+		dt := kmsg.NewDescribeLogDirsResponseDirTopic()
+		dt.Topic = t.name
+		parts := b.partitionsOf(t)
+		for _, p := range parts {
+			if indexes != nil && !containsInt32(indexes, p.index) {
+				continue
+			}
+			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
+			dp.Partition, dp.Size = p.index, p.log.Size()
+			dt.Partitions = append(dt.Partitions, dp)
+		}
+		dir.Topics = append(dir.Topics, dt)
+	}
+	if req.Topics == nil {
+		for _, t := range b.sortedTopics() {
+			addTopic(t, nil)
+		}
+	} else {
+		for _, rt := range req.Topics {
+			if t := b.topicByName(rt.Topic); t != nil {
+				addTopic(t, rt.Partitions)
+			}
+		}
+	}
+	resp.Dirs = append(resp.Dirs, dir)
+	return resp, nil
+}
+
+func containsInt32(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// diskSpace is the total and available bytes of the file system holding dir, or
+// -1, -1 when unknown.
+func diskSpace(dir string) (total, usable int64) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return -1, -1
+	}
+	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize
+}

@@ -1,0 +1,210 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a broker's configuration. The YAML form uses Kafka's names for Kafka
+// settings; fields without a Kafka counterpart are Sluice's own. Zero values are
+// replaced by the defaults in DefaultConfig when a file is loaded.
+type Config struct {
+	// NodeID is this broker's id, like Kafka's node.id. Default 1.
+	NodeID int32 `yaml:"node.id"`
+	// Listen is the address the Kafka listener binds, host:port. Default 127.0.0.1:9092.
+	Listen string `yaml:"listen"`
+	// AdvertisedListen is the address returned to clients in Metadata, like Kafka's
+	// advertised.listeners. Default: the bound listen address.
+	AdvertisedListen string `yaml:"advertised.listen"`
+	// DataDir holds partition logs and broker state, like Kafka's log.dir. Default ./data.
+	DataDir string `yaml:"log.dir"`
+	// ClusterID names the cluster in Metadata and DescribeCluster. Default "sluice".
+	ClusterID string `yaml:"cluster.id"`
+
+	// Flush is when partition data is fsynced: none (left to the OS), interval (every
+	// FlushIntervalMs) or always (a produce is acknowledged only after fsync, with group
+	// commit). Default interval.
+	Flush string `yaml:"flush"`
+	// FlushIntervalMs is the flush period for Flush=interval, like Kafka's
+	// log.flush.interval.ms. Default 1000.
+	FlushIntervalMs int64 `yaml:"log.flush.interval.ms"`
+
+	// NumPartitions is the partition count of auto-created topics and of CreateTopics
+	// requests that leave it unset, like Kafka's num.partitions. Default 1.
+	NumPartitions int32 `yaml:"num.partitions"`
+	// DefaultReplicationFactor is used when a CreateTopics request leaves it unset, like
+	// Kafka's default.replication.factor. Default 1.
+	DefaultReplicationFactor int16 `yaml:"default.replication.factor"`
+	// AutoCreateTopics creates unknown topics on Metadata requests that allow it, like
+	// Kafka's auto.create.topics.enable. Default true.
+	AutoCreateTopics *bool `yaml:"auto.create.topics.enable"`
+	// DeleteTopicEnable allows DeleteTopics, like Kafka's delete.topic.enable. Default true.
+	DeleteTopicEnable *bool `yaml:"delete.topic.enable"`
+	// MessageMaxBytes is the largest record batch accepted, like Kafka's
+	// message.max.bytes. Default 1048588.
+	MessageMaxBytes int32 `yaml:"message.max.bytes"`
+	// SocketRequestMaxBytes is the largest request frame accepted; larger frames close
+	// the connection, like Kafka's socket.request.max.bytes. Default 100 MiB.
+	SocketRequestMaxBytes int32 `yaml:"socket.request.max.bytes"`
+
+	// LogSegmentBytes is the default segment.bytes of topics, like Kafka's
+	// log.segment.bytes. Default 1 GiB.
+	LogSegmentBytes int64 `yaml:"log.segment.bytes"`
+	// LogRollMs is the default segment.ms of topics, like Kafka's log.roll.ms. Default 7 days.
+	LogRollMs int64 `yaml:"log.roll.ms"`
+	// LogRetentionMs is the default retention.ms of topics, like Kafka's
+	// log.retention.ms. Default 7 days; -1 keeps data forever.
+	LogRetentionMs int64 `yaml:"log.retention.ms"`
+	// LogRetentionBytes is the default retention.bytes of topics, like Kafka's
+	// log.retention.bytes. Default -1 (unlimited).
+	LogRetentionBytes int64 `yaml:"log.retention.bytes"`
+	// LogCleanupPolicy is the default cleanup.policy of topics, like Kafka's
+	// log.cleanup.policy. Default delete.
+	LogCleanupPolicy string `yaml:"log.cleanup.policy"`
+	// LogRetentionCheckIntervalMs is how often retention and compaction run, like
+	// Kafka's log.retention.check.interval.ms. Default 300000.
+	LogRetentionCheckIntervalMs int64 `yaml:"log.retention.check.interval.ms"`
+
+	// OffsetsTopicNumPartitions is the partition count of __consumer_offsets, like Kafka's
+	// offsets.topic.num.partitions. Default 50.
+	OffsetsTopicNumPartitions int32 `yaml:"offsets.topic.num.partitions"`
+	// OffsetsRetentionMinutes is how long committed offsets of empty groups are kept,
+	// like Kafka's offsets.retention.minutes. Default 10080 (7 days).
+	OffsetsRetentionMinutes int64 `yaml:"offsets.retention.minutes"`
+	// GroupMinSessionTimeoutMs is like Kafka's group.min.session.timeout.ms. Default 6000.
+	GroupMinSessionTimeoutMs int64 `yaml:"group.min.session.timeout.ms"`
+	// GroupMaxSessionTimeoutMs is like Kafka's group.max.session.timeout.ms. Default 1800000.
+	GroupMaxSessionTimeoutMs int64 `yaml:"group.max.session.timeout.ms"`
+	// GroupInitialRebalanceDelayMs is like Kafka's group.initial.rebalance.delay.ms.
+	// Default 3000.
+	GroupInitialRebalanceDelayMs *int64 `yaml:"group.initial.rebalance.delay.ms"`
+	// GroupMaxSize is like Kafka's group.max.size. Default 0 (unlimited).
+	GroupMaxSize int `yaml:"group.max.size"`
+
+	// PprofListen, when set, serves net/http/pprof on that address.
+	PprofListen string `yaml:"pprof.listen"`
+}
+
+// DefaultConfig returns the configuration `sluice broker` runs with when nothing
+// else is given.
+func DefaultConfig() Config {
+	var c Config
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	setDefault(&c.NodeID, 1)
+	setDefault(&c.Listen, "127.0.0.1:9092")
+	setDefault(&c.DataDir, "data")
+	setDefault(&c.ClusterID, "sluice")
+	setDefault(&c.Flush, "interval")
+	setDefault(&c.FlushIntervalMs, 1000)
+	setDefault(&c.NumPartitions, 1)
+	setDefault(&c.DefaultReplicationFactor, 1)
+	if c.AutoCreateTopics == nil {
+		c.AutoCreateTopics = ptr(true)
+	}
+	if c.DeleteTopicEnable == nil {
+		c.DeleteTopicEnable = ptr(true)
+	}
+	setDefault(&c.MessageMaxBytes, 1048588)
+	setDefault(&c.SocketRequestMaxBytes, 100<<20)
+	setDefault(&c.LogSegmentBytes, 1<<30)
+	setDefault(&c.LogRollMs, int64(7*24*time.Hour/time.Millisecond))
+	setDefault(&c.LogRetentionMs, int64(7*24*time.Hour/time.Millisecond))
+	setDefault(&c.LogRetentionBytes, -1)
+	setDefault(&c.LogCleanupPolicy, "delete")
+	setDefault(&c.LogRetentionCheckIntervalMs, 300000)
+	setDefault(&c.OffsetsTopicNumPartitions, 50)
+	setDefault(&c.OffsetsRetentionMinutes, 10080)
+	setDefault(&c.GroupMinSessionTimeoutMs, 6000)
+	setDefault(&c.GroupMaxSessionTimeoutMs, 1800000)
+	if c.GroupInitialRebalanceDelayMs == nil {
+		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Validate reports the first invalid setting, naming it by its YAML name.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
+	}
+	if c.AdvertisedListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedListen); err != nil {
+			return fmt.Errorf("advertised.listen: %q is not host:port: %w", c.AdvertisedListen, err)
+		}
+	}
+	switch c.Flush {
+	case "none", "interval", "always":
+	default:
+		return fmt.Errorf("flush: %q is not one of none, interval, always", c.Flush)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"node.id", c.NodeID >= 0},
+		{"log.flush.interval.ms", c.FlushIntervalMs > 0},
+		{"num.partitions", c.NumPartitions > 0},
+		{"default.replication.factor", c.DefaultReplicationFactor > 0},
+		{"message.max.bytes", c.MessageMaxBytes > 0},
+		{"socket.request.max.bytes", c.SocketRequestMaxBytes > 0},
+		{"log.segment.bytes", c.LogSegmentBytes >= 14},
+		{"log.roll.ms", c.LogRollMs > 0},
+		{"log.retention.ms", c.LogRetentionMs >= -1},
+		{"log.retention.bytes", c.LogRetentionBytes >= -1},
+		{"log.retention.check.interval.ms", c.LogRetentionCheckIntervalMs > 0},
+		{"offsets.topic.num.partitions", c.OffsetsTopicNumPartitions > 0},
+		{"offsets.retention.minutes", c.OffsetsRetentionMinutes > 0},
+		{"group.min.session.timeout.ms", c.GroupMinSessionTimeoutMs > 0},
+		{"group.max.session.timeout.ms", c.GroupMaxSessionTimeoutMs >= c.GroupMinSessionTimeoutMs},
+		{"group.initial.rebalance.delay.ms", *c.GroupInitialRebalanceDelayMs >= 0},
+		{"group.max.size", c.GroupMaxSize >= 0},
+	}
+	for _, chk := range checks {
+		if !chk.ok {
+			return fmt.Errorf("%s: value out of range", chk.name)
+		}
+	}
+	if err := validCleanupPolicy(c.LogCleanupPolicy); err != nil {
+		return fmt.Errorf("log.cleanup.policy: %w", err)
+	}
+	return nil
+}
+
+// LoadConfig reads a broker YAML file strictly: unknown fields are errors that name
+// the field and line. Defaults fill what the file leaves out.
+func LoadConfig(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Requests are read and handled in order, as Kafka
+// does; encoded responses go to a writer goroutine so the next request is read while
+// the previous response is being written.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	ctx    context.Context
+	remote string
+
+	clientID        string
+	softwareName    string
+	softwareVersion string
+
+	out chan []byte
+}
+
+// serve starts the goroutines of a new connection.
+func (b *Broker) serve(ctx context.Context, nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan []byte, 64)}
+	b.connMu.Lock()
+	b.conns[cc] = struct{}{}
+	b.connMu.Unlock()
+	b.connWG.Add(2)
+	var writerDone sync.WaitGroup
+	writerDone.Add(1)
+	go func() {
+		defer b.connWG.Done()
+		defer writerDone.Done()
+		cc.writeLoop()
+	}()
+	go func() {
+		defer b.connWG.Done()
+		err := cc.readLoop()
+		close(cc.out)
+		writerDone.Wait()
+		nc.Close()
+		b.connMu.Lock()
+		delete(b.conns, cc)
+		b.connMu.Unlock()
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+			b.logger.Info("closing connection", "remote", cc.remote, "client_id", cc.clientID, "err", err)
+		}
+	}()
+}
+
+// closeConns closes every open connection; their goroutines then end.
+func (b *Broker) closeConns() {
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	for cc := range b.conns {
+		cc.nc.Close()
+	}
+}
+
+func (cc *conn) writeLoop() {
+	w := bufio.NewWriterSize(cc.nc, 64<<10)
+	failed := false
+	for buf := range cc.out {
+		if failed {
+			continue
+		}
+		if _, err := w.Write(buf); err != nil {
+			failed = true
+			cc.nc.Close()
+			continue
+		}
+		if len(cc.out) == 0 {
+			if err := w.Flush(); err != nil {
+				failed = true
+				cc.nc.Close()
+			}
+		}
+	}
+}
+
+// errCloseConn ends a connection after a request that cannot be answered.
+var errCloseConn = errors.New("closing connection")
+
+func (cc *conn) readLoop() error {
+	r := bufio.NewReaderSize(cc.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > cc.b.cfg.SocketRequestMaxBytes {
+			return fmt.Errorf("request size %d outside [8, socket.request.max.bytes=%d]", size, cc.b.cfg.SocketRequestMaxBytes)
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return err
+		}
+		if err := cc.handle(body); err != nil {
+			return err
+		}
+	}
+}
+
+// handle decodes one request frame, runs its handler and queues the response.
+func (cc *conn) handle(frame []byte) error {
+	rd := kbin.Reader{Src: frame}
+	key := rd.Int16()
+	version := rd.Int16()
+	correlationID := rd.Int32()
+	clientID := rd.NullableString()
+	if err := rd.Complete(); err != nil {
+		return fmt.Errorf("malformed request header: %w", err)
+	}
+	if clientID != nil {
+		cc.clientID = *clientID
+	}
+	if key < 0 || int(key) >= len(apis) || apis[key] == nil {
+		return fmt.Errorf("unsupported api key %d", key)
+	}
+	api := apis[key]
+	if version < api.min || version > api.max {
+		if key == 18 {
+			return cc.send(correlationID, unsupportedApiVersions(), false)
+		}
+		return fmt.Errorf("unsupported version %d of %s", version, kmsg.NameForKey(key))
+	}
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&rd)
+		if err := rd.Complete(); err != nil {
+			return fmt.Errorf("malformed request header tags: %w", err)
+		}
+	}
+	if err := req.ReadFrom(rd.Src); err != nil {
+		return fmt.Errorf("malformed %s v%d request: %w", kmsg.NameForKey(key), version, err)
+	}
+	resp, err := api.handle(cc.b, cc, req)
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		return nil
+	}
+	return cc.send(correlationID, resp, req.IsFlexible() && key != 18)
+}
+
+// send encodes a response with its header and queues it for the writer.
+func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader bool) error {
+	buf := make([]byte, 8, 256)
+	binary.BigEndian.PutUint32(buf[4:], uint32(correlationID))
+	if flexibleHeader {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	select {
+	case cc.out <- buf:
+		return nil
+	case <-cc.ctx.Done():
+		return cc.ctx.Err()
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/sluicemq/sluice/broker"
+)
+
+// runBroker is `sluice broker`: flags override the optional --config file, which
+// overrides the defaults.
+func runBroker(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	configPath := fs.String("config", "", "optional broker YAML file (Kafka's names for Kafka settings)")
+	listen := fs.String("listen", "", "Kafka listener address host:port (default 127.0.0.1:9092)")
+	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state (default ./data)")
+	nodeID := fs.Int("node-id", -1, "node id (default 1)")
+	advertised := fs.String("advertised-listen", "", "address given to clients (default: the listen address)")
+	flush := fs.String("flush", "", "flush policy: none, interval or always (default interval)")
+	pprofListen := fs.String("pprof", "", "serve net/http/pprof on this address")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg := broker.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = broker.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "node-id":
+			cfg.NodeID = int32(*nodeID)
+		case "advertised-listen":
+			cfg.AdvertisedListen = *advertised
+		case "flush":
+			cfg.Flush = *flush
+		case "pprof":
+			cfg.PprofListen = *pprofListen
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b, err := broker.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
