@@ -23,11 +23,15 @@ var (
 )
 
 // buildSluice builds cmd/sluice once per test binary into a temp dir that
-// TestMain removes.
+// TestMain removes. SLUICE_BIN names a prebuilt binary to test instead (a
+// release build, say); it must accept `broker --listen --data-dir`.
 func buildSluice(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("SLUICE_BIN"); bin != "" {
+		return bin
+	}
 	if isKfake {
-		t.Skip("process tests need bin/sluice; not run with -tags kfake")
+		t.Skip("process tests need a sluice binary: set SLUICE_BIN with -tags kfake")
 	}
 	sluiceBinOnce.Do(func() {
 		sluiceBinDir, sluiceBinErr = os.MkdirTemp("", "sluice-clienttest-bin-")
