@@ -107,8 +107,8 @@ func TestConfigComplete(t *testing.T) {
 	require.Equal(t, Config{
 		Bootstrap: "127.0.0.1:9092", Topic: DefaultTopic, Records: DefaultRecords, RecordSize: 100,
 		Acks: "1", Partitions: 6, ReplicationFactor: 1, Compression: "none", Producers: 1,
-		BatchMaxBytes: 1 << 20, Linger: DefaultLinger, MaxInflight: 5, MaxBufferedRecords: 1 << 20,
-		FetchMaxBytes: 64 << 20, Mode: ModeBoth, Runs: 1,
+		BatchMaxBytes: 1 << 20, Linger: DefaultLinger, MaxInflight: 5, MaxBufferedRecords: 1 << 18,
+		FetchMaxBytes: 4 << 20, Mode: ModeBoth, Runs: 1,
 	}, c)
 
 	c, err = Config{Bootstrap: "b:1", Acks: "-1", Compression: "ZSTD", Duration: time.Second}.Complete()
