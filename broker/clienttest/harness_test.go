@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -13,15 +14,27 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 )
 
 // testTimeout bounds every single client operation in this package, so a hung
 // broker fails one test instead of the whole binary's -timeout.
 const testTimeout = 30 * time.Second
 
+// TestMain removes the sluice binary built for process tests and checks for
+// leaked goroutines: every client and broker a test starts must be closed.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	cleanupSluiceBinary()
+	if code == 0 {
+		if err := goleak.Find(
+			// sarama's metrics registry starts one process-wide meter ticker.
+			goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+		); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

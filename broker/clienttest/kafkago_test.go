@@ -63,7 +63,12 @@ func TestKafkaGo(t *testing.T) {
 		return err == nil && len(ps) == 3
 	})
 
+	// An own Transport, not kafka.DefaultTransport, so its pooled
+	// connections can be closed at the end instead of leaking.
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
 	w := &kafka.Writer{
+		Transport:    transport,
 		Addr:         kafka.TCP(b.Addr),
 		Topic:        topic,
 		Balancer:     &kafka.Hash{},
