@@ -211,17 +211,16 @@ func (l *Log) TruncateTo(offset int64) error {
 	s := l.active()
 	pos := int64(0)
 	if offset > s.base {
-		// Find the first batch that reaches offset.
-		for p := s.lookup(offset); p < s.size; {
-			h, err := s.peekHeader(p)
+		// Keep every batch that ends before offset.
+		for pos = s.lookup(offset); pos < s.size; {
+			h, err := s.peekHeader(pos)
 			if err != nil {
 				return fmt.Errorf("storage: truncate: %w", err)
 			}
 			if h.LastOffset() >= offset {
 				break
 			}
-			p += int64(h.Size())
-			pos = p
+			pos += int64(h.Size())
 		}
 	}
 	if err := s.f.Truncate(pos); err != nil {
