@@ -35,7 +35,7 @@ func (b *Broker) handleProduce(_ *conn, kreq kmsg.Request) (kmsg.Response, error
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		allErr = kerr.InvalidRequiredAcks
-	case req.TransactionalID != nil:
+	case req.TransactionID != nil:
 		allErr = kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
 	}
 

@@ -1,0 +1,38 @@
+package broker
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadConfig(t *testing.T) {
+	c, err := LoadConfig("testdata/config/valid-full.yaml")
+	require.NoError(t, err)
+	require.Equal(t, int32(3), c.NodeID)
+	require.Equal(t, "always", c.Flush)
+	require.Equal(t, int32(6), c.NumPartitions)
+	require.False(t, *c.AutoCreateTopics)
+	require.Equal(t, int64(0), *c.GroupInitialRebalanceDelayMs)
+	require.Equal(t, int32(50), c.OffsetsTopicNumPartitions, "defaults fill what the file leaves out")
+
+	c, err = LoadConfig("testdata/config/valid-empty.yaml")
+	require.NoError(t, err)
+	require.Equal(t, DefaultConfig(), c)
+
+	for _, tc := range []struct{ file, mentions string }{
+		{"invalid-unknown-field.yaml", "log.retention.hourz"},
+		{"invalid-flush.yaml", "flush"},
+		{"invalid-listen.yaml", "listen"},
+		{"invalid-type.yaml", "line 1"},
+		{"invalid-cleanup.yaml", "log.cleanup.policy"},
+		{"invalid-range.yaml", "group.max.session.timeout.ms"},
+		{"missing.yaml", "no such file"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := LoadConfig("testdata/config/" + tc.file)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.mentions)
+		})
+	}
+}
