@@ -12,8 +12,8 @@
 # Environment (all optional):
 #   SLUICE      the binary, default bin/sluice (built if missing)
 #   BOOTSTRAP   benchmark this broker instead of starting one
-#   LISTEN      where the started broker listens, default 127.0.0.1:19092
-#   FAKE_PORT   where kfake listens on 127.0.0.1, default 19093
+#   LISTEN      where the started broker listens, default 127.0.0.1:29092
+#   FAKE_PORT   where kfake listens on 127.0.0.1, default 29093
 #   PPROF       passed to the broker as --pprof, e.g. 127.0.0.1:6060
 #   PROFILE     a file: during the first Sluice run, save a 5s broker CPU
 #               profile there (needs PPROF)
@@ -24,8 +24,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SLUICE=${SLUICE:-bin/sluice}
-LISTEN=${LISTEN:-127.0.0.1:19092}
-FAKE_PORT=${FAKE_PORT:-19093}
+LISTEN=${LISTEN:-127.0.0.1:29092}
+FAKE_PORT=${FAKE_PORT:-29093}
 RUNS=${RUNS:-5}
 RECORDS=${RECORDS:-5000000}
 BENCH_FLAGS=${BENCH_FLAGS:-}
@@ -45,6 +45,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# free HOST:PORT fails if something already listens there: the bench
+# would otherwise measure, and write to, somebody else's broker.
+free() {
+	if (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; then
+		echo "$1 is already in use; set LISTEN or FAKE_PORT" >&2
+		exit 1
+	fi
+}
+
 # await HOST:PORT PID LOG waits until HOST:PORT accepts connections.
 await() {
 	local host=${1%:*} port=${1##*:}
@@ -61,11 +70,13 @@ if [[ -z ${BOOTSTRAP:-} ]]; then
 	BOOTSTRAP=$LISTEN
 	args=(broker --listen "$LISTEN" --data-dir "$work/data")
 	[[ -n ${PPROF:-} ]] && args+=(--pprof "$PPROF")
+	free "$LISTEN"
 	"$SLUICE" "${args[@]}" >"$work/broker.log" 2>&1 &
 	pids+=($!)
 	await "$LISTEN" $! "$work/broker.log"
 	echo "started: $SLUICE ${args[*]}"
 fi
+free "127.0.0.1:$FAKE_PORT"
 "$SLUICE" bench --serve-fake "$FAKE_PORT" >"$work/kfake.log" 2>&1 &
 pids+=($!)
 await "127.0.0.1:$FAKE_PORT" $! "$work/kfake.log"
