@@ -162,7 +162,7 @@ func (cc *conn) handle(frame []byte) error {
 
 // send encodes a response with its header and queues it for the writer.
 func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader bool) error {
-	buf := make([]byte, 8, 256)
+	buf := make([]byte, 8, 256+responseSizeHint(resp))
 	binary.BigEndian.PutUint32(buf[4:], uint32(correlationID))
 	if flexibleHeader {
 		buf = append(buf, 0)
@@ -175,4 +175,20 @@ func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader boo
 	case <-cc.ctx.Done():
 		return cc.ctx.Err()
 	}
+}
+
+// responseSizeHint is the record bytes a response carries, so its buffer is sized
+// once instead of growing (and copying) while the batches are appended.
+func responseSizeHint(resp kmsg.Response) int {
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for i := range fr.Topics {
+		for j := range fr.Topics[i].Partitions {
+			n += len(fr.Topics[i].Partitions[j].RecordBatches) + 64
+		}
+	}
+	return n
 }
