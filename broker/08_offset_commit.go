@@ -15,5 +15,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(8, 0, 9, (*Broker).handleOffsetCommit) }
 
 func (b *Broker) handleOffsetCommit(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.OffsetCommit(cc.ctx, kreq.(*kmsg.OffsetCommitRequest)), nil
+	return b.groups.OffsetCommit(cc.groupCtx(), kreq.(*kmsg.OffsetCommitRequest)), nil
 }

@@ -13,5 +13,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(9, 0, 9, (*Broker).handleOffsetFetch) }
 
 func (b *Broker) handleOffsetFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.OffsetFetch(cc.ctx, kreq.(*kmsg.OffsetFetchRequest)), nil
+	return b.groups.OffsetFetch(cc.groupCtx(), kreq.(*kmsg.OffsetFetchRequest)), nil
 }

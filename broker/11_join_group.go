@@ -16,5 +16,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(11, 0, 9, (*Broker).handleJoinGroup) }
 
 func (b *Broker) handleJoinGroup(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.JoinGroup(cc.ctx, kreq.(*kmsg.JoinGroupRequest)), nil
+	return b.groups.JoinGroup(cc.groupCtx(), kreq.(*kmsg.JoinGroupRequest)), nil
 }

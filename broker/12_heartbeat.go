@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(12, 0, 4, (*Broker).handleHeartbeat) }
 
 func (b *Broker) handleHeartbeat(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.Heartbeat(cc.ctx, kreq.(*kmsg.HeartbeatRequest)), nil
+	return b.groups.Heartbeat(cc.groupCtx(), kreq.(*kmsg.HeartbeatRequest)), nil
 }

@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(13, 0, 5, (*Broker).handleLeaveGroup) }
 
 func (b *Broker) handleLeaveGroup(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.LeaveGroup(cc.ctx, kreq.(*kmsg.LeaveGroupRequest)), nil
+	return b.groups.LeaveGroup(cc.groupCtx(), kreq.(*kmsg.LeaveGroupRequest)), nil
 }

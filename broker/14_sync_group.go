@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(14, 0, 5, (*Broker).handleSyncGroup) }
 
 func (b *Broker) handleSyncGroup(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.SyncGroup(cc.ctx, kreq.(*kmsg.SyncGroupRequest)), nil
+	return b.groups.SyncGroup(cc.groupCtx(), kreq.(*kmsg.SyncGroupRequest)), nil
 }

@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(15, 0, 5, (*Broker).handleDescribeGroups) }
 
 func (b *Broker) handleDescribeGroups(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.DescribeGroups(cc.ctx, kreq.(*kmsg.DescribeGroupsRequest)), nil
+	return b.groups.DescribeGroups(cc.groupCtx(), kreq.(*kmsg.DescribeGroupsRequest)), nil
 }

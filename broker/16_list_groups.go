@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(16, 0, 5, (*Broker).handleListGroups) }
 
 func (b *Broker) handleListGroups(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.ListGroups(cc.ctx, kreq.(*kmsg.ListGroupsRequest)), nil
+	return b.groups.ListGroups(cc.groupCtx(), kreq.(*kmsg.ListGroupsRequest)), nil
 }

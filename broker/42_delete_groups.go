@@ -13,5 +13,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(42, 0, 2, (*Broker).handleDeleteGroups) }
 
 func (b *Broker) handleDeleteGroups(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.DeleteGroups(cc.ctx, kreq.(*kmsg.DeleteGroupsRequest)), nil
+	return b.groups.DeleteGroups(cc.groupCtx(), kreq.(*kmsg.DeleteGroupsRequest)), nil
 }

@@ -12,5 +12,5 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(47, 0, 0, (*Broker).handleOffsetDelete) }
 
 func (b *Broker) handleOffsetDelete(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.OffsetDelete(cc.ctx, kreq.(*kmsg.OffsetDeleteRequest)), nil
+	return b.groups.OffsetDelete(cc.groupCtx(), kreq.(*kmsg.OffsetDeleteRequest)), nil
 }

@@ -91,6 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	gcfg.OffsetsRetention = time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute
 	gcfg.MaxGroupSize = cfg.GroupMaxSize
 	b.groups = group.New(gcfg, offsetsStore{b}, logger.With("part", "group"))
+	b.groups.SetTopicChecker(func(topic string, partition int32) bool { return b.partitionOf(topic, partition) != nil })
 	for p := range cfg.OffsetsTopicNumPartitions {
 		if err := b.groups.LoadPartition(context.Background(), p); err != nil {
 			b.closeLogs()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/group"
 )
 
 // conn is one client connection. Requests are read and handled in order, as Kafka
@@ -191,4 +193,11 @@ func responseSizeHint(resp kmsg.Response) int {
 		}
 	}
 	return n
+}
+
+// groupCtx is the connection's context carrying what the group coordinator
+// reports about members: the client id and host.
+func (cc *conn) groupCtx() context.Context {
+	host, _, _ := net.SplitHostPort(cc.remote)
+	return group.WithClientInfo(cc.ctx, cc.clientID, "/"+host)
 }
