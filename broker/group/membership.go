@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -42,7 +43,8 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest)
 	}
 	protocols := make([]protocol, 0, len(req.Protocols))
 	for _, p := range req.Protocols {
-		protocols = append(protocols, protocol{name: p.Name, metadata: p.Metadata})
+		// Copied: a decoded request may alias the connection's read buffer.
+		protocols = append(protocols, protocol{name: p.Name, metadata: bytes.Clone(p.Metadata)})
 	}
 	if req.Reason != nil && *req.Reason != "" {
 		c.logger.Debug("join group", "group", req.Group, "member", req.MemberID, "reason", *req.Reason)
@@ -137,8 +139,8 @@ func (g *group) join(ctx context.Context, j *joinRequest) (chan joinResult, join
 // rebalance only members that already rejoined count, so the last members to
 // rejoin are the ones turned away.
 func (g *group) acceptJoiningMember(memberID string) bool {
-	max := g.c.cfg.MaxGroupSize
-	if max <= 0 {
+	limit := g.c.cfg.MaxGroupSize
+	if limit <= 0 {
 		return true
 	}
 	switch g.state {
@@ -154,9 +156,9 @@ func (g *group) acceptJoiningMember(memberID string) bool {
 				n++
 			}
 		}
-		return n < max
+		return n < limit
 	default:
-		return g.members[memberID] != nil || len(g.members) < max
+		return g.members[memberID] != nil || len(g.members) < limit
 	}
 }
 
@@ -423,7 +425,7 @@ func (g *group) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest) (chan
 	assignments := make(map[string][]byte, len(g.members))
 	for _, a := range req.GroupAssignment {
 		if g.members[a.MemberID] != nil {
-			assignments[a.MemberID] = a.MemberAssignment
+			assignments[a.MemberID] = bytes.Clone(a.MemberAssignment)
 		}
 	}
 	for id := range g.members {

@@ -414,3 +414,52 @@ func TestJoinReturnsWhenContextEnds(t *testing.T) {
 	cancel()
 	require.Equal(t, kerr.CoordinatorNotAvailable.Code, recv(t, j).ErrorCode)
 }
+
+func TestAdminRemovesStaticMemberByInstanceID(t *testing.T) {
+	ctx := testCtx(t)
+	c := startCoordinator(t, delayConfig(), newMemStore())
+	s := recv(t, joinFull(ctx, t, c, "g", joinOpts{version: 5, instance: "i1"}))
+	require.Zero(t, s.ErrorCode)
+	require.Zero(t, recv(t, syncAsync(ctx, c, "g", s.MemberID, s.Generation, 3, nil)).ErrorCode)
+
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Version, leave.Group = 4, "g"
+	leave.Members = []kmsg.LeaveGroupRequestMember{
+		{MemberID: "someone-else", InstanceID: kmsg.StringPtr("i1")}, // fenced
+		{InstanceID: kmsg.StringPtr("i1")},                           // the admin form
+		{InstanceID: kmsg.StringPtr("i2")},
+	}
+	resp := c.LeaveGroup(ctx, leave)
+	require.Zero(t, resp.ErrorCode)
+	require.Equal(t, []int16{kerr.FencedInstanceID.Code, 0, kerr.UnknownMemberID.Code},
+		[]int16{resp.Members[0].ErrorCode, resp.Members[1].ErrorCode, resp.Members[2].ErrorCode})
+	require.Equal(t, "Empty", describe(ctx, t, c, "g").State)
+}
+
+func TestFollowerRejoinInStableGroupKeepsGeneration(t *testing.T) {
+	ctx := testCtx(t)
+	c := startCoordinator(t, delayConfig(), newMemStore())
+	ids, gen := stableGroup(ctx, t, c, "g", 2, joinOpts{version: 1})
+	// A follower that lost its join response joins again with the same
+	// metadata: it gets the current generation back, nothing rebalances.
+	r := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 1, member: ids[1]}))
+	require.Zero(t, r.ErrorCode)
+	require.Equal(t, gen, r.Generation)
+	require.Equal(t, ids[0], r.LeaderID)
+	require.Empty(t, r.Members)
+	require.Equal(t, "Stable", describe(ctx, t, c, "g").State)
+}
+
+func TestPendingMemberIDExpires(t *testing.T) {
+	ctx := testCtx(t)
+	c := startCoordinator(t, delayConfig(), newMemStore())
+	ids, gen := stableGroup(ctx, t, c, "g", 1, joinOpts{})
+	// A v4+ member is handed an id but never comes back: the rebalance it
+	// caused must not wait for it beyond its session.
+	o := joinOpts{version: 5, session: 50 * time.Millisecond}
+	require.Equal(t, kerr.MemberIDRequired.Code, c.JoinGroup(ctx, o.request("g")).ErrorCode)
+	r := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 5, member: ids[0]}))
+	require.Zero(t, r.ErrorCode)
+	require.Equal(t, gen+1, r.Generation)
+	require.Len(t, r.Members, 1)
+}
