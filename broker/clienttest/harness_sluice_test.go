@@ -50,7 +50,7 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 	}
 
 	logs := newLockedBuffer()
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := broker.New(cfg, logger)
 	require.NoError(t, err)
 
@@ -69,8 +69,8 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 		}
 		if t.Failed() {
 			lines := strings.Split(logs.String(), "\n")
-			if len(lines) > 200 {
-				lines = lines[len(lines)-200:]
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
 			}
 			t.Logf("broker log (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
 		}
