@@ -289,7 +289,7 @@ func stableGroup(ctx context.Context, t *testing.T, c *Coordinator, group string
 // delayConfig is testConfig with a short initial rebalance delay.
 func delayConfig() Config {
 	cfg := testConfig()
-	cfg.InitialRebalanceDelay = 50 * time.Millisecond
+	cfg.InitialRebalanceDelay = 100 * time.Millisecond
 	return cfg
 }
 
