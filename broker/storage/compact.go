@@ -223,7 +223,10 @@ func (l *Log) cleanSegment(c *cleaner, s *segment) (err error) {
 // forEachBatch streams the whole batches of s; b is only valid during fn.
 func forEachBatch(s *segment, fn func(h record.Header, b []byte) error) error {
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, s.size), 1<<20)
-	var buf []byte
+	var (
+		buf []byte
+		pos int64
+	)
 	for {
 		hb, err := r.Peek(record.HeaderSize)
 		if errors.Is(err, io.EOF) {
@@ -236,6 +239,10 @@ func forEachBatch(s *segment, fn func(h record.Header, b []byte) error) error {
 		if err != nil {
 			return err
 		}
+		if int64(h.Size()) > s.size-pos {
+			return fmt.Errorf("batch at %d overruns the segment", pos)
+		}
+		pos += int64(h.Size())
 		if cap(buf) < h.Size() {
 			buf = make([]byte, h.Size())
 		}

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -138,4 +140,31 @@ func FuzzRecover(f *testing.F) {
 		_, err = l.Append(plain(1).build(), 0)
 		require.NoError(t, err)
 	})
+}
+
+// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzRecover when
+// SLUICE_WRITE_CORPUS is set; the files are committed.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("SLUICE_WRITE_CORPUS") == "" {
+		t.Skip("set SLUICE_WRITE_CORPUS=1 to rewrite testdata/fuzz/FuzzRecover")
+	}
+	one := plain(3).build()
+	two := append(append([]byte(nil), one...), plain(2).build()...)
+	record.SetBaseOffset(two[len(one):], 3)
+	idemp := idem(5, 0, 0, 2)
+	seeds := map[string][]byte{
+		"one":        one,
+		"two":        two,
+		"torn":       two[:len(two)-5],
+		"garbage":    []byte("garbage"),
+		"zeros":      append(append([]byte(nil), one...), make([]byte, 64)...),
+		"overlap":    append(append([]byte(nil), one...), one...),
+		"idempotent": idemp,
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzRecover")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for name, b := range seeds {
+		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
+	}
 }

@@ -155,7 +155,12 @@ func (s *segment) lookupTime(ts int64) int64 {
 // every good header.
 func (s *segment) scan(interval int32, visit func(record.Header)) (int64, error) {
 	s.reset()
-	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, math.MaxInt64), 1<<20)
+	fi, err := s.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("storage: scan %s: %w", s.path, err)
+	}
+	fileSize := fi.Size()
+	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, fileSize), 1<<20)
 	var (
 		pos int64
 		buf []byte
@@ -169,8 +174,8 @@ func (s *segment) scan(interval int32, visit func(record.Header)) (int64, error)
 			return pos, fmt.Errorf("storage: scan %s: %w", s.path, err)
 		}
 		h, err := record.ParseHeader(hb)
-		if err != nil || !s.fits(h) {
-			return pos, nil
+		if err != nil || !s.fits(h) || int64(h.Size()) > fileSize-pos {
+			return pos, nil // also keeps a corrupt length from allocating
 		}
 		if cap(buf) < h.Size() {
 			buf = make([]byte, h.Size())
