@@ -12,7 +12,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// sarama's metrics library starts a process-wide ticker on first use
+	// and never stops it; everything else must be gone.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
+}
 
 // memStore is an in-memory __consumer_offsets: one append-only log per
 // partition, like the broker's real implementation.
