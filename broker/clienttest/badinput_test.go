@@ -56,6 +56,9 @@ func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
 		// unknown api key; the first three cases pass on it.
 		t.Skip("frame limits and connection handling are Sluice's")
 	}
+	if apiLogPath != "" {
+		t.Skip("the CLIENTTEST_API_LOG proxy buffers whole frames, so it cannot pass bad ones through")
+	}
 	const limit = 1 << 20
 	b := startBroker(t, withMaxRequestBytes(limit))
 	topic := uniqueName("badinput")

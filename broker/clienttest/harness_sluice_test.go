@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,10 +50,16 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 		o(&cfg)
 	}
 
+	var brokerAddr atomic.Value // string, set once the broker has bound
+	if apiLogPath != "" {
+		cfg.AdvertisedListen = startAPIRecorder(t, func() string { return brokerAddr.Load().(string) })
+	}
+
 	logs := newLockedBuffer()
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := broker.New(cfg, logger)
 	require.NoError(t, err)
+	brokerAddr.Store(b.Addr())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -75,5 +82,9 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 			t.Logf("broker log (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
 		}
 	})
-	return &testBroker{Addr: b.Addr(), DataDir: cfg.DataDir}
+	addr := b.Addr()
+	if apiLogPath != "" {
+		addr = cfg.AdvertisedListen
+	}
+	return &testBroker{Addr: addr, DataDir: cfg.DataDir}
 }
