@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -77,4 +78,48 @@ func BenchmarkRead(b *testing.B) {
 			b.SetBytes(n / int64(b.N))
 		})
 	}
+}
+
+// BenchmarkAppendWithReaders appends while four consumers fetch 1 MiB at a
+// time from the same log, the broker's steady state.
+func BenchmarkAppendWithReaders(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 64 << 20
+	l := openLog(b, b.TempDir(), cfg)
+	defer l.Close()
+	batch := benchBatch()
+	for l.Size() < 16<<20 {
+		if _, err := l.Append(batch, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 4 {
+		wg.Go(func() {
+			i := int64(r)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				leo := l.LogEndOffset()
+				i++
+				if _, err := l.Read((i*7919*160)%leo, 1<<20, leo); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.SetBytes(int64(len(batch)))
+	for b.Loop() {
+		if _, err := l.Append(batch, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*160)/b.Elapsed().Seconds(), "records/s")
+	close(stop)
+	wg.Wait()
 }

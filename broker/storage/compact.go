@@ -203,6 +203,7 @@ func (l *Log) cleanSegment(c *cleaner, s *segment) (err error) {
 	if i < 0 || i == len(l.segs)-1 {
 		return nil // deleted or somehow active again; drop the work
 	}
+	l.readers.Wait()
 	// Remove the old indexes first: if we crash after the rename they are
 	// rebuilt from the new file instead of pointing into it wrongly.
 	_ = os.Remove(s.path + indexSuffix)

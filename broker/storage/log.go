@@ -20,9 +20,11 @@
 //     producer state and the epoch cache. The write syscall happens under mu;
 //     the fsync never does.
 //   - segMu (RWMutex) guards the segment list, each segment's metadata and
-//     indexes, the log start offset and the epoch cache for readers. Readers
-//     hold it shared for the lookup and the pread, so a segment is never
-//     closed under a reader; writers take it exclusively only to publish.
+//     indexes, the log start offset and the epoch cache for readers. Read
+//     holds it shared only for the index lookup and registers its pread in
+//     Log.readers; writers take it exclusively only to publish. Whoever
+//     closes, truncates or replaces a segment file holds segMu exclusively
+//     and first waits for Log.readers, so no pread sees a closed file.
 //   - sync.mu guards the group commit state.
 package storage
 
@@ -76,8 +78,9 @@ type Log struct {
 	leo      atomic.Int64 // log end offset, published after each append
 	interval atomic.Int32 // index.interval.bytes, for readers
 
-	sync groupSync
-	bg   sync.WaitGroup // background fsyncs of rolled segments
+	sync    groupSync
+	bg      sync.WaitGroup // background fsyncs of rolled segments
+	readers sync.WaitGroup // preads in flight; Add under segMu shared, Wait under segMu exclusive
 
 	// Compaction progress, guarded by maintMu: offsets below cleanedTo
 	// were compacted, and no kept tombstone expires before tombstoneExpiry.
@@ -325,44 +328,62 @@ func (l *Log) segmentFor(off int64) int {
 // Data comes from one segment per call, as in Kafka. Read returns an error
 // wrapping kerr.OffsetOutOfRange if offset is below the log start offset or
 // above the log end offset, and an empty non-nil slice at the end.
+//
+// The segment lookup happens under segMu; the pread does not, so appends
+// never wait for disk reads. Operations that close or shrink files first
+// wait for in-flight reads (Log.readers).
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
-	l.segMu.RLock()
-	defer l.segMu.RUnlock()
-	if len(l.segs) == 0 {
-		return nil, ErrClosed
-	}
-	leo := l.leo.Load()
-	if offset < l.logStart || offset > leo {
-		return nil, fmt.Errorf("storage: offset %d outside [%d, %d]: %w", offset, l.logStart, leo, kerr.OffsetOutOfRange)
-	}
-	maxOffset = min(maxOffset, leo)
-	for i := l.segmentFor(offset); i < len(l.segs) && offset < maxOffset; i++ {
-		s := l.segs[i]
-		if s.next <= offset || s.size == 0 {
-			continue // compaction or recovery left a gap
+	first := true
+	for {
+		l.segMu.RLock()
+		if len(l.segs) == 0 {
+			l.segMu.RUnlock()
+			return nil, ErrClosed
 		}
-		b, err := l.readSegment(s, offset, maxBytes, maxOffset)
-		if err != nil || len(b) > 0 {
+		leo := l.leo.Load()
+		if first && (offset < l.logStart || offset > leo) {
+			l.segMu.RUnlock()
+			return nil, fmt.Errorf("storage: offset %d outside [%d, %d]: %w", offset, l.logStart, leo, kerr.OffsetOutOfRange)
+		}
+		first = false
+		maxOffset = min(maxOffset, leo)
+		var s *segment
+		for i := l.segmentFor(offset); i < len(l.segs) && offset < maxOffset; i++ {
+			if c := l.segs[i]; c.next > offset && c.size > 0 {
+				s = c // else compaction or recovery left a gap
+				break
+			}
+		}
+		if s == nil {
+			l.segMu.RUnlock()
+			return []byte{}, nil
+		}
+		pos, size, next := s.lookup(offset), s.size, s.next
+		l.readers.Add(1)
+		l.segMu.RUnlock()
+		b, exhausted, err := l.readSegment(s, pos, size, offset, maxBytes, maxOffset)
+		l.readers.Done()
+		if err != nil || len(b) > 0 || !exhausted {
 			return b, err
 		}
+		offset = next
 	}
-	return []byte{}, nil
 }
 
-// readSegment reads from one segment with usually a single pread: from the
-// index position, a window of maxBytes plus one index interval, cut at batch
-// boundaries in memory. The caller holds segMu shared.
-func (l *Log) readSegment(s *segment, offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
-	pos := s.lookup(offset)
+// readSegment reads from one segment, from the index position pos up to
+// size, with usually a single pread: a window of maxBytes plus one index
+// interval, cut at batch boundaries in memory. exhausted reports that the
+// segment holds nothing at or after offset.
+func (l *Log) readSegment(s *segment, pos, size, offset int64, maxBytes int32, maxOffset int64) (_ []byte, exhausted bool, _ error) {
 	window := int64(max(maxBytes, 0)) + int64(l.interval.Load()) + record.HeaderSize
 	for {
-		n := min(window, s.size-pos)
+		n := min(window, size-pos)
 		if n <= 0 {
-			return []byte{}, nil
+			return []byte{}, true, nil
 		}
 		buf := make([]byte, n)
 		if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("storage: read %s: %w", s.path, err)
+			return nil, false, fmt.Errorf("storage: read %s: %w", s.path, err)
 		}
 		start, end, next, stop := -1, 0, 0, false
 	scan:
@@ -384,20 +405,20 @@ func (l *Log) readSegment(s *segment, offset int64, maxBytes int32, maxOffset in
 			}
 		}
 		if start >= 0 {
-			return buf[start:end:end], nil
+			return buf[start:end:end], false, nil
 		}
 		if stop {
-			return []byte{}, nil
+			return []byte{}, false, nil
 		}
-		if pos+int64(next) >= s.size {
-			return []byte{}, nil // nothing at or after offset below maxOffset
+		if pos+int64(next) >= size {
+			return []byte{}, true, nil
 		}
 		// The window ended inside a batch before finding a whole one:
 		// resume at the first incomplete batch and make sure it fits.
 		pos += int64(next)
 		h, err := s.peekHeader(pos)
 		if err != nil {
-			return nil, fmt.Errorf("storage: read %s: %w", s.path, err)
+			return nil, false, fmt.Errorf("storage: read %s: %w", s.path, err)
 		}
 		window = max(window, int64(h.Size()))
 	}
@@ -512,6 +533,7 @@ func (l *Log) close() error {
 	defer l.mu.Unlock()
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
+	l.readers.Wait()
 	active := l.active()
 	active.finish()
 	errs = append(errs, active.writeIndexes(true))

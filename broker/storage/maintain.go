@@ -127,6 +127,7 @@ func (l *Log) deleteFirstSegments(n int, reason string) error {
 	}
 	l.epochs.truncateBefore(l.logStart)
 	logStart := l.logStart
+	l.readers.Wait()
 	l.segMu.Unlock()
 
 	var errs []error
@@ -198,6 +199,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
+	l.readers.Wait()
 	if offset < l.logStart {
 		offset = l.logStart
 	}
