@@ -34,7 +34,7 @@ func withMaxRequestBytes(n int32) brokerOpt {
 }
 
 // startBroker starts an in-process Sluice broker on 127.0.0.1:0 with a fresh
-// data dir. Groups rebalance without the initial delay and accept session
+// data dir. Groups rebalance without the initial delay (1ms) and accept session
 // timeouts from 1s, so group tests stay short. At cleanup the broker's context
 // is cancelled and Run must return within 15s; its log is printed if the test
 // failed.
@@ -43,7 +43,9 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	noDelay := int64(0)
+	// 1ms, not 0: broker/group replaces a zero InitialRebalanceDelay with its
+	// 3s default, so 0 currently means 3s.
+	noDelay := int64(1)
 	cfg.GroupInitialRebalanceDelayMs = &noDelay
 	cfg.GroupMinSessionTimeoutMs = 1000
 	for _, o := range opts {
