@@ -26,7 +26,7 @@ lint:
 # Throughput of a fresh broker process against franz-go's in-memory fake in the
 # same run; see docs/benchmarks.md.
 bench: build
-	./scripts/bench.sh
+	bench/compare.sh
 
 # franz-go's own integration suite (pkg/kgo) against a running Sluice broker.
 compat: build

@@ -341,7 +341,7 @@ func (c *Coordinator) LoadPartition(ctx context.Context, p int32) error {
 		g.mu.Unlock()
 	}
 	c.partitions[p] = partitionEntry{state: partitionLoaded, epoch: epoch}
-	c.logger.Info("loaded __consumer_offsets partition", "partition", p, "groups", len(groups))
+	c.logger.Debug("loaded __consumer_offsets partition", "partition", p, "groups", len(groups))
 	return nil
 }
 
@@ -365,7 +365,7 @@ func (c *Coordinator) UnloadPartition(p int32) {
 		g.mu.Unlock()
 	}
 	if len(unloaded) > 0 {
-		c.logger.Info("unloaded __consumer_offsets partition", "partition", p, "groups", len(unloaded))
+		c.logger.Debug("unloaded __consumer_offsets partition", "partition", p, "groups", len(unloaded))
 	}
 }
 
