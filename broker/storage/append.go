@@ -37,8 +37,7 @@ type AppendResult struct {
 // nothing, if any batch is invalid; errors wrap the kerr code to return.
 // With FlushAlways it returns after an fsync covering the data.
 func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
-	cfgMax := l.maxMessageBytes()
-	headers, err := validateBatches(records, cfgMax)
+	headers, err := validateBatches(records, l.maxMessage.Load())
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -54,12 +53,6 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: fsync after append: %w", err)
 	}
 	return res, nil
-}
-
-func (l *Log) maxMessageBytes() int32 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.cfg.MaxMessageBytes
 }
 
 // validateBatches checks every batch before any lock is taken; CRCs are the

@@ -76,7 +76,8 @@ type Log struct {
 	epochs   *epochCache
 
 	leo      atomic.Int64 // log end offset, published after each append
-	interval atomic.Int32 // index.interval.bytes, for readers
+	interval   atomic.Int32 // index.interval.bytes, for readers
+	maxMessage atomic.Int32 // max.message.bytes, checked before taking mu
 
 	sync    groupSync
 	bg      sync.WaitGroup // background fsyncs of rolled segments
@@ -105,6 +106,7 @@ func Open(dir string, cfg Config, logger *slog.Logger) (*Log, error) {
 	}
 	l := &Log{dir: dir, logger: logger.With("dir", dir), now: time.Now, cfg: cfg}
 	l.interval.Store(cfg.IndexIntervalBytes)
+	l.maxMessage.Store(cfg.MaxMessageBytes)
 	l.sync.init()
 	if err := l.recover(); err != nil {
 		for _, s := range l.segs {
@@ -295,6 +297,7 @@ func (l *Log) SetConfig(cfg Config) {
 	defer l.mu.Unlock()
 	l.cfg = cfg
 	l.interval.Store(cfg.IndexIntervalBytes)
+	l.maxMessage.Store(cfg.MaxMessageBytes)
 }
 
 func (l *Log) config() Config {
