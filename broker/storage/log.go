@@ -75,7 +75,7 @@ type Log struct {
 	logStart int64
 	epochs   *epochCache
 
-	leo      atomic.Int64 // log end offset, published after each append
+	leo        atomic.Int64 // log end offset, published after each append
 	interval   atomic.Int32 // index.interval.bytes, for readers
 	maxMessage atomic.Int32 // max.message.bytes, checked before taking mu
 
