@@ -181,7 +181,9 @@ func (l *Log) roll(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	l.segMu.Lock()
 	old.finish()
+	l.segMu.Unlock()
 	if cfg.Flush == FlushAlways {
 		if err := old.f.Sync(); err != nil {
 			_ = s.remove()

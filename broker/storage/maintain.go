@@ -71,10 +71,10 @@ func (l *Log) applyRetention(cfg Config, nowMs int64) error {
 		size += s.size
 	}
 	n := 0
-	for _, s := range l.segs {
+	for i, s := range l.segs {
 		overSize := cfg.RetentionBytes >= 0 && size-s.size >= cfg.RetentionBytes
-		if !(expired(s) || overSize) || s.size == 0 {
-			break
+		if !(expired(s) || overSize) || (i == len(l.segs)-1 && s.size == 0) {
+			break // an empty active segment stays
 		}
 		n++
 		size -= s.size
