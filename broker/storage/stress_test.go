@@ -78,7 +78,7 @@ func TestConcurrentEverything(t *testing.T) {
 			l.EndOffsetForEpoch(1)
 		}
 	})
-	waitFor(t, 30*time.Second, func() bool { return l.LogEndOffset() > 3000 || t.Failed() })
+	waitFor(t, 30*time.Second, func() bool { return l.LogEndOffset() > 1000 || t.Failed() })
 	stop.Store(true)
 	wg.Wait()
 	require.Greater(t, l.NumSegments(), 1)
