@@ -1,0 +1,117 @@
+package metadata
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// imageState is an image and the channel closed when it is replaced.
+type imageState struct {
+	img     *Image
+	changed chan struct{}
+}
+
+// fsm applies committed log entries to the image. raft calls Apply, Snapshot and Restore from one
+// goroutine, one at a time.
+type fsm struct {
+	state atomic.Pointer[imageState]
+	log   *slog.Logger
+}
+
+func newFSM(log *slog.Logger) *fsm {
+	f := &fsm{log: log}
+	f.state.Store(&imageState{img: emptyImage(), changed: make(chan struct{})})
+	return f
+}
+
+func (f *fsm) image() *Image { return f.state.Load().img }
+
+// swap publishes img and wakes every waiter on the previous one.
+func (f *fsm) swap(img *Image) {
+	old := f.state.Swap(&imageState{img: img, changed: make(chan struct{})})
+	close(old.changed)
+}
+
+// Apply applies one entry and returns nil or the error that rejected it as a whole. A rejected entry
+// still advances the image's Index, so waiters on that index return.
+func (f *fsm) Apply(l *raft.Log) any {
+	prev := f.image()
+	recs, err := decodeEntry(l.Data)
+	var next *Image
+	if err == nil {
+		next, err = applyEntry(prev, l.Index, recs, true)
+	}
+	if err != nil {
+		f.log.Error("metadata entry rejected", "index", l.Index, "err", err)
+		n := *prev
+		n.Index = l.Index
+		next = &n
+	}
+	f.swap(next)
+	return err
+}
+
+// Snapshot captures the current image; it is immutable, so no copy is needed.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) { return &fsmSnapshot{img: f.image()}, nil }
+
+// Restore replaces the image with a snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var s snapshotData
+	if err := json.NewDecoder(rc).Decode(&s); err != nil {
+		return fmt.Errorf("decode metadata snapshot: %w", err)
+	}
+	if s.V < 1 || s.V > snapshotVersion {
+		return fmt.Errorf("decode metadata snapshot: version %d, this node knows up to %d", s.V, snapshotVersion)
+	}
+	img := emptyImage()
+	img.Index = s.Index
+	img.NextProducerIDBlock = s.NextProducerIDBlock
+	img.Events = s.Events
+	for _, b := range s.Brokers {
+		img.Brokers[b.ID] = b
+	}
+	for _, t := range s.Topics {
+		if t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		img.Topics[t.Name] = t
+		img.topicsByID[t.ID] = t
+	}
+	f.swap(img)
+	return nil
+}
+
+// snapshotVersion is the version of the snapshot format.
+const snapshotVersion = 1
+
+type snapshotData struct {
+	V                   int      `json:"v"`
+	Index               uint64   `json:"index"`
+	Brokers             []Broker `json:"brokers"`
+	Topics              []*Topic `json:"topics"`
+	NextProducerIDBlock int64    `json:"next_producer_id_block"`
+	Events              []Event  `json:"events"`
+}
+
+type fsmSnapshot struct{ img *Image }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events}
+	for _, b := range s.img.Brokers {
+		d.Brokers = append(d.Brokers, b)
+	}
+	d.Topics = s.img.SortedTopics()
+	if err := json.NewEncoder(sink).Encode(&d); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("write metadata snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}

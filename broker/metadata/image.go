@@ -1,0 +1,176 @@
+package metadata
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// Image is the cluster metadata after applying the log up to Index. It is an immutable value: a new
+// Image replaces it after every applied entry, and unchanged topics are shared between images, so
+// nothing reachable from an Image may be modified.
+type Image struct {
+	// Index is the Raft log index of the last applied metadata entry (0 for an empty log).
+	Index uint64
+	// Brokers holds every registered broker by ID, fenced or not.
+	Brokers map[int32]Broker
+	// Topics holds every topic by name.
+	Topics map[string]*Topic
+	// NextProducerIDBlock is the first producer ID of the next block the controller hands out.
+	NextProducerIDBlock int64
+	// Events are the most recent cluster events derived from applied records, oldest first, at most
+	// MaxEvents of them.
+	Events []Event
+
+	topicsByID map[[16]byte]*Topic
+}
+
+// MaxEvents is how many cluster events an Image keeps.
+const MaxEvents = 10000
+
+// Broker is a registered broker.
+type Broker struct {
+	ID int32
+	// Host and Port are the broker's Kafka listener, as advertised in Metadata responses.
+	Host string
+	Port int32
+	// Rack is the broker's `broker.rack`, empty if unset.
+	Rack string
+	// IncarnationID is chosen randomly by a broker process when it starts, so a restart is told apart
+	// from a retried registration.
+	IncarnationID [16]byte
+	// Epoch is the broker epoch: the log index of the registration record.
+	Epoch int64
+	// Fenced brokers lead nothing and are not in any ISR unless they were its last member. A broker is
+	// registered fenced and unfenced by its first heartbeat after it has applied its registration.
+	Fenced bool
+}
+
+// Topic is a topic and its partitions.
+type Topic struct {
+	Name string
+	ID   [16]byte
+	// Configs are the topic's config overrides (e.g. `retention.ms`), not the broker defaults.
+	Configs map[string]string
+	// Partitions are indexed by partition number.
+	Partitions []Partition
+}
+
+// Partition is the replication state of one partition.
+type Partition struct {
+	// Replicas are the assigned broker IDs; the first is the preferred leader.
+	Replicas []int32
+	// ISR is the set of in-sync replicas, in replica order as the leader or controller wrote it.
+	ISR []int32
+	// Leader is the leader's broker ID, or -1 while the partition is offline.
+	Leader int32
+	// LeaderEpoch grows on every leader change (including to and from -1).
+	LeaderEpoch int32
+	// PartitionEpoch grows on every change of leader or ISR; AlterPartition requests must name it.
+	PartitionEpoch int32
+}
+
+// EventType names what happened in a cluster event.
+type EventType string
+
+// Cluster event types, derived from applied records.
+const (
+	EventBrokerJoined         EventType = "broker_joined"
+	EventBrokerFenced         EventType = "broker_fenced"
+	EventBrokerUnfenced       EventType = "broker_unfenced"
+	EventLeaderElected        EventType = "leader_elected"
+	EventUncleanLeaderElected EventType = "unclean_leader_elected"
+	EventPartitionOffline     EventType = "partition_offline"
+	EventISRShrink            EventType = "isr_shrink"
+	EventISRExpand            EventType = "isr_expand"
+	EventTopicCreated         EventType = "topic_created"
+	EventTopicDeleted         EventType = "topic_deleted"
+	EventConfigChanged        EventType = "config_changed"
+	EventPartitionsCreated    EventType = "partitions_created"
+)
+
+// Event is a cluster event with the time its record was proposed. Broker and Partition are -1 and
+// Topic is empty where they do not apply.
+type Event struct {
+	Index     uint64
+	Time      time.Time
+	Type      EventType
+	Broker    int32
+	Topic     string
+	Partition int32
+	Detail    string
+}
+
+// emptyImage is the image of an empty log.
+func emptyImage() *Image {
+	return &Image{
+		Brokers:    map[int32]Broker{},
+		Topics:     map[string]*Topic{},
+		topicsByID: map[[16]byte]*Topic{},
+	}
+}
+
+// Topic returns the topic called name, or nil.
+func (img *Image) Topic(name string) *Topic { return img.Topics[name] }
+
+// TopicByID returns the topic with the given ID, or nil.
+func (img *Image) TopicByID(id [16]byte) *Topic { return img.topicsByID[id] }
+
+// Partition returns the state of a partition and whether it exists.
+func (img *Image) Partition(topic string, partition int32) (Partition, bool) {
+	t := img.Topics[topic]
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return Partition{}, false
+	}
+	return t.Partitions[partition], true
+}
+
+// Live reports whether broker id is registered and not fenced.
+func (img *Image) Live(id int32) bool {
+	b, ok := img.Brokers[id]
+	return ok && !b.Fenced
+}
+
+// LiveBrokers returns the registered, unfenced brokers sorted by ID.
+func (img *Image) LiveBrokers() []Broker {
+	var out []Broker
+	for _, b := range img.Brokers {
+		if !b.Fenced {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// SortedTopics returns every topic sorted by name.
+func (img *Image) SortedTopics() []*Topic {
+	out := make([]*Topic, 0, len(img.Topics))
+	for _, t := range img.Topics {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// EventsSince returns the retained events with an index above index, oldest first.
+func (img *Image) EventsSince(index uint64) []Event {
+	i := sort.Search(len(img.Events), func(i int) bool { return img.Events[i].Index > index })
+	return img.Events[i:]
+}
+
+// liveBrokerIDs returns the IDs of the live brokers, sorted.
+func (img *Image) liveBrokerIDs() []int32 {
+	var ids []int32
+	for _, b := range img.LiveBrokers() {
+		ids = append(ids, b.ID)
+	}
+	return ids
+}
+
+// copyPartition returns p with its own slices.
+func copyPartition(p Partition) Partition {
+	p.Replicas = slices.Clone(p.Replicas)
+	p.ISR = slices.Clone(p.ISR)
+	return p
+}

@@ -1,0 +1,392 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Config configures one member of the metadata quorum. Zero durations take the documented defaults,
+// which are tuned for failover in well under two seconds on a LAN or loopback.
+type Config struct {
+	// NodeID is this node's ID, Kafka's `node.id`; it is also the broker ID.
+	NodeID int32
+	// Listen is the address the Raft transport binds (`--controller-listen`). Empty means the address of
+	// this node's entry in Voters. Ignored without Voters.
+	Listen string
+	// Listener, when set, is a bound listener used instead of Listen (tests bind port 0 this way).
+	// The quorum closes it.
+	Listener net.Listener
+	// Voters is the static quorum, Kafka's `controller.quorum.voters` (see ParseVoters); it must contain
+	// NodeID. Every voter must be started with the same list. Empty makes a one-voter quorum with an
+	// in-memory transport, still with a durable log and snapshots in Dir.
+	Voters []Voter
+	// Dir holds the Raft log (raft.db, BoltDB) and snapshots. Required.
+	Dir string
+	// SessionTimeout is how long the controller waits for a broker heartbeat before fencing the broker
+	// and moving its leaderships, like Kafka's `broker.session.timeout.ms` (default 1500ms; Kafka's is
+	// 9s). Brokers should heartbeat several times per timeout, e.g. every SessionTimeout/6.
+	SessionTimeout time.Duration
+	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 500ms).
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is Raft's candidate election timeout (default 500ms).
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a Raft leader stays leader without reaching a quorum (default
+	// 250ms); at most HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long Raft may wait before sending an AppendEntries with no new entries to
+	// carry commit information (default 20ms).
+	CommitTimeout time.Duration
+	// ApplyTimeout bounds how long a proposal waits to be enqueued in Raft (default 5s).
+	ApplyTimeout time.Duration
+	// PreferredLeaderInterval is how often the controller moves leadership back to preferred replicas,
+	// like Kafka's `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds` (default
+	// 1s; negative disables it). The controller also checks right after an ISR expansion.
+	PreferredLeaderInterval time.Duration
+	// DefaultPartitions is used when CreateTopic is asked for -1 partitions, Kafka's `num.partitions`
+	// (default 1).
+	DefaultPartitions int32
+	// Logger receives the quorum's and Raft's logs (Raft's at warn and above). Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.SessionTimeout, 1500*time.Millisecond)
+	def(&c.HeartbeatTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, 500*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	def(&c.CommitTimeout, 20*time.Millisecond)
+	def(&c.ApplyTimeout, 5*time.Second)
+	if c.PreferredLeaderInterval == 0 {
+		c.PreferredLeaderInterval = time.Second
+	}
+	if c.DefaultPartitions <= 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.NodeID < 0:
+		return fmt.Errorf("metadata: node id %d is negative", c.NodeID)
+	case c.Dir == "":
+		return fmt.Errorf("metadata: no data directory")
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("metadata: leader lease timeout %s is longer than the heartbeat timeout %s", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return fmt.Errorf("metadata: election timeout %s is shorter than the heartbeat timeout %s", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if len(c.Voters) > 0 && c.voterAddr() == "" {
+		return fmt.Errorf("metadata: node id %d is not in the controller quorum voters", c.NodeID)
+	}
+	return nil
+}
+
+func (c *Config) voterAddr() string {
+	for _, v := range c.Voters {
+		if v.ID == c.NodeID {
+			return v.Addr
+		}
+	}
+	return ""
+}
+
+// Quorum is one member of the metadata quorum: a Raft node applying the metadata log into an Image,
+// and the active controller while it is the Raft leader.
+type Quorum struct {
+	cfg    Config
+	log    *slog.Logger
+	raft   *raft.Raft
+	fsm    *fsm
+	store  *raftboltdb.BoltStore
+	stream *streamLayer // nil for a one-voter quorum
+	trans  *raft.NetworkTransport
+
+	// ctlMu serializes controller decisions: each validates against the newest image and waits for its
+	// entry to be applied before the next one looks. It guards ctl.
+	ctlMu   sync.Mutex
+	ctl     *controller
+	isCtl   atomic.Bool
+	kickCh  chan struct{} // asks the controller loop for a preferred-leader check now
+	closeMu sync.Mutex
+	closed  chan struct{}
+	stopErr error
+}
+
+// Open opens (creating on first start) the Raft log in cfg.Dir and starts this node's Raft member. The
+// node takes part in elections and applies the log at once; Run must be called to act as controller
+// and to shut it down.
+func Open(cfg Config) (*Quorum, error) {
+	if err := cfg.setDefaults(); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	hlog := newHCLog(cfg.Logger, hclog.Warn)
+	q := &Quorum{cfg: cfg, log: cfg.Logger, fsm: newFSM(cfg.Logger), kickCh: make(chan struct{}, 1), closed: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			q.closeResources()
+		}
+	}()
+	var err error
+	q.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open snapshots: %w", err)
+	}
+	var trans raft.Transport
+	var servers []raft.Server
+	if len(cfg.Voters) == 0 {
+		// A stable address: the one-voter configuration is stored in the log and must still name us
+		// after a restart.
+		addr, t := raft.NewInmemTransport(raft.ServerAddress("sluice-node-" + strconv.Itoa(int(cfg.NodeID))))
+		trans = t
+		servers = []raft.Server{{Suffrage: raft.Voter, ID: serverID(cfg.NodeID), Address: addr}}
+	} else {
+		q.stream, err = newStreamLayer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		q.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: q.stream, MaxPool: 3, Timeout: 2 * time.Second, Logger: hlog,
+		})
+		trans = q.trans
+		for _, v := range cfg.Voters {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: serverID(v.ID), Address: raft.ServerAddress(v.Addr)})
+		}
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = serverID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.Logger = hlog
+	rc.NoLegacyTelemetry = true
+	q.raft, err = raft.NewRaft(rc, q.fsm, q.store, q.store, snaps, trans)
+	if err != nil {
+		if q.stream != nil {
+			q.stream.Close()
+		}
+		return nil, fmt.Errorf("metadata: start raft: %w", err)
+	}
+	// Every voter bootstraps with the same configuration on first start; afterwards the stored
+	// configuration wins and bootstrapping is refused, which is expected.
+	if err := q.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return nil, fmt.Errorf("metadata: bootstrap quorum: %w", err)
+	}
+	ok = true
+	return q, nil
+}
+
+func serverID(id int32) raft.ServerID { return raft.ServerID(strconv.Itoa(int(id))) }
+
+// Run acts as the active controller whenever this node is the Raft leader, until ctx is done; then it
+// shuts Raft down cleanly and returns.
+func (q *Quorum) Run(ctx context.Context) error {
+	var (
+		stop func()
+		wg   sync.WaitGroup
+	)
+	stopController := func() {
+		if stop != nil {
+			stop()
+			wg.Wait()
+			stop = nil
+		}
+	}
+	leaderCh := q.raft.LeaderCh()
+	for {
+		select {
+		case <-ctx.Done():
+			stopController()
+			return q.Close()
+		case <-q.closed:
+			stopController()
+			return q.stopErr
+		case leader := <-leaderCh:
+			// A second true means leadership was lost and regained in between: start afresh.
+			stopController()
+			if leader {
+				cctx, cancel := context.WithCancel(ctx)
+				stop = cancel
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q.runController(cctx)
+				}()
+			}
+		}
+	}
+}
+
+// Close shuts Raft down and closes the log; it is safe to call more than once and concurrently with
+// Run, which then returns.
+func (q *Quorum) Close() error {
+	q.closeMu.Lock()
+	defer q.closeMu.Unlock()
+	select {
+	case <-q.closed:
+		return q.stopErr
+	default:
+	}
+	q.stopErr = q.closeResources()
+	close(q.closed)
+	return q.stopErr
+}
+
+func (q *Quorum) closeResources() error {
+	var errs []error
+	if q.raft != nil {
+		errs = append(errs, q.raft.Shutdown().Error())
+	}
+	if q.trans != nil {
+		q.trans.CloseStreams() // pooled outgoing connections
+	}
+	if q.stream != nil {
+		q.stream.Close() // also the connections raft accepted, which it leaves open
+	}
+	if q.store != nil {
+		errs = append(errs, q.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Image returns the current metadata image. It never blocks.
+func (q *Quorum) Image() *Image { return q.fsm.image() }
+
+// Changed returns a channel closed when the image is next replaced. To wait for a condition, take the
+// channel before looking at the image: `ch := q.Changed(); if !cond(q.Image()) { <-ch }`.
+func (q *Quorum) Changed() <-chan struct{} { return q.fsm.state.Load().changed }
+
+// IsController reports whether this node is the active controller: the Raft leader, with every entry
+// of earlier terms applied.
+func (q *Quorum) IsController() bool { return q.isCtl.Load() }
+
+// ControllerID returns the node ID of the Raft leader as this node knows it, or -1 if unknown.
+func (q *Quorum) ControllerID() int32 {
+	_, id := q.raft.LeaderWithID()
+	n, err := strconv.ParseInt(string(id), 10, 32)
+	if id == "" || err != nil {
+		return -1
+	}
+	return int32(n)
+}
+
+// WaitApplied waits until the image includes log index index, ctx is done or the quorum closes.
+func (q *Quorum) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := q.Changed()
+		if q.Image().Index >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-q.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// streamLayer is raft's TCP stream layer, advertising the voter address and closing the connections
+// it accepted when closed (raft's own leaves them to the peer), so a stopped node is really gone.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func newStreamLayer(cfg Config) (*streamLayer, error) {
+	adv, err := net.ResolveTCPAddr("tcp", cfg.voterAddr())
+	if err != nil {
+		return nil, fmt.Errorf("metadata: voter address %q: %w", cfg.voterAddr(), err)
+	}
+	l := cfg.Listener
+	if l == nil {
+		listen := cfg.Listen
+		if listen == "" {
+			listen = cfg.voterAddr()
+		}
+		if l, err = net.Listen("tcp", listen); err != nil {
+			return nil, fmt.Errorf("metadata: controller listener: %w", err)
+		}
+	}
+	return &streamLayer{Listener: l, advertise: adv, conns: map[net.Conn]struct{}{}}, nil
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	s.conns[c] = struct{}{}
+	return &trackedConn{Conn: c, s: s}, nil
+}
+
+func (s *streamLayer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	return s.Listener.Close()
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}
+
+type trackedConn struct {
+	net.Conn
+	s *streamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.conns, c.Conn)
+	c.s.mu.Unlock()
+	return c.Conn.Close()
+}
