@@ -34,7 +34,9 @@ func topicConfig(t *testing.T, adm *kadm.Client, topic, name string) string {
 // state (a topic, a group) and run in order.
 func TestKadm(t *testing.T) {
 	b := startBroker(t)
-	cl := newKgo(t, b.Addr)
+	// kgo answers kadm's Metadata requests from a cache younger than
+	// MetadataMinAge (default 5s); keep it short so deletes show at once.
+	cl := newKgo(t, b.Addr, kgo.MetadataMinAge(50*time.Millisecond))
 	adm := kadm.NewClient(cl)
 	ctx := testCtx(t)
 	topic := uniqueName("kadm")
