@@ -41,7 +41,7 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 	var timer *time.Timer
 	for {
 		resp.Topics = resp.Topics[:0]
-		total := b.fetchOnce(req, resp)
+		total := b.fetchOnce(cc, req, resp)
 		wait := time.Until(deadline)
 		if total >= int(req.MinBytes) || wait <= 0 || cc.ctx.Err() != nil {
 			break
@@ -92,7 +92,12 @@ func (b *Broker) fetchPartition(version int16, rt *kmsg.FetchRequestTopic, rp *k
 }
 
 // fetchOnce fills resp with what is readable now and returns the record bytes.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
+//
+// The record bytes of every partition are read into one buffer owned by the
+// connection: requests of a connection are handled one at a time, and the
+// response is encoded before the next request is read.
+func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
+	cc.fetchBuf = cc.fetchBuf[:0]
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1<<31 - 1
@@ -110,7 +115,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int
 			sp.RecordBatches = []byte{}
 			p, err := b.fetchPartition(req.Version, rt, rp)
 			if err == nil {
-				err = b.readPartition(p, rp, &sp, &budget, total == 0)
+				err = b.readPartition(cc, p, rp, &sp, &budget, total == 0)
 			}
 			if errors.Is(err, storage.ErrClosed) {
 				err = kerr.UnknownTopicOrPartition
@@ -124,7 +129,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int
 	return total
 }
 
-func (b *Broker) readPartition(p *partition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int64, first bool) error {
+func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int64, first bool) error {
 	hw := p.log.LogEndOffset()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
 	if rp.FetchOffset == hw {
@@ -137,13 +142,16 @@ func (b *Broker) readPartition(p *partition, rp *kmsg.FetchRequestTopicPartition
 	if limit <= 0 && !first {
 		return nil
 	}
-	data, err := p.log.Read(rp.FetchOffset, limit, hw)
+	base := len(cc.fetchBuf)
+	buf, err := p.log.ReadAppend(cc.fetchBuf, rp.FetchOffset, limit, hw)
 	if err != nil {
 		return err
 	}
+	data := buf[base:len(buf):len(buf)]
 	if int64(len(data)) > *budget && !first {
 		return nil
 	}
+	cc.fetchBuf = buf
 	*budget -= int64(len(data))
 	sp.RecordBatches = data
 	return nil

@@ -30,6 +30,13 @@ type conn struct {
 	softwareVersion string
 
 	out chan []byte
+
+	// fetchBuf holds the record bytes of the fetch being answered; reqBuf
+	// the frame of a Produce or Fetch request. Both are reused because a
+	// connection handles one request at a time and nothing keeps them past
+	// the encoding of its response.
+	fetchBuf []byte
+	reqBuf   []byte
 }
 
 // serve starts the goroutines of a new connection.
@@ -80,7 +87,9 @@ func (cc *conn) writeLoop() {
 		if failed {
 			continue
 		}
-		if _, err := w.Write(buf); err != nil {
+		_, err := w.Write(buf)
+		putRespBuf(buf)
+		if err != nil {
 			failed = true
 			cc.nc.Close()
 			continue
@@ -108,9 +117,18 @@ func (cc *conn) readLoop() error {
 		if size < 8 || size > cc.b.cfg.SocketRequestMaxBytes {
 			return fmt.Errorf("request size %d outside [8, socket.request.max.bytes=%d]", size, cc.b.cfg.SocketRequestMaxBytes)
 		}
-		body := make([]byte, size)
+		if cap(cc.reqBuf) < int(size) {
+			cc.reqBuf = make([]byte, size)
+		}
+		body := cc.reqBuf[:size]
 		if _, err := io.ReadFull(r, body); err != nil {
 			return err
+		}
+		// Only Produce and Fetch are known to keep no reference into their
+		// frame after the response is encoded (group requests keep member
+		// metadata, for one); every other request gets a frame of its own.
+		if key := int16(binary.BigEndian.Uint16(body)); key != 0 && key != 1 {
+			body = append([]byte(nil), body...)
 		}
 		if err := cc.handle(body); err != nil {
 			return err
@@ -164,7 +182,7 @@ func (cc *conn) handle(frame []byte) error {
 
 // send encodes a response with its header and queues it for the writer.
 func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader bool) error {
-	buf := make([]byte, 8, 256+responseSizeHint(resp))
+	buf := getRespBuf(256 + responseSizeHint(resp))[:8]
 	binary.BigEndian.PutUint32(buf[4:], uint32(correlationID))
 	if flexibleHeader {
 		buf = append(buf, 0)
@@ -200,4 +218,26 @@ func responseSizeHint(resp kmsg.Response) int {
 func (cc *conn) groupCtx() context.Context {
 	host, _, _ := net.SplitHostPort(cc.remote)
 	return group.WithClientInfo(cc.ctx, cc.clientID, "/"+host)
+}
+
+// respBufs recycles large response buffers (fetch responses): allocating them
+// anew cost more in zeroing and garbage collection than the copy they hold.
+var respBufs sync.Pool
+
+const minPooledResp = 64 << 10
+
+func getRespBuf(size int) []byte {
+	if size >= minPooledResp {
+		if p, ok := respBufs.Get().(*[]byte); ok && cap(*p) >= size {
+			return (*p)[:0]
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+func putRespBuf(b []byte) {
+	if cap(b) >= minPooledResp && cap(b) <= 64<<20 {
+		b = b[:0]
+		respBufs.Put(&b)
+	}
 }

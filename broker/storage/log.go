@@ -336,17 +336,29 @@ func (l *Log) segmentFor(off int64) int {
 // never wait for disk reads. Operations that close or shrink files first
 // wait for in-flight reads (Log.readers).
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
+	b, err := l.ReadAppend(nil, offset, maxBytes, maxOffset)
+	if b == nil && err == nil {
+		b = []byte{}
+	}
+	return b, err
+}
+
+// ReadAppend is Read appending to dst and returning the extended slice, so a
+// caller can read many partitions into one reused buffer without allocating
+// and zeroing a new one per read. The data read is the suffix of the result
+// beyond len(dst).
+func (l *Log) ReadAppend(dst []byte, offset int64, maxBytes int32, maxOffset int64) ([]byte, error) {
 	first := true
 	for {
 		l.segMu.RLock()
 		if len(l.segs) == 0 {
 			l.segMu.RUnlock()
-			return nil, ErrClosed
+			return dst, ErrClosed
 		}
 		leo := l.leo.Load()
 		if first && (offset < l.logStart || offset > leo) {
 			l.segMu.RUnlock()
-			return nil, fmt.Errorf("storage: offset %d outside [%d, %d]: %w", offset, l.logStart, leo, kerr.OffsetOutOfRange)
+			return dst, fmt.Errorf("storage: offset %d outside [%d, %d]: %w", offset, l.logStart, leo, kerr.OffsetOutOfRange)
 		}
 		first = false
 		maxOffset = min(maxOffset, leo)
@@ -359,14 +371,14 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) ([]byte, error
 		}
 		if s == nil {
 			l.segMu.RUnlock()
-			return []byte{}, nil
+			return dst, nil
 		}
 		pos, size, next := s.lookup(offset), s.size, s.next
 		l.readers.Add(1)
 		l.segMu.RUnlock()
-		b, exhausted, err := l.readSegment(s, pos, size, offset, maxBytes, maxOffset)
+		b, exhausted, err := l.readSegment(dst, s, pos, size, offset, maxBytes, maxOffset)
 		l.readers.Done()
-		if err != nil || len(b) > 0 || !exhausted {
+		if err != nil || len(b) > len(dst) || !exhausted {
 			return b, err
 		}
 		offset = next
@@ -377,16 +389,18 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) ([]byte, error
 // size, with usually a single pread: a window of maxBytes plus one index
 // interval, cut at batch boundaries in memory. exhausted reports that the
 // segment holds nothing at or after offset.
-func (l *Log) readSegment(s *segment, pos, size, offset int64, maxBytes int32, maxOffset int64) (_ []byte, exhausted bool, _ error) {
+func (l *Log) readSegment(dst []byte, s *segment, pos, size, offset int64, maxBytes int32, maxOffset int64) (_ []byte, exhausted bool, _ error) {
 	window := int64(max(maxBytes, 0)) + int64(l.interval.Load()) + record.HeaderSize
 	for {
 		n := min(window, size-pos)
 		if n <= 0 {
-			return []byte{}, true, nil
+			return dst, true, nil
 		}
-		buf := make([]byte, n)
+		base := len(dst)
+		dst = slices.Grow(dst, int(n))
+		buf := dst[base : base+int(n)]
 		if _, err := s.f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
-			return nil, false, fmt.Errorf("storage: read %s: %w", s.path, err)
+			return dst[:base], false, fmt.Errorf("storage: read %s: %w", s.path, err)
 		}
 		start, end, next, stop := -1, 0, 0, false
 	scan:
@@ -408,20 +422,22 @@ func (l *Log) readSegment(s *segment, pos, size, offset int64, maxBytes int32, m
 			}
 		}
 		if start >= 0 {
-			return buf[start:end:end], false, nil
+			copy(buf, buf[start:end])
+			return dst[:base+end-start], false, nil
 		}
+		dst = dst[:base]
 		if stop {
-			return []byte{}, false, nil
+			return dst, false, nil
 		}
 		if pos+int64(next) >= size {
-			return []byte{}, true, nil
+			return dst, true, nil
 		}
 		// The window ended inside a batch before finding a whole one:
 		// resume at the first incomplete batch and make sure it fits.
 		pos += int64(next)
 		h, err := s.peekHeader(pos)
 		if err != nil {
-			return nil, false, fmt.Errorf("storage: read %s: %w", s.path, err)
+			return dst, false, fmt.Errorf("storage: read %s: %w", s.path, err)
 		}
 		window = max(window, int64(h.Size()))
 	}
