@@ -43,7 +43,7 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 	}
 
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, leaderEpoch)
+	res, err := l.appendLocked(records, headers, leaderEpoch, false)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || res.Duplicate || flush != FlushAlways {
@@ -77,8 +77,43 @@ func validateBatches(records []byte, maxBytes int32) ([]record.Header, error) {
 	return headers, nil
 }
 
-// appendLocked does the append under mu.
-func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32) (AppendResult, error) {
+// AppendReplicated appends batches fetched from a partition leader as they
+// are: their offsets, leader epochs and timestamps were assigned by the
+// leader, so nothing is patched. The first batch must start at the log end
+// offset and the batches must be contiguous (else kerr.OffsetOutOfRange).
+// Producer state is updated without sequence checks, as Kafka does for
+// replicated data, and the leader-epoch cache follows the batches' epochs.
+// With FlushAlways it returns after an fsync covering the data, so a
+// follower acknowledges (by fetching further) only what is on its disk.
+func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
+	var headers []record.Header
+	for b := records; len(b) > 0; {
+		h, err := record.Validate(b)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		headers = append(headers, h)
+		b = b[h.Size():]
+	}
+	if len(headers) == 0 {
+		return AppendResult{}, fmt.Errorf("storage: append without batches: %w", kerr.CorruptMessage)
+	}
+	l.mu.Lock()
+	res, err := l.appendLocked(records, headers, -1, true)
+	flush := l.cfg.Flush
+	l.mu.Unlock()
+	if err != nil || flush != FlushAlways {
+		return res, err
+	}
+	if err := l.sync.waitFor(context.Background(), l, res.LastOffset+1, false); err != nil {
+		return AppendResult{}, fmt.Errorf("storage: fsync after append: %w", err)
+	}
+	return res, nil
+}
+
+// appendLocked does the append under mu. Replicated batches keep the
+// offsets, epochs and timestamps they carry.
+func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool) (AppendResult, error) {
 	if err := l.checkOpen(); err != nil {
 		return AppendResult{}, err
 	}
@@ -97,7 +132,23 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 	// the bytes: a refused or duplicate append must leave them alone.
 	txn := l.producers.begin()
 	off := l.leo.Load()
+	if replicated {
+		logAppendTime = -1
+		for _, h := range headers {
+			if h.BaseOffset != off {
+				return AppendResult{}, fmt.Errorf("storage: replicated batch at offset %d, log end offset %d: %w",
+					h.BaseOffset, off, kerr.OffsetOutOfRange)
+			}
+			if h.HasProducerID() {
+				txn.update(h)
+			}
+			off = h.NextOffset()
+		}
+	}
 	for i := range headers {
+		if replicated {
+			break
+		}
 		h := &headers[i]
 		h.BaseOffset = off
 		if leaderEpoch >= 0 {
@@ -124,7 +175,7 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 		txn.update(*h)
 		off = h.NextOffset()
 	}
-	for b, i := records, 0; i < len(headers); i++ {
+	for b, i := records, 0; i < len(headers) && !replicated; i++ {
 		h := headers[i]
 		record.SetBaseOffset(b, h.BaseOffset)
 		if leaderEpoch >= 0 {
@@ -158,7 +209,14 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 		s.track(h, pos, cfg.IndexIntervalBytes)
 		pos += int64(h.Size())
 	}
-	epochChanged := l.epochs.assign(leaderEpoch, first)
+	epochChanged := false
+	if replicated {
+		for _, h := range headers {
+			epochChanged = l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || epochChanged
+		}
+	} else {
+		epochChanged = l.epochs.assign(leaderEpoch, first)
+	}
 	l.leo.Store(last + 1)
 	logStart := l.logStart
 	l.segMu.Unlock()
