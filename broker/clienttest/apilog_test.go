@@ -1,3 +1,5 @@
+//go:build !kfake
+
 package clienttest
 
 import (
@@ -9,13 +11,6 @@ import (
 	"sync"
 	"testing"
 )
-
-// apiLogPath, from CLIENTTEST_API_LOG, names a file that collects which API
-// keys and versions each client sent. When set, startBroker puts a recording
-// proxy in front of the broker and advertises the proxy, so that every
-// connection of every client goes through it. docs/compatibility.md's version
-// table is made from such a run.
-var apiLogPath = os.Getenv("CLIENTTEST_API_LOG")
 
 var apiLogMu sync.Mutex
 

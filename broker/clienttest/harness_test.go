@@ -21,6 +21,13 @@ import (
 // broker fails one test instead of the whole binary's -timeout.
 const testTimeout = 30 * time.Second
 
+// apiLogPath, from CLIENTTEST_API_LOG, names a file that collects which API
+// keys and versions each client sent. When set, startBroker puts a recording
+// proxy (apilog_test.go) in front of the broker and advertises the proxy, so
+// that every connection of every client goes through it. The version tables
+// in docs/compatibility.md come from such a run. Sluice only, not kfake.
+var apiLogPath = os.Getenv("CLIENTTEST_API_LOG")
+
 // TestMain removes the sluice binary built for process tests and checks for
 // leaked goroutines: every client and broker a test starts must be closed.
 func TestMain(m *testing.M) {
