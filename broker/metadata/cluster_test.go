@@ -55,6 +55,7 @@ func TestClusterFailover(t *testing.T) {
 	dead := old.cfg.NodeID
 	before := old.Image().Topic("events").Partitions
 	c.stopBroker(dead)
+	killed := time.Now()
 	c.stop(dead)
 
 	ctl := c.waitController(10 * time.Second)
@@ -71,6 +72,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("controller %d killed; controller %d took over and moved its leaderships after %s", dead, ctl.cfg.NodeID, time.Since(killed))
 	img := ctl.Image()
 	for i, p := range img.Topic("events").Partitions {
 		b := before[i]

@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"slices"
 	"sort"
 	"time"
 )
@@ -166,11 +165,4 @@ func (img *Image) liveBrokerIDs() []int32 {
 		ids = append(ids, b.ID)
 	}
 	return ids
-}
-
-// copyPartition returns p with its own slices.
-func copyPartition(p Partition) Partition {
-	p.Replicas = slices.Clone(p.Replicas)
-	p.ISR = slices.Clone(p.ISR)
-	return p
 }

@@ -134,23 +134,24 @@ type Quorum struct {
 // node takes part in elections and applies the log at once; Run must be called to act as controller
 // and to shut it down.
 func Open(cfg Config) (*Quorum, error) {
-	if err := cfg.setDefaults(); err != nil {
-		if cfg.Listener != nil {
-			cfg.Listener.Close()
-		}
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	hlog := newHCLog(cfg.Logger, hclog.Warn)
-	q := &Quorum{cfg: cfg, log: cfg.Logger, fsm: newFSM(cfg.Logger), kickCh: make(chan struct{}, 1), closed: make(chan struct{})}
+	q := &Quorum{kickCh: make(chan struct{}, 1), closed: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
 			q.closeResources()
+			if q.stream == nil && cfg.Listener != nil {
+				cfg.Listener.Close()
+			}
 		}
 	}()
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	q.cfg, q.log, q.fsm = cfg, cfg.Logger, newFSM(cfg.Logger)
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	hlog := newHCLog(cfg.Logger, hclog.Warn)
 	var err error
 	q.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
 	if err != nil {
@@ -191,9 +192,6 @@ func Open(cfg Config) (*Quorum, error) {
 	rc.NoLegacyTelemetry = true
 	q.raft, err = raft.NewRaft(rc, q.fsm, q.store, q.store, snaps, trans)
 	if err != nil {
-		if q.stream != nil {
-			q.stream.Close()
-		}
 		return nil, fmt.Errorf("metadata: start raft: %w", err)
 	}
 	// Every voter bootstraps with the same configuration on first start; afterwards the stored

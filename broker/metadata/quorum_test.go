@@ -100,3 +100,23 @@ func TestNotController(t *testing.T) {
 		require.ErrorIs(t, err, ErrNotController)
 	}
 }
+
+func TestOpenConfigErrors(t *testing.T) {
+	voters := []Voter{{1, "127.0.0.1:1"}}
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"no dir", Config{NodeID: 1}, "no data directory"},
+		{"negative id", Config{NodeID: -1, Dir: t.TempDir()}, "negative"},
+		{"not a voter", Config{NodeID: 2, Voters: voters, Dir: t.TempDir()}, "not in the controller quorum voters"},
+		{"lease", Config{NodeID: 1, Dir: t.TempDir(), LeaderLeaseTimeout: time.Second}, "leader lease timeout"},
+		{"election", Config{NodeID: 1, Dir: t.TempDir(), ElectionTimeout: 100 * time.Millisecond}, "election timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(tc.cfg)
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
