@@ -88,6 +88,9 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	gcfg.MinSessionTimeout = time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond
 	gcfg.MaxSessionTimeout = time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond
 	gcfg.InitialRebalanceDelay = time.Duration(*cfg.GroupInitialRebalanceDelayMs) * time.Millisecond
+	if gcfg.InitialRebalanceDelay == 0 {
+		gcfg.InitialRebalanceDelay = -1 // the group package reads 0 as "default"
+	}
 	gcfg.OffsetsRetention = time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute
 	gcfg.MaxGroupSize = cfg.GroupMaxSize
 	b.groups = group.New(gcfg, offsetsStore{b}, logger.With("part", "group"))

@@ -43,9 +43,7 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	// 1ms, not 0: broker/group replaces a zero InitialRebalanceDelay with its
-	// 3s default, so 0 currently means 3s.
-	noDelay := int64(1)
+	noDelay := int64(0)
 	cfg.GroupInitialRebalanceDelayMs = &noDelay
 	cfg.GroupMinSessionTimeoutMs = 1000
 	for _, o := range opts {
