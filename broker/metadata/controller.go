@@ -152,7 +152,9 @@ func (q *Quorum) proposeLocked(ctx context.Context, recs []record) (*Image, erro
 	}
 	timeout := q.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+		if timeout = min(timeout, time.Until(dl)); timeout <= 0 {
+			return nil, context.DeadlineExceeded // raft.Apply would take 0 as no timeout at all
+		}
 	}
 	f := q.raft.Apply(data, timeout)
 	if err := f.Error(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -106,6 +107,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}
+	sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].ID < d.Brokers[j].ID })
 	d.Topics = s.img.SortedTopics()
 	if err := json.NewEncoder(sink).Encode(&d); err != nil {
 		sink.Cancel()

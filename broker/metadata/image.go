@@ -91,13 +91,15 @@ const (
 // Event is a cluster event with the time its record was proposed. Broker and Partition are -1 and
 // Topic is empty where they do not apply.
 type Event struct {
+	// Index is the log index of the entry the event comes from; several events can share one.
 	Index     uint64
 	Time      time.Time
 	Type      EventType
 	Broker    int32
 	Topic     string
 	Partition int32
-	Detail    string
+	// Detail says what changed for people, e.g. "clean: leader 1 -> 2, leader epoch 3, isr [2 3]".
+	Detail string
 }
 
 // emptyImage is the image of an empty log.
