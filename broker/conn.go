@@ -65,7 +65,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn) {
 		b.connMu.Lock()
 		delete(b.conns, cc)
 		b.connMu.Unlock()
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 			b.logger.Info("closing connection", "remote", cc.remote, "client_id", cc.clientID, "err", err)
 		}
 	}()
@@ -103,9 +103,8 @@ func (cc *conn) writeLoop() {
 	}
 }
 
-// errCloseConn ends a connection after a request that cannot be answered.
-var errCloseConn = errors.New("closing connection")
-
+// readLoop reads and handles requests until the connection fails or a request
+// cannot be answered; it always returns the reason.
 func (cc *conn) readLoop() error {
 	r := bufio.NewReaderSize(cc.nc, 64<<10)
 	var sizeBuf [4]byte

@@ -239,14 +239,6 @@ func TestTruncateRestoresProducerState(t *testing.T) {
 	require.Equal(t, int64(2), res.BaseOffset)
 }
 
-func kv(key string, val *string, off int64) kmsg.Record {
-	r := kmsg.Record{Key: []byte(key), OffsetDelta: int32(off)}
-	if val != nil {
-		r.Value = []byte(*val)
-	}
-	return r
-}
-
 func TestCompaction(t *testing.T) {
 	cfg := testConfig()
 	cfg.CleanupPolicy = CleanupCompact
