@@ -167,3 +167,51 @@ func TestRegistration(t *testing.T) {
 	_, err = q.RegisterBroker(ctx, Broker{ID: 9, Host: "", Port: 1})
 	require.ErrorIs(t, err, kerr.InvalidRequest)
 }
+
+// TestTopicValidation checks Kafka's errors for manual assignments and partition growth.
+func TestTopicValidation(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, 0, func(cfg *Config) { cfg.SessionTimeout = 10 * time.Second; cfg.DefaultPartitions = 2 })
+	q := c.waitController(10 * time.Second)
+	c.startBroker(1)
+	c.startBroker(2)
+	c.waitLive(5*time.Second, 1, 2)
+
+	for _, tc := range []struct {
+		asg     [][]int32
+		wantErr string
+	}{
+		{[][]int32{{}}, "empty replica list"},
+		{[][]int32{{1, 1}}, "broker 1 more than once"},
+		{[][]int32{{1, 5}}, "broker 5, but no such broker is registered"},
+		{[][]int32{{1, 2}, {1}}, "a partition with 1 replica(s), but this is not consistent with previous partitions, which have 2 replica(s)"},
+	} {
+		_, err := q.CreateTopic(ctx, "m", -1, -1, tc.asg, nil)
+		require.ErrorIs(t, err, kerr.InvalidReplicaAssignment)
+		require.ErrorContains(t, err, tc.wantErr)
+	}
+	_, err := q.CreateTopic(ctx, "m", 1, -1, [][]int32{{1}}, nil)
+	require.ErrorIs(t, err, kerr.InvalidRequest)
+
+	tp, err := q.CreateTopic(ctx, "m", -1, -1, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, tp.Partitions, 2, "Config.DefaultPartitions")
+	require.Len(t, tp.Partitions[0].Replicas, 2, "default replication factor: all live brokers below three")
+
+	_, err = q.CreatePartitions(ctx, "m", 2, nil)
+	require.ErrorIs(t, err, kerr.InvalidPartitions)
+	_, err = q.CreatePartitions(ctx, "m", 1, nil)
+	require.EqualError(t, err, "Topic currently has 2 partitions, which is higher than the requested 1.")
+	_, err = q.CreatePartitions(ctx, "m", 4, [][]int32{{2, 1}})
+	require.ErrorIs(t, err, kerr.InvalidReplicaAssignment)
+	_, err = q.CreatePartitions(ctx, "m", 3, [][]int32{{2}})
+	require.ErrorIs(t, err, kerr.InvalidReplicaAssignment)
+	_, err = q.CreatePartitions(ctx, "nope", 3, nil)
+	require.ErrorIs(t, err, kerr.UnknownTopicOrPartition)
+	tp, err = q.CreatePartitions(ctx, "m", 4, [][]int32{{2, 1}, {1, 2}})
+	require.NoError(t, err)
+	require.Equal(t, Partition{Replicas: []int32{2, 1}, ISR: []int32{2, 1}, Leader: 2}, tp.Partitions[2])
+	tp, err = q.CreatePartitions(ctx, "m", 6, nil)
+	require.NoError(t, err)
+	require.Len(t, tp.Partitions, 6)
+}
