@@ -37,6 +37,7 @@ type Phase struct {
 	Elapsed       time.Duration // Elapsed is the wall time of the phase.
 	RecordsPerSec float64       // RecordsPerSec is Records over Elapsed.
 	MiBPerSec     float64       // MiBPerSec is Bytes over Elapsed, in MiB (2^20 bytes) per second.
+	Latency       Latency       // Latency is the produce latency of sampled records; zero for consuming.
 }
 
 func newPhase(records, recordSize int64, elapsed time.Duration) Phase {
@@ -60,7 +61,7 @@ type Result struct {
 	FlushPolicy string  // FlushPolicy is the broker's sluice.flush.policy, or "unknown".
 	Partitions  int32   // Partitions is the topic's actual partition count.
 	Rounds      []Round // Rounds holds every repetition, in order.
-	Produce     Phase   // Produce is the round with the median produce rate.
+	Produce     Phase   // Produce is the round with the median produce rate, with that round's latency.
 	Consume     Phase   // Consume is the round with the median consume rate.
 }
 
@@ -142,8 +143,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 
 // String formats a phase as one line of figures.
 func (p Phase) String() string {
-	return fmt.Sprintf("%d records in %v = %s records/s, %.1f MiB/s",
+	s := fmt.Sprintf("%d records in %v = %s records/s, %.1f MiB/s",
 		p.Records, p.Elapsed.Round(time.Millisecond), thousands(int64(p.RecordsPerSec+0.5)), p.MiBPerSec)
+	if l := p.Latency.String(); l != "" {
+		s += "; " + l
+	}
+	return s
 }
 
 // median returns the phase with the median records/s among rounds (the
@@ -278,6 +283,7 @@ func printConfig(out io.Writer, res Result, created bool) {
 		{"producers", strconv.Itoa(c.Producers)},
 		{"batch", fmt.Sprintf("max %d B, linger %s, %d in flight, %d buffered records", c.BatchMaxBytes, linger, c.MaxInflight, c.MaxBufferedRecords)},
 		{"fetch", fmt.Sprintf("max %d B, direct consumer from the first offset produced", c.FetchMaxBytes)},
+		{"latency", fmt.Sprintf("every %dth record produced, from its Produce call to its acknowledgement", LatencySampleEvery)},
 	}
 	fmt.Fprintln(tw, "sluice bench")
 	for _, r := range rows {

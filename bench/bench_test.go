@@ -53,7 +53,18 @@ func TestRunAgainstKfake(t *testing.T) {
 				require.Positive(t, r.Produce.RecordsPerSec)
 				require.Positive(t, r.Consume.RecordsPerSec)
 				require.Positive(t, r.Consume.MiBPerSec)
+				// Each producer times its first record and every
+				// LatencySampleEvery-th after it.
+				require.GreaterOrEqual(t, r.Produce.Latency.Samples, cfg.Records/LatencySampleEvery)
+				require.LessOrEqual(t, r.Produce.Latency.Samples, cfg.Records/LatencySampleEvery+int64(want.Producers))
+				require.Positive(t, r.Produce.Latency.P50)
+				require.LessOrEqual(t, r.Produce.Latency.P50, r.Produce.Latency.P99)
+				require.LessOrEqual(t, r.Produce.Latency.P99, r.Produce.Latency.P999)
+				require.LessOrEqual(t, r.Produce.Latency.P999, r.Produce.Latency.Max)
+				require.Zero(t, r.Consume.Latency)
 			}
+			require.Equal(t, res.Produce.Latency, median(res.Rounds, func(r Round) Phase { return r.Produce }).Latency)
+			require.Regexp(t, `run 1 produce: .* records/s, .* MiB/s; latency p50 \S+, p99 \S+, p999 \S+, max \S+ \([0-9,]+ samples\)`, out.String())
 			require.Contains(t, out.String(), "broker flush policy  unknown")
 			require.Contains(t, out.String(), "run 1 consume: ")
 		})

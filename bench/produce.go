@@ -76,6 +76,7 @@ func (c Config) producerOpts() []kgo.Opt {
 // produce runs the produce phase: Producers clients share the records (or
 // the duration), each producing asynchronously and counting completions
 // in a promise, and the phase ends when every record is acknowledged.
+// Every LatencySampleEvery-th record of each producer is timed.
 func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 	clients := make([]*kgo.Client, cfg.Producers)
 	for i := range clients {
@@ -113,6 +114,17 @@ func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 		*r = kgo.Record{}
 		recs.Put(r)
 	}
+	// timedPromise completes the sampled records, whose Timestamp was
+	// read from the clock right before their Produce call: its monotonic
+	// reading gives the latency without storing anything per record.
+	// Only acknowledged records are timed.
+	lat := new(histogram)
+	timedPromise := func(r *kgo.Record, err error) {
+		if err == nil {
+			lat.record(time.Since(r.Timestamp))
+		}
+		promise(r, err)
+	}
 
 	var deadline time.Time
 	start := time.Now()
@@ -149,16 +161,19 @@ func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 				if sent&1023 == 0 && ctx.Err() != nil {
 					break
 				}
-				if sent&255 == 0 {
-					// franz-go would call time.Now for every record;
-					// a timestamp refreshed every 256 records is
-					// as good for a benchmark and much cheaper.
-					now = time.Now()
-				}
 				r := recs.Get().(*kgo.Record)
 				r.Value = slab.value(next)
-				r.Timestamp = now
 				next++
+				if sent%LatencySampleEvery == 0 {
+					// franz-go would call time.Now for every record;
+					// a timestamp refreshed with each latency sample
+					// is as good for a benchmark and much cheaper.
+					now = time.Now()
+					r.Timestamp = now
+					cl.Produce(ctx, r, timedPromise)
+					continue
+				}
+				r.Timestamp = now
 				cl.Produce(ctx, r, promise)
 			}
 			produced.Add(sent)
@@ -176,7 +191,9 @@ func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 	if got, want := acked.Load(), produced.Load(); got != want {
 		return Phase{}, fmt.Errorf("producing: %d of %d records have no acknowledgement", want-got, want)
 	}
-	return newPhase(acked.Load(), int64(cfg.RecordSize), elapsed), nil
+	ph := newPhase(acked.Load(), int64(cfg.RecordSize), elapsed)
+	ph.Latency = lat.summary()
+	return ph, nil
 }
 
 func closeAll(clients []*kgo.Client) {
