@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -202,7 +204,14 @@ func flushPolicy(ctx context.Context, adm *kadm.Client) string {
 // partition count and whether it was created.
 func ensureTopic(ctx context.Context, adm *kadm.Client, cfg Config) (int32, bool, error) {
 	created := false
-	_, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, nil, cfg.Topic)
+	var configs map[string]*string
+	for k, v := range cfg.TopicConfigs {
+		if configs == nil {
+			configs = make(map[string]*string, len(cfg.TopicConfigs))
+		}
+		configs[k] = &v
+	}
+	_, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, configs, cfg.Topic)
 	switch {
 	case err == nil:
 		created = true
@@ -261,7 +270,7 @@ func printConfig(out io.Writer, res Result, created bool) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	topic := fmt.Sprintf("%s (%d partitions, existing)", c.Topic, res.Partitions)
 	if created {
-		topic = fmt.Sprintf("%s (%d partitions, replication factor %d, created)", c.Topic, res.Partitions, c.ReplicationFactor)
+		topic = fmt.Sprintf("%s (%d partitions, replication factor %d%s, created)", c.Topic, res.Partitions, c.ReplicationFactor, topicConfigs(c.TopicConfigs))
 	}
 	load := thousands(c.Records) + " records per run"
 	if c.Duration > 0 {
@@ -290,6 +299,15 @@ func printConfig(out io.Writer, res Result, created bool) {
 		fmt.Fprintf(tw, "  %s\t%s\n", r[0], r[1])
 	}
 	_ = tw.Flush()
+}
+
+// topicConfigs formats configs as ", k=v, k=v" in key order.
+func topicConfigs(configs map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(configs)) {
+		fmt.Fprintf(&b, ", %s=%s", k, configs[k])
+	}
+	return b.String()
 }
 
 func idem(on bool) string {

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 )
 
@@ -143,6 +148,8 @@ func TestConfigComplete(t *testing.T) {
 		{"Idempotent", Config{Idempotent: true}},
 		{"Partitions", Config{Partitions: -1}},
 		{"ReplicationFactor", Config{ReplicationFactor: -1}},
+		{"TopicConfigs", Config{TopicConfigs: map[string]string{"": "1"}}},
+		{"TopicConfigs", Config{TopicConfigs: map[string]string{"min.insync.replicas": ""}}},
 		{"Compression", Config{Compression: "brotli"}},
 		{"Producers", Config{Producers: -1}},
 		{"BatchMaxBytes", Config{BatchMaxBytes: 10}},
@@ -165,6 +172,46 @@ func TestConfigComplete(t *testing.T) {
 			_, err = Run(context.Background(), tc.cfg, new(bytes.Buffer))
 			require.ErrorAs(t, err, &fe, "Run validates before connecting")
 		})
+	}
+}
+
+// TestTopicConfigs creates the topic with configs and finds them set on it.
+func TestTopicConfigs(t *testing.T) {
+	f := startFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cfg := Config{Bootstrap: f.Bootstrap(), Records: 100, TopicConfigs: map[string]string{"min.insync.replicas": "1", "retention.ms": "3600000"}}
+	_, err := Run(ctx, cfg, &out)
+	require.NoError(t, err, out.String())
+	require.Contains(t, out.String(), "replication factor 1, min.insync.replicas=1, retention.ms=3600000, created")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()))
+	require.NoError(t, err)
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, DefaultTopic)
+	require.NoError(t, err)
+	rc, err := rcs.On(DefaultTopic, nil)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, c := range rc.Configs {
+		if c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+			got[c.Key] = c.MaybeValue()
+		}
+	}
+	require.Equal(t, cfg.TopicConfigs, got)
+}
+
+func TestTopicConfigsFlag(t *testing.T) {
+	cfg := Config{TopicConfigs: map[string]string{}}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(TopicConfigsFlag(cfg.TopicConfigs), "topic-config", "")
+	require.NoError(t, fs.Parse([]string{"--topic-config", "min.insync.replicas=2", "--topic-config", "retention.ms=-1"}))
+	require.Equal(t, map[string]string{"min.insync.replicas": "2", "retention.ms": "-1"}, cfg.TopicConfigs)
+	require.Equal(t, "min.insync.replicas=2, retention.ms=-1", TopicConfigsFlag(cfg.TopicConfigs).String())
+	for _, bad := range []string{"min.insync.replicas", "=2", "retention.ms="} {
+		require.Error(t, fs.Parse([]string{"--topic-config", bad}), bad)
 	}
 }
 

@@ -86,6 +86,11 @@ type Config struct {
 	// default 1.
 	ReplicationFactor int16
 
+	// TopicConfigs are the topic configs of a created topic, in Kafka's
+	// names, e.g. {"min.insync.replicas": "2"}; none by default, so that
+	// the broker's defaults apply.
+	TopicConfigs map[string]string
+
 	// Compression is the batch codec: none, gzip, snappy, lz4 or zstd,
 	// default none (Kafka's `compression.type`). Because values are random,
 	// compressed batches will usually not shrink and franz-go then sends
@@ -221,6 +226,8 @@ func (c Config) Complete() (Config, error) {
 		return c, &FieldError{"Partitions", c.Partitions, "must be at least 1"}
 	case c.ReplicationFactor < 1:
 		return c, &FieldError{"ReplicationFactor", c.ReplicationFactor, "must be at least 1"}
+	case !validTopicConfigs(c.TopicConfigs):
+		return c, &FieldError{"TopicConfigs", c.TopicConfigs, "names must be non-empty and values set"}
 	case codec(c.Compression) == nil:
 		return c, &FieldError{"Compression", fmt.Sprintf("%q", c.Compression), "must be none, gzip, snappy, lz4 or zstd"}
 	case c.Producers < 1:
@@ -283,6 +290,17 @@ func codec(name string) []kgo.CompressionCodec {
 	return nil
 }
 
+// validTopicConfigs reports whether every topic config has a name and a
+// value. The broker checks the names and values themselves.
+func validTopicConfigs(cfgs map[string]string) bool {
+	for k, v := range cfgs {
+		if strings.TrimSpace(k) == "" || v == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // validTopic reports whether name is a legal Kafka topic name.
 func validTopic(name string) bool {
 	if name == "" || len(name) > 249 || name == "." || name == ".." {
@@ -296,4 +314,24 @@ func validTopic(name string) bool {
 		}
 	}
 	return true
+}
+
+// TopicConfigsFlag is a flag.Value that adds one "name=value" topic
+// config per use to a Config's TopicConfigs, so that a command line can
+// say `--topic-config min.insync.replicas=2 --topic-config retention.ms=-1`.
+type TopicConfigsFlag map[string]string
+
+// String implements flag.Value, listing the configs in name order.
+func (f TopicConfigsFlag) String() string {
+	return strings.TrimPrefix(topicConfigs(f), ", ")
+}
+
+// Set implements flag.Value.
+func (f TopicConfigsFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || strings.TrimSpace(k) == "" || v == "" {
+		return fmt.Errorf("topic config %q is not name=value", s)
+	}
+	f[strings.TrimSpace(k)] = v
+	return nil
 }
