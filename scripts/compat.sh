@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # compat.sh runs franz-go's own pkg/kgo integration suite, unmodified, against
-# a single Sluice broker started from this checkout.
+# Sluice brokers started from this checkout: a single broker with
+# KGO_TEST_RF=1, and a 3-broker cluster (three processes forming one Raft
+# metadata quorum) with the suite's default replication factor, KGO_TEST_RF=3,
+# and all three brokers as KGO_SEEDS.
 #
 # The franz-go version is the one go.mod requires. Its module tree is copied out
 # of the module cache into a writable work dir so that pkg/kgo still builds as
 # github.com/twmb/franz-go/pkg/kgo with its own go.mod and go.sum.
 #
 # Environment:
+#   COMPAT_MODE       single, cluster or both (default single): which
+#                     Sluice deployments the suite runs against, in that
+#                     order; both runs both even if the first fails
 #   COMPAT_DIR        work dir (default: a fresh mktemp -d, removed on exit)
 #   KGO_TEST_RECORDS  records per ETL test (default 500000, upstream's default;
-#                     the whole run takes about a minute on 2 cores)
-#   COMPAT_TIMEOUT    go test -timeout (default 20m)
+#                     the single-broker run takes about a minute on 2 cores)
+#   COMPAT_TIMEOUT    go test -timeout per mode (default 20m)
 #   COMPAT_RUN        go test -run pattern (default: every test)
-#   COMPAT_SEEDS      if set, do not start Sluice; run against these seed
-#                     brokers instead (used to calibrate the suite on kfake)
+#   COMPAT_SEEDS      if set, do not start Sluice; run once against these seed
+#                     brokers instead, with KGO_TEST_RF from the environment
+#                     (default 1) (used to calibrate the suite on kfake)
 #   COMPAT_VERBOSE=1  go test -v
+#   SLUICE            use this sluice binary instead of building one
 #
-# Exit status: non-zero if the build, the broker start or any test fails.
+# Exit status: non-zero if the build, a broker start or any test fails in any
+# mode. A summary line per mode is printed last.
 #
 # Excluded tests (passed to go test -skip), with the reason:
 #   TestTxnEtl  needs transactions (InitProducerID with a transactional id,
@@ -35,6 +44,16 @@ SKIP='^TestTxnEtl$'
 RECORDS=${KGO_TEST_RECORDS:-500000}
 TIMEOUT=${COMPAT_TIMEOUT:-20m}
 RUN=${COMPAT_RUN:-.}
+MODE=${COMPAT_MODE:-single}
+case $MODE in
+single) MODES=(single) ;;
+cluster) MODES=(cluster) ;;
+both) MODES=(single cluster) ;;
+*)
+	echo "compat: COMPAT_MODE $MODE is not single, cluster or both" >&2
+	exit 2
+	;;
+esac
 
 FRANZ_VERSION=$(go list -m -f '{{.Version}}' github.com/twmb/franz-go)
 SRC="$(go env GOMODCACHE)/github.com/twmb/franz-go@${FRANZ_VERSION}"
@@ -49,16 +68,38 @@ if [[ -z "${COMPAT_DIR:-}" ]]; then
 fi
 mkdir -p "$COMPAT_DIR"
 
-BROKER_PID=""
-cleanup() {
-	if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
-		kill -TERM "$BROKER_PID" 2>/dev/null || true
+# BROKER_PIDS are the brokers of the mode running now, BROKER_LOGS their logs.
+BROKER_PIDS=()
+BROKER_LOGS=()
+
+# stop_brokers sends SIGTERM to every broker, waits up to 10 s for each and
+# then kills what is left. It fails if a broker did not exit 0 after
+# SIGTERM, printing the tail of its log.
+stop_brokers() {
+	local i pid st failed=0
+	for pid in "${BROKER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for i in "${!BROKER_PIDS[@]}"; do
+		pid=${BROKER_PIDS[i]}
 		for _ in $(seq 1 100); do
-			kill -0 "$BROKER_PID" 2>/dev/null || break
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$BROKER_PID" 2>/dev/null || true
-	fi
+		kill -KILL "$pid" 2>/dev/null || true
+		st=0
+		wait "$pid" 2>/dev/null || st=$?
+		if [[ $st != 0 ]]; then
+			echo "compat: broker ${BROKER_LOGS[i]} exited $st after SIGTERM; log tail follows" >&2
+			tail -n 50 "${BROKER_LOGS[i]}" >&2
+			failed=1
+		fi
+	done
+	BROKER_PIDS=()
+	BROKER_LOGS=()
+	return $failed
+}
+
+cleanup() {
+	stop_brokers >/dev/null 2>&1 || true
 	if [[ $CLEAN_WORK == 1 ]]; then
 		chmod -R u+w "$COMPAT_DIR" 2>/dev/null || true
 		rm -rf "$COMPAT_DIR"
@@ -71,12 +112,16 @@ rm -rf "$COMPAT_DIR/franz-go"
 cp -r "$SRC" "$COMPAT_DIR/franz-go"
 chmod -R u+w "$COMPAT_DIR/franz-go"
 
-# free_port prints a loopback TCP port nobody is listening on right now.
+# free_port prints a loopback TCP port nobody is listening on right now and
+# that this script has not handed out yet.
+TAKEN=" "
 free_port() {
 	local p
-	for _ in $(seq 1 50); do
+	for _ in $(seq 1 100); do
 		p=$((20000 + RANDOM % 40000))
+		[[ $TAKEN == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			TAKEN+="$p "
 			echo "$p"
 			return 0
 		fi
@@ -84,59 +129,111 @@ free_port() {
 	return 1
 }
 
-if [[ -n "${COMPAT_SEEDS:-}" ]]; then
-	SEEDS=$COMPAT_SEEDS
-	echo "compat: COMPAT_SEEDS set, not starting Sluice; seeds $SEEDS"
-else
-	go build -o "$COMPAT_DIR/sluice" ./cmd/sluice
-	PORT=$(free_port)
-	SEEDS="127.0.0.1:$PORT"
-	mkdir -p "$COMPAT_DIR/data"
-	"$COMPAT_DIR/sluice" broker --listen "$SEEDS" --data-dir "$COMPAT_DIR/data" >"$COMPAT_DIR/broker.log" 2>&1 &
-	BROKER_PID=$!
-	ready=0
-	for _ in $(seq 1 300); do # 30 s
-		if grep -q ready "$COMPAT_DIR/broker.log"; then
-			ready=1
-			break
-		fi
-		if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-			break
-		fi
-		sleep 0.1
+# start_brokers N starts N brokers on fresh data dirs, as one quorum if N > 1,
+# waits until each logs that it is ready and, for a cluster, until Metadata
+# lists all of them, and sets SEEDS.
+start_brokers() {
+	local n=$1 i quorum="" dir="$COMPAT_DIR/$2"
+	local -a kport rport args
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	SEEDS=""
+	for i in $(seq 1 "$n"); do
+		kport[i]=$(free_port)
+		rport[i]=$(free_port)
+		quorum+="${quorum:+,}$i@127.0.0.1:${rport[i]}"
+		SEEDS+="${SEEDS:+,}127.0.0.1:${kport[i]}"
 	done
-	if [[ $ready != 1 ]]; then
-		echo "compat: sluice did not log ready; log follows" >&2
-		cat "$COMPAT_DIR/broker.log" >&2
-		exit 1
+	for i in $(seq 1 "$n"); do
+		args=(broker --listen "127.0.0.1:${kport[i]}" --data-dir "$dir/data$i")
+		if [[ $n -gt 1 ]]; then
+			args+=(--node-id "$i" --controller-listen "127.0.0.1:${rport[i]}" --controller-quorum "$quorum")
+		fi
+		"$SLUICE_BIN" "${args[@]}" >"$dir/broker$i.log" 2>&1 &
+		BROKER_PIDS+=($!)
+		BROKER_LOGS+=("$dir/broker$i.log")
+		echo "compat: started sluice ${args[*]} (pid $!)"
+	done
+	local deadline=$((SECONDS + 30))
+	for i in $(seq 1 "$n"); do
+		until grep -q "broker ready" "$dir/broker$i.log"; do
+			if ! kill -0 "${BROKER_PIDS[i - 1]}" 2>/dev/null || ((SECONDS >= deadline)); then
+				echo "compat: sluice broker $i did not log ready; log follows" >&2
+				cat "$dir/broker$i.log" >&2
+				return 1
+			fi
+			sleep 0.1
+		done
+	done
+	if [[ $n -gt 1 ]] && command -v kcat >/dev/null; then
+		until [[ $(timeout 5 kcat -L -m 5 -b "127.0.0.1:${kport[1]}" 2>/dev/null | sed -n 's/^ \([0-9]*\) brokers:$/\1/p') == "$n" ]]; do
+			if ((SECONDS >= deadline)); then
+				echo "compat: Metadata does not list $n brokers after 30 s" >&2
+				timeout 5 kcat -L -m 5 -b "127.0.0.1:${kport[1]}" 2>&1 | head -n 10 >&2 || true
+				return 1
+			fi
+			sleep 0.2
+		done
 	fi
-	echo "compat: sluice pid $BROKER_PID serving $SEEDS"
-fi
+	echo "compat: $n sluice broker(s) serving $SEEDS"
+}
 
 VERBOSE=()
 if [[ "${COMPAT_VERBOSE:-0}" == 1 ]]; then
 	VERBOSE=(-v)
 fi
 
-status=0
-(
-	cd "$COMPAT_DIR/franz-go/pkg/kgo"
-	GOWORK=off GOFLAGS=-mod=mod KGO_SEEDS="$SEEDS" KGO_TEST_RF=1 KGO_TEST_RECORDS="$RECORDS" \
-		go test -count=1 -timeout "$TIMEOUT" "${VERBOSE[@]}" -run "$RUN" -skip "$SKIP" .
-) || status=$?
+# run_suite SEEDS RF runs the kgo suite once.
+run_suite() {
+	(
+		cd "$COMPAT_DIR/franz-go/pkg/kgo"
+		GOWORK=off GOFLAGS=-mod=mod KGO_SEEDS="$1" KGO_TEST_RF="$2" KGO_TEST_RECORDS="$RECORDS" \
+			go test -count=1 -timeout "$TIMEOUT" "${VERBOSE[@]}" -run "$RUN" -skip "$SKIP" .
+	)
+}
 
-if [[ -n "$BROKER_PID" ]]; then
-	kill -TERM "$BROKER_PID" 2>/dev/null || true
-	bstatus=0
-	wait "$BROKER_PID" || bstatus=$?
-	BROKER_PID=""
-	if [[ $bstatus != 0 ]]; then
-		echo "compat: sluice exited $bstatus after SIGTERM; log tail follows" >&2
-		tail -n 50 "$COMPAT_DIR/broker.log" >&2
-		[[ $status != 0 ]] || status=1
+if [[ -n "${COMPAT_SEEDS:-}" ]]; then
+	echo "compat: COMPAT_SEEDS set, not starting Sluice; seeds $COMPAT_SEEDS"
+	if run_suite "$COMPAT_SEEDS" "${KGO_TEST_RF:-1}"; then
+		echo "compat: PASS"
+		exit 0
 	fi
+	echo "compat: FAIL" >&2
+	exit 1
 fi
 
+if [[ -n "${SLUICE:-}" ]]; then
+	SLUICE_BIN=$(cd "$(dirname "$SLUICE")" && pwd)/$(basename "$SLUICE")
+else
+	SLUICE_BIN="$COMPAT_DIR/sluice"
+	go build -o "$SLUICE_BIN" ./cmd/sluice
+fi
+
+status=0
+summary=()
+for mode in "${MODES[@]}"; do
+	case $mode in
+	single) nodes=1 rf=1 ;;
+	cluster) nodes=3 rf=3 ;;
+	esac
+	echo "compat: === $mode: $nodes broker(s), KGO_TEST_RF=$rf ==="
+	st=0
+	start=$SECONDS
+	if start_brokers "$nodes" "$mode"; then
+		run_suite "$SEEDS" "$rf" || st=$?
+	else
+		st=1
+	fi
+	stop_brokers || { [[ $st != 0 ]] || st=1; }
+	if [[ $st == 0 ]]; then
+		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf): PASS in $((SECONDS - start)) s")
+	else
+		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf): FAIL (status $st) after $((SECONDS - start)) s")
+		status=$st
+	fi
+done
+
+printf '%s\n' "${summary[@]}"
 if [[ $status != 0 ]]; then
 	echo "compat: FAIL (status $status)" >&2
 	exit "$status"
