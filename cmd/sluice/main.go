@@ -15,6 +15,7 @@ import (
 var subcommands = map[string]func(context.Context, []string) error{
 	"bench":  runBench,
 	"broker": runBroker,
+	"chaos":  runChaos,
 }
 
 func main() {

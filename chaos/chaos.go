@@ -1,0 +1,299 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Run starts a cluster, runs the producers and the kills, checks the topic and returns the report,
+// printing progress to out. The error is for a run that could not take place (no binary, a cluster
+// that does not start); broken promises are in the report (Report.OK).
+func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
+	start := time.Now()
+	if err := cfg.SetDefaults(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Config: cfg}
+	tempDir := cfg.Dir == ""
+	if tempDir {
+		dir, err := os.MkdirTemp("", "sluice-chaos-")
+		if err != nil {
+			return rep, err
+		}
+		cfg.Dir = dir
+		rep.Config.Dir = dir
+	}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(out, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	say("starting %d brokers under %s", cfg.Brokers, cfg.Dir)
+	cl, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Dir: cfg.Dir, Brokers: cfg.Brokers, BrokerConfig: cfg.BrokerConfig})
+	if err != nil {
+		return rep, fmt.Errorf("start cluster (logs under %s): %w", cfg.Dir, err)
+	}
+	defer func() {
+		cl.Close()
+		if tempDir && rep.OK() && !cfg.KeepDir {
+			os.RemoveAll(cfg.Dir)
+		} else {
+			say("broker logs and data kept under %s", cfg.Dir)
+		}
+	}()
+	if err := createTopic(ctx, cl, cfg); err != nil {
+		return rep, err
+	}
+	if err := cl.WaitHealthy(ctx, cfg.RejoinTimeout, cfg.Topic); err != nil {
+		return rep, err
+	}
+	say("topic %s ready: %d partitions, RF %d, min.insync.replicas %d", cfg.Topic, cfg.Partitions, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
+
+	l := newLedger()
+	prodCtx, stopProducing := context.WithCancel(ctx)
+	defer stopProducing()
+	ps, err := startProducers(prodCtx, cfg, cl.Bootstrap(), l)
+	if err != nil {
+		return rep, err
+	}
+	if err := waitEveryPartitionAcked(ctx, cfg, l); err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0))
+	for n := 1; n <= cfg.Kills && len(rep.Problems) == 0 && ctx.Err() == nil; n++ {
+		k := killOne(ctx, cl, cfg, l, rng, n)
+		rep.Kills = append(rep.Kills, k)
+		acked, failed := l.counts()
+		var fo []string
+		for _, p := range k.Led {
+			if d, ok := k.Failover[p]; ok {
+				fo = append(fo, fmt.Sprintf("%d:%dms", p, d.Milliseconds()))
+			}
+		}
+		say("kill %d/%d: broker %d (controller %v) led %v, failover %v, down %v, rejoined in %v, controller now %d; acked %d failed %d %s",
+			n, cfg.Kills, k.Victim, k.WasController, k.Led, fo, k.Down.Round(time.Millisecond),
+			k.Rejoin.Round(time.Millisecond), k.NewController, acked, failed, k.Problem)
+		if k.Problem != "" {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("kill %d (broker %d): %s", n, k.Victim, k.Problem))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		rep.Problems = append(rep.Problems, "interrupted: "+err.Error())
+	}
+
+	say("stopping producers")
+	if err := ps.stop(stopProducing, cfg.DeliveryTimeout+10*time.Second); err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	acks, failures, dataLoss := l.snapshot()
+	rep.Acked, rep.Failed = l.counts()
+	rep.Failures = topFailures(failures, 5)
+	rep.DataLossEvents = dataLoss
+
+	check := func(what string) (Check, bool) {
+		checkCtx := context.WithoutCancel(ctx)
+		if err := cl.WaitHealthy(checkCtx, cfg.RejoinTimeout, cfg.Topic); err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("before the check %s: %v", what, err))
+		}
+		logs, err := readPartitions(checkCtx, cl.Bootstrap(), cfg.Topic, 2*time.Minute)
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("read back %s: %v", what, err))
+			return Check{}, false
+		}
+		c := CheckTopic(cfg.Partitions, acks, logs)
+		say("checked %s: %d acknowledged, %d in the log, lost %d, moved %d, duplicated %d, reordered %d",
+			what, c.Acked, c.InLog, c.Lost, c.Moved, c.Duplicated, c.Reordered)
+		return c, true
+	}
+	say("reading every partition back")
+	rep.Check, _ = check("after the kills")
+
+	if cfg.RestartAll {
+		say("killing all brokers at once and restarting them")
+		if err := restartAll(context.WithoutCancel(ctx), cl); err != nil {
+			rep.Problems = append(rep.Problems, "restart all: "+err.Error())
+		} else if c, ok := check("after restarting all brokers"); ok {
+			rep.AfterRestartAll = &c
+		}
+	}
+	rep.Duration = time.Since(start)
+	if !rep.OK() {
+		say("broker log tails:\n%s", cl.Logs(20))
+	}
+	return rep, nil
+}
+
+// createTopic creates the chaos topic, retrying while the cluster is still forming.
+func createTopic(ctx context.Context, cl *Cluster, cfg Config) error {
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(cl.Bootstrap()...))
+	if err != nil {
+		return err
+	}
+	defer kcl.Close()
+	adm := kadm.NewClient(kcl)
+	minISR := strconv.Itoa(cfg.MinInsyncReplicas)
+	return WaitFor(ctx, 30*time.Second, "create topic "+cfg.Topic, func(ctx context.Context) (bool, error) {
+		resp, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor,
+			map[string]*string{"min.insync.replicas": &minISR}, cfg.Topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			return true, nil
+		}
+		return err == nil, err
+	})
+}
+
+// waitEveryPartitionAcked waits until the producers have an acknowledgement on every partition, so
+// that failover times are measured against a running stream.
+func waitEveryPartitionAcked(ctx context.Context, cfg Config, l *ledger) error {
+	return WaitFor(ctx, 30*time.Second, "a first acknowledgement on every partition", func(context.Context) (bool, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for p := int32(0); p < cfg.Partitions; p++ {
+			if len(l.acks[p]) == 0 {
+				return false, fmt.Errorf("partition %d has no acknowledgement yet; produce errors so far: %v", p, topFailures(l.failures, 3))
+			}
+		}
+		return true, nil
+	})
+}
+
+// killOne kills one broker of a healthy cluster, measures the failover of the partitions it led,
+// restarts it and waits until every ISR is full again.
+func killOne(ctx context.Context, cl *Cluster, cfg Config, l *ledger, rng *rand.Rand, n int) Kill {
+	k := Kill{N: n, Victim: -1, NewController: -1, Failover: map[int32]time.Duration{}}
+	view, err := cl.healthy(ctx, []string{cfg.Topic})
+	if err != nil {
+		k.Problem = "cluster not healthy before the kill: " + err.Error()
+		return k
+	}
+	ctl, err := cl.Controller(ctx)
+	if err != nil {
+		k.Problem = "no controller before the kill: " + err.Error()
+		return k
+	}
+	running := cl.Running()
+	if n%cfg.ControllerEvery == 0 {
+		k.Victim = ctl
+	} else {
+		others := slices.DeleteFunc(slices.Clone(running), func(id int32) bool { return id == ctl })
+		k.Victim = others[rng.IntN(len(others))]
+	}
+	k.WasController = k.Victim == ctl
+	k.Led = view.LeaderOf(cfg.Topic, k.Victim)
+
+	killedAt := time.Now()
+	watchers := make([]*watcher, len(k.Led))
+	for i, p := range k.Led {
+		watchers[i] = l.watch(p, killedAt)
+	}
+	defer l.unwatch(watchers)
+	if err := cl.Kill(k.Victim); err != nil {
+		k.Problem = err.Error()
+		return k
+	}
+	downUntil := killedAt.Add(cfg.MinDown + time.Duration(rng.Int64N(int64(cfg.MaxDown-cfg.MinDown)+1)))
+	failoverBy := time.NewTimer(cfg.FailoverTimeout)
+	defer failoverBy.Stop()
+	for i, w := range watchers {
+		select {
+		case at := <-w.acked:
+			k.Failover[k.Led[i]] = at.Sub(killedAt)
+		case <-failoverBy.C:
+		case <-ctx.Done():
+			k.Problem = ctx.Err().Error()
+			return k
+		}
+	}
+	if len(k.Failover) < len(k.Led) {
+		var stuck []int32
+		for _, p := range k.Led {
+			if _, ok := k.Failover[p]; !ok {
+				stuck = append(stuck, p)
+			}
+		}
+		k.Problem = fmt.Sprintf("partitions %v accepted no produce within %v of the kill", stuck, cfg.FailoverTimeout)
+		if v, err := cl.AnyView(ctx, cfg.Topic); err == nil {
+			for _, p := range stuck {
+				st := v.Partitions[cfg.Topic][p]
+				k.Problem += fmt.Sprintf("; node %d says %d: leader %d epoch %d isr %v", v.Node, p, st.Leader, st.LeaderEpoch, st.ISR)
+			}
+		}
+	}
+	select {
+	case <-time.After(time.Until(downUntil)):
+	case <-ctx.Done():
+		return k
+	}
+	restartAt := time.Now()
+	k.Down = restartAt.Sub(killedAt)
+	if err := cl.Restart(ctx, k.Victim); err != nil {
+		k.Problem = joinProblem(k.Problem, "restart: "+err.Error())
+		return k
+	}
+	if err := cl.WaitHealthy(ctx, cfg.RejoinTimeout, cfg.Topic); err != nil {
+		k.Problem = joinProblem(k.Problem, "did not rejoin: "+err.Error())
+		return k
+	}
+	k.Rejoin = time.Since(restartAt)
+	// Give the controller a moment to hand the restarted broker's preferred leaderships back, so
+	// the next kill of it measures failovers too; not having them is not a failure.
+	_ = WaitFor(ctx, 5*time.Second, "preferred leaders", func(ctx context.Context) (bool, error) {
+		v, err := cl.healthy(ctx, []string{cfg.Topic})
+		if err != nil {
+			return false, err
+		}
+		for _, st := range v.Partitions[cfg.Topic] {
+			if len(st.Replicas) > 0 && st.Leader != preferred(st) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if c, err := cl.Controller(ctx); err == nil {
+		k.NewController = c
+	}
+	return k
+}
+
+// preferred is the preferred leader of a partition, its first assigned replica.
+func preferred(st PartitionState) int32 { return st.Replicas[0] }
+
+func joinProblem(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// restartAll kills every broker at once and starts them all again.
+func restartAll(ctx context.Context, cl *Cluster) error {
+	for _, id := range cl.Running() {
+		if err := cl.Kill(id); err != nil {
+			return err
+		}
+	}
+	for _, n := range cl.Nodes() {
+		if err := cl.Start(n.ID); err != nil {
+			return err
+		}
+	}
+	for _, n := range cl.Nodes() {
+		if err := cl.WaitReady(ctx, n.ID); err != nil {
+			return err
+		}
+	}
+	return cl.WaitBrokers(ctx, 60*time.Second)
+}

@@ -1,0 +1,121 @@
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures a chaos run. Zero values take the documented defaults (see SetDefaults).
+type Config struct {
+	// Bin is the sluice binary whose `broker` subcommand runs the brokers. Required.
+	Bin string
+	// Dir holds the brokers' data directories and logs. Default: a new temporary directory, removed
+	// after a run that passes unless KeepDir is set.
+	Dir string
+	// KeepDir keeps Dir after a passing run.
+	KeepDir bool
+	// Brokers is the number of broker processes, default 3.
+	Brokers int
+	// BrokerConfig is the YAML given to every broker with --config, default "flush: always\n".
+	BrokerConfig string
+
+	// Topic is the topic written and checked, default "chaos".
+	Topic string
+	// Partitions is the topic's partition count, default 6.
+	Partitions int32
+	// ReplicationFactor is the topic's replication factor, default 3.
+	ReplicationFactor int16
+	// MinInsyncReplicas is the topic's min.insync.replicas, default 2.
+	MinInsyncReplicas int
+
+	// Producers is the number of idempotent producers (one kgo client and producer ID each), every one
+	// writing to every partition; default 3.
+	Producers int
+	// Rate is the total records per second offered by all producers together, default 1200.
+	Rate int
+	// InFlight bounds the unacknowledged records of one producer on one partition, default 8.
+	InFlight int
+	// DeliveryTimeout is kgo's RecordDeliveryTimeout (Kafka's delivery.timeout.ms), default 30s: a
+	// record not acknowledged by then fails and counts as unacknowledged.
+	DeliveryTimeout time.Duration
+	// MetadataMinAge is kgo's MetadataMinAge, the least time between metadata refreshes, default 100ms
+	// (Kafka's Java client refreshes after retry.backoff.ms, 100ms; kgo's own default is 5s).
+	MetadataMinAge time.Duration
+
+	// Kills is the number of SIGKILLs, default 30. Every kill is followed by a restart and a wait until
+	// every ISR is full again before the next kill.
+	Kills int
+	// ControllerEvery makes every n-th kill hit the active controller (the others hit a random other
+	// broker, which always leads some partitions while preferred leaders are restored); default 2.
+	ControllerEvery int
+	// MinDown and MaxDown bound the random time a killed broker stays down, counted from the kill; it
+	// also stays down until every partition it led has accepted a produce again. Defaults 500ms and 2s.
+	MinDown, MaxDown time.Duration
+	// FailoverTimeout is how long the partitions of a killed leader may take to accept produces again
+	// before the kill is reported as a stuck failover, default 20s.
+	FailoverTimeout time.Duration
+	// RejoinTimeout is how long a restarted broker may take until every ISR is full again, default 60s.
+	RejoinTimeout time.Duration
+	// RestartAll, after the kills and the first check, kills all brokers at once, restarts them and
+	// checks again.
+	RestartAll bool
+	// Seed seeds the choice of victims and down times; 0 uses the clock.
+	Seed int64
+}
+
+// SetDefaults fills in zero values and rejects impossible settings.
+func (c *Config) SetDefaults() error {
+	if c.Bin == "" {
+		return errors.New("chaos: Bin (the sluice binary) is required")
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Brokers, 3)
+	if c.BrokerConfig == "" {
+		c.BrokerConfig = "flush: always\n"
+	}
+	if c.Topic == "" {
+		c.Topic = "chaos"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 6
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 3
+	}
+	def(&c.MinInsyncReplicas, 2)
+	def(&c.Producers, 3)
+	def(&c.Rate, 1200)
+	def(&c.InFlight, 8)
+	defDur(&c.DeliveryTimeout, 30*time.Second)
+	defDur(&c.MetadataMinAge, 100*time.Millisecond)
+	def(&c.Kills, 30)
+	def(&c.ControllerEvery, 2)
+	defDur(&c.MinDown, 500*time.Millisecond)
+	defDur(&c.MaxDown, 2*time.Second)
+	defDur(&c.FailoverTimeout, 20*time.Second)
+	defDur(&c.RejoinTimeout, 60*time.Second)
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano()
+	}
+	switch {
+	case c.Brokers < 2:
+		return fmt.Errorf("chaos: brokers %d: killing needs at least 2", c.Brokers)
+	case int(c.ReplicationFactor) > c.Brokers:
+		return fmt.Errorf("chaos: replication factor %d is more than %d brokers", c.ReplicationFactor, c.Brokers)
+	case c.Partitions < 1, c.Producers < 1, c.Rate < 1, c.InFlight < 1, c.Kills < 0, c.ControllerEvery < 1:
+		return errors.New("chaos: partitions, producers, rate, in-flight and controller-every must be positive, kills not negative")
+	case c.MaxDown < c.MinDown:
+		return fmt.Errorf("chaos: max down %v is less than min down %v", c.MaxDown, c.MinDown)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package chaos
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Kill is what happened around one SIGKILL.
+type Kill struct {
+	// N counts the kills from 1.
+	N int
+	// Victim is the killed broker; WasController says it was the active controller.
+	Victim        int32
+	WasController bool
+	// Led are the partitions the victim led when it was killed.
+	Led []int32
+	// Failover is, per partition in Led, the time from the kill to the first acknowledgement of a
+	// record issued after the kill. Partitions missing here did not fail over within FailoverTimeout.
+	Failover map[int32]time.Duration
+	// NewController is the controller after the victim rejoined.
+	NewController int32
+	// Down is how long the victim was down; Rejoin the time from its restart until every ISR was full.
+	Down, Rejoin time.Duration
+	// Problem describes what went wrong, if anything.
+	Problem string
+}
+
+// Report is the outcome of a chaos run.
+type Report struct {
+	// Config is the configuration the run used, defaults applied.
+	Config Config
+	// Duration is the wall time of the run.
+	Duration time.Duration
+	// Kills are the kills done, in order.
+	Kills []Kill
+	// Acked and Failed count produced records with and without an acknowledgement.
+	Acked, Failed int64
+	// Failures are the most frequent produce errors.
+	Failures []string
+	// DataLossEvents counts kgo's own detections of data loss (OUT_OF_ORDER_SEQUENCE_NUMBER and the like).
+	DataLossEvents int
+	// Check is the verdict after the kills.
+	Check Check
+	// AfterRestartAll is the verdict after all brokers were killed and restarted at once (nil when not
+	// done).
+	AfterRestartAll *Check
+	// Problems are the failures that stopped or spoiled the run (a broker that did not rejoin, a stuck
+	// failover, a read-back that did not finish).
+	Problems []string
+}
+
+// FailoverSamples returns every measured failover time, sorted.
+func (r Report) FailoverSamples() []time.Duration {
+	var ds []time.Duration
+	for _, k := range r.Kills {
+		for _, d := range k.Failover {
+			ds = append(ds, d)
+		}
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+// Percentile returns the nearest-rank q-th percentile (0 < q <= 100) of sorted samples, 0 if none.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// OK reports whether the run did every kill, lost, moved, duplicated and reordered nothing, and hit
+// no problem.
+func (r Report) OK() bool {
+	if len(r.Problems) > 0 || len(r.Kills) < r.Config.Kills || r.Check.Violations() > 0 {
+		return false
+	}
+	return r.AfterRestartAll == nil || r.AfterRestartAll.Violations() == 0
+}
+
+// Write prints the report for people.
+func (r Report) Write(w io.Writer) {
+	c := r.Config
+	fmt.Fprintf(w, "\n== sluice chaos report ==\n")
+	fmt.Fprintf(w, "config: %d brokers (%s), topic %q: %d partitions, RF %d, min.insync.replicas %d\n",
+		c.Brokers, strings.TrimSpace(strings.ReplaceAll(c.BrokerConfig, "\n", "; ")), c.Topic, c.Partitions,
+		c.ReplicationFactor, c.MinInsyncReplicas)
+	fmt.Fprintf(w, "producers: %d idempotent kgo clients, acks=all, %d records/s offered in total, %d in flight per producer and partition,\n",
+		c.Producers, c.Rate, c.InFlight)
+	fmt.Fprintf(w, "           delivery timeout %v, metadata min age %v, retry backoff 100ms..1s\n", c.DeliveryTimeout, c.MetadataMinAge)
+	fmt.Fprintf(w, "kills: %d of %d done (every %d. hits the controller), down %v..%v, seed %d, wall time %v\n",
+		len(r.Kills), c.Kills, c.ControllerEvery, c.MinDown, c.MaxDown, c.Seed, r.Duration.Round(time.Second))
+	ctl, leaders := 0, 0
+	for _, k := range r.Kills {
+		if k.WasController {
+			ctl++
+		}
+		if len(k.Led) > 0 {
+			leaders++
+		}
+	}
+	fmt.Fprintf(w, "       %d hit the controller, %d hit a partition leader\n", ctl, leaders)
+	fmt.Fprintf(w, "\n%-4s %-7s %-5s %-14s %-28s %-8s %-8s %s\n", "kill", "victim", "ctrl", "led", "failover", "down", "rejoin", "problem")
+	for _, k := range r.Kills {
+		var fo []string
+		for _, p := range k.Led {
+			if d, ok := k.Failover[p]; ok {
+				fo = append(fo, fmt.Sprintf("%d:%dms", p, d.Milliseconds()))
+			} else {
+				fo = append(fo, fmt.Sprintf("%d:stuck", p))
+			}
+		}
+		fmt.Fprintf(w, "%-4d %-7d %-5v %-14s %-28s %-8s %-8s %s\n", k.N, k.Victim, k.WasController,
+			fmt.Sprint(k.Led), strings.Join(fo, " "), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), k.Problem)
+	}
+	samples := r.FailoverSamples()
+	fmt.Fprintf(w, "\nfailover (kill -> first ack of a record issued after the kill, per partition the victim led):\n")
+	fmt.Fprintf(w, "  samples %d, p50 %v, p99 %v, max %v\n", len(samples),
+		Percentile(samples, 50).Round(time.Millisecond), Percentile(samples, 99).Round(time.Millisecond),
+		Percentile(samples, 100).Round(time.Millisecond))
+	fmt.Fprintf(w, "\nproduced: %d acknowledged, %d not acknowledged; kgo data-loss detections: %d\n", r.Acked, r.Failed, r.DataLossEvents)
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  %s\n", f)
+	}
+	writeCheck(w, "after the kills", r.Check)
+	if r.AfterRestartAll != nil {
+		writeCheck(w, "after killing and restarting all brokers at once", *r.AfterRestartAll)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+	if r.OK() {
+		fmt.Fprintf(w, "\nRESULT: PASS (0 lost, 0 duplicated, 0 reordered)\n")
+	} else {
+		fmt.Fprintf(w, "\nRESULT: FAIL\n")
+	}
+}
+
+func writeCheck(w io.Writer, title string, c Check) {
+	fmt.Fprintf(w, "\ncheck %s: %d acknowledged, %d in the log: lost %d, moved %d, duplicated %d, reordered %d, foreign %d (unacknowledged but present %d)\n",
+		title, c.Acked, c.InLog, c.Lost, c.Moved, c.Duplicated, c.Reordered, c.Foreign, c.Unacked)
+	fmt.Fprintf(w, "  %-9s %-9s %-9s %-5s %-6s %-10s %-9s %-8s %s\n", "partition", "acked", "in log", "lost", "moved", "duplicated", "reordered", "unacked", "foreign")
+	for _, p := range c.Partitions {
+		fmt.Fprintf(w, "  %-9d %-9d %-9d %-5d %-6d %-10d %-9d %-8d %d\n", p.Partition, p.Acked, p.InLog, p.Lost, p.Moved,
+			p.Duplicated, p.Reordered, p.Unacked, p.Foreign)
+		for _, e := range p.Examples {
+			fmt.Fprintf(w, "      %s\n", e)
+		}
+	}
+}
