@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		if err := cl.WaitHealthy(checkCtx, cfg.RejoinTimeout, cfg.Topic); err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("before the check %s: %v", what, err))
 		}
-		logs, err := readPartitions(checkCtx, cl.Bootstrap(), cfg.Topic, 2*time.Minute)
+		logs, err := ReadPartitions(checkCtx, cl.Bootstrap(), cfg.Topic, 2*time.Minute)
 		if err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("read back %s: %v", what, err))
 			return Check{}, false

@@ -104,9 +104,9 @@ func CheckPartition(partition int32, acks []Ack, log []LogRecord) PartitionCheck
 	return pc
 }
 
-// readPartitions reads every partition of topic from its start to the end offset listed when it
+// ReadPartitions reads every partition of topic from its start to the end offset listed when it
 // starts, within timeout.
-func readPartitions(ctx context.Context, seeds []string, topic string, timeout time.Duration) (map[int32][]LogRecord, error) {
+func ReadPartitions(ctx context.Context, seeds []string, topic string, timeout time.Duration) (map[int32][]LogRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond))

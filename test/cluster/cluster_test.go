@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/chaos"
+)
+
+// TestLeaderFailoverAndRejoin kills the leader of a partition with SIGKILL right after a burst of
+// acks=1 records it may not have replicated yet, sees a new leader elected and acks=all produces
+// resume, restarts the old leader and sees it catch up and rejoin the ISR; then every acks=all
+// acknowledgement must be at its offset, which fails if the old leader kept a divergent tail when it
+// became leader again.
+func TestLeaderFailoverAndRejoin(t *testing.T) {
+	cl := startCluster(t)
+	const topic = "failover"
+	createTopic(t, cl, topic, 3, 3, 2)
+	v := viewOf(t, cl, topic)
+	for p, st := range v.Partitions[topic] {
+		require.Len(t, st.Replicas, 3, "partition %d", p)
+		require.ElementsMatch(t, st.Replicas, st.ISR, "partition %d", p)
+	}
+
+	all := newProducer(t, newClient(t, cl), 0)
+	for p := int32(0); p < 3; p++ {
+		require.NoError(t, all.produce(testCtx(t, 30*time.Second), topic, p, 100))
+	}
+
+	old := v.Partitions[topic][0]
+	// acks=1 records the leader acknowledges before its followers have them; those still in flight
+	// when it dies are what a returning leader must truncate.
+	one := newProducer(t, newClient(t, cl, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+		kgo.RecordRetries(0), kgo.RecordDeliveryTimeout(5*time.Second)), 1)
+	streamCtx, stopStream := context.WithCancel(context.Background())
+	defer stopStream()
+	streamFailed := make(chan int, 1)
+	go func() { streamFailed <- one.stream(streamCtx, topic, 0) }()
+	require.NoError(t, chaos.WaitFor(testCtx(t, 10*time.Second), 10*time.Second, "first acks=1 acknowledgements",
+		func(context.Context) (bool, error) { return len(one.acked()[0]) >= 200, nil }))
+	killedAt := time.Now()
+	require.NoError(t, cl.Kill(old.Leader))
+	t.Logf("killed broker %d, leader of %s/0 at epoch %d", old.Leader, topic, old.LeaderEpoch)
+
+	var now chaos.PartitionState
+	require.NoError(t, chaos.WaitFor(testCtx(t, 20*time.Second), 20*time.Second, "a new leader of partition 0",
+		func(ctx context.Context) (bool, error) {
+			v, err := cl.AnyView(ctx, topic)
+			if err != nil {
+				return false, err
+			}
+			now = v.Partitions[topic][0]
+			return now.Leader >= 0 && now.Leader != old.Leader && now.LeaderEpoch > old.LeaderEpoch, nil
+		}))
+	t.Logf("broker %d leads %s/0 at epoch %d, %v after the kill; ISR %v", now.Leader, topic, now.LeaderEpoch,
+		time.Since(killedAt).Round(time.Millisecond), now.ISR)
+	require.NotContains(t, now.ISR, old.Leader)
+
+	require.NoError(t, all.produce(testCtx(t, 30*time.Second), topic, 0, 100), "acks=all produce after the failover")
+	t.Logf("acks=all produce resumed %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+	stopStream()
+	t.Logf("acks=1 stream: %d records failed around the kill", <-streamFailed)
+
+	require.NoError(t, cl.Restart(testCtx(t, time.Minute), old.Leader))
+	require.NoError(t, cl.WaitHealthy(testCtx(t, time.Minute), time.Minute, topic), "old leader rejoins every ISR")
+	v = viewOf(t, cl, topic)
+	for p, st := range v.Partitions[topic] {
+		require.Contains(t, st.ISR, old.Leader, "partition %d", p)
+	}
+	t.Logf("broker %d back in every ISR %v after the kill", old.Leader, time.Since(killedAt).Round(time.Millisecond))
+
+	// Preferred leaders come back, so the old leader leads partition 0 again if it was preferred: the
+	// read-back then comes from the replica that had to truncate.
+	if old.Leader == old.Replicas[0] {
+		require.NoError(t, chaos.WaitFor(testCtx(t, 20*time.Second), 20*time.Second, "preferred leader back",
+			func(ctx context.Context) (bool, error) {
+				v, err := cl.AnyView(ctx, topic)
+				return err == nil && v.Partitions[topic][0].Leader == old.Leader, err
+			}))
+	}
+	require.NoError(t, all.produce(testCtx(t, 30*time.Second), topic, 0, 50))
+	requireAllAcknowledged(t, cl, topic, 3, all)
+
+	// Report what happened to the acks=1 records: those not where they were acknowledged were
+	// truncated, which is allowed for acks=1.
+	logs, err := chaos.ReadPartitions(testCtx(t, time.Minute), cl.Bootstrap(), topic, time.Minute)
+	require.NoError(t, err)
+	c := chaos.CheckPartition(0, one.acked()[0], logs[0])
+	t.Logf("acks=1 burst: %d acknowledged, %d lost and %d moved by the failover (allowed for acks=1)",
+		c.Acked, c.Lost, c.Moved)
+	if strings.Contains(strings.ToLower(cl.LogTail(old.Leader, 2000)), "truncat") {
+		t.Logf("broker %d logged a truncation", old.Leader)
+	}
+}
+
+// TestNotEnoughReplicas sees acks=all produces refused once the ISR is smaller than
+// min.insync.replicas, and accepted again once enough replicas are back.
+func TestNotEnoughReplicas(t *testing.T) {
+	cl := startCluster(t)
+	createTopic(t, cl, "minisr2", 1, 3, 2)
+	createTopic(t, cl, "minisr3", 1, 3, 3)
+	strict := newClient(t, cl, kgo.DisableIdempotentWrite(), kgo.RecordRetries(3),
+		kgo.RecordDeliveryTimeout(10*time.Second), kgo.ProduceRequestTimeout(3*time.Second))
+	p := newProducer(t, strict, 0)
+	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "minisr2", 0, 10))
+	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "minisr3", 0, 10))
+
+	ctl, err := cl.Controller(testCtx(t, 10*time.Second))
+	require.NoError(t, err)
+	others := slices.DeleteFunc(cl.Running(), func(id int32) bool { return id == ctl })
+	first, second := others[0], others[1]
+
+	// One broker down: ISR 2, enough for min.insync.replicas=2, too few for 3.
+	require.NoError(t, cl.Kill(first))
+	require.NoError(t, chaos.WaitFor(testCtx(t, 20*time.Second), 20*time.Second, "ISRs without the killed broker",
+		func(ctx context.Context) (bool, error) {
+			v, err := cl.AnyView(ctx, "minisr2", "minisr3")
+			if err != nil {
+				return false, err
+			}
+			for _, topic := range []string{"minisr2", "minisr3"} {
+				st := v.Partitions[topic][0]
+				if len(st.ISR) != 2 || slices.Contains(st.ISR, first) || st.Leader == first || st.Leader < 0 {
+					return false, fmt.Errorf("%s: leader %d ISR %v", topic, st.Leader, st.ISR)
+				}
+			}
+			return true, nil
+		}))
+	err = p.produce(testCtx(t, 30*time.Second), "minisr3", 0, 1)
+	require.ErrorIs(t, err, kerr.NotEnoughReplicas, "ISR 2 < min.insync.replicas 3")
+	require.NoError(t, p.produce(testCtx(t, 30*time.Second), "minisr2", 0, 10), "ISR 2 >= min.insync.replicas 2")
+
+	// Two brokers down: one replica left, below min.insync.replicas=2, and the metadata quorum has lost
+	// its majority too. Whatever the broker answers, it must not acknowledge.
+	require.NoError(t, cl.Kill(second))
+	err = p.produce(testCtx(t, 30*time.Second), "minisr2", 0, 1)
+	require.Error(t, err, "acks=all acknowledged with one of three replicas alive")
+	t.Logf("produce with one broker of three alive failed with: %v (NOT_ENOUGH_REPLICAS: %v)", err,
+		errors.Is(err, kerr.NotEnoughReplicas))
+
+	for _, id := range []int32{first, second} {
+		require.NoError(t, cl.Restart(testCtx(t, time.Minute), id))
+	}
+	require.NoError(t, cl.WaitHealthy(testCtx(t, time.Minute), time.Minute, "minisr2", "minisr3"))
+	require.NoError(t, p.produce(testCtx(t, 30*time.Second), "minisr2", 0, 10))
+	require.NoError(t, p.produce(testCtx(t, 30*time.Second), "minisr3", 0, 10))
+	requireAllAcknowledged(t, cl, "minisr2", 1, p)
+	requireAllAcknowledged(t, cl, "minisr3", 1, p)
+}
+
+// TestControllerFailover kills the active controller and sees another broker take over, fence the
+// dead broker, and serve topic creation.
+func TestControllerFailover(t *testing.T) {
+	cl := startCluster(t)
+	createTopic(t, cl, "before", 2, 3, 2)
+	old, err := cl.Controller(testCtx(t, 10*time.Second))
+	require.NoError(t, err)
+
+	killedAt := time.Now()
+	require.NoError(t, cl.Kill(old))
+	var ctl int32
+	require.NoError(t, chaos.WaitFor(testCtx(t, 20*time.Second), 20*time.Second, "a new controller",
+		func(ctx context.Context) (bool, error) {
+			ctl, err = cl.Controller(ctx)
+			return err == nil && ctl != old, err
+		}))
+	t.Logf("controller %d killed; broker %d is controller %v later", old, ctl, time.Since(killedAt).Round(time.Millisecond))
+	require.NoError(t, cl.WaitBrokers(testCtx(t, 20*time.Second), 20*time.Second), "dead controller fenced")
+
+	adm := kadm.NewClient(newClient(t, cl))
+	resp, err := adm.CreateTopic(testCtx(t, 20*time.Second), 1, 3, nil, "three-of-two")
+	if err == nil {
+		err = resp.Err
+	}
+	require.ErrorIs(t, err, kerr.InvalidReplicationFactor, "RF 3 with two live brokers")
+	createTopic(t, cl, "after", 2, 2, 1)
+	p := newProducer(t, newClient(t, cl), 0)
+	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "after", 0, 10))
+	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "before", 1, 10))
+
+	require.NoError(t, cl.Restart(testCtx(t, time.Minute), old))
+	require.NoError(t, cl.WaitHealthy(testCtx(t, time.Minute), time.Minute, "before", "after"))
+	createTopic(t, cl, "rejoined", 2, 3, 2)
+	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "rejoined", 0, 10))
+	requireAllAcknowledged(t, cl, "before", 2, p)
+}
+
+// TestRestartAllKeepsAcknowledged writes with acks=all, then takes the whole cluster down twice -
+// SIGKILL on all three brokers, then SIGTERM - and finds every acknowledged record after each restart.
+func TestRestartAllKeepsAcknowledged(t *testing.T) {
+	cl := startCluster(t)
+	const topic = "durable"
+	createTopic(t, cl, topic, 3, 3, 2)
+	p := newProducer(t, newClient(t, cl), 0)
+	for part := int32(0); part < 3; part++ {
+		require.NoError(t, p.produce(testCtx(t, 30*time.Second), topic, part, 300))
+	}
+
+	for _, how := range []string{"SIGKILL", "SIGTERM"} {
+		for _, id := range cl.Running() {
+			if how == "SIGKILL" {
+				require.NoError(t, cl.Kill(id))
+			} else {
+				require.NoError(t, cl.Stop(id, 30*time.Second), "SIGTERM exits 0")
+			}
+		}
+		for _, n := range cl.Nodes() {
+			require.NoError(t, cl.Start(n.ID))
+		}
+		for _, n := range cl.Nodes() {
+			require.NoError(t, cl.WaitReady(testCtx(t, time.Minute), n.ID))
+		}
+		require.NoError(t, cl.WaitHealthy(testCtx(t, time.Minute), time.Minute, topic), "after %s of all brokers", how)
+		requireAllAcknowledged(t, cl, topic, 3, p)
+		require.NoError(t, p.produce(testCtx(t, 30*time.Second), topic, 1, 50), "produce after %s of all brokers", how)
+	}
+	requireAllAcknowledged(t, cl, topic, 3, p)
+}
