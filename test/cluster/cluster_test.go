@@ -47,7 +47,7 @@ func TestLeaderFailoverAndRejoin(t *testing.T) {
 	streamFailed := make(chan int, 1)
 	go func() { streamFailed <- one.stream(streamCtx, topic, 0) }()
 	require.NoError(t, chaos.WaitFor(testCtx(t, 10*time.Second), 10*time.Second, "first acks=1 acknowledgements",
-		func(context.Context) (bool, error) { return len(one.acked()[0]) >= 200, nil }))
+		func(context.Context) (bool, error) { return len(one.acked(topic)[0]) >= 200, nil }))
 	killedAt := time.Now()
 	require.NoError(t, cl.Kill(old.Leader))
 	t.Logf("killed broker %d, leader of %s/0 at epoch %d", old.Leader, topic, old.LeaderEpoch)
@@ -95,7 +95,7 @@ func TestLeaderFailoverAndRejoin(t *testing.T) {
 	// truncated, which is allowed for acks=1.
 	logs, err := chaos.ReadPartitions(testCtx(t, time.Minute), cl.Bootstrap(), topic, time.Minute)
 	require.NoError(t, err)
-	c := chaos.CheckPartition(0, one.acked()[0], logs[0])
+	c := chaos.CheckPartition(0, one.acked(topic)[0], logs[0])
 	t.Logf("acks=1 burst: %d acknowledged, %d lost and %d moved by the failover (allowed for acks=1)",
 		c.Acked, c.Lost, c.Moved)
 	if strings.Contains(strings.ToLower(cl.LogTail(old.Leader, 2000)), "truncat") {

@@ -124,19 +124,25 @@ type producer struct {
 	id  int
 
 	mu   sync.Mutex
-	seq  map[int32]int64
-	acks map[int32][]chaos.Ack
+	seq  map[topicPartition]int64
+	acks map[topicPartition][]chaos.Ack
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 func newProducer(t *testing.T, kcl *kgo.Client, id int) *producer {
-	return &producer{t: t, kcl: kcl, id: id, seq: map[int32]int64{}, acks: map[int32][]chaos.Ack{}}
+	return &producer{t: t, kcl: kcl, id: id, seq: map[topicPartition]int64{}, acks: map[topicPartition][]chaos.Ack{}}
 }
 
-func (p *producer) next(partition int32) chaos.Value {
+func (p *producer) next(topic string, partition int32) chaos.Value {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	v := chaos.Value{Producer: p.id, Partition: partition, Seq: p.seq[partition]}
-	p.seq[partition]++
+	tp := topicPartition{topic, partition}
+	v := chaos.Value{Producer: p.id, Partition: partition, Seq: p.seq[tp]}
+	p.seq[tp]++
 	return v
 }
 
@@ -147,7 +153,7 @@ func (p *producer) produce(ctx context.Context, topic string, partition int32, n
 	var first error
 	var errMu sync.Mutex
 	for range n {
-		v := p.next(partition)
+		v := p.next(topic, partition)
 		wg.Add(1)
 		p.kcl.Produce(ctx, &kgo.Record{Topic: topic, Partition: partition, Value: []byte(v.String())}, func(r *kgo.Record, err error) {
 			defer wg.Done()
@@ -160,7 +166,7 @@ func (p *producer) produce(ctx context.Context, topic string, partition int32, n
 				return
 			}
 			p.mu.Lock()
-			p.acks[partition] = append(p.acks[partition], chaos.Ack{Offset: r.Offset, Value: v})
+			p.acks[topicPartition{topic, partition}] = append(p.acks[topicPartition{topic, partition}], chaos.Ack{Offset: r.Offset, Value: v})
 			p.mu.Unlock()
 		})
 	}
@@ -180,7 +186,7 @@ func (p *producer) stream(ctx context.Context, topic string, partition int32) in
 		case <-ctx.Done():
 			continue
 		}
-		v := p.next(partition)
+		v := p.next(topic, partition)
 		wg.Add(1)
 		p.kcl.Produce(context.Background(), &kgo.Record{Topic: topic, Partition: partition, Value: []byte(v.String())}, func(r *kgo.Record, err error) {
 			defer wg.Done()
@@ -191,7 +197,7 @@ func (p *producer) stream(ctx context.Context, topic string, partition int32) in
 				failed++
 				return
 			}
-			p.acks[partition] = append(p.acks[partition], chaos.Ack{Offset: r.Offset, Value: v})
+			p.acks[topicPartition{topic, partition}] = append(p.acks[topicPartition{topic, partition}], chaos.Ack{Offset: r.Offset, Value: v})
 		})
 	}
 	wg.Wait()
@@ -200,13 +206,15 @@ func (p *producer) stream(ctx context.Context, topic string, partition int32) in
 	return failed
 }
 
-// acked returns a copy of the acknowledgements by partition.
-func (p *producer) acked() map[int32][]chaos.Ack {
+// acked returns a copy of the acknowledgements of topic by partition.
+func (p *producer) acked(topic string) map[int32][]chaos.Ack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[int32][]chaos.Ack{}
-	for part, as := range p.acks {
-		out[part] = slices.Clone(as)
+	for tp, as := range p.acks {
+		if tp.topic == topic {
+			out[tp.partition] = slices.Clone(as)
+		}
 	}
 	return out
 }
@@ -222,7 +230,7 @@ func requireAllAcknowledged(t *testing.T, cl *chaos.Cluster, topic string, parti
 	acks := map[int32][]chaos.Ack{}
 	for _, p := range ps {
 		ids[p.id] = true
-		for part, as := range p.acked() {
+		for part, as := range p.acked(topic) {
 			acks[part] = append(acks[part], as...)
 		}
 	}
