@@ -282,6 +282,25 @@ func (c *Cluster) Kill(id int32) error {
 	return c.signal(id, syscall.SIGKILL, 10*time.Second)
 }
 
+// Pause freezes node id with SIGSTOP, like a long GC pause or a hung machine; Resume continues it.
+func (c *Cluster) Pause(id int32) error { return c.sendOnly(id, syscall.SIGSTOP) }
+
+// Resume continues a paused node with SIGCONT.
+func (c *Cluster) Resume(id int32) error { return c.sendOnly(id, syscall.SIGCONT) }
+
+func (c *Cluster) sendOnly(id int32, sig syscall.Signal) error {
+	n := c.Node(id)
+	if n == nil {
+		return fmt.Errorf("no node %d", id)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || isClosed(n.exited) {
+		return fmt.Errorf("node %d is not running", id)
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
 // Stop sends SIGTERM to node id and waits up to timeout for it to exit; it returns the exit error of
 // the process (nil for exit status 0).
 func (c *Cluster) Stop(id int32, timeout time.Duration) error {
