@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,8 +17,12 @@ import (
 //   - Record batches (magic 2) are stored as sent: CRC-checked, base offset and
 //     leader epoch assigned in place, never re-encoded. A bad batch fails its
 //     partition with CORRUPT_MESSAGE and appends nothing of that partition.
-//   - acks 0, 1 and -1; with one broker every ISR is this broker, so -1 completes
-//     when the append completes. With flush=always an append completes after fsync.
+//   - Only the partition's leader accepts writes (else NOT_LEADER_OR_FOLLOWER).
+//   - acks 0, 1 and -1. acks=-1 needs an ISR of at least min.insync.replicas
+//     (else NOT_ENOUGH_REPLICAS, nothing appended) and completes when the high
+//     watermark passes the batch, i.e. every ISR member has it; REQUEST_TIMED_OUT
+//     after the request's timeout. With flush=always every replica acknowledges
+//     only what it has fsynced.
 //   - acks=0 sends no response.
 //   - Idempotent batches (producer id >= 0) are sequence-checked by the log; a
 //     retried batch among the last five is answered with its original offset.
@@ -27,7 +33,7 @@ import (
 
 func init() { register(0, 3, 13, (*Broker).handleProduce) }
 
-func (b *Broker) handleProduce(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleProduce(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 
@@ -48,7 +54,7 @@ func (b *Broker) handleProduce(_ *conn, kreq kmsg.Request) (kmsg.Response, error
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			err := allErr
 			if err == nil {
-				err = b.produceTo(req.Version, rt, &rp, &sp)
+				err = b.produceTo(cc, req, rt, &rp, &sp)
 			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)
@@ -66,18 +72,10 @@ func (b *Broker) handleProduce(_ *conn, kreq kmsg.Request) (kmsg.Response, error
 	return resp, nil
 }
 
-func (b *Broker) produceTo(version int16, rt kmsg.ProduceRequestTopic, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) error {
-	var p *partition
-	if version >= 13 {
-		p = b.partitionByID(rt.TopicID, rp.Partition)
-		if p == nil && b.topicByID(rt.TopicID) == nil {
-			return kerr.UnknownTopicID
-		}
-	} else {
-		p = b.partitionOf(rt.Topic, rp.Partition)
-	}
-	if p == nil {
-		return kerr.UnknownTopicOrPartition
+func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRequestTopic, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) error {
+	p, err := b.leaderReplica(partitionRef{topic: rt.Topic, id: rt.TopicID, byID: req.Version >= 13, index: rp.Partition}, -1)
+	if err != nil {
+		return err
 	}
 	if p.topic.internal {
 		return kafkaErr(kerr.InvalidTopicException, "cannot produce to an internal topic")
@@ -85,7 +83,19 @@ func (b *Broker) produceTo(version int16, rt kmsg.ProduceRequestTopic, rp *kmsg.
 	if len(rp.Records) == 0 {
 		return kafkaErr(kerr.InvalidRecord, "no record batch")
 	}
-	res, err := p.log.Append(rp.Records, p.leaderEpoch)
+	minISR := 1
+	if req.Acks == -1 {
+		minISR = b.minISR(p.topic)
+		p.mu.Lock()
+		isr := len(p.isr)
+		_, leaderEpoch := p.isLeader, p.leaderEpoch
+		p.mu.Unlock()
+		if isr < minISR {
+			return kafkaErr(kerr.NotEnoughReplicas, fmt.Sprintf("ISR has %d replicas, min.insync.replicas is %d (leader epoch %d)", isr, minISR, leaderEpoch))
+		}
+	}
+	_, epoch, _ := p.state()
+	res, err := p.log.Append(rp.Records, epoch)
 	if errors.Is(err, storage.ErrClosed) {
 		return kerr.UnknownTopicOrPartition
 	}
@@ -94,7 +104,12 @@ func (b *Broker) produceTo(version int16, rt kmsg.ProduceRequestTopic, rp *kmsg.
 	}
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 	if !res.Duplicate {
+		p.maybeAdvanceHW()
 		p.notifyAppend()
+	}
+	if req.Acks == -1 {
+		timeout := time.Duration(max(req.TimeoutMillis, 1)) * time.Millisecond
+		return p.waitReplicated(cc.ctx, res.LastOffset+1, timeout, minISR)
 	}
 	return nil
 }

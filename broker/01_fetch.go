@@ -19,8 +19,12 @@ import (
 //     appends to any requested partition.
 //   - MaxBytes bounds the response and PartitionMaxBytes each partition, except that
 //     the first non-empty partition returns at least one whole batch (KIP-74).
-//   - Reads stop at the high watermark; READ_COMMITTED equals READ_UNCOMMITTED (no
-//     transactions), so LastStableOffset is the high watermark.
+//   - Only leaders serve fetches (else NOT_LEADER_OR_FOLLOWER). Consumers read up to
+//     the high watermark; READ_COMMITTED equals READ_UNCOMMITTED (no transactions),
+//     so LastStableOffset is the high watermark.
+//   - Followers fetch with their broker id as ReplicaID (ReplicaState from v15): they
+//     read up to the log end offset, and their fetch offset is their log end offset,
+//     which moves the high watermark and their place in the ISR.
 //   - Fetch sessions (KIP-227) are not kept: a request to open one is answered with
 //     session id 0, which tells clients to go on with full fetches.
 //   - v9+: CurrentLeaderEpoch is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
@@ -39,9 +43,11 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var wake chan struct{}
 	var timer *time.Timer
+	recorded := false // a follower's fetch offsets are recorded once per request
 	for {
 		resp.Topics = resp.Topics[:0]
-		total := b.fetchOnce(cc, req, resp)
+		total := b.fetchOnce(cc, req, resp, recorded)
+		recorded = true
 		wait := time.Until(deadline)
 		if total >= int(req.MinBytes) || wait <= 0 || cc.ctx.Err() != nil {
 			break
@@ -66,29 +72,22 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 	return resp, nil
 }
 
-// fetchPartition resolves a requested partition, or the error for it.
+// replicaID is the broker id of a follower's fetch, -1 for consumers.
+func replicaID(req *kmsg.FetchRequest) int32 {
+	if req.Version >= 15 {
+		return req.ReplicaState.ID
+	}
+	return req.ReplicaID
+}
+
+// fetchPartition resolves a requested partition, or the error for it: only
+// leaders serve fetches.
 func (b *Broker) fetchPartition(version int16, rt *kmsg.FetchRequestTopic, rp *kmsg.FetchRequestTopicPartition) (*partition, error) {
-	var p *partition
-	if version >= 13 {
-		p = b.partitionByID(rt.TopicID, rp.Partition)
-		if p == nil && b.topicByID(rt.TopicID) == nil {
-			return nil, kerr.UnknownTopicID
-		}
-	} else {
-		p = b.partitionOf(rt.Topic, rp.Partition)
+	cur := int32(-1)
+	if version >= 9 {
+		cur = rp.CurrentLeaderEpoch
 	}
-	if p == nil {
-		return nil, kerr.UnknownTopicOrPartition
-	}
-	if version >= 9 && rp.CurrentLeaderEpoch >= 0 {
-		switch {
-		case rp.CurrentLeaderEpoch < p.leaderEpoch:
-			return p, kerr.FencedLeaderEpoch
-		case rp.CurrentLeaderEpoch > p.leaderEpoch:
-			return p, kerr.UnknownLeaderEpoch
-		}
-	}
-	return p, nil
+	return b.leaderReplica(partitionRef{topic: rt.Topic, id: rt.TopicID, byID: version >= 13, index: rp.Partition}, cur)
 }
 
 // fetchOnce fills resp with what is readable now and returns the record bytes.
@@ -96,8 +95,9 @@ func (b *Broker) fetchPartition(version int16, rt *kmsg.FetchRequestTopic, rp *k
 // The record bytes of every partition are read into one buffer owned by the
 // connection: requests of a connection are handled one at a time, and the
 // response is encoded before the next request is read.
-func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) int {
+func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, recorded bool) int {
 	cc.fetchBuf = cc.fetchBuf[:0]
+	replica := replicaID(req)
 	budget := int64(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 {
 		budget = 1<<31 - 1
@@ -114,8 +114,11 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.RecordBatches = []byte{}
 			p, err := b.fetchPartition(req.Version, rt, rp)
+			if err == nil && replica >= 0 && !recorded {
+				err = p.onReplicaFetch(replica, rp.FetchOffset)
+			}
 			if err == nil {
-				err = b.readPartition(cc, p, rp, &sp, &budget, total == 0)
+				err = b.readPartition(cc, p, rp, &sp, &budget, total == 0, replica >= 0)
 			}
 			if errors.Is(err, storage.ErrClosed) {
 				err = kerr.UnknownTopicOrPartition
@@ -129,11 +132,18 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 	return total
 }
 
-func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int64, first bool) error {
-	hw := p.log.LogEndOffset()
+func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int64, first, replica bool) error {
+	hw := p.hw.Load()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
-	if rp.FetchOffset == hw {
+	upTo := hw // consumers read committed data only
+	if replica {
+		upTo = p.log.LogEndOffset()
+	}
+	if rp.FetchOffset == upTo {
 		return nil
+	}
+	if rp.FetchOffset > upTo && rp.FetchOffset <= p.log.LogEndOffset() {
+		return nil // beyond the high watermark but in the log: wait, as Kafka does
 	}
 	limit := rp.PartitionMaxBytes
 	if int64(limit) > *budget {
@@ -143,7 +153,7 @@ func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopi
 		return nil
 	}
 	base := len(cc.fetchBuf)
-	buf, err := p.log.ReadAppend(cc.fetchBuf, rp.FetchOffset, limit, hw)
+	buf, err := p.log.ReadAppend(cc.fetchBuf, rp.FetchOffset, limit, upTo)
 	if err != nil {
 		return err
 	}
@@ -169,11 +179,15 @@ func (b *Broker) fetchAvailable(req *kmsg.FetchRequest) int {
 			if err != nil {
 				return 1 << 30 // errors are answered at once
 			}
-			if end := p.log.LogEndOffset(); end != rp.FetchOffset {
+			end := p.hw.Load()
+			if replicaID(req) >= 0 {
+				end = p.log.LogEndOffset()
+			}
+			switch {
+			case end > rp.FetchOffset:
 				n += int(min(end-rp.FetchOffset, 1<<20)) // offsets as a lower bound of bytes
-				if end < rp.FetchOffset {
-					return 1 << 30
-				}
+			case rp.FetchOffset > p.log.LogEndOffset():
+				return 1 << 30 // out of range: answered at once
 			}
 		}
 	}

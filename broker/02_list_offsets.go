@@ -12,6 +12,7 @@ import (
 // ListOffsets: v1-10
 //
 // Behavior:
+//   - Served by partition leaders (else NOT_LEADER_OR_FOLLOWER).
 //   - Timestamp -2: log start offset; -1: high watermark (end); -3 (v7+): offset and
 //     timestamp of the record with the largest timestamp; -4 (earliest local) is the
 //     log start offset, as every segment is local.
@@ -45,35 +46,32 @@ func (b *Broker) handleListOffsets(_ *conn, kreq kmsg.Request) (kmsg.Response, e
 }
 
 func (b *Broker) listOffset(version int16, topicName string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) error {
-	p := b.partitionOf(topicName, rp.Partition)
-	if p == nil {
-		return kerr.UnknownTopicOrPartition
+	cur := int32(-1)
+	if version >= 4 {
+		cur = rp.CurrentLeaderEpoch
 	}
-	if version >= 4 && rp.CurrentLeaderEpoch >= 0 {
-		switch {
-		case rp.CurrentLeaderEpoch < p.leaderEpoch:
-			return kerr.FencedLeaderEpoch
-		case rp.CurrentLeaderEpoch > p.leaderEpoch:
-			return kerr.UnknownLeaderEpoch
-		}
+	p, err := b.leaderReplica(partitionRef{topic: topicName, index: rp.Partition}, cur)
+	if err != nil {
+		return err
 	}
+	_, epoch, _ := p.state()
 	switch rp.Timestamp {
 	case -2, -4:
 		sp.Offset = p.log.LogStartOffset()
-		sp.LeaderEpoch = p.leaderEpoch
+		sp.LeaderEpoch = epoch
 	case -1:
-		sp.Offset = p.log.LogEndOffset()
-		sp.LeaderEpoch = p.leaderEpoch
+		sp.Offset = p.hw.Load()
+		sp.LeaderEpoch = epoch
 	case -3:
 		sp.Offset, sp.Timestamp = p.log.MaxTimestamp()
-		sp.LeaderEpoch = p.leaderEpoch
+		sp.LeaderEpoch = epoch
 	default:
 		if rp.Timestamp < 0 {
 			return kafkaErr(kerr.InvalidRequest, "unsupported special timestamp")
 		}
-		if off, ts, ok := p.log.OffsetForTimestamp(rp.Timestamp); ok {
+		if off, ts, ok := p.log.OffsetForTimestamp(rp.Timestamp); ok && off < p.hw.Load() {
 			sp.Offset, sp.Timestamp = off, ts
-			sp.LeaderEpoch = p.leaderEpoch
+			sp.LeaderEpoch = epoch
 		}
 	}
 	return nil

@@ -1,68 +1,70 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 // Metadata: v0-13
 //
 // Behavior:
-//   - Lists this broker, the cluster id and the controller (this broker).
+//   - Answered from this broker's copy of the metadata log: the live (unfenced)
+//     brokers, the cluster id, the active controller, and per partition its
+//     leader, leader epoch, replicas, ISR and offline replicas. A partition without
+//     a leader gets LEADER_NOT_AVAILABLE.
 //   - A null topic list (an empty one before v1) asks for every topic.
-//   - Unknown topics are created when auto.create.topics.enable is on and the
-//     request allows it (always before v4), else UNKNOWN_TOPIC_OR_PARTITION.
+//   - Unknown topics are created (through the controller) when
+//     auto.create.topics.enable is on and the request allows it (always before v4),
+//     else UNKNOWN_TOPIC_OR_PARTITION.
 //   - Topic IDs are stable for a topic's life (v10+, needed by Produce v13 and
 //     Fetch v13+); v10+ may ask by ID.
 //   - Invalid names get INVALID_TOPIC_EXCEPTION.
 
 func init() { register(3, 0, 13, (*Broker).handleMetadata) }
 
-func (b *Broker) handleMetadata(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleMetadata(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
-	host, port := b.advertisedAddr()
-	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, br)
+	autoCreate := *b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	if autoCreate && req.Topics != nil {
+		b.autoCreate(cc, req)
+	}
+	img := b.quorum.Image()
+	for _, br := range img.LiveBrokers() {
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			mb.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, mb)
+	}
 	resp.ClusterID = &b.cfg.ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.quorum.ControllerID()
 
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
-		for _, t := range b.sortedTopics() {
-			resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		for _, t := range img.SortedTopics() {
+			resp.Topics = append(resp.Topics, metadataTopic(img, t))
 		}
 		return resp, nil
 	}
-	autoCreate := *b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		var t *topic
+		var t *metadata.Topic
 		var name string
 		switch {
 		case rt.Topic != nil && *rt.Topic != "":
 			name = *rt.Topic
-			t = b.topicByName(name)
+			t = img.Topic(name)
 		case rt.TopicID != [16]byte{}:
-			t = b.topicByID(rt.TopicID)
-			if t == nil {
+			if t = img.TopicByID(rt.TopicID); t == nil {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.TopicID = rt.TopicID
 				mt.ErrorCode = kerr.UnknownTopicID.Code
-				resp.Topics = append(resp.Topics, mt)
-				continue
-			}
-		}
-		if t == nil && name != "" && autoCreate {
-			var err error
-			t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
-			if errCode(err) == kerr.TopicAlreadyExists.Code {
-				t, err = b.topicByName(name), nil
-			}
-			if err != nil {
-				mt := kmsg.NewMetadataResponseTopic()
-				mt.Topic = &name
-				mt.ErrorCode = errCode(err)
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
@@ -73,36 +75,61 @@ func (b *Broker) handleMetadata(_ *conn, kreq kmsg.Request) (kmsg.Response, erro
 			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			if name != "" && validTopicName(name) != nil {
 				mt.ErrorCode = kerr.InvalidTopicException.Code
+			} else if autoCreate && name != "" {
+				mt.ErrorCode = kerr.LeaderNotAvailable.Code // being created; retriable
 			}
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		resp.Topics = append(resp.Topics, metadataTopic(img, t))
 	}
 	return resp, nil
 }
 
-func (b *Broker) metadataTopic(t *topic) kmsg.MetadataResponseTopic {
+// autoCreate creates the unknown, validly named topics of a Metadata request.
+func (b *Broker) autoCreate(cc *conn, req *kmsg.MetadataRequest) {
+	img := b.quorum.Image()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Version = 4
+	create.TimeoutMillis = 5000
+	for _, rt := range req.Topics {
+		if rt.Topic == nil || *rt.Topic == "" || img.Topic(*rt.Topic) != nil || validTopicName(*rt.Topic) != nil {
+			continue
+		}
+		ct := kmsg.NewCreateTopicsRequestTopic()
+		ct.Topic, ct.NumPartitions, ct.ReplicationFactor = *rt.Topic, -1, -1
+		create.Topics = append(create.Topics, ct)
+	}
+	if len(create.Topics) == 0 {
+		return
+	}
+	if _, err := b.handleCreateTopics(cc, create); err != nil {
+		b.logger.Debug("auto-creating topics", "err", err)
+	}
+}
+
+func metadataTopic(img *metadata.Image, t *metadata.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
-	name := t.name
+	name := t.Name
 	mt.Topic = &name
-	mt.TopicID = t.id
-	mt.IsInternal = t.internal
-	for _, p := range b.partitionsOf(t) {
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Name == offsetsTopic
+	for i, p := range t.Partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
-		mp.Partition = p.index
-		mp.Leader = b.cfg.NodeID
-		mp.LeaderEpoch = p.leaderEpoch
-		mp.Replicas = []int32{b.cfg.NodeID}
-		mp.ISR = []int32{b.cfg.NodeID}
+		mp.Partition = int32(i)
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = slices.Clone(p.Replicas)
+		mp.ISR = slices.Clone(p.ISR)
+		for _, r := range p.Replicas {
+			if !img.Live(r) {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, r)
+			}
+		}
+		if p.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
-}
-
-// partitionsOf snapshots a topic's partitions.
-func (b *Broker) partitionsOf(t *topic) []*partition {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return t.partitions
 }

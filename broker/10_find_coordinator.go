@@ -8,8 +8,10 @@ import (
 // FindCoordinator: v0-6
 //
 // Behavior:
-//   - Group coordinators (key type 0) are this broker, which leads every
-//     __consumer_offsets partition.
+//   - The coordinator of a group (key type 0) is the leader of its
+//     __consumer_offsets partition, so coordinators move with leadership; before
+//     the offsets topic exists (it is created once enough brokers are live) or
+//     while that partition has no leader: COORDINATOR_NOT_AVAILABLE.
 //   - Transaction coordinators (key type 1) are not available: no transactions yet.
 //   - v4+ answers several keys at once (batched, KIP-699).
 
@@ -18,15 +20,15 @@ func init() { register(10, 0, 6, (*Broker).handleFindCoordinator) }
 func (b *Broker) handleFindCoordinator(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := b.advertisedAddr()
-
+	img := b.quorum.Image()
 	answer := func(key string) (nodeID int32, code int16, msg *string) {
 		switch req.CoordinatorType {
 		case 0:
-			if !b.groups.IsCoordinator(key) {
+			p, ok := img.Partition(offsetsTopic, b.groups.PartitionFor(key))
+			if !ok || p.Leader < 0 {
 				return -1, kerr.CoordinatorNotAvailable.Code, nil
 			}
-			return b.cfg.NodeID, 0, nil
+			return p.Leader, 0, nil
 		case 1:
 			m := "transactions are not supported"
 			return -1, kerr.CoordinatorNotAvailable.Code, &m
@@ -35,11 +37,15 @@ func (b *Broker) handleFindCoordinator(_ *conn, kreq kmsg.Request) (kmsg.Respons
 			return -1, kerr.InvalidRequest.Code, &m
 		}
 	}
+	addr := func(id int32) (string, int32) {
+		br := img.Brokers[id]
+		return br.Host, br.Port
+	}
 	if req.Version < 4 {
 		id, code, msg := answer(req.CoordinatorKey)
 		resp.ErrorCode, resp.ErrorMessage, resp.NodeID = code, msg, id
 		if code == 0 {
-			resp.Host, resp.Port = host, port
+			resp.Host, resp.Port = addr(id)
 		}
 		return resp, nil
 	}
@@ -48,7 +54,7 @@ func (b *Broker) handleFindCoordinator(_ *conn, kreq kmsg.Request) (kmsg.Respons
 		c.Key = key
 		c.NodeID, c.ErrorCode, c.ErrorMessage = answer(key)
 		if c.ErrorCode == 0 {
-			c.Host, c.Port = host, port
+			c.Host, c.Port = addr(c.NodeID)
 		}
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

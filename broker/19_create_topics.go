@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -10,10 +11,14 @@ import (
 // CreateTopics: v0-7
 //
 // Behavior:
+//   - Carried out by the controller, which records the topic in the metadata log;
+//     other brokers forward the request to it and answer once their own metadata
+//     shows the topic.
 //   - NumPartitions -1 uses num.partitions; ReplicationFactor -1 uses
-//     default.replication.factor. A replication factor above the number of
-//     brokers gets INVALID_REPLICATION_FACTOR; explicit replica assignments must
-//     name live brokers only.
+//     default.replication.factor (by default 3 when three or more brokers are live,
+//     else all live brokers). More replicas than live brokers get
+//     INVALID_REPLICATION_FACTOR; replicas are spread over the brokers with leaders
+//     balanced. Explicit assignments must name registered brokers.
 //   - Configs use Kafka's topic config names; unknown names or bad values get
 //     INVALID_CONFIG and create nothing.
 //   - ValidateOnly (v1+) checks without creating.
@@ -22,8 +27,24 @@ import (
 
 func init() { register(19, 0, 7, (*Broker).handleCreateTopics) }
 
-func (b *Broker) handleCreateTopics(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
+	if !b.quorum.IsController() {
+		resp, err := b.forwardToController(cc, req)
+		if !errors.Is(err, errRetryLocally) {
+			if err == nil {
+				b.waitForImage(cc.ctx, func() bool {
+					for _, t := range resp.(*kmsg.CreateTopicsResponse).Topics {
+						if t.ErrorCode == 0 && b.topicByName(t.Topic) == nil && !req.ValidateOnly {
+							return false
+						}
+					}
+					return true
+				})
+			}
+			return resp, err
+		}
+	}
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := make(map[string]int)
 	for _, rt := range req.Topics {
@@ -37,7 +58,7 @@ func (b *Broker) handleCreateTopics(_ *conn, kreq kmsg.Request) (kmsg.Response, 
 		if seen[rt.Topic] > 1 {
 			err = kafkaErr(kerr.InvalidRequest, "topic named more than once in one request")
 		} else {
-			err = b.createTopicFromRequest(req.ValidateOnly, &rt, &st)
+			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st)
 		}
 		if err != nil {
 			st.ErrorCode = errCode(err)
@@ -50,27 +71,26 @@ func (b *Broker) handleCreateTopics(_ *conn, kreq kmsg.Request) (kmsg.Response, 
 	return resp, nil
 }
 
-func (b *Broker) createTopicFromRequest(validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) error {
+func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) error {
 	if rt.Topic == offsetsTopic {
 		return kafkaErr(kerr.InvalidRequest, "the internal topic is created by the broker")
 	}
+	if err := validTopicName(rt.Topic); err != nil {
+		return kafkaErr(kerr.InvalidTopicException, err.Error())
+	}
 	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+	var assignment [][]int32
 	if len(rt.ReplicaAssignment) > 0 {
 		if partitions != -1 || rf != -1 {
 			return kafkaErr(kerr.InvalidRequest, "both replica assignment and partition count or replication factor given")
 		}
-		partitions = int32(len(rt.ReplicaAssignment))
 		for i, a := range rt.ReplicaAssignment {
 			if a.Partition != int32(i) {
 				return kafkaErr(kerr.InvalidReplicaAssignment, "partitions must be numbered from 0 without gaps")
 			}
-			for _, r := range a.Replicas {
-				if r != b.cfg.NodeID {
-					return kafkaErr(kerr.InvalidReplicaAssignment, fmt.Sprintf("broker %d is not part of the cluster", r))
-				}
-			}
-			rf = int16(len(a.Replicas))
+			assignment = append(assignment, a.Replicas)
 		}
+		partitions, rf = int32(len(assignment)), int16(len(assignment[0]))
 	}
 	if partitions == -1 {
 		partitions = b.cfg.NumPartitions
@@ -81,11 +101,8 @@ func (b *Broker) createTopicFromRequest(validateOnly bool, rt *kmsg.CreateTopics
 	if partitions <= 0 {
 		return kafkaErr(kerr.InvalidPartitions, "number of partitions must be larger than 0")
 	}
-	if rf <= 0 {
+	if rf == 0 || rf < -1 {
 		return kafkaErr(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
-	}
-	if rf > 1 {
-		return kafkaErr(kerr.InvalidReplicationFactor, fmt.Sprintf("replication factor: %d larger than available brokers: 1", rf))
 	}
 	configs := make(map[string]string)
 	for _, c := range rt.Configs {
@@ -97,19 +114,27 @@ func (b *Broker) createTopicFromRequest(validateOnly bool, rt *kmsg.CreateTopics
 		}
 		configs[c.Name] = *c.Value
 	}
-	if err := validTopicName(rt.Topic); err != nil {
-		return kafkaErr(kerr.InvalidTopicException, err.Error())
-	}
+	live := len(b.quorum.Image().LiveBrokers())
 	if validateOnly {
-		if b.topicByName(rt.Topic) != nil {
+		if b.quorum.Image().Topic(rt.Topic) != nil {
 			return kafkaErr(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))
 		}
+		if int(rf) > live {
+			return kafkaErr(kerr.InvalidReplicationFactor, fmt.Sprintf("Replication factor: %d larger than available brokers: %d.", rf, live))
+		}
+		if rf == -1 {
+			rf = int16(min(3, live))
+		}
 	} else {
-		t, err := b.createTopic(rt.Topic, partitions, configs)
+		t, err := b.quorum.CreateTopic(cc.ctx, rt.Topic, partitions, rf, assignment, configs)
 		if err != nil {
 			return err
 		}
-		st.TopicID = t.id
+		st.TopicID = t.ID
+		if len(t.Partitions) > 0 {
+			rf = int16(len(t.Partitions[0].Replicas))
+		}
+		b.waitForImage(cc.ctx, func() bool { return b.topicByName(rt.Topic) != nil })
 	}
 	st.NumPartitions, st.ReplicationFactor = partitions, rf
 	for _, d := range topicConfigDefs {

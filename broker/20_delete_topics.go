@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -8,15 +10,33 @@ import (
 // DeleteTopics: v0-6
 //
 // Behavior:
-//   - Deletes topics and their data; fetches waiting on them return at once.
+//   - Carried out by the controller (other brokers forward to it): the deletion is
+//     recorded in the metadata log and every replica deletes its data; fetches
+//     waiting on the topic return at once.
 //   - v6+ names topics by name or ID.
 //   - With delete.topic.enable=false every topic gets TOPIC_DELETION_DISABLED.
 //   - The internal __consumer_offsets topic cannot be deleted.
 
 func init() { register(20, 0, 6, (*Broker).handleDeleteTopics) }
 
-func (b *Broker) handleDeleteTopics(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleDeleteTopics(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteTopicsRequest)
+	if !b.quorum.IsController() {
+		resp, err := b.forwardToController(cc, req)
+		if !errors.Is(err, errRetryLocally) {
+			if err == nil {
+				b.waitForImage(cc.ctx, func() bool {
+					for _, t := range resp.(*kmsg.DeleteTopicsResponse).Topics {
+						if t.ErrorCode == 0 && b.topicByID(t.TopicID) != nil {
+							return false
+						}
+					}
+					return true
+				})
+			}
+			return resp, err
+		}
+	}
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	type named struct {
 		name *string
@@ -54,7 +74,10 @@ func (b *Broker) handleDeleteTopics(_ *conn, kreq kmsg.Request) (kmsg.Response, 
 		default:
 			name := t.name
 			st.Topic, st.TopicID = &name, t.id
-			err = b.deleteTopic(t)
+			err = b.quorum.DeleteTopic(cc.ctx, t.id)
+			if err == nil {
+				b.waitForImage(cc.ctx, func() bool { return b.topicByID(t.id) == nil })
+			}
 		}
 		st.ErrorCode = errCode(err)
 		if err != nil && req.Version >= 5 {

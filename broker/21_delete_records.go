@@ -12,6 +12,8 @@ import (
 // DeleteRecords: v0-2
 //
 // Behavior:
+//   - Served by partition leaders; followers follow the new log start offset from
+//     their fetches.
 //   - Advances the log start offset to the given offset (-1: the high watermark);
 //     whole segments below it are removed, and the new start offset survives
 //     restarts. An offset beyond the high watermark gets OFFSET_OUT_OF_RANGE.
@@ -28,17 +30,19 @@ func (b *Broker) handleDeleteRecords(_ *conn, kreq kmsg.Request) (kmsg.Response,
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			p := b.partitionOf(rt.Topic, rp.Partition)
-			var err error
+			p, err := b.leaderReplica(partitionRef{topic: rt.Topic, index: rp.Partition}, -1)
 			switch {
-			case p == nil:
-				err = kerr.UnknownTopicOrPartition
+			case err != nil:
 			case p.topic.internal:
 				err = kafkaErr(kerr.InvalidTopicException, "records of internal topics cannot be deleted")
 			default:
 				off := rp.Offset
 				if off == -1 {
-					off = p.log.LogEndOffset()
+					off = p.hw.Load()
+				}
+				if off > p.hw.Load() {
+					err = kafkaErr(kerr.OffsetOutOfRange, "offset is beyond the high watermark")
+					break
 				}
 				sp.LowWatermark, err = p.log.DeleteRecordsBefore(off)
 			}

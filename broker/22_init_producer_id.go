@@ -1,12 +1,8 @@
 package broker
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
+	"context"
 	"math"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -17,8 +13,8 @@ import (
 //
 // Behavior:
 //   - Idempotent producers (no transactional id) get a new producer id with epoch 0.
-//     Ids are never reused: they come from blocks whose high end is persisted before
-//     the first id of the block is handed out.
+//     Ids are never reused: brokers take blocks of them from the controller,
+//     which records each block in the metadata log (AllocateProducerIds).
 //   - v3+ (KIP-360): a producer that names its current id and epoch gets the same id
 //     with the epoch bumped, so it can reset its sequences after an error; at the
 //     largest epoch it gets a new id instead.
@@ -27,7 +23,7 @@ import (
 
 func init() { register(22, 0, 5, (*Broker).handleInitProducerID) }
 
-func (b *Broker) handleInitProducerID(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleInitProducerID(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
@@ -39,7 +35,7 @@ func (b *Broker) handleInitProducerID(_ *conn, kreq kmsg.Request) (kmsg.Response
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 		return resp, nil
 	}
-	id, err := b.pids.next()
+	id, err := b.nextProducerID(cc.ctx)
 	if err != nil {
 		b.logger.Error("allocating producer id", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
@@ -49,46 +45,26 @@ func (b *Broker) handleInitProducerID(_ *conn, kreq kmsg.Request) (kmsg.Response
 	return resp, nil
 }
 
-// producerIDBlock is how many producer ids are reserved per write of the block file.
-const producerIDBlock = 1000
-
-// producerIDs hands out producer ids that stay unique across restarts.
+// producerIDs hands out producer ids from blocks the controller allocates in the
+// metadata log, so ids are unique across brokers and restarts.
 type producerIDs struct {
-	path string
-
-	mu       sync.Mutex
-	nextID   int64
-	blockEnd int64 // first id not yet reserved on disk
+	mu   sync.Mutex
+	next int64
+	end  int64
 }
 
-func openProducerIDs(dir string) (*producerIDs, error) {
-	p := &producerIDs{path: filepath.Join(dir, "producer-id-block")}
-	raw, err := os.ReadFile(p.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, err
-	case len(raw) != 8:
-		return nil, fmt.Errorf("%s: corrupt (%d bytes)", p.path, len(raw))
-	default:
-		p.blockEnd = int64(binary.BigEndian.Uint64(raw))
-	}
-	p.nextID = p.blockEnd
-	return p, nil
-}
-
-func (p *producerIDs) next() (int64, error) {
+func (b *Broker) nextProducerID(ctx context.Context) (int64, error) {
+	p := &b.pids
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.nextID >= p.blockEnd {
-		var raw [8]byte
-		binary.BigEndian.PutUint64(raw[:], uint64(p.blockEnd+producerIDBlock))
-		if err := writeFileAtomic(p.path, raw[:]); err != nil {
+	if p.next >= p.end {
+		start, count, err := b.allocateProducerIDs(ctx)
+		if err != nil {
 			return 0, err
 		}
-		p.blockEnd += producerIDBlock
+		p.next, p.end = start, start+count
 	}
-	id := p.nextID
-	p.nextID++
+	id := p.next
+	p.next++
 	return id, nil
 }

@@ -29,16 +29,12 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ *conn, kreq kmsg.Request) (kmsg.Re
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			p := b.partitionOf(rt.Topic, rp.Partition)
-			var err error
-			switch {
-			case p == nil:
-				err = kerr.UnknownTopicOrPartition
-			case req.Version >= 2 && rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < p.leaderEpoch:
-				err = kerr.FencedLeaderEpoch
-			case req.Version >= 2 && rp.CurrentLeaderEpoch > p.leaderEpoch:
-				err = kerr.UnknownLeaderEpoch
-			default:
+			cur := int32(-1)
+			if req.Version >= 2 {
+				cur = rp.CurrentLeaderEpoch
+			}
+			p, err := b.leaderReplica(partitionRef{topic: rt.Topic, index: rp.Partition}, cur)
+			if err == nil {
 				sp.LeaderEpoch, sp.EndOffset = p.log.EndOffsetForEpoch(rp.LeaderEpoch)
 			}
 			if errors.Is(err, storage.ErrClosed) {

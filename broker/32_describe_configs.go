@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -105,29 +106,15 @@ func (b *Broker) topicConfigs(t *topic) map[string]string {
 	return out
 }
 
-// setTopicConfigs replaces a topic's overrides, persists them and applies them to
-// its partition logs.
-func (b *Broker) setTopicConfigs(t *topic, configs map[string]string) error {
+// setTopicConfigs replaces a topic's overrides through the controller, which
+// records them in the metadata log; every replica applies them from there.
+func (b *Broker) setTopicConfigs(cc *conn, t *topic, configs map[string]string) error {
 	if err := validateTopicConfigs(configs); err != nil {
 		return err
 	}
-	scfg, err := b.storageConfig(configs)
-	if err != nil {
+	if err := b.quorum.AlterTopicConfigs(cc.ctx, t.name, configs); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	old := t.configs
-	t.configs = configs
-	if err := b.meta.save(b.topics); err != nil {
-		t.configs = old
-		b.mu.Unlock()
-		return err
-	}
-	parts := t.partitions
-	b.mu.Unlock()
-	for _, p := range parts {
-		p.log.SetConfig(scfg)
-	}
-	b.logger.Info("topic configs changed", "topic", t.name, "configs", configs)
+	b.waitForImage(cc.ctx, func() bool { return maps.Equal(b.topicConfigs(t), configs) })
 	return nil
 }

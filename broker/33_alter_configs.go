@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -10,6 +11,8 @@ import (
 // AlterConfigs: v0-2
 //
 // Behavior:
+//   - Carried out by the controller (other brokers forward to it) and recorded in
+//     the metadata log, so every replica applies the new configs.
 //   - Topics: the given configs replace every override of the topic (the legacy,
 //     non-incremental semantics); all are validated before any is applied.
 //   - Brokers: settings come from broker.yaml and flags and are not changed at run
@@ -18,8 +21,13 @@ import (
 
 func init() { register(33, 0, 2, (*Broker).handleAlterConfigs) }
 
-func (b *Broker) handleAlterConfigs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.AlterConfigsRequest)
+	if !b.quorum.IsController() {
+		if resp, err := b.forwardToController(cc, req); !errors.Is(err, errRetryLocally) {
+			return resp, err
+		}
+	}
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
@@ -41,7 +49,7 @@ func (b *Broker) handleAlterConfigs(_ *conn, kreq kmsg.Request) (kmsg.Response, 
 			if req.ValidateOnly {
 				return nil
 			}
-			return b.setTopicConfigs(t, configs)
+			return b.setTopicConfigs(cc, t, configs)
 		}()
 		sr.ErrorCode, sr.ErrorMessage = errCode(err), errMessage(err)
 		resp.Resources = append(resp.Resources, sr)

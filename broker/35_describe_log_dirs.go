@@ -27,6 +27,9 @@ func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Respons
 		dt.Topic = t.name
 		parts := b.partitionsOf(t)
 		for _, p := range parts {
+			if p == nil {
+				continue
+			}
 			if indexes != nil && !containsInt32(indexes, p.index) {
 				continue
 			}

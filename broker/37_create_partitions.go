@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -10,63 +11,72 @@ import (
 // CreatePartitions: v0-3
 //
 // Behavior:
-//   - Grows a topic to Count partitions; shrinking or keeping the count gets
-//     INVALID_PARTITIONS. Assignments may only name this broker.
+//   - Carried out by the controller (other brokers forward to it): grows a topic to
+//     Count partitions with the topic's replication factor; shrinking or keeping
+//     the count gets INVALID_PARTITIONS. Assignments must name registered brokers.
 //   - ValidateOnly checks without creating.
 
 func init() { register(37, 0, 3, (*Broker).handleCreatePartitions) }
 
-func (b *Broker) handleCreatePartitions(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleCreatePartitions(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreatePartitionsRequest)
+	if !b.quorum.IsController() {
+		resp, err := b.forwardToController(cc, req)
+		if !errors.Is(err, errRetryLocally) {
+			if err == nil {
+				b.waitForImage(cc.ctx, func() bool {
+					for _, rt := range req.Topics {
+						t := b.topicByName(rt.Topic)
+						if t != nil && int32(len(b.partitionsOf(t))) < rt.Count {
+							return false
+						}
+					}
+					return true
+				})
+			}
+			return resp, err
+		}
+	}
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		err := b.createPartitions(&rt, req.ValidateOnly)
+		err := b.createPartitions(cc, &rt, req.ValidateOnly)
 		st.ErrorCode, st.ErrorMessage = errCode(err), errMessage(err)
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
 }
 
-func (b *Broker) createPartitions(rt *kmsg.CreatePartitionsRequestTopic, validateOnly bool) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.topics[rt.Topic]
-	if t == nil {
+func (b *Broker) createPartitions(cc *conn, rt *kmsg.CreatePartitionsRequestTopic, validateOnly bool) error {
+	mt := b.quorum.Image().Topic(rt.Topic)
+	if mt == nil {
 		return kerr.UnknownTopicOrPartition
 	}
-	if t.internal {
+	if rt.Topic == offsetsTopic {
 		return kafkaErr(kerr.InvalidRequest, "partitions of internal topics cannot be added")
 	}
-	have := int32(len(t.partitions))
+	have := int32(len(mt.Partitions))
 	if rt.Count <= have {
 		return kafkaErr(kerr.InvalidPartitions, fmt.Sprintf("topic has %d partitions; the new count must be larger", have))
 	}
-	if rt.Assignment != nil && int32(len(rt.Assignment)) != rt.Count-have {
-		return kafkaErr(kerr.InvalidReplicaAssignment, "one assignment per new partition is required")
-	}
+	var assignment [][]int32
 	for _, a := range rt.Assignment {
-		for _, r := range a.Replicas {
-			if r != b.cfg.NodeID {
-				return kafkaErr(kerr.InvalidReplicaAssignment, fmt.Sprintf("broker %d is not part of the cluster", r))
-			}
-		}
+		assignment = append(assignment, a.Replicas)
+	}
+	if rt.Assignment != nil && int32(len(assignment)) != rt.Count-have {
+		return kafkaErr(kerr.InvalidReplicaAssignment, "one assignment per new partition is required")
 	}
 	if validateOnly {
 		return nil
 	}
-	grown := &topic{name: t.name, id: t.id, configs: t.configs, partitions: append([]*partition(nil), t.partitions...)}
-	if err := b.openPartitions(grown, rt.Count); err != nil {
+	if _, err := b.quorum.CreatePartitions(cc.ctx, rt.Topic, rt.Count, assignment); err != nil {
 		return err
 	}
-	for _, p := range grown.partitions[have:] {
-		p.topic = t
-	}
-	t.partitions = grown.partitions
-	if err := b.meta.save(b.topics); err != nil {
-		return err
-	}
-	b.logger.Info("partitions added", "topic", t.name, "partitions", rt.Count)
+	b.waitForImage(cc.ctx, func() bool {
+		t := b.topicByName(rt.Topic)
+		return t != nil && int32(len(b.partitionsOf(t))) >= rt.Count
+	})
+	b.logger.Info("partitions added", "topic", rt.Topic, "partitions", rt.Count)
 	return nil
 }

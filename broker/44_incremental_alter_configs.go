@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 // IncrementalAlterConfigs: v0-1
 //
 // Behavior:
+//   - Carried out by the controller (other brokers forward to it) and recorded in
+//     the metadata log, so every replica applies the new configs.
 //   - Topics: SET, DELETE (back to the default), and APPEND / SUBTRACT for list
 //     configs (cleanup.policy), applied to the current overrides; all are validated
 //     before any is applied.
@@ -20,8 +23,13 @@ import (
 
 func init() { register(44, 0, 1, (*Broker).handleIncrementalAlterConfigs) }
 
-func (b *Broker) handleIncrementalAlterConfigs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
+	if !b.quorum.IsController() {
+		if resp, err := b.forwardToController(cc, req); !errors.Is(err, errRetryLocally) {
+			return resp, err
+		}
+	}
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
@@ -70,7 +78,7 @@ func (b *Broker) handleIncrementalAlterConfigs(_ *conn, kreq kmsg.Request) (kmsg
 			if req.ValidateOnly {
 				return nil
 			}
-			return b.setTopicConfigs(t, configs)
+			return b.setTopicConfigs(cc, t, configs)
 		}()
 		sr.ErrorCode, sr.ErrorMessage = errCode(err), errMessage(err)
 		resp.Resources = append(resp.Resources, sr)

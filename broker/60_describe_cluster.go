@@ -8,7 +8,8 @@ import (
 // DescribeCluster: v0-2
 //
 // Behavior:
-//   - The cluster id, the controller and the brokers, like Metadata.
+//   - The cluster id, the active controller and the live brokers, like Metadata;
+//     v2+ fenced brokers too when asked.
 //   - v1+: endpoint type 1 (brokers) only; controller endpoints (2) get
 //     UNSUPPORTED_ENDPOINT_TYPE.
 
@@ -23,10 +24,25 @@ func (b *Broker) handleDescribeCluster(_ *conn, kreq kmsg.Request) (kmsg.Respons
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = b.cfg.ClusterID
-	resp.ControllerID = b.cfg.NodeID
-	host, port := b.advertisedAddr()
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, br)
+	resp.ControllerID = b.quorum.ControllerID()
+	img := b.quorum.Image()
+	for _, mb := range img.LiveBrokers() {
+		br := kmsg.NewDescribeClusterResponseBroker()
+		br.NodeID, br.Host, br.Port = mb.ID, mb.Host, mb.Port
+		if mb.Rack != "" {
+			rack := mb.Rack
+			br.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, br)
+	}
+	if req.Version >= 2 && req.IncludeFencedBrokers {
+		for _, mb := range img.Brokers {
+			if mb.Fenced {
+				br := kmsg.NewDescribeClusterResponseBroker()
+				br.NodeID, br.Host, br.Port, br.IsFenced = mb.ID, mb.Host, mb.Port, true
+				resp.Brokers = append(resp.Brokers, br)
+			}
+		}
+	}
 	return resp, nil
 }

@@ -13,39 +13,55 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sluicemq/sluice/broker/group"
+	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
 )
 
 // Broker is one Sluice broker. Create it with New, serve with Run.
 //
-// Lock order: Broker.mu before partition.mu; the group coordinator's locks are never
-// held while calling into the Broker except through its Store, which only takes
-// partition-level locks.
+// Lock order: Broker.mu before partition.mu before fetcher.mu; controllerLink.mu
+// and fetchers.mu are never held while taking another. The group coordinator's
+// locks are never held while calling into the Broker except through its Store,
+// which only takes partition-level locks.
 type Broker struct {
 	cfg    Config
 	logger *slog.Logger
 	ln     net.Listener
 	flush  storage.FlushPolicy
 
+	quorum *metadata.Quorum
+	ctl    controllerLink
+
 	mu       sync.RWMutex
 	topics   map[string]*topic
 	topicIDs map[[16]byte]*topic
-	meta     *metaStore
 
-	groups *group.Coordinator
-	pids   *producerIDs
+	hwCheckpoint map[string]int64 // read at start
+
+	groups   *group.Coordinator
+	pids     producerIDs
+	fetchers fetchers
+
+	appliedMu sync.Mutex
+	applied   chan struct{} // closed and replaced after each applyImage
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	runCtx    context.Context
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
 	connWG sync.WaitGroup
 }
 
-// New opens the data directory, recovers every partition log and binds the
-// listener. Nothing is served until Run.
+// New opens the data directory and the metadata quorum, recovers every partition
+// log this broker holds and binds the listener. Nothing is served until Run.
 func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -68,21 +84,43 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		topics:   make(map[string]*topic),
 		topicIDs: make(map[[16]byte]*topic),
 		conns:    make(map[*conn]struct{}),
+		ready:    make(chan struct{}),
+		applied:  make(chan struct{}),
+		runCtx:   context.Background(),
 	}
-	if b.pids, err = openProducerIDs(cfg.DataDir); err != nil {
+	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
+	b.fetchers.init(b)
+	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if b.meta, err = openMetaStore(cfg.DataDir); err != nil {
-		return nil, err
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	if err := b.loadTopics(); err != nil {
-		b.closeLogs()
-		return nil, err
+	b.ln = ln
+
+	var voters []metadata.Voter
+	if cfg.ControllerQuorumVoters != "" {
+		if voters, err = metadata.ParseVoters(cfg.ControllerQuorumVoters); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("controller.quorum.voters: %w", err)
+		}
 	}
-	if err := b.ensureOffsetsTopic(); err != nil {
-		b.closeLogs()
-		return nil, err
+	b.quorum, err = metadata.Open(metadata.Config{
+		NodeID:            cfg.NodeID,
+		Listen:            cfg.ControllerListen,
+		Voters:            voters,
+		Dir:               filepath.Join(cfg.DataDir, "metadata"),
+		SessionTimeout:    b.sessionTimeout(),
+		DefaultPartitions: cfg.NumPartitions,
+		Logger:            logger.With("part", "metadata"),
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("metadata quorum: %w", err)
 	}
+	// Nothing is served before Run; close what New opened if it fails later.
+
 	gcfg := group.DefaultConfig()
 	gcfg.NumPartitions = cfg.OffsetsTopicNumPartitions
 	gcfg.MinSessionTimeout = time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond
@@ -94,24 +132,22 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	gcfg.OffsetsRetention = time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute
 	gcfg.MaxGroupSize = cfg.GroupMaxSize
 	b.groups = group.New(gcfg, offsetsStore{b}, logger.With("part", "group"))
-	b.groups.SetTopicChecker(func(topic string, partition int32) bool { return b.partitionOf(topic, partition) != nil })
-	for p := range cfg.OffsetsTopicNumPartitions {
-		if err := b.groups.LoadPartition(context.Background(), p); err != nil {
-			b.closeLogs()
-			return nil, fmt.Errorf("loading __consumer_offsets-%d: %w", p, err)
-		}
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		b.closeLogs()
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	b.ln = ln
+	b.groups.SetTopicChecker(func(topic string, partition int32) bool {
+		_, ok := b.quorum.Image().Partition(topic, partition)
+		return ok
+	})
+	// Open the replicas the last known metadata assigns here, so their logs are
+	// recovered before anything is served.
+	b.applyImage(b.quorum.Image())
 	return b, nil
 }
 
 // Addr is the address the Kafka listener is bound to.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// Ready is closed once the broker is registered with the controller and unfenced:
+// from then on it can lead partitions.
+func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // advertisedAddr is the host and port clients are told to connect to.
 func (b *Broker) advertisedAddr() (string, int32) {
@@ -120,22 +156,32 @@ func (b *Broker) advertisedAddr() (string, int32) {
 		addr = b.Addr()
 	}
 	host, port, _ := net.SplitHostPort(addr)
-	var p int32
-	fmt.Sscan(port, &p)
-	return host, p
+	p, _ := strconv.Atoi(port)
+	return host, int32(p)
 }
 
-// Run serves Kafka clients until ctx is done, then stops accepting, closes every
-// connection, flushes and closes every partition log.
+// Run serves Kafka clients until ctx is done, then fences itself (so leaderships
+// move at once), stops accepting, closes every connection, flushes and closes every
+// partition log and the metadata quorum.
 func (b *Broker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	b.runCtx = ctx
+	quorumCtx, stopQuorum := context.WithCancel(context.Background())
+	defer stopQuorum()
 
-	var wg sync.WaitGroup
-	groupErr := make(chan error, 1)
-	wg.Add(2)
-	go func() { defer wg.Done(); groupErr <- b.groups.Run(ctx) }()
+	var wg, quorumWG sync.WaitGroup
+	errs := make(chan error, 2)
+	quorumWG.Add(1)
+	go func() { defer quorumWG.Done(); errs <- b.quorum.Run(quorumCtx) }()
+	wg.Add(4)
+	go func() { defer wg.Done(); errs <- b.groups.Run(ctx) }()
 	go func() { defer wg.Done(); b.maintain(ctx) }()
+	go func() { defer wg.Done(); b.watchMetadata(ctx) }()
+	go func() { defer wg.Done(); b.runISRChecks(ctx) }()
+	heartbeatsDone := make(chan struct{})
+	go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	b.fetchers.start(ctx)
 
 	var pprofSrv *http.Server
 	if b.cfg.PprofListen != "" {
@@ -156,9 +202,15 @@ func (b *Broker) Run(ctx context.Context) error {
 		<-ctx.Done()
 		b.ln.Close()
 	}()
-	host, port := b.advertisedAddr()
-	b.logger.Info("broker ready", "node_id", b.cfg.NodeID, "listen", b.Addr(),
-		"advertised", net.JoinHostPort(host, fmt.Sprint(port)), "data_dir", b.cfg.DataDir, "flush", b.cfg.Flush)
+	go func() {
+		select {
+		case <-b.ready:
+			host, port := b.advertisedAddr()
+			b.logger.Info("broker ready", "node_id", b.cfg.NodeID, "listen", b.Addr(),
+				"advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "data_dir", b.cfg.DataDir, "flush", b.cfg.Flush)
+		case <-ctx.Done():
+		}
+	}()
 
 	var acceptErr error
 	for {
@@ -172,19 +224,44 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.serve(ctx, nc)
 	}
 	cancel()
+	<-heartbeatsDone // the last heartbeat asked to be fenced
 	if pprofSrv != nil {
 		pprofSrv.Close()
 	}
 	b.closeConns()
 	b.connWG.Wait()
+	b.fetchers.wait()
 	wg.Wait()
+	b.ctl.closePeers()
 	b.groups.Close()
+	if err := b.writeHWCheckpoint(); err != nil {
+		b.logger.Warn("writing high watermark checkpoint", "err", err)
+	}
 	closeErr := b.closeLogs()
-	if err := <-groupErr; err != nil && !errors.Is(err, context.Canceled) && acceptErr == nil {
-		acceptErr = err
+	stopQuorum()
+	quorumWG.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) && acceptErr == nil {
+			acceptErr = err
+		}
 	}
 	b.logger.Info("broker stopped", "node_id", b.cfg.NodeID)
 	return errors.Join(acceptErr, closeErr)
+}
+
+// watchMetadata applies every new metadata image to the local replicas.
+func (b *Broker) watchMetadata(ctx context.Context) {
+	for {
+		changed := b.quorum.Changed()
+		b.applyImage(b.quorum.Image())
+		b.maybeCreateOffsetsTopic(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }
 
 // maintain runs periodic flushes (flush=interval) and retention/compaction.
@@ -200,6 +277,9 @@ func (b *Broker) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-flushT.C:
+			if err := b.writeHWCheckpoint(); err != nil {
+				b.logger.Warn("writing high watermark checkpoint", "err", err)
+			}
 			if b.flush != storage.FlushInterval {
 				continue
 			}
@@ -223,22 +303,15 @@ func (b *Broker) maintainLogs(now time.Time) {
 	}
 }
 
-func (b *Broker) allPartitions() []*partition {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	var ps []*partition
-	for _, t := range b.topics {
-		ps = append(ps, t.partitions...)
-	}
-	return ps
-}
-
 func (b *Broker) closeLogs() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error
 	for _, t := range b.topics {
 		for _, p := range t.partitions {
+			if p == nil {
+				continue
+			}
 			if err := p.log.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
 				errs = append(errs, fmt.Errorf("closing %s-%d: %w", t.name, p.index, err))
 			}

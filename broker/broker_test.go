@@ -54,6 +54,13 @@ func startTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBro
 	tb := &testBroker{Broker: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
 	go func() { tb.done <- b.Run(ctx) }()
 	t.Cleanup(func() { tb.stop(t) })
+	select {
+	case <-b.Ready():
+	case err := <-tb.done:
+		t.Fatalf("broker stopped before it was ready: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("broker not ready within 20s")
+	}
 	return tb
 }
 
@@ -228,7 +235,7 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 }
 
 func TestApiVersionsListsRegistrations(t *testing.T) {
-	want := []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 32, 33, 35, 37, 42, 44, 47, 60}
+	want := []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 32, 33, 35, 37, 42, 44, 47, 56, 60, 62, 63, 67}
 	var got []int16
 	for _, k := range apiVersionKeys() {
 		got = append(got, k.ApiKey)

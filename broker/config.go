@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 // Config is a broker's configuration. The YAML form uses Kafka's names for Kafka
@@ -28,6 +30,25 @@ type Config struct {
 	// ClusterID names the cluster in Metadata and DescribeCluster. Default "sluice".
 	ClusterID string `yaml:"cluster.id"`
 
+	// ControllerListen is the address of this broker's Raft transport for the
+	// metadata quorum. Default: its entry in ControllerQuorumVoters.
+	ControllerListen string `yaml:"controller.listen"`
+	// ControllerQuorumVoters lists the metadata quorum in Kafka's
+	// controller.quorum.voters format, "1@host:port,2@host:port,3@host:port".
+	// Empty makes this broker a one-voter quorum of its own.
+	ControllerQuorumVoters string `yaml:"controller.quorum.voters"`
+	// BrokerSessionTimeoutMs is how long the controller waits for a broker's
+	// heartbeat before fencing it and moving its leaderships, like Kafka's
+	// broker.session.timeout.ms. Default 1000 (Kafka's is 9000).
+	BrokerSessionTimeoutMs int64 `yaml:"broker.session.timeout.ms"`
+	// ReplicaLagTimeMaxMs is how long a follower may go without catching up before
+	// it leaves the ISR, like Kafka's replica.lag.time.max.ms. Default 30000.
+	ReplicaLagTimeMaxMs int64 `yaml:"replica.lag.time.max.ms"`
+	// OffsetsTopicReplicationFactor is the replication factor of __consumer_offsets,
+	// like Kafka's offsets.topic.replication.factor, capped by the quorum size.
+	// Default 3.
+	OffsetsTopicReplicationFactor int16 `yaml:"offsets.topic.replication.factor"`
+
 	// Flush is when partition data is fsynced: none (left to the OS), interval (every
 	// FlushIntervalMs) or always (a produce is acknowledged only after fsync, with group
 	// commit). Default interval.
@@ -40,7 +61,8 @@ type Config struct {
 	// requests that leave it unset, like Kafka's num.partitions. Default 1.
 	NumPartitions int32 `yaml:"num.partitions"`
 	// DefaultReplicationFactor is used when a CreateTopics request leaves it unset, like
-	// Kafka's default.replication.factor. Default 1.
+	// Kafka's default.replication.factor. Default -1: 3 when three or more brokers
+	// are live, else the number of live brokers.
 	DefaultReplicationFactor int16 `yaml:"default.replication.factor"`
 	// AutoCreateTopics creates unknown topics on Metadata requests that allow it, like
 	// Kafka's auto.create.topics.enable. Default true.
@@ -108,7 +130,10 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Flush, "interval")
 	setDefault(&c.FlushIntervalMs, 1000)
 	setDefault(&c.NumPartitions, 1)
-	setDefault(&c.DefaultReplicationFactor, 1)
+	setDefault(&c.DefaultReplicationFactor, -1)
+	setDefault(&c.BrokerSessionTimeoutMs, 1000)
+	setDefault(&c.ReplicaLagTimeMaxMs, 30000)
+	setDefault(&c.OffsetsTopicReplicationFactor, 3)
 	if c.AutoCreateTopics == nil {
 		c.AutoCreateTopics = ptr(true)
 	}
@@ -151,6 +176,24 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("advertised.listen: %q is not host:port: %w", c.AdvertisedListen, err)
 		}
 	}
+	if c.ControllerQuorumVoters != "" {
+		voters, err := metadata.ParseVoters(c.ControllerQuorumVoters)
+		if err != nil {
+			return fmt.Errorf("controller.quorum.voters: %w", err)
+		}
+		found := false
+		for _, v := range voters {
+			found = found || v.ID == c.NodeID
+		}
+		if !found {
+			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
+		}
+	}
+	if c.ControllerListen != "" {
+		if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
+			return fmt.Errorf("controller.listen: %q is not host:port: %w", c.ControllerListen, err)
+		}
+	}
 	switch c.Flush {
 	case "none", "interval", "always":
 	default:
@@ -163,7 +206,10 @@ func (c *Config) Validate() error {
 		{"node.id", c.NodeID >= 0},
 		{"log.flush.interval.ms", c.FlushIntervalMs > 0},
 		{"num.partitions", c.NumPartitions > 0},
-		{"default.replication.factor", c.DefaultReplicationFactor > 0},
+		{"default.replication.factor", c.DefaultReplicationFactor > 0 || c.DefaultReplicationFactor == -1},
+		{"broker.session.timeout.ms", c.BrokerSessionTimeoutMs >= 100},
+		{"replica.lag.time.max.ms", c.ReplicaLagTimeMaxMs >= 100},
+		{"offsets.topic.replication.factor", c.OffsetsTopicReplicationFactor > 0},
 		{"message.max.bytes", c.MessageMaxBytes > 0},
 		{"socket.request.max.bytes", c.SocketRequestMaxBytes > 0},
 		{"log.segment.bytes", c.LogSegmentBytes >= 14},

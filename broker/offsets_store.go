@@ -16,7 +16,7 @@ import (
 // replicated like any partition.
 type offsetsStore struct{ b *Broker }
 
-func (s offsetsStore) partition(p int32) (*partition, error) {
+func (s offsetsStore) localPartition(p int32) (*partition, error) {
 	part := s.b.partitionOf(offsetsTopic, p)
 	if part == nil {
 		return nil, fmt.Errorf("%s-%d does not exist", offsetsTopic, p)
@@ -24,10 +24,11 @@ func (s offsetsStore) partition(p int32) (*partition, error) {
 	return part, nil
 }
 
-// Append writes recs as one batch; with any flush policy but always, durability
-// follows the broker's flush policy like any other partition.
-func (s offsetsStore) Append(_ context.Context, p int32, recs []group.Record) error {
-	part, err := s.partition(p)
+// Append writes recs as one batch on the partition's leader and returns once the
+// batch is replicated to the ISR, like a produce with acks=all, so a committed
+// offset survives the loss of the leader.
+func (s offsetsStore) Append(ctx context.Context, p int32, recs []group.Record) error {
+	part, err := s.b.leaderReplica(partitionRef{topic: offsetsTopic, index: p}, -1)
 	if err != nil {
 		return err
 	}
@@ -36,15 +37,19 @@ func (s offsetsStore) Append(_ context.Context, p int32, recs []group.Record) er
 		krecs[i] = kmsg.Record{Key: r.Key, Value: r.Value}
 	}
 	batch := record.Build(0, time.Now().UnixMilli(), krecs)
-	if _, err := part.log.Append(batch, part.leaderEpoch); err != nil {
+	_, epoch, _ := part.state()
+	res, err := part.log.Append(batch, epoch)
+	if err != nil {
 		return fmt.Errorf("appending to %s-%d: %w", offsetsTopic, p, err)
 	}
-	return nil
+	part.maybeAdvanceHW()
+	part.notifyAppend()
+	return part.waitReplicated(ctx, res.LastOffset+1, 5*time.Second, 1)
 }
 
 // Load replays a partition from its log start offset to its end.
 func (s offsetsStore) Load(p int32, fn func(group.Record) error) error {
-	part, err := s.partition(p)
+	part, err := s.localPartition(p)
 	if err != nil {
 		return err
 	}

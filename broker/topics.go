@@ -1,26 +1,28 @@
 package broker
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-
+	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
 )
 
 const offsetsTopic = "__consumer_offsets"
 
-// topic is a named set of partitions with its config overrides. Its fields other
-// than partitions and configs never change; partitions and configs change under
-// Broker.mu.
+// topic is this broker's view of a topic in the metadata image: its partitions
+// slice has one entry per partition, nil where this broker holds no replica.
+// Fields change only in applyImage, under Broker.mu.
 type topic struct {
 	name       string
 	id         [16]byte
@@ -29,18 +31,46 @@ type topic struct {
 	partitions []*partition
 }
 
-// partition is one partition of a topic, led by this broker.
+// partition is a replica of a partition held by this broker, leader or follower.
 type partition struct {
-	topic       *topic
-	index       int32
-	log         *storage.Log
-	leaderEpoch int32
+	b     *Broker
+	topic *topic
+	index int32
+	log   *storage.Log
 
-	mu      sync.Mutex
-	waiters []chan struct{}
+	// hw is the high watermark: consumers read below it, and acks=all produce
+	// completes when it passes the batch.
+	hw atomic.Int64
+
+	mu             sync.Mutex // guards everything below
+	leader         int32
+	leaderEpoch    int32
+	partitionEpoch int32
+	replicas       []int32
+	isr            []int32
+	isLeader       bool
+	followers      map[int32]*followerState // leader only
+	pendingISR     []int32                  // an AlterPartition in flight
+	waiters        []chan struct{}
+	deleted        bool
 }
 
-// notifyAppend wakes fetches waiting for data on this partition.
+// followerState is what a leader knows of one follower, from its fetches.
+type followerState struct {
+	leo          int64     // the follower's log end offset: its last fetch offset
+	lastFetch    time.Time // when it last fetched
+	lastFetchLEO int64     // the leader's log end offset at that fetch
+	lastCaughtUp time.Time // the last time it had everything the leader had, Kafka's lastCaughtUpTimeMs
+}
+
+// state returns the leadership fields under the lock.
+func (p *partition) state() (leader, epoch int32, isLeader bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leader, p.leaderEpoch, p.isLeader
+}
+
+// notifyAppend wakes fetches and acks=all produces waiting on this partition.
 func (p *partition) notifyAppend() {
 	p.mu.Lock()
 	ws := p.waiters
@@ -54,7 +84,8 @@ func (p *partition) notifyAppend() {
 	}
 }
 
-// addWaiter registers ch to be signalled on the next append.
+// addWaiter registers ch to be signalled on the next append, high watermark move
+// or leadership change.
 func (p *partition) addWaiter(ch chan struct{}) {
 	p.mu.Lock()
 	p.waiters = append(p.waiters, ch)
@@ -64,62 +95,181 @@ func (p *partition) addWaiter(ch chan struct{}) {
 // removeWaiter drops ch if it is still registered.
 func (p *partition) removeWaiter(ch chan struct{}) {
 	p.mu.Lock()
-	for i, w := range p.waiters {
-		if w == ch {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			break
-		}
-	}
+	p.waiters = slices.DeleteFunc(p.waiters, func(w chan struct{}) bool { return w == ch })
 	p.mu.Unlock()
 }
 
-// metaStore persists topic metadata in one JSON file, replaced atomically.
-type metaStore struct {
-	path string
+// applyImage makes the local replicas match a metadata image: it opens logs of
+// new replicas, deletes those of deleted topics, applies config changes and
+// moves each partition into its role (leader or follower) for its leader epoch.
+func (b *Broker) applyImage(img *metadata.Image) {
+	b.mu.Lock()
+	var becameLeader, becameFollower, removed []*partition
+	seen := make(map[[16]byte]bool, len(img.Topics))
+	for _, mt := range img.SortedTopics() {
+		seen[mt.ID] = true
+		t := b.topicIDs[mt.ID]
+		if t == nil {
+			t = &topic{name: mt.Name, id: mt.ID, internal: mt.Name == offsetsTopic, configs: map[string]string{}}
+			b.topics[t.name] = t
+			b.topicIDs[t.id] = t
+		}
+		configsChanged := !maps.Equal(t.configs, mt.Configs)
+		if configsChanged {
+			t.configs = maps.Clone(mt.Configs)
+			if t.configs == nil {
+				t.configs = map[string]string{}
+			}
+		}
+		scfg, err := b.storageConfig(t.configs)
+		if err != nil {
+			b.logger.Error("topic configs", "topic", t.name, "err", err)
+		}
+		for len(t.partitions) < len(mt.Partitions) {
+			t.partitions = append(t.partitions, nil)
+		}
+		for i, mp := range mt.Partitions {
+			p := t.partitions[i]
+			if !slices.Contains(mp.Replicas, b.cfg.NodeID) {
+				if p != nil {
+					t.partitions[i] = nil
+					removed = append(removed, p)
+				}
+				continue
+			}
+			if p == nil {
+				dir := filepath.Join(b.cfg.DataDir, fmt.Sprintf("%s-%d", t.name, i))
+				l, err := storage.Open(dir, scfg, b.logger.With("topic", t.name, "partition", i))
+				if err != nil {
+					b.logger.Error("opening partition", "topic", t.name, "partition", i, "err", err)
+					continue
+				}
+				p = &partition{b: b, topic: t, index: int32(i), log: l, leader: -1, leaderEpoch: -1}
+				p.hw.Store(min(b.hwCheckpoint[checkpointKey(t.name, int32(i))], l.LogEndOffset()))
+				t.partitions[i] = p
+			} else if configsChanged {
+				p.log.SetConfig(scfg)
+			}
+			switch p.update(mp, b.cfg.NodeID) {
+			case roleLeader:
+				becameLeader = append(becameLeader, p)
+			case roleFollower:
+				becameFollower = append(becameFollower, p)
+			}
+		}
+	}
+	for id, t := range b.topicIDs {
+		if seen[id] {
+			continue
+		}
+		delete(b.topicIDs, id)
+		if b.topics[t.name] == t {
+			delete(b.topics, t.name)
+		}
+		for _, p := range t.partitions {
+			if p != nil {
+				removed = append(removed, p)
+			}
+		}
+	}
+	b.mu.Unlock()
+
+	for _, p := range removed {
+		b.fetchers.remove(p)
+		p.mu.Lock()
+		p.deleted, p.isLeader = true, false
+		p.mu.Unlock()
+		p.notifyAppend()
+		if err := p.log.Delete(); err != nil {
+			b.logger.Warn("deleting partition data", "topic", p.topic.name, "partition", p.index, "err", err)
+		}
+		if p.topic.name == offsetsTopic {
+			b.groups.UnloadPartition(p.index)
+		}
+	}
+	for _, p := range becameFollower {
+		b.becomeFollower(p)
+	}
+	for _, p := range becameLeader {
+		b.becomeLeader(p)
+	}
+	b.appliedMu.Lock()
+	close(b.applied)
+	b.applied = make(chan struct{})
+	b.appliedMu.Unlock()
 }
 
-type metaFile struct {
-	Topics []metaTopic `json:"topics"`
+// imageApplied returns a channel closed after the next applyImage.
+func (b *Broker) imageApplied() <-chan struct{} {
+	b.appliedMu.Lock()
+	defer b.appliedMu.Unlock()
+	return b.applied
 }
 
-type metaTopic struct {
-	Name       string            `json:"name"`
-	ID         [16]byte          `json:"id"`
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
+type roleChange int
+
+const (
+	roleSame roleChange = iota
+	roleLeader
+	roleFollower
+)
+
+// update takes the partition's state from the image and reports a role change:
+// a new leader epoch makes this replica leader or follower anew.
+func (p *partition) update(mp metadata.Partition, self int32) roleChange {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	newEpoch := mp.LeaderEpoch != p.leaderEpoch
+	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
+	if p.pendingISR != nil && slices.Equal(p.pendingISR, mp.ISR) {
+		p.pendingISR = nil
+	}
+	if !newEpoch {
+		return roleSame
+	}
+	p.leader, p.leaderEpoch = mp.Leader, mp.LeaderEpoch
+	p.pendingISR = nil
+	if mp.Leader == self {
+		p.isLeader = true
+		return roleLeader
+	}
+	p.isLeader = false
+	p.followers = nil
+	return roleFollower
 }
 
-func openMetaStore(dir string) (*metaStore, error) {
-	return &metaStore{path: filepath.Join(dir, "topics.json")}, nil
-}
+// hwCheckpointFile holds each local partition's high watermark, like Kafka's
+// replication-offset-checkpoint, so a restarted broker does not expose data that
+// was never committed and knows what was.
+const hwCheckpointFile = "replication-offset-checkpoint"
 
-func (m *metaStore) load() (metaFile, error) {
-	var f metaFile
-	raw, err := os.ReadFile(m.path)
+func checkpointKey(topic string, p int32) string { return fmt.Sprintf("%s-%d", topic, p) }
+
+func loadHWCheckpoint(dir string) (map[string]int64, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, hwCheckpointFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return f, nil
+		return map[string]int64{}, nil
 	}
 	if err != nil {
-		return f, err
+		return nil, err
 	}
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return f, fmt.Errorf("%s: %w", m.path, err)
+	m := map[string]int64{}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", hwCheckpointFile, err)
 	}
-	return f, nil
+	return m, nil
 }
 
-// save writes the topic set; callers hold Broker.mu.
-func (m *metaStore) save(topics map[string]*topic) error {
-	var f metaFile
-	for _, t := range topics {
-		f.Topics = append(f.Topics, metaTopic{Name: t.name, ID: t.id, Partitions: int32(len(t.partitions)), Configs: t.configs})
+func (b *Broker) writeHWCheckpoint() error {
+	m := map[string]int64{}
+	for _, p := range b.allPartitions() {
+		m[checkpointKey(p.topic.name, p.index)] = p.hw.Load()
 	}
-	sort.Slice(f.Topics, func(i, j int) bool { return f.Topics[i].Name < f.Topics[j].Name })
-	raw, err := json.MarshalIndent(f, "", "  ")
+	raw, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.path, raw)
+	return writeFileAtomic(filepath.Join(b.cfg.DataDir, hwCheckpointFile), raw)
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the old or
@@ -151,50 +301,6 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-func (b *Broker) loadTopics() error {
-	f, err := b.meta.load()
-	if err != nil {
-		return err
-	}
-	for _, mt := range f.Topics {
-		t := &topic{name: mt.Name, id: mt.ID, internal: mt.Name == offsetsTopic, configs: mt.Configs}
-		if t.configs == nil {
-			t.configs = map[string]string{}
-		}
-		if err := b.openPartitions(t, mt.Partitions); err != nil {
-			return err
-		}
-		b.topics[t.name] = t
-		b.topicIDs[t.id] = t
-	}
-	return nil
-}
-
-// openPartitions opens (creating if needed) partitions len(t.partitions)..n-1.
-func (b *Broker) openPartitions(t *topic, n int32) error {
-	scfg, err := b.storageConfig(t.configs)
-	if err != nil {
-		return fmt.Errorf("topic %s: %w", t.name, err)
-	}
-	for i := int32(len(t.partitions)); i < n; i++ {
-		dir := filepath.Join(b.cfg.DataDir, fmt.Sprintf("%s-%d", t.name, i))
-		l, err := storage.Open(dir, scfg, b.logger.With("topic", t.name, "partition", i))
-		if err != nil {
-			return fmt.Errorf("opening %s-%d: %w", t.name, i, err)
-		}
-		t.partitions = append(t.partitions, &partition{topic: t, index: i, log: l, leaderEpoch: 0})
-	}
-	return nil
-}
-
-func (b *Broker) ensureOffsetsTopic() error {
-	if _, ok := b.topics[offsetsTopic]; ok {
-		return nil
-	}
-	_, err := b.createTopic(offsetsTopic, b.cfg.OffsetsTopicNumPartitions, map[string]string{"cleanup.policy": "compact"})
-	return err
-}
-
 var legalTopicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // validTopicName applies Kafka's topic name rules.
@@ -212,78 +318,6 @@ func validTopicName(name string) error {
 	return nil
 }
 
-// createTopic creates and persists a topic. It returns a Kafka error for requests
-// that name an existing topic or bad settings.
-func (b *Broker) createTopic(name string, partitions int32, configs map[string]string) (*topic, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.createTopicLocked(name, partitions, configs)
-}
-
-func (b *Broker) createTopicLocked(name string, partitions int32, configs map[string]string) (*topic, error) {
-	if err := validTopicName(name); err != nil {
-		return nil, kafkaErr(kerr.InvalidTopicException, err.Error())
-	}
-	if _, ok := b.topics[name]; ok {
-		return nil, kafkaErr(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", name))
-	}
-	if partitions <= 0 {
-		return nil, kafkaErr(kerr.InvalidPartitions, "partition count must be positive")
-	}
-	if configs == nil {
-		configs = map[string]string{}
-	}
-	if err := validateTopicConfigs(configs); err != nil {
-		return nil, err
-	}
-	t := &topic{name: name, internal: name == offsetsTopic, configs: configs}
-	if _, err := rand.Read(t.id[:]); err != nil {
-		return nil, err
-	}
-	if err := b.openPartitions(t, partitions); err != nil {
-		for _, p := range t.partitions {
-			p.log.Delete()
-		}
-		return nil, err
-	}
-	b.topics[name] = t
-	b.topicIDs[t.id] = t
-	if err := b.meta.save(b.topics); err != nil {
-		delete(b.topics, name)
-		delete(b.topicIDs, t.id)
-		for _, p := range t.partitions {
-			p.log.Delete()
-		}
-		return nil, err
-	}
-	b.logger.Info("topic created", "topic", name, "partitions", partitions)
-	return t, nil
-}
-
-// deleteTopic removes a topic and its data.
-func (b *Broker) deleteTopic(t *topic) error {
-	b.mu.Lock()
-	if b.topics[t.name] != t {
-		b.mu.Unlock()
-		return kafkaErr(kerr.UnknownTopicOrPartition, "")
-	}
-	delete(b.topics, t.name)
-	delete(b.topicIDs, t.id)
-	err := b.meta.save(b.topics)
-	b.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	for _, p := range t.partitions {
-		if err := p.log.Delete(); err != nil {
-			b.logger.Warn("deleting partition data", "topic", t.name, "partition", p.index, "err", err)
-		}
-		p.notifyAppend()
-	}
-	b.logger.Info("topic deleted", "topic", t.name)
-	return nil
-}
-
 // topicByName returns the topic or nil.
 func (b *Broker) topicByName(name string) *topic {
 	b.mu.RLock()
@@ -298,7 +332,7 @@ func (b *Broker) topicByID(id [16]byte) *topic {
 	return b.topicIDs[id]
 }
 
-// partitionOf returns the partition or nil.
+// partitionOf returns the local replica or nil.
 func (b *Broker) partitionOf(name string, index int32) *partition {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -330,4 +364,25 @@ func (b *Broker) sortedTopics() []*topic {
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
 	return ts
+}
+
+// partitionsOf snapshots a topic's local replicas (nil entries included).
+func (b *Broker) partitionsOf(t *topic) []*partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return slices.Clone(t.partitions)
+}
+
+func (b *Broker) allPartitions() []*partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var ps []*partition
+	for _, t := range b.topics {
+		for _, p := range t.partitions {
+			if p != nil {
+				ps = append(ps, p)
+			}
+		}
+	}
+	return ps
 }

@@ -82,6 +82,11 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 			t.Logf("broker log (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
 		}
 	})
+	select {
+	case <-b.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatal("broker not ready within 20s")
+	}
 	addr := b.Addr()
 	if apiLogPath != "" {
 		addr = cfg.AdvertisedListen

@@ -19,6 +19,8 @@ func runBroker(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state (default ./data)")
 	nodeID := fs.Int("node-id", -1, "node id (default 1)")
 	advertised := fs.String("advertised-listen", "", "address given to clients (default: the listen address)")
+	controllerListen := fs.String("controller-listen", "", "address of this broker's metadata quorum (Raft) transport")
+	quorum := fs.String("controller-quorum", "", "metadata quorum voters, Kafka's controller.quorum.voters: 1@host:port,2@host:port,3@host:port (default: a quorum of this broker alone)")
 	flush := fs.String("flush", "", "flush policy: none, interval or always (default interval)")
 	pprofListen := fs.String("pprof", "", "serve net/http/pprof on this address")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -51,6 +53,10 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.NodeID = int32(*nodeID)
 		case "advertised-listen":
 			cfg.AdvertisedListen = *advertised
+		case "controller-listen":
+			cfg.ControllerListen = *controllerListen
+		case "controller-quorum":
+			cfg.ControllerQuorumVoters = *quorum
 		case "flush":
 			cfg.Flush = *flush
 		case "pprof":

@@ -1,0 +1,43 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
+)
+
+// BrokerRegistration: v0
+//
+// Behavior:
+//   - Broker-to-controller: a starting broker registers its id, incarnation and
+//     Kafka listener. Served only by the active controller (else NOT_CONTROLLER).
+//     The broker epoch returned identifies this registration in heartbeats.
+//   - A different cluster id gets INCONSISTENT_CLUSTER_ID.
+
+func init() { register(62, 0, 0, (*Broker).handleBrokerRegistration) }
+
+func (b *Broker) handleBrokerRegistration(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.BrokerRegistrationRequest)
+	resp := req.ResponseKind().(*kmsg.BrokerRegistrationResponse)
+	resp.BrokerEpoch = -1
+	if req.ClusterID != b.cfg.ClusterID {
+		resp.ErrorCode = kerr.InconsistentClusterID.Code
+		return resp, nil
+	}
+	if len(req.Listeners) == 0 {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp, nil
+	}
+	l := req.Listeners[0]
+	br := metadata.Broker{ID: req.BrokerID, Host: l.Host, Port: int32(l.Port), IncarnationID: req.IncarnationID}
+	if req.Rack != nil {
+		br.Rack = *req.Rack
+	}
+	epoch, err := b.quorum.RegisterBroker(cc.ctx, br)
+	resp.ErrorCode = errCode(err)
+	if err == nil {
+		resp.BrokerEpoch = epoch
+	}
+	return resp, nil
+}

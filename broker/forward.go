@@ -1,0 +1,60 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// forwardToController sends an admin request that only the controller can carry
+// out to the controller, unchanged and at the client's version, and returns its
+// response, as KRaft brokers do. It waits briefly for a controller to exist;
+// without one the connection is closed and the client retries elsewhere.
+func (b *Broker) forwardToController(cc *conn, req kmsg.Request) (kmsg.Response, error) {
+	ctx, cancel := context.WithTimeout(cc.ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if b.quorum.ControllerID() >= 0 && !b.quorum.IsController() {
+			resp, err := b.toController(ctx, req)
+			if err == nil {
+				return resp, nil
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("forwarding %s to the controller: %w", kmsg.NameForKey(req.Key()), err)
+			}
+		}
+		if b.quorum.IsController() {
+			return nil, errRetryLocally
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("forwarding %s: no controller", kmsg.NameForKey(req.Key()))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// errRetryLocally tells a handler that this broker became the controller while
+// it was forwarding.
+var errRetryLocally = fmt.Errorf("this broker is the controller now")
+
+// waitForImage waits until cond holds for this broker's metadata image, so a client
+// that created or deleted a topic through this broker sees the change in its next
+// Metadata request. It gives up quietly after a few seconds.
+func (b *Broker) waitForImage(ctx context.Context, cond func() bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for !cond() {
+		changed := b.imageApplied()
+		if cond() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}

@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Replication follows Kafka's ISR model. The leader tracks each follower's log end
+// offset from its fetches; the high watermark is the smallest log end offset over
+// the ISR (and ISR additions in flight), and only what is below it is visible to
+// consumers and acknowledges acks=all produces. Followers that stop catching up for
+// replica.lag.time.max.ms leave the ISR, and rejoin once they reach the high
+// watermark; the controller records each change (AlterPartition).
+
+// becomeLeader starts leading p at its current leader epoch.
+func (b *Broker) becomeLeader(p *partition) {
+	b.fetchers.remove(p)
+	now := time.Now()
+	p.mu.Lock()
+	p.followers = make(map[int32]*followerState)
+	for _, r := range p.replicas {
+		if r != b.cfg.NodeID {
+			p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+		}
+	}
+	epoch := p.leaderEpoch
+	p.mu.Unlock()
+	b.logger.Debug("leading partition", "topic", p.topic.name, "partition", p.index, "leader_epoch", epoch)
+	p.maybeAdvanceHW()
+	p.notifyAppend()
+	if p.topic.name == offsetsTopic {
+		if err := b.groups.LoadPartition(b.runCtx, p.index); err != nil {
+			b.logger.Warn("loading groups", "partition", p.index, "err", err)
+		}
+	}
+}
+
+// becomeFollower makes p follow its leader, truncating divergent entries first.
+func (b *Broker) becomeFollower(p *partition) {
+	leader, epoch, _ := p.state()
+	p.notifyAppend() // acks=all waiters learn they lost leadership
+	if p.topic.name == offsetsTopic {
+		b.groups.UnloadPartition(p.index)
+	}
+	if leader < 0 {
+		b.fetchers.remove(p)
+		b.logger.Info("partition offline", "topic", p.topic.name, "partition", p.index, "leader_epoch", epoch)
+		return
+	}
+	b.logger.Debug("following partition", "topic", p.topic.name, "partition", p.index, "leader", leader, "leader_epoch", epoch)
+	b.fetchers.add(p, leader)
+}
+
+// maximalISR is the ISR including additions not yet committed: the high watermark
+// must wait for a replica as soon as it may be in the ISR.
+func (p *partition) maximalISR() []int32 {
+	isr := slices.Clone(p.isr)
+	for _, r := range p.pendingISR {
+		if !slices.Contains(isr, r) {
+			isr = append(isr, r)
+		}
+	}
+	return isr
+}
+
+// maybeAdvanceHW raises the leader's high watermark to the smallest log end offset
+// over the maximal ISR, and wakes waiters when it moves.
+func (p *partition) maybeAdvanceHW() {
+	p.mu.Lock()
+	if !p.isLeader {
+		p.mu.Unlock()
+		return
+	}
+	hw := p.log.LogEndOffset()
+	for _, r := range p.maximalISR() {
+		if r == p.b.cfg.NodeID {
+			continue
+		}
+		f := p.followers[r]
+		if f == nil || f.leo < 0 {
+			hw = min(hw, p.hw.Load())
+			continue
+		}
+		hw = min(hw, f.leo)
+	}
+	moved := hw > p.hw.Load()
+	if moved {
+		p.hw.Store(hw)
+	}
+	p.mu.Unlock()
+	if moved {
+		p.notifyAppend()
+	}
+}
+
+// onReplicaFetch records a follower's fetch at fetchOffset: its log end offset and
+// whether it is caught up (Kafka's rules: it has everything the leader had at this
+// fetch, or at its previous fetch).
+func (p *partition) onReplicaFetch(replica int32, fetchOffset int64) error {
+	now := time.Now()
+	leo := p.log.LogEndOffset()
+	p.mu.Lock()
+	f := p.followers[replica]
+	if f == nil {
+		p.mu.Unlock()
+		return kerr.NotLeaderForPartition
+	}
+	if fetchOffset >= leo {
+		f.lastCaughtUp = now
+	} else if fetchOffset >= f.lastFetchLEO && !f.lastFetch.IsZero() {
+		f.lastCaughtUp = f.lastFetch
+	}
+	f.leo, f.lastFetch, f.lastFetchLEO = fetchOffset, now, leo
+	var expand []int32
+	if !slices.Contains(p.isr, replica) && p.pendingISR == nil && fetchOffset >= p.hw.Load() && p.b.quorum.Image().Live(replica) {
+		expand = append(slices.Clone(p.isr), replica)
+		slices.Sort(expand)
+		p.pendingISR = expand
+	}
+	p.mu.Unlock()
+	p.maybeAdvanceHW()
+	if expand != nil {
+		go p.b.changeISR(p, expand)
+	}
+	return nil
+}
+
+// checkISR shrinks the ISR of a led partition by the followers that have not caught
+// up within replica.lag.time.max.ms.
+func (p *partition) checkISR(lag time.Duration) {
+	now := time.Now()
+	p.mu.Lock()
+	if !p.isLeader || p.pendingISR != nil {
+		p.mu.Unlock()
+		return
+	}
+	shrunk := slices.DeleteFunc(slices.Clone(p.isr), func(r int32) bool {
+		if r == p.b.cfg.NodeID {
+			return false
+		}
+		f := p.followers[r]
+		return f == nil || now.Sub(f.lastCaughtUp) > lag
+	})
+	if len(shrunk) == len(p.isr) {
+		p.mu.Unlock()
+		return
+	}
+	p.pendingISR = shrunk
+	p.mu.Unlock()
+	p.b.changeISR(p, shrunk)
+}
+
+// changeISR asks the controller for a new ISR and applies the answer; the metadata
+// image confirms it later too.
+func (b *Broker) changeISR(p *partition, isr []int32) {
+	p.mu.Lock()
+	epoch, pepoch := p.leaderEpoch, p.partitionEpoch
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(b.runCtx, 5*time.Second)
+	defer cancel()
+	res, err := b.alterPartition(ctx, p.topic.id, p.index, epoch, pepoch, isr)
+	p.mu.Lock()
+	if err != nil {
+		if slices.Equal(p.pendingISR, isr) {
+			p.pendingISR = nil
+		}
+		p.mu.Unlock()
+		if b.runCtx.Err() == nil {
+			b.logger.Debug("ISR change refused", "topic", p.topic.name, "partition", p.index, "isr", isr, "err", err)
+		}
+		return
+	}
+	if res.LeaderEpoch == p.leaderEpoch && res.PartitionEpoch >= p.partitionEpoch {
+		p.isr, p.partitionEpoch = res.ISR, res.PartitionEpoch
+	}
+	if slices.Equal(p.pendingISR, isr) {
+		p.pendingISR = nil
+	}
+	p.mu.Unlock()
+	b.logger.Info("ISR changed", "topic", p.topic.name, "partition", p.index, "isr", res.ISR)
+	p.maybeAdvanceHW()
+}
+
+// runISRChecks shrinks ISRs of led partitions periodically.
+func (b *Broker) runISRChecks(ctx context.Context) {
+	lag := time.Duration(b.cfg.ReplicaLagTimeMaxMs) * time.Millisecond
+	t := time.NewTicker(min(lag/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, p := range b.allPartitions() {
+				p.checkISR(lag)
+			}
+		}
+	}
+}
+
+// minISR is the topic's min.insync.replicas.
+func (b *Broker) minISR(t *topic) int {
+	v, _ := b.topicConfigValue(b.topicConfigs(t), topicConfigDefByName("min.insync.replicas"))
+	n, _ := strconv.Atoi(v)
+	return max(n, 1)
+}
+
+// waitReplicated blocks an acks=all produce until the high watermark passes
+// target, leadership is lost, or the timeout ends.
+func (p *partition) waitReplicated(ctx context.Context, target int64, timeout time.Duration, minISR int) error {
+	ch := make(chan struct{}, 1)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	defer p.removeWaiter(ch)
+	for {
+		p.addWaiter(ch)
+		p.mu.Lock()
+		isLeader, deleted, isrLen := p.isLeader, p.deleted, len(p.isr)
+		p.mu.Unlock()
+		switch {
+		case deleted:
+			return kerr.UnknownTopicOrPartition
+		case !isLeader:
+			return kafkaErr(kerr.NotLeaderForPartition, "leadership moved before the batch was replicated")
+		case p.hw.Load() >= target:
+			if isrLen < minISR {
+				return kerr.NotEnoughReplicasAfterAppend
+			}
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return kerr.RequestTimedOut
+		case <-ctx.Done():
+			return errors.Join(kerr.RequestTimedOut, ctx.Err())
+		}
+	}
+}
