@@ -23,9 +23,8 @@ type controllerLink struct {
 	b           *Broker
 	incarnation [16]byte
 
-	mu          sync.Mutex
-	peers       map[int32]*peer // by broker id, for the controller and replica leaders
-	brokerEpoch int64
+	mu    sync.Mutex
+	peers map[int32]*peer // by broker id, for the controller and replica leaders
 }
 
 // peerFor returns the connection to another broker's Kafka listener.
