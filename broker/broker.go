@@ -51,6 +51,8 @@ type Broker struct {
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
 
+	adminAddr string
+
 	ready     chan struct{}
 	readyOnce sync.Once
 	runCtx    context.Context
@@ -145,6 +147,14 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 // Addr is the address the Kafka listener is bound to.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
+// AdminAddr is the address the admin HTTP interface is bound to, once Run serves it;
+// empty without admin.listen.
+func (b *Broker) AdminAddr() string {
+	b.appliedMu.Lock()
+	defer b.appliedMu.Unlock()
+	return b.adminAddr
+}
+
 // Ready is closed once the broker is registered with the controller and unfenced:
 // from then on it can lead partitions.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
@@ -184,6 +194,19 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.start(ctx)
 
 	var pprofSrv *http.Server
+	if b.cfg.AdminListen != "" {
+		ln, err := net.Listen("tcp", b.cfg.AdminListen)
+		if err != nil {
+			cancel()
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		b.appliedMu.Lock()
+		b.adminAddr = ln.Addr().String()
+		b.appliedMu.Unlock()
+		adminSrv := &http.Server{Handler: b.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go adminSrv.Serve(ln)
+		defer adminSrv.Close()
+	}
 	if b.cfg.PprofListen != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

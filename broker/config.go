@@ -110,6 +110,9 @@ type Config struct {
 	// GroupMaxSize is like Kafka's group.max.size. Default 0 (unlimited).
 	GroupMaxSize int `yaml:"group.max.size"`
 
+	// AdminListen, when set, serves the read-only admin HTTP interface there:
+	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
+	AdminListen string `yaml:"admin.listen"`
 	// PprofListen, when set, serves net/http/pprof on that address.
 	PprofListen string `yaml:"pprof.listen"`
 }

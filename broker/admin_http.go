@@ -1,0 +1,92 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sluicemq/sluice/broker/metadata"
+)
+
+// adminHandler serves the broker's read-only admin interface over HTTP:
+//
+//	GET /api/v1/cluster          brokers, controller, topics with leaders and ISRs
+//	GET /api/v1/events?since=N   cluster events recorded in the metadata log after
+//	                             log index N (broker joined/fenced, leader elected
+//	                             clean/unclean, ISR shrink/expand, topic and config
+//	                             changes), oldest first, with timestamps
+//
+// Every broker answers from its own copy of the metadata log, so any of them can be
+// asked; the monitoring and ticket services use the events to explain incidents.
+func (b *Broker) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		img := b.quorum.Image()
+		type partitionView struct {
+			Partition   int     `json:"partition"`
+			Leader      int32   `json:"leader"`
+			LeaderEpoch int32   `json:"leader_epoch"`
+			Replicas    []int32 `json:"replicas"`
+			ISR         []int32 `json:"isr"`
+		}
+		type topicView struct {
+			Name       string            `json:"name"`
+			ID         string            `json:"id"`
+			Configs    map[string]string `json:"configs,omitempty"`
+			Partitions []partitionView   `json:"partitions"`
+		}
+		view := struct {
+			ClusterID    string            `json:"cluster_id"`
+			ControllerID int32             `json:"controller_id"`
+			MetadataIdx  uint64            `json:"metadata_index"`
+			Brokers      []metadata.Broker `json:"brokers"`
+			Topics       []topicView       `json:"topics"`
+		}{ClusterID: b.cfg.ClusterID, ControllerID: b.quorum.ControllerID(), MetadataIdx: img.Index}
+		for _, br := range img.Brokers {
+			view.Brokers = append(view.Brokers, br)
+		}
+		for _, t := range img.SortedTopics() {
+			tv := topicView{Name: t.Name, ID: fmt.Sprintf("%x", t.ID), Configs: t.Configs}
+			for i, p := range t.Partitions {
+				tv.Partitions = append(tv.Partitions, partitionView{i, p.Leader, p.LeaderEpoch, p.Replicas, p.ISR})
+			}
+			view.Topics = append(view.Topics, tv)
+		}
+		writeJSON(w, view)
+	})
+	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		var since uint64
+		if s := r.URL.Query().Get("since"); s != "" {
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("since: %q is not a metadata log index", s), http.StatusBadRequest)
+				return
+			}
+			since = v
+		}
+		type eventView struct {
+			Index     uint64             `json:"index"`
+			Time      time.Time          `json:"time"`
+			Type      metadata.EventType `json:"type"`
+			Broker    int32              `json:"broker,omitempty"`
+			Topic     string             `json:"topic,omitempty"`
+			Partition int32              `json:"partition"`
+			Detail    string             `json:"detail,omitempty"`
+		}
+		events := []eventView{}
+		for _, e := range b.quorum.Image().EventsSince(since) {
+			events = append(events, eventView(e))
+		}
+		writeJSON(w, events)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

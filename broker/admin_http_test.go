@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+func TestAdminHTTPEvents(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), func(c *Config) { c.AdminListen = "127.0.0.1:0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+	_, err := adm.CreateTopic(ctx, 2, 1, nil, "audited")
+	require.NoError(t, err)
+	_, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("60000")}}, "audited")
+	require.NoError(t, err)
+
+	base := "http://" + tb.AdminAddr()
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, body
+	}
+	code, body := get("/api/v1/events")
+	require.Equal(t, http.StatusOK, code)
+	var events []struct {
+		Index uint64    `json:"index"`
+		Time  time.Time `json:"time"`
+		Type  string    `json:"type"`
+		Topic string    `json:"topic"`
+	}
+	require.NoError(t, json.Unmarshal(body, &events))
+	types := map[string]bool{}
+	for _, e := range events {
+		require.False(t, e.Time.IsZero(), "every event has a timestamp")
+		if e.Topic == "audited" || e.Topic == "" {
+			types[e.Type] = true
+		}
+	}
+	require.True(t, types["broker_joined"], "events: %s", body)
+	require.True(t, types["topic_created"], "events: %s", body)
+	require.True(t, types["config_changed"], "events: %s", body)
+
+	last := events[len(events)-1].Index
+	code, body = get("/api/v1/events?since=" + itoa(int(last)))
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, "[]", string(body))
+
+	code, body = get("/api/v1/events?since=yesterday")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, string(body), "since")
+
+	code, body = get("/api/v1/cluster")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), `"name": "audited"`)
+}
