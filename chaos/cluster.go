@@ -92,6 +92,10 @@ type Node struct {
 	exitErr error
 	ready   chan struct{} // closed when the current run logged readyLine
 	runs    int
+	logf    *readyWriter // the current run's log, for the harness's own notes
+	// wantRunning is false once the harness has signalled the process to end, so that an exit
+	// nobody asked for is told apart from a kill.
+	wantRunning bool
 }
 
 // NewCluster prepares a cluster's directories, config file and ports without starting anything.
@@ -231,12 +235,14 @@ func (c *Cluster) Start(id int32) error {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", id, err)
 	}
+	fmt.Fprintf(logf, "=== chaos: node %d run %d is pid %d\n", id, n.runs, cmd.Process.Pid)
 	exited := make(chan struct{})
-	n.cmd, n.exited, n.ready, n.exitErr = cmd, exited, ready, nil
+	n.cmd, n.exited, n.ready, n.exitErr, n.logf = cmd, exited, ready, nil, w
+	n.wantRunning = true
 	go func() {
 		err := cmd.Wait()
-		fmt.Fprintf(logf, "=== chaos: node %d exited at %s: %v\n", id, time.Now().Format(time.RFC3339Nano), err)
-		logf.Close()
+		w.note(fmt.Sprintf("=== chaos: node %d exited at %s: %v\n", id, time.Now().Format(time.RFC3339Nano), err))
+		w.close()
 		n.mu.Lock()
 		n.exitErr = err
 		n.mu.Unlock()
@@ -298,6 +304,7 @@ func (c *Cluster) sendOnly(id int32, sig syscall.Signal) error {
 	if n.cmd == nil || isClosed(n.exited) {
 		return fmt.Errorf("node %d is not running", id)
 	}
+	n.note("%v sent to pid %d", sig, n.cmd.Process.Pid)
 	return n.cmd.Process.Signal(sig)
 }
 
@@ -317,10 +324,13 @@ func (c *Cluster) signal(id int32, sig syscall.Signal, timeout time.Duration) er
 	}
 	n.mu.Lock()
 	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
 	if cmd == nil || isClosed(exited) {
+		n.mu.Unlock()
 		return fmt.Errorf("node %d is not running", id)
 	}
+	n.wantRunning = false
+	n.note("%v sent to pid %d", sig, cmd.Process.Pid)
+	n.mu.Unlock()
 	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signal node %d: %w", id, err)
 	}
@@ -371,6 +381,24 @@ func (n *Node) Running() bool {
 	return n.cmd != nil && !isClosed(n.exited)
 }
 
+// Unexpected returns an error if the node's process exited without the harness signalling it, as
+// when it crashed or something outside the harness killed it.
+func (n *Node) Unexpected() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.wantRunning && n.exited != nil && isClosed(n.exited) {
+		return fmt.Errorf("node %d exited by itself (not signalled by the harness): %v; see %s", n.ID, n.exitErr, n.LogPath)
+	}
+	return nil
+}
+
+// note writes a harness line into the node's log; n.mu must be held.
+func (n *Node) note(format string, args ...any) {
+	if n.logf != nil {
+		n.logf.note(fmt.Sprintf("=== chaos: %s: node %d: %s\n", time.Now().Format(time.RFC3339Nano), n.ID, fmt.Sprintf(format, args...)))
+	}
+}
+
 // ExitErr is the exit error of the node's last run (nil while running or after exit status 0).
 func (n *Node) ExitErr() error {
 	n.mu.Lock()
@@ -395,14 +423,33 @@ func isClosed(ch chan struct{}) bool {
 }
 
 // readyWriter appends a process's output to its log file and closes ready at the first readyLine.
+// The process's output and the harness's notes may be written concurrently, hence mu.
 type readyWriter struct {
+	mu    sync.Mutex
 	file  *os.File
 	ready chan struct{}
 	seen  bool
 	tail  []byte // the unfinished last line, to find readyLine split across writes
 }
 
+func (w *readyWriter) note(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.file != nil {
+		_, _ = w.file.WriteString(s)
+	}
+}
+
+func (w *readyWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.file.Close()
+	w.file = nil
+}
+
 func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if !w.seen {
 		w.tail = append(w.tail, p...)
 		if bytes.Contains(w.tail, []byte(readyLine)) {

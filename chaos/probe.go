@@ -124,8 +124,14 @@ func (c *Cluster) AnyView(ctx context.Context, topics ...string) (View, error) {
 	return View{}, errors.Join(errs...)
 }
 
-// WaitFor polls cond every 50ms until it returns true, ctx ends, or timeout passes; the error names
-// what was awaited and the last error cond returned.
+// Permanent wraps an error that WaitFor's condition returns to stop waiting at once.
+type Permanent struct{ Err error }
+
+func (p Permanent) Error() string { return p.Err.Error() }
+func (p Permanent) Unwrap() error { return p.Err }
+
+// WaitFor polls cond every 50ms until it returns true, ctx ends, timeout passes or cond returns a
+// Permanent error; the error names what was awaited and the last error cond returned.
 func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -136,6 +142,10 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		ok, err := cond(ctx)
 		if ok {
 			return nil
+		}
+		var perm Permanent
+		if errors.As(err, &perm) {
+			return fmt.Errorf("%s: %w", what, perm.Err)
 		}
 		if err != nil {
 			last = err
@@ -151,9 +161,22 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 	}
 }
 
+// unexpected returns a Permanent error naming the first node that exited without being signalled.
+func (c *Cluster) unexpected() error {
+	for _, n := range c.nodes {
+		if err := n.Unexpected(); err != nil {
+			return Permanent{err}
+		}
+	}
+	return nil
+}
+
 // WaitBrokers waits until every running node lists exactly the running brokers in Metadata.
 func (c *Cluster) WaitBrokers(ctx context.Context, timeout time.Duration) error {
 	return WaitFor(ctx, timeout, "every running node to list the running brokers", func(ctx context.Context) (bool, error) {
+		if err := c.unexpected(); err != nil {
+			return false, err
+		}
 		running := c.Running()
 		for _, id := range running {
 			v, err := c.View(ctx, id)
@@ -179,6 +202,9 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration, topics
 }
 
 func (c *Cluster) healthy(ctx context.Context, topics []string) (View, error) {
+	if err := c.unexpected(); err != nil {
+		return View{}, err
+	}
 	running := c.Running()
 	var first View
 	for i, id := range running {

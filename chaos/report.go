@@ -21,6 +21,9 @@ type Kill struct {
 	// Failover is, per partition in Led, the time from the kill to the first acknowledgement of a
 	// record issued after the kill. Partitions missing here did not fail over within FailoverTimeout.
 	Failover map[int32]time.Duration
+	// Elected is, per partition in Led, the time from the kill until a running broker's Metadata first
+	// named another leader: the broker's share of Failover.
+	Elected map[int32]time.Duration
 	// NewController is the controller after the victim rejoined.
 	NewController int32
 	// Down is how long the victim was down; Rejoin the time from its restart until every ISR was full.
@@ -55,9 +58,22 @@ type Report struct {
 
 // FailoverSamples returns every measured failover time, sorted.
 func (r Report) FailoverSamples() []time.Duration {
+	return r.samples(func(k Kill) map[int32]time.Duration { return k.Failover }, nil)
+}
+
+// ElectionSamples returns every measured time to a new leader in Metadata, sorted.
+func (r Report) ElectionSamples() []time.Duration {
+	return r.samples(func(k Kill) map[int32]time.Duration { return k.Elected }, nil)
+}
+
+// samples collects one map of every kill, optionally only the kills keep accepts.
+func (r Report) samples(of func(Kill) map[int32]time.Duration, keep func(Kill) bool) []time.Duration {
 	var ds []time.Duration
 	for _, k := range r.Kills {
-		for _, d := range k.Failover {
+		if keep != nil && !keep(k) {
+			continue
+		}
+		for _, d := range of(k) {
 			ds = append(ds, d)
 		}
 	}
@@ -88,12 +104,12 @@ func (r Report) Write(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "\n== sluice chaos report ==\n")
 	fmt.Fprintf(w, "config: %d brokers (%s), topic %q: %d partitions, RF %d, min.insync.replicas %d\n",
-		c.Brokers, strings.TrimSpace(strings.ReplaceAll(c.BrokerConfig, "\n", "; ")), c.Topic, c.Partitions,
+		c.Brokers, strings.ReplaceAll(strings.TrimSpace(c.BrokerConfig), "\n", "; "), c.Topic, c.Partitions,
 		c.ReplicationFactor, c.MinInsyncReplicas)
 	fmt.Fprintf(w, "producers: %d idempotent kgo clients, acks=all, %d records/s offered in total, %d in flight per producer and partition,\n",
 		c.Producers, c.Rate, c.InFlight)
 	fmt.Fprintf(w, "           delivery timeout %v, metadata min age %v, retry backoff 100ms..1s\n", c.DeliveryTimeout, c.MetadataMinAge)
-	fmt.Fprintf(w, "kills: %d of %d done (every %d. hits the controller), down %v..%v, seed %d, wall time %v\n",
+	fmt.Fprintf(w, "kills: %d of %d done (kill n targets the controller when n is a multiple of %d), down %v..%v, seed %d, wall time %v\n",
 		len(r.Kills), c.Kills, c.ControllerEvery, c.MinDown, c.MaxDown, c.Seed, r.Duration.Round(time.Second))
 	ctl, leaders := 0, 0
 	for _, k := range r.Kills {
@@ -105,25 +121,41 @@ func (r Report) Write(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "       %d hit the controller, %d hit a partition leader\n", ctl, leaders)
-	fmt.Fprintf(w, "\n%-4s %-7s %-5s %-14s %-28s %-8s %-8s %s\n", "kill", "victim", "ctrl", "led", "failover", "down", "rejoin", "problem")
+	fmt.Fprintf(w, "\n%-4s %-7s %-5s %-8s %-32s %-8s %-8s %s\n", "kill", "victim", "ctrl", "led", "elected/acked", "down", "rejoin", "problem")
 	for _, k := range r.Kills {
 		var fo []string
 		for _, p := range k.Led {
+			e := "?"
+			if d, ok := k.Elected[p]; ok {
+				e = fmt.Sprint(d.Milliseconds())
+			}
 			if d, ok := k.Failover[p]; ok {
-				fo = append(fo, fmt.Sprintf("%d:%dms", p, d.Milliseconds()))
+				fo = append(fo, fmt.Sprintf("%d:%s/%dms", p, e, d.Milliseconds()))
 			} else {
-				fo = append(fo, fmt.Sprintf("%d:stuck", p))
+				fo = append(fo, fmt.Sprintf("%d:%s/stuck", p, e))
 			}
 		}
-		fmt.Fprintf(w, "%-4d %-7d %-5v %-14s %-28s %-8s %-8s %s\n", k.N, k.Victim, k.WasController,
+		fmt.Fprintf(w, "%-4d %-7d %-5v %-8s %-32s %-8s %-8s %s\n", k.N, k.Victim, k.WasController,
 			fmt.Sprint(k.Led), strings.Join(fo, " "), k.Down.Round(time.Millisecond), k.Rejoin.Round(time.Millisecond), k.Problem)
 	}
-	samples := r.FailoverSamples()
+	failover := func(k Kill) map[int32]time.Duration { return k.Failover }
+	elected := func(k Kill) map[int32]time.Duration { return k.Elected }
+	isCtl := func(k Kill) bool { return k.WasController }
+	notCtl := func(k Kill) bool { return !k.WasController }
 	fmt.Fprintf(w, "\nfailover (kill -> first ack of a record issued after the kill, per partition the victim led):\n")
-	fmt.Fprintf(w, "  samples %d, p50 %v, p99 %v, max %v\n", len(samples),
-		Percentile(samples, 50).Round(time.Millisecond), Percentile(samples, 99).Round(time.Millisecond),
-		Percentile(samples, 100).Round(time.Millisecond))
-	fmt.Fprintf(w, "\nproduced: %d acknowledged, %d not acknowledged; kgo data-loss detections: %d\n", r.Acked, r.Failed, r.DataLossEvents)
+	writeDist(w, "all kills", r.samples(failover, nil))
+	writeDist(w, "controller kills", r.samples(failover, isCtl))
+	writeDist(w, "other kills", r.samples(failover, notCtl))
+	fmt.Fprintf(w, "new leader in Metadata (kill -> a running broker names another leader; the broker's share):\n")
+	writeDist(w, "all kills", r.samples(elected, nil))
+	writeDist(w, "controller kills", r.samples(elected, isCtl))
+	writeDist(w, "other kills", r.samples(elected, notCtl))
+	rate := 0.0
+	if r.Duration > 0 {
+		rate = float64(r.Acked) / r.Duration.Seconds()
+	}
+	fmt.Fprintf(w, "\nproduced: %d acknowledged (%.0f/s over the run), %d not acknowledged; kgo data-loss detections: %d\n",
+		r.Acked, rate, r.Failed, r.DataLossEvents)
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  %s\n", f)
 	}
@@ -139,6 +171,12 @@ func (r Report) Write(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "\nRESULT: FAIL\n")
 	}
+}
+
+func writeDist(w io.Writer, title string, sorted []time.Duration) {
+	fmt.Fprintf(w, "  %-17s samples %3d  p50 %-8v p99 %-8v max %v\n", title+":", len(sorted),
+		Percentile(sorted, 50).Round(time.Millisecond), Percentile(sorted, 99).Round(time.Millisecond),
+		Percentile(sorted, 100).Round(time.Millisecond))
 }
 
 func writeCheck(w io.Writer, title string, c Check) {
