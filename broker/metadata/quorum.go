@@ -21,7 +21,7 @@ import (
 // Config configures one member of the metadata quorum. Zero durations take the documented defaults,
 // tuned for fast failover on a LAN or loopback: a new Raft leader (controller) within about 0.5-1.2s,
 // and a dead broker's leaderships moved SessionTimeout after its last heartbeat (after a controller
-// change, SessionTimeout after the new controller took over).
+// change, half a SessionTimeout after the new controller took over).
 type Config struct {
 	// NodeID is this node's ID, Kafka's `node.id`; it is also the broker ID.
 	NodeID int32
