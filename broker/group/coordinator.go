@@ -137,10 +137,11 @@ type Coordinator struct {
 	epoch      uint64
 	closed     bool
 
-	timers  timerQueue
-	running atomic.Bool
-	done    chan struct{}
-	close   sync.Once
+	timers     timerQueue
+	rebalances atomic.Uint64 // rebalances started, for Stats
+	running    atomic.Bool
+	done       chan struct{}
+	close      sync.Once
 }
 
 // New returns a Coordinator that persists through store. It coordinates no
@@ -432,4 +433,32 @@ func slicesOfValues(m map[string]*group) []*group {
 		out = append(out, v)
 	}
 	return out
+}
+
+// Stats is a snapshot of the groups this coordinator serves, for monitoring.
+type Stats struct {
+	// GroupsByState counts groups per Kafka state name (Empty, Stable, ...).
+	GroupsByState map[string]int
+	// Members is the number of members over all groups.
+	Members int
+	// Rebalances counts rebalances started since the coordinator was created.
+	Rebalances uint64
+}
+
+// Stats counts the groups of the loaded partitions by state, and their members.
+func (c *Coordinator) Stats() Stats {
+	st := Stats{GroupsByState: map[string]int{}, Rebalances: c.rebalances.Load()}
+	c.mu.RLock()
+	groups := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		groups = append(groups, g)
+	}
+	c.mu.RUnlock()
+	for _, g := range groups {
+		g.mu.Lock()
+		st.GroupsByState[g.state.String()]++
+		st.Members += len(g.members)
+		g.mu.Unlock()
+	}
+	return st
 }

@@ -405,6 +405,7 @@ func (g *group) prepareRebalance(ctx context.Context, reason string) {
 		g.joinDeadline = now.Add(g.rebalanceTimeout())
 	}
 	g.transition(statePreparingRebalance)
+	g.c.rebalances.Add(1)
 	g.arm(g.joinDeadline)
 	g.logInfo("preparing rebalance", "generation", g.generation, "reason", reason)
 	g.tryCompleteJoin(ctx)

@@ -390,3 +390,26 @@ func (c *trackedConn) Close() error {
 	c.s.mu.Unlock()
 	return c.Conn.Close()
 }
+
+// RaftStats is the Raft state of this voter for monitoring: its state (Leader,
+// Follower, Candidate, Shutdown), term, and last log, commit and applied indexes.
+type RaftStats struct {
+	State                                         string
+	Term, LastLogIndex, CommitIndex, AppliedIndex uint64
+}
+
+// Stats reads this voter's Raft state.
+func (q *Quorum) Stats() RaftStats {
+	st := q.raft.Stats()
+	num := func(k string) uint64 {
+		v, _ := strconv.ParseUint(st[k], 10, 64)
+		return v
+	}
+	return RaftStats{
+		State:        q.raft.State().String(),
+		Term:         num("term"),
+		LastLogIndex: num("last_log_index"),
+		CommitIndex:  num("commit_index"),
+		AppliedIndex: num("applied_index"),
+	}
+}

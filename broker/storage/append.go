@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -329,8 +330,12 @@ func (l *Log) syncData() (int64, error) {
 	to := l.leo.Load()
 	f := l.active().f
 	l.segMu.RUnlock()
+	start := time.Now()
 	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return 0, err
+	}
+	if l.onSync != nil {
+		l.onSync(time.Since(start))
 	}
 	return to, nil
 }

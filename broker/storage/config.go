@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 )
 
 // FlushPolicy says when appended data is forced to stable storage.
@@ -64,6 +65,10 @@ const (
 // Config is the per-partition log configuration. Field comments give the
 // Kafka topic setting and its default, which DefaultConfig returns.
 type Config struct {
+	// OnSync, if set, is called with the duration of every fsync of segment
+	// data (group commits and flushes), for the broker's fsync latency
+	// histogram. It is read once, by Open; SetConfig does not change it.
+	OnSync func(time.Duration)
 	// SegmentBytes is the size at which a new segment is rolled
 	// (segment.bytes, default 1 GiB; at most 2 GiB - 1 because index
 	// positions are int32).

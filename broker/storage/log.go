@@ -60,6 +60,7 @@ type Log struct {
 	dir    string
 	logger *slog.Logger
 	now    func() time.Time
+	onSync func(time.Duration) // Config.OnSync, fixed at Open
 
 	maintMu sync.Mutex
 	mu      sync.Mutex
@@ -104,7 +105,7 @@ func Open(dir string, cfg Config, logger *slog.Logger) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	l := &Log{dir: dir, logger: logger.With("dir", dir), now: time.Now, cfg: cfg}
+	l := &Log{dir: dir, logger: logger.With("dir", dir), now: time.Now, cfg: cfg, onSync: cfg.OnSync}
 	l.interval.Store(cfg.IndexIntervalBytes)
 	l.maxMessage.Store(cfg.MaxMessageBytes)
 	l.sync.init()
