@@ -304,7 +304,7 @@ func (c *Cluster) sendOnly(id int32, sig syscall.Signal) error {
 	if n.cmd == nil || isClosed(n.exited) {
 		return fmt.Errorf("node %d is not running", id)
 	}
-	n.note("%v sent to pid %d", sig, n.cmd.Process.Pid)
+	n.note("%s sent to pid %d", sigName(sig), n.cmd.Process.Pid)
 	return n.cmd.Process.Signal(sig)
 }
 
@@ -329,7 +329,7 @@ func (c *Cluster) signal(id int32, sig syscall.Signal, timeout time.Duration) er
 		return fmt.Errorf("node %d is not running", id)
 	}
 	n.wantRunning = false
-	n.note("%v sent to pid %d", sig, cmd.Process.Pid)
+	n.note("%s sent to pid %d", sigName(sig), cmd.Process.Pid)
 	n.mu.Unlock()
 	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signal node %d: %w", id, err)
@@ -411,6 +411,20 @@ func (n *Node) Runs() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.runs
+}
+
+func sigName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGSTOP:
+		return "SIGSTOP"
+	case syscall.SIGCONT:
+		return "SIGCONT"
+	}
+	return sig.String()
 }
 
 func isClosed(ch chan struct{}) bool {
