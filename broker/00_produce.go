@@ -106,10 +106,18 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	if !res.Duplicate {
 		p.maybeAdvanceHW()
 		p.notifyAppend()
+		b.metrics.bytesIn.WithLabelValues(p.topic.name).Add(float64(len(rp.Records)))
+		b.metrics.recordsIn.WithLabelValues(p.topic.name).Add(float64(res.LastOffset - res.BaseOffset + 1))
 	}
 	if req.Acks == -1 {
 		timeout := time.Duration(max(req.TimeoutMillis, 1)) * time.Millisecond
-		return p.waitReplicated(cc.ctx, res.LastOffset+1, timeout, minISR)
+		start := time.Now()
+		purgatory := b.metrics.purgatory.WithLabelValues("produce")
+		purgatory.Inc()
+		err := p.waitReplicated(cc.ctx, res.LastOffset+1, timeout, minISR)
+		purgatory.Dec()
+		cc.waited(time.Since(start))
+		return err
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/record"
 	"github.com/sluicemq/sluice/broker/storage"
 )
 
@@ -61,11 +62,16 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 		// registration is not missed.
 		b.registerFetchWaiter(req, wake)
 		if b.fetchAvailable(req) < int(req.MinBytes) {
+			start := time.Now()
+			purgatory := b.metrics.purgatory.WithLabelValues("fetch")
+			purgatory.Inc()
 			select {
 			case <-wake:
 			case <-timer.C:
 			case <-cc.ctx.Done():
 			}
+			purgatory.Dec()
+			cc.waited(time.Since(start))
 		}
 		b.unregisterFetchWaiter(req, wake)
 	}
@@ -164,6 +170,14 @@ func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopi
 	cc.fetchBuf = buf
 	*budget -= int64(len(data))
 	sp.RecordBatches = data
+	if !replica && len(data) > 0 {
+		var n int64
+		for h := range record.Batches(data) {
+			n += int64(h.LastOffsetDelta) + 1
+		}
+		b.metrics.bytesOut.WithLabelValues(p.topic.name).Add(float64(len(data)))
+		b.metrics.recordsOut.WithLabelValues(p.topic.name).Add(float64(n))
+	}
 	return nil
 }
 

@@ -30,7 +30,9 @@ func (b *Broker) handleApiVersions(cc *conn, kreq kmsg.Request) (kmsg.Response, 
 			resp.ErrorCode = kerr.InvalidRequest.Code
 			return resp, nil
 		}
+		cc.swMu.Lock()
 		cc.softwareName, cc.softwareVersion = req.ClientSoftwareName, req.ClientSoftwareVersion
+		cc.swMu.Unlock()
 	}
 	resp.ApiKeys = apiVersionKeys()
 	return resp, nil

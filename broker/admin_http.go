@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/sluicemq/sluice/broker/metadata"
 )
 
@@ -20,8 +22,7 @@ import (
 //
 // Every broker answers from its own copy of the metadata log, so any of them can be
 // asked; the monitoring and ticket services use the events to explain incidents.
-func (b *Broker) adminHandler() http.Handler {
-	mux := http.NewServeMux()
+func (b *Broker) adminHandler(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		img := b.quorum.Image()
 		type partitionView struct {
@@ -81,6 +82,25 @@ func (b *Broker) adminHandler() http.Handler {
 		}
 		writeJSON(w, events)
 	})
+}
+
+// httpHandler serves /metrics, /healthz (the process serves), /readyz (registered
+// and unfenced) and the admin interface.
+func (b *Broker) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.registry, promhttp.HandlerOpts{Registry: b.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-b.ready:
+			w.Write([]byte("ready\n"))
+		default:
+			http.Error(w, "not registered with the controller yet", http.StatusServiceUnavailable)
+		}
+	})
+	b.adminHandler(mux)
 	return mux
 }
 

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
@@ -38,6 +40,9 @@ type Broker struct {
 	quorum *metadata.Quorum
 	ctl    controllerLink
 
+	registry *prometheus.Registry
+	metrics  *brokerMetrics
+
 	mu       sync.RWMutex
 	topics   map[string]*topic
 	topicIDs map[[16]byte]*topic
@@ -51,7 +56,8 @@ type Broker struct {
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
 
-	adminAddr string
+	adminAddr   string
+	metricsAddr string
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -91,6 +97,11 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		runCtx:   context.Background(),
 	}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
+	b.registry = cfg.Registry
+	if b.registry == nil {
+		b.registry = prometheus.NewRegistry()
+	}
+	b.metrics = newBrokerMetrics(b, b.registry)
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
@@ -155,6 +166,17 @@ func (b *Broker) AdminAddr() string {
 	return b.adminAddr
 }
 
+// MetricsAddr is the address /metrics is served on, once Run serves it; empty
+// without metrics.listen.
+func (b *Broker) MetricsAddr() string {
+	b.appliedMu.Lock()
+	defer b.appliedMu.Unlock()
+	return b.metricsAddr
+}
+
+// Registry is the Prometheus registry holding the broker's metrics.
+func (b *Broker) Registry() *prometheus.Registry { return b.registry }
+
 // Ready is closed once the broker is registered with the controller and unfenced:
 // from then on it can lead partitions.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
@@ -177,6 +199,31 @@ func (b *Broker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b.runCtx = ctx
+	// metrics.listen and admin.listen serve the same handler; one listener when
+	// they name the same address.
+	for i, listen := range []string{b.cfg.MetricsListen, b.cfg.AdminListen} {
+		if listen == "" || (i == 1 && listen == b.cfg.MetricsListen) {
+			continue
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			b.closeLogs()
+			b.quorum.Close()
+			b.ln.Close()
+			return fmt.Errorf("http listener %s: %w", listen, err)
+		}
+		b.appliedMu.Lock()
+		if listen == b.cfg.MetricsListen {
+			b.metricsAddr = ln.Addr().String()
+		}
+		if listen == b.cfg.AdminListen {
+			b.adminAddr = ln.Addr().String()
+		}
+		b.appliedMu.Unlock()
+		srv := &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
 	quorumCtx, stopQuorum := context.WithCancel(context.Background())
 	defer stopQuorum()
 
@@ -194,19 +241,6 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.start(ctx)
 
 	var pprofSrv *http.Server
-	if b.cfg.AdminListen != "" {
-		ln, err := net.Listen("tcp", b.cfg.AdminListen)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("admin.listen: %w", err)
-		}
-		b.appliedMu.Lock()
-		b.adminAddr = ln.Addr().String()
-		b.appliedMu.Unlock()
-		adminSrv := &http.Server{Handler: b.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go adminSrv.Serve(ln)
-		defer adminSrv.Close()
-	}
 	if b.cfg.PprofListen != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -275,9 +309,22 @@ func (b *Broker) Run(ctx context.Context) error {
 
 // watchMetadata applies every new metadata image to the local replicas.
 func (b *Broker) watchMetadata(ctx context.Context) {
+	var seen uint64 = b.quorum.Image().Index
 	for {
 		changed := b.quorum.Changed()
-		b.applyImage(b.quorum.Image())
+		img := b.quorum.Image()
+		b.applyImage(img)
+		if b.quorum.IsController() {
+			for _, e := range img.EventsSince(seen) {
+				switch e.Type {
+				case metadata.EventLeaderElected:
+					b.metrics.leaderElections.WithLabelValues("clean").Inc()
+				case metadata.EventUncleanLeaderElected:
+					b.metrics.leaderElections.WithLabelValues("unclean").Inc()
+				}
+			}
+		}
+		seen = img.Index
 		b.maybeCreateOffsetsTopic(ctx)
 		select {
 		case <-ctx.Done():
@@ -293,6 +340,8 @@ func (b *Broker) maintain(ctx context.Context) {
 	retainEvery := time.Duration(b.cfg.LogRetentionCheckIntervalMs) * time.Millisecond
 	flushT := time.NewTicker(flushEvery)
 	retainT := time.NewTicker(retainEvery)
+	idleT := time.NewTicker(5 * time.Second)
+	defer idleT.Stop()
 	defer flushT.Stop()
 	defer retainT.Stop()
 	for {
@@ -311,6 +360,8 @@ func (b *Broker) maintain(ctx context.Context) {
 					b.logger.Warn("flush failed", "topic", p.topic.name, "partition", p.index, "err", err)
 				}
 			}
+		case now := <-idleT.C:
+			b.metrics.updateIdle(now)
 		case now := <-retainT.C:
 			b.maintainLogs(now)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicemq/sluice/broker/metadata"
@@ -113,6 +114,12 @@ type Config struct {
 	// AdminListen, when set, serves the read-only admin HTTP interface there:
 	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
 	AdminListen string `yaml:"admin.listen"`
+	// MetricsListen, when set, serves Prometheus metrics at /metrics, with /healthz
+	// and /readyz (and the admin interface), on that address.
+	MetricsListen string `yaml:"metrics.listen"`
+	// Registry is where the broker registers its metrics; nil makes a registry of
+	// its own. Never the global registry, so brokers can share a process.
+	Registry *prometheus.Registry `yaml:"-"`
 	// PprofListen, when set, serves net/http/pprof on that address.
 	PprofListen string `yaml:"pprof.listen"`
 }

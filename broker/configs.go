@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -149,6 +150,7 @@ func (b *Broker) storageConfig(overrides map[string]string) (storage.Config, err
 	c.MaxMessageBytes = int32(num("max.message.bytes"))
 	c.MessageTimestampType = get("message.timestamp.type")
 	c.Flush = b.flush
+	c.OnSync = func(d time.Duration) { b.metrics.fsync.Observe(d.Seconds()) }
 	return c, nil
 }
 

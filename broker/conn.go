@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,11 +26,15 @@ type conn struct {
 	ctx    context.Context
 	remote string
 
-	clientID        string
+	clientID string
+
+	swMu            sync.Mutex // the software fields are read by metrics scrapes
 	softwareName    string
 	softwareVersion string
 
-	out chan []byte
+	timing *requestTiming // of the request being handled
+
+	out chan outFrame
 
 	// fetchBuf holds the record bytes of the fetch being answered; reqBuf
 	// the frame of a Produce or Fetch request. Both are reused because a
@@ -44,7 +49,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan []byte, 64)}
+	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64)}
 	b.connMu.Lock()
 	b.conns[cc] = struct{}{}
 	b.connMu.Unlock()
@@ -80,27 +85,40 @@ func (b *Broker) closeConns() {
 	}
 }
 
+// outFrame is an encoded response on its way to the socket.
+type outFrame struct {
+	buf    []byte
+	timing *requestTiming
+}
+
 func (cc *conn) writeLoop() {
 	w := bufio.NewWriterSize(cc.nc, 64<<10)
 	failed := false
-	for buf := range cc.out {
+	for f := range cc.out {
 		if failed {
 			continue
 		}
-		_, err := w.Write(buf)
-		putRespBuf(buf)
+		_, err := w.Write(f.buf)
+		putRespBuf(f.buf)
+		if err == nil && len(cc.out) == 0 {
+			err = w.Flush()
+		}
 		if err != nil {
 			failed = true
 			cc.nc.Close()
 			continue
 		}
-		if len(cc.out) == 0 {
-			if err := w.Flush(); err != nil {
-				failed = true
-				cc.nc.Close()
-			}
+		if f.timing != nil {
+			cc.b.metrics.observeSent(f.timing, time.Now())
 		}
 	}
+}
+
+// software is the client software name and version from ApiVersions v3+.
+func (cc *conn) software() (name, version string) {
+	cc.swMu.Lock()
+	defer cc.swMu.Unlock()
+	return cc.softwareName, cc.softwareVersion
 }
 
 // readLoop reads and handles requests until the connection fails or a request
@@ -129,14 +147,14 @@ func (cc *conn) readLoop() error {
 		if key := int16(binary.BigEndian.Uint16(body)); key != 0 && key != 1 {
 			body = append([]byte(nil), body...)
 		}
-		if err := cc.handle(body); err != nil {
+		if err := cc.handle(body, time.Now()); err != nil {
 			return err
 		}
 	}
 }
 
 // handle decodes one request frame, runs its handler and queues the response.
-func (cc *conn) handle(frame []byte) error {
+func (cc *conn) handle(frame []byte, read time.Time) error {
 	rd := kbin.Reader{Src: frame}
 	key := rd.Int16()
 	version := rd.Int16()
@@ -154,7 +172,7 @@ func (cc *conn) handle(frame []byte) error {
 	api := apis[key]
 	if version < api.min || version > api.max {
 		if key == 18 {
-			return cc.send(correlationID, unsupportedApiVersions(), false)
+			return cc.send(correlationID, unsupportedApiVersions(), false, nil)
 		}
 		return fmt.Errorf("unsupported version %d of %s", version, kmsg.NameForKey(key))
 	}
@@ -169,18 +187,31 @@ func (cc *conn) handle(frame []byte) error {
 	if err := req.ReadFrom(rd.Src); err != nil {
 		return fmt.Errorf("malformed %s v%d request: %w", kmsg.NameForKey(key), version, err)
 	}
+	t := &requestTiming{api: kmsg.NameForKey(key), read: read, started: time.Now()}
+	cc.timing = t
 	resp, err := api.handle(cc.b, cc, req)
+	cc.timing = nil
+	t.handled = time.Now()
 	if err != nil {
 		return err
 	}
+	cc.b.metrics.observeHandled(t, version, resp)
 	if resp == nil {
 		return nil
 	}
-	return cc.send(correlationID, resp, req.IsFlexible() && key != 18)
+	return cc.send(correlationID, resp, req.IsFlexible() && key != 18, t)
+}
+
+// waited adds time spent waiting (for replicas or data) to the request being
+// handled, Kafka's remote time.
+func (cc *conn) waited(d time.Duration) {
+	if cc.timing != nil {
+		cc.timing.remote += d
+	}
 }
 
 // send encodes a response with its header and queues it for the writer.
-func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader bool) error {
+func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader bool, t *requestTiming) error {
 	buf := getRespBuf(256 + responseSizeHint(resp))[:8]
 	binary.BigEndian.PutUint32(buf[4:], uint32(correlationID))
 	if flexibleHeader {
@@ -189,7 +220,7 @@ func (cc *conn) send(correlationID int32, resp kmsg.Response, flexibleHeader boo
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	select {
-	case cc.out <- buf:
+	case cc.out <- outFrame{buf, t}:
 		return nil
 	case <-cc.ctx.Done():
 		return cc.ctx.Err()

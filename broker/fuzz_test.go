@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -50,12 +51,13 @@ func FuzzRequest(f *testing.F) {
 		// Bound group waits so a fuzzed JoinGroup cannot block the run.
 		rctx, rcancel := context.WithTimeout(ctx, 100_000_000)
 		defer rcancel()
-		cc := &conn{b: b, ctx: rctx, out: make(chan []byte, 4)}
-		if err := cc.handle(data); err != nil {
+		cc := &conn{b: b, ctx: rctx, out: make(chan outFrame, 4)}
+		if err := cc.handle(data, time.Now()); err != nil {
 			return
 		}
 		close(cc.out)
-		for resp := range cc.out {
+		for f := range cc.out {
+			resp := f.buf
 			if len(resp) < 8 || int(binary.BigEndian.Uint32(resp)) != len(resp)-4 {
 				t.Fatalf("malformed response frame of %d bytes", len(resp))
 			}

@@ -159,7 +159,7 @@ func (p *partition) checkISR(lag time.Duration) {
 // image confirms it later too.
 func (b *Broker) changeISR(p *partition, isr []int32) {
 	p.mu.Lock()
-	epoch, pepoch := p.leaderEpoch, p.partitionEpoch
+	epoch, pepoch, oldISR := p.leaderEpoch, p.partitionEpoch, p.isr
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(b.runCtx, 5*time.Second)
 	defer cancel()
@@ -182,6 +182,11 @@ func (b *Broker) changeISR(p *partition, isr []int32) {
 		p.pendingISR = nil
 	}
 	p.mu.Unlock()
+	if len(res.ISR) < len(oldISR) {
+		b.metrics.isrShrinks.Inc()
+	} else {
+		b.metrics.isrExpands.Inc()
+	}
 	b.logger.Info("ISR changed", "topic", p.topic.name, "partition", p.index, "isr", res.ISR)
 	p.maybeAdvanceHW()
 }

@@ -22,6 +22,7 @@ func runBroker(ctx context.Context, args []string) error {
 	controllerListen := fs.String("controller-listen", "", "address of this broker's metadata quorum (Raft) transport")
 	quorum := fs.String("controller-quorum", "", "metadata quorum voters, Kafka's controller.quorum.voters: 1@host:port,2@host:port,3@host:port (default: a quorum of this broker alone)")
 	flush := fs.String("flush", "", "flush policy: none, interval or always (default interval)")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz (and the admin interface) on this address")
 	adminListen := fs.String("admin-listen", "", "serve the admin HTTP interface (/api/v1/cluster, /api/v1/events) on this address")
 	pprofListen := fs.String("pprof", "", "serve net/http/pprof on this address")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -60,6 +61,8 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.ControllerQuorumVoters = *quorum
 		case "flush":
 			cfg.Flush = *flush
+		case "metrics-listen":
+			cfg.MetricsListen = *metricsListen
 		case "admin-listen":
 			cfg.AdminListen = *adminListen
 		case "pprof":
