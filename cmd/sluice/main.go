@@ -13,9 +13,10 @@ import (
 // subcommands maps each `sluice` subcommand to its entry point, which
 // parses its own flags from args.
 var subcommands = map[string]func(context.Context, []string) error{
-	"bench":  runBench,
-	"broker": runBroker,
-	"chaos":  runChaos,
+	"bench":    runBench,
+	"broker":   runBroker,
+	"chaos":    runChaos,
+	"exporter": runExporter,
 }
 
 func main() {
