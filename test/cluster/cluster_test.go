@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -112,61 +111,83 @@ func TestLeaderFailoverAndRejoin(t *testing.T) {
 	require.NotZero(t, c.Lost+c.Moved, "the old leader never diverged, so truncation went untested")
 }
 
-// TestNotEnoughReplicas sees acks=all produces refused once the ISR is smaller than
-// min.insync.replicas, and accepted again once enough replicas are back.
+// TestNotEnoughReplicas sees acks=all produces refused with NOT_ENOUGH_REPLICAS once the ISR is smaller
+// than min.insync.replicas, and accepted again once enough replicas are back. With two of three brokers
+// down the metadata quorum has lost its majority too, so no ISR can shrink (as in Kafka): then the
+// produce must still not be acknowledged, whatever the error.
 func TestNotEnoughReplicas(t *testing.T) {
 	cl := startCluster(t)
 	createTopic(t, cl, "minisr2", 1, 3, 2)
 	createTopic(t, cl, "minisr3", 1, 3, 3)
+	createTopic(t, cl, "rf2", 1, 2, 2)
 	p := newProducer(t, newClient(t, cl), 0)
 	// refused sends the records expected to fail, with few retries so that the error shows. Not being
 	// idempotent, its retries may append a record more than once; the read-back ignores its records.
 	refused := newProducer(t, newClient(t, cl, kgo.DisableIdempotentWrite(), kgo.RecordRetries(3),
 		kgo.RecordDeliveryTimeout(10*time.Second), kgo.ProduceRequestTimeout(3*time.Second)), 1)
-	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "minisr2", 0, 10))
-	require.NoError(t, p.produce(testCtx(t, 20*time.Second), "minisr3", 0, 10))
+	refusedValue := []byte(chaos.Value{Producer: 1, Partition: 0, Seq: 1 << 40}.String())
+	for _, topic := range []string{"minisr2", "minisr3", "rf2"} {
+		require.NoError(t, p.produce(testCtx(t, 20*time.Second), topic, 0, 10))
+	}
 
+	// Kill a replica of rf2 that is not the controller: ISR 2 of 3 for minisr2 and minisr3, 1 of 2
+	// for rf2.
 	ctl, err := cl.Controller(testCtx(t, 10*time.Second))
 	require.NoError(t, err)
-	others := slices.DeleteFunc(cl.Running(), func(id int32) bool { return id == ctl })
-	first, second := others[0], others[1]
-
-	// One broker down: ISR 2, enough for min.insync.replicas=2, too few for 3.
+	rf2 := viewOf(t, cl, "rf2").Partitions["rf2"][0]
+	first := rf2.Replicas[0]
+	if first == ctl {
+		first = rf2.Replicas[1]
+	}
 	require.NoError(t, cl.Kill(first))
 	require.NoError(t, chaos.WaitFor(testCtx(t, 20*time.Second), 20*time.Second, "ISRs without the killed broker",
 		func(ctx context.Context) (bool, error) {
-			v, err := cl.AnyView(ctx, "minisr2", "minisr3")
+			v, err := cl.AnyView(ctx, "minisr2", "minisr3", "rf2")
 			if err != nil {
 				return false, err
 			}
-			for _, topic := range []string{"minisr2", "minisr3"} {
+			for _, topic := range []string{"minisr2", "minisr3", "rf2"} {
 				st := v.Partitions[topic][0]
-				if len(st.ISR) != 2 || slices.Contains(st.ISR, first) || st.Leader == first || st.Leader < 0 {
+				if slices.Contains(st.ISR, first) || st.Leader == first || st.Leader < 0 {
 					return false, fmt.Errorf("%s: leader %d ISR %v", topic, st.Leader, st.ISR)
 				}
 			}
 			return true, nil
 		}))
-	err = refused.produce(testCtx(t, 30*time.Second), "minisr3", 0, 1)
-	require.ErrorIs(t, err, kerr.NotEnoughReplicas, "ISR 2 < min.insync.replicas 3")
+	for _, topic := range []string{"minisr3", "rf2"} {
+		err = refused.produce(testCtx(t, 30*time.Second), topic, 0, 1)
+		require.ErrorIs(t, err, kerr.NotEnoughReplicas, "%s: ISR below min.insync.replicas", topic)
+		leader := viewOf(t, cl, topic).Partitions[topic][0].Leader
+		code := rawProduce(t, cl, leader, topic, 0, refusedValue, 3*time.Second)
+		require.Equal(t, kerr.NotEnoughReplicas.Code, code, "%s: raw produce to leader %d: %v", topic, leader, kerr.ErrorForCode(code))
+	}
 	require.NoError(t, p.produce(testCtx(t, 30*time.Second), "minisr2", 0, 10), "ISR 2 >= min.insync.replicas 2")
 
-	// Two brokers down: one replica left, below min.insync.replicas=2, and the metadata quorum has lost
-	// its majority too. Whatever the broker answers, it must not acknowledge.
+	// Two brokers down: one replica left, below min.insync.replicas=2, and no controller.
+	second := slices.DeleteFunc(cl.Running(), func(id int32) bool { return id == ctl })[0]
 	require.NoError(t, cl.Kill(second))
 	err = refused.produce(testCtx(t, 30*time.Second), "minisr2", 0, 1)
 	require.Error(t, err, "acks=all acknowledged with one of three replicas alive")
-	t.Logf("produce with one broker of three alive failed with: %v (NOT_ENOUGH_REPLICAS: %v)", err,
-		errors.Is(err, kerr.NotEnoughReplicas))
+	code := rawProduce(t, cl, ctl, "minisr2", 0, refusedValue, 3*time.Second)
+	require.NotZero(t, code, "raw acks=all produce acknowledged with one of three replicas alive")
+	st := "no metadata"
+	if v, verr := cl.View(testCtx(t, 5*time.Second), ctl, "minisr2"); verr == nil {
+		p := v.Partitions["minisr2"][0]
+		st = fmt.Sprintf("leader %d epoch %d ISR %v, controller %d", p.Leader, p.LeaderEpoch, p.ISR, v.Controller)
+	} else {
+		st = verr.Error()
+	}
+	t.Logf("with one broker of three alive, kgo failed with %q; broker %d (%s) answers a raw acks=all produce with %v",
+		err, ctl, st, kerr.ErrorForCode(code))
 
 	for _, id := range []int32{first, second} {
 		require.NoError(t, cl.Restart(testCtx(t, time.Minute), id))
 	}
-	require.NoError(t, cl.WaitHealthy(testCtx(t, time.Minute), time.Minute, "minisr2", "minisr3"))
-	require.NoError(t, p.produce(testCtx(t, 30*time.Second), "minisr2", 0, 10))
-	require.NoError(t, p.produce(testCtx(t, 30*time.Second), "minisr3", 0, 10))
-	requireAllAcknowledged(t, cl, "minisr2", 1, p)
-	requireAllAcknowledged(t, cl, "minisr3", 1, p)
+	require.NoError(t, cl.WaitHealthy(testCtx(t, time.Minute), time.Minute, "minisr2", "minisr3", "rf2"))
+	for _, topic := range []string{"minisr2", "minisr3", "rf2"} {
+		require.NoError(t, p.produce(testCtx(t, 30*time.Second), topic, 0, 10))
+		requireAllAcknowledged(t, cl, topic, 1, p)
+	}
 }
 
 // TestControllerFailover kills the active controller and sees another broker take over, fence the
