@@ -46,7 +46,9 @@ func TestOffsetsAndLag(t *testing.T) {
 		assert.Equal(t, 0.0, m.value(t, "kafka_topic_partition_under_replicated_partition", l...))
 	}
 
-	g := func(p int) []string { return []string{"consumergroup=g1", "topic=orders", fmt.Sprintf("partition=%d", p)} }
+	g := func(p int) []string {
+		return []string{"consumergroup=g1", "topic=orders", fmt.Sprintf("partition=%d", p)}
+	}
 	assert.Equal(t, 0.0, m.value(t, "kafka_consumergroup_members", "consumergroup=g1"))
 	assert.Equal(t, 4.0, m.value(t, "kafka_consumergroup_current_offset", g(0)...))
 	assert.Equal(t, 5.0, m.value(t, "kafka_consumergroup_current_offset", g(1)...))
