@@ -25,7 +25,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -43,6 +42,8 @@ type Exporter struct {
 	started time.Time
 
 	snap        atomic.Pointer[snapshot]
+	snapReg     *prometheus.Registry // the snapshot collector alone
+	page        atomic.Pointer[page] // snapReg encoded after each collection
 	lastSuccess atomic.Int64 // Unix nanoseconds of the last completed collection, 0 before
 
 	// collectMu serializes collections and guards what they carry from one
@@ -152,8 +153,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Exporter, error) {
 		Name: "sluice_exporter_lag_clamped_total",
 		Help: "Group partitions whose committed offset was beyond the end offset (a truncated log or a commit past the end), reported as lag 0.",
 	})
-	for _, c := range []prometheus.Collector{e.up, e.lastTime, age, e.duration, e.errorsTotal, e.collections, e.lagClamped,
-		snapshotCollector{load: e.snap.Load}} {
+	e.snapReg = prometheus.NewPedanticRegistry()
+	e.snapReg.MustRegister(snapshotCollector{load: e.snap.Load})
+	for _, c := range []prometheus.Collector{e.up, e.lastTime, age, e.duration, e.errorsTotal, e.collections, e.lagClamped} {
 		if err := e.reg.Register(c); err != nil {
 			kcl.Close()
 			return nil, fmt.Errorf("exporter: register metrics: %w", err)
@@ -163,7 +165,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Exporter, error) {
 }
 
 // Collect runs one collection now and, if it completes, publishes its
-// snapshot. Collections are serialized; Run calls Collect every Interval.
+// snapshot and the /metrics page encoded from it. Collections are serialized; Run calls Collect every Interval.
 func (e *Exporter) Collect(ctx context.Context) error {
 	e.collectMu.Lock()
 	defer e.collectMu.Unlock()
@@ -178,6 +180,12 @@ func (e *Exporter) Collect(ctx context.Context) error {
 		return err
 	}
 	e.snap.Store(s)
+	pg, err := buildPage(e.snapReg)
+	if err != nil {
+		// A bug, not the cluster: the snapshot is served in other formats.
+		e.logger.Error("encoding the metrics page", "err", err)
+	}
+	e.page.Store(pg)
 	e.lastSuccess.Store(s.at.UnixNano())
 	e.lastTime.Set(float64(s.at.UnixNano()) / 1e9)
 	e.up.Set(1)
@@ -193,7 +201,7 @@ func (e *Exporter) stageError(stage string, err error) {
 // collection has completed, so /metrics has cluster data).
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(e.logger.Handler(), slog.LevelError)}))
+	mux.HandleFunc("/metrics", e.serveMetrics)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
