@@ -44,7 +44,7 @@ type Exporter struct {
 	snap        atomic.Pointer[snapshot]
 	snapReg     *prometheus.Registry // the snapshot collector alone
 	page        atomic.Pointer[page] // snapReg encoded after each collection
-	lastSuccess atomic.Int64 // Unix nanoseconds of the last completed collection, 0 before
+	lastSuccess atomic.Int64         // Unix nanoseconds of the last completed collection, 0 before
 
 	// collectMu serializes collections and guards what they carry from one
 	// to the next.

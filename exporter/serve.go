@@ -183,4 +183,3 @@ func (g *flateGzip) finish(pg *page) error {
 	_, g.err = g.w.Write(trailer[:])
 	return g.err
 }
-
