@@ -8,9 +8,10 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 
-# One broker on 127.0.0.1:9092 with data under ./data; Ctrl-C stops it cleanly.
+# The local stack: three brokers on 127.0.0.1:9092-9094 and the exporter on
+# 127.0.0.1:9308, data under ./data; Ctrl-C stops it cleanly.
 run: build
-	./bin/sluice broker --listen 127.0.0.1:9092 --data-dir data
+	./bin/sluice dev --data-dir data
 
 # Every package, with the race detector on the concurrent ones.
 test: build

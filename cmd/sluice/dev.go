@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/sluicemq/sluice/stack"
+)
+
+// runDev is `sluice dev`: the whole local stack in one process (what `make run`
+// starts).
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	def := stack.DefaultConfig()
+	dataDir := fs.String("data-dir", def.DataDir, "directory for every part's data")
+	brokers := fs.Int("brokers", def.Brokers, "number of brokers")
+	flush := fs.String("flush", def.Flush, "brokers' flush policy: none, interval or always")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := def
+	cfg.DataDir, cfg.Brokers, cfg.Flush = *dataDir, *brokers, *flush
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return stack.Run(ctx, cfg, logger, os.Stdout)
+}

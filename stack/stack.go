@@ -1,0 +1,144 @@
+// Package stack runs Sluice's local stack in one process for `make run`: a
+// three-broker cluster and the exporter, with embedded defaults and data under
+// one directory, stopped cleanly together.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/exporter"
+)
+
+// Config is the local stack's layout. Zero values take the defaults of
+// DefaultConfig.
+type Config struct {
+	// DataDir holds one directory per broker, default ./data.
+	DataDir string
+	// Host is the loopback address everything binds, default 127.0.0.1.
+	Host string
+	// Brokers is the number of brokers, default 3.
+	Brokers int
+	// KafkaPort is the first broker's Kafka port (9092, 9093, ...).
+	KafkaPort int
+	// ControllerPort is the first broker's metadata quorum port (9192, ...).
+	ControllerPort int
+	// MetricsPort is the first broker's /metrics and admin port (9642, ...).
+	MetricsPort int
+	// ExporterPort is the exporter's port, default 9308.
+	ExporterPort int
+	// Flush is the brokers' flush policy, default interval.
+	Flush string
+}
+
+// DefaultConfig is the stack `make run` starts.
+func DefaultConfig() Config {
+	return Config{DataDir: "data", Host: "127.0.0.1", Brokers: 3, KafkaPort: 9092, ControllerPort: 9192,
+		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval"}
+}
+
+// Run starts the stack, prints where everything is to out, and serves until ctx
+// is done; then it stops every part and returns.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) error {
+	if cfg.Brokers < 1 {
+		return fmt.Errorf("brokers: %d, need at least 1", cfg.Brokers)
+	}
+	addr := func(port, i int) string { return net.JoinHostPort(cfg.Host, strconv.Itoa(port+i)) }
+	var voters []string
+	for i := range cfg.Brokers {
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addr(cfg.ControllerPort, i)))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, cfg.Brokers+1)
+	var brokers []*broker.Broker
+	var bootstrap []string
+	for i := range cfg.Brokers {
+		bc := broker.DefaultConfig()
+		bc.NodeID = int32(i + 1)
+		bc.Listen = addr(cfg.KafkaPort, i)
+		bc.DataDir = filepath.Join(cfg.DataDir, strconv.Itoa(i+1))
+		bc.ControllerListen = addr(cfg.ControllerPort, i)
+		bc.ControllerQuorumVoters = strings.Join(voters, ",")
+		bc.MetricsListen = addr(cfg.MetricsPort, i)
+		bc.Flush = cfg.Flush
+		b, err := broker.New(bc, logger.With("node", i+1))
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("broker %d: %w", i+1, err)
+		}
+		brokers = append(brokers, b)
+		bootstrap = append(bootstrap, bc.Listen)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Run(ctx); err != nil {
+				errs <- fmt.Errorf("broker %d: %w", i+1, err)
+				cancel()
+			}
+		}()
+	}
+	for _, b := range brokers {
+		select {
+		case <-b.Ready():
+		case <-ctx.Done():
+			wg.Wait()
+			return firstErr(errs)
+		case <-time.After(30 * time.Second):
+			cancel()
+			wg.Wait()
+			return errors.New("brokers did not become ready within 30s")
+		}
+	}
+
+	ec := exporter.DefaultConfig()
+	ec.Bootstrap = bootstrap
+	ec.Listen = addr(cfg.ExporterPort, 0)
+	exp, err := exporter.New(ec, logger.With("part", "exporter"))
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("exporter: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := exp.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("exporter: %w", err)
+			cancel()
+		}
+	}()
+
+	fmt.Fprintf(out, "\nSluice is running (Ctrl-C stops it; data stays under %s):\n", cfg.DataDir)
+	fmt.Fprintf(out, "  Kafka bootstrap   %s\n", strings.Join(bootstrap, ","))
+	for i := range brokers {
+		fmt.Fprintf(out, "  broker %d metrics  http://%s/metrics  (admin: /api/v1/cluster, /api/v1/events)\n", i+1, addr(cfg.MetricsPort, i))
+	}
+	fmt.Fprintf(out, "  exporter          http://%s/metrics\n\n", ec.Listen)
+
+	<-ctx.Done()
+	wg.Wait()
+	return firstErr(errs)
+}
+
+func firstErr(errs chan error) error {
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,105 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// freeBase finds a port p such that p..p+n-1 are free on loopback.
+func freeBase(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := 20000 + rand.IntN(40000)
+		ok := true
+		var lns []net.Listener
+		for i := range n {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestStackServesClusterAndExporter(t *testing.T) {
+	base := freeBase(t, 10)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.KafkaPort, cfg.ControllerPort, cfg.MetricsPort, cfg.ExporterPort = base, base+3, base+6, base+9
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("stack did not stop within 30s")
+		}
+	}()
+
+	exporterURL := "http://127.0.0.1:" + strconv.Itoa(cfg.ExporterPort) + "/metrics"
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(exporterURL)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), "\nkafka_brokers 3\n") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exporter never reported 3 brokers; stack said:\n%s", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Contains(t, out.String(), "Kafka bootstrap   127.0.0.1:"+strconv.Itoa(base))
+	for i := range 3 {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(cfg.MetricsPort+i) + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+}
