@@ -137,3 +137,20 @@ func TestLedgerWatcherFiresOnRecordsIssuedAfter(t *testing.T) {
 	require.Equal(t, int64(3), acked)
 	require.Zero(t, failed)
 }
+
+func TestJavaBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		max   time.Duration
+		tries int
+		want  time.Duration
+	}{
+		{time.Second, 1, 100 * time.Millisecond},
+		{time.Second, 2, 200 * time.Millisecond},
+		{time.Second, 4, 800 * time.Millisecond},
+		{time.Second, 9, time.Second},
+		{100 * time.Millisecond, 9, 100 * time.Millisecond},
+	} {
+		got := javaBackoff(tt.max)(tt.tries)
+		require.InDelta(t, float64(tt.want), float64(got), 0.2*float64(tt.want), "max %v tries %d", tt.max, tt.tries)
+	}
+}

@@ -231,6 +231,9 @@ func (c *Cluster) Start(id int32) error {
 	cmd := exec.Command(c.cfg.Bin, args...)
 	cmd.Stdout = w
 	cmd.Stderr = w
+	// A process group of its own keeps a terminal's Ctrl-C (meant for `sluice chaos`) from stopping
+	// the brokers under its feet; Close kills them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", id, err)

@@ -42,6 +42,11 @@ type Config struct {
 	// MetadataMinAge is kgo's MetadataMinAge, the least time between metadata refreshes, default 100ms
 	// (Kafka's Java client refreshes after retry.backoff.ms, 100ms; kgo's own default is 5s).
 	MetadataMinAge time.Duration
+	// RetryBackoffMax caps the producers' retry backoff, which starts at 100ms and doubles, default 1s
+	// (Kafka's Java client: retry.backoff.ms 100, retry.backoff.max.ms 1000). kgo also backs off its
+	// metadata refreshes this way while a partition's leader is unreachable, so this bounds how late
+	// a producer can notice a new leader. A value of 100ms makes the backoff constant.
+	RetryBackoffMax time.Duration
 
 	// Kills is the number of SIGKILLs, default 30. Every kill is followed by a restart and a wait until
 	// every ISR is full again before the next kill.
@@ -98,6 +103,7 @@ func (c *Config) SetDefaults() error {
 	def(&c.InFlight, 8)
 	defDur(&c.DeliveryTimeout, 30*time.Second)
 	defDur(&c.MetadataMinAge, 100*time.Millisecond)
+	defDur(&c.RetryBackoffMax, time.Second)
 	def(&c.Kills, 30)
 	def(&c.ControllerEvery, 2)
 	defDur(&c.MinDown, 500*time.Millisecond)

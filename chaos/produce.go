@@ -165,21 +165,23 @@ func producerOpts(cfg Config, seeds []string, onDataLoss func(string, int32)) []
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProduceRequestTimeout(5 * time.Second),
 		kgo.MetadataMinAge(cfg.MetadataMinAge),
-		kgo.RetryBackoffFn(javaBackoff),
+		kgo.RetryBackoffFn(javaBackoff(cfg.RetryBackoffMax)),
 		kgo.DialTimeout(2 * time.Second),
 		kgo.ProducerOnDataLossDetected(onDataLoss),
 	}
 }
 
-// javaBackoff is Kafka's Java client backoff: 100ms doubling up to 1s (retry.backoff.ms and
+// javaBackoff is Kafka's Java client backoff: 100ms doubling up to maxBackoff (retry.backoff.ms and
 // retry.backoff.max.ms), with 20% jitter.
-func javaBackoff(tries int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < tries && d < time.Second; i++ {
-		d *= 2
+func javaBackoff(maxBackoff time.Duration) func(int) time.Duration {
+	return func(tries int) time.Duration {
+		d := 100 * time.Millisecond
+		for i := 1; i < tries && d < maxBackoff; i++ {
+			d *= 2
+		}
+		d = min(d, maxBackoff)
+		return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 	}
-	d = min(d, time.Second)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func startProducers(ctx context.Context, cfg Config, seeds []string, l *ledger) (*producers, error) {

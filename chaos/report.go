@@ -108,7 +108,7 @@ func (r Report) Write(w io.Writer) {
 		c.ReplicationFactor, c.MinInsyncReplicas)
 	fmt.Fprintf(w, "producers: %d idempotent kgo clients, acks=all, %d records/s offered in total, %d in flight per producer and partition,\n",
 		c.Producers, c.Rate, c.InFlight)
-	fmt.Fprintf(w, "           delivery timeout %v, metadata min age %v, retry backoff 100ms..1s\n", c.DeliveryTimeout, c.MetadataMinAge)
+	fmt.Fprintf(w, "           delivery timeout %v, metadata min age %v, retry backoff 100ms..%v\n", c.DeliveryTimeout, c.MetadataMinAge, c.RetryBackoffMax)
 	fmt.Fprintf(w, "kills: %d of %d done (kill n targets the controller when n is a multiple of %d), down %v..%v, seed %d, wall time %v\n",
 		len(r.Kills), c.Kills, c.ControllerEvery, c.MinDown, c.MaxDown, c.Seed, r.Duration.Round(time.Second))
 	ctl, leaders := 0, 0

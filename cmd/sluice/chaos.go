@@ -28,6 +28,7 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Producers, "producers", 3, "idempotent producers, each writing to every partition")
 	fs.IntVar(&cfg.Rate, "rate", 1200, "records per second offered by all producers together")
 	fs.IntVar(&cfg.InFlight, "in-flight", 8, "unacknowledged records per producer and partition")
+	fs.DurationVar(&cfg.RetryBackoffMax, "retry-backoff-max", 0, "cap of the producers' doubling retry backoff from 100ms, like Kafka's retry.backoff.max.ms (default 1s)")
 	fs.IntVar(&cfg.Kills, "kills", 30, "number of kill -9s")
 	fs.IntVar(&cfg.ControllerEvery, "controller-every", 2, "every n-th kill hits the active controller")
 	fs.DurationVar(&cfg.MinDown, "min-down", 0, "least time a killed broker stays down (default 500ms)")
