@@ -16,6 +16,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"bench":    runBench,
 	"broker":   runBroker,
 	"chaos":    runChaos,
+	"dev":      runDev,
 	"exporter": runExporter,
 }
 
