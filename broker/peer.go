@@ -55,8 +55,9 @@ func (p *peer) roundTrip(ctx context.Context, req kmsg.Request) (kmsg.Response, 
 	if !ok {
 		deadline = time.Now().Add(30 * time.Second)
 	}
-	p.nc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { p.nc.SetDeadline(time.Unix(1, 0)) })
+	nc := p.nc // the request's error path may clear p.nc before the AfterFunc runs
+	nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	p.corr++
