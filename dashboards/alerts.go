@@ -37,7 +37,7 @@ func alerts() *Dashboard {
 			instant("", `ALERTS`+firing).size(24, 8),
 		table("Active for", "s").
 			desc("Seconds since each active alert became active (pending or firing), from ALERTS_FOR_STATE.").
-			instant("", `sort_desc(time() - ALERTS_FOR_STATE{A, severity=~"$severity"})`).size(12, 8),
+			instant("active for", `sort_desc(time() - ALERTS_FOR_STATE{A, severity=~"$severity"})`).size(12, 8),
 		table("Pending alerts", "none").
 			instant("", `ALERTS{A, alertstate="pending", severity=~"$severity"}`).size(12, 8),
 
@@ -48,7 +48,7 @@ func alerts() *Dashboard {
 			q("{{severity}}", `count by (severity) (ALERTS`+firing+`)`).stacked(),
 		table("Minutes firing in time range", "m").
 			desc("For each alert name and severity, the minutes any of its alerts fired in the dashboard's time range, at one-minute resolution.").
-			instant("", `sort_desc(sum by (alertname, severity) (count_over_time(ALERTS`+firing+`[$__range:1m])))`).size(24, 8),
+			instant("minutes firing", `sort_desc(sum by (alertname, severity) (count_over_time(ALERTS`+firing+`[$__range:1m])))`).size(24, 8),
 
 		row("Signals behind the standard alert rules"),
 		stat("Targets down", "none").

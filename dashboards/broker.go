@@ -92,7 +92,7 @@ func brokerDetail() *Dashboard {
 			q("{{instance}} {{listener}}", `sum by (instance, listener) (sluice_connections{B})`),
 		table("Client software", "none").
 			desc("Connections now, by client software; clients that never sent ApiVersions show an empty name.").
-			instant("", `sum by (client_software_name, client_software_version) (sluice_connections{B})`).size(12, 8),
+			instant("connections", `sum by (client_software_name, client_software_version) (sluice_connections{B})`).size(12, 8),
 		timeseries("Purgatory", "short").
 			desc("Produce requests waiting for replicas (acks=all) and fetches waiting for data.").
 			q("{{instance}} {{operation}}", `sluice_purgatory_size{B}`),

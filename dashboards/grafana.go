@@ -332,7 +332,10 @@ func table(title, unit string) *Panel {
 	p.Options = map[string]any{"showHeader": true, "cellHeight": "sm", "footer": map[string]any{"show": false}}
 	p.Transformations = []Transformation{
 		{ID: "merge", Options: map[string]any{}},
-		{ID: "organize", Options: map[string]any{"excludeByName": map[string]any{"Time": true, "__name__": true, "job": true}}},
+		{ID: "organize", Options: map[string]any{
+			"excludeByName": map[string]any{"Time": true, "__name__": true, "job": true},
+			"renameByName":  map[string]any{},
+		}},
 	}
 	return p
 }
@@ -366,16 +369,28 @@ func (p *Panel) q(legend, expr string) *Panel {
 	return p
 }
 
-// instant adds an instant query; tables read their rows from these.
+// instant adds an instant query; tables read their rows from these. In a
+// table, legend names the column of the query's value.
 func (p *Panel) instant(legend, expr string) *Panel {
-	format := "time_series"
-	if p.Type == "table" {
-		format = "table"
+	ref := refID(len(p.Targets))
+	t := &Target{Datasource: datasourceRef, Expr: selectors.Replace(expr), Instant: true, Format: "time_series", RefID: ref}
+	if p.Type != "table" {
+		t.LegendFormat = legend
+	} else {
+		t.Format = "table"
+		if legend != "" {
+			// Grafana calls the value column "Value" for one query and
+			// "Value #A", "Value #B", ... for several.
+			rename := p.Transformations[1].Options["renameByName"].(map[string]any)
+			rename["Value #"+ref] = legend
+			if ref == "A" {
+				rename["Value"] = legend
+			} else {
+				delete(rename, "Value")
+			}
+		}
 	}
-	p.Targets = append(p.Targets, &Target{
-		Datasource: datasourceRef, Expr: selectors.Replace(expr), LegendFormat: legend,
-		Instant: true, Format: format, RefID: refID(len(p.Targets)),
-	})
+	p.Targets = append(p.Targets, t)
 	return p
 }
 

@@ -63,9 +63,9 @@ func consumerGroups() *Dashboard {
 			colorText().statusColors(),
 		table("Partition lag", "none").
 			desc("Committed offset, lag in records and lag in seconds of every group partition with a commit.").
-			instant("", `max by (consumergroup, topic, partition) (kafka_consumergroup_current_offset{G})`).
-			instant("", `max by (consumergroup, topic, partition) (kafka_consumergroup_lag{G})`).
-			instant("", `max by (consumergroup, topic, partition) (sluice_consumergroup_lag_seconds{G})`),
+			instant("committed offset", `max by (consumergroup, topic, partition) (kafka_consumergroup_current_offset{G})`).
+			instant("lag", `max by (consumergroup, topic, partition) (kafka_consumergroup_lag{G})`).
+			instant("lag seconds", `max by (consumergroup, topic, partition) (sluice_consumergroup_lag_seconds{G})`),
 
 		row("Members and commits"),
 		timeseries("Members", "short").

@@ -106,6 +106,14 @@ func clusterOverview() *Dashboard {
 			q("{{instance}}", `sluice_leader_partitions{C}`),
 		timeseries("Consumer groups by state", "short").
 			q("{{state}}", `sum by (state) (sluice_groups{C})`).stacked(),
+		table("Brokers in the metadata", "none").
+			desc("Brokers the cluster metadata lists, as the exporter reads it through the Kafka protocol (what clients see).").
+			instant("", `max by (id, address) (kafka_broker_info{C})`).size(12, 8),
+		timeseries("Brokers: metadata, registered, ready", "short").
+			desc("Brokers clients see in the metadata (exporter), brokers registered unfenced (controller), brokers reporting ready (their own /metrics). They differ while a broker joins or leaves.").
+			q("in metadata", `max(kafka_brokers{C})`).
+			q("unfenced", `max(sluice_brokers{C, state="unfenced"})`).
+			q("ready", `sum(sluice_broker_ready{C})`).size(12, 8),
 	)
 	return d
 }

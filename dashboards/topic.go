@@ -43,13 +43,13 @@ func topicDetail() *Dashboard {
 		row("Partitions"),
 		table("Partitions", "none").
 			desc("Per partition: leader broker id, replicas, in-sync replicas, whether the leader is the preferred one, under-replicated, oldest and current offset (exporter).").
-			instant("", `max by (topic, partition) (kafka_topic_partition_leader{T})`).
-			instant("", `max by (topic, partition) (kafka_topic_partition_replicas{T})`).
-			instant("", `max by (topic, partition) (kafka_topic_partition_in_sync_replica{T})`).
-			instant("", `max by (topic, partition) (kafka_topic_partition_leader_is_preferred{T})`).
-			instant("", `max by (topic, partition) (kafka_topic_partition_under_replicated_partition{T})`).
-			instant("", `max by (topic, partition) (kafka_topic_partition_oldest_offset{T})`).
-			instant("", `max by (topic, partition) (kafka_topic_partition_current_offset{T})`).
+			instant("leader", `max by (topic, partition) (kafka_topic_partition_leader{T})`).
+			instant("replicas", `max by (topic, partition) (kafka_topic_partition_replicas{T})`).
+			instant("in sync", `max by (topic, partition) (kafka_topic_partition_in_sync_replica{T})`).
+			instant("preferred leader", `max by (topic, partition) (kafka_topic_partition_leader_is_preferred{T})`).
+			instant("under-replicated", `max by (topic, partition) (kafka_topic_partition_under_replicated_partition{T})`).
+			instant("oldest offset", `max by (topic, partition) (kafka_topic_partition_oldest_offset{T})`).
+			instant("current offset", `max by (topic, partition) (kafka_topic_partition_current_offset{T})`).
 			size(24, 10),
 		timeseries("In-sync replicas by partition", "short").
 			q("{{topic}}/{{partition}}", `kafka_topic_partition_in_sync_replica{T}`),
