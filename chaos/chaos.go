@@ -61,6 +61,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	l := newLedger()
 	prodCtx, stopProducing := context.WithCancel(ctx)
 	defer stopProducing()
+	producingSince := time.Now()
 	ps, err := startProducers(prodCtx, cfg, cl.Bootstrap(), l)
 	if err != nil {
 		return rep, err
@@ -95,10 +96,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	if err := ps.stop(stopProducing, cfg.DeliveryTimeout+10*time.Second); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
+	rep.Producing = time.Since(producingSince)
 	acks, failures, dataLoss := l.snapshot()
 	rep.Acked, rep.Failed = l.counts()
 	rep.Failures = topFailures(failures, 5)
 	rep.DataLossEvents = dataLoss
+	lat := l.latencies()
+	rep.AckLatencyP50, rep.AckLatencyP99 = Percentile(lat, 50), Percentile(lat, 99)
 
 	check := func(what string) (Check, bool) {
 		checkCtx := context.WithoutCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ type ledger struct {
 	failures map[string]int
 	dataLoss int
 	watchers []*watcher
+	latency  []time.Duration // produce call to acknowledgement, every record
 }
 
 // watcher waits for the first acknowledgement, on one partition, of a record issued at or after a
@@ -76,6 +78,7 @@ func (l *ledger) ack(a Ack, issued, acked time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.acks[a.Value.Partition] = append(l.acks[a.Value.Partition], a)
+	l.latency = append(l.latency, acked.Sub(issued))
 	kept := l.watchers[:0]
 	for _, w := range l.watchers {
 		if w.partition == a.Value.Partition && !issued.Before(w.after) {
@@ -128,6 +131,15 @@ func (l *ledger) counts() (acked, failed int64) {
 		acked += int64(len(as))
 	}
 	return acked, l.failed
+}
+
+// latencies returns the acknowledgement latencies, sorted.
+func (l *ledger) latencies() []time.Duration {
+	l.mu.Lock()
+	ds := slices.Clone(l.latency)
+	l.mu.Unlock()
+	slices.Sort(ds)
+	return ds
 }
 
 // snapshot returns copies of the acknowledgements by partition and the failures by message.

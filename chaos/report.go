@@ -36,14 +36,17 @@ type Kill struct {
 type Report struct {
 	// Config is the configuration the run used, defaults applied.
 	Config Config
-	// Duration is the wall time of the run.
-	Duration time.Duration
+	// Duration is the wall time of the run; Producing the time the producers ran.
+	Duration, Producing time.Duration
 	// Kills are the kills done, in order.
 	Kills []Kill
 	// Acked and Failed count produced records with and without an acknowledgement.
 	Acked, Failed int64
 	// Failures are the most frequent produce errors.
 	Failures []string
+	// AckLatencyP50 and AckLatencyP99 are over all acknowledged records, from the produce call to the
+	// acknowledgement, failovers included.
+	AckLatencyP50, AckLatencyP99 time.Duration
 	// DataLossEvents counts kgo's own detections of data loss (OUT_OF_ORDER_SEQUENCE_NUMBER and the like).
 	DataLossEvents int
 	// Check is the verdict after the kills.
@@ -151,11 +154,13 @@ func (r Report) Write(w io.Writer) {
 	writeDist(w, "controller kills", r.samples(elected, isCtl))
 	writeDist(w, "other kills", r.samples(elected, notCtl))
 	rate := 0.0
-	if r.Duration > 0 {
-		rate = float64(r.Acked) / r.Duration.Seconds()
+	if r.Producing > 0 {
+		rate = float64(r.Acked) / r.Producing.Seconds()
 	}
-	fmt.Fprintf(w, "\nproduced: %d acknowledged (%.0f/s over the run), %d not acknowledged; kgo data-loss detections: %d\n",
+	fmt.Fprintf(w, "\nproduced: %d acknowledged (%.0f/s while producing), %d not acknowledged; kgo data-loss detections: %d\n",
 		r.Acked, rate, r.Failed, r.DataLossEvents)
+	fmt.Fprintf(w, "acknowledgement latency (produce call -> ack, failovers included): p50 %v, p99 %v\n",
+		r.AckLatencyP50.Round(time.Millisecond/10), r.AckLatencyP99.Round(time.Millisecond/10))
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  %s\n", f)
 	}
