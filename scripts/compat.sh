@@ -224,6 +224,13 @@ for mode in "${MODES[@]}"; do
 	else
 		st=1
 	fi
+	if [[ $st != 0 ]]; then
+		# What the brokers complained about while the suite failed.
+		for log in "${BROKER_LOGS[@]}"; do
+			echo "compat: $mode: warnings and errors in $log (last 40):" >&2
+			grep -v 'level=INFO' "$log" | tail -n 40 >&2 || true
+		done
+	fi
 	stop_brokers || { [[ $st != 0 ]] || st=1; }
 	if [[ $st == 0 ]]; then
 		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf): PASS in $((SECONDS - start)) s")
