@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -162,7 +163,7 @@ func analyse(q query) (analysis, error) {
 func selectorOf(vs *parser.VectorSelector) (selector, error) {
 	s := selector{metric: vs.Name}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			if m.Type != labels.MatchEqual {
 				return s, fmt.Errorf("selector %s matches the metric name with %s; name the metric", vs, m.Type)
 			}
