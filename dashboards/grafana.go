@@ -213,7 +213,7 @@ func newDashboard(uid, title, description string) *Dashboard {
 }
 
 // queryVar is a label_values variable. A multi-value one offers "All",
-// which becomes ".*" so that it works inside =~ matchers.
+// which becomes ".*" so that it works inside =~ matchers, and starts on it.
 func queryVar(name, label, query string, multi bool) *Variable {
 	v := &Variable{
 		Name: name, Label: label, Type: "query", Datasource: datasourceRef,
@@ -226,6 +226,7 @@ func queryVar(name, label, query string, multi bool) *Variable {
 	}
 	if multi {
 		v.Multi, v.IncludeAll, v.AllValue = true, true, ".*"
+		v.Current = map[string]any{"selected": true, "text": []string{"All"}, "value": []string{"$__all"}}
 	}
 	return v
 }
