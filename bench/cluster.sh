@@ -168,7 +168,15 @@ for i in $(seq "$RUNS"); do
 	t0=$(ticks)
 	"${cmd[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "bench run $i failed"; }
 	t1=$(ticks)
-	[[ $i == 1 ]] && sed -n '/^sluice bench/,/^run/p' "$out" | grep -v '^run'
+	if [[ $i == 1 ]]; then
+		sed -n '/^sluice bench/,/^run/p' "$out" | grep -v '^run'
+		# The replicas and ISR after the run: the figures are for
+		# replicated writes only if every ISR still holds all replicas.
+		if command -v kcat >/dev/null; then
+			echo "partitions after run 1 (kcat -L):"
+			timeout 5 kcat -L -m 5 -b "127.0.0.1:${kport[1]}" -t "cluster-$$-1" | grep 'partition ' || true
+		fi
+	fi
 	cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v n="$RECORDS" 'BEGIN { printf "%.0f", d / hz * 1e9 / n }')
 	echo "$cpu" >"$out.cpu"
 	echo "run $i: $(field "$out" rate) records/s, latency p50 $(field "$out" p50) ms, p99 $(field "$out" p99) ms, p999 $(field "$out" p999) ms ($cpu ns broker CPU/record, load $(cut -d' ' -f1 /proc/loadavg))"
