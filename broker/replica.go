@@ -159,7 +159,7 @@ func (p *partition) checkISR(lag time.Duration) {
 // image confirms it later too.
 func (b *Broker) changeISR(p *partition, isr []int32) {
 	p.mu.Lock()
-	epoch, pepoch, oldISR := p.leaderEpoch, p.partitionEpoch, p.isr
+	epoch, pepoch := p.leaderEpoch, p.partitionEpoch
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(b.runCtx, 5*time.Second)
 	defer cancel()
@@ -175,18 +175,19 @@ func (b *Broker) changeISR(p *partition, isr []int32) {
 		}
 		return
 	}
-	if res.LeaderEpoch == p.leaderEpoch && res.PartitionEpoch >= p.partitionEpoch {
+	if res.LeaderEpoch == p.leaderEpoch && res.PartitionEpoch > p.partitionEpoch {
+		switch {
+		case len(res.ISR) < len(p.isr):
+			b.metrics.isrShrinks.Inc()
+		case len(res.ISR) > len(p.isr):
+			b.metrics.isrExpands.Inc()
+		}
 		p.isr, p.partitionEpoch = res.ISR, res.PartitionEpoch
 	}
 	if slices.Equal(p.pendingISR, isr) {
 		p.pendingISR = nil
 	}
 	p.mu.Unlock()
-	if len(res.ISR) < len(oldISR) {
-		b.metrics.isrShrinks.Inc()
-	} else {
-		b.metrics.isrExpands.Inc()
-	}
 	b.logger.Info("ISR changed", "topic", p.topic.name, "partition", p.index, "isr", res.ISR)
 	p.maybeAdvanceHW()
 }

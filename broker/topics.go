@@ -220,6 +220,16 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	newEpoch := mp.LeaderEpoch != p.leaderEpoch
+	if !newEpoch && p.isLeader && mp.PartitionEpoch > p.partitionEpoch {
+		// The controller changed the ISR of a partition led here (a fenced
+		// follower removed, or our own AlterPartition committed).
+		switch {
+		case len(mp.ISR) < len(p.isr):
+			p.b.metrics.isrShrinks.Inc()
+		case len(mp.ISR) > len(p.isr):
+			p.b.metrics.isrExpands.Inc()
+		}
+	}
 	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
 	if p.pendingISR != nil && slices.Equal(p.pendingISR, mp.ISR) {
 		p.pendingISR = nil

@@ -77,6 +77,8 @@ type Node struct {
 	Addr string
 	// ControllerAddr is the Raft listener (--controller-listen).
 	ControllerAddr string
+	// MetricsAddr serves the broker's /metrics and admin interface (--metrics-listen).
+	MetricsAddr string
 	// DataDir is the node's --data-dir.
 	DataDir string
 	// LogPath is the file that collects the output of every run of the node.
@@ -110,15 +112,16 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if err := os.WriteFile(c.configPath, []byte(cfg.BrokerConfig), 0o644); err != nil {
 		return nil, err
 	}
-	ports, err := freeLoopbackPorts(2 * cfg.Brokers)
+	ports, err := freeLoopbackPorts(3 * cfg.Brokers)
 	if err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.Brokers; i++ {
 		n := &Node{
 			ID:             int32(i + 1),
-			Addr:           fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
-			ControllerAddr: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+			Addr:           fmt.Sprintf("127.0.0.1:%d", ports[3*i]),
+			ControllerAddr: fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]),
+			MetricsAddr:    fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]),
 			DataDir:        filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i+1)),
 			LogPath:        filepath.Join(cfg.Dir, fmt.Sprintf("node-%d.log", i+1)),
 		}
@@ -195,6 +198,7 @@ func (c *Cluster) Args(id int32) []string {
 		"--listen", n.Addr,
 		"--data-dir", n.DataDir,
 		"--config", c.configPath,
+		"--metrics-listen", n.MetricsAddr,
 	}
 	if len(c.nodes) > 1 {
 		voters := make([]string, len(c.nodes))
