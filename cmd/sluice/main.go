@@ -13,6 +13,7 @@ import (
 // subcommands maps each `sluice` subcommand to its entry point, which
 // parses its own flags from args.
 var subcommands = map[string]func(context.Context, []string) error{
+	"alerting": runAlerting,
 	"bench":    runBench,
 	"broker":   runBroker,
 	"chaos":    runChaos,

@@ -1,0 +1,188 @@
+package alerting
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	amconfig "github.com/prometheus/alertmanager/config"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluicemq/sluice/alerting/dispatch"
+	"github.com/sluicemq/sluice/alerting/rules"
+)
+
+// Config is `sluice alerting`'s YAML file. Rule files are Prometheus rule files and the routing
+// file is an alertmanager.yml; this file only says where they are and what to scrape.
+type Config struct {
+	// Listen is the HTTP address of the API, default 127.0.0.1:9093 (Alertmanager's port).
+	Listen string `yaml:"listen"`
+	// DataDir holds the TSDB, silences, notification log and Slack messages, default
+	// data/alerting.
+	DataDir string `yaml:"data_dir"`
+	// ExternalURL is how people reach this API, for links in notifications; default
+	// http://<listen>.
+	ExternalURL string `yaml:"external_url"`
+	// ScrapeInterval is the time between scrapes of each target, default 5s.
+	ScrapeInterval time.Duration `yaml:"scrape_interval"`
+	// EvaluationInterval is the rule evaluation interval, default 10s.
+	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
+	// Retention of the local TSDB, default 24h.
+	Retention time.Duration `yaml:"retention"`
+	// ExternalLabels are added to every alert, e.g. cluster: prod.
+	ExternalLabels map[string]string `yaml:"external_labels"`
+	// Targets are scraped: brokers (job broker) and the exporter (job exporter).
+	Targets []rules.Target `yaml:"targets"`
+	// DefaultRules loads the built-in rule pack (alerting/rules/*.yml), default true.
+	DefaultRules *bool `yaml:"default_rules"`
+	// RuleFiles are globs of further Prometheus rule files, relative to this file.
+	RuleFiles []string `yaml:"rule_files"`
+	// RoutingFile is an alertmanager.yml (route, receivers, inhibit_rules, time intervals,
+	// templates), relative to this file. Default: everything to the log.
+	RoutingFile string `yaml:"routing_file"`
+	// Slack holds what Alertmanager's slack_configs has no field for.
+	Slack SlackConfig `yaml:"slack"`
+	// DashboardURL is the Grafana base URL linked from notifications.
+	DashboardURL string `yaml:"dashboard_url"`
+	// Notifications tunes flapping detection and per-receiver rate limits.
+	Notifications dispatch.GuardOptions `yaml:"notifications"`
+
+	// dir is the directory of the file the config came from, for relative paths.
+	dir string
+}
+
+// SlackConfig configures the Slack app's interaction endpoint.
+type SlackConfig struct {
+	// SigningSecretFile holds the app's signing secret; SigningSecretEnv names an environment
+	// variable holding it. Without either, /api/v1/slack/interactions answers 404.
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	SigningSecretEnv  string `yaml:"signing_secret_env"`
+}
+
+// DefaultConfig is the configuration used without a file.
+func DefaultConfig() Config {
+	return Config{
+		Listen:             "127.0.0.1:9093",
+		DataDir:            filepath.Join("data", "alerting"),
+		ScrapeInterval:     5 * time.Second,
+		EvaluationInterval: 10 * time.Second,
+		Retention:          24 * time.Hour,
+	}
+}
+
+// LoadConfig reads a config file strictly: unknown fields are errors, and every error names the
+// file and line.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg.dir = filepath.Dir(path)
+	return cfg, nil
+}
+
+// ParseConfig decodes YAML over DefaultConfig and validates the result.
+func ParseConfig(b []byte) (Config, error) {
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the values that can be checked without reading other files.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir must not be empty")
+	}
+	if c.ScrapeInterval <= 0 || c.EvaluationInterval <= 0 || c.Retention <= 0 {
+		return errors.New("scrape_interval, evaluation_interval and retention must be positive")
+	}
+	for i, t := range c.Targets {
+		if t.Job == "" || t.Address == "" {
+			return fmt.Errorf("targets[%d]: job and address are required", i)
+		}
+		if strings.Contains(t.Address, "://") {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(t.Address); err != nil {
+			return fmt.Errorf("targets[%d]: address %q: %w", i, t.Address, err)
+		}
+	}
+	if c.Slack.SigningSecretFile != "" && c.Slack.SigningSecretEnv != "" {
+		return errors.New("slack: set signing_secret_file or signing_secret_env, not both")
+	}
+	return nil
+}
+
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+func (c *Config) defaultRules() bool { return c.DefaultRules == nil || *c.DefaultRules }
+
+// externalURL is the URL notifications link to.
+func (c *Config) externalURL() string {
+	if c.ExternalURL != "" {
+		return strings.TrimSuffix(c.ExternalURL, "/")
+	}
+	return "http://" + c.Listen
+}
+
+// defaultRouting sends everything to one receiver without integrations, which logs.
+const defaultRouting = `
+route:
+  receiver: default
+  group_by: [alertname, instance]
+  group_wait: 5s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: default
+`
+
+// loadRouting reads the alertmanager.yml; Alertmanager's errors carry the line for YAML
+// mistakes, and the file name is put in front of all of them.
+func (c *Config) loadRouting() (*amconfig.Config, error) {
+	if c.RoutingFile == "" {
+		return amconfig.Load(defaultRouting)
+	}
+	p := c.path(c.RoutingFile)
+	ac, err := amconfig.LoadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return ac, nil
+}
+
+func (c *Config) signingSecret() (string, error) {
+	switch {
+	case c.Slack.SigningSecretFile != "":
+		b, err := os.ReadFile(c.path(c.Slack.SigningSecretFile))
+		if err != nil {
+			return "", fmt.Errorf("slack signing_secret_file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case c.Slack.SigningSecretEnv != "":
+		return os.Getenv(c.Slack.SigningSecretEnv), nil
+	}
+	return "", nil
+}

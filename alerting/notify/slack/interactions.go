@@ -1,0 +1,218 @@
+package slack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// Action IDs of the message buttons.
+const (
+	ActionAck     = "sluice_ack"
+	ActionResolve = "sluice_resolve"
+	ActionSilence = "sluice_silence_1h"
+)
+
+// Record is one posted bot message: which alert group it shows and what people did with it.
+type Record struct {
+	ID          string            `json:"id"`
+	Client      string            `json:"client"`
+	Channel     string            `json:"channel"`
+	TS          string            `json:"ts"`
+	GroupKey    string            `json:"groupKey"`
+	Receiver    string            `json:"receiver"`
+	GroupLabels map[string]string `json:"groupLabels"`
+	Status      string            `json:"status"`
+	Created     time.Time         `json:"created"`
+	AckedBy     string            `json:"ackedBy,omitempty"`
+	ResolvedBy  string            `json:"resolvedBy,omitempty"`
+	SilencedBy  string            `json:"silencedBy,omitempty"`
+	SilenceID   string            `json:"silenceId,omitempty"`
+	Alerts      []AlertSnapshot   `json:"alerts,omitempty"`
+}
+
+// MessageID names the message of one alert group in one channel.
+func MessageID(receiver, channel, groupKey string) string {
+	h := sha256.Sum256([]byte(receiver + "\x00" + channel + "\x00" + groupKey))
+	return hex.EncodeToString(h[:12])
+}
+
+// Store keeps the posted messages, in a JSON file so that a restart still edits the same
+// messages and still answers their buttons.
+type Store struct {
+	path    string
+	mu      sync.Mutex
+	recs    map[string]Record
+	clients map[string]*slack.Client
+}
+
+// OpenStore loads the store from path ("" keeps it in memory only).
+func OpenStore(path string) (*Store, error) {
+	s := &Store{path: path, recs: map[string]Record{}, clients: map[string]*slack.Client{}}
+	if path == "" {
+		return s, nil
+	}
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &s.recs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) register(key string, c *slack.Client) string {
+	h := sha256.Sum256([]byte(key))
+	id := hex.EncodeToString(h[:8])
+	s.mu.Lock()
+	s.clients[id] = c
+	s.mu.Unlock()
+	return id
+}
+
+func (s *Store) get(id string) (Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[id]
+	return r, ok
+}
+
+// Get returns the record of a message.
+func (s *Store) Get(id string) (Record, bool) { return s.get(id) }
+
+func (s *Store) put(r Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs[r.ID] = r
+	for k, v := range s.recs { // forget messages of groups quiet for a week
+		if time.Since(v.Created) > 7*24*time.Hour && v.Status == "resolved" {
+			delete(s.recs, k)
+		}
+	}
+	if s.path == "" {
+		return
+	}
+	b, err := json.Marshal(s.recs)
+	if err == nil {
+		tmp := s.path + ".tmp"
+		if os.WriteFile(tmp, b, 0o600) == nil {
+			_ = os.Rename(tmp, s.path)
+		}
+	}
+}
+
+// SilenceFunc creates a silence for the labels of an alert group for d, returning its ID.
+type SilenceFunc func(ctx context.Context, labels map[string]string, d time.Duration, createdBy, comment string) (string, error)
+
+// Handler answers Slack's interaction requests (the message buttons). Requests are verified with
+// the app's signing secret: a bad or missing signature gets 401 and changes nothing. Each action
+// is idempotent: pressing Acknowledge or Silence twice, or Slack retrying a request, changes the
+// message and creates a silence once.
+type Handler struct {
+	Store         *Store
+	SigningSecret string
+	Silence       SilenceFunc
+	DashboardURL  string
+	Logger        *slog.Logger
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.SigningSecret == "" {
+		http.Error(w, "slack interactions are not configured (no signing secret)", http.StatusNotFound)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	sv, err := slack.NewSecretsVerifier(r.Header, h.SigningSecret)
+	if err != nil {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	if _, err := sv.Write(body); err != nil || sv.Ensure() != nil {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(r.PostFormValue("payload")), &cb); err != nil {
+		http.Error(w, "bad payload: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, a := range cb.ActionCallback.BlockActions {
+		if err := h.act(r.Context(), a.ActionID, a.Value, cb.User.ID); err != nil {
+			h.Logger.Warn("slack action failed", "action", a.ActionID, "err", err)
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) act(ctx context.Context, action, id, user string) error {
+	h.Store.mu.Lock()
+	rec, ok := h.Store.recs[id]
+	h.Store.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	changed := false
+	var note string
+	switch action {
+	case ActionAck:
+		if rec.AckedBy == "" {
+			rec.AckedBy, changed, note = user, true, "Acknowledged by <@"+user+">"
+		}
+	case ActionResolve:
+		if rec.ResolvedBy == "" {
+			rec.ResolvedBy, changed, note = user, true, "Marked resolved by <@"+user+">; the message turns green when the alert stops firing"
+		}
+	case ActionSilence:
+		if rec.SilenceID == "" && h.Silence != nil {
+			sid, err := h.Silence(ctx, rec.GroupLabels, time.Hour, "slack:"+user, "Silenced for 1h from Slack")
+			if err != nil {
+				return err
+			}
+			rec.SilenceID, rec.SilencedBy, changed, note = sid, user, true, "Silenced for 1h by <@"+user+">"
+		}
+	}
+	if !changed {
+		return nil
+	}
+	h.Store.put(rec)
+	h.Store.mu.Lock()
+	c := h.Store.clients[rec.Client]
+	h.Store.mu.Unlock()
+	if c == nil || rec.TS == "" {
+		return nil
+	}
+	n := &Notifier{cfg: Config{DashboardURL: h.DashboardURL, MaxAlerts: 10}}
+	alerts := restore(rec.Alerts)
+	if len(alerts) > 0 {
+		blocks, text := n.render(alerts, id, &rec)
+		if _, _, _, err := c.UpdateMessageContext(ctx, rec.Channel, rec.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
+			return err
+		}
+	}
+	_, _, err := c.PostMessageContext(ctx, rec.Channel, slack.MsgOptionText(note, false), slack.MsgOptionTS(rec.TS))
+	return err
+}
