@@ -10,12 +10,13 @@
 # github.com/twmb/franz-go/pkg/kgo with its own go.mod and go.sum.
 #
 # Environment:
-#   COMPAT_MODE       single, cluster or both (default single): which
-#                     Sluice deployments the suite runs against, in that
-#                     order; both runs both even if the first fails
+#   COMPAT_MODE       single, cluster or both (default both): which Sluice
+#                     deployments the suite runs against, in that order;
+#                     both runs both even if the first fails
 #   COMPAT_DIR        work dir (default: a fresh mktemp -d, removed on exit)
 #   KGO_TEST_RECORDS  records per ETL test (default 500000, upstream's default;
-#                     the single-broker run takes about a minute on 2 cores)
+#                     on 2 cores the single-broker run takes about a minute,
+#                     the cluster run about a minute and a half)
 #   COMPAT_TIMEOUT    go test -timeout per mode (default 20m)
 #   COMPAT_RUN        go test -run pattern (default: every test)
 #   COMPAT_SEEDS      if set, do not start Sluice; run once against these seed
@@ -44,7 +45,7 @@ SKIP='^TestTxnEtl$'
 RECORDS=${KGO_TEST_RECORDS:-500000}
 TIMEOUT=${COMPAT_TIMEOUT:-20m}
 RUN=${COMPAT_RUN:-.}
-MODE=${COMPAT_MODE:-single}
+MODE=${COMPAT_MODE:-both}
 case $MODE in
 single) MODES=(single) ;;
 cluster) MODES=(cluster) ;;
