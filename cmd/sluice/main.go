@@ -19,6 +19,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"chaos":    runChaos,
 	"dev":      runDev,
 	"exporter": runExporter,
+	"tickets":  runTickets,
 }
 
 func main() {

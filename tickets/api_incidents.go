@@ -1,0 +1,337 @@
+package tickets
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/sluicemq/sluice/tickets/alertmanager"
+	"github.com/sluicemq/sluice/tickets/sla"
+	"github.com/sluicemq/sluice/tickets/snapshot"
+	"github.com/sluicemq/sluice/tickets/store"
+)
+
+// webhookBodyFactor is how much larger a webhook body may be than an API body:
+// a group of a few thousand alerts is several MiB.
+const webhookBodyFactor = 8
+
+func (s *Service) alertmanagerWebhook(c *gin.Context) {
+	max := s.cfg.MaxBodyBytes * webhookBodyFactor
+	if ct := c.ContentType(); ct != "application/json" {
+		s.webhookTotal.WithLabelValues("invalid").Inc()
+		fail(c, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type must be application/json, not %q", ct))
+		return
+	}
+	msg, err := alertmanager.Decode(http.MaxBytesReader(c.Writer, c.Request.Body, max))
+	if err != nil {
+		s.webhookTotal.WithLabelValues("invalid").Inc()
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", max))
+			return
+		}
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	if msg.TruncatedAlerts > 0 {
+		s.log.Warn("Alertmanager truncated a notification; raise max_alerts of the webhook receiver",
+			"group_key", msg.GroupKey, "truncated_alerts", msg.TruncatedAlerts)
+	}
+	s.intakeMu.Lock()
+	res, err := s.store.ApplyGroup(c, msg.Signal(), store.IntakePolicy{ReopenWindow: s.cfg.ReopenWindow, DefaultCluster: s.cfg.DefaultCluster})
+	s.intakeMu.Unlock()
+	if err != nil {
+		// 5xx: Alertmanager retries.
+		s.webhookTotal.WithLabelValues("error").Inc()
+		s.storeFail(c, err)
+		return
+	}
+	s.webhookTotal.WithLabelValues("ok").Inc()
+	for _, id := range res.Opened {
+		s.enqueueSnapshot(id)
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+var incidentStatuses = []string{"", "open", store.StatusTriggered, store.StatusAcknowledged, store.StatusResolved, store.StatusClosed}
+
+// incidentView is an incident with its SLA standing.
+type incidentView struct {
+	store.Incident
+	SLA sla.Status `json:"sla"`
+}
+
+func (s *Service) view(inc store.Incident) incidentView {
+	return incidentView{inc, sla.Check(&inc, s.cfg.SLATargets, s.store.Now())}
+}
+
+func (s *Service) listIncidents(c *gin.Context) {
+	var fe fieldErrors
+	f := store.IncidentFilter{Status: c.Query("status"), Severity: c.Query("severity"), Cluster: c.Query("cluster")}
+	fe.oneOf("status", f.Status, incidentStatuses)
+	fe.ref("severity", f.Severity)
+	fe.ref("cluster", f.Cluster)
+	if err := fe.err(); err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	limit, ok := queryLimit(c)
+	if !ok {
+		return
+	}
+	f.Limit = limit
+	incs, err := s.store.ListIncidents(c, f)
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	out := make([]incidentView, 0, len(incs))
+	for _, inc := range incs {
+		out = append(out, s.view(inc))
+	}
+	c.JSON(http.StatusOK, gin.H{"incidents": out})
+}
+
+type incidentDetailView struct {
+	*store.IncidentDetail
+	SLA sla.Status `json:"sla"`
+}
+
+func (s *Service) getIncident(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	d, err := s.store.IncidentDetail(c, id)
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, incidentDetailView{d, sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now())})
+}
+
+func (s *Service) incidentChange(c *gin.Context, do func(id uint, p principal) (*store.Incident, error)) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	inc, err := do(id, who(c))
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.view(*inc))
+}
+
+type noteRequest struct {
+	Note string `json:"note"`
+}
+
+func (s *Service) ackIncident(c *gin.Context) {
+	var req struct{}
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		return
+	}
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.AckIncident(c, id, p.Name) })
+}
+
+func (s *Service) resolveIncident(c *gin.Context) {
+	var req noteRequest
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		return
+	}
+	var fe fieldErrors
+	fe.text("note", req.Note, 0, maxText)
+	if err := fe.err(); err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+		return s.store.ResolveIncident(c, id, p.Name, req.Note)
+	})
+}
+
+func (s *Service) closeIncident(c *gin.Context) {
+	var req struct{}
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		return
+	}
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.CloseIncident(c, id, p.Name) })
+}
+
+type assignRequest struct {
+	Assignee string `json:"assignee"`
+}
+
+func (s *Service) assignIncident(c *gin.Context) {
+	var req assignRequest
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
+		return
+	}
+	var fe fieldErrors
+	fe.name("assignee", req.Assignee, false)
+	if err := fe.err(); err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+		return s.store.AssignIncident(c, id, p.Name, req.Assignee)
+	})
+}
+
+type commentRequest struct {
+	Body string `json:"body"`
+}
+
+func (s *Service) commentIncident(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	var req commentRequest
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
+		return
+	}
+	var fe fieldErrors
+	fe.text("body", req.Body, 1, maxText)
+	if err := fe.err(); err != nil {
+		fail(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	cm, err := s.store.CommentIncident(c, id, who(c).Name, req.Body)
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, cm)
+}
+
+type linkRequest struct {
+	TicketID uint `json:"ticket_id"`
+}
+
+func (s *Service) linkTicket(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	var req linkRequest
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
+		return
+	}
+	if req.TicketID == 0 {
+		fail(c, http.StatusBadRequest, "ticket_id: required")
+		return
+	}
+	if err := s.store.LinkTicket(c, id, req.TicketID, who(c).Name); err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, store.IncidentTicket{IncidentID: id, TicketID: req.TicketID, CreatedAt: s.store.Now()})
+}
+
+func (s *Service) loadSnapshot(c *gin.Context) (*store.Snapshot, *snapshot.Snapshot, bool) {
+	id, ok := pathID(c)
+	if !ok {
+		return nil, nil, false
+	}
+	if _, err := s.store.GetIncident(c, id); err != nil {
+		s.storeFail(c, err)
+		return nil, nil, false
+	}
+	rec, err := s.store.LatestSnapshot(c, id, true)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, http.StatusNotFound, "no snapshot captured yet")
+		return nil, nil, false
+	} else if err != nil {
+		s.storeFail(c, err)
+		return nil, nil, false
+	}
+	var snap snapshot.Snapshot
+	if err := json.Unmarshal([]byte(rec.Data), &snap); err != nil {
+		s.storeFail(c, fmt.Errorf("snapshot %d: %w", rec.ID, err))
+		return nil, nil, false
+	}
+	return rec, &snap, true
+}
+
+func (s *Service) getSnapshot(c *gin.Context) {
+	rec, snap, ok := s.loadSnapshot(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": rec.ID, "reason": rec.Reason, "snapshot": snap})
+}
+
+func (s *Service) getBundle(c *gin.Context) {
+	_, snap, ok := s.loadSnapshot(c)
+	if !ok {
+		return
+	}
+	d, err := s.store.IncidentDetail(c, snap.Target.IncidentID)
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	alarms := slices.Clone(d.Alarms)
+	for i := range alarms {
+		alarms[i].Labels = snapshot.RedactMap(alarms[i].Labels)
+		alarms[i].Annotations = snapshot.RedactMap(alarms[i].Annotations)
+	}
+	var buf bytes.Buffer
+	err = snapshot.Bundle(&buf, snap, []snapshot.File{
+		{Name: "incident.json", Data: d.Incident},
+		{Name: "alarms.json", Data: alarms},
+		{Name: "timeline.json", Data: d.Timeline},
+		{Name: "comments.json", Data: d.Comments},
+	})
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	name := fmt.Sprintf("sluice-incident-%d-%s.tar.gz", snap.Target.IncidentID, snap.CapturedAt.UTC().Format("20060102T150405Z"))
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Data(http.StatusOK, "application/gzip", buf.Bytes())
+}
+
+func (s *Service) recaptureSnapshot(c *gin.Context) {
+	id, ok := pathID(c)
+	if !ok {
+		return
+	}
+	var req struct{}
+	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		return
+	}
+	rec, err := s.captureSnapshot(c, id, "captured by "+who(c).Name)
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": rec.ID, "diagnosis": rec.Diagnosis, "captured_at": rec.CapturedAt})
+}
+
+func (s *Service) slaReport(c *gin.Context) {
+	window := s.cfg.SLAWindow
+	if w := c.Query("window"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil || d <= 0 || d > 366*24*time.Hour {
+			fail(c, http.StatusBadRequest, "window: a Go duration up to 8784h, such as 168h")
+			return
+		}
+		window = d
+	}
+	now := s.store.Now()
+	incs, err := s.store.IncidentsDetectedSince(c, now.Add(-window))
+	if err != nil {
+		s.storeFail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, sla.Compute(incs, s.cfg.SLATargets, now.Add(-window), now))
+}

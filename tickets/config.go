@@ -1,0 +1,123 @@
+// Package tickets is `sluice tickets`: the OPS ticket service. It turns alarms
+// from Alertmanager (or Sluice's own alerting, which speaks the same webhook)
+// into incidents, captures a fault snapshot of the cluster when one opens, lets
+// people acknowledge, resolve and comment on incidents and file and work tickets
+// through a JSON API and the web UI of package ui, and reports SLA figures.
+package tickets
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sluicemq/sluice/tickets/sla"
+	"github.com/sluicemq/sluice/tickets/snapshot"
+)
+
+// Config configures the service. Zero values take the defaults of
+// DefaultConfig.
+type Config struct {
+	// Listen is the HTTP address of the API, UI and /metrics, 127.0.0.1:8090 by
+	// default.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite database when Database is empty.
+	DataDir string `yaml:"data_dir"`
+	// Database is a postgres:// URL; empty for SQLite under DataDir.
+	Database string `yaml:"database"`
+	// AdminPassword is the first admin's password, used only when the database
+	// has no user yet; empty generates one. Never read from the YAML file.
+	AdminPassword string `yaml:"-"`
+	// ReopenWindow is how long after an incident resolves a new firing alarm of
+	// its group reopens it instead of opening a new incident, 1h by default
+	// (jiralert's reopen_duration).
+	ReopenWindow time.Duration `yaml:"reopen_window"`
+	// DefaultCluster names the cluster of alarms without a cluster label,
+	// "sluice" by default.
+	DefaultCluster string `yaml:"default_cluster"`
+	// SLATargets are per-severity acknowledge and resolve targets.
+	SLATargets sla.Targets `yaml:"sla_targets"`
+	// SLAWindow is the span of the SLA report and metrics, 30 days by default.
+	SLAWindow time.Duration `yaml:"sla_window"`
+	// Snapshot says where the fault snapshot observes the cluster from.
+	Snapshot snapshot.Config `yaml:"snapshot"`
+	// MaxBodyBytes bounds API request bodies, 1 MiB by default; webhook bodies
+	// may be 8 times larger.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// SessionTTL is how long a UI login lasts, 12h by default.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// SecureCookies marks session cookies Secure; set it when served over HTTPS.
+	SecureCookies bool `yaml:"secure_cookies"`
+}
+
+// DefaultConfig returns the configuration used without a file or flags.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         "127.0.0.1:8090",
+		ReopenWindow:   time.Hour,
+		DefaultCluster: "sluice",
+		SLATargets:     sla.DefaultTargets(),
+		SLAWindow:      30 * 24 * time.Hour,
+		MaxBodyBytes:   1 << 20,
+		SessionTTL:     12 * time.Hour,
+	}
+}
+
+// LoadConfig reads a YAML file strictly (unknown fields are errors) over the
+// defaults and validates the result.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the configuration and fills the zero values with defaults.
+func (c *Config) Validate() error {
+	def := DefaultConfig()
+	if c.Listen == "" {
+		c.Listen = def.Listen
+	}
+	if c.Database == "" && c.DataDir == "" {
+		return errors.New("data_dir: required when no database URL is given")
+	}
+	if c.ReopenWindow < 0 {
+		return errors.New("reopen_window: negative")
+	}
+	if c.ReopenWindow == 0 {
+		c.ReopenWindow = def.ReopenWindow
+	}
+	if c.DefaultCluster == "" {
+		c.DefaultCluster = def.DefaultCluster
+	}
+	if c.SLATargets == nil {
+		c.SLATargets = def.SLATargets
+	}
+	if _, ok := c.SLATargets["default"]; !ok {
+		c.SLATargets["default"] = def.SLATargets["default"]
+	}
+	if err := c.SLATargets.Validate(); err != nil {
+		return err
+	}
+	if c.SLAWindow <= 0 {
+		c.SLAWindow = def.SLAWindow
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = def.SessionTTL
+	}
+	c.Snapshot = c.Snapshot.WithDefaults()
+	return nil
+}

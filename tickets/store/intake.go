@@ -1,0 +1,393 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// AlarmSignal is one alert of a notification, in the words of the store.
+type AlarmSignal struct {
+	Fingerprint  string
+	Status       string // AlarmFiring or AlarmResolved
+	StartsAt     time.Time
+	EndsAt       time.Time
+	Labels       map[string]string
+	Annotations  map[string]string
+	GeneratorURL string
+}
+
+// GroupSignal is one notification of an alert group: the whole current group, not
+// a delta. Its top-level status is not trusted; every alert carries its own.
+type GroupSignal struct {
+	GroupKey          string
+	Receiver          string
+	ExternalURL       string
+	TruncatedAlerts   int
+	GroupLabels       map[string]string
+	CommonLabels      map[string]string
+	CommonAnnotations map[string]string
+	Alarms            []AlarmSignal
+}
+
+// IntakePolicy decides how signals become incidents.
+type IntakePolicy struct {
+	// ReopenWindow is how long after resolving an incident a new firing alarm of
+	// its group reopens it instead of opening a new one.
+	ReopenWindow time.Duration
+	// DefaultCluster names the cluster of alarms without a cluster label.
+	DefaultCluster string
+}
+
+// IntakeResult says what a notification changed.
+type IntakeResult struct {
+	// Opened lists incidents created or reopened by the notification: each needs
+	// a fault snapshot.
+	Opened []uint `json:"opened"`
+	// Touched lists every incident the notification changed.
+	Touched []uint `json:"touched"`
+	// NewAlarms, UpdatedAlarms and Ignored count alarms created, changed, and
+	// dropped (resolved with no firing seen, or already resolved).
+	NewAlarms     int `json:"new_alarms"`
+	UpdatedAlarms int `json:"updated_alarms"`
+	Ignored       int `json:"ignored"`
+}
+
+// IncidentKey is the dedup key of an Alertmanager group: hex SHA-256 of groupKey,
+// as Alertmanager's own PagerDuty and Opsgenie notifiers compute it.
+func IncidentKey(groupKey string) string {
+	h := sha256.Sum256([]byte(groupKey))
+	return hex.EncodeToString(h[:])
+}
+
+// severityRank orders severities for choosing an incident's severity: the worst
+// alarm wins. Unknown severities rank between warning and info.
+func severityRank(s string) int {
+	switch s {
+	case "critical", "page", "p1":
+		return 5
+	case "error", "high":
+		return 4
+	case "warning", "warn":
+		return 3
+	case "info", "low", "none":
+		return 1
+	}
+	return 2
+}
+
+// NormalizeSeverity maps the severity label of an alarm to the incident severity.
+func NormalizeSeverity(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return "warning"
+	}
+	return s
+}
+
+// ApplyGroup records a notification in one transaction: each alarm is upserted by
+// fingerprint and startsAt; new firing alarms join the group's live incident
+// (creating it, or reopening it within the reopen window); incidents whose alarms
+// have all resolved are resolved.
+func (s *Store) ApplyGroup(ctx context.Context, g GroupSignal, p IntakePolicy) (IntakeResult, error) {
+	var res IntakeResult
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		res = IntakeResult{}
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return s.applyGroup(tx, g, p, &res)
+		})
+		// Two notifications of a new group racing on PostgreSQL: the loser hits
+		// the live-key index and retries, finding the winner's incident.
+		if err == nil || !IsUniqueViolation(err) {
+			break
+		}
+	}
+	return res, err
+}
+
+// IsUniqueViolation reports whether err is a unique index violation.
+func IsUniqueViolation(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key")
+}
+
+func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *IntakeResult) error {
+	now := s.now()
+	key := IncidentKey(g.GroupKey)
+	touched := map[uint]bool{}
+	var group *Incident // the group's live incident, found or made on first need
+	var newFiring []AlarmSignal
+
+	for _, a := range g.Alarms {
+		var existing AlarmInstance
+		err := tx.Where("fingerprint = ? AND starts_at = ?", a.Fingerprint, a.StartsAt.UTC()).First(&existing).Error
+		switch {
+		case err == nil:
+			// Known alarm, possibly attached to another group's incident: update
+			// it where it lives.
+			if existing.Status == AlarmResolved {
+				if a.Status == AlarmFiring {
+					res.Ignored++ // late re-send of a firing already resolved
+					continue
+				}
+				if err := tx.Model(&existing).Update("last_seen_at", now).Error; err != nil {
+					return err
+				}
+				continue
+			}
+			upd := map[string]any{"last_seen_at": now, "labels": jsonText(a.Labels), "annotations": jsonText(a.Annotations)}
+			if a.Status == AlarmResolved {
+				ends := a.EndsAt.UTC()
+				if a.EndsAt.IsZero() {
+					ends = now
+				}
+				upd["status"] = AlarmResolved
+				upd["ends_at"] = ends
+				if err := appendEvent(tx, &existing.IncidentID, nil, now, "alertmanager", "alarm_resolved", alarmDesc(a)); err != nil {
+					return err
+				}
+				touched[existing.IncidentID] = true
+			}
+			if err := tx.Model(&AlarmInstance{}).Where("id = ?", existing.ID).Updates(upd).Error; err != nil {
+				return err
+			}
+			res.UpdatedAlarms++
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			if a.Status != AlarmFiring {
+				// A resolve with no firing seen (Alertmanager #878) creates
+				// nothing visible.
+				res.Ignored++
+				continue
+			}
+			newFiring = append(newFiring, a)
+		default:
+			return err
+		}
+	}
+
+	if len(newFiring) > 0 {
+		inc, opened, err := s.liveIncident(tx, g, key, p, now)
+		if err != nil {
+			return err
+		}
+		group = inc
+		if opened {
+			res.Opened = append(res.Opened, inc.ID)
+		}
+		for _, a := range newFiring {
+			al := AlarmInstance{
+				IncidentID: inc.ID, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt.UTC(), Status: AlarmFiring,
+				AlertName: a.Labels["alertname"], Labels: a.Labels, Annotations: a.Annotations,
+				GeneratorURL: a.GeneratorURL, LastSeenAt: now, CreatedAt: now, UpdatedAt: now,
+			}
+			if err := tx.Create(&al).Error; err != nil {
+				return fmt.Errorf("alarm %s: %w", a.Fingerprint, err)
+			}
+			if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "alarm_firing", alarmDesc(a)); err != nil {
+				return err
+			}
+			res.NewAlarms++
+			mergeAffected(inc, a.Labels, p.DefaultCluster)
+			if r := severityRank(NormalizeSeverity(a.Labels["severity"])); r > severityRank(inc.Severity) {
+				inc.Severity = NormalizeSeverity(a.Labels["severity"])
+			}
+			if a.StartsAt.Before(inc.ImpactStartAt) {
+				inc.ImpactStartAt = a.StartsAt.UTC()
+			}
+		}
+		if g.TruncatedAlerts > inc.TruncatedAlerts {
+			if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "alarms_truncated",
+				fmt.Sprintf("Alertmanager left out %d alerts of this group (max_alerts)", g.TruncatedAlerts)); err != nil {
+				return err
+			}
+			inc.TruncatedAlerts = g.TruncatedAlerts
+		}
+		inc.UpdatedAt = now
+		if err := tx.Select("*").Save(inc).Error; err != nil {
+			return err
+		}
+		touched[inc.ID] = true
+	}
+
+	// Resolve every touched incident whose alarms are all resolved.
+	ids := make([]uint, 0, len(touched))
+	for id := range touched {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		var firing int64
+		if err := tx.Model(&AlarmInstance{}).Where("incident_id = ? AND status = ?", id, AlarmFiring).Count(&firing).Error; err != nil {
+			return err
+		}
+		if firing > 0 {
+			continue
+		}
+		var inc Incident
+		if group != nil && group.ID == id {
+			inc = *group
+		} else if err := tx.First(&inc, id).Error; err != nil {
+			return err
+		}
+		if !inc.Open() {
+			continue
+		}
+		if err := tx.Model(&Incident{}).Where("id = ?", id).Updates(map[string]any{
+			"status": StatusResolved, "resolved_at": now, "resolved_by": "alertmanager", "updated_at": now,
+		}).Error; err != nil {
+			return err
+		}
+		if err := appendEvent(tx, &id, nil, now, "alertmanager", "resolved", "all alarms resolved"); err != nil {
+			return err
+		}
+	}
+	res.Touched = ids
+	return nil
+}
+
+// liveIncident returns the group's incident that new firing alarms join: the
+// live one, the resolved one reopened if it resolved within the reopen window, or
+// a new one. opened reports whether the incident was created or reopened.
+func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, key string, p IntakePolicy, now time.Time) (*Incident, bool, error) {
+	var inc Incident
+	err := tx.Where("key = ? AND status <> ?", key, StatusClosed).First(&inc).Error
+	switch {
+	case err == nil && inc.Open():
+		return &inc, false, nil
+	case err == nil && inc.ResolvedAt != nil && now.Sub(*inc.ResolvedAt) <= p.ReopenWindow:
+		detail := fmt.Sprintf("alarm fired again %s after resolving", now.Sub(*inc.ResolvedAt).Round(time.Second))
+		inc.ReopenCount++
+		inc.ResolvedAt, inc.ResolvedBy, inc.MitigatedAt = nil, "", nil
+		if inc.FirstAckAt != nil {
+			inc.Status = StatusAcknowledged
+		} else {
+			inc.Status = StatusTriggered
+		}
+		if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "reopened", detail); err != nil {
+			return nil, false, err
+		}
+		return &inc, true, nil
+	case err == nil:
+		// Resolved longer ago than the window: close it so it cannot reopen, and
+		// open a new incident.
+		if err := tx.Model(&Incident{}).Where("id = ?", inc.ID).Updates(map[string]any{
+			"status": StatusClosed, "closed_at": now, "updated_at": now}).Error; err != nil {
+			return nil, false, err
+		}
+		if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "closed", "group fired again after the reopen window; a new incident was opened"); err != nil {
+			return nil, false, err
+		}
+	case !errors.Is(err, gorm.ErrRecordNotFound):
+		return nil, false, err
+	}
+	first := g.Alarms[0]
+	for _, a := range g.Alarms {
+		if a.Status == AlarmFiring {
+			first = a
+			break
+		}
+	}
+	inc = Incident{
+		Key: key, GroupKey: g.GroupKey, Receiver: g.Receiver, ExternalURL: g.ExternalURL,
+		Title: incidentTitle(g, first), Severity: NormalizeSeverity(firstNonEmpty(g.CommonLabels["severity"], first.Labels["severity"])),
+		Status: StatusTriggered, Cluster: firstNonEmpty(g.CommonLabels["cluster"], first.Labels["cluster"], p.DefaultCluster),
+		Brokers: []string{}, Topics: []string{}, Groups: []string{},
+		ImpactStartAt: first.StartsAt.UTC(), DetectedAt: now, CreatedAt: now, UpdatedAt: now,
+	}
+	if inc.ImpactStartAt.IsZero() || inc.ImpactStartAt.After(now) {
+		inc.ImpactStartAt = now
+	}
+	if err := tx.Create(&inc).Error; err != nil {
+		return nil, false, err
+	}
+	if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "created", inc.Title); err != nil {
+		return nil, false, err
+	}
+	return &inc, true, nil
+}
+
+func incidentTitle(g GroupSignal, a AlarmSignal) string {
+	if s := firstNonEmpty(g.CommonAnnotations["summary"], a.Annotations["summary"]); s != "" {
+		return clip(s, 300)
+	}
+	name := firstNonEmpty(g.CommonLabels["alertname"], a.Labels["alertname"], "alert")
+	var parts []string
+	for _, k := range sortedKeys(g.GroupLabels) {
+		if k != "alertname" {
+			parts = append(parts, k+"="+g.GroupLabels[k])
+		}
+	}
+	if len(parts) > 0 {
+		name += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return clip(name, 300)
+}
+
+// mergeAffected adds the broker, topic and consumer group an alarm names to the
+// incident's affected lists.
+func mergeAffected(inc *Incident, labels map[string]string, defCluster string) {
+	add := func(list *[]string, v string) {
+		if v != "" && !slices.Contains(*list, v) {
+			*list = append(*list, v)
+			sort.Strings(*list)
+		}
+	}
+	add(&inc.Brokers, firstNonEmpty(labels["broker"], labels["broker_id"]))
+	add(&inc.Topics, labels["topic"])
+	add(&inc.Groups, firstNonEmpty(labels["consumergroup"], labels["group"]))
+	if inc.Cluster == "" {
+		inc.Cluster = firstNonEmpty(labels["cluster"], defCluster)
+	}
+}
+
+func alarmDesc(a AlarmSignal) string {
+	var parts []string
+	for _, k := range sortedKeys(a.Labels) {
+		if k != "alertname" {
+			parts = append(parts, k+"="+a.Labels[k])
+		}
+	}
+	return clip(fmt.Sprintf("%s{%s} %s", a.Labels["alertname"], strings.Join(parts, ","), a.Status), 1000)
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,240 @@
+// Package store is the ticket service's database: incidents and the alarms that
+// opened them, tickets filed by people, comments, the append-only timeline, users,
+// sessions and API tokens. It runs on SQLite (the single-machine default) and on
+// PostgreSQL through gorm; every change is one database transaction.
+package store
+
+import "time"
+
+// Role is what a user or API token may do: a viewer reads, an operator works
+// incidents and tickets, an admin also manages users and tokens.
+type Role string
+
+// Roles, weakest first.
+const (
+	RoleViewer   Role = "viewer"
+	RoleOperator Role = "operator"
+	RoleAdmin    Role = "admin"
+)
+
+// ParseRole returns the Role named s.
+func ParseRole(s string) (Role, bool) {
+	switch r := Role(s); r {
+	case RoleViewer, RoleOperator, RoleAdmin:
+		return r, true
+	}
+	return "", false
+}
+
+// Allows reports whether r is at least min.
+func (r Role) Allows(min Role) bool { return r.rank() >= min.rank() }
+
+func (r Role) rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Incident statuses. An incident is triggered when its first alarm fires,
+// acknowledged by a person, resolved when all its alarms have resolved (or by a
+// person), and closed when it can no longer reopen.
+const (
+	StatusTriggered    = "triggered"
+	StatusAcknowledged = "acknowledged"
+	StatusResolved     = "resolved"
+	StatusClosed       = "closed"
+)
+
+// Incident is a fault worked by people, opened by the alarms of one Alertmanager
+// group. Key is the hex SHA-256 of the group's groupKey, the dedup key the
+// Alertmanager PagerDuty and Opsgenie notifiers use; at most one incident per key is
+// not closed.
+type Incident struct {
+	ID              uint       `json:"id" gorm:"primaryKey"`
+	Key             string     `json:"key"`
+	GroupKey        string     `json:"group_key"`
+	Receiver        string     `json:"receiver"`
+	Title           string     `json:"title"`
+	Severity        string     `json:"severity"`
+	Status          string     `json:"status"`
+	Cluster         string     `json:"cluster"`
+	Brokers         []string   `json:"brokers" gorm:"serializer:json"`
+	Topics          []string   `json:"topics" gorm:"serializer:json"`
+	Groups          []string   `json:"groups" gorm:"serializer:json"`
+	Assignee        string     `json:"assignee"`
+	ExternalURL     string     `json:"external_url"`
+	TruncatedAlerts int        `json:"truncated_alerts"`
+	ReopenCount     int        `json:"reopen_count"`
+	ImpactStartAt   time.Time  `json:"impact_start_at"`
+	DetectedAt      time.Time  `json:"detected_at"`
+	FirstAckAt      *time.Time `json:"first_ack_at"`
+	FirstAckBy      string     `json:"first_ack_by"`
+	MitigatedAt     *time.Time `json:"mitigated_at"`
+	ResolvedAt      *time.Time `json:"resolved_at"`
+	ResolvedBy      string     `json:"resolved_by"`
+	ClosedAt        *time.Time `json:"closed_at"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (Incident) TableName() string { return "incidents" }
+
+// Open reports whether the incident still needs a person.
+func (i *Incident) Open() bool {
+	return i.Status == StatusTriggered || i.Status == StatusAcknowledged
+}
+
+// Alarm statuses, as Alertmanager reports them per alert.
+const (
+	AlarmFiring   = "firing"
+	AlarmResolved = "resolved"
+)
+
+// AlarmInstance is one alert of an incident's group: one firing of one label set,
+// keyed by Alertmanager's fingerprint and startsAt so a re-sent group updates it.
+// Resolved is final: the same label set firing again has a new startsAt.
+type AlarmInstance struct {
+	ID           uint              `json:"id" gorm:"primaryKey"`
+	IncidentID   uint              `json:"incident_id"`
+	Fingerprint  string            `json:"fingerprint"`
+	StartsAt     time.Time         `json:"starts_at"`
+	EndsAt       *time.Time        `json:"ends_at"`
+	Status       string            `json:"status"`
+	AlertName    string            `json:"alertname"`
+	Labels       map[string]string `json:"labels" gorm:"serializer:json"`
+	Annotations  map[string]string `json:"annotations" gorm:"serializer:json"`
+	GeneratorURL string            `json:"generator_url"`
+	LastSeenAt   time.Time         `json:"last_seen_at"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (AlarmInstance) TableName() string { return "alarm_instances" }
+
+// Ticket priorities, P1 most urgent.
+var Priorities = []string{"P1", "P2", "P3", "P4"}
+
+// Ticket statuses.
+var TicketStatuses = []string{"new", "in_progress", "waiting", "resolved", "closed"}
+
+// Ticket is work filed by a person, about a cluster, topic or consumer group, and
+// linked to any number of incidents.
+type Ticket struct {
+	ID          uint      `json:"id" gorm:"primaryKey"`
+	Title       string    `json:"title"`
+	Description string    `json:"description"`
+	Cluster     string    `json:"cluster"`
+	Topic       string    `json:"topic"`
+	GroupName   string    `json:"group"`
+	Priority    string    `json:"priority"`
+	Status      string    `json:"status"`
+	Assignee    string    `json:"assignee"`
+	Reporter    string    `json:"reporter"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (Ticket) TableName() string { return "tickets" }
+
+// IncidentTicket links an incident and a ticket.
+type IncidentTicket struct {
+	IncidentID uint      `json:"incident_id" gorm:"primaryKey;autoIncrement:false"`
+	TicketID   uint      `json:"ticket_id" gorm:"primaryKey;autoIncrement:false"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (IncidentTicket) TableName() string { return "incident_tickets" }
+
+// Comment is a note by a person on an incident or a ticket (exactly one of them).
+// Bodies are stored as typed and escaped when rendered.
+type Comment struct {
+	ID         uint      `json:"id" gorm:"primaryKey"`
+	IncidentID *uint     `json:"incident_id,omitempty"`
+	TicketID   *uint     `json:"ticket_id,omitempty"`
+	Author     string    `json:"author"`
+	Body       string    `json:"body"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (Comment) TableName() string { return "comments" }
+
+// TimelineEvent records one change of an incident or a ticket. The table is
+// append-only: the store never updates or deletes a row, and database triggers
+// refuse it.
+type TimelineEvent struct {
+	ID         uint      `json:"id" gorm:"primaryKey"`
+	IncidentID *uint     `json:"incident_id,omitempty"`
+	TicketID   *uint     `json:"ticket_id,omitempty"`
+	At         time.Time `json:"at"`
+	Actor      string    `json:"actor"`
+	Kind       string    `json:"kind"`
+	Detail     string    `json:"detail"`
+}
+
+// TableName pins the table name the migrations create.
+func (TimelineEvent) TableName() string { return "timeline_events" }
+
+// User is a local account of the web UI.
+type User struct {
+	ID           uint      `json:"id" gorm:"primaryKey"`
+	Username     string    `json:"username"`
+	PasswordHash string    `json:"-"`
+	Role         Role      `json:"role"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (User) TableName() string { return "users" }
+
+// APIToken authenticates an integration or script with `Authorization: Bearer`.
+// Only the SHA-256 of the token is stored; the token itself is shown once.
+type APIToken struct {
+	ID         uint       `json:"id" gorm:"primaryKey"`
+	Name       string     `json:"name"`
+	Role       Role       `json:"role"`
+	TokenHash  string     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// TableName pins the table name the migrations create.
+func (APIToken) TableName() string { return "api_tokens" }
+
+// Session is a logged-in browser. ID is the SHA-256 of the cookie value, so a
+// database dump does not hand out sessions; CSRFToken is sent back in every form.
+type Session struct {
+	ID        string `gorm:"primaryKey"`
+	UserID    uint
+	CSRFToken string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// TableName pins the table name the migrations create.
+func (Session) TableName() string { return "sessions" }
+
+// Snapshot is the fault snapshot of an incident: what the cluster looked like
+// within seconds of the incident opening. Data is the JSON document the snapshot
+// package produces; Diagnosis its one-line verdict.
+type Snapshot struct {
+	ID         uint      `json:"id" gorm:"primaryKey"`
+	IncidentID uint      `json:"incident_id"`
+	CapturedAt time.Time `json:"captured_at"`
+	Reason     string    `json:"reason"`
+	Diagnosis  string    `json:"diagnosis"`
+	Data       string    `json:"-"`
+}
+
+// TableName pins the table name the migrations create.
+func (Snapshot) TableName() string { return "snapshots" }

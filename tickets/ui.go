@@ -1,0 +1,5 @@
+package tickets
+
+import "github.com/gin-gonic/gin"
+
+func (s *Service) uiRoutes(r *gin.Engine) {}
