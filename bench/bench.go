@@ -248,21 +248,34 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, cfg Config) (int32, bool
 }
 
 // offsets lists the topic's start (if start) or end offsets by partition.
+// Retriable errors are retried for up to 10 seconds: in a cluster, the
+// leader of a topic created a moment ago may not host it yet (Kafka's
+// UNKNOWN_TOPIC_OR_PARTITION), as metadata reaches brokers asynchronously.
 func offsets(ctx context.Context, adm *kadm.Client, topic string, start bool) (map[int32]int64, error) {
 	list := adm.ListEndOffsets
 	if start {
 		list = adm.ListStartOffsets
 	}
-	lo, err := list(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lo, err := list(ctx, topic)
+		if err == nil {
+			err = lo.Error()
+		}
+		if err == nil {
+			out := make(map[int32]int64)
+			lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+			return out, nil
+		}
+		if !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if err := lo.Error(); err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-	}
-	out := make(map[int32]int64)
-	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out, nil
 }
 
 func printConfig(out io.Writer, res Result, created bool) {

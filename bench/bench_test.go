@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -103,6 +105,42 @@ func TestRunDuration(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, res.Produce.Records)
 	require.Equal(t, res.Produce.Records, res.Consume.Records)
+}
+
+// TestRunRetriesUnknownPartition answers the first two ListOffsets with
+// UNKNOWN_TOPIC_OR_PARTITION, as a cluster's leader does for a topic
+// whose creation it has not applied yet: Run waits instead of failing.
+func TestRunRetriesUnknownPartition(t *testing.T) {
+	f := startFake(t)
+	var refused atomic.Int32
+	f.cluster.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		if refused.Add(1) == 2 {
+			f.cluster.DropControl()
+		} else {
+			f.cluster.KeepControl()
+		}
+		req := kr.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, Config{Bootstrap: f.Bootstrap(), Records: 1_000}, &out)
+	require.NoError(t, err, out.String())
+	require.Equal(t, int64(1_000), res.Consume.Records)
+	require.GreaterOrEqual(t, refused.Load(), int32(2))
 }
 
 func TestFlushPolicyIsPrinted(t *testing.T) {
