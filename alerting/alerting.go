@@ -62,7 +62,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Manager, 
 	}
 	m := &Manager{logger: logger, reg: reg}
 	var err error
+	// Bind first so that with port 0 the external URL in notifications is the real one.
+	if m.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
+	if cfg.ExternalURL == "" {
+		cfg.ExternalURL = "http://" + m.listener.Addr().String()
+	}
 	if m.slackStore, err = slack.OpenStore(filepath.Join(cfg.DataDir, "slack-messages.json")); err != nil {
+		_ = m.listener.Close()
 		return nil, fmt.Errorf("slack message store: %w", err)
 	}
 	m.dispatcher, err = dispatch.New(dispatch.Options{
@@ -70,6 +78,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Manager, 
 		Logger: logger.With("component", "dispatch"), Registerer: reg,
 	})
 	if err != nil {
+		_ = m.listener.Close()
 		return nil, err
 	}
 	m.evaluator, err = rules.New(rules.Options{
@@ -83,6 +92,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Manager, 
 		Logger: logger.With("component", "rules"), Registerer: reg,
 	})
 	if err != nil {
+		_ = m.listener.Close()
 		m.dispatcher.Close()
 		return nil, err
 	}
@@ -91,16 +101,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Manager, 
 		m.close()
 		return nil, err
 	}
-	m.listener, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		m.close()
-		return nil, err
-	}
 	m.server = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return m, nil
 }
 
 func (m *Manager) close() {
+	_ = m.listener.Close()
 	m.dispatcher.Close()
 	_ = m.evaluator.Close()
 }

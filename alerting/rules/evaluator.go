@@ -163,8 +163,15 @@ func (e *Evaluator) notify(ctx context.Context, expr string, alerts ...*promrule
 	}
 	out := make([]*model.Alert, 0, len(alerts))
 	for _, a := range alerts {
+		ls := labelSet(a.Labels)
+		// Like Prometheus' notifier: external labels go on alerts leaving the evaluator.
+		for k, v := range e.opts.ExternalLabels {
+			if _, ok := ls[model.LabelName(k)]; !ok {
+				ls[model.LabelName(k)] = model.LabelValue(v)
+			}
+		}
 		m := &model.Alert{
-			Labels:       labelSet(a.Labels),
+			Labels:       ls,
 			Annotations:  labelSet(a.Annotations),
 			StartsAt:     a.FiredAt,
 			GeneratorURL: e.opts.ExternalURL + "/api/v1/query?expr=" + url.QueryEscape(expr),

@@ -1,0 +1,508 @@
+package alerting
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return out
+}
+
+// procCluster is three `sluice broker` processes with metrics listeners.
+type procCluster struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	kafka   []string
+	ctrl    []string
+	metrics []string
+	cmds    []*exec.Cmd
+	logs    []*bytes.Buffer
+	mu      sync.Mutex
+}
+
+func buildSluice(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SLUICE_BIN"); p != "" {
+		return p
+	}
+	bin := filepath.Join(t.TempDir(), "sluice")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/sluicemq/sluice/cmd/sluice").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+func startProcCluster(t *testing.T, bin string) *procCluster {
+	ports := freePorts(t, 9)
+	c := &procCluster{t: t, bin: bin, dir: t.TempDir()}
+	for i := range 3 {
+		c.kafka = append(c.kafka, fmt.Sprintf("127.0.0.1:%d", ports[3*i]))
+		c.ctrl = append(c.ctrl, fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]))
+		c.metrics = append(c.metrics, fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]))
+	}
+	c.cmds = make([]*exec.Cmd, 3)
+	c.logs = make([]*bytes.Buffer, 3)
+	t.Cleanup(func() {
+		for i := range c.cmds {
+			c.kill(i)
+		}
+		if t.Failed() {
+			for i, l := range c.logs {
+				c.mu.Lock()
+				s := l.String()
+				c.mu.Unlock()
+				if len(s) > 3000 {
+					s = s[len(s)-3000:]
+				}
+				t.Logf("broker %d log tail:\n%s", i+1, s)
+			}
+		}
+	})
+	for i := range 3 {
+		c.start(i)
+	}
+	for i := range 3 {
+		c.waitReady(i)
+	}
+	return c
+}
+
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (c *procCluster) start(i int) {
+	var voters []string
+	for j := range 3 {
+		voters = append(voters, fmt.Sprintf("%d@%s", j+1, c.ctrl[j]))
+	}
+	cmd := exec.Command(c.bin, "broker", "--node-id", strconv.Itoa(i+1), "--listen", c.kafka[i],
+		"--data-dir", filepath.Join(c.dir, strconv.Itoa(i+1)), "--controller-listen", c.ctrl[i],
+		"--controller-quorum", strings.Join(voters, ","), "--metrics-listen", c.metrics[i])
+	c.mu.Lock()
+	if c.logs[i] == nil {
+		c.logs[i] = &bytes.Buffer{}
+	}
+	c.logs[i].WriteString("=== start\n")
+	c.mu.Unlock()
+	w := lockedWriter{&c.mu, c.logs[i]}
+	cmd.Stdout, cmd.Stderr = w, w
+	require.NoError(c.t, cmd.Start())
+	c.cmds[i] = cmd
+}
+
+func (c *procCluster) waitReady(i int) {
+	start := c.logLen(i)
+	waitFor(c.t, 60*time.Second, fmt.Sprintf("broker %d ready", i+1), func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return strings.Contains(c.logs[i].String()[start:], "broker ready")
+	})
+}
+
+func (c *procCluster) logLen(i int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.logs[i].String()
+	return strings.LastIndex(s, "=== start")
+}
+
+func (c *procCluster) kill(i int) {
+	if cmd := c.cmds[i]; cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		c.cmds[i] = nil
+	}
+}
+
+// fakeSlack speaks the Web API methods the notifier and the interaction handler use.
+type fakeSlack struct {
+	mu    sync.Mutex
+	calls []slackCall
+	n     int
+}
+
+type slackCall struct {
+	Method string
+	Form   url.Values
+}
+
+func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	method := strings.TrimPrefix(r.URL.Path, "/api/")
+	if r.Header.Get("Authorization") != "Bearer xoxb-test" && r.PostForm.Get("token") != "xoxb-test" {
+		_, _ = io.WriteString(w, `{"ok":false,"error":"invalid_auth"}`)
+		return
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, slackCall{method, r.PostForm})
+	f.n++
+	ts := fmt.Sprintf("1700000000.%06d", f.n)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch method {
+	case "chat.postMessage":
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C0ALERTS", "ts": ts})
+	case "chat.update":
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": r.PostForm.Get("channel"), "ts": r.PostForm.Get("ts"), "text": r.PostForm.Get("text")})
+	default:
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "unknown_method"})
+	}
+}
+
+func (f *fakeSlack) find(method, substr string) (slackCall, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.Method == method && strings.Contains(c.Form.Get("text")+c.Form.Get("blocks"), substr) {
+			return c, true
+		}
+	}
+	return slackCall{}, false
+}
+
+func (f *fakeSlack) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+// smtpSink is a real SMTP server (emersion/go-smtp) that keeps what it receives.
+type smtpSink struct {
+	mu   sync.Mutex
+	msgs []*mail.Message
+	raw  []string
+}
+
+func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{s: s}, nil }
+
+type smtpSession struct{ s *smtpSink }
+
+func (*smtpSession) Reset()                               {}
+func (*smtpSession) Logout() error                        { return nil }
+func (*smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (*smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (ss *smtpSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	ss.s.msgs = append(ss.s.msgs, m)
+	ss.s.raw = append(ss.s.raw, string(b))
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (s *smtpSink) find(subject string) (*mail.Message, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range s.msgs {
+		if strings.Contains(m.Header.Get("Subject"), subject) {
+			return m, s.raw[i], true
+		}
+	}
+	return nil, "", false
+}
+
+// webhookSink records Alertmanager webhook v4 payloads.
+type webhookSink struct {
+	mu  sync.Mutex
+	got []map[string]any
+}
+
+func (h *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m map[string]any
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	h.mu.Lock()
+	h.got = append(h.got, m)
+	h.mu.Unlock()
+}
+
+func (h *webhookSink) find(status, alertname string) (map[string]any, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.got {
+		if m["status"] != status {
+			continue
+		}
+		for _, a := range m["alerts"].([]any) {
+			am := a.(map[string]any)
+			if am["labels"].(map[string]any)["alertname"] == alertname && am["status"] == status {
+				return m, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func signSlack(secret, body string, ts time.Time) http.Header {
+	h := http.Header{}
+	t := strconv.FormatInt(ts.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("v0:" + t + ":" + body))
+	h.Set("X-Slack-Request-Timestamp", t)
+	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	return h
+}
+
+// TestEndToEndBrokerKill kills a broker of a 3-process cluster and follows the
+// under-replicated-partitions alert to Slack (fake Web API, real slack-go client), a real SMTP
+// server and a webhook; then restarts the broker and waits for the resolutions.
+func TestEndToEndBrokerKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-process cluster")
+	}
+	bin := buildSluice(t)
+	cl := startProcCluster(t, bin)
+
+	kc, err := kgo.NewClient(kgo.SeedBrokers(cl.kafka...))
+	require.NoError(t, err)
+	defer kc.Close()
+	adm := kadm.NewClient(kc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = adm.CreateTopic(ctx, 6, 3, nil, "orders")
+	require.NoError(t, err)
+
+	slackAPI := &fakeSlack{}
+	slackSrv := httptest.NewServer(slackAPI)
+	defer slackSrv.Close()
+	hooks := &webhookSink{}
+	hookSrv := httptest.NewServer(hooks)
+	defer hookSrv.Close()
+	sink := &smtpSink{}
+	smtpSrv := smtp.NewServer(sink)
+	smtpSrv.Domain = "localhost"
+	smtpL, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = smtpSrv.Serve(smtpL) }()
+	defer smtpSrv.Close()
+
+	dir := t.TempDir()
+	routing := fmt.Sprintf(`
+route:
+  receiver: oncall
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 5m
+  repeat_interval: 4h
+receivers:
+  - name: oncall
+    slack_configs:
+      - app_token: xoxb-test
+        app_url: %s/api/chat.postMessage
+        channel: "#alerts"
+        send_resolved: true
+    email_configs:
+      - to: oncall@example.com
+        from: sluice@example.com
+        smarthost: %s
+        require_tls: false
+        send_resolved: true
+    webhook_configs:
+      - url: %s/hook
+        send_resolved: true
+`, slackSrv.URL, smtpL.Addr().String(), hookSrv.URL)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(routing), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "signing-secret"), []byte("s3cret\n"), 0o600))
+	var targets strings.Builder
+	for i, a := range cl.metrics {
+		fmt.Fprintf(&targets, "  - {job: broker, address: %q, labels: {broker: %q}}\n", a, strconv.Itoa(i+1))
+	}
+	cfgYAML := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+evaluation_interval: 10s
+scrape_interval: 5s
+external_labels: {cluster: e2e}
+routing_file: alertmanager.yml
+dashboard_url: http://grafana.example:3000
+slack:
+  signing_secret_file: signing-secret
+targets:
+%s`, filepath.Join(dir, "data"), targets.String())
+	cfgPath := filepath.Join(dir, "alerting.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfgYAML), 0o644))
+	cfg, err := LoadConfig(cfgPath)
+	require.NoError(t, err)
+
+	m, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	defer func() {
+		stop()
+		require.NoError(t, <-done)
+	}()
+	api := "http://" + m.Addr()
+
+	// All three targets up before the fault.
+	waitFor(t, 30*time.Second, "targets up", func() bool {
+		ts := m.evaluator.Targets()
+		up := 0
+		for _, t := range ts {
+			if t.Health == "up" {
+				up++
+			}
+		}
+		return up == 3
+	})
+
+	// Kill the broker that leads fewest partitions? Any follower will do: with RF 3 every
+	// partition has the victim in its replica set, so the leaders on the others see URP.
+	victim := 2
+	faultAt := time.Now()
+	cl.kill(victim)
+
+	waitFor(t, 90*time.Second, "URP firing on slack, email and webhook", func() bool {
+		_, s := slackAPI.find("chat.postMessage", "SluiceUnderReplicatedPartitions")
+		_, _, e := sink.find("[FIRING")
+		_, w := hooks.find("firing", "SluiceUnderReplicatedPartitions")
+		return s && e && w
+	})
+	t.Logf("fault to notification on all three receivers: %s (evaluation_interval 10s, scrape_interval 5s, for 10s, group_wait 1s)", time.Since(faultAt).Round(100*time.Millisecond))
+
+	post, _ := slackAPI.find("chat.postMessage", "SluiceUnderReplicatedPartitions")
+	require.Equal(t, "#alerts", post.Form.Get("channel"))
+	blocks := post.Form.Get("blocks")
+	for _, want := range []string{"FIRING", "critical", "Runbook", "SluiceUnderReplicatedPartitions.md", "grafana.example:3000/d/sluice-broker", "sluice_ack", "sluice_resolve", "sluice_silence_1h", "e2e", "*Broker*", "*Value*"} {
+		require.Contains(t, blocks, want)
+	}
+	msg, raw, _ := sink.find("[FIRING")
+	require.Contains(t, msg.Header.Get("Subject"), "SluiceUnderReplicatedPartitions")
+	require.Equal(t, "oncall@example.com", msg.Header.Get("To")[strings.Index(msg.Header.Get("To"), "oncall"):strings.Index(msg.Header.Get("To"), "com")+3])
+	require.NotEmpty(t, msg.Header.Get("Message-Id"))
+	require.Contains(t, raw, "multipart/alternative")
+	require.Contains(t, raw, "text/plain")
+	require.Contains(t, raw, "text/html")
+	hook, _ := hooks.find("firing", "SluiceUnderReplicatedPartitions")
+	require.Equal(t, "4", hook["version"])
+	require.Equal(t, "oncall", hook["receiver"])
+
+	// The active alerts API shows it, and the rules API its value.
+	var alerts struct {
+		Data []struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"data"`
+	}
+	getJSON(t, api+"/api/v1/alerts", &alerts)
+	found := false
+	for _, a := range alerts.Data {
+		found = found || a.Labels["alertname"] == "SluiceUnderReplicatedPartitions"
+	}
+	require.True(t, found, "URP in /api/v1/alerts")
+
+	// A forged interaction (bad signature) gets 401 and changes nothing.
+	id := ""
+	for _, line := range strings.Split(blocks, `"value":"`)[1:] {
+		id = line[:strings.Index(line, `"`)]
+		break
+	}
+	require.NotEmpty(t, id)
+	payload := `{"type":"block_actions","user":{"id":"U1"},"actions":[{"action_id":"sluice_silence_1h","value":"` + id + `"}]}`
+	body := "payload=" + url.QueryEscape(payload)
+	before := slackAPI.count()
+	req, _ := http.NewRequest(http.MethodPost, api+"/api/v1/slack/interactions", strings.NewReader(body))
+	req.Header = signSlack("wrong-secret", body, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	sils, err := m.dispatcher.Silences(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, sils)
+	require.Equal(t, before, slackAPI.count())
+
+	// Restart the broker: resolutions arrive on all three, without waiting for group_interval (5m).
+	resolvedStart := time.Now()
+	cl.start(victim)
+	cl.waitReady(victim)
+	waitFor(t, 120*time.Second, "URP resolved on slack, email and webhook", func() bool {
+		_, s := slackAPI.find("chat.update", "RESOLVED")
+		_, _, e := sink.find("[RESOLVED] SluiceUnderReplicatedPartitions")
+		_, w := hooks.find("resolved", "SluiceUnderReplicatedPartitions")
+		return s && e && w
+	})
+	t.Logf("broker restart to resolved notifications: %s", time.Since(resolvedStart).Round(100*time.Millisecond))
+	upd, _ := slackAPI.find("chat.update", "RESOLVED")
+	require.NotEmpty(t, upd.Form.Get("ts"), "chat.update edits the posted message")
+	_, threaded := slackAPI.find("chat.postMessage", "Resolved")
+	require.True(t, threaded, "the resolution is posted to the message's thread")
+}
+
+func getJSON(t *testing.T, u string, v any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(bufio.NewReader(resp.Body)).Decode(v))
+}
