@@ -24,8 +24,16 @@
 #   RECORDS     records per run, default 3000000
 #   PARTITIONS  partitions of each topic, default 6 (2 led by each broker)
 #   MIN_ISR     min.insync.replicas of each topic, default 2 (1 if NODES=1)
+#   BUFFERED    records the producer buffers (--max-buffered-records),
+#               default 16384. Latency is measured from the Produce call, so
+#               at full throughput it is mostly the wait behind the buffered
+#               records (p50 is about BUFFERED / records/s): with the bench
+#               default of 262144 that is 150-200 ms of client-side queue.
+#               16384 records (1.6 MB) keep the queue short and still fill
+#               the pipeline to three brokers.
 #   BENCH_FLAGS more `sluice bench` flags, e.g. "--producers 2 --linger 5ms"
-#               (not --mode, --topic, --records, --acks or --bootstrap)
+#               (not --mode, --topic, --records, --acks, --bootstrap or
+#               --max-buffered-records)
 #   KEEP=1      keep the work dir (data and broker logs) after the run
 set -euo pipefail
 
@@ -35,6 +43,7 @@ NODES=${NODES:-3}
 RUNS=${RUNS:-5}
 RECORDS=${RECORDS:-3000000}
 PARTITIONS=${PARTITIONS:-6}
+BUFFERED=${BUFFERED:-16384}
 BENCH_FLAGS=${BENCH_FLAGS:-}
 if [[ $NODES == 1 ]]; then MIN_ISR=${MIN_ISR:-1}; else MIN_ISR=${MIN_ISR:-2}; fi
 
@@ -163,7 +172,7 @@ for i in $(seq "$RUNS"); do
 	# shellcheck disable=SC2206 # BENCH_FLAGS is split on purpose
 	cmd=("$SLUICE" bench --bootstrap "$bootstrap" --topic "cluster-$$-$i" --mode produce
 		--records "$RECORDS" --acks all --partitions "$PARTITIONS" --replication-factor "$NODES"
-		"${topic_cfg[@]}" $BENCH_FLAGS)
+		--max-buffered-records "$BUFFERED" "${topic_cfg[@]}" $BENCH_FLAGS)
 	[[ $i == 1 ]] && echo "command: ${cmd[*]}"
 	t0=$(ticks)
 	"${cmd[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "bench run $i failed"; }
