@@ -182,7 +182,7 @@ func (s *scraper) scrapeOnce(ctx context.Context, l *targetLoop, prev map[string
 				for k, v := range smp.labels {
 					b.Set(k, v)
 				}
-				b.Set(labels.MetricName, smp.name)
+				b.Set(model.MetricNameLabel, smp.name)
 				ls := b.Labels()
 				cur[ls.String()] = ls
 				if _, aerr := app.Append(0, ls, ts, smp.value); aerr != nil {
@@ -195,10 +195,10 @@ func (s *scraper) scrapeOnce(ctx context.Context, l *targetLoop, prev map[string
 	for k, v := range base {
 		upB.Set(k, v)
 	}
-	upB.Set(labels.MetricName, "up")
+	upB.Set(model.MetricNameLabel, "up")
 	_, _ = app.Append(0, upB.Labels(), ts, upVal)
 	durB := labels.NewBuilder(upB.Labels())
-	durB.Set(labels.MetricName, "scrape_duration_seconds")
+	durB.Set(model.MetricNameLabel, "scrape_duration_seconds")
 	_, _ = app.Append(0, durB.Labels(), ts, time.Since(start).Seconds())
 	for k, ls := range prev {
 		if _, ok := cur[k]; !ok {
