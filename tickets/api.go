@@ -73,8 +73,14 @@ func (s *Service) routes() http.Handler {
 	api.POST("/tokens", admin, s.createToken)
 	api.DELETE("/tokens/:id", admin, s.deleteToken)
 	api.POST("/users", admin, s.createUser)
-	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such route") })
 	s.uiRoutes(r)
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			fail(c, http.StatusNotFound, "no such route")
+			return
+		}
+		s.uiError(c, http.StatusNotFound, "no such page")
+	})
 	return r
 }
 

@@ -30,6 +30,7 @@ type Service struct {
 	reg      *prometheus.Registry
 	capturer *snapshot.Capturer
 	handler  http.Handler
+	pages    pages
 
 	// GeneratedAdminPassword is the first admin's password when New generated
 	// it; the caller prints it once.
@@ -90,6 +91,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 	s.httpDur = f.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_tickets_http_request_duration_seconds",
 		Help: "HTTP requests served, by route and status code.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route", "code"})
 	s.reg.MustRegister(sla.NewCollector(st, cfg.SLATargets, cfg.SLAWindow))
+	if s.pages, err = loadPages(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("web UI templates: %w", err)
+	}
 	s.handler = s.routes()
 	return s, nil
 }

@@ -1,5 +1,571 @@
 package tickets
 
-import "github.com/gin-gonic/gin"
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
-func (s *Service) uiRoutes(r *gin.Engine) {}
+	"github.com/gin-gonic/gin"
+
+	"github.com/sluicemq/sluice/tickets/sla"
+	"github.com/sluicemq/sluice/tickets/snapshot"
+	"github.com/sluicemq/sluice/tickets/store"
+	"github.com/sluicemq/sluice/ui"
+)
+
+const (
+	sessionCookie    = "sluice_session"
+	loginCSRFCookie  = "sluice_login_csrf"
+	maxFormBodyBytes = 64 << 10
+)
+
+// pages are the parsed page templates, each with the layout and partials.
+type pages map[string]*template.Template
+
+var templateFuncs = template.FuncMap{
+	"fmtTime": func(v any) string {
+		switch t := v.(type) {
+		case time.Time:
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		case *time.Time:
+			if t == nil {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
+		return fmt.Sprint(v)
+	},
+	"join": strings.Join,
+	"labels": func(m map[string]string) string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+m[k])
+		}
+		return strings.Join(parts, ", ")
+	},
+	"ints": func(xs []int32) string {
+		parts := make([]string, len(xs))
+		for i, x := range xs {
+			parts[i] = strconv.Itoa(int(x))
+		}
+		return strings.Join(parts, ",")
+	},
+	"dict": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	},
+	"secs": func(s float64) string {
+		if s == 0 {
+			return "—"
+		}
+		return (time.Duration(s) * time.Second).String()
+	},
+	"lastEvents": func(evs []snapshot.Event, n int) []snapshot.Event {
+		if len(evs) > n {
+			evs = evs[len(evs)-n:]
+		}
+		out := make([]snapshot.Event, len(evs))
+		for i := range evs {
+			out[i] = evs[len(evs)-1-i]
+		}
+		return out
+	},
+	"chart": chartSVG,
+}
+
+func loadPages() (pages, error) {
+	files, err := fs.Glob(ui.Templates(), "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	p := pages{}
+	for _, f := range files {
+		name := strings.TrimSuffix(strings.TrimPrefix(f, "templates/"), ".html")
+		if name == "layout" || name == "partials" {
+			continue
+		}
+		t, err := template.New(name).Funcs(templateFuncs).ParseFS(ui.Templates(), "templates/layout.html", "templates/partials.html", f)
+		if err != nil {
+			return nil, err
+		}
+		p[name] = t
+	}
+	return p, nil
+}
+
+// pageData is what every page template gets.
+type pageData struct {
+	Title, Nav string
+	User       *principal
+	CSRF       string
+	Flash      string
+	Data       any
+}
+
+func (s *Service) render(c *gin.Context, code int, page, block string, d pageData) {
+	if p, ok := c.Get(principalKey); ok {
+		pr := p.(principal)
+		d.User, d.CSRF = &pr, pr.CSRF
+	}
+	var buf bytes.Buffer
+	if err := s.pages[page].ExecuteTemplate(&buf, block, d); err != nil {
+		s.log.Error("render page", "page", page, "err", err)
+		c.String(http.StatusInternalServerError, "internal error rendering the page")
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(code, "text/html; charset=utf-8", buf.Bytes())
+}
+
+func (s *Service) uiError(c *gin.Context, code int, msg string) {
+	s.render(c, code, "error", "layout", pageData{Title: http.StatusText(code), Data: msg})
+	c.Abort()
+}
+
+// uiStoreError answers a store error on a page.
+func (s *Service) uiStoreError(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.uiError(c, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		s.uiError(c, http.StatusConflict, err.Error())
+	default:
+		s.log.Error("database", "path", c.Request.URL.Path, "err", err)
+		s.uiError(c, http.StatusInternalServerError, "database error")
+	}
+}
+
+func (s *Service) uiRoutes(r *gin.Engine) {
+	r.StaticFS("/static", http.FS(ui.Static()))
+	r.GET("/login", s.loginPage)
+	r.POST("/login", s.login)
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/incidents") })
+
+	w := r.Group("/", s.sessionAuth, s.csrfCheck)
+	op := s.uiRequireRole(store.RoleOperator)
+	w.POST("/logout", s.logout)
+	w.GET("/incidents", s.incidentsPage)
+	w.GET("/incidents/rows", s.incidentsPage)
+	w.GET("/incidents/:id", s.incidentPage)
+	w.GET("/incidents/:id/bundle", s.getBundle)
+	w.POST("/incidents/:id/ack", op, s.uiIncidentAction)
+	w.POST("/incidents/:id/resolve", op, s.uiIncidentAction)
+	w.POST("/incidents/:id/assign", op, s.uiIncidentAction)
+	w.POST("/incidents/:id/comment", op, s.uiIncidentAction)
+	w.POST("/incidents/:id/link", op, s.uiIncidentAction)
+	w.POST("/incidents/:id/snapshot", op, s.uiIncidentAction)
+	w.GET("/tickets", s.ticketsPage)
+	w.POST("/tickets", op, s.uiFileTicket)
+	w.GET("/tickets/:id", s.ticketPage)
+	w.POST("/tickets/:id/status", op, s.uiTicketAction)
+	w.POST("/tickets/:id/assign", op, s.uiTicketAction)
+	w.POST("/tickets/:id/comment", op, s.uiTicketAction)
+	w.GET("/cluster", s.clusterPage)
+	w.GET("/sla", s.slaPage)
+}
+
+func randomString() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Service) setCookie(c *gin.Context, name, value string, maxAge int, sameSite http.SameSite) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: sameSite})
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
+		return "/incidents"
+	}
+	return next
+}
+
+type loginData struct {
+	CSRF, Next, Username, Error string
+}
+
+func (s *Service) loginPage(c *gin.Context) {
+	tok := randomString()
+	s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
+	s.render(c, http.StatusOK, "login", "layout", pageData{Title: "Log in", Data: loginData{CSRF: tok, Next: safeNext(c.Query("next"))}})
+}
+
+func (s *Service) login(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBodyBytes)
+	cookie, err := c.Cookie(loginCSRFCookie)
+	form := c.PostForm("csrf")
+	if err != nil || form == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(form)) != 1 {
+		s.uiError(c, http.StatusForbidden, "invalid or missing CSRF token: reload the login page and try again")
+		return
+	}
+	user, pw, next := c.PostForm("username"), c.PostForm("password"), safeNext(c.PostForm("next"))
+	u, err := s.store.Authenticate(c, user, pw)
+	if err != nil {
+		tok := randomString()
+		s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
+		s.log.Warn("failed login", "user", user, "remote", c.ClientIP())
+		s.render(c, http.StatusUnauthorized, "login", "layout", pageData{Title: "Log in",
+			Data: loginData{CSRF: tok, Next: next, Username: user, Error: "Wrong user name or password."}})
+		return
+	}
+	value, _, err := s.store.CreateSession(c, u.ID, s.cfg.SessionTTL)
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	s.setCookie(c, loginCSRFCookie, "", -1, http.SameSiteStrictMode)
+	s.setCookie(c, sessionCookie, value, int(s.cfg.SessionTTL.Seconds()), http.SameSiteLaxMode)
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *Service) logout(c *gin.Context) {
+	if v, err := c.Cookie(sessionCookie); err == nil {
+		s.store.DeleteSession(c, v)
+	}
+	s.setCookie(c, sessionCookie, "", -1, http.SameSiteLaxMode)
+	c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// sessionAuth lets logged-in browsers through and sends others to the login
+// page.
+func (s *Service) sessionAuth(c *gin.Context) {
+	v, err := c.Cookie(sessionCookie)
+	if err == nil {
+		sess, u, err := s.store.LookupSession(c, v)
+		if err == nil {
+			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, CSRF: sess.CSRFToken})
+			c.Next()
+			return
+		}
+	}
+	to := "/login?next=" + url.QueryEscape(c.Request.URL.RequestURI())
+	if c.Request.Method != http.MethodGet {
+		to = "/login"
+	}
+	if c.GetHeader("HX-Request") == "true" {
+		c.Header("HX-Redirect", to)
+		c.AbortWithStatus(http.StatusUnauthorized)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, to)
+	c.Abort()
+}
+
+// csrfCheck refuses state-changing requests whose form field csrf or header
+// X-CSRF-Token does not carry the session's token.
+func (s *Service) csrfCheck(c *gin.Context) {
+	if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+		c.Next()
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxFormBodyBytes)
+	want := who(c).CSRF
+	got := c.GetHeader("X-CSRF-Token")
+	if got == "" {
+		got = c.PostForm("csrf")
+	}
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+		s.uiError(c, http.StatusForbidden, "invalid or missing CSRF token: reload the page and try again")
+		return
+	}
+	c.Next()
+}
+
+func (s *Service) uiRequireRole(min store.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if p := who(c); !p.Role.Allows(min) {
+			s.uiError(c, http.StatusForbidden, fmt.Sprintf("%s role required (you are %s)", min, p.Role))
+			return
+		}
+		c.Next()
+	}
+}
+
+type incidentsData struct {
+	Incidents  []incidentView
+	Filter     store.IncidentFilter
+	Statuses   []string
+	Severities []string
+	Query      string
+	Now        string
+}
+
+func (s *Service) incidentsPage(c *gin.Context) {
+	f := store.IncidentFilter{Status: c.DefaultQuery("status", "open"), Severity: c.Query("severity"), Cluster: c.Query("cluster"), Limit: 200}
+	var fe fieldErrors
+	fe.oneOf("status", f.Status, incidentStatuses)
+	fe.ref("severity", f.Severity)
+	fe.ref("cluster", f.Cluster)
+	if err := fe.err(); err != nil {
+		s.uiError(c, http.StatusBadRequest, err.Error())
+		return
+	}
+	incs, err := s.store.ListIncidents(c, f)
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	d := incidentsData{Filter: f, Statuses: incidentStatuses, Severities: []string{"", "critical", "error", "warning", "info"},
+		Query: url.Values{"status": {f.Status}, "severity": {f.Severity}, "cluster": {f.Cluster}}.Encode(),
+		Now: s.store.Now().Format("15:04:05 UTC")}
+	for _, inc := range incs {
+		d.Incidents = append(d.Incidents, s.view(inc))
+	}
+	block := "layout"
+	if strings.HasSuffix(c.Request.URL.Path, "/rows") {
+		block = "incident-rows"
+	}
+	s.render(c, http.StatusOK, "incidents", block, pageData{Title: "Incidents", Nav: "incidents", Data: d})
+}
+
+type incidentPageData struct {
+	*store.IncidentDetail
+	SLA      sla.Status
+	Snapshot *snapshot.Snapshot
+	CanAct   bool
+}
+
+func (s *Service) incidentPage(c *gin.Context) {
+	id, err := strconv.ParseUint(c.Param("id"), 10, 32)
+	if err != nil {
+		s.uiError(c, http.StatusNotFound, "no such incident")
+		return
+	}
+	d, err := s.store.IncidentDetail(c, uint(id))
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	pd := incidentPageData{IncidentDetail: d, SLA: sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now()), CanAct: who(c).Role.Allows(store.RoleOperator)}
+	if rec, err := s.store.LatestSnapshot(c, uint(id), true); err == nil {
+		var snap snapshot.Snapshot
+		if json.Unmarshal([]byte(rec.Data), &snap) == nil {
+			pd.Snapshot = &snap
+		}
+	}
+	s.render(c, http.StatusOK, "incident", "layout", pageData{Title: fmt.Sprintf("Incident #%d", id), Nav: "incidents", Data: pd})
+}
+
+// uiIncidentAction performs the incident form named by the last path element.
+func (s *Service) uiIncidentAction(c *gin.Context) {
+	id64, err := strconv.ParseUint(c.Param("id"), 10, 32)
+	if err != nil {
+		s.uiError(c, http.StatusNotFound, "no such incident")
+		return
+	}
+	id, actor := uint(id64), who(c).Name
+	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
+	var fe fieldErrors
+	switch action {
+	case "ack":
+		_, err = s.store.AckIncident(c, id, actor)
+	case "resolve":
+		_, err = s.store.ResolveIncident(c, id, actor, "")
+	case "assign":
+		a := strings.TrimSpace(c.PostForm("assignee"))
+		if fe.name("assignee", a, false); fe.err() == nil {
+			_, err = s.store.AssignIncident(c, id, actor, a)
+		}
+	case "comment":
+		body := c.PostForm("body")
+		if fe.text("body", body, 1, maxText); fe.err() == nil {
+			_, err = s.store.CommentIncident(c, id, actor, body)
+		}
+	case "link":
+		t, perr := strconv.ParseUint(c.PostForm("ticket_id"), 10, 32)
+		if perr != nil || t == 0 {
+			fe.add("ticket_id", "a ticket number")
+		} else {
+			err = s.store.LinkTicket(c, id, uint(t), actor)
+		}
+	case "snapshot":
+		_, err = s.captureSnapshot(c, id, "captured by "+actor)
+	}
+	if fe.err() != nil {
+		s.uiError(c, http.StatusBadRequest, fe.Error())
+		return
+	}
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/incidents/%d", id))
+}
+
+type ticketsData struct {
+	Tickets    []store.Ticket
+	Form       ticketRequest
+	Errors     []string
+	Priorities []string
+	CanAct     bool
+}
+
+func (s *Service) ticketsPage(c *gin.Context) {
+	form := ticketRequest{Priority: "P3"}
+	if v, err := strconv.ParseUint(c.Query("incident"), 10, 32); err == nil {
+		form.IncidentID = uint(v)
+		if inc, err := s.store.GetIncident(c, form.IncidentID); err == nil {
+			form.Title, form.Cluster = inc.Title, inc.Cluster
+			if len(inc.Topics) == 1 {
+				form.Topic = inc.Topics[0]
+			}
+			if len(inc.Groups) == 1 {
+				form.Group = inc.Groups[0]
+			}
+		}
+	}
+	s.renderTickets(c, http.StatusOK, form, nil)
+}
+
+func (s *Service) renderTickets(c *gin.Context, code int, form ticketRequest, errs []string) {
+	ts, err := s.store.ListTickets(c, store.TicketFilter{Limit: 200})
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	s.render(c, code, "tickets", "layout", pageData{Title: "Tickets", Nav: "tickets", Data: ticketsData{
+		Tickets: ts, Form: form, Errors: errs, Priorities: store.Priorities, CanAct: who(c).Role.Allows(store.RoleOperator)}})
+}
+
+func (s *Service) uiFileTicket(c *gin.Context) {
+	req := ticketRequest{Title: c.PostForm("title"), Description: c.PostForm("description"), Cluster: strings.TrimSpace(c.PostForm("cluster")),
+		Topic: strings.TrimSpace(c.PostForm("topic")), Group: strings.TrimSpace(c.PostForm("group")), Priority: c.PostForm("priority"),
+		Assignee: strings.TrimSpace(c.PostForm("assignee"))}
+	var errs []string
+	if v := c.PostForm("incident_id"); v != "" {
+		id, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			errs = append(errs, "incident_id: not a number")
+		}
+		req.IncidentID = uint(id)
+	}
+	if err := req.validate(); err != nil {
+		var fe fieldErrors
+		if errors.As(err, &fe) {
+			errs = append(errs, fe...)
+		}
+	}
+	if len(errs) > 0 {
+		s.renderTickets(c, http.StatusBadRequest, req, errs)
+		return
+	}
+	t, err := s.fileTicket(c, &req, who(c).Name)
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", t.ID))
+}
+
+type ticketPageData struct {
+	Ticket   *store.TicketDetail
+	Statuses []string
+	CanAct   bool
+}
+
+func (s *Service) ticketPage(c *gin.Context) {
+	id, err := strconv.ParseUint(c.Param("id"), 10, 32)
+	if err != nil {
+		s.uiError(c, http.StatusNotFound, "no such ticket")
+		return
+	}
+	d, err := s.store.TicketDetail(c, uint(id))
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "ticket", "layout", pageData{Title: fmt.Sprintf("Ticket #%d", id), Nav: "tickets",
+		Data: ticketPageData{Ticket: d, Statuses: store.TicketStatuses, CanAct: who(c).Role.Allows(store.RoleOperator)}})
+}
+
+func (s *Service) uiTicketAction(c *gin.Context) {
+	id64, err := strconv.ParseUint(c.Param("id"), 10, 32)
+	if err != nil {
+		s.uiError(c, http.StatusNotFound, "no such ticket")
+		return
+	}
+	id, actor := uint(id64), who(c).Name
+	var fe fieldErrors
+	switch action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]; action {
+	case "status":
+		st := c.PostForm("status")
+		if fe.oneOf("status", st, store.TicketStatuses); fe.err() == nil {
+			_, err = s.store.SetTicketStatus(c, id, actor, st)
+		}
+	case "assign":
+		a := strings.TrimSpace(c.PostForm("assignee"))
+		if fe.name("assignee", a, false); fe.err() == nil {
+			_, err = s.store.AssignTicket(c, id, actor, a)
+		}
+	case "comment":
+		body := c.PostForm("body")
+		if fe.text("body", body, 1, maxText); fe.err() == nil {
+			_, err = s.store.CommentTicket(c, id, actor, body)
+		}
+	}
+	if fe.err() != nil {
+		s.uiError(c, http.StatusBadRequest, fe.Error())
+		return
+	}
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", id))
+}
+
+type clusterData struct {
+	Snapshot *snapshot.Snapshot
+	Alarms   []store.AlarmInstance
+}
+
+func (s *Service) clusterPage(c *gin.Context) {
+	snap := s.capturer.Capture(c, snapshot.Target{}, s.store.Now())
+	alarms, err := s.store.FiringAlarms(c, 200)
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "cluster", "layout", pageData{Title: "Cluster health", Nav: "cluster", Data: clusterData{snap, alarms}})
+}
+
+type slaData struct {
+	Report *sla.Report
+}
+
+func (s *Service) slaPage(c *gin.Context) {
+	now := s.store.Now()
+	incs, err := s.store.IncidentsDetectedSince(c, now.Add(-s.cfg.SLAWindow))
+	if err != nil {
+		s.uiStoreError(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "sla", "layout", pageData{Title: "SLA", Nav: "sla",
+		Data: slaData{sla.Compute(incs, s.cfg.SLATargets, now.Add(-s.cfg.SLAWindow), now)}})
+}

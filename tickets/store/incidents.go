@@ -270,3 +270,9 @@ func (s *Store) IncidentsDetectedSince(ctx context.Context, t time.Time) ([]Inci
 	var out []Incident
 	return out, s.db.WithContext(ctx).Where("detected_at >= ?", t.UTC()).Order("id").Find(&out).Error
 }
+
+// FiringAlarms returns the alarms firing now, newest first, at most limit.
+func (s *Store) FiringAlarms(ctx context.Context, limit int) ([]AlarmInstance, error) {
+	var out []AlarmInstance
+	return out, s.db.WithContext(ctx).Where("status = ?", AlarmFiring).Order("starts_at DESC, id DESC").Limit(limit).Find(&out).Error
+}
