@@ -333,7 +333,7 @@ func (s *Service) incidentsPage(c *gin.Context) {
 	}
 	d := incidentsData{Filter: f, Statuses: incidentStatuses, Severities: []string{"", "critical", "error", "warning", "info"},
 		Query: url.Values{"status": {f.Status}, "severity": {f.Severity}, "cluster": {f.Cluster}}.Encode(),
-		Now: s.store.Now().Format("15:04:05 UTC")}
+		Now:   s.store.Now().Format("15:04:05 UTC")}
 	for _, inc := range incs {
 		d.Incidents = append(d.Incidents, s.view(inc))
 	}
