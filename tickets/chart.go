@@ -26,7 +26,7 @@ func chartSVG(ch snapshot.Chart) template.HTML {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" role="img" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f" aria-label="%s">`, w, h, w, h, html.EscapeString(ch.Title))
+	fmt.Fprintf(&b, `<svg class="chart" role="img" viewBox="0 0 %.0f %.0f" aria-label="%s">`, w, h, html.EscapeString(ch.Title))
 	if math.IsInf(minT, 1) {
 		b.WriteString(`<text x="20" y="90" fill="#4a5360">no data</text></svg>`)
 		return template.HTML(b.String())

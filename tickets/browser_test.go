@@ -1,0 +1,170 @@
+package tickets
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/tickets/store"
+)
+
+// chromiumPath finds Debian's chromium (apt-get install -y chromium), or
+// $SLUICE_CHROMIUM.
+func chromiumPath() string {
+	if p := os.Getenv("SLUICE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, _ := exec.LookPath("chromium")
+	return p
+}
+
+// fakePrometheus serves /api/v1/query_range in Prometheus' wire format with a
+// ramp for every query, so the snapshot has charts.
+func fakePrometheus(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start, _ := time.Parse(time.RFC3339, "2026-05-01T10:15:00Z")
+		var values []any
+		for i := range 60 {
+			values = append(values, []any{float64(start.Unix() + int64(i*30)), fmt.Sprint(i % 17)})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{"resultType": "matrix",
+			"result": []any{map[string]any{"metric": map[string]string{"instance": "broker-1"}, "values": values}}}})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestBrowser drives Debian's chromium through the UI: log in, open an
+// incident's snapshot chart, acknowledge the incident, file a ticket for it.
+// Screenshots go to $SLUICE_SCREENSHOTS (ui/screenshots keeps current ones).
+func TestBrowser(t *testing.T) {
+	chromium := chromiumPath()
+	if chromium == "" {
+		t.Skip("no chromium: apt-get install -y chromium, or set SLUICE_CHROMIUM")
+	}
+	shots := os.Getenv("SLUICE_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(shots, 0o755))
+
+	cfg := broker.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.AdminListen = "127.0.0.1:0"
+	cfg.OffsetsTopicNumPartitions = 1
+	b, err := broker.New(cfg, testLogger())
+	require.NoError(t, err)
+	bctx, bcancel := context.WithCancel(context.Background())
+	bdone := make(chan error, 1)
+	go func() { bdone <- b.Run(bctx) }()
+	t.Cleanup(func() { bcancel(); <-bdone })
+	<-b.Ready()
+	prom := fakePrometheus(t)
+	ts := startService(t, func(c *Config) {
+		c.Snapshot.AdminURLs = []string{b.AdminAddr()}
+		c.Snapshot.PrometheusURL = prom.URL
+	})
+	ts.clock.Advance(3 * time.Minute)
+	id := ts.notify(amPayload("SluiceUnderReplicatedPartitions", "firing", 0,
+		amAlert{"SluiceUnderReplicatedPartitions", "fp1", "firing", t0, map[string]string{"broker": "1", "topic": "orders"}})).Opened[0]
+	waitFor(t, 10*time.Second, func() bool { return ts.incident(id).Snapshot != nil })
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer acancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer tcancel()
+
+	shot := func(name string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), buf, 0o644)
+		}
+	}
+	text := func(sel chromedp.CSS, dst *string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			v, err := chromedp.Text(sel)(ctx, tg)
+			*dst = v
+			return chromedp.Void{}, err
+		}
+	}
+	var status, diagnosis, ticketStatus, heading string
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(ts.base+"/incidents"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		shot("tickets-login.png"),
+		chromedp.SendKeys(chromedp.ID("username"), "admin"),
+		chromedp.SendKeys(chromedp.ID("password"), testAdminPassword),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.CSS("#incident-rows table")),
+		text("h1", &heading),
+		shot("tickets-incidents.png"),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="/incidents/%d"]`, id))),
+		chromedp.WaitVisible(chromedp.ID("diagnosis")),
+		text("#diagnosis", &diagnosis),
+		chromedp.WaitVisible(chromedp.CSS("svg.chart polyline")),
+		shot("tickets-incident-snapshot.png"),
+		chromedp.Click(chromedp.ID("ack")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`document.querySelector("#incident-status") !== null && document.querySelector("#incident-status").textContent === "acknowledged"`,
+				chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return err
+		}),
+		text("#incident-status", &status),
+		shot("tickets-incident-acknowledged.png"),
+		chromedp.Navigate(fmt.Sprintf("%s/tickets?incident=%d", ts.base, id)),
+		chromedp.WaitVisible(chromedp.ID("title")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("title").value = ""`),
+		chromedp.SendKeys(chromedp.ID("title"), "Broker 1 keeps dropping out of the ISR"),
+		chromedp.SendKeys(chromedp.ID("description"), "Replica fetches time out every few minutes; see the incident snapshot."),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("priority").value = "P2"`),
+		shot("tickets-file-ticket.png"),
+		chromedp.Click(chromedp.ID("file")),
+		chromedp.WaitVisible(chromedp.ID("ticket-status")),
+		text("#ticket-status", &ticketStatus),
+		shot("tickets-ticket.png"),
+		chromedp.Navigate(ts.base+"/cluster"),
+		chromedp.WaitVisible(chromedp.CSS(".diagnosis")),
+		shot("tickets-cluster.png"),
+		chromedp.Navigate(ts.base+"/sla"),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+		shot("tickets-sla.png"),
+	)
+	require.NoError(t, err)
+	require.Equal(t, "Incidents", heading)
+	require.NotEmpty(t, diagnosis)
+		require.Equal(t, "acknowledged", strings.TrimSpace(status))
+	require.Equal(t, "new", strings.TrimSpace(ticketStatus))
+
+	d := ts.incident(id)
+	require.Equal(t, store.StatusAcknowledged, d.Status)
+	require.Equal(t, "admin", d.FirstAckBy)
+	require.Len(t, d.Tickets, 1)
+	require.Equal(t, "Broker 1 keeps dropping out of the ISR", d.Tickets[0].Title)
+	require.Equal(t, "P2", d.Tickets[0].Priority)
+	t.Logf("screenshots in %s", shots)
+}
