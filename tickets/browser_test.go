@@ -157,7 +157,7 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Incidents", heading)
 	require.NotEmpty(t, diagnosis)
-		require.Equal(t, "acknowledged", strings.TrimSpace(status))
+	require.Equal(t, "acknowledged", strings.TrimSpace(status))
 	require.Equal(t, "new", strings.TrimSpace(ticketStatus))
 
 	d := ts.incident(id)
