@@ -110,7 +110,7 @@ func (s *Service) bearerAuth(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "authentication required: Authorization: Bearer TOKEN")
 		return
 	}
-	t, err := s.store.TokenRole(c, strings.TrimSpace(tok))
+	t, err := s.store.TokenRole(c.Request.Context(), strings.TrimSpace(tok))
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="sluice", error="invalid_token"`)
 		fail(c, http.StatusUnauthorized, "invalid token")

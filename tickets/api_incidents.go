@@ -44,7 +44,7 @@ func (s *Service) alertmanagerWebhook(c *gin.Context) {
 			"group_key", msg.GroupKey, "truncated_alerts", msg.TruncatedAlerts)
 	}
 	s.intakeMu.Lock()
-	res, err := s.store.ApplyGroup(c, msg.Signal(), store.IntakePolicy{ReopenWindow: s.cfg.ReopenWindow, DefaultCluster: s.cfg.DefaultCluster})
+	res, err := s.store.ApplyGroup(c.Request.Context(), msg.Signal(), store.IntakePolicy{ReopenWindow: s.cfg.ReopenWindow, DefaultCluster: s.cfg.DefaultCluster})
 	s.intakeMu.Unlock()
 	if err != nil {
 		// 5xx: Alertmanager retries.
@@ -86,7 +86,7 @@ func (s *Service) listIncidents(c *gin.Context) {
 		return
 	}
 	f.Limit = limit
-	incs, err := s.store.ListIncidents(c, f)
+	incs, err := s.store.ListIncidents(c.Request.Context(), f)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -108,7 +108,7 @@ func (s *Service) getIncident(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := s.store.IncidentDetail(c, id)
+	d, err := s.store.IncidentDetail(c.Request.Context(), id)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -138,7 +138,7 @@ func (s *Service) ackIncident(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.AckIncident(c, id, p.Name) })
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.AckIncident(c.Request.Context(), id, p.Name) })
 }
 
 func (s *Service) resolveIncident(c *gin.Context) {
@@ -153,7 +153,7 @@ func (s *Service) resolveIncident(c *gin.Context) {
 		return
 	}
 	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
-		return s.store.ResolveIncident(c, id, p.Name, req.Note)
+		return s.store.ResolveIncident(c.Request.Context(), id, p.Name, req.Note)
 	})
 }
 
@@ -162,7 +162,7 @@ func (s *Service) closeIncident(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.CloseIncident(c, id, p.Name) })
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.CloseIncident(c.Request.Context(), id, p.Name) })
 }
 
 type assignRequest struct {
@@ -181,7 +181,7 @@ func (s *Service) assignIncident(c *gin.Context) {
 		return
 	}
 	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
-		return s.store.AssignIncident(c, id, p.Name, req.Assignee)
+		return s.store.AssignIncident(c.Request.Context(), id, p.Name, req.Assignee)
 	})
 }
 
@@ -204,7 +204,7 @@ func (s *Service) commentIncident(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	cm, err := s.store.CommentIncident(c, id, who(c).Name, req.Body)
+	cm, err := s.store.CommentIncident(c.Request.Context(), id, who(c).Name, req.Body)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -229,7 +229,7 @@ func (s *Service) linkTicket(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "ticket_id: required")
 		return
 	}
-	if err := s.store.LinkTicket(c, id, req.TicketID, who(c).Name); err != nil {
+	if err := s.store.LinkTicket(c.Request.Context(), id, req.TicketID, who(c).Name); err != nil {
 		s.storeFail(c, err)
 		return
 	}
@@ -241,11 +241,11 @@ func (s *Service) loadSnapshot(c *gin.Context) (*store.Snapshot, *snapshot.Snaps
 	if !ok {
 		return nil, nil, false
 	}
-	if _, err := s.store.GetIncident(c, id); err != nil {
+	if _, err := s.store.GetIncident(c.Request.Context(), id); err != nil {
 		s.storeFail(c, err)
 		return nil, nil, false
 	}
-	rec, err := s.store.LatestSnapshot(c, id, true)
+	rec, err := s.store.LatestSnapshot(c.Request.Context(), id, true)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, http.StatusNotFound, "no snapshot captured yet")
 		return nil, nil, false
@@ -274,7 +274,7 @@ func (s *Service) getBundle(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := s.store.IncidentDetail(c, snap.Target.IncidentID)
+	d, err := s.store.IncidentDetail(c.Request.Context(), snap.Target.IncidentID)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -309,7 +309,7 @@ func (s *Service) recaptureSnapshot(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	rec, err := s.captureSnapshot(c, id, "captured by "+who(c).Name)
+	rec, err := s.captureSnapshot(c.Request.Context(), id, "captured by "+who(c).Name)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -328,7 +328,7 @@ func (s *Service) slaReport(c *gin.Context) {
 		window = d
 	}
 	now := s.store.Now()
-	incs, err := s.store.IncidentsDetectedSince(c, now.Add(-window))
+	incs, err := s.store.IncidentsDetectedSince(c.Request.Context(), now.Add(-window))
 	if err != nil {
 		s.storeFail(c, err)
 		return

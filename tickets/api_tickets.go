@@ -57,7 +57,7 @@ func (s *Service) createTicket(c *gin.Context) {
 func (s *Service) fileTicket(c *gin.Context, req *ticketRequest, actor string) (*store.Ticket, error) {
 	t := &store.Ticket{Title: req.Title, Description: req.Description, Cluster: req.Cluster, Topic: req.Topic,
 		GroupName: req.Group, Priority: req.Priority, Status: "new", Assignee: req.Assignee, Reporter: actor}
-	if err := s.store.CreateTicketLinked(c, t, actor, req.IncidentID); err != nil {
+	if err := s.store.CreateTicketLinked(c.Request.Context(), t, actor, req.IncidentID); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -82,7 +82,7 @@ func (s *Service) listTickets(c *gin.Context) {
 		return
 	}
 	f.Limit = limit
-	ts, err := s.store.ListTickets(c, f)
+	ts, err := s.store.ListTickets(c.Request.Context(), f)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -98,7 +98,7 @@ func (s *Service) getTicket(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := s.store.TicketDetail(c, id)
+	d, err := s.store.TicketDetail(c.Request.Context(), id)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -121,7 +121,7 @@ func (s *Service) commentTicket(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	cm, err := s.store.CommentTicket(c, id, who(c).Name, req.Body)
+	cm, err := s.store.CommentTicket(c.Request.Context(), id, who(c).Name, req.Body)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -148,7 +148,7 @@ func (s *Service) ticketStatus(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, err := s.store.SetTicketStatus(c, id, who(c).Name, req.Status)
+	t, err := s.store.SetTicketStatus(c.Request.Context(), id, who(c).Name, req.Status)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -171,7 +171,7 @@ func (s *Service) assignTicket(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, err := s.store.AssignTicket(c, id, who(c).Name, req.Assignee)
+	t, err := s.store.AssignTicket(c.Request.Context(), id, who(c).Name, req.Assignee)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -199,7 +199,7 @@ func (s *Service) createToken(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	tok, err := s.store.CreateToken(c, req.Name, role)
+	tok, err := s.store.CreateToken(c.Request.Context(), req.Name, role)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -208,7 +208,7 @@ func (s *Service) createToken(c *gin.Context) {
 }
 
 func (s *Service) listTokens(c *gin.Context) {
-	ts, err := s.store.ListTokens(c)
+	ts, err := s.store.ListTokens(c.Request.Context())
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -224,7 +224,7 @@ func (s *Service) deleteToken(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.store.DeleteToken(c, id); err != nil {
+	if err := s.store.DeleteToken(c.Request.Context(), id); err != nil {
 		s.storeFail(c, err)
 		return
 	}
@@ -255,7 +255,7 @@ func (s *Service) createUser(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.store.CreateUser(c, req.Username, req.Password, role); err != nil {
+	if err := s.store.CreateUser(c.Request.Context(), req.Username, req.Password, role); err != nil {
 		if store.IsUniqueViolation(err) {
 			fail(c, http.StatusConflict, "username: taken")
 			return

@@ -225,7 +225,7 @@ func (s *Service) login(c *gin.Context) {
 		return
 	}
 	user, pw, next := c.PostForm("username"), c.PostForm("password"), safeNext(c.PostForm("next"))
-	u, err := s.store.Authenticate(c, user, pw)
+	u, err := s.store.Authenticate(c.Request.Context(), user, pw)
 	if err != nil {
 		tok := randomString()
 		s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
@@ -234,7 +234,7 @@ func (s *Service) login(c *gin.Context) {
 			Data: loginData{CSRF: tok, Next: next, Username: user, Error: "Wrong user name or password."}})
 		return
 	}
-	value, _, err := s.store.CreateSession(c, u.ID, s.cfg.SessionTTL)
+	value, _, err := s.store.CreateSession(c.Request.Context(), u.ID, s.cfg.SessionTTL)
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -246,7 +246,7 @@ func (s *Service) login(c *gin.Context) {
 
 func (s *Service) logout(c *gin.Context) {
 	if v, err := c.Cookie(sessionCookie); err == nil {
-		s.store.DeleteSession(c, v)
+		s.store.DeleteSession(c.Request.Context(), v)
 	}
 	s.setCookie(c, sessionCookie, "", -1, http.SameSiteLaxMode)
 	c.Redirect(http.StatusSeeOther, "/login")
@@ -257,7 +257,7 @@ func (s *Service) logout(c *gin.Context) {
 func (s *Service) sessionAuth(c *gin.Context) {
 	v, err := c.Cookie(sessionCookie)
 	if err == nil {
-		sess, u, err := s.store.LookupSession(c, v)
+		sess, u, err := s.store.LookupSession(c.Request.Context(), v)
 		if err == nil {
 			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, CSRF: sess.CSRFToken})
 			c.Next()
@@ -326,7 +326,7 @@ func (s *Service) incidentsPage(c *gin.Context) {
 		s.uiError(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	incs, err := s.store.ListIncidents(c, f)
+	incs, err := s.store.ListIncidents(c.Request.Context(), f)
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -357,13 +357,13 @@ func (s *Service) incidentPage(c *gin.Context) {
 		s.uiError(c, http.StatusNotFound, "no such incident")
 		return
 	}
-	d, err := s.store.IncidentDetail(c, uint(id))
+	d, err := s.store.IncidentDetail(c.Request.Context(), uint(id))
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
 	}
 	pd := incidentPageData{IncidentDetail: d, SLA: sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now()), CanAct: who(c).Role.Allows(store.RoleOperator)}
-	if rec, err := s.store.LatestSnapshot(c, uint(id), true); err == nil {
+	if rec, err := s.store.LatestSnapshot(c.Request.Context(), uint(id), true); err == nil {
 		var snap snapshot.Snapshot
 		if json.Unmarshal([]byte(rec.Data), &snap) == nil {
 			pd.Snapshot = &snap
@@ -384,28 +384,28 @@ func (s *Service) uiIncidentAction(c *gin.Context) {
 	var fe fieldErrors
 	switch action {
 	case "ack":
-		_, err = s.store.AckIncident(c, id, actor)
+		_, err = s.store.AckIncident(c.Request.Context(), id, actor)
 	case "resolve":
-		_, err = s.store.ResolveIncident(c, id, actor, "")
+		_, err = s.store.ResolveIncident(c.Request.Context(), id, actor, "")
 	case "assign":
 		a := strings.TrimSpace(c.PostForm("assignee"))
 		if fe.name("assignee", a, false); fe.err() == nil {
-			_, err = s.store.AssignIncident(c, id, actor, a)
+			_, err = s.store.AssignIncident(c.Request.Context(), id, actor, a)
 		}
 	case "comment":
 		body := c.PostForm("body")
 		if fe.text("body", body, 1, maxText); fe.err() == nil {
-			_, err = s.store.CommentIncident(c, id, actor, body)
+			_, err = s.store.CommentIncident(c.Request.Context(), id, actor, body)
 		}
 	case "link":
 		t, perr := strconv.ParseUint(c.PostForm("ticket_id"), 10, 32)
 		if perr != nil || t == 0 {
 			fe.add("ticket_id", "a ticket number")
 		} else {
-			err = s.store.LinkTicket(c, id, uint(t), actor)
+			err = s.store.LinkTicket(c.Request.Context(), id, uint(t), actor)
 		}
 	case "snapshot":
-		_, err = s.captureSnapshot(c, id, "captured by "+actor)
+		_, err = s.captureSnapshot(c.Request.Context(), id, "captured by "+actor)
 	}
 	if fe.err() != nil {
 		s.uiError(c, http.StatusBadRequest, fe.Error())
@@ -430,7 +430,7 @@ func (s *Service) ticketsPage(c *gin.Context) {
 	form := ticketRequest{Priority: "P3"}
 	if v, err := strconv.ParseUint(c.Query("incident"), 10, 32); err == nil {
 		form.IncidentID = uint(v)
-		if inc, err := s.store.GetIncident(c, form.IncidentID); err == nil {
+		if inc, err := s.store.GetIncident(c.Request.Context(), form.IncidentID); err == nil {
 			form.Title, form.Cluster = inc.Title, inc.Cluster
 			if len(inc.Topics) == 1 {
 				form.Topic = inc.Topics[0]
@@ -444,7 +444,7 @@ func (s *Service) ticketsPage(c *gin.Context) {
 }
 
 func (s *Service) renderTickets(c *gin.Context, code int, form ticketRequest, errs []string) {
-	ts, err := s.store.ListTickets(c, store.TicketFilter{Limit: 200})
+	ts, err := s.store.ListTickets(c.Request.Context(), store.TicketFilter{Limit: 200})
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -495,7 +495,7 @@ func (s *Service) ticketPage(c *gin.Context) {
 		s.uiError(c, http.StatusNotFound, "no such ticket")
 		return
 	}
-	d, err := s.store.TicketDetail(c, uint(id))
+	d, err := s.store.TicketDetail(c.Request.Context(), uint(id))
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -516,17 +516,17 @@ func (s *Service) uiTicketAction(c *gin.Context) {
 	case "status":
 		st := c.PostForm("status")
 		if fe.oneOf("status", st, store.TicketStatuses); fe.err() == nil {
-			_, err = s.store.SetTicketStatus(c, id, actor, st)
+			_, err = s.store.SetTicketStatus(c.Request.Context(), id, actor, st)
 		}
 	case "assign":
 		a := strings.TrimSpace(c.PostForm("assignee"))
 		if fe.name("assignee", a, false); fe.err() == nil {
-			_, err = s.store.AssignTicket(c, id, actor, a)
+			_, err = s.store.AssignTicket(c.Request.Context(), id, actor, a)
 		}
 	case "comment":
 		body := c.PostForm("body")
 		if fe.text("body", body, 1, maxText); fe.err() == nil {
-			_, err = s.store.CommentTicket(c, id, actor, body)
+			_, err = s.store.CommentTicket(c.Request.Context(), id, actor, body)
 		}
 	}
 	if fe.err() != nil {
@@ -546,8 +546,8 @@ type clusterData struct {
 }
 
 func (s *Service) clusterPage(c *gin.Context) {
-	snap := s.capturer.Capture(c, snapshot.Target{}, s.store.Now())
-	alarms, err := s.store.FiringAlarms(c, 200)
+	snap := s.capturer.Capture(c.Request.Context(), snapshot.Target{}, s.store.Now())
+	alarms, err := s.store.FiringAlarms(c.Request.Context(), 200)
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -561,7 +561,7 @@ type slaData struct {
 
 func (s *Service) slaPage(c *gin.Context) {
 	now := s.store.Now()
-	incs, err := s.store.IncidentsDetectedSince(c, now.Add(-s.cfg.SLAWindow))
+	incs, err := s.store.IncidentsDetectedSince(c.Request.Context(), now.Add(-s.cfg.SLAWindow))
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
