@@ -244,3 +244,40 @@ func TestApiVersionsListsRegistrations(t *testing.T) {
 	require.Equal(t, want, got)
 	require.Equal(t, int16(0), apis[11].min, "librdkafka needs JoinGroup v0")
 }
+
+func TestRecreatedTopicStartsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	tb := startTestBroker(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := newClient(t, tb.Addr(), kgo.DefaultProduceTopic("again"))
+	adm := kadm.NewClient(cl)
+	_, err := adm.CreateTopic(ctx, 1, 1, nil, "again")
+	require.NoError(t, err)
+	for i := range 5 {
+		require.NoError(t, cl.ProduceSync(ctx, kgo.StringRecord("old-"+itoa(i))).FirstErr())
+	}
+	_, err = adm.DeleteTopics(ctx, "again")
+	require.NoError(t, err)
+	_, err = adm.CreateTopic(ctx, 1, 1, nil, "again")
+	require.NoError(t, err)
+	// A new client: kgo fails records of a client that saw the old topic ID.
+	fresh := newClient(t, tb.Addr(), kgo.DefaultProduceTopic("again"))
+	require.NoError(t, fresh.ProduceSync(ctx, kgo.StringRecord("new")).FirstErr())
+	fresh.Close()
+
+	check := func(addr string) {
+		c := newClient(t, addr, kgo.ConsumeTopics("again"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		fs := c.PollFetches(ctx)
+		require.NoError(t, fs.Err0())
+		var got []string
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		require.Equal(t, []string{"new"}, got)
+		c.Close()
+	}
+	check(tb.Addr())
+	cl.Close()
+	tb.stop(t)
+	tb = startTestBroker(t, dir)
+	check(tb.Addr())
+}

@@ -222,13 +222,19 @@ func (b *Broker) truncateFollowers(ctx context.Context, peer *peer, f *fetcher, 
 			}
 			leo := p.log.LogEndOffset()
 			to := leo
-			if p.log.LatestEpoch() >= 0 && sp.LeaderEpoch >= 0 {
+			switch {
+			case p.log.LatestEpoch() < 0:
+				// Nothing of ours carries an epoch: nothing can diverge.
+			case sp.LeaderEpoch >= 0 && sp.EndOffset >= 0:
 				// The leader's answer is the end of the largest epoch at most
 				// ours; our own end for that epoch bounds it too.
 				_, ours := p.log.EndOffsetForEpoch(sp.LeaderEpoch)
 				to = min(leo, sp.EndOffset, ours)
-			} else if sp.LeaderEpoch < 0 && p.log.LatestEpoch() >= 0 {
-				to = min(leo, max(sp.EndOffset, 0))
+			default:
+				// The leader knows no epoch at or below ours (Kafka's
+				// UNDEFINED_EPOCH_OFFSET): keep what is committed, as Kafka
+				// does, and let the fetch settle the rest.
+				to = min(leo, p.hw.Load())
 			}
 			if to < leo {
 				b.logger.Info("truncating divergent log", "topic", p.topic.name, "partition", p.index, "from", leo, "to", to)

@@ -22,6 +22,7 @@ func (b *Broker) becomeLeader(p *partition) {
 	b.fetchers.remove(p)
 	now := time.Now()
 	p.mu.Lock()
+	p.epochStartOffset = p.log.LogEndOffset()
 	p.followers = make(map[int32]*followerState)
 	for _, r := range p.replicas {
 		if r != b.cfg.NodeID {
@@ -117,7 +118,8 @@ func (p *partition) onReplicaFetch(replica int32, fetchOffset int64) error {
 	}
 	f.leo, f.lastFetch, f.lastFetchLEO = fetchOffset, now, leo
 	var expand []int32
-	if !slices.Contains(p.isr, replica) && p.pendingISR == nil && fetchOffset >= p.hw.Load() && p.b.quorum.Image().Live(replica) {
+	if !slices.Contains(p.isr, replica) && p.pendingISR == nil && fetchOffset >= p.hw.Load() &&
+		fetchOffset >= p.epochStartOffset && p.b.quorum.Image().Live(replica) {
 		expand = append(slices.Clone(p.isr), replica)
 		slices.Sort(expand)
 		p.pendingISR = expand

@@ -50,6 +50,11 @@ type partition struct {
 	isr            []int32
 	isLeader       bool
 	followers      map[int32]*followerState // leader only
+	// epochStartOffset is the log end offset when this broker became leader
+	// for the current epoch (Kafka's leaderEpochStartOffset): a follower joins
+	// the ISR only once it has everything up to it, so a replica missing data
+	// of earlier epochs can never be elected.
+	epochStartOffset int64
 	pendingISR     []int32                  // an AlterPartition in flight
 	waiters        []chan struct{}
 	deleted        bool
@@ -103,11 +108,26 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 // new replicas, deletes those of deleted topics, applies config changes and
 // moves each partition into its role (leader or follower) for its leader epoch.
 func (b *Broker) applyImage(img *metadata.Image) {
+	// Replicas that go away are deleted before any new one is opened: a topic
+	// deleted and created again under the same name reuses the directory.
+	removed := b.detachRemoved(img)
+	for _, p := range removed {
+		b.fetchers.remove(p)
+		p.mu.Lock()
+		p.deleted, p.isLeader = true, false
+		p.mu.Unlock()
+		p.notifyAppend()
+		if err := p.log.Delete(); err != nil {
+			b.logger.Warn("deleting partition data", "topic", p.topic.name, "partition", p.index, "err", err)
+		}
+		if p.topic.name == offsetsTopic {
+			b.groups.UnloadPartition(p.index)
+		}
+	}
+
 	b.mu.Lock()
-	var becameLeader, becameFollower, removed []*partition
-	seen := make(map[[16]byte]bool, len(img.Topics))
+	var becameLeader, becameFollower []*partition
 	for _, mt := range img.SortedTopics() {
-		seen[mt.ID] = true
 		t := b.topicIDs[mt.ID]
 		if t == nil {
 			t = &topic{name: mt.Name, id: mt.ID, internal: mt.Name == offsetsTopic, configs: map[string]string{}}
@@ -129,23 +149,14 @@ func (b *Broker) applyImage(img *metadata.Image) {
 			t.partitions = append(t.partitions, nil)
 		}
 		for i, mp := range mt.Partitions {
-			p := t.partitions[i]
 			if !slices.Contains(mp.Replicas, b.cfg.NodeID) {
-				if p != nil {
-					t.partitions[i] = nil
-					removed = append(removed, p)
-				}
 				continue
 			}
+			p := t.partitions[i]
 			if p == nil {
-				dir := filepath.Join(b.cfg.DataDir, fmt.Sprintf("%s-%d", t.name, i))
-				l, err := storage.Open(dir, scfg, b.logger.With("topic", t.name, "partition", i))
-				if err != nil {
-					b.logger.Error("opening partition", "topic", t.name, "partition", i, "err", err)
+				if p = b.openReplica(t, int32(i), scfg); p == nil {
 					continue
 				}
-				p = &partition{b: b, topic: t, index: int32(i), log: l, leader: -1, leaderEpoch: -1}
-				p.hw.Store(min(b.hwCheckpoint[checkpointKey(t.name, int32(i))], l.LogEndOffset()))
 				t.partitions[i] = p
 			} else if configsChanged {
 				p.log.SetConfig(scfg)
@@ -158,35 +169,8 @@ func (b *Broker) applyImage(img *metadata.Image) {
 			}
 		}
 	}
-	for id, t := range b.topicIDs {
-		if seen[id] {
-			continue
-		}
-		delete(b.topicIDs, id)
-		if b.topics[t.name] == t {
-			delete(b.topics, t.name)
-		}
-		for _, p := range t.partitions {
-			if p != nil {
-				removed = append(removed, p)
-			}
-		}
-	}
 	b.mu.Unlock()
 
-	for _, p := range removed {
-		b.fetchers.remove(p)
-		p.mu.Lock()
-		p.deleted, p.isLeader = true, false
-		p.mu.Unlock()
-		p.notifyAppend()
-		if err := p.log.Delete(); err != nil {
-			b.logger.Warn("deleting partition data", "topic", p.topic.name, "partition", p.index, "err", err)
-		}
-		if p.topic.name == offsetsTopic {
-			b.groups.UnloadPartition(p.index)
-		}
-	}
 	for _, p := range becameFollower {
 		b.becomeFollower(p)
 	}
@@ -199,11 +183,64 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	b.appliedMu.Unlock()
 }
 
-// imageApplied returns a channel closed after the next applyImage.
-func (b *Broker) imageApplied() <-chan struct{} {
-	b.appliedMu.Lock()
-	defer b.appliedMu.Unlock()
-	return b.applied
+// detachRemoved takes the replicas the image no longer assigns here (deleted
+// topics, or replicas moved away) out of the broker's maps and returns them.
+func (b *Broker) detachRemoved(img *metadata.Image) []*partition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var removed []*partition
+	for id, t := range b.topicIDs {
+		mt := img.TopicByID(id)
+		if mt == nil {
+			delete(b.topicIDs, id)
+			if b.topics[t.name] == t {
+				delete(b.topics, t.name)
+			}
+			for _, p := range t.partitions {
+				if p != nil {
+					removed = append(removed, p)
+				}
+			}
+			continue
+		}
+		for i, p := range t.partitions {
+			if p != nil && (i >= len(mt.Partitions) || !slices.Contains(mt.Partitions[i].Replicas, b.cfg.NodeID)) {
+				t.partitions[i] = nil
+				removed = append(removed, p)
+			}
+		}
+	}
+	return removed
+}
+
+// partitionMetadataFile records which topic a partition directory belongs to,
+// like Kafka's partition.metadata: a directory left by a deleted topic of the
+// same name (deleted while this broker was down) is recognised and emptied
+// instead of being taken for the new topic's data.
+const partitionMetadataFile = "partition.metadata"
+
+// openReplica opens (creating if needed) the log of a local replica; nil on error.
+func (b *Broker) openReplica(t *topic, index int32, scfg storage.Config) *partition {
+	dir := filepath.Join(b.cfg.DataDir, fmt.Sprintf("%s-%d", t.name, index))
+	want := fmt.Sprintf("version: 0\ntopic_id: %x\n", t.id)
+	if have, err := os.ReadFile(filepath.Join(dir, partitionMetadataFile)); err == nil && string(have) != want {
+		b.logger.Warn("partition directory belongs to a deleted topic of the same name; removing it", "dir", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			b.logger.Error("removing stale partition directory", "dir", dir, "err", err)
+			return nil
+		}
+	}
+	l, err := storage.Open(dir, scfg, b.logger.With("topic", t.name, "partition", index))
+	if err != nil {
+		b.logger.Error("opening partition", "topic", t.name, "partition", index, "err", err)
+		return nil
+	}
+	if err := writeFileAtomic(filepath.Join(dir, partitionMetadataFile), []byte(want)); err != nil {
+		b.logger.Error("writing partition metadata", "dir", dir, "err", err)
+	}
+	p := &partition{b: b, topic: t, index: index, log: l, leader: -1, leaderEpoch: -1}
+	p.hw.Store(min(b.hwCheckpoint[checkpointKey(t.name, index)], l.LogEndOffset()))
+	return p
 }
 
 type roleChange int
@@ -395,4 +432,11 @@ func (b *Broker) allPartitions() []*partition {
 		}
 	}
 	return ps
+}
+
+// imageApplied returns a channel closed after the next applyImage.
+func (b *Broker) imageApplied() <-chan struct{} {
+	b.appliedMu.Lock()
+	defer b.appliedMu.Unlock()
+	return b.applied
 }

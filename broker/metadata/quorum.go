@@ -19,7 +19,7 @@ import (
 )
 
 // Config configures one member of the metadata quorum. Zero durations take the documented defaults,
-// tuned for fast failover on a LAN or loopback: a new Raft leader (controller) within about 0.3-0.8s,
+// tuned for fast failover on a LAN or loopback: a new Raft leader (controller) within about 0.5-1.2s,
 // and a dead broker's leaderships moved SessionTimeout after its last heartbeat (after a controller
 // change, half a SessionTimeout after the new controller took over).
 type Config struct {
@@ -41,12 +41,13 @@ type Config struct {
 	// and moving its leaderships, like Kafka's `broker.session.timeout.ms` (default 1500ms; Kafka's is
 	// 9s). Brokers should heartbeat several times per timeout, e.g. every SessionTimeout/6.
 	SessionTimeout time.Duration
-	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 300ms).
+	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 500ms).
 	HeartbeatTimeout time.Duration
-	// ElectionTimeout is Raft's candidate election timeout (default 300ms).
+	// ElectionTimeout is Raft's candidate election timeout (default 500ms).
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout is how long a Raft leader stays leader without reaching a quorum (default
-	// 150ms); at most HeartbeatTimeout.
+	// 250ms); at most HeartbeatTimeout. Shorter Raft timeouts (300 ms was tried) made elections churn
+	// on a loaded 2-core machine, and every new controller's half-session grace then fenced brokers.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is how long Raft may wait before sending an AppendEntries with no new entries to
 	// carry commit information (default 20ms).
@@ -71,9 +72,9 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	def(&c.SessionTimeout, 1500*time.Millisecond)
-	def(&c.HeartbeatTimeout, 300*time.Millisecond)
-	def(&c.ElectionTimeout, 300*time.Millisecond)
-	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
+	def(&c.HeartbeatTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, 500*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
 	def(&c.CommitTimeout, 20*time.Millisecond)
 	def(&c.ApplyTimeout, 5*time.Second)
 	if c.PreferredLeaderInterval == 0 {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sluicemq/sluice/bench"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -37,6 +38,15 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Idempotent, "idempotent", false, "use the idempotent producer (requires --acks all)")
 	partitions := fs.Int("partitions", bench.DefaultPartitions, "partitions of the topic if it is created")
 	rf := fs.Int("replication-factor", bench.DefaultReplicationFactor, "replication factor of the topic if it is created")
+	cfg.TopicConfigs = map[string]string{}
+	fs.Func("topic-config", "`name=value` config of the topic if it is created, repeatable, e.g. min.insync.replicas=2", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("%q is not name=value", v)
+		}
+		cfg.TopicConfigs[name] = value
+		return nil
+	})
 	fs.StringVar(&cfg.Compression, "compression", bench.DefaultCompression, "batch compression: none, gzip, snappy, lz4 or zstd")
 	fs.IntVar(&cfg.Producers, "producers", bench.DefaultProducers, "independent producer clients sharing the load")
 	batch := fs.Int("batch-max-bytes", bench.DefaultBatchMaxBytes, "maximum produce batch size in bytes")
