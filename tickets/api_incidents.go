@@ -138,7 +138,9 @@ func (s *Service) ackIncident(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.AckIncident(c.Request.Context(), id, p.Name) })
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+		return s.store.AckIncident(c.Request.Context(), id, p.Name)
+	})
 }
 
 func (s *Service) resolveIncident(c *gin.Context) {
@@ -162,7 +164,9 @@ func (s *Service) closeIncident(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) { return s.store.CloseIncident(c.Request.Context(), id, p.Name) })
+	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+		return s.store.CloseIncident(c.Request.Context(), id, p.Name)
+	})
 }
 
 type assignRequest struct {
