@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/alertmanager/featurecontrol"
 	"github.com/prometheus/alertmanager/inhibit"
 	"github.com/prometheus/alertmanager/nflog"
+	"github.com/prometheus/alertmanager/nflog/nflogpb"
 	"github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/alertmanager/provider/mem"
 	"github.com/prometheus/alertmanager/silence"
@@ -50,7 +52,13 @@ type Options struct {
 	// ExternalURL is the URL templates link back to.
 	ExternalURL string
 	// Guard tunes flapping detection and rate limiting.
-	Guard      GuardOptions
+	Guard GuardOptions
+	// StableCheckInterval is how often alerts held as flapping are checked for being stable
+	// again, default 10s.
+	StableCheckInterval time.Duration
+	// Now is the clock of flapping detection and rate limiting, default time.Now. Tests move it;
+	// Alertmanager's grouping timers always run on the real clock.
+	Now        func() time.Time
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -80,6 +88,12 @@ type Dispatcher struct {
 
 	stopc chan struct{}
 	wg    sync.WaitGroup
+	// ctx is cancelled by Close; prompt resolved notifications run under it, not under the
+	// context of the request that resolved the alert.
+	ctx    context.Context
+	cancel context.CancelFunc
+	closed bool           // under mu
+	sends  sync.WaitGroup // prompt resolved notifications in flight
 }
 
 // New opens the silences and notification log (from their snapshots if present) and the alert
@@ -100,11 +114,18 @@ func New(o Options) (*Dispatcher, error) {
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
+	if o.StableCheckInterval <= 0 {
+		o.StableCheckInterval = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	o.Guard.setDefaults()
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, err
 	}
 	d := &Dispatcher{opts: o, logger: o.Logger, start: time.Now(), stopc: make(chan struct{}), flaps: newFlapTracker(o.Guard)}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	var err error
 	d.nflog, err = nflog.New(nflog.Options{
 		SnapshotFile: filepath.Join(o.DataDir, "nflog"), Retention: o.Retention,
@@ -127,7 +148,20 @@ func New(o Options) (*Dispatcher, error) {
 	}
 	d.pipeline = notify.NewPipelineBuilder(o.Registerer, featurecontrol.NoopFlags{}, eventrecorder.NopRecorder())
 	d.metrics = dispatch.NewDispatcherMetrics(false, o.Registerer, featurecontrol.NoopFlags{})
-	d.wg.Add(2)
+	d.wg.Add(3)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(o.StableCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stopc:
+				return
+			case <-t.C:
+				d.releaseStable(d.ctx)
+			}
+		}
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.nflog.Maintenance(o.MaintenanceInterval, filepath.Join(o.DataDir, "nflog"), d.stopc, nil)
@@ -165,7 +199,12 @@ func (d *Dispatcher) ApplyConfig(cfg *config.Config, build BuildFunc) error {
 		}
 		for i := range ints {
 			in := &ints[i]
-			g := newGuard(rcv.Name, in, d.flaps, d.opts.Guard, d.logger)
+			g := newGuard(rcv.Name, in, d.flaps, d.opts.Guard, d.logger, d.opts.Now)
+			// The pipeline logs notifications under the wrapping integration's name and index.
+			recv := &nflogpb.Receiver{GroupName: rcv.Name, Integration: in.Name(), Idx: uint32(i)}
+			g.logState = func(gkey string, hash uint64, resolved bool, repeat time.Duration) {
+				d.logState(recv, gkey, hash, resolved, repeat)
+			}
 			guards[rcv.Name] = append(guards[rcv.Name], g)
 			integrations[rcv.Name] = append(integrations[rcv.Name], notify.NewIntegration(g, in, in.Name(), i, rcv.Name))
 		}
@@ -212,7 +251,10 @@ func (d *Dispatcher) ApplyConfig(cfg *config.Config, build BuildFunc) error {
 func (d *Dispatcher) Close() {
 	d.mu.Lock()
 	inh, disp, guards := d.inhibitor, d.dispatcher, d.receivers
+	d.closed = true
 	d.mu.Unlock()
+	d.cancel()
+	d.sends.Wait()
 	if inh != nil {
 		inh.Stop()
 	}
@@ -233,6 +275,7 @@ func (d *Dispatcher) Close() {
 // Resolved alerts already notified as firing are sent to their receivers right away.
 func (d *Dispatcher) Put(ctx context.Context, in ...*model.Alert) error {
 	now := time.Now()
+	flapNow := d.opts.Now()
 	var out []*alert.Alert
 	var errs []error
 	for _, m := range in {
@@ -249,7 +292,7 @@ func (d *Dispatcher) Put(ctx context.Context, in ...*model.Alert) error {
 			continue
 		}
 		al := alert.New(a, now, false)
-		d.flaps.observe(al, now)
+		d.flaps.observe(al, flapNow)
 		out = append(out, al)
 	}
 	if len(out) > 0 {
@@ -259,7 +302,7 @@ func (d *Dispatcher) Put(ctx context.Context, in ...*model.Alert) error {
 	}
 	for _, al := range out {
 		if al.Resolved() {
-			d.resolveNow(ctx, al)
+			d.resolveNow(al)
 		}
 	}
 	return errors.Join(errs...)
@@ -267,10 +310,17 @@ func (d *Dispatcher) Put(ctx context.Context, in ...*model.Alert) error {
 
 // resolveNow sends a resolved notification for one alert to the receivers of every route it
 // matches whose guard notified it as firing, without waiting for the group's next flush.
-func (d *Dispatcher) resolveNow(ctx context.Context, al *alert.Alert) {
+func (d *Dispatcher) resolveNow(al *alert.Alert) {
 	d.mu.Lock()
-	route, receivers := d.route, d.receivers
+	route, receivers, closed := d.route, d.receivers, d.closed
+	if !closed {
+		d.sends.Add(1)
+	}
 	d.mu.Unlock()
+	if closed {
+		return
+	}
+	defer d.sends.Done()
 	if route == nil {
 		return
 	}
@@ -284,10 +334,62 @@ func (d *Dispatcher) resolveNow(ctx context.Context, al *alert.Alert) {
 		key := fmt.Sprintf("%s:%s", r.Key(), groupLabels)
 		for _, g := range receivers[r.RouteOpts.Receiver] {
 			if g.firingNotified(al) {
-				nctx := NotifyContext(ctx, r.RouteOpts.Receiver, key, groupLabels)
-				go g.resolvePromptly(nctx, al)
+				nctx := notify.WithRepeatInterval(NotifyContext(d.ctx, r.RouteOpts.Receiver, key, groupLabels), r.RouteOpts.RepeatInterval)
+				d.sends.Add(1)
+				go func() {
+					defer d.sends.Done()
+					g.resolvePromptly(nctx, al)
+				}()
 			}
 		}
+	}
+}
+
+// releaseStable notifies the alerts held as flapping that are stable again, in their current
+// state.
+func (d *Dispatcher) releaseStable(ctx context.Context) {
+	d.mu.Lock()
+	receivers := d.receivers
+	d.mu.Unlock()
+	current := func(fp model.Fingerprint) *alert.Alert {
+		a, err := d.alerts.Get(fp)
+		if err != nil {
+			return nil
+		}
+		return a
+	}
+	for _, gs := range receivers {
+		for _, g := range gs {
+			g.releaseStable(ctx, current)
+		}
+	}
+}
+
+// logState records one alert as firing or resolved in the notification log entry of a group
+// and receiver integration, as if the group had been flushed with it in that state, after a
+// notification sent outside Alertmanager's pipeline.
+func (d *Dispatcher) logState(recv *nflogpb.Receiver, gkey string, hash uint64, isResolved bool, repeat time.Duration) {
+	entries, err := d.nflog.Query(nflog.QGroupKey(gkey), nflog.QReceiver(recv))
+	if err != nil || len(entries) != 1 {
+		return
+	}
+	e := entries[0]
+	firing := slices.DeleteFunc(slices.Clone(e.FiringAlerts), func(h uint64) bool { return h == hash })
+	resolved := slices.DeleteFunc(slices.Clone(e.ResolvedAlerts), func(h uint64) bool { return h == hash })
+	if isResolved {
+		resolved = append(resolved, hash)
+	} else {
+		firing = append(firing, hash)
+	}
+	if slices.Equal(firing, e.FiringAlerts) && slices.Equal(resolved, e.ResolvedAlerts) {
+		return // the log says so already
+	}
+	if repeat <= 0 {
+		repeat = 4 * time.Hour
+	}
+	// Alertmanager's SetNotifiesStage keeps entries for twice the repeat interval.
+	if err := d.nflog.Log(recv, gkey, firing, resolved, e.MutedAlerts, nflog.NewStore(e), 2*repeat); err != nil {
+		d.logger.Warn("recording a prompt resolution in the notification log", "err", err)
 	}
 }
 
@@ -339,7 +441,7 @@ func (d *Dispatcher) Alerts(ctx context.Context) []AlertStatus {
 		}
 		out = append(out, AlertStatus{
 			Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt, EndsAt: a.EndsAt,
-			Fingerprint: a.Fingerprint().String(), State: st, Flapping: d.flaps.flapping(a.Fingerprint(), time.Now()),
+			Fingerprint: a.Fingerprint().String(), State: st, Flapping: d.flaps.flapping(a.Fingerprint(), d.opts.Now()),
 			Receivers: rcvs,
 		})
 	}

@@ -28,7 +28,8 @@ type GuardOptions struct {
 	RatePerMinute float64 `yaml:"rate_per_minute,omitempty"`
 	Burst         int     `yaml:"burst,omitempty"`
 	// SummaryDelay is how long after the first notification held back by the rate limit the
-	// one storm summary is sent, default 1m.
+	// storm summary is sent, default 1m. A storm shorter than SummaryDelay gets exactly one
+	// summary; a longer one gets at most one per SummaryDelay.
 	SummaryDelay time.Duration `yaml:"summary_delay,omitempty"`
 }
 
@@ -112,7 +113,18 @@ type episode struct {
 
 func episodeOf(a *alert.Alert) episode { return episode{a.Fingerprint(), a.StartsAt.UnixNano()} }
 
+// heldAlert is the last state of a flapping alert the guard has held back, with the group it
+// was flushed in, so that it can be notified once the alert is stable.
+type heldAlert struct {
+	alert       *alert.Alert
+	groupKey    string
+	groupLabels model.LabelSet
+	repeat      time.Duration
+}
+
 // guard wraps one integration of a receiver.
+//
+// Lock ordering: guard.mu, then flapTracker.mu.
 type guard struct {
 	receiver    string
 	integration *notify.Integration
@@ -120,12 +132,20 @@ type guard struct {
 	opts        GuardOptions
 	logger      *slog.Logger
 	limiter     *rate.Limiter
+	now         func() time.Time
+	// logState records a notification sent outside the pipeline (a prompt resolution, an alert
+	// stable after flapping) in Alertmanager's notification log, which the pipeline's
+	// deduplication reads; nil in tests without a Dispatcher.
+	logState func(gkey string, hash uint64, resolved bool, repeat time.Duration)
 
 	mu            sync.Mutex
 	firing        map[episode]bool // notified as firing
 	resolved      map[episode]bool // resolved notification sent promptly
 	flapNotified  map[model.Fingerprint]bool
-	held          map[string]int // alertname -> notifications held back by the rate limit
+	flapHeld      map[model.Fingerprint]heldAlert
+	lastSent      map[string]string // group key -> signature of the alerts last sent
+	hashes        map[model.Fingerprint]uint64 // the notification log's hash of each alert
+	held          map[string]int    // alertname -> notifications held back by the rate limit
 	heldCount     int
 	summaryTimer  *time.Timer
 	stopped       bool
@@ -133,13 +153,14 @@ type guard struct {
 	summaryCancel context.CancelFunc
 }
 
-func newGuard(receiver string, in *notify.Integration, flaps *flapTracker, o GuardOptions, logger *slog.Logger) *guard {
+func newGuard(receiver string, in *notify.Integration, flaps *flapTracker, o GuardOptions, logger *slog.Logger, now func() time.Time) *guard {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &guard{
-		receiver: receiver, integration: in, flaps: flaps, opts: o,
+		receiver: receiver, integration: in, flaps: flaps, opts: o, now: now,
 		logger:  logger.With("receiver", receiver, "integration", in.String()),
 		limiter: rate.NewLimiter(rate.Limit(o.RatePerMinute/60), o.Burst),
 		firing:  map[episode]bool{}, resolved: map[episode]bool{}, flapNotified: map[model.Fingerprint]bool{},
+		flapHeld: map[model.Fingerprint]heldAlert{}, lastSent: map[string]string{}, hashes: map[model.Fingerprint]uint64{},
 		held: map[string]int{}, summaryCtx: ctx, summaryCancel: cancel,
 	}
 }
@@ -183,7 +204,15 @@ func (g *guard) resolvePromptly(ctx context.Context, a *alert.Alert) {
 		if v.Err() == nil {
 			g.mu.Lock()
 			delete(g.firing, e)
+			hash, known := g.hashes[a.Fingerprint()]
 			g.mu.Unlock()
+			// Tell the pipeline's deduplication that the group's receiver knows: otherwise a
+			// new firing of the alert before the group's next flush would look like nothing
+			// changed and not be notified, and the flush would repeat the resolution.
+			if key, ok := notify.GroupKey(ctx); ok && known && g.logState != nil {
+				repeat, _ := notify.RepeatInterval(ctx)
+				g.logState(key, hash, true, repeat)
+			}
 			g.logger.Info("resolved notification sent promptly", "alert", a.Name())
 			return
 		}
@@ -204,20 +233,37 @@ func (g *guard) resolvePromptly(ctx context.Context, a *alert.Alert) {
 // Notify filters what Alertmanager's pipeline flushes: resolved alerts already sent promptly,
 // flapping alerts (after one "flapping" notification), and anything past the rate limit.
 func (g *guard) Notify(ctx context.Context, alerts ...*alert.Alert) notify.NotifyVerdict {
-	now := time.Now()
+	now := g.now()
+	key, _ := notify.GroupKey(ctx)
+	groupLabels, _ := notify.GroupLabels(ctx)
+	repeat, _ := notify.RepeatInterval(ctx)
 	var pass, flapNew []*alert.Alert
-	anyFiring := false
+	anyFiring, filtered := false, false
 	g.mu.Lock()
+	// The dedup stage put the hashes of the firing alerts, in order, into the context.
+	if hs, ok := notify.FiringAlerts(ctx); ok {
+		i := 0
+		for _, a := range alerts {
+			if !a.Resolved() && i < len(hs) {
+				g.hashes[a.Fingerprint()] = hs[i]
+				i++
+			}
+		}
+	}
 	for _, a := range alerts {
 		fp := a.Fingerprint()
 		if g.flaps.flapping(fp, now) {
+			g.flapHeld[fp] = heldAlert{alert: a, groupKey: key, groupLabels: groupLabels, repeat: repeat}
 			if !g.flapNotified[fp] {
-				g.flapNotified[fp] = true
 				flapNew = append(flapNew, flappingCopy(a, g.flaps.count(fp), g.opts.FlapWindow))
+			} else {
+				filtered = true
 			}
 			continue
 		}
+		// Stable again: this flush is its normal notification.
 		delete(g.flapNotified, fp)
+		delete(g.flapHeld, fp)
 		if !a.Resolved() {
 			anyFiring = true
 		}
@@ -233,31 +279,131 @@ func (g *guard) Notify(ctx context.Context, alerts ...*alert.Alert) notify.Notif
 		}
 		pass = kept
 	}
+	send := append(flapNew, pass...)
+	// A flush that changed only alerts held as flapping would repeat the last message about the
+	// others.
+	sig := signature(pass)
+	unchanged := filtered && len(flapNew) == 0 && g.lastSent[key] == sig
 	g.mu.Unlock()
 
-	send := append(flapNew, pass...)
-	if len(send) == 0 {
+	if len(send) == 0 || unchanged {
 		return notify.Success()
 	}
-	if !g.limiter.Allow() {
-		g.hold(ctx, send)
+	if !g.limiter.AllowN(now, 1) {
+		g.hold(send)
+		g.markFlapNotified(flapNew)
 		return notify.Success()
 	}
 	v := g.integration.Notify(ctx, send...)
 	if v.Err() == nil {
+		g.markSent(send)
+		g.markFlapNotified(flapNew)
 		g.mu.Lock()
-		for _, a := range send {
-			e := episodeOf(a)
-			if a.Resolved() {
-				g.resolved[e] = true
-				delete(g.firing, e)
-			} else {
-				g.firing[e] = true
-			}
+		if anyFiring { // a group with nothing firing is over: forget it
+			g.lastSent[key] = sig
+		} else {
+			delete(g.lastSent, key)
 		}
 		g.mu.Unlock()
 	}
 	return v
+}
+
+// markSent remembers which episodes a successful notification reported.
+func (g *guard) markSent(sent []*alert.Alert) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, a := range sent {
+		e := episodeOf(a)
+		if a.Resolved() {
+			g.resolved[e] = true
+			delete(g.firing, e)
+		} else {
+			g.firing[e] = true
+		}
+	}
+}
+
+func (g *guard) markFlapNotified(flapNew []*alert.Alert) {
+	if len(flapNew) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, a := range flapNew {
+		g.flapNotified[a.Fingerprint()] = true
+	}
+}
+
+// signature identifies the alerts of a notification and whether each is resolved.
+func signature(alerts []*alert.Alert) string {
+	parts := make([]string, 0, len(alerts))
+	for _, a := range alerts {
+		parts = append(parts, fmt.Sprintf("%s/%d/%t", a.Fingerprint(), a.StartsAt.UnixNano(), a.Resolved()))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// releaseStable sends the normal notification of every alert held as flapping that is stable
+// again, in its current state (current returns the alert store's version, or nil when the
+// store no longer has it). Alertmanager's pipeline would not do it: once a held alert stops
+// changing, its notification log entry says it was notified, so no flush reaches the guard.
+func (g *guard) releaseStable(ctx context.Context, current func(model.Fingerprint) *alert.Alert) {
+	now := g.now()
+	type group struct {
+		labels model.LabelSet
+		repeat time.Duration
+		alerts []*alert.Alert
+	}
+	groups := map[string]*group{}
+	g.mu.Lock()
+	for fp, h := range g.flapHeld {
+		if !g.flapNotified[fp] || g.flaps.flapping(fp, now) {
+			continue
+		}
+		a := h.alert
+		if cur := current(fp); cur != nil {
+			a = cur
+		}
+		delete(g.flapHeld, fp)
+		delete(g.flapNotified, fp)
+		if a.Resolved() && !g.integration.SendResolved() {
+			continue
+		}
+		gr := groups[h.groupKey]
+		if gr == nil {
+			gr = &group{labels: h.groupLabels, repeat: h.repeat}
+			groups[h.groupKey] = gr
+		}
+		gr.alerts = append(gr.alerts, a)
+	}
+	g.mu.Unlock()
+	for key, gr := range groups {
+		if !g.limiter.AllowN(now, 1) {
+			g.hold(gr.alerts)
+			continue
+		}
+		nctx, cancel := context.WithTimeout(NotifyContext(ctx, g.receiver, key, gr.labels), time.Minute)
+		v := g.integration.Notify(nctx, gr.alerts...)
+		cancel()
+		if v.Err() != nil {
+			g.logger.Warn("notification of an alert stable after flapping failed", "err", v.Err())
+			continue
+		}
+		g.markSent(gr.alerts)
+		if g.logState != nil {
+			for _, a := range gr.alerts {
+				g.mu.Lock()
+				hash, known := g.hashes[a.Fingerprint()]
+				g.mu.Unlock()
+				if known {
+					g.logState(key, hash, a.Resolved(), gr.repeat)
+				}
+			}
+		}
+		g.logger.Info("alert stable after flapping, notified", "alerts", len(gr.alerts))
+	}
 }
 
 // flappingCopy is the one notification a flapping alert gets until it is stable.
@@ -272,7 +418,7 @@ func flappingCopy(a *alert.Alert, n int, window time.Duration) *alert.Alert {
 }
 
 // hold counts notifications held back by the rate limit and arranges the one summary.
-func (g *guard) hold(ctx context.Context, alerts []*alert.Alert) {
+func (g *guard) hold(alerts []*alert.Alert) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, a := range alerts {
@@ -284,6 +430,13 @@ func (g *guard) hold(ctx context.Context, alerts []*alert.Alert) {
 	}
 	g.logger.Warn("alert storm: notifications held back by the rate limit", "rate_per_minute", g.opts.RatePerMinute)
 	g.summaryTimer = time.AfterFunc(g.opts.SummaryDelay, g.sendSummary)
+}
+
+// summaryPending reports whether a storm summary is waiting to be sent.
+func (g *guard) summaryPending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.summaryTimer != nil || g.heldCount > 0
 }
 
 func (g *guard) sendSummary() {
@@ -299,7 +452,12 @@ func (g *guard) sendSummary() {
 	for k := range held {
 		names = append(names, k)
 	}
-	sort.Slice(names, func(i, j int) bool { return held[names[i]] > held[names[j]] })
+	sort.Slice(names, func(i, j int) bool {
+		if held[names[i]] != held[names[j]] {
+			return held[names[i]] > held[names[j]]
+		}
+		return names[i] < names[j]
+	})
 	parts := make([]string, 0, len(names))
 	for _, k := range names {
 		parts = append(parts, fmt.Sprintf("%s (%d)", k, held[k]))
