@@ -143,9 +143,9 @@ type guard struct {
 	resolved      map[episode]bool // resolved notification sent promptly
 	flapNotified  map[model.Fingerprint]bool
 	flapHeld      map[model.Fingerprint]heldAlert
-	lastSent      map[string]string // group key -> signature of the alerts last sent
+	lastSent      map[string]string            // group key -> signature of the alerts last sent
 	hashes        map[model.Fingerprint]uint64 // the notification log's hash of each alert
-	held          map[string]int    // alertname -> notifications held back by the rate limit
+	held          map[string]int               // alertname -> notifications held back by the rate limit
 	heldCount     int
 	summaryTimer  *time.Timer
 	stopped       bool
