@@ -156,15 +156,6 @@ FOR EACH ROW EXECUTE FUNCTION %[1]s_append_only()`, table),
 	return []string{strings.NewReplacer("{{ID}}", id, "{{TS}}", ts).Replace(stmt)}
 }
 
-// schemaMigration records an applied migration.
-type schemaMigration struct {
-	Version   int `gorm:"primaryKey;autoIncrement:false"`
-	Name      string
-	AppliedAt time.Time
-}
-
-func (schemaMigration) TableName() string { return "schema_migrations" }
-
 // SchemaVersion is the version the migrations of this build bring a database to.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
 
