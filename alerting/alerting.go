@@ -177,9 +177,8 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 	}
 	m.mu.Lock()
 	m.cfg = cfg
-	m.slackHTTP.SigningSecret = secret
-	m.slackHTTP.DashboardURL = cfg.DashboardURL
 	m.mu.Unlock()
+	m.slackHTTP.SetConfig(secret, cfg.DashboardURL)
 	m.logger.Info("configuration applied", "rule_files", len(files), "targets", len(cfg.Targets), "receivers", len(routing.Receivers))
 	return nil
 }

@@ -119,20 +119,40 @@ func (s *Store) put(r Record) {
 type SilenceFunc func(ctx context.Context, labels map[string]string, d time.Duration, createdBy, comment string) (string, error)
 
 // Handler answers Slack's interaction requests (the message buttons). Requests are verified with
-// the app's signing secret: a bad or missing signature gets 401 and changes nothing. Each action
-// is idempotent: pressing Acknowledge or Silence twice, or Slack retrying a request, changes the
-// message and creates a silence once.
+// the app's signing secret: a bad or missing signature, or a timestamp more than 5 minutes off,
+// gets 401 and changes nothing. Each action is idempotent: pressing a button twice, or Slack
+// retrying a request, changes the message and creates a silence once. Actions are handled one
+// at a time, so that concurrent presses cannot both act.
 type Handler struct {
-	Store         *Store
+	Store *Store
+	// SigningSecret and DashboardURL are read under a lock; change them with SetConfig once
+	// the Handler serves.
 	SigningSecret string
 	Silence       SilenceFunc
 	DashboardURL  string
 	Logger        *slog.Logger
+
+	cfgMu sync.RWMutex
+	actMu sync.Mutex // serializes actions; taken before Store.mu
+}
+
+// SetConfig replaces the signing secret and the dashboard URL (on configuration reload).
+func (h *Handler) SetConfig(signingSecret, dashboardURL string) {
+	h.cfgMu.Lock()
+	defer h.cfgMu.Unlock()
+	h.SigningSecret, h.DashboardURL = signingSecret, dashboardURL
+}
+
+func (h *Handler) config() (secret, dashboardURL string) {
+	h.cfgMu.RLock()
+	defer h.cfgMu.RUnlock()
+	return h.SigningSecret, h.DashboardURL
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.SigningSecret == "" {
+	secret, dashboardURL := h.config()
+	if secret == "" {
 		http.Error(w, "slack interactions are not configured (no signing secret)", http.StatusNotFound)
 		return
 	}
@@ -141,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	sv, err := slack.NewSecretsVerifier(r.Header, h.SigningSecret)
+	sv, err := slack.NewSecretsVerifier(r.Header, secret)
 	if err != nil {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
@@ -161,14 +181,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
-		if err := h.act(r.Context(), a.ActionID, a.Value, cb.User.ID); err != nil {
-			h.Logger.Warn("slack action failed", "action", a.ActionID, "err", err)
+		if err := h.act(r.Context(), a.ActionID, a.Value, cb.User.ID, dashboardURL); err != nil {
+			if h.Logger != nil {
+				h.Logger.Warn("slack action failed", "action", a.ActionID, "err", err)
+			}
 		}
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *Handler) act(ctx context.Context, action, id, user string) error {
+func (h *Handler) act(ctx context.Context, action, id, user, dashboardURL string) error {
+	h.actMu.Lock()
+	defer h.actMu.Unlock()
 	h.Store.mu.Lock()
 	rec, ok := h.Store.recs[id]
 	h.Store.mu.Unlock()
@@ -205,7 +229,7 @@ func (h *Handler) act(ctx context.Context, action, id, user string) error {
 	if c == nil || rec.TS == "" {
 		return nil
 	}
-	n := &Notifier{cfg: Config{DashboardURL: h.DashboardURL, MaxAlerts: 10}}
+	n := &Notifier{cfg: Config{DashboardURL: dashboardURL, MaxAlerts: 10}}
 	alerts := restore(rec.Alerts)
 	if len(alerts) > 0 {
 		blocks, text := n.render(alerts, id, &rec)
