@@ -473,4 +473,3 @@ func TestSilenceConcurrentPresses(t *testing.T) {
 	require.Equal(t, 1, f.sil.count())
 	require.Len(t, f.api.all(), 3)
 }
-
