@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"net"
+	"net/textproto"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -43,7 +44,8 @@ type Config struct {
 	TLSPolicy string
 	// InsecureSkipVerify skips the server certificate check (tests, self-signed relays).
 	InsecureSkipVerify bool
-	// Username and Password enable SMTP AUTH (PLAIN, or LOGIN when the server offers only that).
+	// Username and Password enable SMTP AUTH with the strongest mechanism the server offers
+	// (go-mail's auto-discovery); PLAIN and LOGIN are used only over TLS.
 	Username string
 	Password string
 	// DashboardURL is the Grafana base URL for the "dashboard" annotation.
@@ -89,7 +91,9 @@ func New(cfg Config) (*Notifier, error) {
 func (n *Notifier) SendResolved() bool { return n.cfg.SendResolved }
 
 // Notify implements notify.Notifier. Connection failures and 4xx replies are retried; a 5xx
-// reply (bad recipient, refused sender) is not.
+// reply (bad recipient, refused sender, bad credentials) is not, nor is a server that offers no
+// authentication mechanism usable for the configured credentials (PLAIN and LOGIN are only
+// used over TLS).
 func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.NotifyVerdict {
 	msg, err := n.Message(ctx, alerts)
 	if err != nil {
@@ -118,13 +122,31 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 		return notify.Unrecoverable(err, notify.DefaultReason)
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		var se *mail.SendError
-		if errors.As(err, &se) && !se.IsTemp() {
-			return notify.Unrecoverable(err, notify.ClientErrorReason)
-		}
-		return notify.Retry(0, err, notify.DefaultReason)
+		return verdict(err)
 	}
 	return notify.Success()
+}
+
+// verdict says whether a failed delivery is worth retrying.
+func verdict(err error) notify.NotifyVerdict {
+	var se *mail.SendError
+	if errors.As(err, &se) {
+		if se.IsTemp() {
+			return notify.Retry(0, err, notify.ServerErrorReason)
+		}
+		return notify.Unrecoverable(err, notify.ClientErrorReason)
+	}
+	var te *textproto.Error // a reply outside a send, e.g. to AUTH
+	if errors.As(err, &te) {
+		if te.Code >= 500 {
+			return notify.Unrecoverable(err, notify.ClientErrorReason)
+		}
+		return notify.Retry(0, err, notify.ServerErrorReason)
+	}
+	if errors.Is(err, mail.ErrNoSupportedAuthDiscovered) {
+		return notify.Unrecoverable(err, notify.ClientErrorReason)
+	}
+	return notify.Retry(0, err, notify.DefaultReason)
 }
 
 // Message renders the email of one notification.
