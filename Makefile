@@ -40,3 +40,9 @@ fuzz:
 
 clean:
 	rm -rf bin data .compat
+
+# The end-to-end fault drill (test/e2e): kill a broker under load, follow the alert through real
+# Prometheus and Alertmanager, then through `sluice alerting`, to a ticket-service incident.
+.PHONY: e2e
+e2e:
+	$(GO) test -count=1 -timeout 15m ./test/e2e/
