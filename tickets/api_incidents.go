@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/sluicemq/sluice/tickets/alertmanager"
+	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
@@ -56,6 +57,7 @@ func (s *Service) alertmanagerWebhook(c *gin.Context) {
 	for _, id := range res.Opened {
 		s.enqueueSnapshot(id)
 	}
+	s.intakeEvents(c.Request.Context(), res)
 	c.JSON(http.StatusOK, res)
 }
 
@@ -116,7 +118,9 @@ func (s *Service) getIncident(c *gin.Context) {
 	c.JSON(http.StatusOK, incidentDetailView{d, sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now())})
 }
 
-func (s *Service) incidentChange(c *gin.Context, do func(id uint, p principal) (*store.Incident, error)) {
+// incidentChange performs a change of the incident in the path and notifies
+// it as kind with detail.
+func (s *Service) incidentChange(c *gin.Context, kind, detail string, do func(id uint, p principal) (*store.Incident, error)) {
 	id, ok := pathID(c)
 	if !ok {
 		return
@@ -126,6 +130,7 @@ func (s *Service) incidentChange(c *gin.Context, do func(id uint, p principal) (
 		s.storeFail(c, err)
 		return
 	}
+	s.incidentEvent(c.Request.Context(), kind, who(c).Name, detail, inc.ID, inc)
 	c.JSON(http.StatusOK, s.view(*inc))
 }
 
@@ -138,7 +143,7 @@ func (s *Service) ackIncident(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+	s.incidentChange(c, notify.IncidentAcknowledged, "", func(id uint, p principal) (*store.Incident, error) {
 		return s.store.AckIncident(c.Request.Context(), id, p.Name)
 	})
 }
@@ -154,7 +159,7 @@ func (s *Service) resolveIncident(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+	s.incidentChange(c, notify.IncidentResolved, req.Note, func(id uint, p principal) (*store.Incident, error) {
 		return s.store.ResolveIncident(c.Request.Context(), id, p.Name, req.Note)
 	})
 }
@@ -164,7 +169,7 @@ func (s *Service) closeIncident(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+	s.incidentChange(c, notify.IncidentClosed, "", func(id uint, p principal) (*store.Incident, error) {
 		return s.store.CloseIncident(c.Request.Context(), id, p.Name)
 	})
 }
@@ -184,7 +189,7 @@ func (s *Service) assignIncident(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.incidentChange(c, func(id uint, p principal) (*store.Incident, error) {
+	s.incidentChange(c, notify.IncidentAssigned, req.Assignee, func(id uint, p principal) (*store.Incident, error) {
 		return s.store.AssignIncident(c.Request.Context(), id, p.Name, req.Assignee)
 	})
 }
@@ -213,6 +218,7 @@ func (s *Service) commentIncident(c *gin.Context) {
 		s.storeFail(c, err)
 		return
 	}
+	s.incidentEvent(c.Request.Context(), notify.IncidentCommented, who(c).Name, req.Body, id, nil)
 	c.JSON(http.StatusCreated, cm)
 }
 
@@ -237,6 +243,7 @@ func (s *Service) linkTicket(c *gin.Context) {
 		s.storeFail(c, err)
 		return
 	}
+	s.incidentEvent(c.Request.Context(), notify.IncidentTicketLinked, who(c).Name, fmt.Sprintf("ticket #%d", req.TicketID), id, nil)
 	c.JSON(http.StatusCreated, store.IncidentTicket{IncidentID: id, TicketID: req.TicketID, CreatedAt: s.store.Now()})
 }
 

@@ -1,10 +1,12 @@
 package tickets
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -59,6 +61,10 @@ func (s *Service) fileTicket(c *gin.Context, req *ticketRequest, actor string) (
 		GroupName: req.Group, Priority: req.Priority, Status: "new", Assignee: req.Assignee, Reporter: actor}
 	if err := s.store.CreateTicketLinked(c.Request.Context(), t, actor, req.IncidentID); err != nil {
 		return nil, err
+	}
+	s.ticketEvent(c.Request.Context(), notify.TicketFiled, actor, "", t.ID, t)
+	if req.IncidentID != 0 {
+		s.incidentEvent(c.Request.Context(), notify.IncidentTicketLinked, actor, fmt.Sprintf("ticket #%d", t.ID), req.IncidentID, nil)
 	}
 	return t, nil
 }
@@ -126,6 +132,7 @@ func (s *Service) commentTicket(c *gin.Context) {
 		s.storeFail(c, err)
 		return
 	}
+	s.ticketEvent(c.Request.Context(), notify.TicketCommented, who(c).Name, req.Body, id, nil)
 	c.JSON(http.StatusCreated, cm)
 }
 
@@ -153,6 +160,7 @@ func (s *Service) ticketStatus(c *gin.Context) {
 		s.storeFail(c, err)
 		return
 	}
+	s.ticketEvent(c.Request.Context(), notify.TicketStatus, who(c).Name, t.Status, id, t)
 	c.JSON(http.StatusOK, t)
 }
 
@@ -176,6 +184,7 @@ func (s *Service) assignTicket(c *gin.Context) {
 		s.storeFail(c, err)
 		return
 	}
+	s.ticketEvent(c.Request.Context(), notify.TicketAssigned, who(c).Name, t.Assignee, id, t)
 	c.JSON(http.StatusOK, t)
 }
 
@@ -199,7 +208,7 @@ func (s *Service) createToken(c *gin.Context) {
 		fail(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	tok, err := s.store.CreateToken(c.Request.Context(), req.Name, role)
+	tok, _, err := s.store.CreateTokenBy(c.Request.Context(), req.Name, role, who(c).Name)
 	if err != nil {
 		s.storeFail(c, err)
 		return
@@ -242,15 +251,7 @@ func (s *Service) createUser(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
 		return
 	}
-	var fe fieldErrors
-	fe.name("username", req.Username, true)
-	if len(req.Password) < store.MinPasswordLength || len(req.Password) > 72 {
-		fe.add("password", "%d to 72 bytes", store.MinPasswordLength)
-	}
-	role, ok := store.ParseRole(req.Role)
-	if !ok {
-		fe.add("role", "one of viewer, operator, admin")
-	}
+	role, fe := validateUser(req)
 	if err := fe.err(); err != nil {
 		fail(c, http.StatusBadRequest, err.Error())
 		return

@@ -8,11 +8,15 @@ package tickets
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sluicemq/sluice/tickets/notify"
+	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 )
@@ -50,6 +54,16 @@ type Config struct {
 	SessionTTL time.Duration `yaml:"session_ttl"`
 	// SecureCookies marks session cookies Secure; set it when served over HTTPS.
 	SecureCookies bool `yaml:"secure_cookies"`
+	// AlertingURL is the HTTP API of Sluice's alerting (`sluice alerting`,
+	// http://127.0.0.1:9093 by its default) whose silences the Silences page
+	// lists, creates and expires; empty leaves the page unconfigured.
+	AlertingURL string `yaml:"alerting_url"`
+	// ExternalURL is how people reach this service, for links in
+	// notifications, such as https://tickets.example.com; http://<listen> by
+	// default.
+	ExternalURL string `yaml:"external_url"`
+	// Notifications send incident and ticket changes to Slack and email.
+	Notifications notify.Config `yaml:"notifications"`
 }
 
 // DefaultConfig returns the configuration used without a file or flags.
@@ -119,5 +133,19 @@ func (c *Config) Validate() error {
 		c.SessionTTL = def.SessionTTL
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
+	if c.AlertingURL != "" {
+		if _, err := silences.New(c.AlertingURL, nil); err != nil {
+			return err
+		}
+	}
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("external_url %q: want http(s)://host[:port][/path]", c.ExternalURL)
+		}
+		c.ExternalURL = strings.TrimSuffix(c.ExternalURL, "/")
+	}
+	if err := c.Notifications.Validate(); err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/sluicemq/sluice/tickets/notify"
+	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
@@ -29,6 +32,8 @@ type Service struct {
 	store    *store.Store
 	reg      *prometheus.Registry
 	capturer *snapshot.Capturer
+	silences *silences.Client // nil without alerting_url
+	notifier *notify.Notifier
 	handler  http.Handler
 	pages    pages
 
@@ -38,7 +43,7 @@ type Service struct {
 
 	intakeMu  sync.Mutex // serializes webhook notifications
 	snapQueue chan uint
-	snapWG    sync.WaitGroup
+	workers   sync.WaitGroup
 
 	ready chan struct{}
 	addr  string
@@ -70,6 +75,21 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		snapQueue: make(chan uint, 256), ready: make(chan struct{})}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
+	}
+	if cfg.AlertingURL != "" {
+		if s.silences, err = silences.New(cfg.AlertingURL, nil); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	storePath := ""
+	if cfg.DataDir != "" {
+		storePath = filepath.Join(cfg.DataDir, "slack-messages.json")
+	}
+	if s.notifier, err = notify.New(cfg.Notifications, notify.Options{StorePath: storePath,
+		Logger: logger.With("component", "notify"), Registerer: s.reg}); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("notifications: %w", err)
 	}
 	pw := cfg.AdminPassword
 	if pw == "" {
@@ -124,9 +144,14 @@ func (s *Service) Run(ctx context.Context) error {
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	wctx, stopWorkers := context.WithCancel(ctx)
 	for range 2 {
-		s.snapWG.Add(1)
+		s.workers.Add(1)
 		go s.snapshotWorker(wctx)
 	}
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		s.notifier.Run(wctx)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("tickets service listening", "addr", s.addr)
@@ -140,7 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	srv.Shutdown(shutdownCtx)
 	stopWorkers()
-	s.snapWG.Wait()
+	s.workers.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -151,7 +176,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) Close() error { return s.store.Close() }
 
 func (s *Service) snapshotWorker(ctx context.Context) {
-	defer s.snapWG.Done()
+	defer s.workers.Done()
 	for {
 		select {
 		case <-ctx.Done():

@@ -19,6 +19,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/sluicemq/sluice/tickets/notify"
+	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
@@ -93,7 +95,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return out
 	},
-	"chart": chartSVG,
+	"chart":    chartSVG,
+	"matchers": silences.FormatMatchers,
 }
 
 func loadPages() (pages, error) {
@@ -185,6 +188,19 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	w.POST("/tickets/:id/comment", op, s.uiTicketAction)
 	w.GET("/cluster", s.clusterPage)
 	w.GET("/sla", s.slaPage)
+	w.GET("/silences", s.silencesPage)
+	w.POST("/silences", op, s.uiCreateSilence)
+	w.POST("/silences/:id/expire", op, s.uiExpireSilence)
+
+	admin := s.uiRequireRole(store.RoleAdmin)
+	w.GET("/admin/tokens", admin, s.tokensPage)
+	w.POST("/admin/tokens", admin, s.uiCreateToken)
+	w.POST("/admin/tokens/:id/revoke", admin, s.uiRevokeToken)
+	w.GET("/admin/users", admin, s.usersPage)
+	w.POST("/admin/users", admin, s.uiCreateUser)
+	w.POST("/admin/users/:id/role", admin, s.uiUserAction)
+	w.POST("/admin/users/:id/disable", admin, s.uiUserAction)
+	w.POST("/admin/users/:id/enable", admin, s.uiUserAction)
 }
 
 func randomString() string {
@@ -382,18 +398,23 @@ func (s *Service) uiIncidentAction(c *gin.Context) {
 	id, actor := uint(id64), who(c).Name
 	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
 	var fe fieldErrors
+	var kind, detail string
 	switch action {
 	case "ack":
+		kind = notify.IncidentAcknowledged
 		_, err = s.store.AckIncident(c.Request.Context(), id, actor)
 	case "resolve":
+		kind = notify.IncidentResolved
 		_, err = s.store.ResolveIncident(c.Request.Context(), id, actor, "")
 	case "assign":
 		a := strings.TrimSpace(c.PostForm("assignee"))
+		kind, detail = notify.IncidentAssigned, a
 		if fe.name("assignee", a, false); fe.err() == nil {
 			_, err = s.store.AssignIncident(c.Request.Context(), id, actor, a)
 		}
 	case "comment":
 		body := c.PostForm("body")
+		kind, detail = notify.IncidentCommented, body
 		if fe.text("body", body, 1, maxText); fe.err() == nil {
 			_, err = s.store.CommentIncident(c.Request.Context(), id, actor, body)
 		}
@@ -402,6 +423,7 @@ func (s *Service) uiIncidentAction(c *gin.Context) {
 		if perr != nil || t == 0 {
 			fe.add("ticket_id", "a ticket number")
 		} else {
+			kind, detail = notify.IncidentTicketLinked, fmt.Sprintf("ticket #%d", t)
 			err = s.store.LinkTicket(c.Request.Context(), id, uint(t), actor)
 		}
 	case "snapshot":
@@ -414,6 +436,9 @@ func (s *Service) uiIncidentAction(c *gin.Context) {
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
+	}
+	if kind != "" {
+		s.incidentEvent(c.Request.Context(), kind, actor, detail, id, nil)
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/incidents/%d", id))
 }
@@ -512,19 +537,23 @@ func (s *Service) uiTicketAction(c *gin.Context) {
 	}
 	id, actor := uint(id64), who(c).Name
 	var fe fieldErrors
+	var kind, detail string
 	switch action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]; action {
 	case "status":
 		st := c.PostForm("status")
+		kind, detail = notify.TicketStatus, st
 		if fe.oneOf("status", st, store.TicketStatuses); fe.err() == nil {
 			_, err = s.store.SetTicketStatus(c.Request.Context(), id, actor, st)
 		}
 	case "assign":
 		a := strings.TrimSpace(c.PostForm("assignee"))
+		kind, detail = notify.TicketAssigned, a
 		if fe.name("assignee", a, false); fe.err() == nil {
 			_, err = s.store.AssignTicket(c.Request.Context(), id, actor, a)
 		}
 	case "comment":
 		body := c.PostForm("body")
+		kind, detail = notify.TicketCommented, body
 		if fe.text("body", body, 1, maxText); fe.err() == nil {
 			_, err = s.store.CommentTicket(c.Request.Context(), id, actor, body)
 		}
@@ -536,6 +565,9 @@ func (s *Service) uiTicketAction(c *gin.Context) {
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
+	}
+	if kind != "" {
+		s.ticketEvent(c.Request.Context(), kind, actor, detail, id, nil)
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", id))
 }

@@ -54,6 +54,9 @@ type IntakeResult struct {
 	Opened []uint `json:"opened"`
 	// Touched lists every incident the notification changed.
 	Touched []uint `json:"touched"`
+	// Resolved lists incidents the notification resolved: all their alarms
+	// have resolved.
+	Resolved []uint `json:"resolved,omitempty"`
 	// NewAlarms, UpdatedAlarms and Ignored count alarms created, changed, and
 	// dropped (resolved with no firing seen, or already resolved).
 	NewAlarms     int `json:"new_alarms"`
@@ -252,6 +255,7 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 		if err := appendEvent(tx, &id, nil, now, "alertmanager", "resolved", "all alarms resolved"); err != nil {
 			return err
 		}
+		res.Resolved = append(res.Resolved, id)
 	}
 	res.Touched = ids
 	return nil

@@ -130,6 +130,10 @@ var migrations = []migration{
 			data TEXT NOT NULL)`,
 		`CREATE INDEX snapshots_incident ON snapshots (incident_id, id)`,
 	}},
+	{2, "disabled users, who minted a token", []string{
+		`ALTER TABLE users ADD COLUMN disabled_at {{TS}}`,
+		`ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // expand turns a dialect-neutral statement into the SQL of dialect.

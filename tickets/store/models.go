@@ -192,7 +192,14 @@ type User struct {
 	PasswordHash string    `json:"-"`
 	Role         Role      `json:"role"`
 	CreatedAt    time.Time `json:"created_at"`
+	// DisabledAt is when an admin disabled the account: it can no longer log
+	// in and its sessions are gone. Users are disabled, never deleted, so the
+	// names in timelines keep meaning someone.
+	DisabledAt *time.Time `json:"disabled_at"`
 }
+
+// Disabled reports whether the account is disabled.
+func (u *User) Disabled() bool { return u.DisabledAt != nil }
 
 // TableName pins the table name the migrations create.
 func (User) TableName() string { return "users" }
@@ -204,6 +211,7 @@ type APIToken struct {
 	Name       string     `json:"name"`
 	Role       Role       `json:"role"`
 	TokenHash  string     `json:"-"`
+	CreatedBy  string     `json:"created_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 }

@@ -194,7 +194,7 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (*U
 		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil, ErrNotFound
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil || u.Disabled() {
 		return nil, ErrNotFound
 	}
 	return &u, nil
@@ -207,9 +207,19 @@ var dummyHash = sync.OnceValue(func() []byte {
 
 // CreateToken stores a new API token and returns it; only its hash is kept.
 func (s *Store) CreateToken(ctx context.Context, name string, role Role) (string, error) {
-	tok := "slt_" + randomToken(32)
-	err := s.db.WithContext(ctx).Create(&APIToken{Name: name, Role: role, TokenHash: hashToken(tok), CreatedAt: s.now()}).Error
+	tok, _, err := s.CreateTokenBy(ctx, name, role, "")
 	return tok, err
+}
+
+// CreateTokenBy is CreateToken recording who minted the token; it also
+// returns the stored row.
+func (s *Store) CreateTokenBy(ctx context.Context, name string, role Role, by string) (string, *APIToken, error) {
+	tok := "slt_" + randomToken(32)
+	t := &APIToken{Name: name, Role: role, TokenHash: hashToken(tok), CreatedBy: by, CreatedAt: s.now()}
+	if err := s.db.WithContext(ctx).Create(t).Error; err != nil {
+		return "", nil, err
+	}
+	return tok, t, nil
 }
 
 // TokenRole returns the token presented as a Bearer credential.
@@ -253,6 +263,9 @@ func (s *Store) LookupSession(ctx context.Context, cookie string) (*Session, *Us
 	var u User
 	if err := s.db.WithContext(ctx).First(&u, sess.UserID).Error; err != nil {
 		return nil, nil, notFound(err)
+	}
+	if u.Disabled() {
+		return nil, nil, ErrNotFound
 	}
 	return &sess, &u, nil
 }

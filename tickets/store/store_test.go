@@ -49,7 +49,7 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 	st, opts := openTest(t)
 	var versions []int
 	require.NoError(t, st.DB().Raw("SELECT version FROM schema_migrations ORDER BY version").Scan(&versions).Error)
-	require.Equal(t, []int{1}, versions)
+	require.Equal(t, []int{1, 2}, versions)
 	// Opening again applies nothing and keeps the data.
 	require.NoError(t, st.CreateUser(context.Background(), "eve", "0123456789ab", RoleViewer))
 	st2, err := Open(context.Background(), opts)
@@ -131,5 +131,47 @@ func TestSessionsAndPasswords(t *testing.T) {
 	require.NoError(t, err)
 	now = now.Add(2 * time.Hour)
 	_, _, err = st.LookupSession(ctx, cookie)
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestUserRolesAndDisabling(t *testing.T) {
+	st, _ := openTest(t)
+	ctx := context.Background()
+	_, err := st.EnsureAdmin(ctx, "first admin pw")
+	require.NoError(t, err)
+	require.NoError(t, st.CreateUser(ctx, "olga", "olga password", RoleOperator))
+	us, err := st.ListUsers(ctx)
+	require.NoError(t, err)
+	require.Len(t, us, 2)
+	admin, olga := us[0], us[1]
+
+	// The only admin can be neither demoted nor disabled.
+	_, err = st.SetUserRole(ctx, admin.ID, RoleViewer)
+	require.ErrorIs(t, err, ErrConflict)
+	_, err = st.SetUserDisabled(ctx, admin.ID, true)
+	require.ErrorIs(t, err, ErrConflict)
+
+	// A disabled user cannot log in and loses their sessions.
+	cookie, _, err := st.CreateSession(ctx, olga.ID, time.Hour)
+	require.NoError(t, err)
+	u, err := st.SetUserDisabled(ctx, olga.ID, true)
+	require.NoError(t, err)
+	require.True(t, u.Disabled())
+	_, err = st.Authenticate(ctx, "olga", "olga password")
+	require.ErrorIs(t, err, ErrNotFound)
+	_, _, err = st.LookupSession(ctx, cookie)
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = st.SetUserDisabled(ctx, olga.ID, false)
+	require.NoError(t, err)
+	_, err = st.Authenticate(ctx, "olga", "olga password")
+	require.NoError(t, err)
+
+	// With a second admin the first may step down.
+	_, err = st.SetUserRole(ctx, olga.ID, RoleAdmin)
+	require.NoError(t, err)
+	u, err = st.SetUserRole(ctx, admin.ID, RoleViewer)
+	require.NoError(t, err)
+	require.Equal(t, RoleViewer, u.Role)
+	_, err = st.SetUserRole(ctx, 999, RoleViewer)
 	require.ErrorIs(t, err, ErrNotFound)
 }

@@ -1,0 +1,435 @@
+// Package notify tells Slack and email about changes of incidents and tickets,
+// through the alerting receivers (packages alerting/notify/slack and
+// alerting/notify/email): each change becomes an alert-shaped notification
+// named after its incident or ticket, grouped by it, so Slack shows one message
+// per incident or ticket, kept up to date, with each change in its thread. A
+// change of an incident that came from an alert already posted to Slack by
+// `sluice alerting` goes to that alert's thread instead.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/alert"
+	amnotify "github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	goslack "github.com/slack-go/slack"
+
+	"github.com/sluicemq/sluice/alerting/notify/email"
+	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/tickets/store"
+)
+
+// Receiver is the receiver name notifications carry (shown in email footers
+// and part of the Slack message identity).
+const Receiver = "sluice-tickets"
+
+// Event is one change of an incident or a ticket (exactly one of them is set),
+// taken after its transaction committed.
+type Event struct {
+	Kind     string
+	Actor    string
+	Detail   string // the comment, the new assignee or status
+	Incident *store.Incident
+	Ticket   *store.Ticket
+	// URL is the incident's or ticket's page.
+	URL string
+	At  time.Time
+}
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	// StorePath keeps the Slack messages of incidents and tickets across
+	// restarts (a JSON file); empty keeps them in memory.
+	StorePath  string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// QueueSize bounds the changes waiting to be sent, 1024 by default; when
+	// it is full further changes are dropped and counted.
+	QueueSize int
+	// Attempts is how many times a notification worth retrying is tried, 4 by
+	// default, with 1s, 2s, 4s between (or Slack's Retry-After).
+	Attempts int
+}
+
+// Notifier sends events in the background: Enqueue never blocks a request.
+type Notifier struct {
+	cfg      Config
+	events   map[string]bool
+	log      *slog.Logger
+	slack    *slack.Notifier
+	slackAPI *goslack.Client // thread replies (bot mode)
+	store    *slack.Store    // our own messages
+	channel  string
+	email    *email.Notifier
+	queue    chan Event
+	attempts int
+	backoff  time.Duration
+
+	sent *prometheus.CounterVec
+}
+
+// New reads the secrets the configuration points to and builds the
+// integrations. A Config without Slack and email gives a Notifier that drops
+// everything.
+func New(cfg Config, opts Options) (*Notifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1024
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 4
+	}
+	n := &Notifier{cfg: cfg, events: map[string]bool{}, log: opts.Logger, queue: make(chan Event, opts.QueueSize),
+		attempts: opts.Attempts, backoff: time.Second}
+	kinds := cfg.Events
+	if len(kinds) == 0 {
+		kinds = EventKinds
+	}
+	for _, k := range kinds {
+		n.events[k] = true
+	}
+	n.sent = promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_notifications_total",
+		Help: "Notifications of incident and ticket changes, by integration (slack, email) and result (ok, failed, dropped)."},
+		[]string{"integration", "result"})
+	if s := cfg.Slack; s != nil {
+		token, err := secret("slack token", s.TokenFile, s.TokenEnv)
+		if err != nil {
+			return nil, err
+		}
+		hook, err := secret("slack webhook URL", s.WebhookURLFile, s.WebhookURLEnv)
+		if err != nil {
+			return nil, err
+		}
+		if n.store, err = slack.OpenStore(opts.StorePath); err != nil {
+			return nil, fmt.Errorf("slack message store %s: %w", opts.StorePath, err)
+		}
+		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1}
+		if token == "" {
+			sc.WebhookURL = hook
+		}
+		if n.slack, err = slack.New(sc, n.store, opts.Logger.With("integration", "slack")); err != nil {
+			return nil, err
+		}
+		n.channel = s.Channel
+		if token != "" {
+			var o []goslack.Option
+			if s.APIURL != "" {
+				o = append(o, goslack.OptionAPIURL(strings.TrimSuffix(s.APIURL, "/")+"/"))
+			}
+			n.slackAPI = goslack.New(token, o...)
+		}
+	}
+	if e := cfg.Email; e != nil {
+		pw, err := secret("email password", e.PasswordFile, e.PasswordEnv)
+		if err != nil {
+			return nil, err
+		}
+		if n.email, err = email.New(e.emailConfig(pw)); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Enabled reports whether anything is configured to receive notifications.
+func (n *Notifier) Enabled() bool { return n != nil && (n.slack != nil || n.email != nil) }
+
+// Enqueue queues an event for Run, unless its kind is not wanted. It never
+// blocks: a full queue drops the event, logged and counted.
+func (n *Notifier) Enqueue(ev Event) {
+	if !n.Enabled() || !n.events[ev.Kind] {
+		return
+	}
+	select {
+	case n.queue <- ev:
+	default:
+		n.sent.WithLabelValues("all", "dropped").Inc()
+		n.log.Warn("notification queue full; change not notified", "kind", ev.Kind)
+	}
+}
+
+// Run sends queued events until ctx ends; what is still queued then is
+// dropped.
+func (n *Notifier) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-n.queue:
+			if err := n.Send(ctx, ev); err != nil && ctx.Err() == nil {
+				n.log.Warn("notification failed", "kind", ev.Kind, "err", err)
+			}
+		}
+	}
+}
+
+// Send delivers one event to every integration now, retrying what is worth
+// retrying, and returns the errors that remain.
+func (n *Notifier) Send(ctx context.Context, ev Event) error {
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	var errs []error
+	if n.slack != nil {
+		err := n.retry(ctx, func(ctx context.Context) amnotify.NotifyVerdict { return n.sendSlack(ctx, ev) })
+		n.count("slack", err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("slack: %w", err))
+		}
+	}
+	if n.email != nil {
+		a, key := toAlert(ev)
+		err := n.retry(ctx, func(ctx context.Context) amnotify.NotifyVerdict {
+			return n.email.Notify(withGroup(ctx, key, a), a)
+		})
+		n.count("email", err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("email: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Notifier) count(integration string, err error) {
+	res := "ok"
+	if err != nil {
+		res = "failed"
+	}
+	n.sent.WithLabelValues(integration, res).Inc()
+}
+
+func (n *Notifier) retry(ctx context.Context, attempt func(context.Context) amnotify.NotifyVerdict) error {
+	wait := n.backoff
+	for i := 1; ; i++ {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		v := attempt(actx)
+		cancel()
+		if v.Err() == nil {
+			return nil
+		}
+		if !v.ShouldRetry() || i >= n.attempts {
+			return v.Err()
+		}
+		d := max(wait, v.Delay())
+		wait *= 2
+		select {
+		case <-ctx.Done():
+			return v.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// sendSlack posts ev: in the thread of the alert's message when the incident
+// came from an alert `sluice alerting` posted, else through the Slack notifier
+// as this incident's or ticket's own message, with the change in its thread.
+func (n *Notifier) sendSlack(ctx context.Context, ev Event) amnotify.NotifyVerdict {
+	text := ev.headline()
+	if ev.Detail != "" && (ev.Kind == IncidentCommented || ev.Kind == TicketCommented) {
+		text += "\n>" + strings.ReplaceAll(trunc(ev.Detail, 2000), "\n", "\n>")
+	}
+	if ev.URL != "" {
+		text += fmt.Sprintf("\n<%s|Open in Sluice OPS>", ev.URL)
+	}
+	if ch, ts, ok := n.alertThread(ev); ok {
+		_, _, err := n.slackAPI.PostMessageContext(ctx, ch, goslack.MsgOptionText(text, false), goslack.MsgOptionTS(ts))
+		return verdict(err)
+	}
+	a, key := toAlert(ev)
+	var before slack.Record
+	var known bool
+	if n.slackAPI != nil {
+		before, known = n.store.Get(slack.MessageID(Receiver, n.channel, key))
+	}
+	v := n.slack.Notify(withGroup(ctx, key, a), a)
+	if v.Err() != nil || !known || before.TS == "" {
+		return v
+	}
+	// The notifier updated the message in place and answered in its thread
+	// only if the status flipped; every other change gets its line there.
+	after, _ := n.store.Get(before.ID)
+	if after.Status != before.Status {
+		return v
+	}
+	_, _, err := n.slackAPI.PostMessageContext(ctx, before.Channel, goslack.MsgOptionText(text, false), goslack.MsgOptionTS(before.TS))
+	return verdict(err)
+}
+
+// alertThread finds the Slack message `sluice alerting` posted for the
+// incident's alert group, if it is recorded.
+func (n *Notifier) alertThread(ev Event) (channel, ts string, ok bool) {
+	sc := n.cfg.Slack
+	if ev.Incident == nil || ev.Incident.GroupKey == "" || n.slackAPI == nil || sc.AlertingMessagesFile == "" {
+		return "", "", false
+	}
+	st, err := slack.OpenStore(sc.AlertingMessagesFile)
+	if err != nil {
+		n.log.Warn("cannot read alerting's Slack messages", "file", sc.AlertingMessagesFile, "err", err)
+		return "", "", false
+	}
+	ch := sc.AlertChannel
+	if ch == "" {
+		ch = sc.Channel
+	}
+	rec, found := st.Get(slack.MessageID(ev.Incident.Receiver, ch, ev.Incident.GroupKey))
+	if !found || rec.TS == "" {
+		return "", "", false
+	}
+	return rec.Channel, rec.TS, true
+}
+
+// verdict classifies a direct Web API call like the Slack notifier does.
+func verdict(err error) amnotify.NotifyVerdict {
+	if err == nil {
+		return amnotify.Success()
+	}
+	var rl *goslack.RateLimitedError
+	if errors.As(err, &rl) {
+		return amnotify.Retry(rl.RetryAfter, err, amnotify.DefaultReason)
+	}
+	var se goslack.SlackErrorResponse
+	if errors.As(err, &se) {
+		return amnotify.Unrecoverable(err, amnotify.ClientErrorReason)
+	}
+	var sc goslack.StatusCodeError
+	if errors.As(err, &sc) && sc.Code < 500 && sc.Code != 429 {
+		return amnotify.Unrecoverable(err, amnotify.ClientErrorReason)
+	}
+	return amnotify.Retry(0, err, amnotify.DefaultReason)
+}
+
+func withGroup(ctx context.Context, key string, a *alert.Alert) context.Context {
+	ctx = amnotify.WithGroupKey(ctx, key)
+	ctx = amnotify.WithReceiverName(ctx, Receiver)
+	return amnotify.WithGroupLabels(ctx, model.LabelSet{"alertname": a.Labels["alertname"]})
+}
+
+// headline is the one-line description of a change.
+func (ev Event) headline() string {
+	who := ev.Actor
+	if who == "" {
+		who = "Sluice"
+	}
+	var subject string
+	switch {
+	case ev.Incident != nil:
+		subject = fmt.Sprintf("Incident #%d %q", ev.Incident.ID, ev.Incident.Title)
+	case ev.Ticket != nil:
+		subject = fmt.Sprintf("Ticket #%d %q (%s)", ev.Ticket.ID, ev.Ticket.Title, ev.Ticket.Priority)
+	}
+	switch ev.Kind {
+	case IncidentOpened:
+		return subject + " opened"
+	case IncidentReopened:
+		return subject + " reopened: an alarm of its group fired again"
+	case IncidentAcknowledged:
+		return subject + " acknowledged by " + who
+	case IncidentResolved:
+		if ev.Actor == "" {
+			return subject + " resolved: all its alarms resolved"
+		}
+		return subject + " resolved by " + who
+	case IncidentClosed:
+		return subject + " closed by " + who
+	case IncidentAssigned, TicketAssigned:
+		if ev.Detail == "" {
+			return subject + " unassigned by " + who
+		}
+		return subject + " assigned to " + ev.Detail + " by " + who
+	case IncidentCommented, TicketCommented:
+		return subject + ": comment by " + who
+	case IncidentTicketLinked:
+		return subject + ": " + ev.Detail + " linked by " + who
+	case TicketFiled:
+		return subject + " filed by " + who
+	case TicketStatus:
+		return subject + " is now " + ev.Detail + " (" + who + ")"
+	}
+	return subject + ": " + ev.Kind
+}
+
+// toAlert turns an event into the alert the receivers render, and the group
+// key of its incident or ticket. The alert is resolved once the incident or
+// ticket is, so Slack shows it green and its buttons go away.
+func toAlert(ev Event) (*alert.Alert, string) {
+	m := model.Alert{Labels: model.LabelSet{}, Annotations: model.LabelSet{}, GeneratorURL: ev.URL}
+	set := func(k, v string) {
+		if v != "" {
+			m.Labels[model.LabelName(k)] = model.LabelValue(v)
+		}
+	}
+	var key string
+	resolved := false
+	switch {
+	case ev.Incident != nil:
+		inc := ev.Incident
+		key = fmt.Sprintf("sluice-tickets/incident/%d", inc.ID)
+		set("alertname", fmt.Sprintf("Incident #%d", inc.ID))
+		set("severity", inc.Severity)
+		set("cluster", inc.Cluster)
+		set("broker", strings.Join(inc.Brokers, ","))
+		set("topic", strings.Join(inc.Topics, ","))
+		set("consumergroup", strings.Join(inc.Groups, ","))
+		set("status", inc.Status)
+		set("assignee", inc.Assignee)
+		m.StartsAt = inc.DetectedAt
+		resolved = !inc.Open()
+	case ev.Ticket != nil:
+		t := ev.Ticket
+		key = fmt.Sprintf("sluice-tickets/ticket/%d", t.ID)
+		set("alertname", fmt.Sprintf("Ticket #%d", t.ID))
+		sev := "warning"
+		if t.Priority == "P1" {
+			sev = "critical"
+		}
+		set("severity", sev)
+		set("priority", t.Priority)
+		set("cluster", t.Cluster)
+		set("topic", t.Topic)
+		set("consumergroup", t.GroupName)
+		set("status", t.Status)
+		set("assignee", t.Assignee)
+		m.StartsAt = t.CreatedAt
+		resolved = t.Status == "resolved" || t.Status == "closed"
+	}
+	m.Annotations["summary"] = model.LabelValue(ev.headline())
+	if ev.Detail != "" && (ev.Kind == IncidentCommented || ev.Kind == TicketCommented) {
+		m.Annotations["description"] = model.LabelValue(trunc(ev.Detail, 4000))
+	} else if ev.Ticket != nil && ev.Ticket.Description != "" {
+		m.Annotations["description"] = model.LabelValue(trunc(ev.Ticket.Description, 4000))
+	}
+	if m.StartsAt.IsZero() {
+		m.StartsAt = ev.At
+	}
+	if resolved {
+		m.EndsAt = ev.At
+		if m.EndsAt.After(time.Now()) {
+			m.EndsAt = time.Now()
+		}
+	}
+	return alert.New(m, ev.At, false), key
+}
+
+func trunc(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
