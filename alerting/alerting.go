@@ -163,7 +163,7 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 		return fmt.Errorf("%s: templates: %w", cfg.RoutingFile, err)
 	}
 	for _, rcv := range routing.Receivers {
-		if _, err := m.buildReceiver(rcv, tmpl, &cfg); err != nil {
+		if _, err := m.buildReceiver(rcv, tmpl, &cfg, routing.Route.Receiver); err != nil {
 			return fmt.Errorf("%s: receiver %q: %w", cfg.RoutingFile, rcv.Name, err)
 		}
 	}
@@ -171,7 +171,7 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 		return err
 	}
 	if err := m.dispatcher.ApplyConfig(routing, func(rcv amconfig.Receiver, t *template.Template) ([]notify.Integration, error) {
-		return m.buildReceiver(rcv, t, &cfg)
+		return m.buildReceiver(rcv, t, &cfg, routing.Route.Receiver)
 	}); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,9 @@ type Config struct {
 	DashboardURL string `yaml:"dashboard_url"`
 	// Notifications tunes flapping detection and per-receiver rate limits.
 	Notifications dispatch.GuardOptions `yaml:"notifications"`
+	// Tickets sends every notification of the routing tree's root receiver to the ticket
+	// service too (in addition to the log when that receiver has nothing else).
+	Tickets TicketsConfig `yaml:"tickets"`
 
 	// dir is the directory of the file the config came from, for relative paths.
 	dir string
@@ -64,6 +68,22 @@ type SlackConfig struct {
 	SigningSecretFile string `yaml:"signing_secret_file"`
 	SigningSecretEnv  string `yaml:"signing_secret_env"`
 }
+
+// TicketsConfig points notifications at the ticket service (`sluice tickets`).
+type TicketsConfig struct {
+	// URL is the ticket service's base URL, e.g. http://127.0.0.1:8090. Notifications are
+	// POSTed to URL/api/v1/integrations/alertmanager with the Alertmanager webhook v4 payload.
+	// Empty (the default) sends nothing.
+	URL string `yaml:"url"`
+	// TokenFile holds the ticket service API token sent as `Authorization: Bearer` (read at
+	// every notification, so it can be rotated); TokenEnv names an environment variable
+	// holding it instead. One of them is required with URL.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+}
+
+// TicketsPath is where the ticket service takes Alertmanager webhook notifications.
+const TicketsPath = "/api/v1/integrations/alertmanager"
 
 // DefaultConfig is the configuration used without a file.
 func DefaultConfig() Config {
@@ -127,7 +147,41 @@ func (c *Config) Validate() error {
 	if c.Slack.SigningSecretFile != "" && c.Slack.SigningSecretEnv != "" {
 		return errors.New("slack: set signing_secret_file or signing_secret_env, not both")
 	}
+	if err := c.Tickets.validate(); err != nil {
+		return fmt.Errorf("tickets: %w", err)
+	}
 	return nil
+}
+
+func (t *TicketsConfig) validate() error {
+	if t.URL == "" {
+		if t.TokenFile != "" || t.TokenEnv != "" {
+			return errors.New("token_file or token_env without url")
+		}
+		return nil
+	}
+	u, err := url.Parse(t.URL)
+	if err != nil {
+		return fmt.Errorf("url %q: %w", t.URL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url %q: want http(s)://host[:port]", t.URL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("url %q: the base URL takes no query or fragment", t.URL)
+	}
+	switch {
+	case t.TokenFile != "" && t.TokenEnv != "":
+		return errors.New("set token_file or token_env, not both")
+	case t.TokenFile == "" && t.TokenEnv == "":
+		return errors.New("token_file or token_env is required with url (the ticket service takes an API token)")
+	}
+	return nil
+}
+
+// endpoint is the ticket service's Alertmanager webhook URL.
+func (t *TicketsConfig) endpoint() string {
+	return strings.TrimSuffix(t.URL, "/") + TicketsPath
 }
 
 func (c *Config) path(p string) string {

@@ -1,11 +1,17 @@
 package alerting
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"time"
 
 	amconfig "github.com/prometheus/alertmanager/config"
+	amcommon "github.com/prometheus/alertmanager/config/common"
 	"github.com/prometheus/alertmanager/config/receiver"
+	"github.com/prometheus/alertmanager/notify/webhook"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/alertmanager/template"
 
@@ -17,8 +23,9 @@ import (
 // buildReceiver turns one alertmanager.yml receiver into integrations: slack_configs and
 // email_configs get Sluice's notifiers (Block Kit with buttons and message updates; go-mail with
 // HTML and text), every other kind (webhook_configs with the v4 payload, pagerduty_configs, ...)
-// Alertmanager's own. A receiver with nothing configured logs.
-func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, cfg *Config) ([]notify.Integration, error) {
+// Alertmanager's own. A receiver with nothing configured logs. The root route's receiver
+// (named root) also sends to the ticket service when cfg.Tickets is set.
+func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, cfg *Config, root string) ([]notify.Integration, error) {
 	var out []notify.Integration
 	for i, sc := range rcv.SlackConfigs {
 		c := slack.Config{
@@ -98,7 +105,43 @@ func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, 
 		n := logging.Notifier{Logger: m.logger.With("receiver", rcv.Name)}
 		out = append(out, notify.NewIntegration(n, n, "log", 0, rcv.Name))
 	}
+	if rcv.Name == root && cfg.Tickets.URL != "" {
+		in, err := m.ticketsIntegration(cfg, tmpl, rcv.Name, len(out))
+		if err != nil {
+			return nil, fmt.Errorf("tickets: %w", err)
+		}
+		out = append(out, in)
+	}
 	return out, nil
+}
+
+// ticketsIntegration is Alertmanager's webhook notifier pointed at the ticket service, with its
+// API token as a bearer credential.
+func (m *Manager) ticketsIntegration(cfg *Config, tmpl *template.Template, receiver string, idx int) (notify.Integration, error) {
+	auth := &commoncfg.Authorization{Type: "Bearer"}
+	if cfg.Tickets.TokenFile != "" {
+		auth.CredentialsFile = cfg.path(cfg.Tickets.TokenFile)
+		if _, err := os.Stat(auth.CredentialsFile); err != nil {
+			return notify.Integration{}, fmt.Errorf("token_file: %w", err)
+		}
+	} else {
+		tok := os.Getenv(cfg.Tickets.TokenEnv)
+		if tok == "" {
+			return notify.Integration{}, fmt.Errorf("token_env: $%s is empty", cfg.Tickets.TokenEnv)
+		}
+		auth.Credentials = commoncfg.Secret(tok)
+	}
+	wc := &webhook.WebhookConfig{
+		NotifierConfig: amcommon.NotifierConfig{VSendResolved: true},
+		HTTPConfig:     &commoncfg.HTTPClientConfig{Authorization: auth, FollowRedirects: true, EnableHTTP2: true},
+		URL:            amcommon.SecretTemplateURL(cfg.Tickets.endpoint()),
+		Timeout:        30 * time.Second,
+	}
+	n, err := webhook.New(wc, tmpl, m.logger.With("integration", "tickets"))
+	if err != nil {
+		return notify.Integration{}, err
+	}
+	return notify.NewIntegration(n, wc, "tickets", idx, receiver), nil
 }
 
 func splitAddrs(s string) []string {
