@@ -10,10 +10,10 @@ import (
 	amconfig "github.com/prometheus/alertmanager/config"
 	amcommon "github.com/prometheus/alertmanager/config/common"
 	"github.com/prometheus/alertmanager/config/receiver"
-	"github.com/prometheus/alertmanager/notify/webhook"
-	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/template"
+	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/sluicemq/sluice/alerting/notify/email"
 	"github.com/sluicemq/sluice/alerting/notify/logging"
