@@ -147,6 +147,18 @@ func (c *Config) Validate() error {
 	if c.Slack.SigningSecretFile != "" && c.Slack.SigningSecretEnv != "" {
 		return errors.New("slack: set signing_secret_file or signing_secret_env, not both")
 	}
+	for _, u := range []struct{ field, value string }{{"external_url", c.ExternalURL}, {"dashboard_url", c.DashboardURL}} {
+		if u.value == "" {
+			continue
+		}
+		if pu, err := url.Parse(u.value); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("%s %q: want an absolute http(s) URL", u.field, u.value)
+		}
+	}
+	n := c.Notifications
+	if n.FlapCount < 0 || n.FlapWindow < 0 || n.RatePerMinute < 0 || n.Burst < 0 || n.SummaryDelay < 0 {
+		return errors.New("notifications: flap_count, flap_window, rate_per_minute, burst and summary_delay must not be negative (0 or unset: the default)")
+	}
 	if err := c.Tickets.validate(); err != nil {
 		return fmt.Errorf("tickets: %w", err)
 	}

@@ -285,6 +285,20 @@ func (e *Evaluator) Run(ctx context.Context) error {
 // Close releases the TSDB of an Evaluator that was never Run.
 func (e *Evaluator) Close() error {
 	e.cancel()
+	e.mu.Lock()
+	ran := e.ran
+	e.mu.Unlock()
+	if !ran {
+		// The rule groups of Apply wait for the manager to run before their first evaluation:
+		// let them start, under the cancelled context, and stop them.
+		done := make(chan struct{})
+		go func() {
+			e.manager.Run()
+			close(done)
+		}()
+		e.manager.Stop()
+		<-done
+	}
 	return e.db.Close()
 }
 
