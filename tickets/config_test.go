@@ -16,6 +16,11 @@ func TestLoadConfig(t *testing.T) {
 		{"unknown_field.yaml", "field reopen_windw not found"},
 		{"bad_sla.yaml", `sla target "critical"`},
 		{"no_storage.yaml", "data_dir: required"},
+		{"bad_alerting_url.yaml", `alerting_url "127.0.0.1:9093": want http(s)://host:port`},
+		{"bad_notify_event.yaml", `notifications: events: "ticket_deleted" is not one of`},
+		{"notify_slack_no_channel.yaml", "notifications: slack: channel is required with a bot token"},
+		{"notify_webhook_thread.yaml", "alerting_messages_file needs a bot token"},
+		{"notify_email_incomplete.yaml", "notifications: email: smarthost, from and to are required"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			cfg, err := LoadConfig(filepath.Join("testdata", "config", tc.file))
@@ -30,6 +35,9 @@ func TestLoadConfig(t *testing.T) {
 			require.Equal(t, 30*time.Minute, cfg.SLATargets.For("unknown").Ack, "default target added")
 			require.Equal(t, 8*time.Second, cfg.Snapshot.Timeout)
 			require.Equal(t, 2*time.Hour, cfg.Snapshot.EventWindow)
+			require.Equal(t, "http://127.0.0.1:9093", cfg.AlertingURL)
+			require.Equal(t, "#ops", cfg.Notifications.Slack.Channel)
+			require.Equal(t, []string{"oncall@example.com"}, cfg.Notifications.Email.To)
 		})
 	}
 }

@@ -32,6 +32,8 @@ func runTickets(ctx context.Context, args []string) error {
 	bootstrap := fs.String("bootstrap", "", "Kafka bootstrap addresses for consumer group lag in snapshots: host:port[,host:port]")
 	promURL := fs.String("prometheus-url", "", "Prometheus-compatible query API for snapshot charts, e.g. http://127.0.0.1:9090")
 	brokerLogs := fs.String("broker-logs", "", "globs of broker log files whose WARN/ERROR lines go into snapshots, comma separated")
+	alertingURL := fs.String("alerting-url", "", "HTTP API of sluice alerting for the Silences page, e.g. http://127.0.0.1:9093")
+	externalURL := fs.String("external-url", "", "how people reach this service, for links in notifications (default http://<listen>)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,6 +62,8 @@ func runTickets(ctx context.Context, args []string) error {
 	set(&cfg.Database, *database)
 	set(&cfg.DefaultCluster, *cluster)
 	set(&cfg.Snapshot.PrometheusURL, *promURL)
+	set(&cfg.AlertingURL, *alertingURL)
+	set(&cfg.ExternalURL, *externalURL)
 	if *reopen > 0 {
 		cfg.ReopenWindow = *reopen
 	}

@@ -1,0 +1,223 @@
+package tickets
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/alertmanager/alert"
+	amnotify "github.com/prometheus/alertmanager/notify"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/tickets/notify"
+)
+
+// slackCall is one Web API call the fake Slack received.
+type slackCall struct {
+	Method, Channel, Text, ThreadTS, TS, Blocks string
+}
+
+// fakeSlack speaks the Slack Web API's wire format for chat.postMessage and
+// chat.update (form-encoded requests, JSON answers), as the real slack-go
+// client sends them, and records the calls.
+type fakeSlack struct {
+	mu    sync.Mutex
+	calls []slackCall
+	n     int
+}
+
+func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer xoxb-test" && r.Form.Get("token") != "xoxb-test" {
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	method := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	f.mu.Lock()
+	c := slackCall{Method: method, Channel: r.Form.Get("channel"), Text: r.Form.Get("text"), ThreadTS: r.Form.Get("thread_ts"),
+		TS: r.Form.Get("ts"), Blocks: r.Form.Get("blocks")}
+	f.calls = append(f.calls, c)
+	f.n++
+	ts := fmt.Sprintf("1777000000.%06d", f.n)
+	f.mu.Unlock()
+	switch method {
+	case "chat.postMessage":
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": "C0OPS", "ts": ts})
+	case "chat.update":
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS, "text": c.Text})
+	default:
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "unknown_method"})
+	}
+}
+
+func (f *fakeSlack) since(i int) []slackCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]slackCall(nil), f.calls[i:]...)
+}
+
+func (f *fakeSlack) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+// smtpSink is a real SMTP server (emersion/go-smtp) keeping what it receives.
+type smtpSink struct {
+	mu   sync.Mutex
+	msgs []*mail.Message
+}
+
+func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{s: s}, nil }
+
+type smtpSession struct{ s *smtpSink }
+
+func (*smtpSession) Reset()                               {}
+func (*smtpSession) Logout() error                        { return nil }
+func (*smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (*smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (ss *smtpSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	ss.s.msgs = append(ss.s.msgs, m)
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (s *smtpSink) subjects() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, m := range s.msgs {
+		out = append(out, m.Header.Get("Subject"))
+	}
+	return out
+}
+
+func startSMTP(t *testing.T) (*smtpSink, string) {
+	sink := &smtpSink{}
+	srv := smtp.NewServer(sink)
+	srv.Domain = "localhost"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return sink, l.Addr().String()
+}
+
+// TestNotifications drives changes through the API and checks what reaches a
+// fake Slack Web API (through alerting/notify/slack and the real slack-go
+// client) and a real SMTP server (through alerting/notify/email).
+func TestNotifications(t *testing.T) {
+	fs := &fakeSlack{}
+	slackSrv := httptest.NewServer(fs)
+	t.Cleanup(slackSrv.Close)
+	sink, smtpAddr := startSMTP(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "slack.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("xoxb-test\n"), 0o600))
+
+	// `sluice alerting` posted the BrokerDown group to #ops earlier and keeps
+	// the message in its store; the tickets webhook is in the same receiver.
+	alertingMessages := filepath.Join(dir, "slack-messages.json")
+	payload := amPayload("BrokerDown", "firing", 0, amAlert{"BrokerDown", "fp1", "firing", t0, map[string]string{"broker": "2"}})
+	groupKey := payload["groupKey"].(string)
+	st, err := slack.OpenStore(alertingMessages)
+	require.NoError(t, err)
+	an, err := slack.New(slack.Config{Token: "xoxb-test", Channel: "#ops", APIURL: slackSrv.URL + "/api/"}, st, testLogger())
+	require.NoError(t, err)
+	actx := amnotify.WithReceiverName(amnotify.WithGroupKey(context.Background(), groupKey), "tickets")
+	v := an.Notify(actx, alert.New(model.Alert{Labels: model.LabelSet{"alertname": "BrokerDown", "severity": "critical"}, StartsAt: t0}, t0, false))
+	require.NoError(t, v.Err())
+	alertTS := fs.since(0)[0]
+	require.Equal(t, "chat.postMessage", alertTS.Method)
+	rec, ok := st.Get(slack.MessageID("tickets", "#ops", groupKey))
+	require.True(t, ok)
+
+	ts := startService(t, func(c *Config) {
+		c.ExternalURL = "https://tickets.example.com/"
+		c.Notifications = notify.Config{
+			Slack: &notify.SlackConfig{TokenFile: tokenFile, Channel: "#ops", APIURL: slackSrv.URL + "/api", AlertingMessagesFile: alertingMessages},
+			Email: &notify.EmailConfig{Smarthost: smtpAddr, From: "tickets@example.com", To: []string{"oncall@example.com"}, TLSPolicy: "none"},
+		}
+	})
+
+	t.Run("incident from an alert answers in the alert's thread", func(t *testing.T) {
+		mark := fs.count()
+		id := ts.notify(payload).Opened[0]
+		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+1 })
+		ts.must(http.StatusOK, "POST", fmt.Sprintf("/api/v1/incidents/%d/ack", id), ts.operator, nil, nil)
+		ts.must(http.StatusCreated, "POST", fmt.Sprintf("/api/v1/incidents/%d/comments", id), ts.operator, map[string]string{"body": "swapping the disk"}, nil)
+		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+3 })
+		calls := fs.since(mark)
+		require.Len(t, calls, 3)
+		for _, c := range calls {
+			require.Equal(t, "chat.postMessage", c.Method)
+			require.Equal(t, rec.Channel, c.Channel)
+			require.Equal(t, rec.TS, c.ThreadTS, "in the alert's thread: %+v", c)
+		}
+		require.Contains(t, calls[0].Text, fmt.Sprintf("Incident #%d", id))
+		require.Contains(t, calls[0].Text, "opened")
+		require.Contains(t, calls[1].Text, "acknowledged by token:operator")
+		require.Contains(t, calls[2].Text, "swapping the disk")
+		require.Contains(t, calls[2].Text, fmt.Sprintf("<https://tickets.example.com/incidents/%d|Open in Sluice OPS>", id))
+		waitFor(t, 5*time.Second, func() bool { return len(sink.subjects()) >= 3 })
+		subjects := sink.subjects()
+		require.Contains(t, subjects[0], fmt.Sprintf("Incident #%d", id))
+		require.Contains(t, subjects[1], "acknowledged")
+	})
+
+	t.Run("ticket gets its own message, changes in its thread", func(t *testing.T) {
+		mark, mails := fs.count(), len(sink.subjects())
+		var tk struct{ ID uint }
+		ts.must(http.StatusCreated, "POST", "/api/v1/tickets", ts.operator, map[string]string{"title": "Broker 2 disk is failing", "priority": "P2"}, &tk)
+		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+1 })
+		first := fs.since(mark)[0]
+		require.Equal(t, "chat.postMessage", first.Method)
+		require.Equal(t, "#ops", first.Channel)
+		require.Empty(t, first.ThreadTS)
+		require.Contains(t, first.Text, fmt.Sprintf("Ticket #%d", tk.ID))
+		require.Contains(t, first.Blocks, "Broker 2 disk is failing")
+
+		ts.must(http.StatusCreated, "POST", fmt.Sprintf("/api/v1/tickets/%d/comments", tk.ID), ts.operator, map[string]string{"body": "ordered a new disk"}, nil)
+		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+3 })
+		calls := fs.since(mark + 1)
+		require.Equal(t, "chat.update", calls[0].Method, "the ticket's message is kept up to date")
+		require.Equal(t, "chat.postMessage", calls[1].Method)
+		require.NotEmpty(t, calls[1].ThreadTS)
+		require.Contains(t, calls[1].Text, "ordered a new disk")
+
+		ts.must(http.StatusOK, "POST", fmt.Sprintf("/api/v1/tickets/%d/status", tk.ID), ts.operator, map[string]string{"status": "resolved"}, nil)
+		waitFor(t, 5*time.Second, func() bool { return len(sink.subjects()) >= mails+3 })
+		subjects := sink.subjects()[mails:]
+		require.Contains(t, subjects[0], fmt.Sprintf("Ticket #%d", tk.ID))
+		require.Contains(t, subjects[0], "filed by token:operator")
+		require.Contains(t, subjects[2], "[RESOLVED]")
+	})
+}
