@@ -1,6 +1,8 @@
 // Package stack runs Sluice's local stack in one process for `make run`: a
-// three-broker cluster and the exporter, with embedded defaults and data under
-// one directory, stopped cleanly together.
+// three-broker cluster, the exporter, the alerting service (in-process rules,
+// notifications to the log and to the ticket service) and the ticket service
+// with its web UI on SQLite, with embedded defaults and data under one
+// directory, stopped cleanly together.
 package stack
 
 import (
@@ -39,12 +41,19 @@ type Config struct {
 	ExporterPort int
 	// Flush is the brokers' flush policy, default interval.
 	Flush string
+	// AlertingPort serves the alerting API, default 9093.
+	AlertingPort int
+	// TicketsPort serves the ticket service and web UI, default 8080.
+	TicketsPort int
+	// AdminPassword is the first admin's password of a new ticket database;
+	// empty generates one, printed once.
+	AdminPassword string
 }
 
 // DefaultConfig is the stack `make run` starts.
 func DefaultConfig() Config {
 	return Config{DataDir: "data", Host: "127.0.0.1", Brokers: 3, KafkaPort: 9092, ControllerPort: 9192,
-		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval"}
+		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval", AlertingPort: 9093, TicketsPort: 8080}
 }
 
 // Run starts the stack, prints where everything is to out, and serves until ctx
@@ -122,12 +131,29 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		}
 	}()
 
+	var metricsAddrs, adminURLs []string
+	for i := range brokers {
+		metricsAddrs = append(metricsAddrs, addr(cfg.MetricsPort, i))
+		adminURLs = append(adminURLs, "http://"+addr(cfg.MetricsPort, i))
+	}
+	ops, err := startOps(ctx, cfg, logger, opsWiring{
+		bootstrap: bootstrap, brokerMetrics: metricsAddrs, adminURLs: adminURLs,
+		exporter: ec.Listen, alertingAddr: addr(cfg.AlertingPort, 0), ticketsAddr: addr(cfg.TicketsPort, 0),
+	}, &wg, errs, cancel)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+
 	fmt.Fprintf(out, "\nSluice is running (Ctrl-C stops it; data stays under %s):\n", cfg.DataDir)
 	fmt.Fprintf(out, "  Kafka bootstrap   %s\n", strings.Join(bootstrap, ","))
 	for i := range brokers {
 		fmt.Fprintf(out, "  broker %d metrics  http://%s/metrics  (admin: /api/v1/cluster, /api/v1/events)\n", i+1, addr(cfg.MetricsPort, i))
 	}
-	fmt.Fprintf(out, "  exporter          http://%s/metrics\n\n", ec.Listen)
+	fmt.Fprintf(out, "  exporter          http://%s/metrics\n", ec.Listen)
+	fmt.Fprintf(out, "  alerting          http://%s/api/v1/alerts  (rules: /api/v1/rules)\n", addr(cfg.AlertingPort, 0))
+	fmt.Fprintf(out, "  tickets and UI    http://%s/  %s\n\n", addr(cfg.TicketsPort, 0), ops.login)
 
 	<-ctx.Done()
 	wg.Wait()

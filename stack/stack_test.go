@@ -61,10 +61,12 @@ func (s *syncBuffer) String() string {
 }
 
 func TestStackServesClusterAndExporter(t *testing.T) {
-	base := freeBase(t, 10)
+	base := freeBase(t, 12)
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaPort, cfg.ControllerPort, cfg.MetricsPort, cfg.ExporterPort = base, base+3, base+6, base+9
+	cfg.AlertingPort, cfg.TicketsPort = base+10, base+11
+	cfg.AdminPassword = "local-admin-pw"
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
@@ -86,7 +88,8 @@ func TestStackServesClusterAndExporter(t *testing.T) {
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if strings.Contains(string(body), "\nkafka_brokers 3\n") {
+			// The banner is printed once every part serves.
+			if strings.Contains(string(body), "\nkafka_brokers 3\n") && strings.Contains(out.String(), "tickets and UI") {
 				break
 			}
 		}
@@ -96,6 +99,31 @@ func TestStackServesClusterAndExporter(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	require.Contains(t, out.String(), "Kafka bootstrap   127.0.0.1:"+strconv.Itoa(base))
+	require.Contains(t, out.String(), "tickets and UI    http://127.0.0.1:"+strconv.Itoa(cfg.TicketsPort)+"/")
+	for _, u := range []string{
+		"http://127.0.0.1:" + strconv.Itoa(cfg.AlertingPort) + "/api/v1/rules",
+		"http://127.0.0.1:" + strconv.Itoa(cfg.TicketsPort) + "/login",
+	} {
+		resp, err := http.Get(u)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, u)
+	}
+	// The alerting service can reach the ticket service with the token the
+	// stack created for it.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(cfg.AlertingPort) + "/api/v1/receivers")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), "tickets")
+
+	// A test notification to the tickets receiver reaches the ticket service
+	// through its webhook with the stack's token (a 2xx from the receiver).
+	resp, err = http.Post("http://127.0.0.1:"+strconv.Itoa(cfg.AlertingPort)+"/api/v1/receivers/tickets/test", "application/json", nil)
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	for i := range 3 {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(cfg.MetricsPort+i) + "/readyz")
 		require.NoError(t, err)

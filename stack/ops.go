@@ -1,0 +1,149 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicemq/sluice/alerting"
+	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/tickets"
+	"github.com/sluicemq/sluice/tickets/store"
+)
+
+// opsWiring is where the operations services find the cluster and each other.
+type opsWiring struct {
+	bootstrap     []string
+	brokerMetrics []string
+	adminURLs     []string
+	exporter      string
+	alertingAddr  string
+	ticketsAddr   string
+}
+
+type opsStarted struct {
+	login string // how to log in to the UI
+}
+
+// startOps starts the ticket service and the alerting service, which routes every
+// notification to the log and to the ticket service's Alertmanager webhook.
+func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring, wg *sync.WaitGroup, errs chan error, cancel context.CancelFunc) (opsStarted, error) {
+	var started opsStarted
+	tc := tickets.DefaultConfig()
+	tc.Listen = w.ticketsAddr
+	tc.DataDir = filepath.Join(cfg.DataDir, "tickets")
+	tc.AdminPassword = cfg.AdminPassword
+	tc.Snapshot.AdminURLs = w.adminURLs
+	tc.Snapshot.Bootstrap = w.bootstrap
+	if err := os.MkdirAll(tc.DataDir, 0o700); err != nil {
+		return started, err
+	}
+	if err := tc.Validate(); err != nil {
+		return started, fmt.Errorf("tickets: %w", err)
+	}
+	svc, err := tickets.New(ctx, tc, logger.With("part", "tickets"), tickets.Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		return started, fmt.Errorf("tickets: %w", err)
+	}
+	switch {
+	case svc.GeneratedAdminPassword != "":
+		started.login = fmt.Sprintf("(log in as admin, password %s; shown only now)", svc.GeneratedAdminPassword)
+	case cfg.AdminPassword != "":
+		started.login = "(log in as admin with the password you set)"
+	default:
+		started.login = "(log in as admin with the password printed at the first start)"
+	}
+	token, err := alertingToken(ctx, svc.Store(), filepath.Join(tc.DataDir, "alerting-token"))
+	if err != nil {
+		svc.Close()
+		return started, fmt.Errorf("tickets: token for alerting: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer svc.Close()
+		if err := svc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("tickets: %w", err)
+			cancel()
+		}
+	}()
+
+	ac := alerting.DefaultConfig()
+	ac.Listen = w.alertingAddr
+	ac.DataDir = filepath.Join(cfg.DataDir, "alerting")
+	ac.ExternalLabels = map[string]string{"cluster": tc.DefaultCluster}
+	for _, m := range w.brokerMetrics {
+		ac.Targets = append(ac.Targets, rules.Target{Job: "sluice-broker", Address: m})
+	}
+	ac.Targets = append(ac.Targets, rules.Target{Job: "sluice-exporter", Address: w.exporter})
+	if err := os.MkdirAll(ac.DataDir, 0o700); err != nil {
+		return started, err
+	}
+	routing := filepath.Join(ac.DataDir, "routing.yml")
+	if err := os.WriteFile(routing, []byte(routingToTickets(w.ticketsAddr, token)), 0o600); err != nil {
+		return started, err
+	}
+	ac.RoutingFile = routing
+	mgr, err := alerting.New(ac, logger.With("part", "alerting"), prometheus.NewRegistry())
+	if err != nil {
+		return started, fmt.Errorf("alerting: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := mgr.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("alerting: %w", err)
+			cancel()
+		}
+	}()
+	return started, nil
+}
+
+// alertingToken returns the operator token alerting uses for the ticket webhook,
+// created once and kept in path.
+func alertingToken(ctx context.Context, st *store.Store, path string) (string, error) {
+	if raw, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(raw))
+		if _, err := st.TokenRole(ctx, tok); err == nil {
+			return tok, nil
+		}
+	}
+	tok, err := st.CreateToken(ctx, "local alerting", store.RoleOperator)
+	if err != nil {
+		return "", err
+	}
+	return tok, os.WriteFile(path, []byte(tok+"\n"), 0o600)
+}
+
+// routingToTickets is the alertmanager.yml of the local stack: every alert group
+// goes to the log and to the ticket service.
+func routingToTickets(ticketsAddr, token string) string {
+	return fmt.Sprintf(`route:
+  receiver: log
+  group_by: [alertname, cluster]
+  group_wait: 5s
+  group_interval: 1m
+  repeat_interval: 4h
+  routes:
+    - receiver: log
+      continue: true
+    - receiver: tickets
+receivers:
+  - name: log
+  - name: tickets
+    webhook_configs:
+      - url: http://%s/api/v1/integrations/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: %s
+`, ticketsAddr, token)
+}
