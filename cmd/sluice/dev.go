@@ -11,7 +11,8 @@ import (
 )
 
 // runDev is `sluice dev`: the whole local stack in one process (what `make run`
-// starts).
+// starts). The ticket service's first admin password comes from
+// SLUICE_ADMIN_PASSWORD, else it is generated and printed once.
 func runDev(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	def := stack.DefaultConfig()
@@ -31,6 +32,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	cfg := def
 	cfg.DataDir, cfg.Brokers, cfg.Flush = *dataDir, *brokers, *flush
+	cfg.AdminPassword = os.Getenv("SLUICE_ADMIN_PASSWORD")
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return stack.Run(ctx, cfg, logger, os.Stdout)
 }
