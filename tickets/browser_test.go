@@ -35,6 +35,29 @@ func chromiumPath() string {
 	return p
 }
 
+// screenshotDir is where TestBrowser saves its screenshots: $SLUICE_SCREENSHOTS,
+// relative to the repository root when relative (SLUICE_SCREENSHOTS=docs/screenshots
+// refreshes the ones kept in docs/), else a temporary directory.
+func screenshotDir(t *testing.T) string {
+	dir := os.Getenv("SLUICE_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if !filepath.IsAbs(dir) {
+		root, err := filepath.Abs("..")
+		require.NoError(t, err)
+		for ; ; root = filepath.Dir(root) {
+			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+				break
+			}
+			require.NotEqual(t, root, filepath.Dir(root), "no go.mod above the test's directory")
+		}
+		dir = filepath.Join(root, dir)
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
 // fakePrometheus serves /api/v1/query_range in Prometheus' wire format with a
 // ramp for every query, so the snapshot has charts.
 func fakePrometheus(t *testing.T) *httptest.Server {
@@ -53,17 +76,13 @@ func fakePrometheus(t *testing.T) *httptest.Server {
 
 // TestBrowser drives Debian's chromium through the UI: log in, open an
 // incident's snapshot chart, acknowledge the incident, file a ticket for it.
-// Screenshots go to $SLUICE_SCREENSHOTS (ui/screenshots keeps current ones).
+// Screenshots go to $SLUICE_SCREENSHOTS (docs/screenshots keeps current ones).
 func TestBrowser(t *testing.T) {
 	chromium := chromiumPath()
 	if chromium == "" {
 		t.Skip("no chromium: apt-get install -y chromium, or set SLUICE_CHROMIUM")
 	}
-	shots := os.Getenv("SLUICE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	require.NoError(t, os.MkdirAll(shots, 0o755))
+	shots := screenshotDir(t)
 
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -78,9 +97,11 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(func() { bcancel(); <-bdone })
 	<-b.Ready()
 	prom := fakePrometheus(t)
+	am := startAlerting(t)
 	ts := startService(t, func(c *Config) {
 		c.Snapshot.AdminURLs = []string{b.AdminAddr()}
 		c.Snapshot.PrometheusURL = prom.URL
+		c.AlertingURL = am
 	})
 	ts.clock.Advance(3 * time.Minute)
 	id := ts.notify(amPayload("SluiceUnderReplicatedPartitions", "firing", 0,
@@ -112,7 +133,7 @@ func TestBrowser(t *testing.T) {
 			return chromedp.Void{}, err
 		}
 	}
-	var status, diagnosis, ticketStatus, heading string
+	var status, diagnosis, ticketStatus, heading, newToken, silenceState string
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(ts.base+"/incidents"),
 		chromedp.WaitVisible(chromedp.ID("username")),
@@ -153,6 +174,39 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(ts.base+"/sla"),
 		chromedp.WaitVisible(chromedp.CSS("h1")),
 		shot("tickets-sla.png"),
+		// Silence the incident's alarms in alerting, from its page.
+		chromedp.Navigate(fmt.Sprintf("%s/silences?incident=%d", ts.base, id)),
+		chromedp.WaitVisible(chromedp.ID("matchers")),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("silence-comment").value = ""`),
+		chromedp.SendKeys(chromedp.ID("silence-comment"), "Replacing broker 1's disk"),
+		chromedp.Click(chromedp.ID("create-silence-button")),
+		chromedp.WaitVisible(chromedp.CSS("tbody tr[id^=silence-] .badge")),
+		text("tbody tr[id^=silence-] .badge", &silenceState),
+		shot("tickets-silences.png"),
+		// An admin mints an API token: shown once.
+		chromedp.Navigate(ts.base+"/admin/tokens"),
+		chromedp.WaitVisible(chromedp.ID("token-name")),
+		chromedp.SendKeys(chromedp.ID("token-name"), "alertmanager"),
+		chromedp.Click(chromedp.ID("create-token")),
+		chromedp.WaitVisible(chromedp.ID("new-token")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			v, err := chromedp.Evaluate[string](`document.getElementById("new-token").value`)(ctx, tg)
+			newToken = v
+			return err
+		}),
+		shot("tickets-admin-tokens.png"),
+		chromedp.Navigate(ts.base+"/admin/users"),
+		chromedp.WaitVisible(chromedp.ID("new-username")),
+		chromedp.SendKeys(chromedp.ID("new-username"), "otto"),
+		chromedp.SendKeys(chromedp.ID("new-password"), "operator password"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("new-role").value = "operator"`),
+		chromedp.Click(chromedp.ID("create-user")),
+		chromedp.WaitVisible(chromedp.CSS(`select[id^="role-"]`)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`document.body.textContent.includes("otto")`, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return err
+		}),
+		shot("tickets-admin-users.png"),
 	)
 	require.NoError(t, err)
 	require.Equal(t, "Incidents", heading)
@@ -166,5 +220,10 @@ func TestBrowser(t *testing.T) {
 	require.Len(t, d.Tickets, 1)
 	require.Equal(t, "Broker 1 keeps dropping out of the ISR", d.Tickets[0].Title)
 	require.Equal(t, "P2", d.Tickets[0].Priority)
+	require.Equal(t, "active", strings.TrimSpace(silenceState))
+	require.True(t, strings.HasPrefix(newToken, "slt_"), newToken)
+	ts.must(http.StatusOK, "GET", "/api/v1/incidents", newToken, nil, nil)
+	_, err = ts.Store().Authenticate(context.Background(), "otto", "operator password")
+	require.NoError(t, err)
 	t.Logf("screenshots in %s", shots)
 }
