@@ -41,4 +41,3 @@ VOLUME ["/var/lib/sluice"]
 # tickets API and UI 8090.
 EXPOSE 9092 9192 9642 9308 8090
 ENTRYPOINT ["sluice"]
-CMD ["--help"]
