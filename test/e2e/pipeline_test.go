@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"text/template"
 	"time"
@@ -27,6 +28,8 @@ type pipeline interface {
 	stop()
 	// logs returns the tails of the pipeline's logs.
 	logs() string
+	// String describes the pipeline and its timings, for the results.
+	String() string
 }
 
 // Scrape and evaluation timings of both pipelines.
@@ -36,7 +39,7 @@ const (
 	evaluationInterval = "5s"
 )
 
-// configData fills the templates under testdata/.
+// configData is what the drill's configuration files are made from.
 type configData struct {
 	Cluster            string
 	ScrapeInterval     string
@@ -50,7 +53,6 @@ type configData struct {
 	TokenFile          string
 	Listen             string
 	DataDir            string
-	RoutingFile        string
 }
 
 type brokerTarget struct {
@@ -98,12 +100,12 @@ func fileExists(p string) bool {
 }
 
 // promPipeline is Debian's Prometheus evaluating Sluice's rule pack (alerting/rules/*.yml,
-// unchanged) and Debian's Alertmanager delivering to the ticket webhook.
+// unchanged) and Debian's Alertmanager delivering to the ticket webhook, both configured from
+// deploy/ (deploy_test.go).
 type promPipeline struct {
-	prom, am       *proc
-	promURL, amURL string
-	promBin, amBin string
-	dir            string
+	prom, am               *proc
+	promURL, amURL         string
+	promVersion, amVersion string
 }
 
 func startPromPipeline(t *testing.T, s *stack, cluster, promBin, amBin string) *promPipeline {
@@ -118,15 +120,16 @@ func startPromPipeline(t *testing.T, s *stack, cluster, promBin, amBin string) *
 	d := s.configData(cluster)
 	d.RuleFiles = []string{rules}
 	d.AlertmanagerAddr = freeAddr(t)
-	amCfg := render(t, dir, "alertmanager.yml", d)
-	promCfg := render(t, dir, "prometheus.yml", d)
+	amCfg := alertmanagerConfig(t, dir, d)
+	promCfg := prometheusConfig(t, dir, d, s.promAddr)
 	for _, check := range [][]string{{"promtool", "check", "config", promCfg}, {"amtool", "check-config", amCfg}} {
 		if bin := findBinary(check[0]); bin != "" {
 			out, err := exec.Command(bin, check[1:]...).CombinedOutput()
 			require.NoError(t, err, "%v:\n%s", check, out)
 		}
 	}
-	p := &promPipeline{promURL: "http://" + s.promAddr, amURL: "http://" + d.AlertmanagerAddr, dir: dir}
+	p := &promPipeline{promURL: "http://" + s.promAddr, amURL: "http://" + d.AlertmanagerAddr,
+		promVersion: version(promBin), amVersion: version(amBin)}
 	p.am = startProc(t, dir, "alertmanager", []string{amBin, "--config.file", amCfg,
 		"--storage.path", filepath.Join(dir, "alertmanager-data"), "--web.listen-address", d.AlertmanagerAddr,
 		"--cluster.listen-address=", "--log.level", "debug"})
@@ -152,22 +155,25 @@ func (p *promPipeline) ready(ctx context.Context) (bool, error) {
 	var targets struct {
 		Data struct {
 			ActiveTargets []struct {
-				ScrapeURL string `json:"scrapeUrl"`
-				Health    string `json:"health"`
-				LastError string `json:"lastError"`
+				Labels    map[string]string `json:"labels"`
+				ScrapeURL string            `json:"scrapeUrl"`
+				Health    string            `json:"health"`
+				LastError string            `json:"lastError"`
 			} `json:"activeTargets"`
 		} `json:"data"`
 	}
 	if err := getJSON(ctx, p.promURL+"/api/v1/targets", "", &targets); err != nil {
 		return false, err
 	}
-	if n := len(targets.Data.ActiveTargets); n != 4 {
-		return false, fmt.Errorf("prometheus has %d targets, want 3 brokers and the exporter", n)
-	}
+	jobs := map[string]int{}
 	for _, tg := range targets.Data.ActiveTargets {
 		if tg.Health != "up" {
 			return false, fmt.Errorf("target %s is %s: %s", tg.ScrapeURL, tg.Health, tg.LastError)
 		}
+		jobs[tg.Labels["job"]]++
+	}
+	if jobs["broker"] != 3 || jobs["exporter"] != 1 {
+		return false, fmt.Errorf("prometheus scrapes %v, want 3 brokers and the exporter", jobs)
 	}
 	var rules struct {
 		Data struct {
@@ -212,6 +218,11 @@ func (p *promPipeline) firing(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
+func (p *promPipeline) String() string {
+	return fmt.Sprintf("%s and %s configured from deploy/ (scrape %s, evaluation %s, group_wait 1s, group_interval 5s)",
+		p.promVersion, p.amVersion, scrapeInterval, evaluationInterval)
+}
+
 func (p *promPipeline) stop() {
 	p.prom.stop(10 * time.Second)
 	p.am.stop(10 * time.Second)
@@ -222,8 +233,9 @@ func (p *promPipeline) logs() string {
 		p.prom.logPath, p.prom.tail(40), p.am.logPath, p.am.tail(60))
 }
 
-// sluicePipeline is `sluice alerting`: the same rule pack evaluated in-process, routed with the
-// same alertmanager.yml.
+// sluicePipeline is `sluice alerting` as a single machine runs it: the built-in rule pack
+// evaluated in-process, the embedded default routing, and notifications to the ticket service
+// (tickets.url with a token file).
 type sluicePipeline struct {
 	proc *proc
 	url  string
@@ -235,7 +247,6 @@ func startSluicePipeline(t *testing.T, s *stack, cluster string) *sluicePipeline
 	d := s.configData(cluster)
 	d.Listen = freeAddr(t)
 	d.DataDir = filepath.Join(dir, "data")
-	d.RoutingFile = render(t, dir, "alertmanager.yml", d)
 	cfg := render(t, dir, "alerting.yaml", d)
 	p := &sluicePipeline{url: "http://" + d.Listen}
 	p.proc = startProc(t, dir, "alerting", []string{sluiceBin, "alerting", "--config", cfg, "--log-level", "debug"})
@@ -307,8 +318,22 @@ func (p *sluicePipeline) firing(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
+func (p *sluicePipeline) String() string {
+	return fmt.Sprintf("sluice alerting (scrape %s, evaluation %s, embedded default routing, tickets.url)", scrapeInterval, evaluationInterval)
+}
+
 func (p *sluicePipeline) stop() { p.proc.stop(10 * time.Second) }
 
 func (p *sluicePipeline) logs() string {
 	return fmt.Sprintf("----- sluice alerting (%s) -----\n%s", p.proc.logPath, p.proc.tail(60))
+}
+
+// version is the first line of `bin --version`, e.g. "prometheus, version 2.42.0+ds (...)".
+func version(bin string) string {
+	out, _ := exec.Command(bin, "--version").CombinedOutput()
+	line, _, _ := strings.Cut(string(out), "\n")
+	if i := strings.Index(line, " (branch"); i > 0 {
+		line = line[:i]
+	}
+	return strings.TrimSpace(line)
 }
