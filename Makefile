@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: build run test test-race lint bench compat fuzz tools clean
+.PHONY: build run demo test test-race lint bench compat fuzz tools clean
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -12,6 +12,12 @@ build:
 # 127.0.0.1:9308, data under ./data; Ctrl-C stops it cleanly.
 run: build
 	./bin/sluice dev --data-dir data
+
+# The local stack with demo traffic and, after 30 s, a stopped broker that
+# becomes an incident (FAULT=consumer stalls a consumer group instead).
+FAULT ?= broker
+demo: build
+	./bin/sluice demo --data-dir data --fault $(FAULT)
 
 # Every package, with the race detector on the concurrent ones.
 test: build

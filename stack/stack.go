@@ -41,19 +41,22 @@ type Config struct {
 	ExporterPort int
 	// Flush is the brokers' flush policy, default interval.
 	Flush string
-	// AlertingPort serves the alerting API, default 9093.
+	// AlertingPort serves the alerting API, default 9095 (9093, Alertmanager's port,
+	// is a broker's).
 	AlertingPort int
 	// TicketsPort serves the ticket service and web UI, default 8080.
 	TicketsPort int
 	// AdminPassword is the first admin's password of a new ticket database;
 	// empty generates one, printed once.
 	AdminPassword string
+	// Demo, when set, runs demo traffic and an optional fault (make demo).
+	Demo *Demo
 }
 
 // DefaultConfig is the stack `make run` starts.
 func DefaultConfig() Config {
 	return Config{DataDir: "data", Host: "127.0.0.1", Brokers: 3, KafkaPort: 9092, ControllerPort: 9192,
-		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval", AlertingPort: 9093, TicketsPort: 8080}
+		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval", AlertingPort: 9095, TicketsPort: 8080}
 }
 
 // Run starts the stack, prints where everything is to out, and serves until ctx
@@ -71,9 +74,32 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, cfg.Brokers+1)
-	var brokers []*broker.Broker
+	errs := make(chan error, cfg.Brokers+4)
+	brokers := make([]*broker.Broker, cfg.Brokers)
+	stops := make([]func(), cfg.Brokers)
+	bcs := make([]broker.Config, cfg.Brokers)
 	var bootstrap []string
+	// startBroker creates and runs broker i; stops[i] stops it and waits.
+	startBroker := func(i int) error {
+		b, err := broker.New(bcs[i], logger.With("node", i+1))
+		if err != nil {
+			return fmt.Errorf("broker %d: %w", i+1, err)
+		}
+		bctx, bcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		brokers[i] = b
+		stops[i] = func() { bcancel(); <-done }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done)
+			if err := b.Run(bctx); err != nil {
+				errs <- fmt.Errorf("broker %d: %w", i+1, err)
+				cancel()
+			}
+		}()
+		return nil
+	}
 	for i := range cfg.Brokers {
 		bc := broker.DefaultConfig()
 		bc.NodeID = int32(i + 1)
@@ -83,22 +109,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		bc.ControllerQuorumVoters = strings.Join(voters, ",")
 		bc.MetricsListen = addr(cfg.MetricsPort, i)
 		bc.Flush = cfg.Flush
-		b, err := broker.New(bc, logger.With("node", i+1))
-		if err != nil {
+		bcs[i] = bc
+		bootstrap = append(bootstrap, bc.Listen)
+		if err := startBroker(i); err != nil {
 			cancel()
 			wg.Wait()
-			return fmt.Errorf("broker %d: %w", i+1, err)
+			return err
 		}
-		brokers = append(brokers, b)
-		bootstrap = append(bootstrap, bc.Listen)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Run(ctx); err != nil {
-				errs <- fmt.Errorf("broker %d: %w", i+1, err)
-				cancel()
-			}
-		}()
 	}
 	for _, b := range brokers {
 		select {
@@ -154,6 +171,27 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	fmt.Fprintf(out, "  exporter          http://%s/metrics\n", ec.Listen)
 	fmt.Fprintf(out, "  alerting          http://%s/api/v1/alerts  (rules: /api/v1/rules)\n", addr(cfg.AlertingPort, 0))
 	fmt.Fprintf(out, "  tickets and UI    http://%s/  %s\n\n", addr(cfg.TicketsPort, 0), ops.login)
+
+	if cfg.Demo != nil {
+		d := *cfg.Demo
+		if err := d.setDefaults(); err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("demo: %w", err)
+		}
+		stopBroker := func(i int) (func() error, error) {
+			stops[i]()
+			return func() error { return startBroker(i) }, nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runDemo(ctx, d, bootstrap, stopBroker, out); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("demo: %w", err)
+				cancel()
+			}
+		}()
+	}
 
 	<-ctx.Done()
 	wg.Wait()

@@ -17,6 +17,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"bench":    runBench,
 	"broker":   runBroker,
 	"chaos":    runChaos,
+	"demo":     runDemo,
 	"dev":      runDev,
 	"exporter": runExporter,
 	"tickets":  runTickets,

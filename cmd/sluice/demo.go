@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/sluicemq/sluice/stack"
+)
+
+// runDemo is `sluice demo` (make demo): the local stack of `sluice dev` plus demo
+// traffic that moves dashboards and lag, and optionally a fault that becomes an
+// incident in the ticket service.
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	def := stack.DefaultConfig()
+	dataDir := fs.String("data-dir", def.DataDir, "directory for every part's data")
+	rate := fs.Int("rate", 200, "records produced per second")
+	fault := fs.String("fault", "", "fault to inject: broker (stop broker 2) or consumer (stop a consumer group); empty for none")
+	after := fs.Duration("fault-after", 30*time.Second, "when the fault starts")
+	lasts := fs.Duration("fault-for", 2*time.Minute, "how long the fault lasts")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := def
+	cfg.DataDir = *dataDir
+	cfg.AdminPassword = os.Getenv("SLUICE_ADMIN_PASSWORD")
+	cfg.Demo = &stack.Demo{Rate: *rate, Fault: *fault, FaultAfter: *after, FaultFor: *lasts}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return stack.Run(ctx, cfg, logger, os.Stdout)
+}
