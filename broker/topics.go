@@ -55,9 +55,9 @@ type partition struct {
 	// the ISR only once it has everything up to it, so a replica missing data
 	// of earlier epochs can never be elected.
 	epochStartOffset int64
-	pendingISR     []int32                  // an AlterPartition in flight
-	waiters        []chan struct{}
-	deleted        bool
+	pendingISR       []int32 // an AlterPartition in flight
+	waiters          []chan struct{}
+	deleted          bool
 }
 
 // followerState is what a leader knows of one follower, from its fetches.
