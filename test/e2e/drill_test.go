@@ -111,7 +111,12 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 	})
 	ackedBefore, _ := l.counts()
 
-	// The fault.
+	// The fault. If the drill stops before the repair, the broker is restarted for the next mode.
+	t.Cleanup(func() {
+		if !s.cluster.Node(victim).Running() {
+			_ = s.cluster.Restart(ctx, victim)
+		}
+	})
 	killAt := time.Now()
 	require.NoError(t, s.cluster.Kill(victim))
 	t.Logf("%s: killed broker %d (kill -9) at %s with %d records acknowledged", cluster, victim, killAt.Format(time.TimeOnly), ackedBefore)
