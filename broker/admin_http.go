@@ -15,6 +15,8 @@ import (
 // adminHandler serves the broker's read-only admin interface over HTTP:
 //
 //	GET /api/v1/cluster          brokers, controller, topics with leaders and ISRs
+//	GET /api/v1/logs             this broker's recent WARN and ERROR log lines
+//	                             (slog text format, oldest first, at most 500)
 //	GET /api/v1/events?since=N   cluster events recorded in the metadata log after
 //	                             log index N (broker joined/fenced, leader elected
 //	                             clean/unclean, ISR shrink/expand, topic and config
@@ -23,6 +25,9 @@ import (
 // Every broker answers from its own copy of the metadata log, so any of them can be
 // asked; the monitoring and ticket services use the events to explain incidents.
 func (b *Broker) adminHandler(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/logs", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, b.logs.recent())
+	})
 	mux.HandleFunc("GET /api/v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		img := b.quorum.Image()
 		type partitionView struct {

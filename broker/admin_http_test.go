@@ -60,6 +60,20 @@ func TestAdminHTTPEvents(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, string(body), "since")
 
+	tb.logger.With("part", "test").Warn("disk nearly full", "free_bytes", 42)
+	tb.logger.Info("not kept")
+	code, body = get("/api/v1/logs")
+	require.Equal(t, http.StatusOK, code)
+	var lines []string
+	require.NoError(t, json.Unmarshal(body, &lines))
+	require.NotEmpty(t, lines)
+	newest := lines[len(lines)-1]
+	require.Contains(t, newest, "level=WARN")
+	require.Contains(t, newest, `msg="disk nearly full"`)
+	require.Contains(t, newest, "part=test")
+	require.Contains(t, newest, "free_bytes=42")
+	require.NotContains(t, string(body), "not kept")
+
 	code, body = get("/api/v1/cluster")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), `"name": "audited"`)

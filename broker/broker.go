@@ -42,6 +42,7 @@ type Broker struct {
 
 	registry *prometheus.Registry
 	metrics  *brokerMetrics
+	logs     *logRing // recent WARN and ERROR lines
 
 	mu       sync.RWMutex
 	topics   map[string]*topic
@@ -78,6 +79,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ring := &logRing{}
+	logger = slog.New(&ringHandler{next: logger.Handler(), ring: ring})
 	flush, err := storage.ParseFlushPolicy(cfg.Flush)
 	if err != nil {
 		return nil, fmt.Errorf("flush: %w", err)
@@ -88,6 +91,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	b := &Broker{
 		cfg:      cfg,
 		logger:   logger,
+		logs:     ring,
 		flush:    flush,
 		topics:   make(map[string]*topic),
 		topicIDs: make(map[[16]byte]*topic),

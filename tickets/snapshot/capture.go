@@ -71,6 +71,9 @@ func (c *Capturer) Capture(ctx context.Context, target Target, now time.Time) *S
 	if len(c.cfg.LogFiles) > 0 {
 		run(func() error { return c.logs(s, since, &mu) }, "broker logs")
 	}
+	if len(c.cfg.AdminURLs) > 0 {
+		run(func() error { return c.remoteLogs(ctx, s, since, &mu) }, "broker logs over the admin API")
+	}
 	wg.Wait()
 	sort.Strings(s.Errors)
 	sort.Strings(s.Sources)
@@ -291,6 +294,40 @@ func (c *Capturer) logs(s *Snapshot, since time.Time, mu *sync.Mutex) error {
 	s.Logs = append(s.Logs, lines...)
 	mu.Unlock()
 	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// remoteLogs asks every broker's admin interface for its recent WARN and ERROR
+// lines (GET /api/v1/logs), so brokers on other machines are covered too.
+func (c *Capturer) remoteLogs(ctx context.Context, s *Snapshot, since time.Time, mu *sync.Mutex) error {
+	var lines []LogLine
+	var errs []string
+	for _, u := range c.cfg.AdminURLs {
+		u = strings.TrimRight(normalizeURL(u), "/")
+		var got []string
+		if err := c.getJSON(ctx, u+"/api/v1/logs", &got); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, line := range got {
+			if !isWarning(line) {
+				continue
+			}
+			if t, ok := lineTime(line); ok && t.Before(since) {
+				continue
+			}
+			lines = append(lines, LogLine{File: strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://"), Line: Redact(clipLine(line))})
+		}
+	}
+	if len(lines) > maxLogLines {
+		lines = lines[len(lines)-maxLogLines:]
+	}
+	mu.Lock()
+	s.Logs = append(s.Logs, lines...)
+	mu.Unlock()
+	if len(errs) > 0 && len(errs) == len(c.cfg.AdminURLs) {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil

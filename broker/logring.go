@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// logRing keeps the broker's recent WARN and ERROR log lines, served at
+// /api/v1/logs so that the ticket service's fault snapshot can show them from
+// brokers on other machines.
+type logRing struct {
+	mu    sync.Mutex
+	lines []string
+	next  int
+	full  bool
+}
+
+const logRingSize = 500
+
+func (r *logRing) add(line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lines == nil {
+		r.lines = make([]string, logRingSize)
+	}
+	r.lines[r.next] = line
+	r.next = (r.next + 1) % logRingSize
+	r.full = r.full || r.next == 0
+}
+
+// recent returns the kept lines, oldest first.
+func (r *logRing) recent() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.full {
+		return append([]string{}, r.lines[:r.next]...)
+	}
+	return append(append([]string{}, r.lines[r.next:]...), r.lines[:r.next]...)
+}
+
+// ringHandler passes every record to the broker's own handler and keeps WARN and
+// above, formatted as slog text lines, in the ring.
+type ringHandler struct {
+	next  slog.Handler
+	ring  *logRing
+	attrs []slog.Attr
+	group string
+}
+
+func (h *ringHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.next.Enabled(ctx, l)
+}
+
+func (h *ringHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level >= slog.LevelWarn {
+		var buf bytes.Buffer
+		th := slog.Handler(slog.NewTextHandler(&buf, nil))
+		if len(h.attrs) > 0 {
+			th = th.WithAttrs(h.attrs)
+		}
+		if h.group != "" {
+			th = th.WithGroup(h.group)
+		}
+		if th.Handle(ctx, rec) == nil {
+			h.ring.add(string(bytes.TrimRight(buf.Bytes(), "\n")))
+		}
+	}
+	if h.next.Enabled(ctx, rec.Level) {
+		return h.next.Handle(ctx, rec)
+	}
+	return nil
+}
+
+func (h *ringHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &ringHandler{next: h.next.WithAttrs(attrs), ring: h.ring, attrs: append(append([]slog.Attr{}, h.attrs...), attrs...), group: h.group}
+}
+
+func (h *ringHandler) WithGroup(name string) slog.Handler {
+	return &ringHandler{next: h.next.WithGroup(name), ring: h.ring, attrs: h.attrs, group: name}
+}
