@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/sluicemq/sluice/stack"
@@ -26,13 +25,12 @@ func runDev(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := stderrLogger(*logLevel)
+	if err != nil {
+		return err
 	}
 	cfg := def
 	cfg.DataDir, cfg.Brokers, cfg.Flush = *dataDir, *brokers, *flush
 	cfg.AdminPassword = os.Getenv("SLUICE_ADMIN_PASSWORD")
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return stack.Run(ctx, cfg, logger, os.Stdout)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/sluicemq/sluice/exporter"
@@ -29,9 +27,9 @@ func runExporter(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := stderrLogger(*logLevel)
+	if err != nil {
+		return err
 	}
 	cfg := def
 	if *bootstrap != "" {
@@ -42,7 +40,7 @@ func runExporter(ctx context.Context, args []string) error {
 	cfg.StatusWindow = *window
 	cfg.TopicFilter = *topicFilter
 	cfg.GroupFilter = *groupFilter
-	e, err := exporter.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	e, err := exporter.New(cfg, logger)
 	if err != nil {
 		return err
 	}

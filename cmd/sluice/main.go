@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -40,4 +41,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "sluice %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// stderrLogger is every subcommand's text logger on stderr, at its --log-level.
+func stderrLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -41,9 +40,9 @@ func runTickets(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := stderrLogger(*logLevel)
+	if err != nil {
+		return err
 	}
 	cfg := def
 	if *configFile != "" {
@@ -84,7 +83,6 @@ func runTickets(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	svc, err := tickets.New(ctx, cfg, logger, tickets.Options{})
 	if err != nil {
 		return err
