@@ -47,10 +47,20 @@ func (q *Quorum) runController(ctx context.Context) {
 	// controller (usually the one that died) has been silent for a Raft heartbeat
 	// timeout already. A full session here would put the failover of the
 	// controller's own partitions well past two seconds.
+	// The previous controller has been silent for a Raft heartbeat timeout
+	// already when this node wins the election, so it gets a quarter session: a
+	// live one heartbeats to the new controller within a sixth of a session of
+	// learning about it, a dead one loses its leaderships sooner.
+	prev := q.prevLeader.Load()
 	for id, b := range img.Brokers {
-		if !b.Fenced {
-			c.sessions[id] = now.Add(q.cfg.SessionTimeout / 2)
+		if b.Fenced {
+			continue
 		}
+		grace := q.cfg.SessionTimeout / 2
+		if id == prev {
+			grace = q.cfg.SessionTimeout / 4
+		}
+		c.sessions[id] = now.Add(grace)
 	}
 	q.ctlMu.Lock()
 	q.ctl = c

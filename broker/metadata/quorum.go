@@ -124,13 +124,16 @@ type Quorum struct {
 
 	// ctlMu serializes controller decisions: each validates against the newest image and waits for its
 	// entry to be applied before the next one looks. It guards ctl.
-	ctlMu   sync.Mutex
-	ctl     *controller
-	isCtl   atomic.Bool
-	kickCh  chan struct{} // asks the controller loop for a preferred-leader check now
-	closeMu sync.Mutex
-	closed  chan struct{}
-	stopErr error
+	ctlMu  sync.Mutex
+	ctl    *controller
+	isCtl  atomic.Bool
+	kickCh chan struct{} // asks the controller loop for a preferred-leader check now
+	// prevLeader is the last Raft leader other than this node (-1: none seen):
+	// when this node takes over, that broker is usually the one that died.
+	prevLeader atomic.Int32
+	closeMu    sync.Mutex
+	closed     chan struct{}
+	stopErr    error
 }
 
 // Open opens (creating on first start) the Raft log in cfg.Dir and starts this node's Raft member. The
@@ -223,8 +226,15 @@ func (q *Quorum) Run(ctx context.Context) error {
 		}
 	}
 	leaderCh := q.raft.LeaderCh()
+	q.prevLeader.Store(-1)
+	watch := time.NewTicker(50 * time.Millisecond)
+	defer watch.Stop()
 	for {
 		select {
+		case <-watch.C:
+			if id := q.ControllerID(); id >= 0 && id != q.cfg.NodeID {
+				q.prevLeader.Store(id)
+			}
 		case <-ctx.Done():
 			stopController()
 			return q.Close()
