@@ -87,8 +87,7 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	if req.Acks == -1 {
 		minISR = b.minISR(p.topic)
 		p.mu.Lock()
-		isr := len(p.isr)
-		_, leaderEpoch := p.isLeader, p.leaderEpoch
+		isr, leaderEpoch := len(p.isr), p.leaderEpoch
 		p.mu.Unlock()
 		if isr < minISR {
 			return kafkaErr(kerr.NotEnoughReplicas, fmt.Sprintf("ISR has %d replicas, min.insync.replicas is %d (leader epoch %d)", isr, minISR, leaderEpoch))

@@ -106,10 +106,11 @@ func (b *Broker) topicConfigs(t *topic) map[string]string {
 	return out
 }
 
-// setTopicConfigs replaces a topic's overrides through the controller, which
-// records them in the metadata log; every replica applies them from there.
-func (b *Broker) setTopicConfigs(cc *conn, t *topic, configs map[string]string) error {
-	if err := validateTopicConfigs(configs); err != nil {
+// setTopicConfigs validates a topic's new overrides and, unless validateOnly,
+// replaces them through the controller, which records them in the metadata log;
+// every replica applies them from there.
+func (b *Broker) setTopicConfigs(cc *conn, t *topic, configs map[string]string, validateOnly bool) error {
+	if err := validateTopicConfigs(configs); err != nil || validateOnly {
 		return err
 	}
 	if err := b.quorum.AlterTopicConfigs(cc.ctx, t.name, configs); err != nil {

@@ -43,13 +43,7 @@ func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response,
 					configs[c.Name] = *c.Value
 				}
 			}
-			if err := validateTopicConfigs(configs); err != nil {
-				return err
-			}
-			if req.ValidateOnly {
-				return nil
-			}
-			return b.setTopicConfigs(cc, t, configs)
+			return b.setTopicConfigs(cc, t, configs, req.ValidateOnly)
 		}()
 		sr.ErrorCode, sr.ErrorMessage = errCode(err), errMessage(err)
 		resp.Resources = append(resp.Resources, sr)

@@ -72,13 +72,7 @@ func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kms
 					return kafkaErr(kerr.InvalidRequest, fmt.Sprintf("unknown operation %d", c.Op))
 				}
 			}
-			if err := validateTopicConfigs(configs); err != nil {
-				return err
-			}
-			if req.ValidateOnly {
-				return nil
-			}
-			return b.setTopicConfigs(cc, t, configs)
+			return b.setTopicConfigs(cc, t, configs, req.ValidateOnly)
 		}()
 		sr.ErrorCode, sr.ErrorMessage = errCode(err), errMessage(err)
 		resp.Resources = append(resp.Resources, sr)

@@ -211,9 +211,14 @@ func (b *Broker) runISRChecks(ctx context.Context) {
 	}
 }
 
-// minISR is the topic's min.insync.replicas.
+var minISRDef = topicConfigDefByName("min.insync.replicas")
+
+// minISR is the topic's min.insync.replicas; it is read on every acks=all
+// produce and per partition at scrape time, so it does not copy the configs.
 func (b *Broker) minISR(t *topic) int {
-	v, _ := b.topicConfigValue(b.topicConfigs(t), topicConfigDefByName("min.insync.replicas"))
+	b.mu.RLock()
+	v, _ := b.topicConfigValue(t.configs, minISRDef)
+	b.mu.RUnlock()
 	n, _ := strconv.Atoi(v)
 	return max(n, 1)
 }
