@@ -18,7 +18,12 @@ import (
 //     default.replication.factor (by default 3 when three or more brokers are live,
 //     else all live brokers). More replicas than live brokers get
 //     INVALID_REPLICATION_FACTOR; replicas are spread over the brokers with leaders
-//     balanced. Explicit assignments must name registered brokers.
+//     balanced.
+//   - An explicit ReplicaAssignment needs NumPartitions and ReplicationFactor -1
+//     (else INVALID_REQUEST, Kafka's message), as librdkafka and the Java admin
+//     client send it; partitions in any order numbered 0..n-1, the same replica
+//     count each, registered brokers, at least one live per partition (else
+//     INVALID_REPLICA_ASSIGNMENT).
 //   - Configs use Kafka's topic config names; unknown names or bad values get
 //     INVALID_CONFIG and create nothing.
 //   - ValidateOnly (v1+) checks without creating.
@@ -71,6 +76,36 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 	return resp, nil
 }
 
+// requestedAssignment returns a request's explicit replica assignment indexed by
+// partition, or nil without one. Like Kafka, the partitions may come in any order
+// but must number 0 to n-1, and NumPartitions and ReplicationFactor must then
+// both be -1 (what librdkafka and the Java admin client send).
+func requestedAssignment(rt *kmsg.CreateTopicsRequestTopic) ([][]int32, error) {
+	if len(rt.ReplicaAssignment) == 0 {
+		return nil, nil
+	}
+	if rt.ReplicationFactor != -1 {
+		return nil, kafkaErr(kerr.InvalidRequest, "A manual partition assignment was specified, but replication factor was not set to -1.")
+	}
+	if rt.NumPartitions != -1 {
+		return nil, kafkaErr(kerr.InvalidRequest, "A manual partition assignment was specified, but numPartitions was not set to -1.")
+	}
+	assignment := make([][]int32, len(rt.ReplicaAssignment))
+	for _, a := range rt.ReplicaAssignment {
+		if a.Partition < 0 || int(a.Partition) >= len(assignment) {
+			return nil, kafkaErr(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
+		}
+		if assignment[a.Partition] != nil {
+			return nil, kafkaErr(kerr.InvalidReplicaAssignment, fmt.Sprintf("Found multiple manual partition assignments for partition %d", a.Partition))
+		}
+		if len(a.Replicas) == 0 {
+			return nil, kafkaErr(kerr.InvalidReplicaAssignment, "The manual partition assignment includes an empty replica list.")
+		}
+		assignment[a.Partition] = a.Replicas
+	}
+	return assignment, nil
+}
+
 func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) error {
 	if rt.Topic == offsetsTopic {
 		return kafkaErr(kerr.InvalidRequest, "the internal topic is created by the broker")
@@ -79,30 +114,25 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 		return kafkaErr(kerr.InvalidTopicException, err.Error())
 	}
 	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
-	var assignment [][]int32
-	if len(rt.ReplicaAssignment) > 0 {
-		if partitions != -1 || rf != -1 {
-			return kafkaErr(kerr.InvalidRequest, "both replica assignment and partition count or replication factor given")
+	assignment, err := requestedAssignment(rt)
+	if err != nil {
+		return err
+	}
+	if assignment == nil {
+		if partitions == -1 {
+			partitions = b.cfg.NumPartitions
 		}
-		for i, a := range rt.ReplicaAssignment {
-			if a.Partition != int32(i) {
-				return kafkaErr(kerr.InvalidReplicaAssignment, "partitions must be numbered from 0 without gaps")
-			}
-			assignment = append(assignment, a.Replicas)
+		if rf == -1 {
+			rf = b.cfg.DefaultReplicationFactor
 		}
-		partitions, rf = int32(len(assignment)), int16(len(assignment[0]))
-	}
-	if partitions == -1 {
-		partitions = b.cfg.NumPartitions
-	}
-	if rf == -1 {
-		rf = b.cfg.DefaultReplicationFactor
-	}
-	if partitions <= 0 {
-		return kafkaErr(kerr.InvalidPartitions, "number of partitions must be larger than 0")
-	}
-	if rf == 0 || rf < -1 {
-		return kafkaErr(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
+		if partitions <= 0 {
+			return kafkaErr(kerr.InvalidPartitions, "number of partitions must be larger than 0")
+		}
+		if rf == 0 || rf < -1 {
+			return kafkaErr(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
+		}
+	} else if err := b.quorum.CheckAssignment(assignment, 0); err != nil {
+		return err
 	}
 	configs := make(map[string]string)
 	for _, c := range rt.Configs {
@@ -119,7 +149,9 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 		if b.quorum.Image().Topic(rt.Topic) != nil {
 			return kafkaErr(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))
 		}
-		if int(rf) > live {
+		if assignment != nil {
+			partitions, rf = int32(len(assignment)), int16(len(assignment[0]))
+		} else if int(rf) > live {
 			return kafkaErr(kerr.InvalidReplicationFactor, fmt.Sprintf("Replication factor: %d larger than available brokers: %d.", rf, live))
 		}
 		if rf == -1 {
@@ -131,6 +163,7 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 			return err
 		}
 		st.TopicID = t.ID
+		partitions = int32(len(t.Partitions))
 		if len(t.Partitions) > 0 {
 			rf = int16(len(t.Partitions[0].Replicas))
 		}

@@ -68,6 +68,9 @@ func (b *Broker) createPartitions(cc *conn, rt *kmsg.CreatePartitionsRequestTopi
 		return kafkaErr(kerr.InvalidReplicaAssignment, "one assignment per new partition is required")
 	}
 	if validateOnly {
+		if assignment != nil {
+			return b.quorum.CheckAssignment(assignment, len(mt.Partitions[0].Replicas))
+		}
 		return nil
 	}
 	if _, err := b.quorum.CreatePartitions(cc.ctx, rt.Topic, rt.Count, assignment); err != nil {

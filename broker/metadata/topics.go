@@ -220,3 +220,10 @@ func (q *Quorum) AlterPartition(ctx context.Context, topicID [16]byte, partition
 	}
 	return np, nil
 }
+
+// CheckAssignment validates an explicit replica assignment against the current image, as CreateTopic
+// (replicationFactor 0: all partitions alike) and CreatePartitions (the topic's replication factor)
+// do, so a ValidateOnly request gets the same answer as a real one.
+func (q *Quorum) CheckAssignment(assignment [][]int32, replicationFactor int) error {
+	return checkAssignment(q.Image(), assignment, replicationFactor)
+}
