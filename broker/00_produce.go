@@ -28,6 +28,9 @@ import (
 //     retried batch among the last five is answered with its original offset.
 //   - v13 names topics by ID.
 //   - Writes to internal topics are refused with INVALID_TOPIC_EXCEPTION.
+//   - Compacted topics (cleanup.policy includes compact) refuse records without
+//     a key: INVALID_RECORD for the partition, with a record error per keyless
+//     record (v8+), and nothing of the partition appended, like Kafka.
 //   - Transactional produce is not supported (no transaction coordinator yet):
 //     a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 
@@ -82,6 +85,11 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	}
 	if len(rp.Records) == 0 {
 		return kafkaErr(kerr.InvalidRecord, "no record batch")
+	}
+	if b.compacted(p.topic) {
+		if err := checkKeyedRecords(req.Version, p.topic.name, rp.Partition, rp.Records, sp); err != nil {
+			return err
+		}
 	}
 	minISR := 1
 	if req.Acks == -1 {
