@@ -24,8 +24,9 @@ import (
 //     client send it; partitions in any order numbered 0..n-1, the same replica
 //     count each, registered brokers, at least one live per partition (else
 //     INVALID_REPLICA_ASSIGNMENT).
-//   - Configs use Kafka's topic config names; unknown names or bad values get
-//     INVALID_CONFIG and create nothing.
+//   - Configs: every topic config of Kafka 3.9 (configs.go; those Sluice does not
+//     act on are accepted and logged); unknown names, bad values and null values
+//     get INVALID_CONFIG with Kafka's message and create nothing.
 //   - ValidateOnly (v1+) checks without creating.
 //   - v5+ returns the resulting partitions, replication factor and configs; v7+
 //     the topic ID.
@@ -137,7 +138,7 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 	configs := make(map[string]string)
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			continue
+			return nullTopicConfig(c.Name)
 		}
 		if err := validateTopicConfig(c.Name, *c.Value); err != nil {
 			return err
@@ -168,6 +169,7 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 			rf = int16(len(t.Partitions[0].Replicas))
 		}
 		b.waitForImage(cc.ctx, func() bool { return b.topicByName(rt.Topic) != nil })
+		b.logIgnoredConfigs(rt.Topic, configs)
 	}
 	st.NumPartitions, st.ReplicationFactor = partitions, rf
 	for _, d := range topicConfigDefs {

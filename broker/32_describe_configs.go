@@ -54,7 +54,13 @@ func (b *Broker) handleDescribeConfigs(_ *conn, kreq kmsg.Request) (kmsg.Respons
 					if override {
 						c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.name, v, kmsg.ConfigSourceDynamicTopicConfig))
 					}
-					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.synonym, d.def(&b.cfg), kmsg.ConfigSourceDefaultConfig))
+					if d.synonym != "" {
+						c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.synonym, d.def(&b.cfg), kmsg.ConfigSourceDefaultConfig))
+					}
+				}
+				if why, ok := ignoredTopicConfigs[d.name]; ok && req.IncludeDocumentation {
+					doc := "Accepted for compatibility; Sluice does not act on it: " + why + "."
+					c.Documentation = &doc
 				}
 				sr.Configs = append(sr.Configs, c)
 			}
@@ -117,5 +123,6 @@ func (b *Broker) setTopicConfigs(cc *conn, t *topic, configs map[string]string, 
 		return err
 	}
 	b.waitForImage(cc.ctx, func() bool { return maps.Equal(b.topicConfigs(t), configs) })
+	b.logIgnoredConfigs(t.name, configs)
 	return nil
 }

@@ -39,9 +39,10 @@ func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response,
 			}
 			configs := make(map[string]string)
 			for _, c := range rr.Configs {
-				if c.Value != nil {
-					configs[c.Name] = *c.Value
+				if c.Value == nil {
+					return nullTopicConfig(c.Name)
 				}
+				configs[c.Name] = *c.Value
 			}
 			return b.setTopicConfigs(cc, t, configs, req.ValidateOnly)
 		}()

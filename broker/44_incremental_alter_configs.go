@@ -43,7 +43,7 @@ func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kms
 			for _, c := range rr.Configs {
 				d := topicConfigDefByName(c.Name)
 				if d == nil {
-					return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("unknown topic config %q", c.Name))
+					return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Unknown topic config name: %s", c.Name))
 				}
 				cur, _ := b.topicConfigValue(configs, d)
 				val := ""

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -89,16 +88,22 @@ func TestCreateTopicsExplicitAssignment(t *testing.T) {
 			{"name": "rdk-assigned", "assignment": [][]int32{{1, 2}, {2, 3}}},
 			{"name": "rdk-bad", "assignment": [][]int32{{1, 7}}},
 		}))
+		require.Contains(t, out, "rdk-assigned")
 		require.Equal(t, "", out["rdk-assigned"])
 		require.Contains(t, out["rdk-bad"], "INVALID_REPLICA_ASSIGNMENT")
-		waitUntil(t, 10*time.Second, "rdk-assigned applied", func() bool { return cluster[0].topicByName("rdk-assigned") != nil })
+		waitUntil(t, 10*time.Second, "rdk-assigned applied", func() bool { return cluster[1].topicByName("rdk-assigned") != nil })
 
 		runLibrdkafka(t, 2*time.Minute, "admin.py", &out, addr, "create_partitions", jsonArg(t, []map[string]any{
 			{"name": "rdk-assigned", "count": 4, "assignment": [][]int32{{3, 1}, {1, 3}}},
 		}))
+		require.Contains(t, out, "rdk-assigned")
 		require.Equal(t, "", out["rdk-assigned"])
+		// librdkafka sends CreatePartitions to the controller, which may not be
+		// the broker looked at.
+		waitUntil(t, 10*time.Second, "four partitions applied", func() bool {
+			return len(cluster[1].quorum.Image().Topic("rdk-assigned").Partitions) == 4
+		})
 		mt := cluster[1].quorum.Image().Topic("rdk-assigned")
-		require.Len(t, mt.Partitions, 4)
 		require.Equal(t, []int32{3, 1}, mt.Partitions[2].Replicas)
 		require.Equal(t, []int32{1, 3}, mt.Partitions[3].Replicas)
 
@@ -108,5 +113,4 @@ func TestCreateTopicsExplicitAssignment(t *testing.T) {
 		require.Contains(t, out["rdk-assigned"], "INVALID_REPLICA_ASSIGNMENT", "the topic has two replicas per partition")
 		require.Len(t, cluster[1].quorum.Image().Topic("rdk-assigned").Partitions, 4)
 	})
-	_ = context.Background
 }

@@ -16,10 +16,10 @@ def outcome(futures):
     for name, f in futures.items():
         try:
             f.result(timeout=30)
-            out[str(name)] = ""
+            out[getattr(name, "name", name)] = ""
         except KafkaException as e:
             err = e.args[0]
-            out[str(name)] = "%s: %s" % (err.name(), err.str())
+            out[getattr(name, "name", name)] = "%s: %s" % (err.name(), err.str())
     return out
 
 
@@ -27,12 +27,17 @@ def main():
     bootstrap, command, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     admin = AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
     if command == "create_topics":
-        # With an assignment the Python binding wants num_partitions to match
-        # it; librdkafka then sends NumPartitions = ReplicationFactor = -1.
-        topics = [NewTopic(t["name"], num_partitions=t.get("partitions", len(t.get("assignment") or []) or -1),
-                           replication_factor=t.get("replication_factor", -1),
-                           replica_assignment=t.get("assignment"), config=t.get("config", {}))
-                  for t in args]
+        topics = []
+        for t in args:
+            if t.get("assignment"):
+                # The binding wants num_partitions to match the assignment;
+                # librdkafka then sends NumPartitions = ReplicationFactor = -1.
+                topics.append(NewTopic(t["name"], num_partitions=len(t["assignment"]),
+                                       replica_assignment=t["assignment"], config=t.get("config", {})))
+            else:
+                topics.append(NewTopic(t["name"], num_partitions=t.get("partitions", -1),
+                                       replication_factor=t.get("replication_factor", -1),
+                                       config=t.get("config", {})))
         out = outcome(admin.create_topics(topics, request_timeout=30))
     elif command == "create_partitions":
         parts = [NewPartitions(p["name"], p["count"], replica_assignment=p.get("assignment")) for p in args]
