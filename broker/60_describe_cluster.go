@@ -24,8 +24,8 @@ func (b *Broker) handleDescribeCluster(_ *conn, kreq kmsg.Request) (kmsg.Respons
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = b.cfg.ClusterID
-	resp.ControllerID = b.quorum.ControllerID()
 	img := b.quorum.Image()
+	resp.ControllerID = b.clientControllerID(img)
 	for _, mb := range img.LiveBrokers() {
 		br := kmsg.NewDescribeClusterResponseBroker()
 		br.NodeID, br.Host, br.Port = mb.ID, mb.Host, mb.Port

@@ -50,6 +50,8 @@ type Broker struct {
 
 	hwCheckpoint map[string]int64 // read at start
 
+	dynamic dynamicConfigState // dynamic broker configs from the metadata log (dynconfig.go)
+
 	groups   *group.Coordinator
 	pids     producerIDs
 	fetchers fetchers
@@ -341,6 +343,19 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 // maintain runs periodic flushes (flush=interval) and retention/compaction.
 func (b *Broker) maintain(ctx context.Context) {
 	flushEvery := time.Duration(b.cfg.FlushIntervalMs) * time.Millisecond
+	// log.flush.interval.ms is a dynamic broker config.
+	flushChanged := make(chan time.Duration, 1)
+	b.onBrokerConfigChange([]string{"log.flush.interval.ms"}, func(v map[string]string) {
+		ms, err := strconv.ParseInt(v["log.flush.interval.ms"], 10, 64)
+		if err != nil || ms <= 0 {
+			return
+		}
+		select {
+		case <-flushChanged:
+		default:
+		}
+		flushChanged <- time.Duration(ms) * time.Millisecond
+	})
 	retainEvery := time.Duration(b.cfg.LogRetentionCheckIntervalMs) * time.Millisecond
 	flushT := time.NewTicker(flushEvery)
 	retainT := time.NewTicker(retainEvery)
@@ -352,6 +367,11 @@ func (b *Broker) maintain(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case d := <-flushChanged:
+			if d != flushEvery {
+				flushEvery = d
+				flushT.Reset(d)
+			}
 		case <-flushT.C:
 			if err := b.writeHWCheckpoint(); err != nil {
 				b.logger.Warn("writing high watermark checkpoint", "err", err)

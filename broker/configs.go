@@ -163,7 +163,7 @@ func validThrottledReplicas(s string) error {
 	}
 	for _, p := range strings.Split(s, ",") {
 		if !throttledReplica.MatchString(p) {
-			return fmt.Errorf("%q must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...", s)
+			return fmt.Errorf("%q must be the literal '*' or a list of replicas in the format [partitionId]:[brokerId],[partitionId]:[brokerId]", s)
 		}
 	}
 	return nil
@@ -235,7 +235,24 @@ func (b *Broker) topicConfigValue(overrides map[string]string, d *topicConfigDef
 	if v, ok := overrides[d.name]; ok {
 		return v, true
 	}
+	if d.synonym != "" {
+		if v, _, ok := b.dynamicBrokerValue(d.synonym); ok {
+			return v, false
+		}
+	}
 	return d.def(&b.cfg), false
+}
+
+// topicConfigSource is the effective value of a topic config and its source:
+// the topic's override, else its broker setting's (dynamic, static or default).
+func (b *Broker) topicConfigSource(overrides map[string]string, d *topicConfigDef) (string, kmsg.ConfigSource) {
+	if v, ok := overrides[d.name]; ok {
+		return v, kmsg.ConfigSourceDynamicTopicConfig
+	}
+	if d.synonym != "" && brokerConfigDefByName(d.synonym) != nil {
+		return b.brokerConfigValue(d.synonym)
+	}
+	return d.def(&b.cfg), kmsg.ConfigSourceDefaultConfig
 }
 
 // storageConfig turns a topic's effective configs into the log's settings.
@@ -262,34 +279,4 @@ func (b *Broker) storageConfig(overrides map[string]string) (storage.Config, err
 	c.Flush = b.flush
 	c.OnSync = func(d time.Duration) { b.metrics.fsync.Observe(d.Seconds()) }
 	return c, nil
-}
-
-// brokerConfigs are the broker settings DescribeConfigs reports for a broker resource.
-func (b *Broker) brokerConfigs() []struct{ name, value string } {
-	c := &b.cfg
-	return []struct{ name, value string }{
-		{"node.id", i64(int64(c.NodeID))},
-		{"broker.id", i64(int64(c.NodeID))},
-		{"log.dir", c.DataDir},
-		{"sluice.flush.policy", c.Flush},
-		{"log.flush.interval.ms", i64(c.FlushIntervalMs)},
-		{"num.partitions", i64(int64(c.NumPartitions))},
-		{"default.replication.factor", i64(int64(c.DefaultReplicationFactor))},
-		{"auto.create.topics.enable", strconv.FormatBool(*c.AutoCreateTopics)},
-		{"delete.topic.enable", strconv.FormatBool(*c.DeleteTopicEnable)},
-		{"message.max.bytes", i64(int64(c.MessageMaxBytes))},
-		{"socket.request.max.bytes", i64(int64(c.SocketRequestMaxBytes))},
-		{"log.segment.bytes", i64(c.LogSegmentBytes)},
-		{"log.roll.ms", i64(c.LogRollMs)},
-		{"log.retention.ms", i64(c.LogRetentionMs)},
-		{"log.retention.bytes", i64(c.LogRetentionBytes)},
-		{"log.cleanup.policy", c.LogCleanupPolicy},
-		{"log.retention.check.interval.ms", i64(c.LogRetentionCheckIntervalMs)},
-		{"offsets.topic.num.partitions", i64(int64(c.OffsetsTopicNumPartitions))},
-		{"offsets.retention.minutes", i64(c.OffsetsRetentionMinutes)},
-		{"group.min.session.timeout.ms", i64(c.GroupMinSessionTimeoutMs)},
-		{"group.max.session.timeout.ms", i64(c.GroupMaxSessionTimeoutMs)},
-		{"group.initial.rebalance.delay.ms", i64(*c.GroupInitialRebalanceDelayMs)},
-		{"group.max.size", i64(int64(c.GroupMaxSize))},
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 // forwardToController sends an admin request that only the controller can carry
@@ -57,4 +59,22 @@ func (b *Broker) waitForImage(ctx context.Context, cond func() bool) {
 		case <-changed:
 		}
 	}
+}
+
+// clientControllerID is the controller id told to clients (Metadata,
+// DescribeCluster). Every broker forwards controller requests, so like a KRaft
+// broker it names a live broker: the active controller when it is live and
+// known, else this broker, never -1 or a broker missing from the response's
+// broker list (librdkafka's admin client would wait for it until it times out).
+func (b *Broker) clientControllerID(img *metadata.Image) int32 {
+	if id := b.quorum.ControllerID(); id >= 0 && img.Live(id) {
+		return id
+	}
+	if img.Live(b.cfg.NodeID) {
+		return b.cfg.NodeID
+	}
+	if live := img.LiveBrokers(); len(live) > 0 {
+		return live[0].ID
+	}
+	return -1
 }

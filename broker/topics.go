@@ -111,6 +111,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	// Replicas that go away are deleted before any new one is opened: a topic
 	// deleted and created again under the same name reuses the directory.
 	removed := b.detachRemoved(img)
+	defaultsChanged := b.applyBrokerConfigs(img)
 	for _, p := range removed {
 		b.fetchers.remove(p)
 		p.mu.Lock()
@@ -158,7 +159,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 					continue
 				}
 				t.partitions[i] = p
-			} else if configsChanged {
+			} else if configsChanged || defaultsChanged {
 				p.log.SetConfig(scfg)
 			}
 			switch p.update(mp, b.cfg.NodeID) {

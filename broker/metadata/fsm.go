@@ -74,6 +74,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.Index = s.Index
 	img.NextProducerIDBlock = s.NextProducerIDBlock
 	img.Events = s.Events
+	img.BrokerConfigs = s.BrokerConfigs
 	for _, b := range s.Brokers {
 		img.Brokers[b.ID] = b
 	}
@@ -98,12 +99,14 @@ type snapshotData struct {
 	Topics              []*Topic `json:"topics"`
 	NextProducerIDBlock int64    `json:"next_producer_id_block"`
 	Events              []Event  `json:"events"`
+	// BrokerConfigs is Image.BrokerConfigs; absent in snapshots written before it existed.
+	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events}
+	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events, BrokerConfigs: s.img.BrokerConfigs}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}

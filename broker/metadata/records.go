@@ -86,6 +86,13 @@ type alterTopicConfigsRecord struct {
 	Configs map[string]string `json:"configs"`
 }
 
+// alterBrokerConfigsRecord replaces the dynamic configs of one broker (Resource is its node id) or, with
+// Resource empty, the cluster-wide defaults of every broker (Kafka's BROKER config resource).
+type alterBrokerConfigsRecord struct {
+	Resource string            `json:"resource"`
+	Configs  map[string]string `json:"configs"`
+}
+
 type partitionChangeRecord struct {
 	TopicID        [16]byte `json:"topic_id"`
 	Partition      int32    `json:"partition"`
@@ -109,6 +116,7 @@ func (deleteTopicRecord) recordType() string         { return "delete_topic" }
 func (createPartitionsRecord) recordType() string    { return "create_partitions" }
 func (alterTopicConfigsRecord) recordType() string   { return "alter_topic_configs" }
 func (partitionChangeRecord) recordType() string     { return "partition_change" }
+func (alterBrokerConfigsRecord) recordType() string  { return "alter_broker_configs" }
 func (allocateProducerIDsRecord) recordType() string { return "allocate_producer_ids" }
 
 // recordKinds maps a type tag to a constructor and the newest version this code decodes.
@@ -125,6 +133,7 @@ var recordKinds = map[string]struct {
 	"alter_topic_configs":   {func() record { return &alterTopicConfigsRecord{} }, 1},
 	"partition_change":      {func() record { return &partitionChangeRecord{} }, 1},
 	"allocate_producer_ids": {func() record { return &allocateProducerIDsRecord{} }, 1},
+	"alter_broker_configs":  {func() record { return &alterBrokerConfigsRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -190,6 +199,8 @@ func deref(r record) record {
 	case *partitionChangeRecord:
 		return *r
 	case *allocateProducerIDsRecord:
+		return *r
+	case *alterBrokerConfigsRecord:
 		return *r
 	}
 	return r
