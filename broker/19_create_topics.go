@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,6 +29,10 @@ import (
 //     act on are accepted and logged); unknown names, bad values and null values
 //     get INVALID_CONFIG with Kafka's message and create nothing.
 //   - ValidateOnly (v1+) checks without creating.
+//   - The answer waits (up to 5 s) until every new partition's leader has applied
+//     the topic, so a client never learns of a leader that cannot serve the
+//     partition yet (Kafka's ZooKeeper-era brokers waited for the metadata to
+//     reach every broker the same way).
 //   - v5+ returns the resulting partitions, replication factor and configs; v7+
 //     the topic ID.
 
@@ -52,6 +57,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	readyBy := time.Now().Add(leadersReadyTimeout)
 	seen := make(map[string]int)
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
@@ -64,7 +70,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		if seen[rt.Topic] > 1 {
 			err = kafkaErr(kerr.InvalidRequest, "topic named more than once in one request")
 		} else {
-			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st)
+			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st, readyBy)
 		}
 		if err != nil {
 			st.ErrorCode = errCode(err)
@@ -107,7 +113,7 @@ func requestedAssignment(rt *kmsg.CreateTopicsRequestTopic) ([][]int32, error) {
 	return assignment, nil
 }
 
-func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) error {
+func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic, readyBy time.Time) error {
 	if rt.Topic == offsetsTopic {
 		return kafkaErr(kerr.InvalidRequest, "the internal topic is created by the broker")
 	}
@@ -164,6 +170,7 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 			return err
 		}
 		st.TopicID = t.ID
+		b.waitLeadersReady(cc.ctx, t.ID, readyBy)
 		partitions = int32(len(t.Partitions))
 		if len(t.Partitions) > 0 {
 			rf = int16(len(t.Partitions[0].Replicas))

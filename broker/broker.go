@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,13 @@ type Broker struct {
 	hwCheckpoint map[string]int64 // read at start
 
 	dynamic dynamicConfigState // dynamic broker configs from the metadata log (dynconfig.go)
+
+	// appliedIndex is the metadata index applyImage last applied: what this
+	// broker reports to the controller, which waits for new partitions' leaders
+	// to have applied them before it answers CreateTopics.
+	appliedIndex atomic.Uint64
+	// heartbeatNow asks runHeartbeats for a heartbeat at once (new leaderships).
+	heartbeatNow chan struct{}
 
 	groups   *group.Coordinator
 	pids     producerIDs
@@ -101,6 +109,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		ready:    make(chan struct{}),
 		applied:  make(chan struct{}),
 		runCtx:   context.Background(),
+
+		heartbeatNow: make(chan struct{}, 1),
 	}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
 	b.registry = cfg.Registry

@@ -78,3 +78,22 @@ func (b *Broker) clientControllerID(img *metadata.Image) int32 {
 	}
 	return -1
 }
+
+// leadersReadyTimeout bounds how long CreateTopics and CreatePartitions wait for
+// the leaders of new partitions to apply them.
+const leadersReadyTimeout = 5 * time.Second
+
+// waitLeadersReady waits, until readyBy at the latest, for the leaders of the
+// topic's partitions to report that they applied the current metadata: then a
+// client that learns of the leaders (from this answer or a Metadata request) is
+// served by them, instead of getting UNKNOWN_TOPIC_OR_PARTITION, which
+// librdkafka treats as permanent. On timeout (a leader that stopped
+// heartbeating is fenced within broker.session.timeout.ms and its partitions
+// move) the answer is sent anyway: the topic exists.
+func (b *Broker) waitLeadersReady(ctx context.Context, topicID [16]byte, readyBy time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, readyBy)
+	defer cancel()
+	if err := b.quorum.WaitLeadersApplied(ctx, topicID, b.quorum.Image().Index); err != nil {
+		b.logger.Info("new partitions' leaders did not report the topic in time", "err", err)
+	}
+}

@@ -178,6 +178,14 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	for _, p := range becameLeader {
 		b.becomeLeader(p)
 	}
+	b.appliedIndex.Store(img.Index)
+	if len(becameLeader) > 0 {
+		// The controller waits for new leaders to report this image.
+		select {
+		case b.heartbeatNow <- struct{}{}:
+		default:
+		}
+	}
 	b.appliedMu.Lock()
 	close(b.applied)
 	b.applied = make(chan struct{})
