@@ -136,3 +136,77 @@ func runLibrdkafka(t *testing.T, timeout time.Duration, script string, out any, 
 	require.NoError(t, err, "%s %v\nstdout:\n%s\nstderr:\n%s", script, args, stdout.String(), stderr.String())
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), out), "%s printed:\n%s\nstderr:\n%s", script, stdout.String(), stderr.String())
 }
+
+// rdkEvent is one line a testdata/librdkafka script printed.
+type rdkEvent struct {
+	Event      string  `json:"event"`
+	Partitions []int32 `json:"partitions"`
+	Partition  int32   `json:"partition"`
+	Value      string  `json:"value"`
+	Error      string  `json:"error"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// rdkProcess is a testdata/librdkafka script running in the background.
+type rdkProcess struct {
+	events chan rdkEvent
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startLibrdkafka starts a testdata/librdkafka script with Debian's python3 and
+// streams the JSON lines it prints. It is killed at cleanup if still running.
+func startLibrdkafka(t *testing.T, script string, args ...string) *rdkProcess {
+	t.Helper()
+	if msg, err := exec.Command(pythonPath, "-c", "import confluent_kafka").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import confluent_kafka (apt-get install python3-confluent-kafka; .ci/run does): %v\n%s", pythonPath, err, msg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, pythonPath, append([]string{filepath.Join("testdata", "librdkafka", script)}, args...)...)
+	p := &rdkProcess{events: make(chan rdkEvent, 1024), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	go func() {
+		dec := json.NewDecoder(out)
+		for {
+			var e rdkEvent
+			if dec.Decode(&e) != nil {
+				break
+			}
+			p.events <- e
+		}
+		close(p.events)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", script, p.stderr.String())
+		}
+	})
+	return p
+}
+
+// next returns the next event for which match holds, skipping others, or fails
+// the test after timeout.
+func (p *rdkProcess) next(t *testing.T, timeout time.Duration, what string, match func(rdkEvent) bool) rdkEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e, ok := <-p.events:
+			if !ok {
+				t.Fatalf("librdkafka script ended before %s", what)
+			}
+			if match(e) {
+				return e
+			}
+			t.Logf("librdkafka: %+v", e)
+		case <-deadline:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
+}

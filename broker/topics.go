@@ -110,6 +110,7 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 func (b *Broker) applyImage(img *metadata.Image) {
 	// Replicas that go away are deleted before any new one is opened: a topic
 	// deleted and created again under the same name reuses the directory.
+	deletedTopics, resizedTopics := b.topicChanges(img)
 	removed := b.detachRemoved(img)
 	defaultsChanged := b.applyBrokerConfigs(img)
 	for _, p := range removed {
@@ -178,6 +179,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	for _, p := range becameLeader {
 		b.becomeLeader(p)
 	}
+	b.groups.TopicsChanged(deletedTopics, resizedTopics)
 	b.appliedIndex.Store(img.Index)
 	if len(becameLeader) > 0 {
 		// The controller waits for new leaders to report this image.
@@ -190,6 +192,30 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	close(b.applied)
 	b.applied = make(chan struct{})
 	b.appliedMu.Unlock()
+}
+
+// topicChanges lists, against the topics applied so far, the names of topics
+// the image deleted (their ID is gone, even if the name was created again) and
+// of topics created or whose partition count changed, for the group
+// coordinator.
+func (b *Broker) topicChanges(img *metadata.Image) (deleted, resized []string) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for id, t := range b.topicIDs {
+		mt := img.TopicByID(id)
+		switch {
+		case mt == nil:
+			deleted = append(deleted, t.name)
+		case len(mt.Partitions) != len(t.partitions):
+			resized = append(resized, t.name)
+		}
+	}
+	for name, mt := range img.Topics {
+		if t := b.topics[name]; t == nil || t.id != mt.ID {
+			resized = append(resized, name) // created, maybe again
+		}
+	}
+	return deleted, resized
 }
 
 // detachRemoved takes the replicas the image no longer assigns here (deleted
