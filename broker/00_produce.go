@@ -30,7 +30,9 @@ import (
 //   - Writes to internal topics are refused with INVALID_TOPIC_EXCEPTION.
 //   - Compacted topics (cleanup.policy includes compact) refuse records without
 //     a key: INVALID_RECORD for the partition, with a record error per keyless
-//     record (v8+), and nothing of the partition appended, like Kafka.
+//     record (v8+), and nothing of the partition appended, like Kafka; CreateTime
+//     timestamps outside message.timestamp.before.max.ms / after.max.ms (or the
+//     deprecated difference.max.ms) get INVALID_TIMESTAMP the same way.
 //   - Transactional produce is not supported (no transaction coordinator yet):
 //     a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 
@@ -86,8 +88,8 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	if len(rp.Records) == 0 {
 		return kafkaErr(kerr.InvalidRecord, "no record batch")
 	}
-	if b.compacted(p.topic) {
-		if err := checkKeyedRecords(req.Version, p.topic.name, rp.Partition, rp.Records, sp); err != nil {
+	if rules := b.recordRulesOf(p.topic); rules.any() {
+		if err := checkRecords(req.Version, rules, p.topic.name, rp.Partition, rp.Records, time.Now(), sp); err != nil {
 			return err
 		}
 	}

@@ -76,3 +76,45 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 	require.Equal(t, []string{"", "INVALID_RECORD"}, out)
 	require.Equal(t, int64(4), end())
 }
+
+// TestTimestampBoundsRefuseRecords: CreateTime records outside
+// message.timestamp.before.max.ms / after.max.ms (or the deprecated
+// difference.max.ms) get INVALID_TIMESTAMP with record errors; LogAppendTime
+// topics are not checked.
+func TestTimestampBoundsRefuseRecords(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir())
+	str := func(s string) *string { return &s }
+	for name, configs := range map[string]map[string]*string{
+		"bounded":     {"message.timestamp.before.max.ms": str("3600000"), "message.timestamp.after.max.ms": str("60000")},
+		"difference":  {"message.timestamp.difference.max.ms": str("60000")},
+		"append-time": {"message.timestamp.difference.max.ms": str("60000"), "message.timestamp.type": str("LogAppendTime")},
+	} {
+		resp := request[*kmsg.CreateTopicsResponse](t, tb.Addr(), createTopicsV4(name, false, configs))
+		require.Zero(t, resp.Topics[0].ErrorCode, "%v", resp.Topics[0].ErrorMessage)
+	}
+	now := time.Now()
+	cases := []struct {
+		topic string
+		ts    time.Time
+		code  *kerr.Error
+	}{
+		{"bounded", now, nil},
+		{"bounded", now.Add(-30 * time.Minute), nil},
+		{"bounded", now.Add(-2 * time.Hour), kerr.InvalidTimestamp},
+		{"bounded", now.Add(time.Hour), kerr.InvalidTimestamp},
+		{"difference", now.Add(-time.Hour), kerr.InvalidTimestamp},
+		{"difference", now.Add(time.Hour), kerr.InvalidTimestamp},
+		{"difference", now, nil},
+		{"append-time", now.Add(-time.Hour), nil},
+	}
+	for _, c := range cases {
+		sp := produceAt(t, tb.Addr(), c.topic, 2, 10, c.ts)
+		if c.code == nil {
+			require.Zero(t, sp.ErrorCode, "%s at %v: %v", c.topic, c.ts, sp.ErrorMessage)
+			continue
+		}
+		require.Equal(t, c.code.Code, sp.ErrorCode, "%s at %v", c.topic, c.ts)
+		require.Len(t, sp.ErrorRecords, 2)
+		require.Contains(t, *sp.ErrorRecords[1].ErrorMessage, "is out of range")
+	}
+}
