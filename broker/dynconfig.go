@@ -94,13 +94,12 @@ func brokerConfigDefByName(name string) *brokerConfigDef {
 var defaultBrokerConfig = DefaultConfig()
 
 func init() {
-	str := func(f func(c *Config) string) func(c *Config) string { return f }
 	ro := func(name string, f func(c *Config) string) {
 		registerBrokerConfig(brokerConfigDef{name: name, typ: kmsg.ConfigTypeString, scope: scopeReadOnly, static: f})
 	}
 	// Dynamic settings Sluice acts on beyond the topic defaults.
 	registerBrokerConfig(brokerConfigDef{name: "log.flush.interval.ms", typ: kmsg.ConfigTypeLong, scope: scopeCluster,
-		static: str(func(c *Config) string { return i64(c.FlushIntervalMs) }), validate: intRange(1, maxInt64)})
+		static: func(c *Config) string { return i64(c.FlushIntervalMs) }, validate: intRange(1, maxInt64)})
 
 	// Read-only settings: Kafka does not change them at run time either.
 	ro("node.id", func(c *Config) string { return i64(int64(c.NodeID)) })
@@ -115,7 +114,18 @@ func init() {
 		return "PLAINTEXT://" + c.AdvertisedListen
 	})
 	ro("controller.quorum.voters", func(c *Config) string { return c.ControllerQuorumVoters })
-	ro("process.roles", func(*Config) string { return "broker,controller" })
+	ro("process.roles", func(c *Config) string {
+		voters, _ := metadata.ParseVoters(c.ControllerQuorumVoters)
+		for _, v := range voters {
+			if v.ID == c.NodeID {
+				return "broker,controller"
+			}
+		}
+		if len(voters) == 0 {
+			return "broker,controller"
+		}
+		return "broker"
+	})
 	ro("sluice.flush.policy", func(c *Config) string { return c.Flush })
 	ro("num.partitions", func(c *Config) string { return i64(int64(c.NumPartitions)) })
 	ro("default.replication.factor", func(c *Config) string { return i64(int64(c.DefaultReplicationFactor)) })
