@@ -122,6 +122,10 @@ type Config struct {
 	Registry *prometheus.Registry `yaml:"-"`
 	// PprofListen, when set, serves net/http/pprof on that address.
 	PprofListen string `yaml:"pprof.listen"`
+
+	// Security holds listeners, TLS and SASL (listener.go), with Kafka's names;
+	// `listen` and `advertised.listen` are shorthands used when `listeners` is empty.
+	Security `yaml:",inline"`
 }
 
 // DefaultConfig returns the configuration `sluice broker` runs with when nothing
@@ -198,6 +202,9 @@ func (c *Config) Validate() error {
 		if !found {
 			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
 		}
+	}
+	if _, err := c.listenerSpecs(); err != nil {
+		return err
 	}
 	if c.ControllerListen != "" {
 		if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
