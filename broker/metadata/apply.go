@@ -225,6 +225,9 @@ func (b *builder) apply(s stamped) error {
 		}
 		b.next.NextProducerIDBlock = r.NextBlockStart
 
+	case createACLsRecord, deleteACLsRecord:
+		return b.applyACLs(r)
+
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)
 	}

@@ -20,6 +20,8 @@ type Image struct {
 	// Events are the most recent cluster events derived from applied records, oldest first, at most
 	// MaxEvents of them.
 	Events []Event
+	// ACLs are the cluster's access control lists; nil until the first is created.
+	ACLs *ACLSet
 
 	topicsByID map[[16]byte]*Topic
 }
