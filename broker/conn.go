@@ -28,6 +28,12 @@ type conn struct {
 
 	clientID string
 
+	// principal is who the connection authenticated as, in Kafka's form
+	// ("User:alice"); empty means "User:ANONYMOUS". host is the client's IP
+	// address, which ACL hosts match; filled on first use.
+	principal string
+	host      string
+
 	swMu            sync.Mutex // the software fields are read by metrics scrapes
 	softwareName    string
 	softwareVersion string
