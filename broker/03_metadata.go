@@ -13,7 +13,7 @@ import (
 //
 // Behavior:
 //   - Answered from this broker's copy of the metadata log: the live (unfenced)
-//     brokers, the cluster id, the active controller, and per partition its
+//     brokers with their addresses on the listener the client connected to, the cluster id, the active controller, and per partition its
 //     leader, leader epoch, replicas, ISR and offline replicas. A partition without
 //     a leader gets LEADER_NOT_AVAILABLE.
 //   - A null topic list (an empty one before v1) asks for every topic.
@@ -42,8 +42,12 @@ func (b *Broker) handleMetadata(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 	}
 	img := b.quorum.Image()
 	for _, br := range img.LiveBrokers() {
+		host, port, ok := br.Endpoint(cc.listener.name)
+		if !ok {
+			continue
+		}
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		mb.NodeID, mb.Host, mb.Port = br.ID, host, port
 		if br.Rack != "" {
 			rack := br.Rack
 			mb.Rack = &rack

@@ -16,6 +16,7 @@ import (
 //   - v4+ answers several keys at once (batched, KIP-699).
 //   - Authorization: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) or on
 //     the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+//   - Addresses are those of the listener the client connected to.
 
 func init() { register(10, 0, 6, (*Broker).handleFindCoordinator) }
 
@@ -46,8 +47,8 @@ func (b *Broker) handleFindCoordinator(cc *conn, kreq kmsg.Request) (kmsg.Respon
 		}
 	}
 	addr := func(id int32) (string, int32) {
-		br := img.Brokers[id]
-		return br.Host, br.Port
+		host, port, _ := img.Brokers[id].Endpoint(cc.listener.name)
+		return host, port
 	}
 	if req.Version < 4 {
 		id, code, msg := answer(req.CoordinatorKey)

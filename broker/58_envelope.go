@@ -20,19 +20,21 @@ import (
 //     CLUSTER_AUTHORIZATION_FAILED and the inner request is not looked at.
 //   - Only the requests brokers forward are accepted inside (CreateTopics,
 //     DeleteTopics, AlterConfigs, CreateAcls, DeleteAcls, CreatePartitions,
-//     IncrementalAlterConfigs); others, or a malformed inner request, get
-//     INVALID_REQUEST.
+//     IncrementalAlterConfigs, AlterUserScramCredentials); others, or a malformed
+//     inner request, get INVALID_REQUEST.
+//   - Served only on the inter-broker and controller listeners, as Kafka serves it
+//     only on privileged listeners; elsewhere CLUSTER_AUTHORIZATION_FAILED.
 //   - The principal travels as its Kafka string ("User:alice"); both ends are Sluice.
 
 func init() { register(58, 0, 0, (*Broker).handleEnvelope) }
 
 // forwardable are the API keys a broker forwards to the controller.
-var forwardable = map[int16]bool{19: true, 20: true, 30: true, 31: true, 33: true, 37: true, 44: true}
+var forwardable = map[int16]bool{19: true, 20: true, 30: true, 31: true, 33: true, 37: true, 44: true, 51: true}
 
 func (b *Broker) handleEnvelope(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.EnvelopeRequest)
 	resp := req.ResponseKind().(*kmsg.EnvelopeResponse)
-	if !cc.authorizedCluster(kmsg.ACLOperationClusterAction) {
+	if (cc.listener != nil && !cc.listener.brokerOnly()) || !cc.authorizedCluster(kmsg.ACLOperationClusterAction) {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil
 	}
@@ -57,7 +59,8 @@ func (b *Broker) handleEnvelope(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 	if len(req.ClientHostAddress) != net.IPv4len && len(req.ClientHostAddress) != net.IPv6len {
 		host = "unknown"
 	}
-	forwarded := &conn{b: b, ctx: cc.ctx, remote: net.JoinHostPort(host, "0"), host: host, principal: string(req.RequestPrincipal)}
+	forwarded := &conn{b: b, ctx: cc.ctx, remote: net.JoinHostPort(host, "0"), host: host, principal: string(req.RequestPrincipal),
+		listener: cc.listener}
 	if clientID != nil {
 		forwarded.clientID = *clientID
 	}

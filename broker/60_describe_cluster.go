@@ -10,7 +10,8 @@ import (
 // DescribeCluster: v0-2
 //
 // Behavior:
-//   - The cluster id, the active controller and the live brokers, like Metadata;
+//   - The cluster id, the active controller and the live brokers with their
+//     addresses on the client's listener, like Metadata;
 //     v2+ fenced brokers too when asked.
 //   - v1+: endpoint type 1 (brokers) only; controller endpoints (2) get
 //     UNSUPPORTED_ENDPOINT_TYPE.
@@ -37,8 +38,12 @@ func (b *Broker) handleDescribeCluster(cc *conn, kreq kmsg.Request) (kmsg.Respon
 	resp.ControllerID = b.quorum.ControllerID()
 	img := b.quorum.Image()
 	for _, mb := range img.LiveBrokers() {
+		host, port, ok := mb.Endpoint(cc.listener.name)
+		if !ok {
+			continue
+		}
 		br := kmsg.NewDescribeClusterResponseBroker()
-		br.NodeID, br.Host, br.Port = mb.ID, mb.Host, mb.Port
+		br.NodeID, br.Host, br.Port = mb.ID, host, port
 		if mb.Rack != "" {
 			rack := mb.Rack
 			br.Rack = &rack
@@ -47,9 +52,10 @@ func (b *Broker) handleDescribeCluster(cc *conn, kreq kmsg.Request) (kmsg.Respon
 	}
 	if req.Version >= 2 && req.IncludeFencedBrokers {
 		for _, mb := range img.Brokers {
-			if mb.Fenced {
+			host, port, ok := mb.Endpoint(cc.listener.name)
+			if mb.Fenced && ok {
 				br := kmsg.NewDescribeClusterResponseBroker()
-				br.NodeID, br.Host, br.Port, br.IsFenced = mb.ID, mb.Host, mb.Port, true
+				br.NodeID, br.Host, br.Port, br.IsFenced = mb.ID, host, port, true
 				resp.Brokers = append(resp.Brokers, br)
 			}
 		}

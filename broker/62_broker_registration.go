@@ -34,8 +34,14 @@ func (b *Broker) handleBrokerRegistration(cc *conn, kreq kmsg.Request) (kmsg.Res
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil
 	}
+	// The first listener is the client listener (Host and Port); all of them are
+	// kept so that clients of each listener are told that listener's addresses.
 	l := req.Listeners[0]
 	br := metadata.Broker{ID: req.BrokerID, Host: l.Host, Port: int32(l.Port), IncarnationID: req.IncarnationID}
+	for _, rl := range req.Listeners {
+		br.Listeners = append(br.Listeners, metadata.Endpoint{Name: rl.Name, Host: rl.Host, Port: int32(rl.Port),
+			SecurityProtocol: securityProtocolName(rl.SecurityProtocol)})
+	}
 	if req.Rack != nil {
 		br.Rack = *req.Rack
 	}

@@ -320,3 +320,25 @@ func (cc *conn) authorizedDeleteTopic(name *string, t *topic) bool {
 			cc.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, t.name)
 	}
 }
+
+// scramAlterDenied answers every user of an AlterUserScramCredentials request with
+// CLUSTER_AUTHORIZATION_FAILED.
+func scramAlterDenied(req *kmsg.AlterUserSCRAMCredentialsRequest, resp *kmsg.AlterUserSCRAMCredentialsResponse) *kmsg.AlterUserSCRAMCredentialsResponse {
+	seen := map[string]bool{}
+	add := func(user string) {
+		if seen[user] {
+			return
+		}
+		seen[user] = true
+		r := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+		r.User, r.ErrorCode = user, kerr.ClusterAuthorizationFailed.Code
+		resp.Results = append(resp.Results, r)
+	}
+	for _, d := range req.Deletions {
+		add(d.Name)
+	}
+	for _, u := range req.Upsertions {
+		add(u.Name)
+	}
+	return resp
+}

@@ -133,6 +133,9 @@ type Config struct {
 	// AllowEveryoneIfNoACLFound allows a request on a resource that no ACL names, like
 	// Kafka's allow.everyone.if.no.acl.found. Default false.
 	AllowEveryoneIfNoACLFound bool `yaml:"allow.everyone.if.no.acl.found"`
+	// Security holds listeners, TLS and SASL (listener.go), with Kafka's names;
+	// `listen` and `advertised.listen` are shorthands used when `listeners` is empty.
+	Security `yaml:",inline"`
 }
 
 // DefaultConfig returns the configuration `sluice broker` runs with when nothing
@@ -209,6 +212,9 @@ func (c *Config) Validate() error {
 		if !found {
 			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
 		}
+	}
+	if _, err := c.listenerSpecs(); err != nil {
+		return err
 	}
 	if c.ControllerListen != "" {
 		if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {

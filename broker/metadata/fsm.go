@@ -79,6 +79,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, b := range s.Brokers {
 		img.Brokers[b.ID] = b
 	}
+	if s.ScramCredentials != nil {
+		img.ScramCredentials = s.ScramCredentials
+	}
 	for _, t := range s.Topics {
 		if t.Configs == nil {
 			t.Configs = map[string]string{}
@@ -107,12 +110,15 @@ type snapshotData struct {
 	NextProducerIDBlock int64       `json:"next_producer_id_block"`
 	Events              []Event     `json:"events"`
 	ACLs                []aclWithID `json:"acls,omitempty"`
+	// ScramCredentials is absent in snapshots written before SCRAM existed.
+	ScramCredentials map[string]map[string]ScramCredential `json:"scram_credentials,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events}
+	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events,
+		ScramCredentials: s.img.ScramCredentials}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}

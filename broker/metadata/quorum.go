@@ -61,6 +61,9 @@ type Config struct {
 	// DefaultPartitions is used when CreateTopic is asked for -1 partitions, Kafka's `num.partitions`
 	// (default 1).
 	DefaultPartitions int32
+	// InitialScramCredentials are written by the first controller of a cluster whose log holds no SCRAM
+	// credential yet, like `kafka-storage format --add-scram`: the first administrator's credentials.
+	InitialScramCredentials []ScramChange
 	// Logger receives the quorum's and Raft's logs (Raft's at warn and above). Nil discards them.
 	Logger *slog.Logger
 }

@@ -52,6 +52,9 @@ type registerBrokerRecord struct {
 	Port          int32    `json:"port"`
 	Rack          string   `json:"rack,omitempty"`
 	IncarnationID [16]byte `json:"incarnation_id"`
+	// Listeners are the broker's advertised endpoints by listener name; absent in records written
+	// before listeners existed, whose Host and Port are the only endpoint.
+	Listeners []Endpoint `json:"listeners,omitempty"`
 }
 
 type fenceBrokerRecord struct {
@@ -196,6 +199,10 @@ func deref(r record) record {
 	case *createACLsRecord:
 		return *r
 	case *deleteACLsRecord:
+		return *r
+	case *scramCredentialRecord:
+		return *r
+	case *removeScramCredentialRecord:
 		return *r
 	}
 	return r
