@@ -302,3 +302,53 @@ func TestEveryAPIIsAuthorized(t *testing.T) {
 		require.True(t, ok, "API %s (%d) has no entry in apiAuthorization", kmsg.NameForKey(a.key), a.key)
 	}
 }
+
+// TestEnvelopeAuthorizesAsTheClient checks the controller authorizes a forwarded
+// request as the client the Envelope names, from the client's address, and accepts
+// Envelopes only from a principal with CLUSTER_ACTION.
+func TestEnvelopeAuthorizesAsTheClient(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:broker"))
+	ctx := context.Background()
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Version = 7
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "env-orders", 1, 1
+	create.Topics = append(create.Topics, rt)
+	client := &conn{b: tb.Broker, ctx: ctx, principal: "User:bob", remote: "10.1.2.3:5000", clientID: "bob-app"}
+	forward := func(from string) (*kmsg.EnvelopeResponse, *kmsg.CreateTopicsResponse) {
+		t.Helper()
+		broker := &conn{b: tb.Broker, ctx: ctx, principal: from, remote: "127.0.0.1:1"}
+		resp, err := tb.handleEnvelope(broker, envelope(client, create))
+		require.NoError(t, err)
+		env := resp.(*kmsg.EnvelopeResponse)
+		if env.ErrorCode != 0 {
+			return env, nil
+		}
+		inner, err := unwrapEnvelope(create, env)
+		require.NoError(t, err)
+		return env, inner.(*kmsg.CreateTopicsResponse)
+	}
+
+	_, inner := forward("User:broker")
+	require.Equal(t, kerr.TopicAuthorizationFailed.Code, inner.Topics[0].ErrorCode, "bob, not the broker, is authorized")
+
+	grant(t, tb, acl.Binding{ResourceType: kmsg.ACLResourceTypeTopic, PatternType: kmsg.ACLResourcePatternTypePrefixed,
+		ResourceName: "env-", Principal: "User:bob", Host: "10.9.9.9", Operation: kmsg.ACLOperationCreate, Permission: kmsg.ACLPermissionTypeAllow})
+	_, inner = forward("User:broker")
+	require.Equal(t, kerr.TopicAuthorizationFailed.Code, inner.Topics[0].ErrorCode, "the ACL is for another host")
+	grant(t, tb, acl.Binding{ResourceType: kmsg.ACLResourceTypeTopic, PatternType: kmsg.ACLResourcePatternTypePrefixed,
+		ResourceName: "env-", Principal: "User:bob", Host: "10.1.2.3", Operation: kmsg.ACLOperationCreate, Permission: kmsg.ACLPermissionTypeAllow})
+	_, inner = forward("User:broker")
+	require.Zero(t, inner.Topics[0].ErrorCode)
+	require.NotNil(t, tb.quorum.Image().Topic("env-orders"))
+
+	env, _ := forward("User:bob")
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, env.ErrorCode, "an Envelope needs CLUSTER_ACTION")
+
+	// A client cannot send one on the client listener either.
+	raw := kmsg.NewPtrEnvelopeRequest()
+	raw.RequestData, raw.RequestPrincipal = envelope(client, create).RequestData, []byte("User:broker")
+	rawResp, err := raw.RequestWith(ctx, newClient(t, tb.Addr()))
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, rawResp.ErrorCode)
+}
