@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -351,4 +353,43 @@ func TestEnvelopeAuthorizesAsTheClient(t *testing.T) {
 	rawResp, err := raw.RequestWith(ctx, newClient(t, tb.Addr()))
 	require.NoError(t, err)
 	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, rawResp.ErrorCode)
+}
+
+// TestAuthorizerFollowsACLChanges authorizes from several goroutines while ACLs
+// change (run with -race), and checks a decision right after CreateAcls or DeleteAcls
+// returns already sees the change.
+func TestAuthorizerFollowsACLChanges(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer(""))
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cc := &conn{b: tb.Broker, ctx: ctx, remote: "127.0.0.1:1"}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, "t-7")
+				}
+			}
+		}()
+	}
+	cc := &conn{b: tb.Broker, ctx: ctx, remote: "127.0.0.1:1"}
+	for i := range 10 {
+		name := "t-" + strconv.Itoa(i)
+		require.False(t, cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, name))
+		grant(t, tb, anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, name, kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAllow))
+		require.True(t, cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, name), "right after CreateAcls")
+	}
+	name := "t-3"
+	_, err := tb.quorum.DeleteACLs(ctx, []acl.Filter{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: &name,
+		PatternType: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}})
+	require.NoError(t, err)
+	require.False(t, cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, name), "right after DeleteAcls")
+	close(stop)
+	wg.Wait()
 }
