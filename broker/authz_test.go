@@ -393,3 +393,18 @@ func TestAuthorizerFollowsACLChanges(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestAuthorizationAutoCreate checks Metadata auto-creates a topic only for a
+// principal with CREATE on the cluster or the topic.
+func TestAuthorizationAutoCreate(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer(""))
+	grant(t, tb,
+		anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypePrefixed, "auto-", kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAllow),
+		anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypePrefixed, "auto-ok", kmsg.ACLOperationCreate, kmsg.ACLPermissionTypeAllow),
+	)
+	cl := newClient(t, tb.Addr(), kgo.AllowAutoTopicCreation(), kgo.RecordRetries(1))
+	require.ErrorIs(t, produceErr(t, cl, "auto-denied"), kerr.TopicAuthorizationFailed, "WRITE but no CREATE")
+	require.Nil(t, tb.quorum.Image().Topic("auto-denied"), "nothing was created")
+	require.NoError(t, produceErr(t, cl, "auto-ok-1"))
+	require.NotNil(t, tb.quorum.Image().Topic("auto-ok-1"))
+}
