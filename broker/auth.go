@@ -274,7 +274,6 @@ func (cc *conn) handleRawSASL(frame []byte) error {
 	}
 }
 
-
 // connAuth is a connection's SASL state.
 type connAuth struct {
 	authenticated    bool

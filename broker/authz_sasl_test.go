@@ -26,9 +26,9 @@ func saslUserClient(t *testing.T, addr, user, pass string, opts ...kgo.Opt) *kgo
 	return cl
 }
 
-// kcat runs Debian's kcat (librdkafka) against addr as user with SASL PLAIN and
+// kcatAs runs Debian's kcat (librdkafka) against addr as user with SASL PLAIN and
 // returns its stdout, stderr and error.
-func kcat(t *testing.T, addr, user, pass, stdin string, args ...string) (string, string, error) {
+func kcatAs(t *testing.T, addr, user, pass, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -111,15 +111,15 @@ func TestAuthorizationSASLUsers(t *testing.T) {
 		if _, err := exec.LookPath("/usr/bin/kcat"); err != nil {
 			t.Skipf("kcat not installed (apt-get install kcat): %v", err)
 		}
-		_, stderr, err := kcat(t, addr, "alice", "alice-pw", "hello\n", "-P", "-t", "team-a.orders", "-X", "acks=all")
+		_, stderr, err := kcatAs(t, addr, "alice", "alice-pw", "hello\n", "-P", "-t", "team-a.orders", "-X", "acks=all")
 		require.NoError(t, err, stderr)
-		_, stderr, err = kcat(t, addr, "alice", "alice-pw", "hello\n", "-P", "-t", "team-b.orders", "-X", "acks=all")
+		_, stderr, err = kcatAs(t, addr, "alice", "alice-pw", "hello\n", "-P", "-t", "team-b.orders", "-X", "acks=all")
 		require.Error(t, err)
 		require.Contains(t, stderr, "Topic authorization failed")
-		out, stderr, err := kcat(t, addr, "bob", "bob-pw", "", "-L")
+		out, stderr, err := kcatAs(t, addr, "bob", "bob-pw", "", "-L")
 		require.NoError(t, err, stderr)
 		require.Contains(t, out, "0 topics")
-		out, stderr, err = kcat(t, addr, "admin", "admin-secret", "", "-L")
+		out, stderr, err = kcatAs(t, addr, "admin", "admin-secret", "", "-L")
 		require.NoError(t, err, stderr)
 		require.Contains(t, out, "4 topics", "the three and __consumer_offsets")
 	})

@@ -141,6 +141,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("controller.quorum.voters: %w", err)
 		}
 	}
+	raftServerTLS, raftDialTLS := b.raftTLSConfigs()
 	b.quorum, err = metadata.Open(metadata.Config{
 		NodeID:            cfg.NodeID,
 		Listen:            cfg.ControllerListen,
@@ -151,6 +152,9 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Logger:            logger.With("part", "metadata"),
 
 		InitialScramCredentials: initialSCRAM,
+		Listener:                cfg.ControllerListener,
+		TLS:                     raftServerTLS,
+		DialTLS:                 raftDialTLS,
 	})
 	if err != nil {
 		ln.Close()

@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 		// franz-go's client keeps a few background goroutines until its
 		// process-wide pools drain.
 		goleak.IgnoreAnyFunction("github.com/twmb/franz-go/pkg/kgo.(*Client).reapConnectionsLoop"),
+		// sarama's metrics library starts one process-wide ticker.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
 	)
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -93,6 +94,10 @@ type Security struct {
 	// and heartbeat only under its own id. Required when the inter-broker listener
 	// authenticates.
 	BrokerPrincipals map[int32]string `yaml:"broker.principals"`
+
+	// ControllerListener, when set, is a bound listener the Raft transport uses instead
+	// of binding controller.listen (tests bind port 0 this way).
+	ControllerListener net.Listener `yaml:"-"`
 
 	// InitialSCRAMUsers are written to a new cluster's metadata log by its first
 	// controller, like `kafka-storage format --add-scram`.
@@ -345,6 +350,24 @@ func (c *Config) listenerSpecs() ([]listenerSpec, error) {
 			return nil, fmt.Errorf("controller.listener.names: the Raft transport %s must be SSL or PLAINTEXT", ctl)
 		}
 	}
+	if c.raftTLS() && sec.SSLKeystoreLocation == "" || c.raftTLS() && sec.SSLTruststoreLocation == "" {
+		return nil, fmt.Errorf("ssl.keystore.location, ssl.truststore.location: required by the SSL Raft transport")
+	}
+	if c.ControllerQuorumVoters != "" && !c.raftTLS() && sec.ControllerListener == nil {
+		bind := c.ControllerListen
+		if bind == "" {
+			if voters, err := metadata.ParseVoters(c.ControllerQuorumVoters); err == nil {
+				for _, v := range voters {
+					if v.ID == c.NodeID {
+						bind = v.Addr
+					}
+				}
+			}
+		}
+		if host, _, err := net.SplitHostPort(bind); err == nil && !loopbackHost(host) {
+			return nil, fmt.Errorf("controller.listener.names: the Raft transport on %q is not loopback-bound and not SSL; name a controller listener mapped to SSL (mTLS between controllers)", bind)
+		}
+	}
 	var ib *listenerSpec
 	for i := range specs {
 		if specs[i].interBroker {
@@ -540,4 +563,60 @@ func securityProtocolName(id int16) string {
 		return ""
 	}
 	return securityProtocols[id]
+}
+
+// raftTLS reports whether the Raft transport uses mTLS: controller.listener.names names a
+// listener that is not in `listeners` (the Raft transport itself) and maps it to SSL.
+func (c *Config) raftTLS() bool {
+	for _, ctl := range splitList(strings.ToUpper(c.ControllerListenerNames)) {
+		inListeners := false
+		if names, _, err := parseListenerURLs("listeners", c.Listeners); err == nil {
+			inListeners = slices.Contains(names, ctl)
+		}
+		if !inListeners && protoFor(&c.Security, ctl) == protoSSL {
+			return true
+		}
+	}
+	return false
+}
+
+// raftTLSConfigs are the server and dial configurations of an mTLS Raft transport: both
+// sides present their certificate and only principals of broker.principals are accepted.
+func (b *Broker) raftTLSConfigs() (server, dial *tls.Config) {
+	if !b.cfg.raftTLS() {
+		return nil, nil
+	}
+	verify := func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("raft: no certificate")
+		}
+		name, err := mapPrincipal(b.sec.rules, cs.PeerCertificates[0].Subject.String())
+		if err != nil {
+			return err
+		}
+		for _, p := range b.cfg.BrokerPrincipals {
+			if p == "User:"+name {
+				return nil
+			}
+		}
+		return fmt.Errorf("raft: User:%s is not in broker.principals", name)
+	}
+	server = b.sec.tls.serverConfig("required")
+	inner := server.GetConfigForClient
+	server.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		c, err := inner(h)
+		if err == nil {
+			c.VerifyConnection = verify
+		}
+		return c, err
+	}
+	dial = b.sec.tls.clientConfig()
+	check := dial.VerifyConnection
+	dial.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := check(cs); err != nil {
+			return err
+		}
+		return verify(cs)
+	}
+	return server, dial
 }

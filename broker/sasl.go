@@ -7,13 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/xdg-go/scram"
 
 	"github.com/sluicemq/sluice/broker/metadata"
 )
@@ -155,49 +155,133 @@ func newSCRAMCredential(mech string, pass []byte, iterations int) metadata.Scram
 	return metadata.ScramCredential{Salt: salt, StoredKey: stored, ServerKey: server, Iterations: iterations}
 }
 
-// scramExchange is SCRAM-SHA-256/512 (RFC 5802/7677) by xdg-go/scram, with the
-// credentials from the metadata log.
+// scramExchange is the server side of SCRAM-SHA-256/512 (RFC 5802/7677) with the
+// credentials from the metadata log. It is written here rather than taken from a
+// library because Kafka's server accepts a client-final nonce that only ends with the
+// server-first nonce, and librdkafka depends on that (it sends its own nonce twice);
+// xdg-go/scram's server insists on equality.
 type scramExchange struct {
 	mech string
-	conv *scram.ServerConversation
+	img  func() *metadata.Image
+
+	state       int // 0: client-first expected, 1: client-final expected
+	user        string
+	gs2Header   string
+	clientFirst string // client-first-message-bare
+	serverFirst string
+	nonce       string
+	cred        metadata.ScramCredential
 }
 
 func newSCRAMExchange(mech string, img func() *metadata.Image) *scramExchange {
-	gen := scram.SHA256
-	if mech == mechSCRAM512 {
-		gen = scram.SHA512
-	}
-	lookup := func(user string) (scram.StoredCredentials, error) {
-		c, ok := img().Scram(user, mech)
-		if !ok {
-			return scram.StoredCredentials{}, errors.New("unknown user")
+	return &scramExchange{mech: mech, img: img}
+}
+
+// scramAttrs splits "k=v,k=v" keeping order; values may contain '='.
+func scramAttrs(s string) ([][2]string, bool) {
+	var out [][2]string
+	for _, f := range strings.Split(s, ",") {
+		if len(f) < 2 || f[1] != '=' {
+			return nil, false
 		}
-		return scram.StoredCredentials{
-			KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
-			StoredKey:  c.StoredKey, ServerKey: c.ServerKey,
-		}, nil
+		out = append(out, [2]string{f[:1], f[2:]})
 	}
-	srv, _ := gen.NewServer(lookup) // only fails for a nil lookup
-	return &scramExchange{mech: mech, conv: srv.NewConversation()}
+	return out, true
+}
+
+// scramName decodes a saslname ("=2C" is ',', "=3D" is '='); ok is false for any
+// other '=' escape.
+func scramName(s string) (string, bool) {
+	r := strings.NewReplacer("=2C", ",", "=3D", "=")
+	out := r.Replace(s)
+	return out, !strings.Contains(strings.NewReplacer("=2C", "", "=3D", "").Replace(s), "=")
 }
 
 func (s *scramExchange) step(in []byte) ([]byte, bool, error) {
-	out, err := s.conv.Step(string(in))
-	if err != nil {
-		// The server-final message of a wrong proof carries e=invalid-proof, but
-		// Kafka fails the exchange instead of sending it; so do we.
-		return nil, false, authFailed(s.mech)
-	}
-	if s.conv.Done() {
-		if !s.conv.Valid() {
+	msg := string(in)
+	switch s.state {
+	case 0:
+		// gs2-header: "n,," or "y,," (no channel binding), optionally "a=authzid".
+		parts := strings.SplitN(msg, ",", 3)
+		if len(parts) != 3 || (parts[0] != "n" && parts[0] != "y") {
+			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-first message"}
+		}
+		s.gs2Header = parts[0] + "," + parts[1] + ","
+		s.clientFirst = parts[2]
+		attrs, ok := scramAttrs(parts[2])
+		if !ok || len(attrs) < 2 || attrs[0][0] != "n" || attrs[1][0] != "r" || attrs[1][1] == "" {
+			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-first message"}
+		}
+		for _, a := range attrs[2:] {
+			if a[0] == "m" {
+				return nil, false, &errAuthFailed{msg: "Unsupported mandatory SCRAM extension"}
+			}
+		}
+		user, ok := scramName(attrs[0][1])
+		if !ok || user == "" {
+			return nil, false, &errAuthFailed{msg: "Invalid SCRAM username"}
+		}
+		if strings.HasPrefix(parts[1], "a=") {
+			if authz, _ := scramName(parts[1][2:]); authz != user {
+				return nil, false, &errAuthFailed{msg: "Authentication failed: Client requested an authorization id that is different from username"}
+			}
+		}
+		cred, ok := s.img().Scram(user, s.mech)
+		if !ok {
 			return nil, false, authFailed(s.mech)
 		}
-		return []byte(out), true, nil
+		snonce := make([]byte, 24)
+		rand.Read(snonce)
+		s.user, s.cred = user, cred
+		s.nonce = attrs[1][1] + base64.RawStdEncoding.EncodeToString(snonce)
+		s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(cred.Salt) + ",i=" + strconv.Itoa(cred.Iterations)
+		s.state = 1
+		return []byte(s.serverFirst), false, nil
+
+	case 1:
+		i := strings.LastIndex(msg, ",p=")
+		if i < 0 {
+			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-final message"}
+		}
+		withoutProof, proofB64 := msg[:i], msg[i+3:]
+		attrs, ok := scramAttrs(withoutProof)
+		if !ok || len(attrs) < 2 || attrs[0][0] != "c" || attrs[1][0] != "r" {
+			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-final message"}
+		}
+		if attrs[0][1] != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
+			return nil, false, &errAuthFailed{msg: "Invalid SCRAM channel binding"}
+		}
+		// Kafka's ScramSaslServer checks endsWith, which librdkafka relies on.
+		if !strings.HasSuffix(attrs[1][1], s.nonce) {
+			return nil, false, &errAuthFailed{msg: "Invalid client nonce in the final client message."}
+		}
+		proof, err := base64.StdEncoding.DecodeString(proofB64)
+		h := scramHash(s.mech)
+		if err != nil || len(proof) != h().Size() {
+			return nil, false, authFailed(s.mech)
+		}
+		authMessage := []byte(s.clientFirst + "," + s.serverFirst + "," + withoutProof)
+		mac := hmac.New(h, s.cred.StoredKey)
+		mac.Write(authMessage)
+		clientSig := mac.Sum(nil)
+		clientKey := make([]byte, len(proof))
+		for k := range proof {
+			clientKey[k] = proof[k] ^ clientSig[k]
+		}
+		sum := h()
+		sum.Write(clientKey)
+		if !hmac.Equal(sum.Sum(nil), s.cred.StoredKey) {
+			return nil, false, authFailed(s.mech)
+		}
+		mac = hmac.New(h, s.cred.ServerKey)
+		mac.Write(authMessage)
+		s.state = 2
+		return []byte("v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil))), true, nil
 	}
-	return []byte(out), false, nil
+	return nil, false, &errAuthFailed{msg: "SCRAM exchange already complete"}
 }
 
-func (s *scramExchange) principal() string  { return "User:" + s.conv.Username() }
+func (s *scramExchange) principal() string  { return "User:" + s.user }
 func (s *scramExchange) expires() time.Time { return time.Time{} }
 
 // oauthExchange is OAUTHBEARER (RFC 7628): the client's first message carries a JWT.

@@ -3,9 +3,15 @@ package broker
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -336,3 +345,112 @@ func TestPrincipalMappingRules(t *testing.T) {
 }
 
 var _ = errors.New
+
+// unsecuredJWT is an {"alg":"none"} token with the given claims.
+func unsecuredJWT(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(claims)) + "."
+}
+
+func TestOAuthBearerUnsecuredTokens(t *testing.T) {
+	b, _ := startSecure(t, func(c *Config) {
+		c.Listeners = "CLIENT://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "CLIENT:SASL_PLAINTEXT"
+		c.SASLEnabledMechanisms = "OAUTHBEARER"
+		c.OAuthBearer.UnsecuredTokens = true
+	})
+	addr := b.ListenerAddr("CLIENT")
+	tok := func(exp time.Time) kgo.Opt {
+		return kgo.SASL(oauth.Auth{Token: unsecuredJWT(fmt.Sprintf(`{"sub":"admin","exp":%d}`, exp.Unix()))}.AsMechanism())
+	}
+	require.NoError(t, ping(t, kgo.SeedBrokers(addr), tok(time.Now().Add(time.Hour))))
+	err := ping(t, kgo.SeedBrokers(addr), tok(time.Now().Add(-time.Hour)))
+	require.ErrorIs(t, err, kerr.SaslAuthenticationFailed)
+	require.Contains(t, err.Error(), "invalid_token")
+	err = ping(t, kgo.SeedBrokers(addr), kgo.SASL(oauth.Auth{Token: unsecuredJWT(`{"sub":"admin"}`)}.AsMechanism()))
+	require.ErrorIs(t, err, kerr.SaslAuthenticationFailed, "a token without exp")
+}
+
+func TestOAuthBearerJWKS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	jwks := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}}
+	raw, err := json.Marshal(jwks)
+	require.NoError(t, err)
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	require.NoError(t, os.WriteFile(jwksFile, raw, 0o644))
+
+	b, _ := startSecure(t, func(c *Config) {
+		c.Listeners = "CLIENT://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "CLIENT:SASL_PLAINTEXT"
+		c.SASLEnabledMechanisms = "OAUTHBEARER,SCRAM-SHA-512"
+		c.OAuthBearer = OAuthBearerConfig{JWKSEndpointURL: "file://" + jwksFile, ExpectedIssuer: "https://idp.example", ExpectedAudience: "sluice"}
+	})
+	addr := b.ListenerAddr("CLIENT")
+	sign := func(k *ecdsa.PrivateKey, kid string, claims map[string]any) string {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+		require.NoError(t, err)
+		s, err := jwt.Signed(signer).Claims(claims).Serialize()
+		require.NoError(t, err)
+		return s
+	}
+	claims := func(mod func(map[string]any)) map[string]any {
+		c := map[string]any{"sub": "svc-orders", "iss": "https://idp.example", "aud": "sluice", "exp": time.Now().Add(time.Hour).Unix()}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	try := func(token string) error {
+		return ping(t, kgo.SeedBrokers(addr), kgo.SASL(oauth.Auth{Token: token}.AsMechanism()))
+	}
+	require.NoError(t, try(sign(key, "k1", claims(nil))))
+	for name, token := range map[string]string{
+		"expired":        sign(key, "k1", claims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })),
+		"wrong issuer":   sign(key, "k1", claims(func(c map[string]any) { c["iss"] = "https://evil.example" })),
+		"wrong audience": sign(key, "k1", claims(func(c map[string]any) { c["aud"] = "other" })),
+		"unknown key":    sign(other, "k1", claims(nil)),
+		"unsigned":       unsecuredJWT(`{"sub":"svc-orders","iss":"https://idp.example","aud":"sluice","exp":4102444800}`),
+		"no subject":     sign(key, "k1", claims(func(c map[string]any) { delete(c, "sub") })),
+	} {
+		err := try(token)
+		require.ErrorIs(t, err, kerr.SaslAuthenticationFailed, name)
+		require.Contains(t, err.Error(), "invalid_token", name)
+	}
+}
+
+// TestReauthentication: with connections.max.reauth.ms the broker announces the
+// session lifetime (KIP-368); franz-go re-authenticates in time and keeps working, and
+// a connection that does not is closed at its next request after the deadline.
+func TestReauthentication(t *testing.T) {
+	b, _ := startSecure(t, func(c *Config) {
+		c.Listeners = "CLIENT://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "CLIENT:SASL_PLAINTEXT"
+		c.ConnectionsMaxReauthMs = 1500
+	})
+	addr := b.ListenerAddr("CLIENT")
+	mech := scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism()
+	cl := newClient(t, addr, kgo.SASL(mech))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := testutil.ToFloat64(b.sec.authOK.WithLabelValues("CLIENT", mechSCRAM512))
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		require.NoError(t, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Greater(t, testutil.ToFloat64(b.sec.authOK.WithLabelValues("CLIENT", mechSCRAM512)), before+1, "re-authenticated")
+
+	a := newAttacker(t, addr, nil)
+	require.NoError(t, saslClientAuth(a, "admin", "admin-secret"))
+	a.do(kmsg.NewPtrMetadataRequest())
+	waitFor(t, 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := a.p.request(ctx, kmsg.NewPtrMetadataRequest())
+		return err != nil
+	})
+}
