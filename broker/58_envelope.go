@@ -18,18 +18,22 @@ import (
 //     controller authorizes the request as the client, as KRaft brokers do.
 //   - Needs CLUSTER_ACTION on the cluster (the forwarding broker's principal), else
 //     CLUSTER_AUTHORIZATION_FAILED and the inner request is not looked at.
-//   - Only the requests brokers forward are accepted inside (CreateTopics,
-//     DeleteTopics, AlterConfigs, CreateAcls, DeleteAcls, CreatePartitions,
-//     IncrementalAlterConfigs, AlterUserScramCredentials); others, or a malformed
-//     inner request, get INVALID_REQUEST.
+//   - Any client API may travel inside (brokers forward CreateTopics, DeleteTopics,
+//     CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls,
+//     DeleteAcls, AlterUserScramCredentials and whatever admin API is added later),
+//     since it is authorized as the client; but not the data path (Produce, Fetch),
+//     the connection's own (ApiVersions, SASL), another Envelope, or a broker-only
+//     API, which must come from the broker itself. Those, or a malformed inner
+//     request, get INVALID_REQUEST.
 //   - Served only on the inter-broker and controller listeners, as Kafka serves it
 //     only on privileged listeners; elsewhere CLUSTER_AUTHORIZATION_FAILED.
 //   - The principal travels as its Kafka string ("User:alice"); both ends are Sluice.
 
 func init() { register(58, 0, 0, (*Broker).handleEnvelope) }
 
-// forwardable are the API keys a broker forwards to the controller.
-var forwardable = map[int16]bool{19: true, 20: true, 30: true, 31: true, 33: true, 37: true, 44: true, 51: true}
+// notForwardable are the API keys an Envelope may not carry.
+var notForwardable = map[int16]bool{0: true, 1: true, 17: true, 18: true, 23: true, 36: true, 56: true, 58: true,
+	62: true, 63: true, 67: true}
 
 func (b *Broker) handleEnvelope(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.EnvelopeRequest)
@@ -41,7 +45,8 @@ func (b *Broker) handleEnvelope(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 	rd := kbin.Reader{Src: req.RequestData}
 	key, version, corr := rd.Int16(), rd.Int16(), rd.Int32()
 	clientID := rd.NullableString()
-	if rd.Complete() != nil || !forwardable[key] || version < apis[key].min || version > apis[key].max ||
+	if rd.Complete() != nil || key < 0 || int(key) >= len(apis) || apis[key] == nil || notForwardable[key] ||
+		version < apis[key].min || version > apis[key].max ||
 		len(req.RequestPrincipal) == 0 || len(req.RequestPrincipal) > 1024 {
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		return resp, nil

@@ -408,3 +408,25 @@ func TestAuthorizationAutoCreate(t *testing.T) {
 	require.NoError(t, produceErr(t, cl, "auto-ok-1"))
 	require.NotNil(t, tb.quorum.Image().Topic("auto-ok-1"))
 }
+
+// TestEnvelopeRefusesBrokerAPIs checks an Envelope cannot carry what must come from
+// a broker itself or belongs to the connection: a registration inside one would slip
+// past the check that binds a broker principal to its node id.
+func TestEnvelopeRefusesBrokerAPIs(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:broker"))
+	ctx := context.Background()
+	client := &conn{b: tb.Broker, ctx: ctx, principal: "User:broker", remote: "127.0.0.1:5000"}
+	reg := kmsg.NewPtrBrokerRegistrationRequest()
+	reg.BrokerID, reg.ClusterID = 99, tb.cfg.ClusterID
+	l := kmsg.NewBrokerRegistrationRequestListener()
+	l.Name, l.Host, l.Port = "PLAINTEXT", "127.0.0.1", 1
+	reg.Listeners = append(reg.Listeners, l)
+	for _, req := range []kmsg.Request{reg, kmsg.NewPtrProduceRequest(), kmsg.NewPtrApiVersionsRequest(), kmsg.NewPtrEnvelopeRequest()} {
+		req.SetVersion(apis[req.Key()].max)
+		resp, err := tb.handleEnvelope(client, envelope(client, req))
+		require.NoError(t, err)
+		require.Equal(t, kerr.InvalidRequest.Code, resp.(*kmsg.EnvelopeResponse).ErrorCode, kmsg.NameForKey(req.Key()))
+	}
+	_, registered := tb.quorum.Image().Brokers[99]
+	require.False(t, registered)
+}
