@@ -41,9 +41,10 @@ type Service struct {
 	// it; the caller prints it once.
 	GeneratedAdminPassword string
 
-	intakeMu  sync.Mutex // serializes webhook notifications
-	snapQueue chan uint
-	workers   sync.WaitGroup
+	intakeMu   sync.Mutex // serializes webhook notifications
+	outboxKick chan struct{}
+	snapKick   chan struct{}
+	workers    sync.WaitGroup
 
 	ready chan struct{}
 	addr  string
@@ -72,7 +73,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: logger, store: st, reg: opts.Registry, capturer: snapshot.NewCapturer(cfg.Snapshot),
-		snapQueue: make(chan uint, 256), ready: make(chan struct{})}
+		outboxKick: make(chan struct{}, 1), snapKick: make(chan struct{}, 1), ready: make(chan struct{})}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -148,10 +149,7 @@ func (s *Service) Run(ctx context.Context) error {
 		go s.snapshotWorker(wctx)
 	}
 	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		s.notifier.Run(wctx)
-	}()
+	go s.outboxWorker(wctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("tickets service listening", "addr", s.addr)
@@ -174,31 +172,6 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Close releases the database of a Service whose Run was never called.
 func (s *Service) Close() error { return s.store.Close() }
-
-func (s *Service) snapshotWorker(ctx context.Context) {
-	defer s.workers.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-s.snapQueue:
-			if _, err := s.captureSnapshot(ctx, id, "incident opened"); err != nil && ctx.Err() == nil {
-				s.log.Warn("fault snapshot failed", "incident", id, "err", err)
-			}
-		}
-	}
-}
-
-// enqueueSnapshot asks for a snapshot of a newly opened incident without
-// blocking the webhook; when the queue is full the incident goes without and
-// an operator can capture one from the UI or API.
-func (s *Service) enqueueSnapshot(id uint) {
-	select {
-	case s.snapQueue <- id:
-	default:
-		s.log.Warn("snapshot queue full; incident has no automatic snapshot", "incident", id)
-	}
-}
 
 func (s *Service) captureSnapshot(ctx context.Context, id uint, reason string) (*store.Snapshot, error) {
 	inc, err := s.store.GetIncident(ctx, id)

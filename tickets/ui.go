@@ -19,7 +19,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
@@ -148,17 +147,10 @@ func (s *Service) uiError(c *gin.Context, code int, msg string) {
 	c.Abort()
 }
 
-// uiStoreError answers a store error on a page.
+// uiStoreError answers an error of the service layer or the store on a page.
 func (s *Service) uiStoreError(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		s.uiError(c, http.StatusNotFound, err.Error())
-	case errors.Is(err, store.ErrConflict):
-		s.uiError(c, http.StatusConflict, err.Error())
-	default:
-		s.log.Error("database", "path", c.Request.URL.Path, "err", err)
-		s.uiError(c, http.StatusInternalServerError, "database error")
-	}
+	code, msg := s.errorStatus(c.Request.URL.Path, err)
+	s.uiError(c, code, msg)
 }
 
 func (s *Service) uiRoutes(r *gin.Engine) {
@@ -191,6 +183,8 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	w.GET("/silences", s.silencesPage)
 	w.POST("/silences", op, s.uiCreateSilence)
 	w.POST("/silences/:id/expire", op, s.uiExpireSilence)
+	w.GET("/account/password", s.passwordPage)
+	w.POST("/account/password", s.uiChangePassword)
 
 	admin := s.uiRequireRole(store.RoleAdmin)
 	w.GET("/admin/tokens", admin, s.tokensPage)
@@ -201,6 +195,8 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	w.POST("/admin/users/:id/role", admin, s.uiUserAction)
 	w.POST("/admin/users/:id/disable", admin, s.uiUserAction)
 	w.POST("/admin/users/:id/enable", admin, s.uiUserAction)
+	w.POST("/admin/users/:id/password", admin, s.uiUserAction)
+	w.GET("/admin/audit", admin, s.auditPage)
 }
 
 func randomString() string {
@@ -275,7 +271,7 @@ func (s *Service) sessionAuth(c *gin.Context) {
 	if err == nil {
 		sess, u, err := s.store.LookupSession(c.Request.Context(), v)
 		if err == nil {
-			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, CSRF: sess.CSRFToken})
+			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, UserID: u.ID, CSRF: sess.CSRFToken})
 			c.Next()
 			return
 		}
@@ -395,50 +391,28 @@ func (s *Service) uiIncidentAction(c *gin.Context) {
 		s.uiError(c, http.StatusNotFound, "no such incident")
 		return
 	}
-	id, actor := uint(id64), who(c).Name
+	id, p := uint(id64), who(c)
 	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
-	var fe fieldErrors
-	var kind, detail string
 	switch action {
-	case "ack":
-		kind = notify.IncidentAcknowledged
-		_, err = s.store.AckIncident(c.Request.Context(), id, actor)
-	case "resolve":
-		kind = notify.IncidentResolved
-		_, err = s.store.ResolveIncident(c.Request.Context(), id, actor, "")
-	case "assign":
-		a := strings.TrimSpace(c.PostForm("assignee"))
-		kind, detail = notify.IncidentAssigned, a
-		if fe.name("assignee", a, false); fe.err() == nil {
-			_, err = s.store.AssignIncident(c.Request.Context(), id, actor, a)
-		}
-	case "comment":
-		body := c.PostForm("body")
-		kind, detail = notify.IncidentCommented, body
-		if fe.text("body", body, 1, maxText); fe.err() == nil {
-			_, err = s.store.CommentIncident(c.Request.Context(), id, actor, body)
-		}
-	case "link":
-		t, perr := strconv.ParseUint(c.PostForm("ticket_id"), 10, 32)
-		if perr != nil || t == 0 {
-			fe.add("ticket_id", "a ticket number")
-		} else {
-			kind, detail = notify.IncidentTicketLinked, fmt.Sprintf("ticket #%d", t)
-			err = s.store.LinkTicket(c.Request.Context(), id, uint(t), actor)
-		}
 	case "snapshot":
-		_, err = s.captureSnapshot(c.Request.Context(), id, "captured by "+actor)
-	}
-	if fe.err() != nil {
-		s.uiError(c, http.StatusBadRequest, fe.Error())
-		return
+		if err = authorize(p, store.RoleOperator); err == nil {
+			_, err = s.captureSnapshot(c.Request.Context(), id, "captured by "+p.Name)
+		}
+	default:
+		ch := incidentChange{Action: action, Assignee: strings.TrimSpace(c.PostForm("assignee")), Body: c.PostForm("body")}
+		if action == "link" {
+			t, perr := strconv.ParseUint(c.PostForm("ticket_id"), 10, 32)
+			if perr != nil {
+				s.uiError(c, http.StatusBadRequest, "ticket_id: a ticket number")
+				return
+			}
+			ch.TicketID = uint(t)
+		}
+		_, _, err = s.changeIncident(c.Request.Context(), p, id, ch)
 	}
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
-	}
-	if kind != "" {
-		s.incidentEvent(c.Request.Context(), kind, actor, detail, id, nil)
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/incidents/%d", id))
 }
@@ -500,7 +474,7 @@ func (s *Service) uiFileTicket(c *gin.Context) {
 		s.renderTickets(c, http.StatusBadRequest, req, errs)
 		return
 	}
-	t, err := s.fileTicket(c, &req, who(c).Name)
+	t, err := s.fileTicket(c.Request.Context(), who(c), &req)
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -535,41 +509,13 @@ func (s *Service) uiTicketAction(c *gin.Context) {
 		s.uiError(c, http.StatusNotFound, "no such ticket")
 		return
 	}
-	id, actor := uint(id64), who(c).Name
-	var fe fieldErrors
-	var kind, detail string
-	switch action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]; action {
-	case "status":
-		st := c.PostForm("status")
-		kind, detail = notify.TicketStatus, st
-		if fe.oneOf("status", st, store.TicketStatuses); fe.err() == nil {
-			_, err = s.store.SetTicketStatus(c.Request.Context(), id, actor, st)
-		}
-	case "assign":
-		a := strings.TrimSpace(c.PostForm("assignee"))
-		kind, detail = notify.TicketAssigned, a
-		if fe.name("assignee", a, false); fe.err() == nil {
-			_, err = s.store.AssignTicket(c.Request.Context(), id, actor, a)
-		}
-	case "comment":
-		body := c.PostForm("body")
-		kind, detail = notify.TicketCommented, body
-		if fe.text("body", body, 1, maxText); fe.err() == nil {
-			_, err = s.store.CommentTicket(c.Request.Context(), id, actor, body)
-		}
-	}
-	if fe.err() != nil {
-		s.uiError(c, http.StatusBadRequest, fe.Error())
-		return
-	}
-	if err != nil {
+	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
+	ch := ticketChange{Action: action, Status: c.PostForm("status"), Assignee: strings.TrimSpace(c.PostForm("assignee")), Body: c.PostForm("body")}
+	if _, _, err := s.changeTicket(c.Request.Context(), who(c), uint(id64), ch); err != nil {
 		s.uiStoreError(c, err)
 		return
 	}
-	if kind != "" {
-		s.ticketEvent(c.Request.Context(), kind, actor, detail, id, nil)
-	}
-	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", id))
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", id64))
 }
 
 type clusterData struct {

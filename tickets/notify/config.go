@@ -8,22 +8,24 @@ import (
 	"strings"
 
 	"github.com/sluicemq/sluice/alerting/notify/email"
+	"github.com/sluicemq/sluice/tickets/store"
 )
 
 // Event kinds, the values of Config.Events.
+// They are the kinds of the store's outbox messages.
 const (
-	IncidentOpened       = "incident_opened"
-	IncidentReopened     = "incident_reopened"
-	IncidentAcknowledged = "incident_acknowledged"
-	IncidentResolved     = "incident_resolved"
-	IncidentClosed       = "incident_closed"
-	IncidentAssigned     = "incident_assigned"
-	IncidentCommented    = "incident_commented"
-	IncidentTicketLinked = "incident_ticket_linked"
-	TicketFiled          = "ticket_filed"
-	TicketStatus         = "ticket_status"
-	TicketAssigned       = "ticket_assigned"
-	TicketCommented      = "ticket_commented"
+	IncidentOpened       = store.NoticeIncidentOpened
+	IncidentReopened     = store.NoticeIncidentReopened
+	IncidentAcknowledged = store.NoticeIncidentAcknowledged
+	IncidentResolved     = store.NoticeIncidentResolved
+	IncidentClosed       = store.NoticeIncidentClosed
+	IncidentAssigned     = store.NoticeIncidentAssigned
+	IncidentCommented    = store.NoticeIncidentCommented
+	IncidentTicketLinked = store.NoticeIncidentTicketLinked
+	TicketFiled          = store.NoticeTicketFiled
+	TicketStatus         = store.NoticeTicketStatus
+	TicketAssigned       = store.NoticeTicketAssigned
+	TicketCommented      = store.NoticeTicketCommented
 )
 
 // EventKinds are all event kinds, the default of Config.Events.

@@ -129,6 +129,10 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 	return notify.Success()
 }
 
+// Verdict classifies the error of a Slack Web API or webhook call made
+// outside a Notifier (thread replies) as a Notifier does.
+func Verdict(err error) notify.NotifyVerdict { return verdict(err) }
+
 // verdict says whether a failed call is worth retrying: rate limits, 5xx and network errors are;
 // Slack's own refusals (invalid_auth, channel_not_found, ...) are not.
 func verdict(err error) notify.NotifyVerdict {
