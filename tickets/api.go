@@ -49,10 +49,16 @@ func who(c *gin.Context) principal { return c.MustGet(principalKey).(principal) 
 //	GET  /api/v1/audit (admin)
 //	GET  /api/v1/silences; POST /api/v1/silences, DELETE /api/v1/silences/:id (operator)
 //	the web UI (ui.go)
-func (s *Service) routes() http.Handler {
+func (s *Service) routes() (http.Handler, error) {
 	r := gin.New()
 	r.ContextWithFallback = true
-	r.Use(s.recoverAndMeasure)
+	// X-Forwarded-For counts only from the configured proxies (none by
+	// default): otherwise anyone could forge the address logged for a failed
+	// login and dodge its throttle.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	r.Use(s.recoverAndMeasure, securityHeaders)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 
@@ -95,7 +101,7 @@ func (s *Service) routes() http.Handler {
 		}
 		s.uiError(c, http.StatusNotFound, "no such page")
 	})
-	return r
+	return r, nil
 }
 
 func (s *Service) recoverAndMeasure(c *gin.Context) {
@@ -111,7 +117,6 @@ func (s *Service) recoverAndMeasure(c *gin.Context) {
 		}
 		s.httpDur.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
 	}()
-	c.Header("X-Content-Type-Options", "nosniff")
 	c.Next()
 }
 

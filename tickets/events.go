@@ -28,7 +28,23 @@ const (
 	workerPoll = 2 * time.Second
 	// outboxKeep is how long settled messages stay in the table.
 	outboxKeep = 7 * 24 * time.Hour
+	// housekeepingEvery is how often expired sessions and old outbox
+	// messages are deleted.
+	housekeepingEvery = 10 * time.Minute
 )
+
+// housekeeping deletes expired sessions and settled outbox messages past
+// outboxKeep.
+func (s *Service) housekeeping(ctx context.Context) {
+	if n, err := s.store.PurgeSessions(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge expired sessions", "err", err)
+	} else if n > 0 {
+		s.log.Debug("expired sessions purged", "count", n)
+	}
+	if err := s.store.PruneOutbox(ctx, s.store.Now().Add(-outboxKeep)); err != nil && ctx.Err() == nil {
+		s.log.Warn("outbox prune", "err", err)
+	}
+}
 
 // pageURL is the absolute URL of a page of this service, for links in
 // notifications.
@@ -62,10 +78,8 @@ func (s *Service) outboxWorker(ctx context.Context) {
 		if _, err := s.drainOutbox(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("outbox", "err", err)
 		}
-		if time.Since(lastPrune) > time.Hour {
-			if err := s.store.PruneOutbox(ctx, s.store.Now().Add(-outboxKeep)); err != nil && ctx.Err() == nil {
-				s.log.Warn("outbox prune", "err", err)
-			}
+		if time.Since(lastPrune) > housekeepingEvery {
+			s.housekeeping(ctx)
 			lastPrune = time.Now()
 		}
 		select {

@@ -36,6 +36,8 @@ type Service struct {
 	notifier *notify.Notifier
 	handler  http.Handler
 	pages    pages
+	logins   *loginThrottle
+	cluster  clusterCache
 
 	// GeneratedAdminPassword is the first admin's password when New generated
 	// it; the caller prints it once.
@@ -73,7 +75,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: logger, store: st, reg: opts.Registry, capturer: snapshot.NewCapturer(cfg.Snapshot),
-		outboxKick: make(chan struct{}, 1), snapKick: make(chan struct{}, 1), ready: make(chan struct{})}
+		outboxKick: make(chan struct{}, 1), snapKick: make(chan struct{}, 1), ready: make(chan struct{}), logins: newLoginThrottle()}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -116,7 +118,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		st.Close()
 		return nil, fmt.Errorf("web UI templates: %w", err)
 	}
-	s.handler = s.routes()
+	if s.handler, err = s.routes(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -15,9 +16,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
@@ -210,14 +213,6 @@ func (s *Service) setCookie(c *gin.Context, name, value string, maxAge int, same
 		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: sameSite})
 }
 
-// safeNext keeps a post-login redirect on this site.
-func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
-		return "/incidents"
-	}
-	return next
-}
-
 type loginData struct {
 	CSRF, Next, Username, Error string
 }
@@ -237,15 +232,31 @@ func (s *Service) login(c *gin.Context) {
 		return
 	}
 	user, pw, next := c.PostForm("username"), c.PostForm("password"), safeNext(c.PostForm("next"))
-	u, err := s.store.Authenticate(c.Request.Context(), user, pw)
-	if err != nil {
+	if len(user) > 64 {
+		user = user[:64]
+	}
+	addr := c.ClientIP()
+	if wait := s.logins.wait(user, addr, s.store.Now()); wait > 0 {
 		tok := randomString()
 		s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
-		s.log.Warn("failed login", "user", user, "remote", c.ClientIP())
+		secs := int(wait.Round(time.Second).Seconds())
+		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
+		s.log.Warn("login throttled", "user", user, "remote", addr, "wait", wait.Round(time.Second))
+		s.render(c, http.StatusTooManyRequests, "login", "layout", pageData{Title: "Log in",
+			Data: loginData{CSRF: tok, Next: next, Username: user, Error: fmt.Sprintf("Too many failed logins: try again in %d s.", max(secs, 1))}})
+		return
+	}
+	u, err := s.store.Authenticate(c.Request.Context(), user, pw)
+	if err != nil {
+		s.logins.fail(user, addr, s.store.Now())
+		tok := randomString()
+		s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
+		s.log.Warn("failed login", "user", user, "remote", addr)
 		s.render(c, http.StatusUnauthorized, "login", "layout", pageData{Title: "Log in",
 			Data: loginData{CSRF: tok, Next: next, Username: user, Error: "Wrong user name or password."}})
 		return
 	}
+	s.logins.succeed(user)
 	value, _, err := s.store.CreateSession(c.Request.Context(), u.ID, s.cfg.SessionTTL)
 	if err != nil {
 		s.uiStoreError(c, err)
@@ -523,8 +534,43 @@ type clusterData struct {
 	Alarms   []store.AlarmInstance
 }
 
+// clusterCache keeps the Cluster health page's snapshot for
+// cluster_cache_age, so visits do not each run a live snapshot against the
+// brokers; concurrent visits after it ages share one capture.
+type clusterCache struct {
+	mu       sync.Mutex
+	snap     *snapshot.Snapshot
+	at       time.Time
+	captures int // for tests
+	flight   singleflight.Group
+}
+
+// clusterSnapshot returns a cluster snapshot no older than cluster_cache_age.
+func (s *Service) clusterSnapshot(ctx context.Context) *snapshot.Snapshot {
+	cc := &s.cluster
+	cc.mu.Lock()
+	if cc.snap != nil && s.store.Now().Sub(cc.at) <= s.cfg.ClusterCacheAge {
+		snap := cc.snap
+		cc.mu.Unlock()
+		return snap
+	}
+	cc.mu.Unlock()
+	v, _, _ := cc.flight.Do("cluster", func() (any, error) {
+		// Shared by every waiting visitor: not cancelled with the first one.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		snap := s.capturer.Capture(cctx, snapshot.Target{}, s.store.Now())
+		cc.mu.Lock()
+		cc.snap, cc.at = snap, s.store.Now()
+		cc.captures++
+		cc.mu.Unlock()
+		return snap, nil
+	})
+	return v.(*snapshot.Snapshot)
+}
+
 func (s *Service) clusterPage(c *gin.Context) {
-	snap := s.capturer.Capture(c.Request.Context(), snapshot.Target{}, s.store.Now())
+	snap := s.clusterSnapshot(c.Request.Context())
 	alarms, err := s.store.FiringAlarms(c.Request.Context(), 200)
 	if err != nil {
 		s.uiStoreError(c, err)
