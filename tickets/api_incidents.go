@@ -224,7 +224,7 @@ func (s *Service) getSnapshot(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"id": rec.ID, "reason": rec.Reason, "snapshot": snap})
+	c.JSON(http.StatusOK, gin.H{"id": rec.ID, "reason": rec.Reason, "snapshot": snapshot.RedactSnapshot(snap)})
 }
 
 func (s *Service) getBundle(c *gin.Context) {

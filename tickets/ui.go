@@ -389,7 +389,7 @@ func (s *Service) incidentPage(c *gin.Context) {
 	if rec, err := s.store.LatestSnapshot(c.Request.Context(), uint(id), true); err == nil {
 		var snap snapshot.Snapshot
 		if json.Unmarshal([]byte(rec.Data), &snap) == nil {
-			pd.Snapshot = &snap
+			pd.Snapshot = snapshot.RedactSnapshot(&snap)
 		}
 	}
 	s.render(c, http.StatusOK, "incident", "layout", pageData{Title: fmt.Sprintf("Incident #%d", id), Nav: "incidents", Data: pd})
@@ -559,7 +559,7 @@ func (s *Service) clusterSnapshot(ctx context.Context) *snapshot.Snapshot {
 		// Shared by every waiting visitor: not cancelled with the first one.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		snap := s.capturer.Capture(cctx, snapshot.Target{}, s.store.Now())
+		snap := snapshot.RedactSnapshot(s.capturer.Capture(cctx, snapshot.Target{}, s.store.Now()))
 		cc.mu.Lock()
 		cc.snap, cc.at = snap, s.store.Now()
 		cc.captures++
