@@ -15,7 +15,6 @@ import (
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
-
 // TestTokensExpireAndDieWithTheirOwner: a token minted in the UI belongs to
 // its admin, stops working when the admin is disabled, expires, and records
 // its last use.

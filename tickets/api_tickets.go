@@ -135,4 +135,3 @@ func (s *Service) assignTicket(c *gin.Context) {
 		s.apiTicketChange(c, ticketChange{Action: "assign", Assignee: req.Assignee})
 	}
 }
-

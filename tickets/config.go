@@ -82,11 +82,11 @@ type Config struct {
 // DefaultConfig returns the configuration used without a file or flags.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         "127.0.0.1:8090",
-		ReopenWindow:   time.Hour,
-		DefaultCluster: "sluice",
-		SLATargets:     sla.DefaultTargets(),
-		SLAWindow:      30 * 24 * time.Hour,
+		Listen:          "127.0.0.1:8090",
+		ReopenWindow:    time.Hour,
+		DefaultCluster:  "sluice",
+		SLATargets:      sla.DefaultTargets(),
+		SLAWindow:       30 * 24 * time.Hour,
 		MaxBodyBytes:    1 << 20,
 		SessionTTL:      12 * time.Hour,
 		TokenTTL:        90 * 24 * time.Hour,

@@ -228,7 +228,9 @@ type APIToken struct {
 }
 
 // Expired reports whether the token has expired at now.
-func (t *APIToken) Expired(now time.Time) bool { return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) }
+func (t *APIToken) Expired(now time.Time) bool {
+	return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)
+}
 
 // AuditEvent records one change of accounts, tokens, roles or silences, made
 // through the UI, the API or the command line. The table is append-only.

@@ -70,7 +70,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		SkipDefaultTransaction: true,
 		// Unique violations become gorm.ErrDuplicatedKey on both databases.
 		TranslateError: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		NowFunc:        func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
