@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -223,4 +224,28 @@ func TestSecureCookiesBehindHTTPS(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.NotContains(t, resp.Header.Get("Set-Cookie"), "Secure", "plain http on loopback: a Secure cookie would never come back")
+}
+
+// TestIgnoredAdminPasswordIsSaid: SLUICE_ADMIN_PASSWORD (or the file) only
+// sets the first admin's password; once users exist, a start says it is
+// ignored instead of silently keeping the old one.
+func TestIgnoredAdminPasswordIsSaid(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Database = testDatabase(t)
+	cfg.AdminPassword = testAdminPassword
+	var logs strings.Builder
+	svc, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), Options{})
+	require.NoError(t, err)
+	require.NoError(t, svc.Close())
+	require.NotContains(t, logs.String(), "ignored")
+
+	cfg.AdminPassword = "a different password"
+	svc, err = New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), Options{})
+	require.NoError(t, err)
+	require.NoError(t, svc.Close())
+	require.Contains(t, logs.String(), "level=WARN")
+	require.Contains(t, logs.String(), "SLUICE_ADMIN_PASSWORD) is ignored: users exist already")
+	require.NotContains(t, logs.String(), "a different password", "the password itself is not logged")
 }
