@@ -37,6 +37,7 @@ func who(c *gin.Context) principal { return c.MustGet(principalKey).(principal) 
 //
 //	GET  /healthz, /metrics                         no authentication
 //	POST /api/v1/integrations/alertmanager          Alertmanager webhook v4 (operator token)
+//	POST /api/v1/integrations/slack/interactions    Slack buttons (signed by the Slack app)
 //	GET  /api/v1/incidents[?status&severity&cluster&limit]
 //	GET  /api/v1/incidents/:id
 //	POST /api/v1/incidents/:id/{ack,resolve,close,assign,comments,tickets}
@@ -62,6 +63,10 @@ func (s *Service) routes() (http.Handler, error) {
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 
+	// Signed by Slack, not a bearer token: outside the API group's auth.
+	if h := s.slackInteractions(); h != nil {
+		r.POST("/api/v1/integrations/slack/interactions", h)
+	}
 	api := r.Group("/api/v1", s.bearerAuth)
 	op, admin := requireRole(store.RoleOperator), requireRole(store.RoleAdmin)
 	api.POST("/integrations/alertmanager", op, s.alertmanagerWebhook)

@@ -64,6 +64,7 @@ type Notifier struct {
 	slackAPI *goslack.Client // thread replies (bot mode)
 	store    *slack.Store    // our own messages
 	channel  string
+	signing  string // the Slack app's signing secret; "" without buttons
 	email    *email.Notifier
 
 	sent *prometheus.CounterVec
@@ -108,7 +109,10 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if n.store, err = slack.OpenStore(opts.StorePath); err != nil {
 			return nil, fmt.Errorf("slack message store %s: %w", opts.StorePath, err)
 		}
-		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1}
+		if n.signing, err = secret("slack signing secret", s.SigningSecretFile, s.SigningSecretEnv); err != nil {
+			return nil, err
+		}
+		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1, OpenButton: true}
 		if token == "" {
 			sc.WebhookURL = hook
 		}
@@ -141,6 +145,16 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 
 // Enabled reports whether anything is configured to receive notifications.
 func (n *Notifier) Enabled() bool { return n != nil && (n.slack != nil || n.email != nil) }
+
+// SlackInteractions returns the store of this service's Slack messages and
+// the app's signing secret, for the interaction handler; ok is false when
+// the buttons are not configured.
+func (n *Notifier) SlackInteractions() (st *slack.Store, signingSecret string, ok bool) {
+	if n == nil || n.slackAPI == nil || n.signing == "" {
+		return nil, "", false
+	}
+	return n.store, n.signing, true
+}
 
 // Wants reports whether events of kind are configured to be sent.
 func (n *Notifier) Wants(kind string) bool { return n.Enabled() && n.events[kind] }
