@@ -89,6 +89,10 @@ func runTickets(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// docker-compose.yml hands the database password over in PGPASSWORD.
+	if store.IsExamplePassword(os.Getenv("PGPASSWORD")) {
+		return errors.New("PGPASSWORD: the example password of deploy/secrets/postgres_password.example (change-me-...); set your own")
+	}
 	// New checks everything (configuration, secrets, database, the listen
 	// address) before it creates the first admin, so a password is printed
 	// only for a service that starts.
@@ -134,7 +138,7 @@ func runTicketsTokenCreate(ctx context.Context, args []string) error {
 	database := fs.String("database", "", "PostgreSQL URL instead of SQLite")
 	name := fs.String("name", "", "what the token is for, e.g. alertmanager (required)")
 	roleName := fs.String("role", "operator", "viewer, operator or admin")
-	expiresIn := fs.Duration("expires-in", tickets.DefaultConfig().TokenTTL, "how long the token works, at most 8784h; 0 for ever")
+	expiresIn := fs.Duration("expires-in", 0, "how long the token works, at most 8784h; 0 (the default, for integrations such as Alertmanager's webhook) for ever")
 	owner := fs.String("owner", "", "user the token belongs to: it stops working while the user is disabled (default none)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -103,9 +103,6 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if err != nil {
 			return nil, err
 		}
-		if strings.Contains(hook, "/XXXXXXXX") {
-			return nil, errors.New("slack webhook URL: the placeholder of deploy/secrets/slack_api_url.example; put your own webhook URL there")
-		}
 		if n.store, err = slack.OpenStore(opts.StorePath); err != nil {
 			return nil, fmt.Errorf("slack message store %s: %w", opts.StorePath, err)
 		}
