@@ -85,6 +85,7 @@ func TestPasswordChangeAndReset(t *testing.T) {
 
 	code, body, _ := b.get("/account/password")
 	require.Equal(t, 200, code)
+	require.Contains(t, body, `id="current-password"`)
 	for _, tc := range []struct {
 		form url.Values
 		want string
