@@ -21,6 +21,8 @@ import (
 //     INVALID_REQUEST "Cannot update these configs dynamically", bad values
 //     INVALID_REQUEST, unknown names INVALID_CONFIG.
 //   - ValidateOnly checks without applying.
+//   - Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//     for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(33, 0, 2, (*Broker).handleAlterConfigs) }
 
@@ -36,6 +38,9 @@ func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := func() error {
+			if err := cc.authorizeConfigs(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); err != nil {
+				return err
+			}
 			if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
 				configs := make(map[string]string)
 				for _, c := range rr.Configs {

@@ -18,6 +18,7 @@ import (
 //   - ValidateOnly checks without creating.
 //   - Like CreateTopics, the answer waits (up to 5 s) until the new partitions'
 //     leaders have applied them.
+//   - Authorization: ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 func init() { register(37, 0, 3, (*Broker).handleCreatePartitions) }
 
@@ -44,7 +45,10 @@ func (b *Broker) handleCreatePartitions(cc *conn, kreq kmsg.Request) (kmsg.Respo
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		err := b.createPartitions(cc, &rt, req.ValidateOnly)
+		err := error(kerr.TopicAuthorizationFailed)
+		if cc.authorized(kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			err = b.createPartitions(cc, &rt, req.ValidateOnly)
+		}
 		st.ErrorCode, st.ErrorMessage = errCode(err), errMessage(err)
 		resp.Topics = append(resp.Topics, st)
 	}

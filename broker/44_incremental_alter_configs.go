@@ -22,6 +22,8 @@ import (
 //     operations on the resource's dynamic settings, then validated and applied as
 //     with AlterConfigs (dynconfig.go).
 //   - ValidateOnly checks without applying.
+//   - Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//     for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(44, 0, 1, (*Broker).handleIncrementalAlterConfigs) }
 
@@ -37,6 +39,9 @@ func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kms
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := func() error {
+			if err := cc.authorizeConfigs(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); err != nil {
+				return err
+			}
 			if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
 				if err := checkBrokerResource(rr.ResourceName); err != nil {
 					return err
