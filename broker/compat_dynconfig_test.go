@@ -156,7 +156,11 @@ func TestDynamicBrokerConfigs(t *testing.T) {
 		v, src := cluster[0].brokerConfigValue("message.max.bytes")
 		require.Equal(t, "1048588", v, "broker 1 keeps its own")
 		require.Equal(t, kmsg.ConfigSourceDefaultConfig, src)
-		require.Equal(t, kerr.MessageTooLarge.Code, produceAt(t, addr(2), "dyn", 1, 400, time.Now()).ErrorCode)
+		// The setting is visible a moment before applyImage has handed it to
+		// every partition log.
+		waitUntil(t, 10*time.Second, "400-byte records refused", func() bool {
+			return produceAt(t, addr(2), "dyn", 1, 400, time.Now()).ErrorCode == kerr.MessageTooLarge.Code
+		})
 		require.Zero(t, produceAt(t, addr(2), "dyn", 1, 100, time.Now()).ErrorCode)
 
 		// IncrementalAlterConfigs DELETE returns to the static value.
@@ -166,7 +170,9 @@ func TestDynamicBrokerConfigs(t *testing.T) {
 			v, _ := cluster[1].brokerConfigValue("message.max.bytes")
 			return v == "1048588"
 		})
-		require.Zero(t, produceAt(t, addr(2), "dyn", 1, 400, time.Now()).ErrorCode)
+		waitUntil(t, 10*time.Second, "400-byte records accepted again", func() bool {
+			return produceAt(t, addr(2), "dyn", 1, 400, time.Now()).ErrorCode == 0
+		})
 	})
 
 	t.Run("refused", func(t *testing.T) {
