@@ -4,6 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/sluicemq/sluice/broker"
 )
@@ -73,5 +76,20 @@ func runBroker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the TLS keystore and truststore (changes on disk are also
+	// picked up by themselves, within seconds).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				b.ReloadTLS()
+			}
+		}
+	}()
 	return b.Run(ctx)
 }

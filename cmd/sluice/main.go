@@ -22,6 +22,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"dev":      runDev,
 	"exporter": runExporter,
 	"tickets":  runTickets,
+	"users":    runUsers,
 }
 
 func main() {
