@@ -23,6 +23,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"exporter": runExporter,
 	"tickets":  runTickets,
 	"users":    runUsers,
+	"certs":    runCerts,
 }
 
 func main() {
