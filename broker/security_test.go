@@ -308,6 +308,10 @@ func TestListenerConfigErrors(t *testing.T) {
 		{"oauthbearer without jwks", "sasl.oauthbearer.jwks.endpoint.url", func(c *Config) {
 			c.Listeners, c.SASLEnabledMechanisms = "SASL_PLAINTEXT://127.0.0.1:1", "OAUTHBEARER"
 		}},
+		{"unsecured tokens off loopback", "sasl.oauthbearer.unsecured.tokens.enable", func(c *Config) {
+			c.Listeners, c.SASLEnabledMechanisms = "SASL_PLAINTEXT://0.0.0.0:1", "OAUTHBEARER"
+			c.OAuthBearer.UnsecuredTokens = true
+		}},
 		{"initial user without password", "scram.initial.users[0]", func(c *Config) {
 			c.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin"}}
 		}},
