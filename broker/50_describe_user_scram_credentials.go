@@ -15,6 +15,7 @@ import (
 //     or key.
 //   - A user without credentials gets RESOURCE_NOT_FOUND; a user named twice gets
 //     DUPLICATE_RESOURCE, as in Kafka.
+//   - Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(50, 0, 0, (*Broker).handleDescribeUserScramCredentials) }
 
@@ -30,9 +31,13 @@ func scramMechanismName(id int8) string {
 	return ""
 }
 
-func (b *Broker) handleDescribeUserScramCredentials(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleDescribeUserScramCredentials(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	img := b.quorum.Image()
 	var users []string
 	if req.Users == nil {

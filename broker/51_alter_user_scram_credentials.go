@@ -22,6 +22,8 @@ import (
 //     or iterations outside [4096, 16384], DUPLICATE_RESOURCE for a user with more
 //     than one change of the same mechanism, RESOURCE_NOT_FOUND for deleting a
 //     credential that does not exist. A user's changes apply together or not at all.
+//   - Authorization: ALTER on the cluster, else every user gets
+//     CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(51, 0, 0, (*Broker).handleAlterUserScramCredentials) }
 
@@ -41,6 +43,9 @@ func (b *Broker) handleAlterUserScramCredentials(cc *conn, kreq kmsg.Request) (k
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationAlter) {
+		return scramAlterDenied(req, resp), nil
+	}
 
 	// Users in request order, each with its changes and the first error found.
 	type userChanges struct {

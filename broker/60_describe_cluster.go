@@ -3,6 +3,8 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/acl"
 )
 
 // DescribeCluster: v0-2
@@ -13,6 +15,8 @@ import (
 //     v2+ fenced brokers too when asked.
 //   - v1+: endpoint type 1 (brokers) only; controller endpoints (2) get
 //     UNSUPPORTED_ENDPOINT_TYPE.
+//   - Authorization: none, as in Kafka; the authorized operations on the cluster
+//     when asked for (KIP-430), 0 without DESCRIBE on the cluster.
 
 func init() { register(60, 0, 2, (*Broker).handleDescribeCluster) }
 
@@ -22,6 +26,12 @@ func (b *Broker) handleDescribeCluster(cc *conn, kreq kmsg.Request) (kmsg.Respon
 	if req.Version >= 1 && req.EndpointType != 1 {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		return resp, nil
+	}
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = 0
+		if cc.authorizedCluster(kmsg.ACLOperationDescribe) {
+			resp.ClusterAuthorizedOperations = cc.authorizedOperations(kmsg.ACLResourceTypeCluster, acl.ClusterName)
+		}
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = b.cfg.ClusterID

@@ -14,12 +14,17 @@ import (
 //     Kafka listener. Served only by the active controller (else NOT_CONTROLLER).
 //     The broker epoch returned identifies this registration in heartbeats.
 //   - A different cluster id gets INCONSISTENT_CLUSTER_ID.
+//   - Authorization: CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(62, 0, 0, (*Broker).handleBrokerRegistration) }
 
 func (b *Broker) handleBrokerRegistration(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.BrokerRegistrationRequest)
 	resp := req.ResponseKind().(*kmsg.BrokerRegistrationResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationClusterAction) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	resp.BrokerEpoch = -1
 	if req.ClusterID != b.cfg.ClusterID {
 		resp.ErrorCode = kerr.InconsistentClusterID.Code

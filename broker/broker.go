@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicemq/sluice/broker/acl"
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
@@ -70,6 +71,8 @@ type Broker struct {
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
 	connWG sync.WaitGroup
+
+	authz authorizerState
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -103,6 +106,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		applied:  make(chan struct{}),
 		runCtx:   context.Background(),
 	}
+	b.authz.cfg = acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowEveryoneIfNoACLFound}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
 	b.registry = cfg.Registry
 	if b.registry == nil {

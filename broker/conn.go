@@ -34,6 +34,8 @@ type conn struct {
 	listener  *listener
 	principal string
 	connAuth  // SASL state (auth.go)
+	// host is the client's IP address, which ACL hosts match; filled on first use.
+	host string
 
 	swMu            sync.Mutex // the software fields are read by metrics scrapes
 	softwareName    string

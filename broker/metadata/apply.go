@@ -226,6 +226,8 @@ func (b *builder) apply(s stamped) error {
 		}
 		b.next.NextProducerIDBlock = r.NextBlockStart
 
+	case createACLsRecord, deleteACLsRecord:
+		return b.applyACLs(r)
 	case scramCredentialRecord, removeScramCredentialRecord:
 		return b.applyScram(t, s.rec)
 

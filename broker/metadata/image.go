@@ -20,6 +20,8 @@ type Image struct {
 	// Events are the most recent cluster events derived from applied records, oldest first, at most
 	// MaxEvents of them.
 	Events []Event
+	// ACLs are the cluster's access control lists; nil until the first is created.
+	ACLs *ACLSet
 	// ScramCredentials holds the SCRAM credentials of every user, by user name and then mechanism
 	// ("SCRAM-SHA-256", "SCRAM-SHA-512"). Only salted keys are stored, never a password.
 	ScramCredentials map[string]map[string]ScramCredential

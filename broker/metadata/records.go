@@ -128,6 +128,8 @@ var recordKinds = map[string]struct {
 	"alter_topic_configs":   {func() record { return &alterTopicConfigsRecord{} }, 1},
 	"partition_change":      {func() record { return &partitionChangeRecord{} }, 1},
 	"allocate_producer_ids": {func() record { return &allocateProducerIDsRecord{} }, 1},
+	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
+	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -193,6 +195,10 @@ func deref(r record) record {
 	case *partitionChangeRecord:
 		return *r
 	case *allocateProducerIDsRecord:
+		return *r
+	case *createACLsRecord:
+		return *r
+	case *deleteACLsRecord:
 		return *r
 	case *scramCredentialRecord:
 		return *r
