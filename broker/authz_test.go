@@ -430,3 +430,22 @@ func TestEnvelopeRefusesBrokerAPIs(t *testing.T) {
 	_, registered := tb.quorum.Image().Brokers[99]
 	require.False(t, registered)
 }
+
+// TestDeleteACLsFilterLimit checks a DeleteAcls request with more filters than the
+// limit is refused whole and deletes nothing.
+func TestDeleteACLsFilterLimit(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:ANONYMOUS"))
+	grant(t, tb, anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, "t", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow))
+	req := kmsg.NewPtrDeleteACLsRequest()
+	for range maxACLFilters + 1 {
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+		f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		req.Filters = append(req.Filters, f)
+	}
+	resp, err := req.RequestWith(context.Background(), newClient(t, tb.Addr()))
+	require.NoError(t, err)
+	require.Len(t, resp.Results, maxACLFilters+1)
+	require.Equal(t, kerr.InvalidRequest.Code, resp.Results[0].ErrorCode)
+	require.Equal(t, 1, tb.quorum.Image().ACLs.Len())
+}
