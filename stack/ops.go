@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"github.com/sluicemq/sluice/broker/clientsec"
+
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 // opsWiring is where the operations services find the cluster and each other.
 type opsWiring struct {
 	bootstrap     []string
+	kafkaSecurity clientsec.Config
 	brokerMetrics []string
 	adminURLs     []string
 	exporter      string
@@ -42,6 +45,7 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	tc.AdminPassword = cfg.AdminPassword
 	tc.Snapshot.AdminURLs = w.adminURLs
 	tc.Snapshot.Bootstrap = w.bootstrap
+	tc.Snapshot.KafkaSecurity = w.kafkaSecurity
 	if err := os.MkdirAll(tc.DataDir, 0o700); err != nil {
 		return started, err
 	}
