@@ -45,7 +45,7 @@ func TestACLsCommand(t *testing.T) {
 
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		conn := []string{"--bootstrap", b.ListenerAddr("CLIENT"), "--sasl-mechanism", "SCRAM-SHA-512",
+		conn := []string{"--bootstrap", b.ListenerAddr("CLIENT"), "--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "SCRAM-SHA-512",
 			"--sasl-username", "admin", "--sasl-password-file", pass, "--timeout", "20s"}
 		err := runACLsTo(context.Background(), append(args[:1:1], append(conn, args[1:]...)...), &out)
 		return out.String(), err
