@@ -1,14 +1,14 @@
 package exporter
 
 import (
-	"github.com/sluicemq/sluice/broker/clientsec"
-
 	"errors"
 	"fmt"
 	"net"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
 // Config configures an Exporter. DefaultConfig gives the defaults, and Validate

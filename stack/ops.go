@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"github.com/sluicemq/sluice/broker/clientsec"
-
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/sluicemq/sluice/alerting"
 	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/tickets"
 	"github.com/sluicemq/sluice/tickets/store"
 )

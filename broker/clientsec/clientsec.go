@@ -16,6 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
+// DefaultPasswordEnv is where the SASL password is read from when neither a password
+// file nor another variable is named.
+const DefaultPasswordEnv = "SLUICE_SASL_PASSWORD"
+
 // Config is a Kafka client's security settings. The zero value is PLAINTEXT.
 type Config struct {
 	// SecurityProtocol is PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL,
@@ -46,14 +50,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SSLCALocation, "tls-ca", c.SSLCALocation, "PEM file of the CAs that sign the brokers' certificates")
 	fs.StringVar(&c.SSLCertificateLocation, "tls-cert", c.SSLCertificateLocation, "client certificate (PEM) for mTLS")
 	fs.StringVar(&c.SSLKeyLocation, "tls-key", c.SSLKeyLocation, "client key (PEM) for mTLS")
-	fs.StringVar(&c.SASLMechanism, "sasl-mechanism", c.SASLMechanism, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default SCRAM-SHA-512)")
+	fs.StringVar(&c.SASLMechanism, "sasl-mechanism", c.SASLMechanism, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default SCRAM-SHA-512; alone it means --security-protocol SASL_PLAINTEXT)")
 	fs.StringVar(&c.SASLUsername, "sasl-username", c.SASLUsername, "SASL user")
 	fs.StringVar(&c.SASLPasswordFile, "sasl-password-file", c.SASLPasswordFile, "file holding the SASL password")
-	fs.StringVar(&c.SASLPasswordEnv, "sasl-password-env", c.SASLPasswordEnv, "environment variable holding the SASL password")
+	fs.StringVar(&c.SASLPasswordEnv, "sasl-password-env", c.SASLPasswordEnv, "environment variable holding the SASL password (default "+DefaultPasswordEnv+")")
 }
 
 func (c *Config) protocol() string {
 	if c.SecurityProtocol == "" {
+		if c.SASLMechanism != "" {
+			return "SASL_PLAINTEXT" // a mechanism alone means SASL, as for kafka-acls.sh's users
+		}
 		return "PLAINTEXT"
 	}
 	return strings.ToUpper(c.SecurityProtocol)
@@ -79,8 +86,11 @@ func (c *Config) Validate() error {
 		if c.SASLUsername == "" {
 			return fmt.Errorf("sasl.username: required by %s", p)
 		}
-		if (c.SASLPasswordFile == "") == (c.SASLPasswordEnv == "") {
-			return fmt.Errorf("sasl.password.file, sasl.password.env: exactly one is required by %s", p)
+		if c.SASLPasswordFile != "" && c.SASLPasswordEnv != "" {
+			return fmt.Errorf("sasl.password.file, sasl.password.env: not both")
+		}
+		if c.SASLPasswordFile == "" && c.SASLPasswordEnv == "" && os.Getenv(DefaultPasswordEnv) == "" {
+			return fmt.Errorf("sasl.password.file, sasl.password.env: one is required by %s (or $%s)", p, DefaultPasswordEnv)
 		}
 	}
 	return nil
@@ -122,8 +132,14 @@ func (c *Config) Opts() ([]kgo.Opt, error) {
 				return nil, fmt.Errorf("sasl.password.file: %w", err)
 			}
 			pass = strings.TrimRight(string(raw), "\r\n")
-		} else if pass = os.Getenv(c.SASLPasswordEnv); pass == "" {
-			return nil, fmt.Errorf("sasl.password.env: %s is empty", c.SASLPasswordEnv)
+		} else {
+			env := c.SASLPasswordEnv
+			if env == "" {
+				env = DefaultPasswordEnv
+			}
+			if pass = os.Getenv(env); pass == "" {
+				return nil, fmt.Errorf("sasl.password.env: %s is empty", env)
+			}
 		}
 		switch strings.ToUpper(c.SASLMechanism) {
 		case "PLAIN":

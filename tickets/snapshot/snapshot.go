@@ -9,9 +9,9 @@
 package snapshot
 
 import (
-	"github.com/sluicemq/sluice/broker/clientsec"
-
 	"time"
+
+	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
 // Config says where the cluster can be observed from. Every source is optional;
