@@ -159,11 +159,14 @@ func TestNotificationHonoursRetryAfter(t *testing.T) {
 }
 
 func TestRetryDelayIsCapped(t *testing.T) {
-	require.InDelta(t, float64(time.Second), float64(notify.RetryDelay(1, 0)), float64(200*time.Millisecond))
-	require.InDelta(t, float64(2*time.Second), float64(notify.RetryDelay(2, 0)), float64(400*time.Millisecond))
-	require.LessOrEqual(t, notify.RetryDelay(40, 0), notify.MaxRetryInterval+notify.MaxRetryInterval/10)
-	require.Equal(t, 30*time.Second, notify.RetryDelay(1, 30*time.Second))
-	require.Equal(t, notify.MaxReceiverDelay, notify.RetryDelay(1, 100*time.Hour), "a receiver cannot park a message for ever")
+	for range 20 { // jittered: check the bounds many times
+		require.GreaterOrEqual(t, notify.RetryDelay(1, 0), 500*time.Millisecond)
+		require.LessOrEqual(t, notify.RetryDelay(1, 0), 1500*time.Millisecond)
+		require.LessOrEqual(t, notify.RetryDelay(40, 0), notify.MaxRetryInterval, "capped")
+		require.Greater(t, notify.RetryDelay(12, 0), 30*time.Second, "grows")
+	}
+	require.Equal(t, 30*time.Second, notify.RetryDelay(1, 30*time.Second), "Retry-After is honoured")
+	require.Less(t, notify.RetryDelay(1, 100*time.Hour), 100*time.Hour, "a receiver cannot park a message for ever")
 }
 
 // TestClusterPageIsCached: visits within cluster_cache_age share one
