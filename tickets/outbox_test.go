@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -150,6 +151,11 @@ func TestNotificationHonoursRetryAfter(t *testing.T) {
 	require.Contains(t, m.LastError, "slack")
 	require.GreaterOrEqual(t, m.NextAttemptAt.Sub(f.clock.Now()), 30*time.Second, "Retry-After is honoured")
 	require.Zero(t, f.slack.count())
+	resp, err := http.Get("http://" + svc.Addr() + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metrics), "sluice_tickets_outbox_pending 1\n")
 
 	f.clock.Advance(31 * time.Second)
 	svc.kick()
