@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/alertmanager/notify"
 	"github.com/slack-go/slack"
 )
 
@@ -183,7 +184,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, a := range cb.ActionCallback.BlockActions {
 		if err := h.act(r.Context(), a.ActionID, a.Value, cb.User.ID, dashboardURL); err != nil {
 			if h.Logger != nil {
-				h.Logger.Warn("slack action failed", "action", a.ActionID, "err", err)
+				h.Logger.Warn("slack action failed", "action", a.ActionID, "err", notify.RedactURL(err))
 			}
 		}
 	}

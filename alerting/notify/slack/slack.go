@@ -121,7 +121,7 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 	if st != rec.Status {
 		reply := threadText(alerts)
 		if _, _, err := n.client.PostMessageContext(ctx, rec.Channel, slack.MsgOptionText(reply, false), slack.MsgOptionTS(rec.TS)); err != nil {
-			n.logger.Warn("slack thread reply failed", "err", err)
+			n.logger.Warn("slack thread reply failed", "err", notify.RedactURL(err))
 		}
 		rec.Status = st
 	}
@@ -130,11 +130,14 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 }
 
 // verdict says whether a failed call is worth retrying: rate limits, 5xx and network errors are;
-// Slack's own refusals (invalid_auth, channel_not_found, ...) are not.
+// Slack's own refusals (invalid_auth, channel_not_found, ...) are not. The URL of a failed
+// request is redacted: an incoming-webhook URL is the webhook's credential, and the error goes
+// to logs and to API callers.
 func verdict(err error) notify.NotifyVerdict {
 	if err == nil {
 		return notify.Success()
 	}
+	err = notify.RedactURL(err)
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		return notify.Retry(rl.RetryAfter, err, notify.DefaultReason)
