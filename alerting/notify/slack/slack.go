@@ -111,7 +111,7 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 		}
 		rec.Channel, rec.TS, rec.Created = ch, ts, time.Now()
 		rec.Status = status(alerts)
-		n.store.put(rec)
+		n.storeRecord(rec)
 		return notify.Success()
 	}
 	if _, _, _, err := n.client.UpdateMessageContext(ctx, rec.Channel, rec.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
@@ -125,8 +125,17 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 		}
 		rec.Status = st
 	}
-	n.store.put(rec)
+	n.storeRecord(rec)
 	return notify.Success()
+}
+
+// storeRecord keeps the message's record. The message is posted either way, so a failed write
+// does not fail the notification (a retry would post it twice), but it is reported: after a
+// restart that message would no longer be edited nor answer its buttons.
+func (n *Notifier) storeRecord(rec Record) {
+	if err := n.store.put(rec); err != nil {
+		n.logger.Error("slack message not recorded; after a restart it will not be edited nor answer its buttons", "channel", rec.Channel, "err", err)
+	}
 }
 
 // verdict says whether a failed call is worth retrying: rate limits, 5xx and network errors are;
