@@ -27,6 +27,10 @@ type Config struct {
 	// Listen is the HTTP address of the API, UI and /metrics, 127.0.0.1:8090 by
 	// default.
 	Listen string `yaml:"listen"`
+	// WebConfigFile is a web config in github.com/prometheus/exporter-toolkit's
+	// format (TLS, client certificates, basic auth with bcrypt hashes, extra
+	// headers) for the listener, as --web.config.file; default none.
+	WebConfigFile string `yaml:"web_config_file"`
 	// DataDir holds the SQLite database when Database is empty.
 	DataDir string `yaml:"data_dir"`
 	// Database is a postgres:// URL; empty for SQLite under DataDir.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/sluicemq/sluice/internal/weblisten"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
@@ -135,11 +135,12 @@ func (s *Service) Addr() string { return s.addr }
 // closes the database.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.store.Close()
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := weblisten.Listen(weblisten.Options{Name: "tickets service", Address: s.cfg.Listen, WebConfigFile: s.cfg.WebConfigFile,
+		ConfigField: "web_config_file (--web.config.file)", StateChanging: true, OwnAuth: "user sessions and API tokens"}, s.log)
 	if err != nil {
 		return err
 	}
-	s.addr = ln.Addr().String()
+	s.addr = ln.Addr()
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	wctx, stopWorkers := context.WithCancel(ctx)
@@ -153,8 +154,11 @@ func (s *Service) Run(ctx context.Context) error {
 		s.notifier.Run(wctx)
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("tickets service listening", "addr", s.addr)
+	go func() {
+		if err := ln.Serve(srv, nil); err != nil {
+			errc <- err
+		}
+	}()
 	close(s.ready)
 	select {
 	case <-ctx.Done():
