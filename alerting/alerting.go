@@ -189,7 +189,14 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 			return fmt.Errorf("%s: receiver %q: %w", cfg.RoutingFile, rcv.Name, err)
 		}
 	}
-	if err := m.evaluator.Apply(files, cfg.Targets); err != nil {
+	targets := make([]rules.Target, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		if cfg.dir != "" {
+			t.SetDirectory(cfg.dir)
+		}
+		targets[i] = t
+	}
+	if err := m.evaluator.Apply(files, targets); err != nil {
 		return err
 	}
 	if err := m.dispatcher.ApplyConfig(routing, func(rcv amconfig.Receiver, t *template.Template) ([]notify.Integration, error) {

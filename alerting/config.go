@@ -164,6 +164,10 @@ func (c *Config) Validate() error {
 		if t.Job == "" || t.Address == "" {
 			return fmt.Errorf("targets[%d]: job and address are required", i)
 		}
+		hc := t.HTTPClientConfig()
+		if err := hc.Validate(); err != nil {
+			return fmt.Errorf("targets[%d]: %w", i, err)
+		}
 		if strings.Contains(t.Address, "://") {
 			continue
 		}
