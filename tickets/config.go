@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicemq/sluice/tickets/notify"
@@ -62,6 +63,10 @@ type Config struct {
 	// http://127.0.0.1:9093 by its default) whose silences the Silences page
 	// lists, creates and expires; empty leaves the page unconfigured.
 	AlertingURL string `yaml:"alerting_url"`
+	// AlertingHTTPConfig is Prometheus' HTTP client configuration for
+	// AlertingURL: the alerting API's bearer token (authorization:
+	// credentials_file) or basic auth, and tls_config.
+	AlertingHTTPConfig commoncfg.HTTPClientConfig `yaml:"alerting_http_config"`
 	// ExternalURL is how people reach this service, for links in
 	// notifications, such as https://tickets.example.com; http://<listen> by
 	// default.
@@ -137,6 +142,15 @@ func (c *Config) Validate() error {
 		c.SessionTTL = def.SessionTTL
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
+	for _, hc := range []struct {
+		field string
+		cfg   *commoncfg.HTTPClientConfig
+	}{{"alerting_http_config", &c.AlertingHTTPConfig}, {"snapshot.admin_http_config", &c.Snapshot.AdminHTTPConfig},
+		{"snapshot.prometheus_http_config", &c.Snapshot.PrometheusHTTPConfig}} {
+		if err := hc.cfg.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", hc.field, err)
+		}
+	}
 	if c.AlertingURL != "" {
 		if _, err := silences.New(c.AlertingURL, nil); err != nil {
 			return err

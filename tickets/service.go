@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/sluicemq/sluice/internal/weblisten"
 	"github.com/sluicemq/sluice/tickets/notify"
@@ -77,7 +78,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		s.reg = prometheus.NewRegistry()
 	}
 	if cfg.AlertingURL != "" {
-		if s.silences, err = silences.New(cfg.AlertingURL, nil); err != nil {
+		hc, err := commoncfg.NewClientFromConfig(cfg.AlertingHTTPConfig, "sluice_tickets_alerting")
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("alerting_http_config: %w", err)
+		}
+		hc.Timeout = 10 * time.Second
+		if s.silences, err = silences.New(cfg.AlertingURL, hc); err != nil {
 			st.Close()
 			return nil, err
 		}
