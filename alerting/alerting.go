@@ -175,7 +175,7 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if len(tokens) == 0 && !m.listener.BasicAuth() && !strings.HasPrefix(m.listener.Mode(), "loopback") {
+	if len(tokens) == 0 && !m.listener.WebAuth() && !m.listener.Loopback() {
 		return fmt.Errorf("api: the API on %s is authenticated by bearer tokens only; a configuration without token_file or token_env would leave it open", m.Addr())
 	}
 	// Build every receiver once to find errors before touching anything; the dispatcher builds

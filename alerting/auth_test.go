@@ -162,3 +162,24 @@ func TestNonLoopbackNeedsAuthentication(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code, body)
 	require.Contains(t, body, "signing secret")
 }
+
+// TestReloadKeepsTheAPIAuthenticated: an API beyond loopback authenticated by bearer tokens
+// only refuses a reload without tokens (it would be open) and keeps the running ones.
+func TestReloadKeepsTheAPIAuthenticated(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "api-tokens", testAPIToken+"\n")
+	logs := &syncBuffer{}
+	m := startManager(t, dir, fmt.Sprintf("listen: 0.0.0.0:0\ndata_dir: %s\ndefault_rules: false\napi:\n  token_file: api-tokens\n",
+		filepath.Join(dir, "data")), logs)
+	require.Contains(t, logs.String(), "credentials in clear text", "bearer tokens over plain HTTP beyond loopback are warned about")
+	cfg := m.Config()
+	cfg.API.TokenFile = ""
+	require.ErrorContains(t, m.ApplyConfig(cfg), "would leave it open")
+	_, port, _ := strings.Cut(m.Addr(), "]:")
+	if port == "" {
+		_, port, _ = strings.Cut(m.Addr(), ":")
+	}
+	code, _ := call(t, http.MethodGet, "http://127.0.0.1:"+port+"/api/v1/silences", "", "", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, 0, silenceCount(t, "http://127.0.0.1:"+port, "Bearer "+testAPIToken))
+}

@@ -138,6 +138,15 @@ func (l *Listener) Mode() string { return l.mode }
 // BasicAuth says whether the web config requires basic auth.
 func (l *Listener) BasicAuth() bool { return len(l.cfg.Users) > 0 }
 
+// WebAuth says whether the web config authenticates every request: basic auth users or
+// verified client certificates.
+func (l *Listener) WebAuth() bool {
+	return len(l.cfg.Users) > 0 || l.cfg.TLSConfig.ClientAuth == "RequireAndVerifyClientCert"
+}
+
+// Loopback says whether the listener accepts only local connections.
+func (l *Listener) Loopback() bool { return isLoopback(l.ln.Addr()) }
+
 // TLS says whether the listener serves HTTPS.
 func (l *Listener) TLS() bool { return l.cfg.TLSConfig.IsEnabled() }
 
