@@ -135,13 +135,33 @@ func (l *Listener) Addr() string { return l.ln.Addr().String() }
 // "loopback-only", "unauthenticated" (read-only endpoints only).
 func (l *Listener) Mode() string { return l.mode }
 
-// BasicAuth says whether the web config requires basic auth.
-func (l *Listener) BasicAuth() bool { return len(l.cfg.Users) > 0 }
+// BasicAuth says whether the web config requires basic auth now. exporter-toolkit reads the
+// file at every request, so an edit takes effect at once; so does this answer, which reads it
+// too. While the file does not parse (exporter-toolkit then answers 500), the config read at
+// start answers.
+func (l *Listener) BasicAuth() bool { return len(l.current().Users) > 0 }
 
-// WebAuth says whether the web config authenticates every request: basic auth users or
+// WebAuth says whether the web config authenticates every request now: basic auth users or
 // verified client certificates.
 func (l *Listener) WebAuth() bool {
-	return len(l.cfg.Users) > 0 || l.cfg.TLSConfig.ClientAuth == "RequireAndVerifyClientCert"
+	c := l.current()
+	return len(c.Users) > 0 || c.TLSConfig.ClientAuth == "RequireAndVerifyClientCert"
+}
+
+// current is the web config as the file says now.
+func (l *Listener) current() web.Config {
+	if l.opts.WebConfigFile == "" {
+		return web.Config{}
+	}
+	var c web.Config
+	b, err := os.ReadFile(l.opts.WebConfigFile)
+	if err == nil {
+		err = yaml.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return l.cfg
+	}
+	return c
 }
 
 // Loopback says whether the listener accepts only local connections.
@@ -165,7 +185,7 @@ func (l *Listener) Serve(srv *http.Server, bypass func(*http.Request) bool) erro
 	if h == nil {
 		return errors.New("weblisten: server without handler")
 	}
-	if bypass != nil && len(l.cfg.Users) > 0 {
+	if bypass != nil && l.opts.WebConfigFile != "" {
 		// web.Serve wraps srv.Handler in its authenticating handler and then calls srv.Serve,
 		// which calls BaseContext once before accepting connections: the place to put the
 		// bypass in front of the wrapped handler.

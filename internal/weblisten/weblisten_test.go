@@ -153,6 +153,16 @@ func TestBasicAuthTLSAndBypass(t *testing.T) {
 	code, _ = get("", "", "token")
 	require.Equal(t, http.StatusOK, code)
 
+	// exporter-toolkit rereads the file at every request; so does BasicAuth, which services
+	// that take credentials of their own ask.
+	require.True(t, l.BasicAuth())
+	require.NoError(t, os.WriteFile(p, []byte("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"+
+		"http_server_config:\n  headers:\n    X-Frame-Options: deny\n"), 0o600))
+	require.False(t, l.BasicAuth())
+	require.False(t, l.WebAuth())
+	code, _ = get("", "", "")
+	require.Equal(t, http.StatusOK, code)
+
 	// Plain HTTP to a TLS listener gets nowhere.
 	resp, err := http.Get("http://" + l.Addr() + "/")
 	if err == nil {
