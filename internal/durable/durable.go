@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // WriteFile replaces the file at path with data: it writes a temporary file in the same
@@ -63,8 +64,12 @@ func write(path string, data []byte, perm os.FileMode, sync bool) (err error) {
 	return nil
 }
 
-// syncDir makes the directory's entries (a rename, a new file) durable.
+// syncDir makes the directory's entries (a rename, a new file) durable. Windows cannot open a
+// directory for fsync (FlushFileBuffers needs write access); NTFS journals the rename itself.
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
