@@ -37,16 +37,20 @@ type Service struct {
 	notifier *notify.Notifier
 	handler  http.Handler
 	pages    pages
+	logins   *loginThrottle
+	cluster  clusterCache
 
 	// GeneratedAdminPassword is the first admin's password when New generated
 	// it; the caller prints it once.
 	GeneratedAdminPassword string
 
-	intakeMu  sync.Mutex // serializes webhook notifications
-	snapQueue chan uint
-	workers   sync.WaitGroup
+	intakeMu   sync.Mutex // serializes webhook notifications
+	outboxKick chan struct{}
+	snapKick   chan struct{}
+	workers    sync.WaitGroup
 
 	ready chan struct{}
+	ln    *weblisten.Listener
 	addr  string
 
 	webhookTotal *prometheus.CounterVec
@@ -62,8 +66,8 @@ type Options struct {
 	Registry *prometheus.Registry
 }
 
-// New opens the database, applies migrations and creates the first admin if
-// there is no user. cfg must have passed Validate.
+// New opens the database, applies migrations, binds the listen address and,
+// when all that worked, creates the first admin if there is no user.
 func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -73,7 +77,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: logger, store: st, reg: opts.Registry, capturer: snapshot.NewCapturer(cfg.Snapshot),
-		snapQueue: make(chan uint, 256), ready: make(chan struct{})}
+		outboxKick: make(chan struct{}, 1), snapKick: make(chan struct{}, 1), ready: make(chan struct{}), logins: newLoginThrottle()}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -98,18 +102,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		st.Close()
 		return nil, fmt.Errorf("notifications: %w", err)
 	}
-	pw := cfg.AdminPassword
-	if pw == "" {
-		pw = store.RandomPassword()
-	}
-	created, err := st.EnsureAdmin(ctx, pw)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("first admin: %w", err)
-	}
-	if created && cfg.AdminPassword == "" {
-		s.GeneratedAdminPassword = pw
-	}
 	f := promauto.With(s.reg)
 	s.webhookTotal = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_webhook_notifications_total",
 		Help: "Alertmanager webhook notifications received, by result (ok, invalid, error)."}, []string{"result"})
@@ -122,7 +114,36 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		st.Close()
 		return nil, fmt.Errorf("web UI templates: %w", err)
 	}
-	s.handler = s.routes()
+	if s.handler, err = s.routes(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	// The listener is bound here, not in Run, so that every check that can
+	// fail has passed before the first admin is created and its password
+	// shown.
+	if s.ln, err = weblisten.Listen(weblisten.Options{Name: "tickets service", Address: cfg.Listen, WebConfigFile: cfg.WebConfigFile,
+		ConfigField: "web_config_file (--web.config.file)", StateChanging: true, OwnAuth: "user sessions and API tokens"}, logger); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.addr = s.ln.Addr()
+	pw := cfg.AdminPassword
+	if pw == "" {
+		pw = store.RandomPassword()
+	}
+	created, err := st.EnsureAdmin(ctx, pw)
+	if err != nil {
+		s.ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("first admin: %w", err)
+	}
+	switch {
+	case created && cfg.AdminPassword == "":
+		s.GeneratedAdminPassword = pw
+	case !created && cfg.AdminPassword != "":
+		logger.Warn("the admin password given (--admin-password-file or SLUICE_ADMIN_PASSWORD) is ignored: users exist already; " +
+			"change it in the web UI or with `sluice tickets admin reset-password`")
+	}
 	return s, nil
 }
 
@@ -135,19 +156,14 @@ func (s *Service) Handler() http.Handler { return s.handler }
 // Ready is closed once Run listens.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Addr is the address Run listens on, valid after Ready.
+// Addr is the address Run listens on.
 func (s *Service) Addr() string { return s.addr }
 
 // Run serves HTTP and captures snapshots until ctx ends, then shuts down and
 // closes the database.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.store.Close()
-	ln, err := weblisten.Listen(weblisten.Options{Name: "tickets service", Address: s.cfg.Listen, WebConfigFile: s.cfg.WebConfigFile,
-		ConfigField: "web_config_file (--web.config.file)", StateChanging: true, OwnAuth: "user sessions and API tokens"}, s.log)
-	if err != nil {
-		return err
-	}
-	s.addr = ln.Addr()
+	ln := s.ln
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	wctx, stopWorkers := context.WithCancel(ctx)
@@ -156,10 +172,7 @@ func (s *Service) Run(ctx context.Context) error {
 		go s.snapshotWorker(wctx)
 	}
 	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		s.notifier.Run(wctx)
-	}()
+	go s.outboxWorker(wctx)
 	errc := make(chan error, 1)
 	go func() {
 		if err := ln.Serve(srv, nil); err != nil {
@@ -167,9 +180,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	close(s.ready)
+	var err error
 	select {
 	case <-ctx.Done():
-		err = nil
 	case err = <-errc:
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -183,32 +196,11 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases the database of a Service whose Run was never called.
-func (s *Service) Close() error { return s.store.Close() }
-
-func (s *Service) snapshotWorker(ctx context.Context) {
-	defer s.workers.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-s.snapQueue:
-			if _, err := s.captureSnapshot(ctx, id, "incident opened"); err != nil && ctx.Err() == nil {
-				s.log.Warn("fault snapshot failed", "incident", id, "err", err)
-			}
-		}
-	}
-}
-
-// enqueueSnapshot asks for a snapshot of a newly opened incident without
-// blocking the webhook; when the queue is full the incident goes without and
-// an operator can capture one from the UI or API.
-func (s *Service) enqueueSnapshot(id uint) {
-	select {
-	case s.snapQueue <- id:
-	default:
-		s.log.Warn("snapshot queue full; incident has no automatic snapshot", "incident", id)
-	}
+// Close releases the listener and the database of a Service whose Run was
+// never called.
+func (s *Service) Close() error {
+	s.ln.Close()
+	return s.store.Close()
 }
 
 func (s *Service) captureSnapshot(ctx context.Context, id uint, reason string) (*store.Snapshot, error) {
