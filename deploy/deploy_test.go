@@ -184,7 +184,7 @@ func TestBrokerConfig(t *testing.T) {
 			continue
 		}
 		n++
-		cfg, err := broker.LoadConfig("broker.yaml")
+		cfg, err := broker.DecodeConfig("broker.yaml")
 		require.NoError(t, err)
 		for _, arg := range svc.Command[1:] {
 			k, v, ok := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
@@ -205,6 +205,12 @@ func TestBrokerConfig(t *testing.T) {
 			case "web.config.file":
 				require.Equal(t, "/run/secrets/web_config", v)
 				cfg.WebConfigFile = v
+			case "listeners":
+				cfg.Listeners = v
+			case "advertised-listeners":
+				cfg.AdvertisedListeners = v
+			case "ssl-keystore-location":
+				cfg.SSLKeystoreLocation = v
 			default:
 				t.Fatalf("%s: flag --%s is not checked here", name, k)
 			}
