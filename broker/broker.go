@@ -25,6 +25,7 @@ import (
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
 // Broker is one Sluice broker. Create it with New, serve with Run.
@@ -239,7 +240,12 @@ func (b *Broker) Run(ctx context.Context) error {
 		if listen == "" || (i == 1 && listen == b.cfg.MetricsListen) {
 			continue
 		}
-		ln, err := net.Listen("tcp", listen)
+		name := "broker metrics and admin"
+		if listen != b.cfg.MetricsListen {
+			name = "broker admin"
+		}
+		ln, err := weblisten.Listen(weblisten.Options{Name: name, Address: listen, WebConfigFile: b.cfg.WebConfigFile,
+			ConfigField: "web.config.file (--web.config.file)"}, b.logger)
 		if err != nil {
 			b.closeLogs()
 			b.quorum.Close()
@@ -248,14 +254,18 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 		b.appliedMu.Lock()
 		if listen == b.cfg.MetricsListen {
-			b.metricsAddr = ln.Addr().String()
+			b.metricsAddr = ln.Addr()
 		}
 		if listen == b.cfg.AdminListen {
-			b.adminAddr = ln.Addr().String()
+			b.adminAddr = ln.Addr()
 		}
 		b.appliedMu.Unlock()
 		srv := &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
+		go func() {
+			if err := ln.Serve(srv, nil); err != nil {
+				b.logger.Warn("http listener failed", "addr", ln.Addr(), "err", err)
+			}
+		}()
 		defer srv.Close()
 	}
 	quorumCtx, stopQuorum := context.WithCancel(context.Background())
@@ -284,12 +294,20 @@ func (b *Broker) Run(ctx context.Context) error {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		pprofSrv = &http.Server{Addr: b.cfg.PprofListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := pprofSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.logger.Warn("pprof listener failed", "err", err)
-			}
-		}()
+		// Profiles show memory contents and cost CPU: treated like state-changing endpoints,
+		// loopback only without authentication.
+		ln, err := weblisten.Listen(weblisten.Options{Name: "broker pprof", Address: b.cfg.PprofListen, WebConfigFile: b.cfg.WebConfigFile,
+			ConfigField: "web.config.file (--web.config.file)", StateChanging: true}, b.logger)
+		if err != nil {
+			b.logger.Warn("pprof listener not started", "err", err)
+		} else {
+			pprofSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			go func() {
+				if err := ln.Serve(pprofSrv, nil); err != nil {
+					b.logger.Warn("pprof listener failed", "err", err)
+				}
+			}()
+		}
 	}
 
 	go func() {

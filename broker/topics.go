@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 const offsetsTopic = "__consumer_offsets"
@@ -270,7 +271,7 @@ func (b *Broker) openReplica(t *topic, index int32, scfg storage.Config) *partit
 		b.logger.Error("opening partition", "topic", t.name, "partition", index, "err", err)
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(dir, partitionMetadataFile), []byte(want)); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, partitionMetadataFile), []byte(want), 0o644); err != nil {
 		b.logger.Error("writing partition metadata", "dir", dir, "err", err)
 	}
 	p := &partition{b: b, topic: t, index: index, log: l, leader: -1, leaderEpoch: -1}
@@ -351,36 +352,7 @@ func (b *Broker) writeHWCheckpoint() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(b.cfg.DataDir, hwCheckpointFile), raw)
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the old or
-// the new content.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return durable.WriteFile(filepath.Join(b.cfg.DataDir, hwCheckpointFile), raw, 0o644)
 }
 
 var legalTopicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
