@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,9 +65,10 @@ type Broker struct {
 	readyOnce sync.Once
 	runCtx    context.Context
 
-	connMu sync.Mutex
-	conns  map[*conn]struct{}
-	connWG sync.WaitGroup
+	connMu  sync.Mutex
+	conns   map[*conn]struct{}
+	connSeq atomic.Uint64
+	connWG  sync.WaitGroup
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -129,6 +131,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Voters:            voters,
 		Dir:               filepath.Join(cfg.DataDir, "metadata"),
 		SessionTimeout:    b.sessionTimeout(),
+		BrokerGone:        brokerGone,
 		DefaultPartitions: cfg.NumPartitions,
 		Logger:            logger.With("part", "metadata"),
 	})
@@ -181,8 +184,9 @@ func (b *Broker) MetricsAddr() string {
 // Registry is the Prometheus registry holding the broker's metrics.
 func (b *Broker) Registry() *prometheus.Registry { return b.registry }
 
-// Ready is closed once the broker is registered with the controller and unfenced:
-// from then on it can lead partitions.
+// Ready is closed once the broker is registered with the controller, unfenced, and
+// its own metadata image shows that: from then on it can lead partitions, and its
+// client listener accepts connections.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // advertisedAddr is the host and port clients are told to connect to.
@@ -274,7 +278,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}()
 
 	var acceptErr error
-	for {
+	for b.waitReady(ctx) {
 		nc, err := b.ln.Accept()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -27,6 +27,12 @@ type conn struct {
 	remote string
 
 	clientID string
+	id       uint64 // unique among this broker's connections
+
+	// heartbeats is set once a BrokerHeartbeat of broker heartbeatOf
+	// succeeded on this connection (see connEnded).
+	heartbeats  bool
+	heartbeatOf int32
 
 	swMu            sync.Mutex // the software fields are read by metrics scrapes
 	softwareName    string
@@ -49,7 +55,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64)}
+	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64), id: b.connSeq.Add(1)}
 	b.connMu.Lock()
 	b.conns[cc] = struct{}{}
 	b.connMu.Unlock()
@@ -64,6 +70,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn) {
 	go func() {
 		defer b.connWG.Done()
 		err := cc.readLoop()
+		b.connEnded(cc, err)
 		close(cc.out)
 		writerDone.Wait()
 		nc.Close()

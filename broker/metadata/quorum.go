@@ -54,6 +54,11 @@ type Config struct {
 	CommitTimeout time.Duration
 	// ApplyTimeout bounds how long a proposal waits to be enqueued in Raft (default 5s).
 	ApplyTimeout time.Duration
+	// BrokerGone, when set, probes a broker and reports whether its process is certainly gone (for
+	// example, nothing accepts connections at its Kafka listener any more). A new controller probes
+	// the previous controller this way and fences it at once instead of after a quarter session. It
+	// must return by the deadline of ctx; nil skips the probe.
+	BrokerGone func(ctx context.Context, b Broker) bool
 	// PreferredLeaderInterval is how often the controller moves leadership back to preferred replicas,
 	// like Kafka's `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds` (default
 	// 1s; negative disables it). The controller also checks right after an ISR expansion.
@@ -126,6 +131,7 @@ type Quorum struct {
 	// entry to be applied before the next one looks. It guards ctl.
 	ctlMu  sync.Mutex
 	ctl    *controller
+	sess   atomic.Pointer[sessions] // the active controller's broker sessions, nil when not
 	isCtl  atomic.Bool
 	kickCh chan struct{} // asks the controller loop for a preferred-leader check now
 	// prevLeader is the last Raft leader other than this node (-1: none seen):
