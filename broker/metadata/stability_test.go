@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
