@@ -210,9 +210,13 @@ func (b *Broker) runHeartbeats(ctx context.Context) {
 	defer s.close()
 	var epoch int64 = -1
 	var due time.Time // of the next heartbeat while unfenced
+	unfenced := false // the last heartbeat said so
 	lastCtl := int32(-1)
 	lastWarn := time.Time{}
 	for {
+		if unfenced {
+			b.markReady(epoch) // once this broker's own image has caught up
+		}
 		ctlID := b.quorum.ControllerID()
 		if epoch < 0 || ctlID != lastCtl || !time.Now().Before(due) {
 			lastCtl = ctlID
@@ -225,10 +229,11 @@ func (b *Broker) runHeartbeats(ctx context.Context) {
 			if epoch >= 0 {
 				var fenced bool
 				fenced, err = b.heartbeat(ctx, s, epoch, false)
+				unfenced = err == nil && !fenced
 				switch {
 				case errors.Is(err, kerr.StaleBrokerEpoch), errors.Is(err, kerr.BrokerIDNotRegistered):
 					epoch = -1
-				case err == nil && !fenced:
+				case unfenced:
 					due = time.Now().Add(every)
 					b.markReady(epoch)
 				}
