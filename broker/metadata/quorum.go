@@ -43,7 +43,8 @@ type Config struct {
 	// Brokers should heartbeat several times per timeout. Time the controller process itself was
 	// stalled does not count (see watchStalls).
 	SessionTimeout time.Duration
-	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 1.5s): how long a follower waits
+	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 1.5s, 500ms for a one-voter
+	// quorum, where it only delays the start): how long a follower waits
 	// for a leader that is silent, but whose process has not visibly ended, before an election (see
 	// watchLeaderLoss). The 500ms of earlier versions made the quorum elect every few seconds on a
 	// loaded 2-core machine.
@@ -52,7 +53,7 @@ type Config struct {
 	// accepts).
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout is how long a Raft leader stays leader without reaching a quorum (default
-	// 500ms); at most HeartbeatTimeout. It is also how long followers wait before electing a new
+	// 500ms, 250ms for a one-voter quorum); at most HeartbeatTimeout. It is also how long followers wait before electing a new
 	// leader once the old one's process has ended. 250ms made leaders step down on a loaded machine.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is how long Raft may wait before sending an AppendEntries with no new entries to
@@ -83,6 +84,12 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	def(&c.SessionTimeout, 9*time.Second)
+	if len(c.Voters) == 0 {
+		// A one-voter quorum has nobody to hold a false election against; its heartbeat timeout
+		// only delays its start.
+		def(&c.HeartbeatTimeout, 500*time.Millisecond)
+		def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	}
 	def(&c.HeartbeatTimeout, 1500*time.Millisecond)
 	def(&c.ElectionTimeout, c.HeartbeatTimeout)
 	def(&c.LeaderLeaseTimeout, 500*time.Millisecond)
