@@ -32,13 +32,22 @@ func (q *Quorum) connLost() {
 	}
 }
 
-// watchLeaderLoss elects at once when the leader's process is gone; it returns when ctx is done.
+// watchLeaderLoss elects at once when the leader's process is gone; it returns when ctx is done. It
+// probes the leader's address when a connection from another voter closed, and every 100ms while the
+// leader has been silent for longer than the leader lease (a live leader heartbeats ten times per
+// heartbeat timeout): a closed connection is the quick sign, but not every follower holds one.
 func (q *Quorum) watchLeaderLoss(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-q.peerLost:
+		case <-t.C:
+			if time.Since(q.raft.LastContact()) < q.cfg.LeaderLeaseTimeout || q.raft.State() != raft.Follower {
+				continue
+			}
 		}
 		addr, id := q.raft.LeaderWithID()
 		if id == "" || id == serverID(q.cfg.NodeID) || !q.addrGone(ctx, string(addr)) {
