@@ -20,8 +20,11 @@ import (
 // as with short Raft timeouts.
 
 // leaderLossStagger is how much later each further follower (by node id) starts its election after
-// a leader loss, so that the first candidate is not met by a second one splitting the vote.
-const leaderLossStagger = 60 * time.Millisecond
+// a leader loss, so that two candidates do not split the vote (which costs an election timeout).
+// Followers last heard the leader up to a heartbeat interval (HeartbeatTimeout/10) apart, so the
+// stagger is longer than that. The first candidate's pre-vote is refused by a follower that still
+// has the leader; the second one's is granted by the first, and it wins.
+const leaderLossStagger = 200 * time.Millisecond
 
 // connLost is called when a connection this node accepted on its Raft listener ends from the other
 // side.
