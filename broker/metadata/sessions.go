@@ -134,10 +134,10 @@ func (q *Quorum) watchStalls(ctx context.Context, s *sessions) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case <-t.C:
 			// The receive time, not the tick's time: a tick can sit in the channel while the
 			// process waits for the CPU.
-			now = time.Now()
+			now := time.Now()
 			if late := now.Sub(last) - stallTick; late > stallSlack {
 				s.shift(late)
 				lvl := slog.LevelDebug
