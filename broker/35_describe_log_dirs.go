@@ -2,7 +2,7 @@ package broker
 
 import (
 	"path/filepath"
-	"syscall"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -30,7 +30,7 @@ func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Respons
 			if p == nil {
 				continue
 			}
-			if indexes != nil && !containsInt32(indexes, p.index) {
+			if indexes != nil && !slices.Contains(indexes, p.index) {
 				continue
 			}
 			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
@@ -52,23 +52,4 @@ func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Respons
 	}
 	resp.Dirs = append(resp.Dirs, dir)
 	return resp, nil
-}
-
-func containsInt32(s []int32, v int32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// diskSpace is the total and available bytes of the file system holding dir, or
-// -1, -1 when unknown.
-func diskSpace(dir string) (total, usable int64) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return -1, -1
-	}
-	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize
 }
