@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestClientAtPortOpenSeesBroker connects to a new broker's client listener the moment its port is
@@ -57,11 +59,7 @@ func TestClientAtPortOpenSeesBroker(t *testing.T) {
 	require.Equal(t, host, resp.Brokers[0].Host)
 	require.Equal(t, port, resp.Brokers[0].Port)
 
-	deadline := time.Now().Add(30 * time.Second)
-	for b.MetricsAddr() == "" {
-		require.True(t, time.Now().Before(deadline), "metrics listener not serving")
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 30*time.Second, "metrics listener serving", func() bool { return b.MetricsAddr() != "" })
 	r, err := http.Get("http://" + b.MetricsAddr() + "/readyz")
 	require.NoError(t, err)
 	r.Body.Close()

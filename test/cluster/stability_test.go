@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/chaos"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // metadataAtPortOpen dials addr until its port is open, sends a Metadata request the moment it is,
@@ -23,15 +24,11 @@ import (
 func metadataAtPortOpen(t *testing.T, addr string) []int32 {
 	t.Helper()
 	var nc net.Conn
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testutil.WaitForErr(t, time.Minute, "port "+addr+" open", func() (bool, error) {
 		var err error
-		if nc, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "port %s not open after a minute: %v", addr, err)
-		time.Sleep(5 * time.Millisecond)
-	}
+		nc, err = net.DialTimeout("tcp", addr, time.Second)
+		return err == nil, err
+	})
 	defer nc.Close()
 	require.NoError(t, nc.SetDeadline(time.Now().Add(time.Minute)))
 	req := kmsg.NewPtrMetadataRequest()
