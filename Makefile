@@ -61,6 +61,10 @@ compat-load: build
 fuzz:
 	$(GO) test ./broker/record/ -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./broker/storage/ -run '^$$' -fuzz FuzzRecover -fuzztime 30s
+	$(GO) test ./broker/acl/ -run '^$$' -fuzz '^FuzzAuthorize$$' -fuzztime 30s
+	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzACLFilter$$' -fuzztime 30s
+	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzSASLExchanges$$' -fuzztime 30s
+	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzPrincipalRules$$' -fuzztime 30s
 
 clean:
 	rm -rf bin data .compat

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -12,12 +13,18 @@ import (
 // Behavior:
 //   - One log dir (log.dir) with the size of each requested partition (all when the
 //     topic list is null); v4+ the file system's total and usable bytes.
+//   - Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED (v3+;
+//     older versions get no log dirs).
 
 func init() { register(35, 0, 4, (*Broker).handleDescribeLogDirs) }
 
-func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleDescribeLogDirs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir, _ = filepath.Abs(b.cfg.DataDir)
 	dir.TotalBytes, dir.UsableBytes = diskSpace(b.cfg.DataDir)

@@ -35,7 +35,10 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered", id)
 	}
-	addr := net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+	addr := br.Addr(b.interBrokerListener().name)
+	if addr == "" {
+		return nil, fmt.Errorf("broker %d has no %s listener", id, b.interBrokerListener().name)
+	}
 	l := &b.ctl
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -45,6 +48,7 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 			p.close()
 		}
 		p = newPeer(addr, "sluice-broker-"+strconv.Itoa(int(b.cfg.NodeID)))
+		p.dial = b.dialPeer
 		l.peers[id] = p
 	}
 	return p, nil
@@ -99,8 +103,13 @@ func (s *controllerSession) to(id int32) (*peer, error) {
 	if !ok {
 		return nil, fmt.Errorf("controller %d is not registered", id)
 	}
+	addr := br.Addr(s.b.interBrokerListener().name)
+	if addr == "" {
+		return nil, fmt.Errorf("controller %d has no %s listener", id, s.b.interBrokerListener().name)
+	}
 	s.ctlID = id
-	s.p = newPeer(net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), "sluice-broker-"+strconv.Itoa(int(s.b.cfg.NodeID)))
+	s.p = newPeer(addr, "sluice-broker-"+strconv.Itoa(int(s.b.cfg.NodeID)))
+	s.p.dial = s.b.dialPeer
 	return s.p, nil
 }
 
@@ -153,16 +162,18 @@ func (s *controllerSession) request(ctx context.Context, req kmsg.Request) (kmsg
 func (b *Broker) register(ctx context.Context, s *controllerSession) (int64, error) {
 	host, port := b.advertisedAddr()
 	if b.quorum.IsController() {
-		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: b.ctl.incarnation})
+		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: b.ctl.incarnation, Listeners: b.endpoints()})
 	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
 	req.Version = 0
 	req.BrokerID = b.cfg.NodeID
 	req.ClusterID = b.cfg.ClusterID
 	req.IncarnationID = b.ctl.incarnation
-	l := kmsg.NewBrokerRegistrationRequestListener()
-	l.Name, l.Host, l.Port, l.SecurityProtocol = "PLAINTEXT", host, uint16(port), 0
-	req.Listeners = append(req.Listeners, l)
+	for _, e := range b.endpoints() {
+		l := kmsg.NewBrokerRegistrationRequestListener()
+		l.Name, l.Host, l.Port, l.SecurityProtocol = e.Name, e.Host, uint16(e.Port), securityProtocolID(e.SecurityProtocol)
+		req.Listeners = append(req.Listeners, l)
+	}
 	resp, err := s.request(ctx, req)
 	if err != nil {
 		return 0, err
@@ -279,11 +290,16 @@ func (b *Broker) waitReady(ctx context.Context) bool {
 	}
 }
 
-// brokerGone reports whether nothing accepts connections at br's Kafka listener
-// any more (connection refused): its process has exited.
-func brokerGone(ctx context.Context, br metadata.Broker) bool {
+// brokerGone reports whether nothing accepts connections at br's inter-broker
+// listener any more (connection refused): its process has exited. Nothing is
+// sent on the probe's connection.
+func (b *Broker) brokerGone(ctx context.Context, br metadata.Broker) bool {
+	addr := br.Addr(b.interBrokerListener().name)
+	if addr == "" {
+		return false
+	}
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))))
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
 		nc.Close()
 		return false

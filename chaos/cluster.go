@@ -237,7 +237,7 @@ func (c *Cluster) Start(id int32) error {
 	cmd.Stderr = w
 	// A process group of its own keeps a terminal's Ctrl-C (meant for `sluice chaos`) from stopping
 	// the brokers under its feet; Close kills them.
-	ownProcessGroup(cmd)
+	OwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", id, err)

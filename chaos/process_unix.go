@@ -16,8 +16,8 @@ const (
 
 var errNoPause = errors.New("pausing a process is not supported on this platform")
 
-// ownProcessGroup gives a node a process group of its own, which keeps a terminal's Ctrl-C (meant
+// OwnProcessGroup gives a child process (a node) a process group of its own, which keeps a terminal's Ctrl-C (meant
 // for `sluice chaos`) from stopping the brokers under its feet; Close kills them.
-func ownProcessGroup(cmd *exec.Cmd) {
+func OwnProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }

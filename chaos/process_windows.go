@@ -14,8 +14,8 @@ const (
 
 var errNoPause = errors.New("pausing a process is not supported on windows")
 
-// ownProcessGroup gives a node a process group of its own, so a console's Ctrl-C meant for
+// OwnProcessGroup gives a child process (a node) a process group of its own, so a console's Ctrl-C meant for
 // `sluice chaos` does not reach the brokers.
-func ownProcessGroup(cmd *exec.Cmd) {
+func OwnProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: syscall.CREATE_NEW_PROCESS_GROUP}
 }
