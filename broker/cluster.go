@@ -93,12 +93,9 @@ type controllerSession struct {
 }
 
 // to returns the peer for controller id, dialing a new connection if the
-// controller changed.
+// controller or its registered address changed (a restarted controller may
+// listen elsewhere).
 func (s *controllerSession) to(id int32) (*peer, error) {
-	if s.p != nil && s.ctlID == id {
-		return s.p, nil
-	}
-	s.close()
 	br, ok := s.b.quorum.Image().Brokers[id]
 	if !ok {
 		return nil, fmt.Errorf("controller %d is not registered", id)
@@ -107,6 +104,10 @@ func (s *controllerSession) to(id int32) (*peer, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("controller %d has no %s listener", id, s.b.interBrokerListener().name)
 	}
+	if s.p != nil && s.ctlID == id && s.p.addr == addr {
+		return s.p, nil
+	}
+	s.close()
 	s.ctlID = id
 	s.p = newPeer(addr, "sluice-broker-"+strconv.Itoa(int(s.b.cfg.NodeID)))
 	s.p.dial = s.b.dialPeer

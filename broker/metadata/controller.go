@@ -47,8 +47,8 @@ func (q *Quorum) runController(ctx context.Context) {
 	// session and learn of the new controller from Raft at once. The previous
 	// controller (usually the one that died) has been silent for a Raft heartbeat
 	// timeout already when this node wins the election, so it gets a quarter
-	// session, and if nothing listens at its address any more (a killed process
-	// closed its listener) it is fenced at once.
+	// session. A broker at whose address nothing listens any more (a killed
+	// process closed its listener) is fenced at once.
 	prev := q.prevLeader.Load()
 	for id, b := range img.Brokers {
 		if b.Fenced {
@@ -64,14 +64,24 @@ func (q *Quorum) runController(ctx context.Context) {
 	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); q.watchStalls(ctx, c.sessions) }()
-	if b, ok := img.Brokers[prev]; ok && !b.Fenced && q.cfg.BrokerGone != nil {
+	// Every broker this controller has not heard from yet is probed: the previous controller
+	// (usually the one that died), and after a restart of the whole cluster, the old incarnations
+	// of brokers that are starting again and cannot register while an old session lasts.
+	for _, b := range img.Brokers {
+		if b.Fenced || q.cfg.BrokerGone == nil || b.ID == q.cfg.NodeID {
+			continue
+		}
+		reason := "not listening"
+		if b.ID == prev {
+			reason = "previous controller not listening"
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, q.cfg.SessionTimeout/4)
 			defer cancel()
-			if q.cfg.BrokerGone(pctx, b) && c.sessions.gone(b.ID, "previous controller not listening") {
-				q.log.Info("previous controller is gone; fencing it", "broker", b.ID)
+			if q.cfg.BrokerGone(pctx, b) && c.sessions.gone(b.ID, reason) {
+				q.log.Info("broker is gone; fencing it", "broker", b.ID, "reason", reason)
 			}
 		}()
 	}
