@@ -216,6 +216,9 @@ func (b *Broker) heartbeat(ctx context.Context, s *controllerSession, epoch int6
 // does nothing else, and its connection carries nothing else.
 func (b *Broker) runHeartbeats(ctx context.Context) {
 	every := time.Duration(b.cfg.BrokerHeartbeatIntervalMs) * time.Millisecond
+	if every == 0 {
+		every = min(2*time.Second, b.sessionTimeout()/3)
+	}
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
 	s := &controllerSession{b: b, ctlID: -1}

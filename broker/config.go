@@ -45,8 +45,9 @@ type Config struct {
 	// controller connection and is fenced at once.
 	BrokerSessionTimeoutMs int64 `yaml:"broker.session.timeout.ms"`
 	// BrokerHeartbeatIntervalMs is how often a broker heartbeats to the
-	// controller, like Kafka's broker.heartbeat.interval.ms. Default 2000,
-	// Kafka's; less than broker.session.timeout.ms. A broker heartbeats at once
+	// controller, like Kafka's broker.heartbeat.interval.ms; less than
+	// broker.session.timeout.ms. Default (0) 2000, Kafka's, or a third of
+	// broker.session.timeout.ms if that is less. A broker heartbeats at once
 	// when the controller changes, and every 100ms while it is fenced.
 	BrokerHeartbeatIntervalMs int64 `yaml:"broker.heartbeat.interval.ms"`
 	// ReplicaLagTimeMaxMs is how long a follower may go without catching up before
@@ -163,7 +164,6 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.NumPartitions, 1)
 	setDefault(&c.DefaultReplicationFactor, -1)
 	setDefault(&c.BrokerSessionTimeoutMs, 9000)
-	setDefault(&c.BrokerHeartbeatIntervalMs, min(2000, c.BrokerSessionTimeoutMs/3))
 	setDefault(&c.ReplicaLagTimeMaxMs, 30000)
 	setDefault(&c.OffsetsTopicReplicationFactor, 3)
 	if c.AutoCreateTopics == nil {
@@ -243,7 +243,7 @@ func (c *Config) Validate() error {
 		{"num.partitions", c.NumPartitions > 0},
 		{"default.replication.factor", c.DefaultReplicationFactor > 0 || c.DefaultReplicationFactor == -1},
 		{"broker.session.timeout.ms", c.BrokerSessionTimeoutMs >= 100},
-		{"broker.heartbeat.interval.ms", c.BrokerHeartbeatIntervalMs > 0 && c.BrokerHeartbeatIntervalMs < c.BrokerSessionTimeoutMs},
+		{"broker.heartbeat.interval.ms", c.BrokerHeartbeatIntervalMs >= 0 && c.BrokerHeartbeatIntervalMs < c.BrokerSessionTimeoutMs},
 		{"replica.lag.time.max.ms", c.ReplicaLagTimeMaxMs >= 100},
 		{"offsets.topic.replication.factor", c.OffsetsTopicReplicationFactor > 0},
 		{"message.max.bytes", c.MessageMaxBytes > 0},

@@ -32,6 +32,7 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-type.yaml", "line 1"},
 		{"invalid-cleanup.yaml", "log.cleanup.policy"},
 		{"invalid-range.yaml", "group.max.session.timeout.ms"},
+		{"invalid-heartbeat-interval.yaml", "broker.heartbeat.interval.ms"},
 		{"invalid-authorizer.yaml", "authorizer.class.name"},
 		{"invalid-super-users.yaml", "super.users"},
 		{"missing.yaml", "no such file"},
