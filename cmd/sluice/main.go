@@ -23,6 +23,8 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"dev":      runDev,
 	"exporter": runExporter,
 	"tickets":  runTickets,
+	"users":    runUsers,
+	"certs":    runCerts,
 }
 
 func main() {
