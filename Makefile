@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: build run demo test test-race lint bench compat fuzz tools clean
+.PHONY: build run demo test test-race lint bench compat compat-load fuzz tools clean
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -52,6 +52,11 @@ bench: build
 # franz-go's own integration suite (pkg/kgo) against a running Sluice broker.
 compat: build
 	./scripts/compat.sh
+
+# The load test: franz-go's suite against the 3-broker cluster while two CPU hogs keep both cores busy;
+# no test may fail and no broker may be fenced. Not part of CI's time budget (about 10 minutes).
+compat-load: build
+	COMPAT_MODE=cluster COMPAT_HOGS=2 ./scripts/compat.sh
 
 # A short run of every fuzz target.
 fuzz:

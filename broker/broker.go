@@ -79,9 +79,10 @@ type Broker struct {
 	readyOnce sync.Once
 	runCtx    context.Context
 
-	connMu sync.Mutex
-	conns  map[*conn]struct{}
-	connWG sync.WaitGroup
+	connMu  sync.Mutex
+	conns   map[*conn]struct{}
+	connSeq atomic.Uint64
+	connWG  sync.WaitGroup
 
 	authz authorizerState
 }
@@ -161,6 +162,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Voters:            voters,
 		Dir:               filepath.Join(cfg.DataDir, "metadata"),
 		SessionTimeout:    b.sessionTimeout(),
+		BrokerGone:        b.brokerGone,
 		DefaultPartitions: cfg.NumPartitions,
 		Logger:            logger.With("part", "metadata"),
 
@@ -218,8 +220,9 @@ func (b *Broker) MetricsAddr() string {
 // Registry is the Prometheus registry holding the broker's metrics.
 func (b *Broker) Registry() *prometheus.Registry { return b.registry }
 
-// Ready is closed once the broker is registered with the controller and unfenced:
-// from then on it can lead partitions.
+// Ready is closed once the broker is registered with the controller, unfenced, and
+// its own metadata image shows that: from then on it can lead partitions, and its
+// client listener accepts connections.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // advertisedAddr is the host and port clients are told to connect to.
@@ -325,7 +328,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}()
 
 	var acceptErr error
-	for {
+	for b.waitReady(ctx) {
 		nc, err := b.ln.Accept()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -41,6 +41,7 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-type.yaml", "line 1"},
 		{"invalid-cleanup.yaml", "log.cleanup.policy"},
 		{"invalid-range.yaml", "group.max.session.timeout.ms"},
+		{"invalid-heartbeat-interval.yaml", "broker.heartbeat.interval.ms"},
 		{"invalid-authorizer.yaml", "authorizer.class.name"},
 		{"invalid-super-users.yaml", "super.users"},
 		{"invalid-plaintext-public.yaml", "listeners: PLAINTEXT listener PLAINTEXT on \"0.0.0.0:9092\" does not authenticate"},

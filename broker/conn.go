@@ -28,6 +28,12 @@ type conn struct {
 	remote string
 
 	clientID string
+	id       uint64 // unique among this broker's connections
+
+	// heartbeats is set once a BrokerHeartbeat of broker heartbeatOf
+	// succeeded on this connection (see connEnded).
+	heartbeats  bool
+	heartbeatOf int32
 
 	// listener is the listener the connection came in on; principal is who it
 	// authenticated as, in Kafka's form: "User:alice", the mapped certificate subject
@@ -62,7 +68,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 		tc.SetNoDelay(true)
 	}
 	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64),
-		listener: l, principal: anonymous}
+		listener: l, principal: anonymous, id: b.connSeq.Add(1)}
 	b.connMu.Lock()
 	b.conns[cc] = struct{}{}
 	b.connMu.Unlock()
@@ -83,6 +89,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 		if err == nil {
 			err = cc.readLoop()
 		}
+		b.connEnded(cc, err)
 		close(cc.out)
 		writerDone.Wait()
 		nc.Close()
