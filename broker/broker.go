@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
@@ -67,6 +68,14 @@ type Broker struct {
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
 	connWG sync.WaitGroup
+
+	// Limits and quotas (limits.go, quota.go).
+	reqPool   *requestPool
+	connLimit *connLimiter
+	quotas    *quotaManager
+	panics    *prometheus.CounterVec
+	// beforeHandle, set by tests only, runs before every request's handler.
+	beforeHandle func(*conn, kmsg.Request)
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -106,6 +115,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		b.registry = prometheus.NewRegistry()
 	}
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.initLimits()
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
@@ -126,6 +136,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	b.quorum, err = metadata.Open(metadata.Config{
 		NodeID:            cfg.NodeID,
 		Listen:            cfg.ControllerListen,
+		Listener:          cfg.ControllerListener,
 		Voters:            voters,
 		Dir:               filepath.Join(cfg.DataDir, "metadata"),
 		SessionTimeout:    b.sessionTimeout(),
@@ -156,6 +167,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
 	b.applyImage(b.quorum.Image())
+	b.quotas.update(b.quorum.Image())
 	return b, nil
 }
 
@@ -282,7 +294,9 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 			break
 		}
-		b.serve(ctx, nc)
+		if b.connLimit.admit(ctx, nc) {
+			b.serve(ctx, nc)
+		}
 	}
 	cancel()
 	<-heartbeatsDone // the last heartbeat asked to be fenced
@@ -318,6 +332,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		changed := b.quorum.Changed()
 		img := b.quorum.Image()
 		b.applyImage(img)
+		b.quotas.update(img)
 		if b.quorum.IsController() {
 			for _, e := range img.EventsSince(seen) {
 				switch e.Type {

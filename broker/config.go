@@ -122,6 +122,15 @@ type Config struct {
 	Registry *prometheus.Registry `yaml:"-"`
 	// PprofListen, when set, serves net/http/pprof on that address.
 	PprofListen string `yaml:"pprof.listen"`
+
+	// Limits holds the connection, request memory and topic limits (limits.go).
+	Limits `yaml:",inline"`
+	// Quotas holds the client quota windows (quota.go).
+	Quotas QuotaConfig `yaml:",inline"`
+	// ControllerListener, when set, is a listener handed over for the metadata
+	// quorum's Raft transport instead of binding ControllerListen (tests bind
+	// port 0 before the voters' addresses are known).
+	ControllerListener net.Listener `yaml:"-"`
 }
 
 // DefaultConfig returns the configuration `sluice broker` runs with when nothing
@@ -165,6 +174,8 @@ func (c *Config) applyDefaults() {
 	if c.GroupInitialRebalanceDelayMs == nil {
 		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
 	}
+	c.Limits.applyDefaults()
+	c.Quotas.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -242,7 +253,10 @@ func (c *Config) Validate() error {
 	if err := validCleanupPolicy(c.LogCleanupPolicy); err != nil {
 		return fmt.Errorf("log.cleanup.policy: %w", err)
 	}
-	return nil
+	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
+		return err
+	}
+	return c.Quotas.validate()
 }
 
 // LoadConfig reads a broker YAML file strictly: unknown fields are errors that name

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -37,11 +38,20 @@ type conn struct {
 	out chan outFrame
 
 	// fetchBuf holds the record bytes of the fetch being answered; reqBuf
-	// the frame of a Produce or Fetch request. Both are reused because a
+	// the frame of a small Produce or Fetch request. Both are reused because a
 	// connection handles one request at a time and nothing keeps them past
 	// the encoding of its response.
 	fetchBuf []byte
 	reqBuf   []byte
+
+	// principal is the authenticated user of the connection, "User:ANONYMOUS"
+	// until a listener authenticates one.
+	principal string
+	// muteUntil is when a throttled connection may read its next request.
+	muteUntil time.Time
+	// mutationThrottle is the controller mutation quota's throttle time for
+	// the request being handled.
+	mutationThrottle time.Duration
 }
 
 // serve starts the goroutines of a new connection.
@@ -49,7 +59,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64)}
+	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64), principal: anonymousPrincipal}
 	b.connMu.Lock()
 	b.conns[cc] = struct{}{}
 	b.connMu.Unlock()
@@ -70,6 +80,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn) {
 		b.connMu.Lock()
 		delete(b.conns, cc)
 		b.connMu.Unlock()
+		b.connLimit.release(nc)
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 			b.logger.Info("closing connection", "remote", cc.remote, "client_id", cc.clientID, "err", err)
 		}
@@ -127,34 +138,36 @@ func (cc *conn) readLoop() error {
 	r := bufio.NewReaderSize(cc.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		if err := cc.mute(); err != nil {
+			return err
+		}
+		cc.nc.SetReadDeadline(time.Now().Add(time.Duration(cc.b.cfg.ConnectionsMaxIdleMs) * time.Millisecond))
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("no request for connections.max.idle.ms=%d", cc.b.cfg.ConnectionsMaxIdleMs)
+			}
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if size < 8 || size > cc.b.cfg.SocketRequestMaxBytes {
 			return fmt.Errorf("request size %d outside [8, socket.request.max.bytes=%d]", size, cc.b.cfg.SocketRequestMaxBytes)
 		}
-		if cap(cc.reqBuf) < int(size) {
-			cc.reqBuf = make([]byte, size)
-		}
-		body := cc.reqBuf[:size]
-		if _, err := io.ReadFull(r, body); err != nil {
+		fr, err := cc.readFrame(r, int(size))
+		if err != nil {
 			return err
 		}
-		// Only Produce and Fetch are known to keep no reference into their
-		// frame after the response is encoded (group requests keep member
-		// metadata, for one); every other request gets a frame of its own.
-		if key := int16(binary.BigEndian.Uint16(body)); key != 0 && key != 1 {
-			body = append([]byte(nil), body...)
-		}
-		if err := cc.handle(body, time.Now()); err != nil {
+		err = cc.handle(fr.body, time.Now())
+		fr.done(cc)
+		if err != nil {
 			return err
 		}
 	}
 }
 
 // handle decodes one request frame, runs its handler and queues the response.
-func (cc *conn) handle(frame []byte, read time.Time) error {
+// A panic while handling is recovered: it is logged and counted, and only this
+// connection is closed.
+func (cc *conn) handle(frame []byte, read time.Time) (err error) {
 	rd := kbin.Reader{Src: frame}
 	key := rd.Int16()
 	version := rd.Int16()
@@ -163,6 +176,11 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 	if err := rd.Complete(); err != nil {
 		return fmt.Errorf("malformed request header: %w", err)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = cc.b.handlerPanicked(cc, key, version, p)
+		}
+	}()
 	if clientID != nil {
 		cc.clientID = *clientID
 	}
@@ -189,12 +207,16 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 	}
 	t := &requestTiming{api: kmsg.NameForKey(key), read: read, started: time.Now()}
 	cc.timing = t
-	resp, err := api.handle(cc.b, cc, req)
+	if cc.b.beforeHandle != nil {
+		cc.b.beforeHandle(cc, req)
+	}
+	resp, err := cc.handleWithMutationQuota(api, req)
 	cc.timing = nil
 	t.handled = time.Now()
 	if err != nil {
 		return err
 	}
+	cc.throttleResponse(req, resp, len(frame), t)
 	cc.b.metrics.observeHandled(t, version, resp)
 	if resp == nil {
 		return nil

@@ -17,6 +17,7 @@ type builder struct {
 	index         uint64
 	brokersCloned bool
 	topicsCloned  bool
+	quotasCloned  bool
 	touched       map[[16]byte]bool
 	events        []Event
 }
@@ -224,6 +225,9 @@ func (b *builder) apply(s stamped) error {
 			return fmt.Errorf("producer id block [%d, %d) does not follow %d", r.BlockStart, r.NextBlockStart, b.next.NextProducerIDBlock)
 		}
 		b.next.NextProducerIDBlock = r.NextBlockStart
+
+	case clientQuotaRecord:
+		return b.applyClientQuota(r)
 
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)

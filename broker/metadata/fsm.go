@@ -74,6 +74,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.Index = s.Index
 	img.NextProducerIDBlock = s.NextProducerIDBlock
 	img.Events = s.Events
+	for _, cq := range s.ClientQuotas {
+		if img.ClientQuotas == nil {
+			img.ClientQuotas = map[string]ClientQuota{}
+		}
+		img.ClientQuotas[cq.Entity.Key()] = cq
+	}
 	for _, b := range s.Brokers {
 		img.Brokers[b.ID] = b
 	}
@@ -98,6 +104,9 @@ type snapshotData struct {
 	Topics              []*Topic `json:"topics"`
 	NextProducerIDBlock int64    `json:"next_producer_id_block"`
 	Events              []Event  `json:"events"`
+	// ClientQuotas was added without a version change: it is only set once client_quota records
+	// were applied, which an older node would already have refused to decode.
+	ClientQuotas []ClientQuota `json:"client_quotas,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
@@ -109,6 +118,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].ID < d.Brokers[j].ID })
 	d.Topics = s.img.SortedTopics()
+	d.ClientQuotas = s.img.SortedClientQuotas()
 	if err := json.NewEncoder(sink).Encode(&d); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write metadata snapshot: %w", err)

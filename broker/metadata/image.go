@@ -20,6 +20,8 @@ type Image struct {
 	// Events are the most recent cluster events derived from applied records, oldest first, at most
 	// MaxEvents of them.
 	Events []Event
+	// ClientQuotas holds the client quotas (KIP-13, KIP-124, KIP-599) by QuotaEntity.Key.
+	ClientQuotas map[string]ClientQuota
 
 	topicsByID map[[16]byte]*Topic
 }

@@ -125,6 +125,7 @@ var recordKinds = map[string]struct {
 	"alter_topic_configs":   {func() record { return &alterTopicConfigsRecord{} }, 1},
 	"partition_change":      {func() record { return &partitionChangeRecord{} }, 1},
 	"allocate_producer_ids": {func() record { return &allocateProducerIDsRecord{} }, 1},
+	"client_quota":          {func() record { return &clientQuotaRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -190,6 +191,8 @@ func deref(r record) record {
 	case *partitionChangeRecord:
 		return *r
 	case *allocateProducerIDsRecord:
+		return *r
+	case *clientQuotaRecord:
 		return *r
 	}
 	return r
