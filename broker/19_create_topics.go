@@ -50,6 +50,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	limitErrs := b.topicLimitErrors(req) // limits_topics.go
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -57,7 +58,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		var err error
 		if seen[rt.Topic] > 1 {
 			err = kafkaErr(kerr.InvalidRequest, "topic named more than once in one request")
-		} else {
+		} else if err = limitErrs[rt.Topic]; err == nil {
 			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st)
 		}
 		if err != nil {

@@ -38,10 +38,14 @@ func (b *Broker) handleCreatePartitions(cc *conn, kreq kmsg.Request) (kmsg.Respo
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	budget := b.newPartitionBudget() // limits_topics.go
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		err := b.createPartitions(cc, &rt, req.ValidateOnly)
+		err := b.createPartitionsLimitError(budget, &rt)
+		if err == nil {
+			err = b.createPartitions(cc, &rt, req.ValidateOnly)
+		}
 		st.ErrorCode, st.ErrorMessage = errCode(err), errMessage(err)
 		resp.Topics = append(resp.Topics, st)
 	}

@@ -57,9 +57,6 @@ type Limits struct {
 	// hold after a creation (new replicas are spread over the live brokers).
 	// Sluice's own. Default 20000.
 	MaxPartitionsPerBroker int32 `yaml:"max.partitions.per.broker"`
-	// MaxConfigValueBytes caps the length of one topic config value in
-	// CreateTopics and AlterConfigs. Sluice's own. Default 4096.
-	MaxConfigValueBytes int `yaml:"max.config.value.bytes"`
 }
 
 // smallFrameBytes is the largest frame that may use the quarter of the request
@@ -77,7 +74,6 @@ func (l *Limits) applyDefaults() {
 	setDefault(&l.MaxPartitionsPerRequest, 10000)
 	setDefault(&l.MaxPartitionsPerTopic, 10000)
 	setDefault(&l.MaxPartitionsPerBroker, 20000)
-	setDefault(&l.MaxConfigValueBytes, 4096)
 }
 
 func (l *Limits) validate(socketRequestMaxBytes int32) error {
@@ -97,7 +93,6 @@ func (l *Limits) validate(socketRequestMaxBytes int32) error {
 		{"max.partitions.per.request", l.MaxPartitionsPerRequest > 0},
 		{"max.partitions.per.topic", l.MaxPartitionsPerTopic > 0},
 		{"max.partitions.per.broker", l.MaxPartitionsPerBroker > 0},
-		{"max.config.value.bytes", l.MaxConfigValueBytes > 0},
 	}
 	for _, chk := range checks {
 		if !chk.ok {
