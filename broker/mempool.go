@@ -115,9 +115,10 @@ type reqFrame struct {
 const initialFrameChunk = 64 << 10
 
 // frameBufs recycle frame buffers by power-of-two capacity from 64 KiB to
-// 16 MiB: the buffers a frame outgrew, and the frames of Produce and Fetch
-// requests, whose handlers keep no reference into them.
-var frameBufs [25]sync.Pool
+// 1 MiB: the buffers a frame outgrew, and the frames of Produce and Fetch
+// requests, whose handlers keep no reference into them. Larger buffers are
+// left to the garbage collector, so the pool bounds what frames hold.
+var frameBufs [21]sync.Pool
 
 // readFrame reads a frame of size bytes after its size prefix. Memory is taken
 // from the request pool as the frame grows, never up front; while the pool is
@@ -152,15 +153,10 @@ func (cc *conn) readFrame(r *bufio.Reader, size int) (reqFrame, error) {
 			if grow > size && f.big {
 				grow = size // a large frame's last step takes no more than it needs
 			}
-			start := time.Now()
-			if err := cc.b.reqPool.acquire(cc.ctx, int64(grow-cap(buf)), f.big); err != nil {
+			if err := cc.growFrame(&f, int64(grow-cap(buf)), &deadline); err != nil {
+				f.pooled = buf != nil
 				f.done(cc)
 				return reqFrame{}, err
-			}
-			f.held += int64(grow - cap(buf))
-			if waited := time.Since(start); waited > time.Millisecond {
-				deadline = deadline.Add(waited)
-				cc.nc.SetReadDeadline(deadline)
 			}
 			nb := append(getFrameBuf(grow), buf...)
 			putFrameBuf(buf)
@@ -179,6 +175,36 @@ func (cc *conn) readFrame(r *bufio.Reader, size int) (reqFrame, error) {
 	key := int16(binary.BigEndian.Uint16(buf))
 	f.pooled = key == 0 || key == 1
 	return f, nil
+}
+
+// growFrame takes n more bytes for a frame from the request pool. Waiting for
+// its first bytes does not count against the frame's read deadline, so a
+// connection is slowed down, not dropped, while the pool is empty; a frame that
+// already holds memory must get the rest before its deadline, so frames waiting
+// on each other's memory cannot wait forever.
+func (cc *conn) growFrame(f *reqFrame, n int64, deadline *time.Time) error {
+	if f.held == 0 {
+		start := time.Now()
+		if err := cc.b.reqPool.acquire(cc.ctx, n, f.big); err != nil {
+			return err
+		}
+		if waited := time.Since(start); waited > time.Millisecond {
+			*deadline = deadline.Add(waited)
+			cc.nc.SetReadDeadline(*deadline)
+		}
+	} else {
+		ctx, cancel := context.WithDeadline(cc.ctx, *deadline)
+		err := cc.b.reqPool.acquire(ctx, n, f.big)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("request frame not received within request.read.timeout.ms=%d while waiting for queued.max.request.bytes", cc.b.cfg.RequestReadTimeoutMs)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	f.held += n
+	return nil
 }
 
 // frameClass is the frameBufs index of capacity n, or -1 if n is not pooled.
