@@ -167,7 +167,6 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
 	b.applyImage(b.quorum.Image())
-	b.quotas.update(b.quorum.Image())
 	return b, nil
 }
 
@@ -332,7 +331,6 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		changed := b.quorum.Changed()
 		img := b.quorum.Image()
 		b.applyImage(img)
-		b.quotas.update(img)
 		if b.quorum.IsController() {
 			for _, e := range img.EventsSince(seen) {
 				switch e.Type {

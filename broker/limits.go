@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 // Limits are the broker's limits on what clients can make it hold: connections,
@@ -135,7 +137,7 @@ func parseIPOverrides(s string) (map[string]int, error) {
 func (b *Broker) initLimits() {
 	b.reqPool = newRequestPool(b.cfg.QueuedMaxRequestBytes)
 	b.connLimit = newConnLimiter(b.cfg.Limits, b.logger, b.registry)
-	b.quotas = newQuotaManager(b.cfg.Quotas, b.registry)
+	b.quotas = newQuotaManager(b.cfg.Quotas, func() *metadata.Image { return b.quorum.Image() }, b.registry)
 	b.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_request_handler_panics_total",
 		Help: "Request handlers that panicked, by API; each closed its connection only.",

@@ -69,8 +69,10 @@ var quotaKinds = []string{metadata.QuotaProducerByteRate, metadata.QuotaConsumer
 // its connection is muted for that long. Quotas are looked up in a table rebuilt
 // when the metadata image changes; without any quota nothing is recorded.
 type quotaManager struct {
-	cfg   QuotaConfig
-	table atomic.Pointer[quotaTable]
+	cfg      QuotaConfig
+	image    func() *metadata.Image
+	table    atomic.Pointer[quotaTable]
+	updateMu sync.Mutex
 
 	mu      sync.Mutex
 	sensors map[sensorKey]*sensor
@@ -82,7 +84,8 @@ type quotaManager struct {
 // quotaTable holds the quotas of one metadata image by entity key.
 type quotaTable struct {
 	img    map[string]metadata.ClientQuota
-	epoch  uint64
+	index  uint64          // of the metadata image
+	epoch  uint64          // grows when the quotas change
 	byType map[string]bool // quota keys set for some entity
 }
 
@@ -105,9 +108,10 @@ type sensor struct {
 	usage           prometheus.Counter
 }
 
-func newQuotaManager(cfg QuotaConfig, reg prometheus.Registerer) *quotaManager {
+func newQuotaManager(cfg QuotaConfig, image func() *metadata.Image, reg prometheus.Registerer) *quotaManager {
 	m := &quotaManager{
 		cfg:     cfg,
+		image:   image,
 		sensors: map[sensorKey]*sensor{},
 		throttle: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_quota_throttle_seconds_total",
@@ -123,19 +127,31 @@ func newQuotaManager(cfg QuotaConfig, reg prometheus.Registerer) *quotaManager {
 	return m
 }
 
-// update rebuilds the quota table from a metadata image.
-func (m *quotaManager) update(img *metadata.Image) {
-	old := m.table.Load()
-	if sameQuotas(old.img, img.ClientQuotas) {
-		return
+// current returns the quota table of the newest metadata image, rebuilding it
+// when the image has changed since.
+func (m *quotaManager) current() *quotaTable {
+	img := m.image()
+	t := m.table.Load()
+	if t.index == img.Index {
+		return t
 	}
-	t := &quotaTable{img: img.ClientQuotas, epoch: old.epoch + 1, byType: map[string]bool{}}
-	for _, cq := range img.ClientQuotas {
-		for k := range cq.Values {
-			t.byType[k] = true
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	if t = m.table.Load(); t.index >= img.Index {
+		return t
+	}
+	nt := &quotaTable{img: img.ClientQuotas, index: img.Index, epoch: t.epoch, byType: t.byType}
+	if !sameQuotas(t.img, img.ClientQuotas) {
+		nt.epoch++
+		nt.byType = map[string]bool{}
+		for _, cq := range img.ClientQuotas {
+			for k := range cq.Values {
+				nt.byType[k] = true
+			}
 		}
 	}
-	m.table.Store(t)
+	m.table.Store(nt)
+	return nt
 }
 
 func sameQuotas(a, b map[string]metadata.ClientQuota) bool {
@@ -215,7 +231,7 @@ func userName(principal string) string {
 // sensorFor returns the sensor of kind for a connection's user and client id,
 // or nil when no quota of that kind applies.
 func (m *quotaManager) sensorFor(kind, principal, clientID string) *sensor {
-	t := m.table.Load()
+	t := m.current()
 	if len(t.byType) == 0 {
 		return nil
 	}
@@ -264,9 +280,12 @@ func (s *sensor) record(value float64, now time.Time) time.Duration {
 }
 
 // windowedRate is Kafka's SampledStat Rate: a ring of samples, each one window
-// long; the rate is the total of the live samples over the time they span, at
-// least all but one full window (so a new client's first burst is measured over
-// the whole span, as in Kafka).
+// long; the rate is the total of the live samples over the time they span.
+// Kafka measures over at least all but one window, so a new client's first
+// burst may reach ten windows' worth; that burst then leaves the window all at
+// once and invites the next, so throughput swings with a period of
+// quota.window.num windows. Sluice measures over at least one window: the first
+// burst is one window's worth and throttled throughput stays even.
 type windowedRate struct {
 	window  time.Duration
 	samples []rateSample
@@ -318,7 +337,7 @@ func (r *windowedRate) measure(now time.Time) (float64, time.Duration) {
 	}
 	elapsed := now.Sub(oldest)
 	full := int(elapsed / r.window)
-	if minFull := len(r.samples) - 1; full < minFull {
+	if minFull := 1; full < minFull {
 		elapsed += time.Duration(minFull-full) * r.window
 	}
 	return total / elapsed.Seconds(), elapsed
@@ -376,7 +395,7 @@ const maxThrottle = time.Duration(math.MaxInt32) * time.Millisecond
 // and mutes the connection for that long. Broker-to-broker requests are exempt.
 func (cc *conn) throttleResponse(req kmsg.Request, resp kmsg.Response, frameSize int, t *requestTiming) {
 	m := cc.b.quotas
-	if len(m.table.Load().byType) == 0 || resp == nil || cc.isBrokerRequest(req) {
+	if len(m.current().byType) == 0 || resp == nil || cc.isBrokerRequest(req) {
 		return
 	}
 	now := time.Now()

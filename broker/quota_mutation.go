@@ -27,7 +27,7 @@ func (cc *conn) handleWithMutationQuota(api *apiDef, req kmsg.Request) (kmsg.Res
 		return api.handle(cc.b, cc, req)
 	}
 	m := cc.b.quotas
-	if len(m.table.Load().byType) == 0 || strings.HasPrefix(cc.clientID, brokerClientIDPrefix) {
+	if len(m.current().byType) == 0 || strings.HasPrefix(cc.clientID, brokerClientIDPrefix) {
 		return api.handle(cc.b, cc, req)
 	}
 	s := m.sensorFor(metadata.QuotaControllerMutationRate, cc.principal, cc.clientID)

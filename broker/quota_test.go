@@ -1,0 +1,275 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func quotaEntity(kv ...string) kadm.ClientQuotaEntity {
+	var e kadm.ClientQuotaEntity
+	for i := 0; i < len(kv); i += 2 {
+		c := kadm.ClientQuotaEntityComponent{Type: kv[i]}
+		if kv[i+1] != "<default>" {
+			c.Name = kadm.StringPtr(kv[i+1])
+		}
+		e = append(e, c)
+	}
+	return e
+}
+
+func setQuota(ctx context.Context, t *testing.T, adm *kadm.Client, e kadm.ClientQuotaEntity, key string, v float64) {
+	t.Helper()
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: e, Ops: []kadm.AlterClientQuotaOp{{Key: key, Value: v}}}})
+	require.NoError(t, err)
+	for _, r := range res {
+		require.NoError(t, r.Err, r.ErrMessage)
+	}
+}
+
+func describeAll(ctx context.Context, t *testing.T, adm *kadm.Client, strict bool, comps ...kadm.DescribeClientQuotaComponent) []string {
+	t.Helper()
+	d, err := adm.DescribeClientQuotas(ctx, strict, comps)
+	require.NoError(t, err)
+	var out []string
+	for _, q := range d {
+		for _, v := range q.Values {
+			out = append(out, q.Entity.String()+" "+v.Key+"="+itoa(int(v.Value)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestClientQuotasAdmin(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tb := startTestBroker(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+
+	setQuota(ctx, t, adm, quotaEntity("user", "alice"), "producer_byte_rate", 1024)
+	setQuota(ctx, t, adm, quotaEntity("user", "alice", "client-id", "app"), "consumer_byte_rate", 2048)
+	setQuota(ctx, t, adm, quotaEntity("client-id", "<default>"), "request_percentage", 50)
+	setQuota(ctx, t, adm, quotaEntity("user", "<default>"), "controller_mutation_rate", 5)
+
+	all := []string{
+		"{client-id=<default>} request_percentage=50",
+		"{client-id=app, user=alice} consumer_byte_rate=2048",
+		"{user=<default>} controller_mutation_rate=5",
+		"{user=alice} producer_byte_rate=1024",
+	}
+	require.Equal(t, all, describeAll(ctx, t, adm, false))
+	require.Equal(t, []string{all[1], all[3]},
+		describeAll(ctx, t, adm, false, kadm.DescribeClientQuotaComponent{Type: "user", MatchName: kadm.StringPtr("alice")}))
+	require.Equal(t, []string{all[3]},
+		describeAll(ctx, t, adm, true, kadm.DescribeClientQuotaComponent{Type: "user", MatchName: kadm.StringPtr("alice")}))
+	require.Equal(t, []string{all[2]},
+		describeAll(ctx, t, adm, false, kadm.DescribeClientQuotaComponent{Type: "user", MatchType: kmsg.QuotasMatchTypeDefault}))
+
+	// Bad input gets an error and changes nothing.
+	for _, tc := range []struct {
+		name string
+		e    kadm.ClientQuotaEntity
+		op   kadm.AlterClientQuotaOp
+		code *kerr.Error
+	}{
+		{"unknown key", quotaEntity("user", "bob"), kadm.AlterClientQuotaOp{Key: "bytes_please", Value: 1}, kerr.InvalidConfig},
+		{"negative", quotaEntity("user", "bob"), kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: -1}, kerr.InvalidConfig},
+		{"fraction of a byte", quotaEntity("user", "bob"), kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: 1.5}, kerr.InvalidConfig},
+		{"unknown entity", quotaEntity("ip", "1.2.3.4"), kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: 1}, kerr.InvalidRequest},
+		{"twice one type", quotaEntity("user", "a", "user", "b"), kadm.AlterClientQuotaOp{Key: "producer_byte_rate", Value: 1}, kerr.InvalidRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: tc.e, Ops: []kadm.AlterClientQuotaOp{tc.op}}})
+			require.NoError(t, err)
+			require.Len(t, res, 1)
+			require.ErrorIs(t, res[0].Err, tc.code)
+		})
+	}
+	require.Equal(t, all, describeAll(ctx, t, adm, false))
+
+	// Removing a key; the quotas survive a restart (they are in the metadata log).
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: quotaEntity("user", "<default>"),
+		Ops: []kadm.AlterClientQuotaOp{{Key: "controller_mutation_rate", Remove: true}}}})
+	require.NoError(t, err)
+	require.NoError(t, res[0].Err)
+	tb.stop(t)
+	tb = startTestBroker(t, dir)
+	adm = kadm.NewClient(newClient(t, tb.Addr()))
+	require.Equal(t, []string{all[0], all[1], all[3]}, describeAll(ctx, t, adm, false))
+}
+
+// TestProduceQuotaHeld runs a producer with a 1 MiB/s quota beside one without:
+// the first is held to its quota, within 10% over 20 s, and sees throttle times
+// but no errors; the second keeps its throughput.
+func TestProduceQuotaHeld(t *testing.T) {
+	t.Parallel()
+	const quota = 1 << 20
+	tb := startTestBroker(t, t.TempDir(), func(c *Config) { c.MetricsListen = "127.0.0.1:0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+	_, err := adm.CreateTopics(ctx, 1, 1, nil, "throttled", "free")
+	require.NoError(t, err)
+	setQuota(ctx, t, adm, quotaEntity("client-id", "slow-app"), "producer_byte_rate", quota)
+
+	type producer struct {
+		acked, errs, throttles atomic.Int64
+	}
+	// run produces 16 KiB records as fast as the broker takes them, or at most
+	// pace per second when pace > 0.
+	run := func(ctx context.Context, clientID, topic string, pace int, p *producer) func() {
+		hook := hookFunc(func(d time.Duration) {
+			if d > 0 {
+				p.throttles.Add(1)
+			}
+		})
+		cl := newClient(t, tb.Addr(), kgo.ClientID(clientID), kgo.DefaultProduceTopic(topic),
+			kgo.MaxBufferedRecords(64), kgo.WithHooks(hook), kgo.ProducerBatchMaxBytes(128<<10),
+			kgo.ProducerBatchCompression(kgo.NoCompression()))
+		ctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			value := make([]byte, 16<<10)
+			rand.Read(value) // what the quota counts is what goes over the wire
+			start := time.Now()
+			for sent := 0; ctx.Err() == nil; sent++ {
+				if pace > 0 {
+					due := start.Add(time.Duration(float64(sent*len(value)) / float64(pace) * float64(time.Second)))
+					select {
+					case <-time.After(time.Until(due)):
+					case <-ctx.Done():
+						return
+					}
+				}
+				cl.Produce(ctx, kgo.SliceRecord(value), func(r *kgo.Record, err error) {
+					switch {
+					case err == nil:
+						p.acked.Add(int64(len(r.Value)))
+					case ctx.Err() == nil:
+						p.errs.Add(1)
+					}
+				})
+			}
+		}()
+		return func() { stop(); wg.Wait(); cl.Close() }
+	}
+	rate := func(p *producer, d time.Duration) float64 {
+		start := p.acked.Load()
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+		return float64(p.acked.Load()-start) / d.Seconds()
+	}
+
+	// The unthrottled producer is paced at 8 MiB/s, which a busy machine still
+	// sustains, so that its throughput beside the throttled one measures
+	// interference rather than how many cores are free at the moment.
+	var free, slow producer
+	stopFree := run(ctx, "fast-app", "free", 8<<20, &free)
+	defer stopFree()
+	rate(&free, 2*time.Second) // warm up
+	alone := rate(&free, 5*time.Second)
+
+	stopSlow := run(ctx, "slow-app", "throttled", 0, &slow)
+	defer stopSlow()
+	rate(&slow, 3*time.Second) // the first burst and the throttling it causes
+	var beside float64
+	done := make(chan struct{})
+	go func() { beside = rate(&free, 20*time.Second); close(done) }()
+	held := rate(&slow, 20*time.Second)
+	<-done
+
+	t.Logf("throttled producer: %.0f B/s against a quota of %d B/s (%.1f%%), %d throttled responses", held, quota, 100*held/quota, slow.throttles.Load())
+	t.Logf("unthrottled producer: %.0f B/s alone, %.0f B/s beside it (ratio %.2f)", alone, beside, beside/alone)
+	require.InEpsilon(t, float64(quota), held, 0.10, "held to within 10%% of its quota")
+	require.Positive(t, slow.throttles.Load(), "the throttled client saw throttle_time_ms")
+	require.Zero(t, slow.errs.Load(), "throttling is not an error")
+	require.Zero(t, free.errs.Load())
+	require.Zero(t, free.throttles.Load(), "the other client is not throttled")
+	require.Greater(t, beside/alone, 0.9, "the unthrottled producer keeps its throughput")
+
+	fams := scrape(t, tb.MetricsAddr())
+	require.Positive(t, value(fams, "sluice_quota_throttle_seconds_total", map[string]string{"quota": "producer_byte_rate", "client_id": "slow-app"}))
+	require.Positive(t, value(fams, "sluice_quota_usage_total", map[string]string{"quota": "producer_byte_rate", "client_id": "slow-app"}))
+}
+
+// hookFunc is a kgo hook reporting throttle times.
+type hookFunc func(time.Duration)
+
+func (h hookFunc) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) { h(d) }
+
+func TestControllerMutationQuota(t *testing.T) {
+	t.Parallel()
+	tb := startTestBroker(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+	// 1 partition per second with a burst of 11.
+	setQuota(ctx, t, adm, quotaEntity("client-id", "creator"), "controller_mutation_rate", 1)
+
+	// A new client for each request: franz-go waits out a throttle before its
+	// next request to the broker, and the broker mutes the connection.
+	create := func(name string, partitions int32) *kmsg.CreateTopicsResponse {
+		cl := newClient(t, tb.Addr(), kgo.ClientID("creator"), kgo.RequestRetries(0))
+		req := kmsg.NewPtrCreateTopicsRequest()
+		req.Topics = []kmsg.CreateTopicsRequestTopic{newTopic(name, partitions, 1)}
+		req.TimeoutMillis = 10000
+		resp, err := req.RequestWith(ctx, cl)
+		require.NoError(t, err)
+		return resp
+	}
+	resp := create("first", 20) // within the burst when it starts; leaves the bucket below zero
+	require.Zero(t, resp.Topics[0].ErrorCode)
+	require.Positive(t, resp.ThrottleMillis)
+	resp = create("second", 1)
+	require.Equal(t, kerr.ThrottlingQuotaExceeded.Code, resp.Topics[0].ErrorCode)
+	require.Positive(t, resp.ThrottleMillis)
+	require.Nil(t, tb.quorum.Image().Topic("second"), "a throttled creation changes nothing")
+
+	// Other clients are not limited by it.
+	_, err := adm.CreateTopic(ctx, 5, 1, nil, "other")
+	require.NoError(t, err)
+}
+
+func TestWindowedRateThrottle(t *testing.T) {
+	var r windowedRate
+	r.init(11, time.Second)
+	now := time.Unix(1000, 0)
+	// A first burst is measured over one window.
+	r.record(5<<20, now)
+	got, window := r.measure(now)
+	require.Equal(t, time.Second, window)
+	require.InDelta(t, float64(5<<20), got, 1)
+	// Later, over the time the live samples span.
+	r.record(1<<20, now.Add(3500*time.Millisecond))
+	got, window = r.measure(now.Add(3500 * time.Millisecond))
+	require.Equal(t, 3500*time.Millisecond, window)
+	require.InDelta(t, float64(6<<20)/3.5, got, 1)
+	// Samples older than the span expire.
+	got, _ = r.measure(now.Add(12 * time.Second))
+	require.InDelta(t, float64(1<<20)/8.5, got, 1)
+
+	// Kafka's throttle: (rate - quota) / quota * window, at most the span.
+	s := &sensor{limit: 1 << 20, usage: prometheus.NewCounter(prometheus.CounterOpts{Name: "u"}), throttleSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})}
+	s.rate.init(11, time.Second)
+	require.Zero(t, s.record(1<<20, now))
+	require.Equal(t, time.Second, s.record(1<<20, now), "2 MiB in one window is twice the quota")
+	require.Equal(t, 11*time.Second, s.record(100<<20, now), "capped at the span")
+}
