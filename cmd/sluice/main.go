@@ -21,6 +21,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"demo":     runDemo,
 	"dev":      runDev,
 	"exporter": runExporter,
+	"quotas":   runQuotas,
 	"tickets":  runTickets,
 }
 
