@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 func quotaEntity(kv ...string) kadm.ClientQuotaEntity {
@@ -272,4 +274,54 @@ func TestWindowedRateThrottle(t *testing.T) {
 	require.Zero(t, s.record(1<<20, now))
 	require.Equal(t, time.Second, s.record(1<<20, now), "2 MiB in one window is twice the quota")
 	require.Equal(t, 11*time.Second, s.record(100<<20, now), "capped at the span")
+}
+
+func TestQuotaPrecedence(t *testing.T) {
+	name := func(s string) *string { return &s }
+	entity := func(user, client *string, hasUser, hasClient bool) metadata.QuotaEntity {
+		var e metadata.QuotaEntity
+		if hasClient {
+			e = append(e, metadata.QuotaEntityPart{Type: metadata.QuotaEntityClientID, Name: client})
+		}
+		if hasUser {
+			e = append(e, metadata.QuotaEntityPart{Type: metadata.QuotaEntityUser, Name: user})
+		}
+		return e
+	}
+	// Kafka's order, most specific first; each row's entity gets the row's
+	// number as its quota, and removing rows from the top must fall through to
+	// the next one.
+	rows := []struct {
+		e    metadata.QuotaEntity
+		want sensorKey
+	}{
+		{entity(name("alice"), name("app"), true, true), sensorKey{"producer_byte_rate", "alice", "app"}},
+		{entity(name("alice"), nil, true, true), sensorKey{"producer_byte_rate", "alice", "app"}},
+		{entity(name("alice"), nil, true, false), sensorKey{"producer_byte_rate", "alice", ""}},
+		{entity(nil, name("app"), true, true), sensorKey{"producer_byte_rate", "alice", "app"}},
+		{entity(nil, nil, true, true), sensorKey{"producer_byte_rate", "alice", "app"}},
+		{entity(nil, nil, true, false), sensorKey{"producer_byte_rate", "alice", ""}},
+		{entity(nil, name("app"), false, true), sensorKey{"producer_byte_rate", "", "app"}},
+		{entity(nil, nil, false, true), sensorKey{"producer_byte_rate", "", "app"}},
+	}
+	for skip := range rows {
+		qt := &quotaTable{img: map[string]metadata.ClientQuota{}, byType: map[string]bool{"producer_byte_rate": true}}
+		for i, r := range rows[skip:] {
+			qt.img[r.e.Key()] = metadata.ClientQuota{Entity: r.e, Values: map[string]float64{"producer_byte_rate": float64(skip + i)}}
+		}
+		v, key, ok := qt.resolve("producer_byte_rate", "alice", "app")
+		require.True(t, ok)
+		require.Equal(t, float64(skip), v, "with the first %d rows removed, row %d applies", skip, skip)
+		require.Equal(t, rows[skip].want, key)
+		_, _, ok = qt.resolve("consumer_byte_rate", "alice", "app")
+		require.False(t, ok)
+	}
+	// Another user matches only the default-user and client rows.
+	qt := &quotaTable{img: map[string]metadata.ClientQuota{}, byType: map[string]bool{"producer_byte_rate": true}}
+	for i, r := range rows {
+		qt.img[r.e.Key()] = metadata.ClientQuota{Entity: r.e, Values: map[string]float64{"producer_byte_rate": float64(i)}}
+	}
+	v, key, _ := qt.resolve("producer_byte_rate", "bob", "other")
+	require.Equal(t, 4.0, v)
+	require.Equal(t, sensorKey{"producer_byte_rate", "bob", "other"}, key)
 }
