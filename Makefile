@@ -39,10 +39,14 @@ bench: build
 compat: build
 	./scripts/compat.sh
 
-# A short run of every fuzz target.
+# A short run of every fuzz target, and the soak of mutated frames of every API key
+# beside an acknowledged producer (5 s of it runs in `make test`).
+SOAK ?= 2m
 fuzz:
 	$(GO) test ./broker/record/ -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./broker/storage/ -run '^$$' -fuzz FuzzRecover -fuzztime 30s
+	$(GO) test ./broker/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
+	$(GO) test ./broker/ -count=1 -v -run '^TestSoakMutatedFrames$$' -soak $(SOAK) -timeout 15m
 
 clean:
 	rm -rf bin data .compat
