@@ -74,8 +74,10 @@ type quotaManager struct {
 	table    atomic.Pointer[quotaTable]
 	updateMu sync.Mutex
 
-	mu      sync.Mutex
-	sensors map[sensorKey]*sensor
+	mu        sync.Mutex
+	sensors   map[sensorKey]*sensor
+	series    int // sensors with metric series of their own
+	lastSweep time.Time
 
 	throttle *prometheus.CounterVec
 	usage    *prometheus.CounterVec
@@ -106,6 +108,8 @@ type sensor struct {
 	// metrics of this entity, resolved once
 	throttleSeconds prometheus.Counter
 	usage           prometheus.Counter
+	ownSeries       bool
+	lastUsed        time.Time // guarded by quotaManager.mu
 }
 
 func newQuotaManager(cfg QuotaConfig, image func() *metadata.Image, reg prometheus.Registerer) *quotaManager {
@@ -239,17 +243,38 @@ func (m *quotaManager) sensorFor(kind, principal, clientID string) *sensor {
 	if !ok {
 		return nil
 	}
+	now := time.Now()
 	m.mu.Lock()
+	if since := now.Sub(m.lastSweep); since >= sensorSweepEvery || (len(m.sensors) >= maxSensors && since >= time.Second) {
+		m.sweep(now)
+	}
 	s := m.sensors[key]
 	if s == nil {
-		s = &sensor{
-			throttleSeconds: m.throttle.WithLabelValues(key.kind, key.user, key.clientID),
-			usage:           m.usage.WithLabelValues(key.kind, key.user, key.clientID),
+		if len(m.sensors) >= maxSensors {
+			// Entities past the cap share one sensor per quota: they are
+			// throttled together, never less than alone.
+			key = sensorKey{kind: kind, user: overflowLabel, clientID: overflowLabel}
+			s = m.sensors[key]
+		}
+	}
+	if s == nil {
+		s = &sensor{}
+		if m.series < maxSensorSeries || key.user == overflowLabel {
+			s.throttleSeconds = m.throttle.WithLabelValues(key.kind, key.user, key.clientID)
+			s.usage = m.usage.WithLabelValues(key.kind, key.user, key.clientID)
+			s.ownSeries = key.user != overflowLabel
+			if s.ownSeries {
+				m.series++
+			}
+		} else {
+			s.throttleSeconds = m.throttle.WithLabelValues(key.kind, overflowLabel, overflowLabel)
+			s.usage = m.usage.WithLabelValues(key.kind, overflowLabel, overflowLabel)
 		}
 		window := time.Duration(m.cfg.QuotaWindowSizeSeconds) * time.Second
 		s.rate.init(m.cfg.QuotaWindowNum, window)
 		m.sensors[key] = s
 	}
+	s.lastUsed = now
 	m.mu.Unlock()
 	s.mu.Lock()
 	if s.epoch != t.epoch || s.limit != limit {
@@ -261,6 +286,34 @@ func (m *quotaManager) sensorFor(kind, principal, clientID string) *sensor {
 	}
 	s.mu.Unlock()
 	return s
+}
+
+// Bounds on the sensors a broker keeps, since client ids are the client's to
+// choose: idle sensors are dropped, as Kafka expires quota sensors, and past
+// the caps entities share a sensor or a metric series labelled "_other".
+const (
+	sensorIdleExpiry = 10 * time.Minute
+	sensorSweepEvery = time.Minute
+	maxSensors       = 20000
+	maxSensorSeries  = 1000
+	overflowLabel    = "_other"
+)
+
+// sweep drops sensors idle for sensorIdleExpiry, with their metric series.
+// m.mu is held.
+func (m *quotaManager) sweep(now time.Time) {
+	m.lastSweep = now
+	for k, s := range m.sensors {
+		if now.Sub(s.lastUsed) < sensorIdleExpiry {
+			continue
+		}
+		delete(m.sensors, k)
+		if s.ownSeries {
+			m.throttle.DeleteLabelValues(k.kind, k.user, k.clientID)
+			m.usage.DeleteLabelValues(k.kind, k.user, k.clientID)
+			m.series--
+		}
+	}
 }
 
 // record counts value against the sensor's windowed rate and returns how long

@@ -325,3 +325,31 @@ func TestQuotaPrecedence(t *testing.T) {
 	require.Equal(t, 4.0, v)
 	require.Equal(t, sensorKey{"producer_byte_rate", "bob", "other"}, key)
 }
+
+// TestQuotaSensorsBounded: client ids are the client's to choose, so a default
+// client-id quota must not let one client make the broker keep a sensor and
+// metric series per id forever.
+func TestQuotaSensorsBounded(t *testing.T) {
+	e := metadata.QuotaEntity{{Type: metadata.QuotaEntityClientID}}
+	img := &metadata.Image{Index: 1, ClientQuotas: map[string]metadata.ClientQuota{
+		e.Key(): {Entity: e, Values: map[string]float64{"producer_byte_rate": 1 << 20}},
+	}}
+	reg := prometheus.NewRegistry()
+	m := newQuotaManager(DefaultConfig().Quotas, func() *metadata.Image { return img }, reg)
+	for i := range maxSensors + 500 {
+		require.NotNil(t, m.sensorFor("producer_byte_rate", anonymousPrincipal, "id-"+itoa(i)))
+	}
+	require.LessOrEqual(t, len(m.sensors), maxSensors+1)
+	require.Equal(t, maxSensorSeries, m.series)
+	fams, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range fams {
+		require.LessOrEqual(t, len(f.Metric), maxSensorSeries+1, f.GetName())
+	}
+	// Idle sensors go, with their series.
+	m.mu.Lock()
+	m.sweep(time.Now().Add(sensorIdleExpiry + time.Second))
+	m.mu.Unlock()
+	require.Empty(t, m.sensors)
+	require.Zero(t, m.series)
+}
