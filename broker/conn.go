@@ -52,6 +52,7 @@ type conn struct {
 	// mutationThrottle is the controller mutation quota's throttle time for
 	// the request being handled.
 	mutationThrottle time.Duration
+	quotaCache       quotaCache
 }
 
 // serve starts the goroutines of a new connection.

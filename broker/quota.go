@@ -109,7 +109,8 @@ type sensor struct {
 	throttleSeconds prometheus.Counter
 	usage           prometheus.Counter
 	ownSeries       bool
-	lastUsed        time.Time // guarded by quotaManager.mu
+	lastUsed        atomic.Int64 // unix nanoseconds
+	expired         atomic.Bool  // dropped by a sweep; connections look it up again
 }
 
 func newQuotaManager(cfg QuotaConfig, image func() *metadata.Image, reg prometheus.Registerer) *quotaManager {
@@ -274,7 +275,7 @@ func (m *quotaManager) sensorFor(kind, principal, clientID string) *sensor {
 		s.rate.init(m.cfg.QuotaWindowNum, window)
 		m.sensors[key] = s
 	}
-	s.lastUsed = now
+	s.lastUsed.Store(now.UnixNano())
 	m.mu.Unlock()
 	s.mu.Lock()
 	if s.epoch != t.epoch || s.limit != limit {
@@ -304,10 +305,11 @@ const (
 func (m *quotaManager) sweep(now time.Time) {
 	m.lastSweep = now
 	for k, s := range m.sensors {
-		if now.Sub(s.lastUsed) < sensorIdleExpiry {
+		if now.Sub(time.Unix(0, s.lastUsed.Load())) < sensorIdleExpiry {
 			continue
 		}
 		delete(m.sensors, k)
+		s.expired.Store(true)
 		if s.ownSeries {
 			m.throttle.DeleteLabelValues(k.kind, k.user, k.clientID)
 			m.usage.DeleteLabelValues(k.kind, k.user, k.clientID)
@@ -316,10 +318,44 @@ func (m *quotaManager) sweep(now time.Time) {
 	}
 }
 
+// quotaKindIndex numbers the quota kinds for a connection's sensor cache.
+var quotaKindIndex = map[string]int{
+	metadata.QuotaProducerByteRate: 0, metadata.QuotaConsumerByteRate: 1,
+	metadata.QuotaRequestPercentage: 2, metadata.QuotaControllerMutationRate: 3,
+}
+
+// quotaCache holds the sensors a connection's requests are counted against,
+// resolved once per quota change, user and client id instead of per request.
+type quotaCache struct {
+	valid               bool
+	epoch               uint64
+	principal, clientID string
+	resolved            [4]bool
+	sensors             [4]*sensor
+}
+
+// quotaSensor returns the connection's sensor of kind, or nil when no quota of
+// that kind applies to it.
+func (cc *conn) quotaSensor(kind string) *sensor {
+	m, c := cc.b.quotas, &cc.quotaCache
+	t := m.current()
+	if !c.valid || c.epoch != t.epoch || c.principal != cc.principal || c.clientID != cc.clientID {
+		*c = quotaCache{valid: true, epoch: t.epoch, principal: cc.principal, clientID: cc.clientID}
+	}
+	i := quotaKindIndex[kind]
+	if s := c.sensors[i]; c.resolved[i] && (s == nil || !s.expired.Load()) {
+		return s
+	}
+	s := m.sensorFor(kind, cc.principal, cc.clientID)
+	c.resolved[i], c.sensors[i] = true, s
+	return s
+}
+
 // record counts value against the sensor's windowed rate and returns how long
 // the client must be throttled, Kafka's formula: (rate - limit) / limit times
 // the window the rate is measured over, at most the whole window.
 func (s *sensor) record(value float64, now time.Time) time.Duration {
+	s.lastUsed.Store(now.UnixNano())
 	s.usage.Add(value)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -431,6 +467,7 @@ func (s *sensor) throttled(now time.Time) time.Duration {
 
 // take records n mutations and returns the resulting throttle time.
 func (s *sensor) take(n float64, now time.Time) time.Duration {
+	s.lastUsed.Store(now.UnixNano())
 	s.usage.Add(n)
 	s.mu.Lock()
 	s.bucket.refill(now)
@@ -455,15 +492,15 @@ func (cc *conn) throttleResponse(req kmsg.Request, resp kmsg.Response, frameSize
 	var throttle time.Duration
 	switch req.Key() {
 	case 0:
-		if s := m.sensorFor(metadata.QuotaProducerByteRate, cc.principal, cc.clientID); s != nil {
+		if s := cc.quotaSensor(metadata.QuotaProducerByteRate); s != nil {
 			throttle = max(throttle, s.observe(metadata.QuotaProducerByteRate, float64(frameSize+4), now))
 		}
 	case 1:
-		if s := m.sensorFor(metadata.QuotaConsumerByteRate, cc.principal, cc.clientID); s != nil {
+		if s := cc.quotaSensor(metadata.QuotaConsumerByteRate); s != nil {
 			throttle = max(throttle, s.observe(metadata.QuotaConsumerByteRate, float64(responseSize(resp)), now))
 		}
 	}
-	if s := m.sensorFor(metadata.QuotaRequestPercentage, cc.principal, cc.clientID); s != nil {
+	if s := cc.quotaSensor(metadata.QuotaRequestPercentage); s != nil {
 		busy := t.handled.Sub(t.started) - t.remote
 		throttle = max(throttle, s.observe(metadata.QuotaRequestPercentage, busy.Seconds()*100, now))
 	}

@@ -30,7 +30,7 @@ func (cc *conn) handleWithMutationQuota(api *apiDef, req kmsg.Request) (kmsg.Res
 	if len(m.current().byType) == 0 || strings.HasPrefix(cc.clientID, brokerClientIDPrefix) {
 		return api.handle(cc.b, cc, req)
 	}
-	s := m.sensorFor(metadata.QuotaControllerMutationRate, cc.principal, cc.clientID)
+	s := cc.quotaSensor(metadata.QuotaControllerMutationRate)
 	if s == nil {
 		return api.handle(cc.b, cc, req)
 	}
