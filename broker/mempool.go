@@ -130,7 +130,7 @@ func (cc *conn) readFrame(r *bufio.Reader, size int) (reqFrame, error) {
 	cc.nc.SetReadDeadline(deadline)
 	if size <= initialFrameChunk {
 		if cap(cc.reqBuf) < size {
-			cc.reqBuf = make([]byte, initialFrameChunk)
+			cc.reqBuf = make([]byte, size) // at most 64 KiB per connection, outside the pool
 		}
 		body := cc.reqBuf[:size]
 		if _, err := io.ReadFull(r, body); err != nil {
