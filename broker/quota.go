@@ -538,8 +538,13 @@ func responseSize(resp kmsg.Response) int {
 }
 
 // isBrokerRequest reports whether req comes from another broker: replication,
-// registration and heartbeats, which quotas must never slow down.
+// registration, heartbeats and forwarded admin requests, which quotas must never
+// slow down (a muted peer connection would delay its heartbeats). Forwarded
+// requests are told by the forwarding broker's client id.
 func (cc *conn) isBrokerRequest(req kmsg.Request) bool {
+	if strings.HasPrefix(cc.clientID, brokerClientIDPrefix) {
+		return true
+	}
 	switch r := req.(type) {
 	case *kmsg.FetchRequest:
 		return replicaID(r) >= 0
