@@ -60,10 +60,6 @@ func (c *QuotaConfig) validate() error {
 // anonymousPrincipal is the principal of a connection nobody authenticated.
 const anonymousPrincipal = "User:ANONYMOUS"
 
-// quotaKinds are the quotas measured as a windowed rate, Kafka's
-// ClientQuotaManager; the controller mutation quota is a token bucket.
-var quotaKinds = []string{metadata.QuotaProducerByteRate, metadata.QuotaConsumerByteRate, metadata.QuotaRequestPercentage}
-
 // quotaManager enforces client quotas as Kafka does: usage is recorded per quota
 // entity, and a client over its quota gets throttle_time_ms in the response while
 // its connection is muted for that long. Quotas are looked up in a table rebuilt
