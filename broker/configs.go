@@ -163,7 +163,7 @@ func (b *Broker) storageConfig(overrides map[string]string) (storage.Config, err
 // brokerConfigs are the broker settings DescribeConfigs reports for a broker resource.
 func (b *Broker) brokerConfigs() []struct{ name, value string } {
 	c := &b.cfg
-	return []struct{ name, value string }{
+	return append([]struct{ name, value string }{
 		{"node.id", i64(int64(c.NodeID))},
 		{"broker.id", i64(int64(c.NodeID))},
 		{"log.dir", c.DataDir},
@@ -187,5 +187,5 @@ func (b *Broker) brokerConfigs() []struct{ name, value string } {
 		{"group.max.session.timeout.ms", i64(c.GroupMaxSessionTimeoutMs)},
 		{"group.initial.rebalance.delay.ms", i64(*c.GroupInitialRebalanceDelayMs)},
 		{"group.max.size", i64(int64(c.GroupMaxSize))},
-	}
+	}, c.Limits.describe()...)
 }

@@ -163,3 +163,19 @@ func (b *Broker) handlerPanicked(cc *conn, key, version int16, p any) error {
 		"remote", cc.remote, "client_id", cc.clientID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	return fmt.Errorf("%s v%d handler panicked: %v", name, version, p)
 }
+
+// describe lists the limits for DescribeConfigs of a broker resource.
+func (l *Limits) describe() []struct{ name, value string } {
+	return []struct{ name, value string }{
+		{"queued.max.request.bytes", i64(l.QueuedMaxRequestBytes)},
+		{"request.read.timeout.ms", i64(l.RequestReadTimeoutMs)},
+		{"connections.max.idle.ms", i64(l.ConnectionsMaxIdleMs)},
+		{"max.connections", i64(int64(l.MaxConnections))},
+		{"max.connections.per.ip", i64(int64(l.MaxConnectionsPerIP))},
+		{"max.connections.per.ip.overrides", l.MaxConnectionsPerIPOverrides},
+		{"max.connection.creation.rate", i64(int64(l.MaxConnectionCreationRate))},
+		{"max.partitions.per.request", i64(int64(l.MaxPartitionsPerRequest))},
+		{"max.partitions.per.topic", i64(int64(l.MaxPartitionsPerTopic))},
+		{"max.partitions.per.broker", i64(int64(l.MaxPartitionsPerBroker))},
+	}
+}
