@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -178,6 +181,14 @@ func TestHugeCreateTopicsForwarded(t *testing.T) {
 	require.Zero(t, resp.Topics[0].ErrorCode)
 	for _, tb := range brokers {
 		requireServes(ctx, t, tb.Addr(), "fine")
+	}
+
+	// Client quotas set through a forwarding broker are in every broker's image.
+	setQuota(ctx, t, kadm.NewClient(newClient(t, follower.Addr())), quotaEntity("user", "alice"), "producer_byte_rate", 4096)
+	for _, tb := range brokers {
+		waitFor(t, 10*time.Second, "the quota on every broker", func() bool {
+			return tb.quorum.Image().ClientQuotas[metadata.QuotaEntity{{Type: "user", Name: ptr("alice")}}.Key()].Values["producer_byte_rate"] == 4096
+		})
 	}
 }
 

@@ -496,7 +496,9 @@ func (cc *conn) throttleResponse(req kmsg.Request, resp kmsg.Response, frameSize
 			throttle = max(throttle, s.observe(metadata.QuotaConsumerByteRate, float64(responseSize(resp)), now))
 		}
 	}
-	if s := cc.quotaSensor(metadata.QuotaRequestPercentage); s != nil {
+	// ApiVersions is never throttled, as in Kafka: a client must be able to
+	// open a connection.
+	if s := cc.quotaSensor(metadata.QuotaRequestPercentage); s != nil && req.Key() != 18 {
 		busy := t.handled.Sub(t.started) - t.remote
 		throttle = max(throttle, s.observe(metadata.QuotaRequestPercentage, busy.Seconds()*100, now))
 	}

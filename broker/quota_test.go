@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -389,4 +391,78 @@ func BenchmarkQuotaBookkeeping(b *testing.B) {
 			require.True(b, cc.muteUntil.IsZero(), "not reached")
 		})
 	}
+}
+
+// TestFetchAndRequestQuotasThrottle: a consumer over its consumer_byte_rate
+// and a client over its request_percentage get throttle times, no errors,
+// and the consumer is slowed to about its quota.
+func TestFetchAndRequestQuotasThrottle(t *testing.T) {
+	t.Parallel()
+	tb := startTestBroker(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+	_, err := adm.CreateTopics(ctx, 1, 1, nil, "to-read")
+	require.NoError(t, err)
+	value := make([]byte, 16<<10)
+	rand.Read(value)
+	producer := newClient(t, tb.Addr(), kgo.DefaultProduceTopic("to-read"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	const records = 96 // 1.5 MiB
+	for range records { // one batch each, so that fetches can be small
+		require.NoError(t, producer.ProduceSync(ctx, kgo.SliceRecord(value)).FirstErr())
+	}
+	const quota = 512 << 10
+	setQuota(ctx, t, adm, quotaEntity("client-id", "reader"), "consumer_byte_rate", quota)
+	setQuota(ctx, t, adm, quotaEntity("client-id", "chatty"), "request_percentage", 0.0001) // 1 µs of handler time per second
+
+	var throttles atomic.Int64
+	hook := hookFunc(func(d time.Duration) {
+		if d > 0 {
+			throttles.Add(1)
+		}
+	})
+	reader := newClient(t, tb.Addr(), kgo.ClientID("reader"), kgo.WithHooks(hook), kgo.ConsumeTopics("to-read"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(256<<10), kgo.FetchMaxPartitionBytes(256<<10))
+	start := time.Now()
+	read := 0
+	for read < records {
+		fs := reader.PollFetches(ctx)
+		require.NoError(t, ctx.Err())
+		for _, e := range fs.Errors() {
+			require.NoError(t, e.Err)
+		}
+		read += fs.NumRecords()
+	}
+	took := time.Since(start)
+	t.Logf("read 1.5 MiB in %s at a quota of 512 KiB/s, %d throttled responses", took, throttles.Load())
+	require.Positive(t, throttles.Load())
+	// One window's worth comes at once; the rest at the quota.
+	require.Greater(t, took, time.Second, "the consumer was slowed down")
+
+	// A raw connection: franz-go would first send ApiVersions and Metadata of
+	// its own, and the muted connection would make it wait.
+	c := rawConn(t, tb.Addr())
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 12
+	body := binary.BigEndian.AppendUint16(nil, 3) // Metadata v12
+	body = binary.BigEndian.AppendUint16(body, 12)
+	body = binary.BigEndian.AppendUint32(body, 7)
+	body = binary.BigEndian.AppendUint16(body, uint16(len("chatty")))
+	body = append(body, "chatty"...)
+	body = append(body, 0) // header tags
+	body = req.AppendTo(body)
+	_, err = c.Write(binary.BigEndian.AppendUint32(nil, uint32(len(body))))
+	require.NoError(t, err)
+	_, err = c.Write(body)
+	require.NoError(t, err)
+	var size [4]byte
+	_, err = io.ReadFull(c, size[:])
+	require.NoError(t, err)
+	raw := make([]byte, binary.BigEndian.Uint32(size[:]))
+	_, err = io.ReadFull(c, raw)
+	require.NoError(t, err)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	resp.Version = 12
+	require.NoError(t, resp.ReadFrom(raw[5:])) // correlation id and header tags
+	require.Positive(t, resp.ThrottleMillis, "a client over request_percentage is throttled")
 }
