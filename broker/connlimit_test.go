@@ -85,6 +85,11 @@ func TestExcessConnectionsClosed(t *testing.T) {
 	for _, c := range open[:4] {
 		c.Close()
 	}
+	waitFor(t, 10*time.Second, "the broker to count the closed connections", func() bool {
+		tb.connLimit.mu.Lock()
+		defer tb.connLimit.mu.Unlock()
+		return tb.connLimit.total == 2
+	})
 	cl := newClient(t, tb.Addr(), kgo.DefaultProduceTopic("room"), kgo.AllowAutoTopicCreation())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
