@@ -123,14 +123,23 @@ type Config struct {
 	// PprofListen, when set, serves net/http/pprof on that address.
 	PprofListen string `yaml:"pprof.listen"`
 
+	// AuthorizerClassName turns on authorization with ACLs when set to Kafka's
+	// "org.apache.kafka.metadata.authorizer.StandardAuthorizer", like Kafka's
+	// authorizer.class.name. Default empty: no authorizer, every request is allowed.
+	AuthorizerClassName string `yaml:"authorizer.class.name"`
+	// SuperUsers are the principals the authorizer allows everything, separated by
+	// semicolons ("User:admin;User:broker"), like Kafka's super.users. Default none.
+	SuperUsers string `yaml:"super.users"`
+	// AllowEveryoneIfNoACLFound allows a request on a resource that no ACL names, like
+	// Kafka's allow.everyone.if.no.acl.found. Default false.
+	AllowEveryoneIfNoACLFound bool `yaml:"allow.everyone.if.no.acl.found"`
+	// Security holds listeners, TLS and SASL (listener.go), with Kafka's names;
+	// `listen` and `advertised.listen` are shorthands used when `listeners` is empty.
+	Security `yaml:",inline"`
 	// Limits holds the connection, request memory and topic limits (limits.go).
 	Limits `yaml:",inline"`
 	// Quotas holds the client quota windows (quota.go).
 	Quotas QuotaConfig `yaml:",inline"`
-	// ControllerListener, when set, is a listener handed over for the metadata
-	// quorum's Raft transport instead of binding ControllerListen (tests bind
-	// port 0 before the voters' addresses are known).
-	ControllerListener net.Listener `yaml:"-"`
 }
 
 // DefaultConfig returns the configuration `sluice broker` runs with when nothing
@@ -210,6 +219,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
 		}
 	}
+	if _, err := c.listenerSpecs(); err != nil {
+		return err
+	}
 	if c.ControllerListen != "" {
 		if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
 			return fmt.Errorf("controller.listen: %q is not host:port: %w", c.ControllerListen, err)
@@ -252,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if err := validCleanupPolicy(c.LogCleanupPolicy); err != nil {
 		return fmt.Errorf("log.cleanup.policy: %w", err)
+	}
+	if err := c.validateAuthorizer(); err != nil {
+		return err
 	}
 	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
 		return err

@@ -27,6 +27,11 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"10.0.0.1": 200, "127.0.0.1": 0}, overrides)
 
+	c, err = LoadConfig("testdata/config/valid-authorizer.yaml")
+	require.NoError(t, err)
+	require.Equal(t, StandardAuthorizer, c.AuthorizerClassName)
+	require.Equal(t, []string{"User:admin", "User:broker-1"}, c.superUsers())
+
 	c, err = LoadConfig("testdata/config/valid-empty.yaml")
 	require.NoError(t, err)
 	require.Equal(t, DefaultConfig(), c)
@@ -38,6 +43,8 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-type.yaml", "line 1"},
 		{"invalid-cleanup.yaml", "log.cleanup.policy"},
 		{"invalid-range.yaml", "group.max.session.timeout.ms"},
+		{"invalid-authorizer.yaml", "authorizer.class.name"},
+		{"invalid-super-users.yaml", "super.users"},
 		{"missing.yaml", "no such file"},
 		{"invalid-pool.yaml", "queued.max.request.bytes"},
 		{"invalid-overrides.yaml", "max.connections.per.ip.overrides"},

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // closedByBroker reports whether the broker closed c: a read returns EOF or a
@@ -85,7 +87,7 @@ func TestExcessConnectionsClosed(t *testing.T) {
 	for _, c := range open[:4] {
 		c.Close()
 	}
-	waitFor(t, 10*time.Second, "the broker to count the closed connections", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the broker to count the closed connections", func() bool {
 		tb.connLimit.mu.Lock()
 		defer tb.connLimit.mu.Unlock()
 		return tb.connLimit.total == 2

@@ -16,19 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not within %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // startTestCluster starts n in-process brokers sharing one metadata quorum, each
 // handed a Raft listener bound to port 0, and waits until every one lists all.
@@ -61,7 +50,7 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroke
 	for _, tb := range out {
 		require.NotNil(t, tb, "a broker did not start")
 	}
-	waitFor(t, 30*time.Second, "every broker registered and live", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every broker registered and live", func() bool {
 		for _, tb := range out {
 			if len(tb.quorum.Image().LiveBrokers()) != n {
 				return false
@@ -164,7 +153,7 @@ func TestHugeCreateTopicsForwarded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var follower *testBroker
-	waitFor(t, 20*time.Second, "a controller", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a controller", func() bool {
 		for _, tb := range brokers {
 			if !tb.quorum.IsController() && tb.quorum.ControllerID() >= 0 {
 				follower = tb
@@ -186,7 +175,7 @@ func TestHugeCreateTopicsForwarded(t *testing.T) {
 	// Client quotas set through a forwarding broker are in every broker's image.
 	setQuota(ctx, t, kadm.NewClient(newClient(t, follower.Addr())), quotaEntity("user", "alice"), "producer_byte_rate", 4096)
 	for _, tb := range brokers {
-		waitFor(t, 10*time.Second, "the quota on every broker", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the quota on every broker", func() bool {
 			return tb.quorum.Image().ClientQuotas[metadata.QuotaEntity{{Type: "user", Name: ptr("alice")}}.Key()].Values["producer_byte_rate"] == 4096
 		})
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // liveHeap is the heap in use after two collections (the second empties the
@@ -90,7 +92,7 @@ func TestHalfSentFramesBoundedByPool(t *testing.T) {
 	}
 
 	// The pool fills up and connections wait for it.
-	waitFor(t, 60*time.Second, "the request pool's large-frame share to fill", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the request pool's large-frame share to fill", func() bool {
 		used, waiting := tb.reqPool.stats()
 		return used >= pool/4*3-(4<<20) && waiting >= attack/2
 	})
@@ -112,7 +114,7 @@ func TestHalfSentFramesBoundedByPool(t *testing.T) {
 		c.Close()
 	}
 	mu.Unlock()
-	waitFor(t, 60*time.Second, "the pool emptied", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the pool emptied", func() bool {
 		used, _ := tb.reqPool.stats()
 		return used == 0
 	})

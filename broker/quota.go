@@ -57,9 +57,6 @@ func (c *QuotaConfig) validate() error {
 	return nil
 }
 
-// anonymousPrincipal is the principal of a connection nobody authenticated.
-const anonymousPrincipal = "User:ANONYMOUS"
-
 // quotaManager enforces client quotas as Kafka does: usage is recorded per quota
 // entity, and a client over its quota gets throttle_time_ms in the response while
 // its connection is muted for that long. Quotas are looked up in a table rebuilt
@@ -535,12 +532,13 @@ func responseSize(resp kmsg.Response) int {
 	return n
 }
 
-// isBrokerRequest reports whether req comes from another broker: replication,
-// registration, heartbeats and forwarded admin requests, which quotas must never
-// slow down (a muted peer connection would delay its heartbeats). Forwarded
-// requests are told by the forwarding broker's client id.
+// isBrokerRequest reports whether req comes from another broker: anything on
+// the inter-broker or a controller listener (replication, registration,
+// heartbeats, forwarded admin requests), which quotas must never slow down (a
+// muted peer connection would delay its heartbeats), as Kafka exempts its
+// inter-broker listener; and broker requests on other listeners too.
 func (cc *conn) isBrokerRequest(req kmsg.Request) bool {
-	if strings.HasPrefix(cc.clientID, brokerClientIDPrefix) {
+	if cc.listener != nil && cc.listener.brokerOnly() {
 		return true
 	}
 	switch r := req.(type) {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -18,16 +17,16 @@ import (
 // THROTTLING_QUOTA_EXCEEDED for every topic and change nothing; older versions
 // are carried out and throttled, as in Kafka.
 //
-// The quota is enforced by the broker the client is connected to, which knows
-// its principal and client id; requests it forwards to the controller carry the
-// forwarding broker's client id and are not counted again.
+// The quota is enforced by the broker the client is connected to; the request it
+// forwards to the controller in an Envelope is handled there without passing
+// here again.
 func (cc *conn) handleWithMutationQuota(api *apiDef, req kmsg.Request) (kmsg.Response, error) {
 	key := req.Key()
 	if key != 19 && key != 20 && key != 37 {
 		return api.handle(cc.b, cc, req)
 	}
 	m := cc.b.quotas
-	if len(m.current().byType) == 0 || strings.HasPrefix(cc.clientID, brokerClientIDPrefix) {
+	if len(m.current().byType) == 0 || (cc.listener != nil && cc.listener.brokerOnly()) {
 		return api.handle(cc.b, cc, req)
 	}
 	s := cc.quotaSensor(metadata.QuotaControllerMutationRate)
@@ -59,9 +58,6 @@ func (cc *conn) handleWithMutationQuota(api *apiDef, req kmsg.Request) (kmsg.Res
 	}
 	return resp, nil
 }
-
-// brokerClientIDPrefix starts the client id of broker-to-broker connections.
-const brokerClientIDPrefix = "sluice-broker-"
 
 func strictMutationQuota(req kmsg.Request) bool {
 	switch r := req.(type) {

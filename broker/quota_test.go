@@ -344,7 +344,7 @@ func TestQuotaSensorsBounded(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newQuotaManager(DefaultConfig().Quotas, func() *metadata.Image { return img }, reg)
 	for i := range maxSensors + 500 {
-		require.NotNil(t, m.sensorFor("producer_byte_rate", anonymousPrincipal, "id-"+itoa(i)))
+		require.NotNil(t, m.sensorFor("producer_byte_rate", anonymous, "id-"+itoa(i)))
 	}
 	require.LessOrEqual(t, len(m.sensors), maxSensors+1)
 	require.Equal(t, maxSensorSeries, m.series)
@@ -383,7 +383,7 @@ func BenchmarkQuotaBookkeeping(b *testing.B) {
 				img.ClientQuotas = map[string]metadata.ClientQuota{e.Key(): {Entity: e, Values: tc.quotas}}
 			}
 			m := newQuotaManager(DefaultConfig().Quotas, func() *metadata.Image { return img }, prometheus.NewRegistry())
-			cc := &conn{b: &Broker{quotas: m}, principal: anonymousPrincipal, clientID: "bench"}
+			cc := &conn{b: &Broker{quotas: m}, principal: anonymous, clientID: "bench"}
 			b.ReportAllocs()
 			for b.Loop() {
 				cc.throttleResponse(req, resp, 1<<10, timing)
@@ -407,7 +407,7 @@ func TestFetchAndRequestQuotasThrottle(t *testing.T) {
 	value := make([]byte, 16<<10)
 	rand.Read(value)
 	producer := newClient(t, tb.Addr(), kgo.DefaultProduceTopic("to-read"), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	const records = 96 // 1.5 MiB
+	const records = 96  // 1.5 MiB
 	for range records { // one batch each, so that fetches can be small
 		require.NoError(t, producer.ProduceSync(ctx, kgo.SliceRecord(value)).FirstErr())
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 var soakDuration = flag.Duration("soak", 5*time.Second, "how long TestSoakMutatedFrames sends mutated frames (make fuzz runs it longer)")
@@ -143,7 +145,7 @@ func TestSoakMutatedFrames(t *testing.T) {
 	consumer.Close()
 
 	// Memory is back at the baseline once the connections are gone.
-	waitFor(t, 30*time.Second, "the request pool emptied", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the request pool emptied", func() bool {
 		used, _ := tb.reqPool.stats()
 		return used == 0
 	})

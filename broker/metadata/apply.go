@@ -18,6 +18,7 @@ type builder struct {
 	brokersCloned bool
 	topicsCloned  bool
 	quotasCloned  bool
+	scramCloned   bool
 	touched       map[[16]byte]bool
 	events        []Event
 }
@@ -131,7 +132,7 @@ func (b *builder) apply(s stamped) error {
 			return fmt.Errorf("negative broker id %d", r.ID)
 		}
 		b.brokers()[r.ID] = Broker{ID: r.ID, Host: r.Host, Port: r.Port, Rack: r.Rack, IncarnationID: r.IncarnationID,
-			Epoch: int64(b.index), Fenced: true}
+			Epoch: int64(b.index), Fenced: true, Listeners: slices.Clone(r.Listeners)}
 		b.event(t, EventBrokerJoined, r.ID, "", -1, fmt.Sprintf("%s:%d rack=%q epoch=%d", r.Host, r.Port, r.Rack, b.index))
 
 	case fenceBrokerRecord:
@@ -228,6 +229,10 @@ func (b *builder) apply(s stamped) error {
 
 	case clientQuotaRecord:
 		return b.applyClientQuota(r)
+	case createACLsRecord, deleteACLsRecord:
+		return b.applyACLs(r)
+	case scramCredentialRecord, removeScramCredentialRecord:
+		return b.applyScram(t, s.rec)
 
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)

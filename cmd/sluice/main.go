@@ -14,6 +14,7 @@ import (
 // subcommands maps each `sluice` subcommand to its entry point, which
 // parses its own flags from args.
 var subcommands = map[string]func(context.Context, []string) error{
+	"acls":     runACLs,
 	"alerting": runAlerting,
 	"bench":    runBench,
 	"broker":   runBroker,

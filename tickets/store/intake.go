@@ -117,14 +117,9 @@ func (s *Store) ApplyGroup(ctx context.Context, g GroupSignal, p IntakePolicy) (
 	return res, err
 }
 
-// IsUniqueViolation reports whether err is a unique index violation.
-func IsUniqueViolation(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key")
-}
+// IsUniqueViolation reports whether err is a unique index violation (gorm
+// translates both databases' errors).
+func IsUniqueViolation(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
 
 func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *IntakeResult) error {
 	now := s.now()

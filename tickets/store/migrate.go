@@ -134,6 +134,48 @@ var migrations = []migration{
 		`ALTER TABLE users ADD COLUMN disabled_at {{TS}}`,
 		`ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT ''`,
 	}},
+	{3, "token expiry and owner, audit log, outbox, snapshot jobs", []string{
+		`ALTER TABLE api_tokens ADD COLUMN expires_at {{TS}}`,
+		`ALTER TABLE api_tokens ADD COLUMN owner_id BIGINT REFERENCES users(id)`,
+		`ALTER TABLE users ADD COLUMN password_changed_at {{TS}}`,
+		`CREATE INDEX sessions_expires ON sessions (expires_at)`,
+		`CREATE TABLE audit_events (
+			id {{ID}},
+			at {{TS}} NOT NULL,
+			actor TEXT NOT NULL,
+			action TEXT NOT NULL,
+			target TEXT NOT NULL DEFAULT '',
+			detail TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX audit_events_at ON audit_events (at, id)`,
+		`{{APPEND_ONLY audit_events}}`,
+		// The outbox: a notification is written in the transaction of the
+		// change it announces; delivered_at marks it sent, failed_at gives up.
+		`CREATE TABLE outbox (
+			id {{ID}},
+			kind TEXT NOT NULL,
+			incident_id BIGINT REFERENCES incidents(id),
+			ticket_id BIGINT REFERENCES tickets(id),
+			actor TEXT NOT NULL DEFAULT '',
+			detail TEXT NOT NULL DEFAULT '',
+			created_at {{TS}} NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0,
+			next_attempt_at {{TS}} NOT NULL,
+			delivered_at {{TS}},
+			failed_at {{TS}},
+			delivered_to TEXT NOT NULL DEFAULT '',
+			last_error TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX outbox_pending ON outbox (delivered_at, failed_at, next_attempt_at, id)`,
+		`CREATE TABLE snapshot_jobs (
+			id {{ID}},
+			incident_id BIGINT NOT NULL REFERENCES incidents(id),
+			reason TEXT NOT NULL,
+			created_at {{TS}} NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0,
+			next_attempt_at {{TS}} NOT NULL,
+			done_at {{TS}},
+			last_error TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX snapshot_jobs_pending ON snapshot_jobs (done_at, next_attempt_at, id)`,
+	}},
 }
 
 // expand turns a dialect-neutral statement into the SQL of dialect.
