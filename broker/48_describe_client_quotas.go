@@ -19,12 +19,17 @@ import (
 //     default entity, ANY every entity having that type. Strict excludes
 //     entities with types no component names. A component of an unknown type, or
 //     two for one type, gets INVALID_REQUEST.
+//   - Needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(48, 0, 1, (*Broker).handleDescribeClientQuotas) }
 
-func (b *Broker) handleDescribeClientQuotas(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleDescribeClientQuotas(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeClientQuotasRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationDescribeConfigs) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	filters := map[string]kmsg.DescribeClientQuotasRequestComponent{}
 	for _, c := range req.Components {
 		_, dup := filters[c.EntityType]

@@ -26,6 +26,9 @@ import (
 //   - At most 1000 entries per request and 10000 entities with quotas; more get
 //     POLICY_VIOLATION.
 //   - ValidateOnly checks without applying.
+//   - Needs ALTER_CONFIGS on the cluster; without it every entry gets
+//     CLUSTER_AUTHORIZATION_FAILED (checked again by the controller, as the
+//     client the Envelope names).
 
 func init() { register(49, 0, 1, (*Broker).handleAlterClientQuotas) }
 
@@ -54,6 +57,7 @@ func (b *Broker) handleAlterClientQuotas(cc *conn, kreq kmsg.Request) (kmsg.Resp
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.AlterClientQuotasResponse)
+	allowed := cc.authorizedCluster(kmsg.ACLOperationAlterConfigs)
 	var changes []metadata.QuotaChange
 	entities := len(b.quorum.Image().ClientQuotas)
 	for i, re := range req.Entries {
@@ -66,6 +70,9 @@ func (b *Broker) handleAlterClientQuotas(cc *conn, kreq kmsg.Request) (kmsg.Resp
 			se.Entity = append(se.Entity, pe)
 		}
 		err := func() error {
+			if !allowed {
+				return kerr.ClusterAuthorizationFailed
+			}
 			if i >= maxQuotaEntriesPerRequest {
 				return kafkaErr(kerr.PolicyViolation, fmt.Sprintf("more than %d entries in one request", maxQuotaEntriesPerRequest))
 			}

@@ -466,3 +466,27 @@ func TestFetchAndRequestQuotasThrottle(t *testing.T) {
 	require.NoError(t, resp.ReadFrom(raw[5:])) // correlation id and header tags
 	require.Positive(t, resp.ThrottleMillis, "a client over request_percentage is throttled")
 }
+
+// TestClientQuotasNeedClusterConfigRights: with an authorizer, describing
+// quotas needs DESCRIBE_CONFIGS and altering them ALTER_CONFIGS on the cluster.
+func TestClientQuotasNeedClusterConfigRights(t *testing.T) {
+	t.Parallel()
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:admin"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := newClient(t, tb.Addr())
+
+	alter := kmsg.NewPtrAlterClientQuotasRequest()
+	e := kmsg.NewAlterClientQuotasRequestEntry()
+	e.Entity = []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "user", Name: kmsg.StringPtr("mallory")}}
+	e.Ops = []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1e12}}
+	alter.Entries = append(alter.Entries, e)
+	aresp, err := alter.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, aresp.Entries[0].ErrorCode)
+	require.Empty(t, tb.quorum.Image().ClientQuotas, "a denied alteration changes nothing")
+
+	dresp, err := kmsg.NewPtrDescribeClientQuotasRequest().RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, dresp.ErrorCode)
+}
