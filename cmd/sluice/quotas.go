@@ -25,8 +25,8 @@ func runQuotas(ctx context.Context, args []string) error {
 }
 
 const quotasUsage = `usage:
-  sluice quotas set  [--bootstrap host:port] --entity ENTITY [--remove KEY]... [KEY=VALUE]...
-  sluice quotas list [--bootstrap host:port] [--entity ENTITY]
+  sluice quotas set  [--bootstrap host:port] [--sasl-...] --entity ENTITY [--remove KEY]... [KEY=VALUE]...
+  sluice quotas list [--bootstrap host:port] [--sasl-...] [--entity ENTITY]
 
 ENTITY is user=NAME, client-id=NAME or both, comma-separated; <default> names
 the default entity of a type, e.g. 'user=alice,client-id=<default>'.
@@ -45,6 +45,9 @@ func quotasCommand(ctx context.Context, args []string, out io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), quotasUsage+"\nflags:\n"); fs.PrintDefaults() }
 	bootstrap := fs.String("bootstrap", "127.0.0.1:9092", "comma-separated `host:port` list of seed brokers")
 	entityFlag := fs.String("entity", "", "quota `entity`, e.g. user=alice,client-id=<default>")
+	mechanism := fs.String("sasl-mechanism", "", "SASL mechanism to authenticate with: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
+	user := fs.String("sasl-username", "", "SASL user name")
+	passFile := fs.String("sasl-password-file", "", "file holding the SASL password (or set SLUICE_SASL_PASSWORD)")
 	var removes []string
 	fs.Func("remove", "quota `key` to remove (set only), repeatable", func(v string) error {
 		removes = append(removes, v)
@@ -63,7 +66,15 @@ func quotasCommand(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("--entity: %w", err)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*bootstrap, ",")...))
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...)}
+	if *mechanism != "" {
+		m, err := saslMechanism(*mechanism, *user, *passFile) // acls.go
+		if err != nil {
+			return err
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
