@@ -312,7 +312,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 			break
 		}
-		if b.connLimit.admit(ctx, nc) {
+		if b.connLimit.admit(ctx, nc, b.listeners[0].brokerOnly()) {
 			b.serve(ctx, nc, b.listeners[0])
 		}
 	}

@@ -94,7 +94,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 		b.connMu.Lock()
 		delete(b.conns, cc)
 		b.connMu.Unlock()
-		b.connLimit.release(nc)
+		b.connLimit.release(nc, l.brokerOnly())
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 			b.logger.Info("closing connection", "remote", cc.remote, "client_id", cc.clientID, "err", err)
 		}

@@ -70,8 +70,11 @@ func newConnLimiter(l Limits, logger *slog.Logger, reg prometheus.Registerer) *c
 
 // admit waits for the creation rate, then counts nc against the limits. It
 // closes nc and returns false when a limit is exceeded or ctx is done.
-func (c *connLimiter) admit(ctx context.Context, nc net.Conn) bool {
-	if !c.waitCreation(ctx) {
+// Connections of the inter-broker and controller listeners (brokerOnly) are
+// held to max.connections.per.ip only: as in Kafka (KIP-612), clients filling
+// max.connections or the creation rate must not keep brokers apart.
+func (c *connLimiter) admit(ctx context.Context, nc net.Conn, brokerOnly bool) bool {
+	if !brokerOnly && !c.waitCreation(ctx) {
 		nc.Close()
 		return false
 	}
@@ -81,11 +84,13 @@ func (c *connLimiter) admit(ctx context.Context, nc net.Conn) bool {
 	if n, ok := c.overrides[ip]; ok {
 		limit = n
 	}
-	if c.total >= c.max {
+	if c.total >= c.max && !brokerOnly {
 		limit, which = -1, "max.connections"
 	}
 	if limit >= 0 && c.byIP[ip] < limit {
-		c.total++
+		if !brokerOnly {
+			c.total++
+		}
 		c.byIP[ip]++
 		c.mu.Unlock()
 		return true
@@ -97,12 +102,15 @@ func (c *connLimiter) admit(ctx context.Context, nc net.Conn) bool {
 	return false
 }
 
-// release counts a connection admitted earlier as closed.
-func (c *connLimiter) release(nc net.Conn) {
+// release counts a connection admitted earlier, with the same brokerOnly, as
+// closed.
+func (c *connLimiter) release(nc net.Conn, brokerOnly bool) {
 	ip := remoteIP(nc)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.total--
+	if !brokerOnly {
+		c.total--
+	}
 	if c.byIP[ip]--; c.byIP[ip] <= 0 {
 		delete(c.byIP, ip)
 	}

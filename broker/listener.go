@@ -532,7 +532,7 @@ func (b *Broker) acceptOthers(ctx context.Context) {
 					}
 					return
 				}
-				if b.connLimit.admit(ctx, nc) { // connlimit.go
+				if b.connLimit.admit(ctx, nc, l.brokerOnly()) { // connlimit.go
 					b.serve(ctx, nc, l)
 				}
 			}
