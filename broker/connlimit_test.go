@@ -120,3 +120,29 @@ func TestConnectionCreationRate(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "50 connections at 20/s with a burst of 20 take at least 1.5 s")
 }
+
+// TestBrokerListenerOutsideMaxConnections: clients filling max.connections must
+// not keep brokers from reaching each other.
+func TestBrokerListenerOutsideMaxConnections(t *testing.T) {
+	t.Parallel()
+	tb := startTestBroker(t, t.TempDir(), func(c *Config) { c.MaxConnections = 2 })
+	for range 2 {
+		c, err := net.Dial("tcp", tb.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		require.False(t, closedByBroker(c, 300*time.Millisecond))
+	}
+	full, err := net.Dial("tcp", tb.Addr())
+	require.NoError(t, err)
+	defer full.Close()
+	require.True(t, closedByBroker(full, 10*time.Second), "the client listener is full")
+
+	peer, err := net.Dial("tcp", tb.ListenerAddr(implicitBrokerListener))
+	require.NoError(t, err)
+	defer peer.Close()
+	_, err = peer.Write(frame(18, 0, 1, nil)) // ApiVersions v0
+	require.NoError(t, err)
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadFull(peer, make([]byte, 8))
+	require.NoError(t, err, "the broker listener still answers")
+}
