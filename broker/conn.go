@@ -148,7 +148,13 @@ func (cc *conn) software() (name, version string) {
 
 // readLoop reads and handles requests until the connection fails or a request
 // cannot be answered; it always returns the reason.
-func (cc *conn) readLoop() error {
+func (cc *conn) readLoop() (err error) {
+	defer func() {
+		// Handlers recover in handle; this is for the reading itself.
+		if p := recover(); p != nil {
+			err = cc.b.handlerPanicked(cc, -1, -1, p)
+		}
+	}()
 	r := bufio.NewReaderSize(cc.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {

@@ -139,7 +139,10 @@ func (cc *conn) readFrame(r *bufio.Reader, size int) (reqFrame, error) {
 		// Only Produce and Fetch are known to keep no reference into their
 		// frame after the response is encoded (group requests keep member
 		// metadata, for one); every other request gets a frame of its own.
-		if key := int16(binary.BigEndian.Uint16(body)); key != 0 && key != 1 {
+		// (A raw SASL token may be shorter than an API key.)
+		if len(body) < 2 || cc.sasl == saslRaw {
+			body = append([]byte(nil), body...)
+		} else if key := int16(binary.BigEndian.Uint16(body)); key != 0 && key != 1 {
 			body = append([]byte(nil), body...)
 		}
 		return reqFrame{body: body}, nil
@@ -173,7 +176,7 @@ func (cc *conn) readFrame(r *bufio.Reader, size int) (reqFrame, error) {
 	}
 	f.body = buf
 	key := int16(binary.BigEndian.Uint16(buf))
-	f.pooled = key == 0 || key == 1
+	f.pooled = (key == 0 || key == 1) && cc.sasl != saslRaw
 	return f, nil
 }
 

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -122,4 +125,41 @@ func TestHalfSentFramesBoundedByPool(t *testing.T) {
 	t.Logf("after the attack: heap %d MiB above baseline", (int64(after)-int64(base))>>20)
 	require.Less(t, int64(after)-int64(base), int64(margin), "memory back to the baseline")
 	require.NoError(t, good.ProduceSync(ctx, kgo.StringRecord("after")).FirstErr())
+}
+
+// TestTinyRawSASLTokens: after a v0 SaslHandshake, frames are raw SASL tokens,
+// which may be shorter than an API key; reading them must not panic the broker.
+func TestTinyRawSASLTokens(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	b, _ := startSecure(t, saslSSLConfig(pki, "PLAIN"))
+	for _, token := range [][]byte{{}, {0}} {
+		c, err := tls.Dial("tcp", b.Addr(), pki.clientTLS(t, ""))
+		require.NoError(t, err)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version, hs.Mechanism = 0, "PLAIN"
+		_, err = c.Write(frame(17, 0, 1, hs.AppendTo(nil)))
+		require.NoError(t, err)
+		var size [4]byte
+		_, err = io.ReadFull(c, size[:])
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(size[:])))
+		require.NoError(t, err)
+		_, err = c.Write(binary.BigEndian.AppendUint32(nil, uint32(len(token))))
+		require.NoError(t, err)
+		_, err = c.Write(token)
+		require.NoError(t, err)
+		io.Copy(io.Discard, c) // refused: the connection is closed
+	}
+	// The broker is still there.
+	c, err := tls.Dial("tcp", b.Addr(), pki.clientTLS(t, ""))
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, err = c.Write(frame(18, 0, 2, nil))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 8))
+	require.NoError(t, err)
 }

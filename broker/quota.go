@@ -486,18 +486,18 @@ func (cc *conn) throttleResponse(req kmsg.Request, resp kmsg.Response, frameSize
 	switch req.Key() {
 	case 0:
 		if s := cc.quotaSensor(metadata.QuotaProducerByteRate); s != nil {
-			throttle = max(throttle, s.observe(metadata.QuotaProducerByteRate, float64(frameSize+4), now))
+			throttle = max(throttle, s.observe(float64(frameSize+4), now))
 		}
 	case 1:
 		if s := cc.quotaSensor(metadata.QuotaConsumerByteRate); s != nil {
-			throttle = max(throttle, s.observe(metadata.QuotaConsumerByteRate, float64(responseSize(resp)), now))
+			throttle = max(throttle, s.observe(float64(responseSize(resp)), now))
 		}
 	}
 	// ApiVersions is never throttled, as in Kafka: a client must be able to
 	// open a connection.
 	if s := cc.quotaSensor(metadata.QuotaRequestPercentage); s != nil && req.Key() != 18 {
 		busy := t.handled.Sub(t.started) - t.remote
-		throttle = max(throttle, s.observe(metadata.QuotaRequestPercentage, busy.Seconds()*100, now))
+		throttle = max(throttle, s.observe(busy.Seconds()*100, now))
 	}
 	if mt := cc.mutationThrottle; mt > 0 {
 		throttle = max(throttle, mt)
@@ -514,7 +514,7 @@ func (cc *conn) throttleResponse(req kmsg.Request, resp kmsg.Response, frameSize
 }
 
 // observe records usage and counts the throttle time it causes.
-func (s *sensor) observe(_ string, v float64, now time.Time) time.Duration {
+func (s *sensor) observe(v float64, now time.Time) time.Duration {
 	d := s.record(v, now)
 	if d > 0 {
 		s.throttleSeconds.Add(d.Seconds())
