@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicemq/sluice/alerting"
 	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/tickets"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -21,6 +22,7 @@ import (
 // opsWiring is where the operations services find the cluster and each other.
 type opsWiring struct {
 	bootstrap     []string
+	kafkaSecurity clientsec.Config
 	brokerMetrics []string
 	adminURLs     []string
 	exporter      string
@@ -42,6 +44,7 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	tc.AdminPassword = cfg.AdminPassword
 	tc.Snapshot.AdminURLs = w.adminURLs
 	tc.Snapshot.Bootstrap = w.bootstrap
+	tc.Snapshot.KafkaSecurity = w.kafkaSecurity
 	if err := os.MkdirAll(tc.DataDir, 0o700); err != nil {
 		return started, err
 	}

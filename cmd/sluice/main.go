@@ -24,6 +24,8 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"exporter": runExporter,
 	"quotas":   runQuotas,
 	"tickets":  runTickets,
+	"users":    runUsers,
+	"certs":    runCerts,
 }
 
 func main() {

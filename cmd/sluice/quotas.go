@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
 // runQuotas is `sluice quotas set|list`: client quotas (KIP-13, KIP-124,
@@ -25,8 +27,8 @@ func runQuotas(ctx context.Context, args []string) error {
 }
 
 const quotasUsage = `usage:
-  sluice quotas set  [--bootstrap host:port] [--sasl-...] --entity ENTITY [--remove KEY]... [KEY=VALUE]...
-  sluice quotas list [--bootstrap host:port] [--sasl-...] [--entity ENTITY]
+  sluice quotas set  [--bootstrap host:port] [security flags] --entity ENTITY [--remove KEY]... [KEY=VALUE]...
+  sluice quotas list [--bootstrap host:port] [security flags] [--entity ENTITY]
 
 ENTITY is user=NAME, client-id=NAME or both, comma-separated; <default> names
 the default entity of a type, e.g. 'user=alice,client-id=<default>'.
@@ -45,9 +47,8 @@ func quotasCommand(ctx context.Context, args []string, out io.Writer) error {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), quotasUsage+"\nflags:\n"); fs.PrintDefaults() }
 	bootstrap := fs.String("bootstrap", "127.0.0.1:9092", "comma-separated `host:port` list of seed brokers")
 	entityFlag := fs.String("entity", "", "quota `entity`, e.g. user=alice,client-id=<default>")
-	mechanism := fs.String("sasl-mechanism", "", "SASL mechanism to authenticate with: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
-	user := fs.String("sasl-username", "", "SASL user name")
-	passFile := fs.String("sasl-password-file", "", "file holding the SASL password (or set SLUICE_SASL_PASSWORD)")
+	var sec clientsec.Config
+	sec.RegisterFlags(fs)
 	var removes []string
 	fs.Func("remove", "quota `key` to remove (set only), repeatable", func(v string) error {
 		removes = append(removes, v)
@@ -66,15 +67,11 @@ func quotasCommand(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("--entity: %w", err)
 		}
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...)}
-	if *mechanism != "" {
-		m, err := saslMechanism(*mechanism, *user, *passFile) // acls.go
-		if err != nil {
-			return err
-		}
-		opts = append(opts, kgo.SASL(m))
+	secOpts, err := sec.Opts()
+	if err != nil {
+		return err
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...)}, secOpts...)...)
 	if err != nil {
 		return err
 	}
