@@ -58,7 +58,9 @@ compat: build
 compat-load: build
 	COMPAT_MODE=cluster COMPAT_HOGS=2 ./scripts/compat.sh
 
-# A short run of every fuzz target.
+# A short run of every fuzz target, and the soak of mutated frames of every API key
+# beside an acknowledged producer (5 s of it runs in `make test`).
+SOAK ?= 2m
 fuzz:
 	$(GO) test ./broker/record/ -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./broker/storage/ -run '^$$' -fuzz FuzzRecover -fuzztime 30s
@@ -66,6 +68,8 @@ fuzz:
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzACLFilter$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzSASLExchanges$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzPrincipalRules$$' -fuzztime 30s
+	$(GO) test ./broker/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
+	$(GO) test ./broker/ -count=1 -v -run '^TestSoakMutatedFrames$$' -soak $(SOAK) -timeout 15m
 
 clean:
 	rm -rf bin data .compat

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/acl"
 	"github.com/sluicemq/sluice/broker/group"
@@ -84,7 +85,14 @@ type Broker struct {
 	connSeq atomic.Uint64
 	connWG  sync.WaitGroup
 
-	authz authorizerState
+	// Limits and quotas (limits.go, quota.go).
+	reqPool   *requestPool
+	connLimit *connLimiter
+	quotas    *quotaManager
+	panics    *prometheus.CounterVec
+	// beforeHandle, set by tests only, runs before every request's handler.
+	beforeHandle func(*conn, kmsg.Request)
+	authz        authorizerState
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -127,6 +135,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		b.registry = prometheus.NewRegistry()
 	}
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.initLimits()
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
@@ -336,7 +345,9 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 			break
 		}
-		b.serve(ctx, nc, b.listeners[0])
+		if b.connLimit.admit(ctx, nc, b.listeners[0].brokerOnly()) {
+			b.serve(ctx, nc, b.listeners[0])
+		}
 	}
 	cancel()
 	<-heartbeatsDone // the last heartbeat asked to be fenced

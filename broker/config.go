@@ -151,6 +151,10 @@ type Config struct {
 	// Security holds listeners, TLS and SASL (listener.go), with Kafka's names;
 	// `listen` and `advertised.listen` are shorthands used when `listeners` is empty.
 	Security `yaml:",inline"`
+	// Limits holds the connection, request memory and topic limits (limits.go).
+	Limits `yaml:",inline"`
+	// Quotas holds the client quota windows (quota.go).
+	Quotas QuotaConfig `yaml:",inline"`
 }
 
 // DefaultConfig returns the configuration `sluice broker` runs with when nothing
@@ -194,6 +198,8 @@ func (c *Config) applyDefaults() {
 	if c.GroupInitialRebalanceDelayMs == nil {
 		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
 	}
+	c.Limits.applyDefaults()
+	c.Quotas.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -283,7 +289,10 @@ func (c *Config) Validate() error {
 	if err := c.validateAuthorizer(); err != nil {
 		return err
 	}
-	return nil
+	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
+		return err
+	}
+	return c.Quotas.validate()
 }
 
 // LoadConfig reads a broker YAML file strictly: unknown fields are errors that name

@@ -535,7 +535,9 @@ func (b *Broker) acceptOthers(ctx context.Context) {
 					}
 					return
 				}
-				b.serve(ctx, nc, l)
+				if b.connLimit.admit(ctx, nc, l.brokerOnly()) { // connlimit.go
+					b.serve(ctx, nc, l)
+				}
 			}
 		}()
 	}

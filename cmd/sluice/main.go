@@ -22,6 +22,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"demo":     runDemo,
 	"dev":      runDev,
 	"exporter": runExporter,
+	"quotas":   runQuotas,
 	"tickets":  runTickets,
 	"users":    runUsers,
 	"certs":    runCerts,
