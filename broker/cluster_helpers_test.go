@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-
 // startTestCluster starts n in-process brokers sharing one metadata quorum, each
 // handed a Raft listener bound to port 0, and waits until every one lists all.
 func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroker {

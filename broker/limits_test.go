@@ -17,7 +17,6 @@ import (
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
-
 // createTopicsRaw sends one CreateTopics request on a plain connection through
 // franz-go's wire encoding, as an attacker would, at the newest version.
 func createTopicsRaw(ctx context.Context, t *testing.T, addr string, topics ...kmsg.CreateTopicsRequestTopic) *kmsg.CreateTopicsResponse {
