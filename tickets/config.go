@@ -38,6 +38,11 @@ type Config struct {
 	// its group reopens it instead of opening a new incident, 1h by default
 	// (jiralert's reopen_duration).
 	ReopenWindow time.Duration `yaml:"reopen_window"`
+	// TransientWindow: an incident whose alarms all resolve within this long of
+	// its opening is transient and does not page; pages of new incidents wait
+	// this long. 1m by default (a resolve reaches the service one
+	// Alertmanager group_interval after the alarm clears).
+	TransientWindow time.Duration `yaml:"transient_window"`
 	// DefaultCluster names the cluster of alarms without a cluster label,
 	// "sluice" by default.
 	DefaultCluster string `yaml:"default_cluster"`
@@ -69,13 +74,14 @@ type Config struct {
 // DefaultConfig returns the configuration used without a file or flags.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         "127.0.0.1:8090",
-		ReopenWindow:   time.Hour,
-		DefaultCluster: "sluice",
-		SLATargets:     sla.DefaultTargets(),
-		SLAWindow:      30 * 24 * time.Hour,
-		MaxBodyBytes:   1 << 20,
-		SessionTTL:     12 * time.Hour,
+		Listen:          "127.0.0.1:8090",
+		ReopenWindow:    time.Hour,
+		TransientWindow: time.Minute,
+		DefaultCluster:  "sluice",
+		SLATargets:      sla.DefaultTargets(),
+		SLAWindow:       30 * 24 * time.Hour,
+		MaxBodyBytes:    1 << 20,
+		SessionTTL:      12 * time.Hour,
 	}
 }
 
@@ -107,6 +113,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReopenWindow < 0 {
 		return errors.New("reopen_window: negative")
+	}
+	if c.TransientWindow < 0 {
+		return errors.New("transient_window: negative")
+	}
+	if c.TransientWindow == 0 {
+		c.TransientWindow = def.TransientWindow
 	}
 	if c.ReopenWindow == 0 {
 		c.ReopenWindow = def.ReopenWindow

@@ -70,13 +70,17 @@ func (s *Service) intakeEvents(ctx context.Context, res store.IntakeResult) {
 		if err != nil {
 			continue
 		}
-		kind := notify.IncidentOpened
 		if inc.ReopenCount > 0 { // a new incident has none
-			kind = notify.IncidentReopened
+			s.incidentEvent(ctx, notify.IncidentReopened, "", "", id, inc)
+			continue
 		}
-		s.incidentEvent(ctx, kind, "", "", id, inc)
+		s.pageLater(ctx, inc)
 	}
 	for _, id := range res.Resolved {
-		s.incidentEvent(ctx, notify.IncidentResolved, "", "", id, nil)
+		inc, err := s.store.GetIncident(ctx, id)
+		if err != nil || inc.Transient {
+			continue // a transient incident never paged: no resolve either
+		}
+		s.incidentEvent(ctx, notify.IncidentResolved, "", "", id, inc)
 	}
 }

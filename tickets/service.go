@@ -43,6 +43,7 @@ type Service struct {
 
 	intakeMu  sync.Mutex // serializes webhook notifications
 	snapQueue chan uint
+	pageQueue chan pendingPage
 	workers   sync.WaitGroup
 
 	ready chan struct{}
@@ -72,7 +73,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: logger, store: st, reg: opts.Registry, capturer: snapshot.NewCapturer(cfg.Snapshot),
-		snapQueue: make(chan uint, 256), ready: make(chan struct{})}
+		snapQueue: make(chan uint, 256), pageQueue: make(chan pendingPage, 1024), ready: make(chan struct{})}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -152,6 +153,10 @@ func (s *Service) Run(ctx context.Context) error {
 		defer s.workers.Done()
 		s.notifier.Run(wctx)
 	}()
+	if s.notifier.Enabled() {
+		s.workers.Add(1)
+		go s.pageWorker(wctx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("tickets service listening", "addr", s.addr)

@@ -134,6 +134,12 @@ var migrations = []migration{
 		`ALTER TABLE users ADD COLUMN disabled_at {{TS}}`,
 		`ALTER TABLE api_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT ''`,
 	}},
+	{3, "incidents correlated by diagnosed cause, transient incidents", []string{
+		`ALTER TABLE incidents ADD COLUMN cause_key TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE incidents ADD COLUMN cause_impact INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE incidents ADD COLUMN cluster_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE incidents ADD COLUMN transient BOOLEAN NOT NULL DEFAULT FALSE`,
+	}},
 }
 
 // expand turns a dialect-neutral statement into the SQL of dialect.
