@@ -145,7 +145,7 @@ func routingToTickets(ticketsAddr, token string) string {
   receiver: log
   group_by: [alertname, cluster]
   group_wait: 5s
-  group_interval: 1m
+  group_interval: 30s
   repeat_interval: 4h
   routes:
     - receiver: log
