@@ -14,8 +14,8 @@ func runBroker(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	configPath := fs.String("config", "", "optional broker YAML file (Kafka's names for Kafka settings)")
 	listen := fs.String("listen", "", "Kafka listener address host:port (default 127.0.0.1:9092)")
-	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state (default ./data)")
-	nodeID := fs.Int("node-id", -1, "node id (default 1)")
+	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state, held exclusively (default sluice-data/broker-<node id>)")
+	nodeID := fs.Int("node-id", 0, "node id (default 1)")
 	advertised := fs.String("advertised-listen", "", "address given to clients (default: the listen address)")
 	controllerListen := fs.String("controller-listen", "", "address of this broker's metadata quorum (Raft) transport")
 	quorum := fs.String("controller-quorum", "", "metadata quorum voters, Kafka's controller.quorum.voters: 1@host:port,2@host:port,3@host:port (default: a quorum of this broker alone)")
@@ -66,6 +66,10 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.PprofListen = *pprofListen
 		}
 	})
+	// The default log.dir follows the node id given on the command line.
+	if !flagSet(fs, "data-dir") && cfg.DataDir == broker.DefaultDataDir(1) {
+		cfg.DataDir = broker.DefaultDataDir(cfg.NodeID)
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
