@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,19 @@ func (r *peerRepeats) admit(key string) (bool, int) {
 	return true, n
 }
 
+// peerHungUp reports whether a message's error is a connection closed by
+// either side. Complaints about a named peer are rate-limited instead: they
+// are how a stopped peer shows.
+func peerHungUp(args []any) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == "error" {
+			msg := fmt.Sprint(args[i+1])
+			return msg == "EOF" || strings.HasSuffix(msg, "use of closed network connection") || strings.HasSuffix(msg, "connection reset by peer")
+		}
+	}
+	return false
+}
+
 // peerOf returns the peer a raft message is about, from its "peer", "target"
 // or "server-id" argument.
 func peerOf(args []any) (string, bool) {
@@ -101,6 +115,14 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	all = append(all, "component", h.name)
 	all = append(all, h.args...)
 	all = append(all, args...)
+	if _, aboutPeer := peerOf(args); level >= hclog.Warn && !aboutPeer && peerHungUp(args) {
+		// The transport reading from a connection a peer (or this broker,
+		// shutting down) closed: routine at every stop, not an error.
+		level = hclog.Debug
+		if level < h.level {
+			return
+		}
+	}
 	if level >= hclog.Warn && h.repeats != nil {
 		if peer, ok := peerOf(all); ok {
 			logNow, left := h.repeats.admit(msg + "\x00" + peer)

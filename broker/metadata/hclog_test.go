@@ -44,6 +44,9 @@ func TestStoppedPeerLoggedOnceThenRarely(t *testing.T) {
 	}
 	l.Error("failed to appendEntries to", "peer", "127.0.0.1:9194", "error", "EOF")
 	l.Error("something else went wrong")
+	// A peer (or this broker) closing a connection is not worth a line at warn.
+	l.Error("failed to decode incoming command", "error", "read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection")
+	l.Error("failed to decode incoming command", "error", "EOF")
 	lines := buf.lines()
 	require.Len(t, lines, 4, "%s", strings.Join(lines, "\n"))
 	require.Contains(t, lines[0], "level=WARN")

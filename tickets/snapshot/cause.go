@@ -60,8 +60,8 @@ var consumerAlerts = map[string]bool{"SluiceConsumerGroupStatus": true, "SluiceC
 // In order: a disk alarm's cause is its log directory; SluiceBrokerDown's is
 // its broker (from its broker and kafka_address labels); any other alarm of
 // the cluster is caused by the lowest-numbered broker the snapshot shows
-// fenced or unreachable; SluiceActiveControllerCount, or a cluster without a
-// controller, is a controller problem.
+// fenced or unreachable; SluiceActiveControllerCount is otherwise a
+// controller problem.
 func CauseOf(labels map[string]string, s *Snapshot) *Cause {
 	name := labels["alertname"]
 	clusterID := ""
@@ -88,10 +88,9 @@ func CauseOf(labels map[string]string, s *Snapshot) *Cause {
 				return brokerCause(s, b.ID, b.Fenced && b.Reachable, "")
 			}
 		}
-		if name == "SluiceActiveControllerCount" || s.Cluster.ControllerID < 0 {
-			return controllerCause(s)
-		}
 	}
+	// A cluster seen without a controller for a moment is an election in
+	// progress; only the alert (a minute without exactly one) is the cause.
 	if name == "SluiceActiveControllerCount" {
 		return controllerCause(s)
 	}
