@@ -60,7 +60,7 @@ type Config struct {
 	// SecureCookies marks session cookies Secure; set it when served over HTTPS.
 	SecureCookies bool `yaml:"secure_cookies"`
 	// AlertingURL is the HTTP API of Sluice's alerting (`sluice alerting`,
-	// http://127.0.0.1:9093 by its default) whose silences the Silences page
+	// e.g. http://127.0.0.1:9095 in make run's stack, which sets it) whose silences the Silences page
 	// lists, creates and expires; empty leaves the page unconfigured.
 	AlertingURL string `yaml:"alerting_url"`
 	// ExternalURL is how people reach this service, for links in
