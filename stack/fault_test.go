@@ -85,29 +85,32 @@ func panelTargets(ps []*dashboards.Panel, where string, out map[string]string) {
 }
 
 // dataOf returns the part of a panel expression that must return data on a
-// healthy cluster: a panel that filters (`x > 0`, `x == 1`) shows nothing
-// while all is well, so its unfiltered side is checked.
+// healthy cluster: a panel that filters (`x > 0`, `max by (g) (x == 1)`)
+// shows nothing while all is well, so its filters are dropped and the
+// unfiltered series checked.
 func dataOf(t *testing.T, expr string) string {
 	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
 	require.NoError(t, err, expr)
-	for {
-		switch n := e.(type) {
-		case *parser.ParenExpr:
-			e = n.Expr
-			continue
-		case *parser.Call:
-			if (n.Func.Name == "sort_desc" || n.Func.Name == "sort") && len(n.Args) == 1 {
-				e = n.Args[0]
-				continue
-			}
-		case *parser.BinaryExpr:
-			if _, lit := n.RHS.(*parser.NumberLiteral); lit && n.Op.IsComparisonOperator() && !n.ReturnBool {
-				e = n.LHS
-				continue
-			}
+	return unfilter(e).String()
+}
+
+func unfilter(e parser.Expr) parser.Expr {
+	switch n := e.(type) {
+	case *parser.ParenExpr:
+		n.Expr = unfilter(n.Expr)
+	case *parser.AggregateExpr:
+		n.Expr = unfilter(n.Expr)
+	case *parser.Call:
+		for i, a := range n.Args {
+			n.Args[i] = unfilter(a)
 		}
-		return e.String()
+	case *parser.BinaryExpr:
+		if _, lit := n.RHS.(*parser.NumberLiteral); lit && n.Op.IsComparisonOperator() && !n.ReturnBool {
+			return unfilter(n.LHS)
+		}
+		n.LHS, n.RHS = unfilter(n.LHS), unfilter(n.RHS)
 	}
+	return e
 }
 
 var labelValuesVar = regexp.MustCompile(`^\s*label_values\(\s*(.*?)\s*,\s*(\w+)\s*\)\s*$`)

@@ -52,7 +52,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return fmt.Sprint(v)
 	},
-	"join": strings.Join,
+	"join":   strings.Join,
+	"plural": plural,
 	"labels": func(m map[string]string) string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -365,6 +366,10 @@ type incidentPageData struct {
 	SLA      sla.Status
 	Snapshot *snapshot.Snapshot
 	CanAct   bool
+	// Impact summarizes the snapshot's affected brokers, topics and
+	// partitions; AllPartitions (?partitions=all) lists every partition.
+	Impact        impactSummary
+	AllPartitions bool
 }
 
 func (s *Service) incidentPage(c *gin.Context) {
@@ -378,11 +383,13 @@ func (s *Service) incidentPage(c *gin.Context) {
 		s.uiStoreError(c, err)
 		return
 	}
-	pd := incidentPageData{IncidentDetail: d, SLA: sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now()), CanAct: who(c).Role.Allows(store.RoleOperator)}
+	pd := incidentPageData{IncidentDetail: d, SLA: sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now()), CanAct: who(c).Role.Allows(store.RoleOperator),
+		AllPartitions: c.Query("partitions") == "all"}
 	if rec, err := s.store.LatestSnapshot(c.Request.Context(), uint(id), true); err == nil {
 		var snap snapshot.Snapshot
 		if json.Unmarshal([]byte(rec.Data), &snap) == nil {
 			pd.Snapshot = &snap
+			pd.Impact = summarizeImpact(&snap)
 		}
 	}
 	s.render(c, http.StatusOK, "incident", "layout", pageData{Title: fmt.Sprintf("Incident #%d", id), Nav: "incidents", Data: pd})
