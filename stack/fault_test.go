@@ -154,6 +154,7 @@ func TestDemoBrokerFault(t *testing.T) {
 	alerting := "http://127.0.0.1:" + strconv.Itoa(cfg.AlertingPort)
 	tickets := "http://127.0.0.1:" + strconv.Itoa(cfg.TicketsPort)
 	poll(t, 2*time.Minute, "stack up", func() bool { return strings.Contains(out.String(), "demo: producing") })
+	started := time.Now()
 	tokenRaw, err := os.ReadFile(filepath.Join(cfg.DataDir, "tickets", "alerting-token"))
 	require.NoError(t, err)
 	token := strings.TrimSpace(string(tokenRaw))
@@ -261,4 +262,7 @@ func TestDemoBrokerFault(t *testing.T) {
 		t.Logf("incident %d %s %q transient=%v", inc.ID, inc.Status, inc.Title, inc.Transient)
 	}
 	require.Len(t, all.Incidents, 1, "one fault, one incident")
+	t.Logf("%d ERROR and %d WARN log lines over the demo (%s of traffic, broker 2 down for %s)",
+		strings.Count(logs.String(), "level=ERROR"), strings.Count(logs.String(), "level=WARN"),
+		time.Since(started).Round(time.Second), cfg.Demo.FaultFor)
 }

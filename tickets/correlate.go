@@ -55,7 +55,7 @@ func (s *Service) pageWorker(ctx context.Context) {
 			return
 		case p = <-s.pageQueue:
 		}
-		if wait := p.due.Sub(time.Now()); wait > 0 {
+		if wait := time.Until(p.due); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
