@@ -60,7 +60,9 @@ func TestBusyMachineRaisesNoIncident(t *testing.T) {
 		t.Cleanup(func() { hog.Process.Kill(); hog.Wait() })
 	}
 	end := time.Now().Add(busyFor)
-	pending := map[string]bool{}
+	active := map[string]bool{}
+	pending := map[string]int{}
+	samples := 0
 	for time.Now().Before(end) {
 		var incidents struct{ Incidents []store.Incident }
 		getJSON(t, tickets+"/api/v1/incidents", token, &incidents)
@@ -77,9 +79,24 @@ func TestBusyMachineRaisesNoIncident(t *testing.T) {
 		}
 		getJSON(t, alerting+"/api/v1/alerts", "", &alerts)
 		for _, a := range alerts.Data {
-			pending[a.Labels["alertname"]] = true
+			active[a.Labels["alertname"]] = true
 		}
+		// Churn: rules whose condition held (pending or firing) at a sample.
+		var ruleStates struct {
+			Data []struct {
+				Name  string `json:"name"`
+				State string `json:"state"`
+			} `json:"data"`
+		}
+		getJSON(t, alerting+"/api/v1/rules", "", &ruleStates)
+		for _, r := range ruleStates.Data {
+			if r.State == "pending" || r.State == "firing" {
+				pending[r.Name+" "+r.State]++
+			}
+		}
+		samples++
 		time.Sleep(5 * time.Second)
 	}
-	t.Logf("alerts seen active during %s of CPU hogs (none became an incident): %v", busyFor, pending)
+	t.Logf("during %s of CPU hogs, %d samples 5 s apart: rules pending or firing (samples) %v; alerts sent %v; no incident",
+		busyFor, samples, pending, active)
 }
