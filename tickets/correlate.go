@@ -22,7 +22,7 @@ func (s *Service) intakePolicy(ctx context.Context, sig store.GroupSignal) store
 	}
 	state := s.capturer.ClusterState(ctx, s.store.Now())
 	if state.Cluster != nil {
-		p.ClusterID = state.Cluster.ID
+		p.ClusterID, p.MetadataIndex = state.Cluster.ID, state.Cluster.MetadataIndex
 	}
 	p.Causes = map[string]*store.Cause{}
 	for _, a := range fresh {

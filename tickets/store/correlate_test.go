@@ -174,3 +174,47 @@ func (s *Store) mustOpen(t *testing.T, id uint) bool {
 	require.NoError(t, err)
 	return inc.Open()
 }
+
+// TestNoReopenAcrossClearedState: the same cause within the reopen window
+// does not reopen an incident when the cluster's metadata log index went
+// backwards since it opened (its brokers' state directories were cleared:
+// `make clean`), even under the same cluster id.
+func TestNoReopenAcrossClearedState(t *testing.T) {
+	st, _ := openTest(t)
+	clk := &fakeClock{t: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	st.now = clk.now
+	ctx := context.Background()
+	cause := &Cause{Key: "sluice/broker/2", Title: "Broker 2 (127.0.0.1:9093) down", Severity: "critical"}
+	pol := func(idx uint64) IntakePolicy {
+		return IntakePolicy{ReopenWindow: time.Hour, DefaultCluster: "sluice", ClusterID: "sluice", MetadataIndex: idx,
+			Causes: map[string]*Cause{"fp": cause}}
+	}
+	t0 := clk.now()
+	res, err := st.ApplyGroup(ctx, signal("SluiceBrokerDown", alarm("SluiceBrokerDown", "fp", AlarmFiring, t0)), pol(500))
+	require.NoError(t, err)
+	first := res.Opened[0]
+	clk.add(time.Minute)
+	_, err = st.ApplyGroup(ctx, signal("SluiceBrokerDown", alarm("SluiceBrokerDown", "fp", AlarmResolved, t0)), pol(520))
+	require.NoError(t, err)
+
+	// Fires again ten minutes later in a fresh cluster: metadata index 40.
+	clk.add(10 * time.Minute)
+	res, err = st.ApplyGroup(ctx, signal("SluiceBrokerDown", alarm("SluiceBrokerDown", "fp", AlarmFiring, clk.now())), pol(40))
+	require.NoError(t, err)
+	require.Len(t, res.Opened, 1)
+	require.NotEqual(t, first, res.Opened[0])
+	old, err := st.GetIncident(ctx, first)
+	require.NoError(t, err)
+	require.Equal(t, StatusClosed, old.Status)
+	require.Zero(t, old.ReopenCount)
+
+	// In the same cluster (index grew) it reopens.
+	second := res.Opened[0]
+	clk.add(time.Minute)
+	_, err = st.ApplyGroup(ctx, signal("SluiceBrokerDown", alarm("SluiceBrokerDown", "fp", AlarmResolved, clk.now().Add(-time.Minute))), pol(60))
+	require.NoError(t, err)
+	clk.add(time.Minute)
+	res, err = st.ApplyGroup(ctx, signal("SluiceBrokerDown", alarm("SluiceBrokerDown", "fp", AlarmFiring, clk.now())), pol(80))
+	require.NoError(t, err)
+	require.Equal(t, []uint{second}, res.Opened)
+}

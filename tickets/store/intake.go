@@ -53,6 +53,10 @@ type IntakePolicy struct {
 	// ClusterID is the Kafka cluster id observed with the notification, empty
 	// if unknown. An incident of another cluster id never reopens.
 	ClusterID string
+	// MetadataIndex is the cluster's metadata log index observed with the
+	// notification, 0 if unknown. An incident opened at a larger index never
+	// reopens: the brokers' state directories were cleared since.
+	MetadataIndex uint64
 	// TransientWindow: an incident whose alarms all resolve within this long of
 	// its opening is marked transient (and does not page).
 	TransientWindow time.Duration
@@ -337,7 +341,8 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, alarms []AlarmSignal, key string, cause *Cause, p IntakePolicy, now time.Time) (*Incident, bool, error) {
 	var inc Incident
 	err := tx.Where("key = ? AND status <> ?", key, StatusClosed).First(&inc).Error
-	sameCluster := err == nil && (inc.ClusterID == "" || p.ClusterID == "" || inc.ClusterID == p.ClusterID)
+	sameCluster := err == nil && (inc.ClusterID == "" || p.ClusterID == "" || inc.ClusterID == p.ClusterID) &&
+		(p.MetadataIndex == 0 || inc.MetadataIndex <= p.MetadataIndex)
 	switch {
 	case err == nil && inc.Open():
 		return &inc, false, nil
@@ -363,7 +368,7 @@ func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, alarms []AlarmSignal, k
 		}
 		why := "group fired again after the reopen window; a new incident was opened"
 		if !sameCluster {
-			why = "group fired again in a cluster with another id (its state was cleared); a new incident was opened"
+			why = "fired again in a cluster whose state was cleared since (another cluster id, or its metadata log started over); a new incident was opened"
 		}
 		if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "closed", why); err != nil {
 			return nil, false, err
@@ -376,7 +381,7 @@ func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, alarms []AlarmSignal, k
 		Key: key, GroupKey: g.GroupKey, Receiver: g.Receiver, ExternalURL: g.ExternalURL,
 		Title: incidentTitle(g, first), Severity: NormalizeSeverity(firstNonEmpty(g.CommonLabels["severity"], first.Labels["severity"])),
 		Status: StatusTriggered, Cluster: firstNonEmpty(g.CommonLabels["cluster"], first.Labels["cluster"], p.DefaultCluster),
-		Brokers: []string{}, Topics: []string{}, Groups: []string{}, ClusterID: p.ClusterID,
+		Brokers: []string{}, Topics: []string{}, Groups: []string{}, ClusterID: p.ClusterID, MetadataIndex: p.MetadataIndex,
 		ImpactStartAt: first.StartsAt.UTC(), DetectedAt: now, CreatedAt: now, UpdatedAt: now,
 	}
 	if cause != nil {

@@ -138,6 +138,7 @@ var migrations = []migration{
 		`ALTER TABLE incidents ADD COLUMN cause_key TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE incidents ADD COLUMN cause_impact INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE incidents ADD COLUMN cluster_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE incidents ADD COLUMN metadata_index BIGINT NOT NULL DEFAULT 0`,
 		`ALTER TABLE incidents ADD COLUMN transient BOOLEAN NOT NULL DEFAULT FALSE`,
 	}},
 }

@@ -80,6 +80,10 @@ type Incident struct {
 	// ClusterID is the Kafka cluster id seen when the incident opened: an
 	// incident never reopens for a cluster whose state directory was cleared.
 	ClusterID string `json:"cluster_id"`
+	// MetadataIndex is the cluster's metadata log index seen when the incident
+	// opened; a smaller one later means the brokers' state was cleared, and
+	// the incident does not reopen.
+	MetadataIndex uint64 `json:"metadata_index"`
 	// Transient is set when every alarm resolved within the transient window
 	// of the incident opening: it did not page.
 	Transient     bool       `json:"transient"`
