@@ -7,11 +7,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // lockFileName is the file in log.dir a running broker holds an exclusive
-// flock on, with its pid inside, so a second broker on the same directory
+// lock on (flock; LockFileEx on Windows), with its pid inside, so a second broker on the same directory
 // fails at once naming the holder instead of waiting on the Raft database.
 const lockFileName = "sluice.lock"
 
@@ -25,9 +24,9 @@ func lockDataDir(dir string) (*dirLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log.dir: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, errLocked) {
 			return nil, fmt.Errorf("log.dir %s is in use by another broker (%s); stop it or choose another --data-dir", dir, holder(path))
 		}
 		return nil, fmt.Errorf("log.dir: lock %s: %w", path, err)
