@@ -265,4 +265,9 @@ func TestDemoBrokerFault(t *testing.T) {
 	t.Logf("%d ERROR and %d WARN log lines over the demo (%s of traffic, broker 2 down for %s)",
 		strings.Count(logs.String(), "level=ERROR"), strings.Count(logs.String(), "level=WARN"),
 		time.Since(started).Round(time.Second), cfg.Demo.FaultFor)
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			t.Log(line)
+		}
+	}
 }
