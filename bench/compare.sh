@@ -3,7 +3,7 @@
 #
 # Starts `sluice broker` on a fresh data dir (unless BOOTSTRAP names a
 # running broker) and franz-go's kfake in a process of its own
-# (`sluice bench --serve-fake PORT`), then alternates runs against the two,
+# (`go run ./bench/kfake --port PORT`, built to bin/kfake), then alternates runs against the two,
 # each on a fresh topic: `sluice bench --mode produce` and then
 # `--mode consume` reading the whole topic back. It prints per-run figures,
 # medians and sluice/kfake ratios. Both brokers are separate processes
@@ -33,6 +33,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SLUICE=${SLUICE:-bin/sluice}
+KFAKE=${KFAKE:-bin/kfake}
 LISTEN=${LISTEN:-127.0.0.1:29092}
 FAKE_PORT=${FAKE_PORT:-29093}
 RUNS=${RUNS:-5}
@@ -41,6 +42,9 @@ BENCH_FLAGS=${BENCH_FLAGS:-}
 
 if [[ ! -x $SLUICE ]]; then
 	go build -o "$SLUICE" ./cmd/sluice
+fi
+if [[ ! -x $KFAKE ]]; then
+	go build -o "$KFAKE" ./bench/kfake
 fi
 
 work=$(mktemp -d)
@@ -87,11 +91,11 @@ if [[ -z ${BOOTSTRAP:-} ]]; then
 	echo "started: $SLUICE ${args[*]}"
 fi
 free "127.0.0.1:$FAKE_PORT"
-"$SLUICE" bench --serve-fake "$FAKE_PORT" >"$work/kfake.log" 2>&1 &
+"$KFAKE" --port "$FAKE_PORT" >"$work/kfake.log" 2>&1 &
 fake_pid=$!
 pids+=($!)
 await "127.0.0.1:$FAKE_PORT" $! "$work/kfake.log"
-echo "started: $SLUICE bench --serve-fake $FAKE_PORT"
+echo "started: $KFAKE --port $FAKE_PORT"
 
 # rate FILE prints the records/s of the one phase in a bench output.
 rate() { sed -n 's/^run 1 [a-z]*: .* = \([0-9,]*\) records\/s.*/\1/p' "$1" | tr -d ,; }

@@ -28,6 +28,10 @@ import (
 //     retried batch among the last five is answered with its original offset.
 //   - v13 names topics by ID.
 //   - Writes to internal topics are refused with INVALID_TOPIC_EXCEPTION.
+//   - Authorization: WRITE on each topic, else TOPIC_AUTHORIZATION_FAILED for its
+//     partitions; a transactional id needs WRITE on it, else every partition gets
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Idempotence is authorized by
+//     InitProducerId, as in Kafka 3.x.
 //   - Transactional produce is not supported (no transaction coordinator yet):
 //     a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
 
@@ -41,6 +45,8 @@ func (b *Broker) handleProduce(cc *conn, kreq kmsg.Request) (kmsg.Response, erro
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		allErr = kerr.InvalidRequiredAcks
+	case req.TransactionID != nil && !cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID):
+		allErr = kerr.TransactionalIDAuthorizationFailed
 	case req.TransactionID != nil:
 		allErr = kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
 	}
@@ -48,11 +54,15 @@ func (b *Broker) handleProduce(cc *conn, kreq kmsg.Request) (kmsg.Response, erro
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		topicErr := allErr
+		if topicErr == nil && !cc.authorizedTopic(kmsg.ACLOperationWrite, req.Version >= 13, rt.Topic, rt.TopicID) {
+			topicErr = kerr.TopicAuthorizationFailed
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-			err := allErr
+			err := topicErr
 			if err == nil {
 				err = b.produceTo(cc, req, rt, &rp, &sp)
 			}

@@ -29,6 +29,8 @@ import (
 //   - Fetch sessions (KIP-227) are not kept: a request to open one is answered with
 //     session id 0, which tells clients to go on with full fetches.
 //   - v9+: CurrentLeaderEpoch is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+//   - Authorization: a follower's fetch needs CLUSTER_ACTION on the cluster, a
+//     consumer's READ on each topic; else TOPIC_AUTHORIZATION_FAILED per partition.
 //   - v13+: topics by ID. An empty partition carries empty, not null, record bytes.
 
 func init() { register(1, 4, 16, (*Broker).handleFetch) }
@@ -40,6 +42,8 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
 	}
+	denied := cc.authorizeFetch(req)
+	defer func() { resp.Topics = append(resp.Topics, denied...) }()
 
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var wake chan struct{}

@@ -19,21 +19,27 @@ import (
 //   - Other timestamps: the first offset whose timestamp is at or after it, found
 //     through the time index; none gives offset -1 and timestamp -1, like Kafka.
 //   - v4+: CurrentLeaderEpoch is checked and LeaderEpoch returned.
+//   - Authorization: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED for
+//     its partitions.
 //   - READ_COMMITTED equals READ_UNCOMMITTED (no transactions).
 
 func init() { register(2, 1, 10, (*Broker).handleListOffsets) }
 
-func (b *Broker) handleListOffsets(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleListOffsets(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		authorized := cc.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			err := b.listOffset(req.Version, rt.Topic, &rp, &sp)
+			err := error(kerr.TopicAuthorizationFailed)
+			if authorized {
+				err = b.listOffset(req.Version, rt.Topic, &rp, &sp)
+			}
 			if errors.Is(err, storage.ErrClosed) {
 				err = kerr.UnknownTopicOrPartition
 			}

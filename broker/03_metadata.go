@@ -13,7 +13,7 @@ import (
 //
 // Behavior:
 //   - Answered from this broker's copy of the metadata log: the live (unfenced)
-//     brokers, the cluster id, the active controller, and per partition its
+//     brokers with their addresses on the listener the client connected to, the cluster id, the active controller, and per partition its
 //     leader, leader epoch, replicas, ISR and offline replicas. A partition without
 //     a leader gets LEADER_NOT_AVAILABLE.
 //   - A null topic list (an empty one before v1) asks for every topic.
@@ -23,6 +23,12 @@ import (
 //   - Topic IDs are stable for a topic's life (v10+, needed by Produce v13 and
 //     Fetch v13+); v10+ may ask by ID.
 //   - Invalid names get INVALID_TOPIC_EXCEPTION.
+//   - Authorization: only topics the principal may DESCRIBE are listed; a named one
+//     it may not gets TOPIC_AUTHORIZATION_FAILED (by ID: without its name), whether
+//     it exists or not. Auto-creation needs CREATE on the cluster or on the topic,
+//     else TOPIC_AUTHORIZATION_FAILED.
+//   - v8+: authorized operations of topics and (v8-10) of the cluster (KIP-430)
+//     when asked for.
 
 func init() { register(3, 0, 13, (*Broker).handleMetadata) }
 
@@ -36,8 +42,12 @@ func (b *Broker) handleMetadata(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 	}
 	img := b.quorum.Image()
 	for _, br := range img.LiveBrokers() {
+		host, port, ok := br.Endpoint(cc.listener.name)
+		if !ok {
+			continue
+		}
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		mb.NodeID, mb.Host, mb.Port = br.ID, host, port
 		if br.Rack != "" {
 			rack := br.Rack
 			mb.Rack = &rack
@@ -47,9 +57,12 @@ func (b *Broker) handleMetadata(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 	resp.ClusterID = &b.cfg.ClusterID
 	resp.ControllerID = b.quorum.ControllerID()
 
+	defer cc.metadataAuthorizedOperations(req, resp)
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		for _, t := range img.SortedTopics() {
-			resp.Topics = append(resp.Topics, metadataTopic(img, t))
+			if cc.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+				resp.Topics = append(resp.Topics, metadataTopic(img, t))
+			}
 		}
 		return resp, nil
 	}
@@ -68,6 +81,10 @@ func (b *Broker) handleMetadata(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
+		}
+		if denied, ok := cc.metadataTopicDenied(rt, t, autoCreate); ok {
+			resp.Topics = append(resp.Topics, denied)
+			continue
 		}
 		if t == nil {
 			mt := kmsg.NewMetadataResponseTopic()
@@ -94,6 +111,9 @@ func (b *Broker) autoCreate(cc *conn, req *kmsg.MetadataRequest) {
 	create.TimeoutMillis = 5000
 	for _, rt := range req.Topics {
 		if rt.Topic == nil || *rt.Topic == "" || img.Topic(*rt.Topic) != nil || validTopicName(*rt.Topic) != nil {
+			continue
+		}
+		if _, denied := cc.metadataTopicDenied(rt, nil, true); denied {
 			continue
 		}
 		ct := kmsg.NewCreateTopicsRequestTopic()

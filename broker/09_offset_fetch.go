@@ -9,9 +9,15 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 //     __consumer_offsets partition this broker leads.
 //   - Returns committed offsets of a group, all partitions when topics are null (v2+).
 //   - v8+: several groups in one request.
+//   - Authorization: DESCRIBE on the group, else GROUP_AUTHORIZATION_FAILED; DESCRIBE
+//     on each topic, else it is left out (all topics asked for) or its partitions get
+//     TOPIC_AUTHORIZATION_FAILED.
 
 func init() { register(9, 0, 9, (*Broker).handleOffsetFetch) }
 
 func (b *Broker) handleOffsetFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.OffsetFetch(cc.groupCtx(), kreq.(*kmsg.OffsetFetchRequest)), nil
+	req := kreq.(*kmsg.OffsetFetchRequest)
+	resp := b.groups.OffsetFetch(cc.groupCtx(), req)
+	cc.filterOffsetFetch(req, resp)
+	return resp, nil
 }

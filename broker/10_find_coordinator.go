@@ -14,14 +14,23 @@ import (
 //     while that partition has no leader: COORDINATOR_NOT_AVAILABLE.
 //   - Transaction coordinators (key type 1) are not available: no transactions yet.
 //   - v4+ answers several keys at once (batched, KIP-699).
+//   - Authorization: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) or on
+//     the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+//   - Addresses are those of the listener the client connected to.
 
 func init() { register(10, 0, 6, (*Broker).handleFindCoordinator) }
 
-func (b *Broker) handleFindCoordinator(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleFindCoordinator(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	img := b.quorum.Image()
 	answer := func(key string) (nodeID int32, code int16, msg *string) {
+		switch {
+		case req.CoordinatorType == 0 && !cc.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key):
+			return -1, kerr.GroupAuthorizationFailed.Code, nil
+		case req.CoordinatorType == 1 && !cc.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
+			return -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
+		}
 		switch req.CoordinatorType {
 		case 0:
 			p, ok := img.Partition(offsetsTopic, b.groups.PartitionFor(key))
@@ -38,8 +47,8 @@ func (b *Broker) handleFindCoordinator(_ *conn, kreq kmsg.Request) (kmsg.Respons
 		}
 	}
 	addr := func(id int32) (string, int32) {
-		br := img.Brokers[id]
-		return br.Host, br.Port
+		host, port, _ := img.Brokers[id].Endpoint(cc.listener.name)
+		return host, port
 	}
 	if req.Version < 4 {
 		id, code, msg := answer(req.CoordinatorKey)

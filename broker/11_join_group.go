@@ -1,10 +1,14 @@
 package broker
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // JoinGroup: v0-9
 //
 // Behavior:
+//   - Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 //   - Served by the group coordinator (package group) for groups whose
 //     __consumer_offsets partition this broker leads.
 //   - The classic rebalance protocol: the request waits until every member has
@@ -16,5 +20,11 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() { register(11, 0, 9, (*Broker).handleJoinGroup) }
 
 func (b *Broker) handleJoinGroup(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
-	return b.groups.JoinGroup(cc.groupCtx(), kreq.(*kmsg.JoinGroupRequest)), nil
+	req := kreq.(*kmsg.JoinGroupRequest)
+	if !cc.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
+	return b.groups.JoinGroup(cc.groupCtx(), req), nil
 }

@@ -24,6 +24,9 @@ import (
 //   - ValidateOnly (v1+) checks without creating.
 //   - v5+ returns the resulting partitions, replication factor and configs; v7+
 //     the topic ID.
+//   - Authorization: CREATE on the cluster, else CREATE on each topic, else
+//     TOPIC_AUTHORIZATION_FAILED. The configs are returned only with DESCRIBE_CONFIGS
+//     on the topic (else TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(19, 0, 7, (*Broker).handleCreateTopics) }
 
@@ -50,15 +53,22 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	clusterCreate := cc.authorizedCluster(kmsg.ACLOperationCreate)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.NumPartitions, st.ReplicationFactor = -1, -1
 		var err error
-		if seen[rt.Topic] > 1 {
+		switch {
+		case seen[rt.Topic] > 1:
 			err = kafkaErr(kerr.InvalidRequest, "topic named more than once in one request")
-		} else {
+		case !clusterCreate && !cc.authorized(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
+			err = kerr.TopicAuthorizationFailed
+		default:
 			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st)
+			if err == nil && req.Version >= 5 && !cc.authorized(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic) {
+				st.Configs, st.ConfigErrorCode = nil, kerr.TopicAuthorizationFailed.Code
+			}
 		}
 		if err != nil {
 			st.ErrorCode = errCode(err)

@@ -16,6 +16,8 @@ import (
 //   - v6+ names topics by name or ID.
 //   - With delete.topic.enable=false every topic gets TOPIC_DELETION_DISABLED.
 //   - The internal __consumer_offsets topic cannot be deleted.
+//   - Authorization: DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED (a topic
+//     named by ID also needs DESCRIBE, so its name is not disclosed).
 
 func init() { register(20, 0, 6, (*Broker).handleDeleteTopics) }
 
@@ -63,6 +65,11 @@ func (b *Broker) handleDeleteTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		}
 		var err error
 		switch {
+		case !cc.authorizedDeleteTopic(tgt.name, t):
+			err = kerr.TopicAuthorizationFailed
+			if tgt.name == nil {
+				st.Topic = nil // an ID the principal may not describe keeps its name
+			}
 		case !*b.cfg.DeleteTopicEnable:
 			err = kerr.TopicDeletionDisabled
 		case t == nil && tgt.name == nil:

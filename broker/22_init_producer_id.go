@@ -20,6 +20,8 @@ import (
 //     largest epoch it gets a new id instead.
 //   - A transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED: transactions are
 //     not supported yet.
+//   - Authorization (Kafka 3.x, KIP-679): IDEMPOTENT_WRITE on the cluster or WRITE on
+//     some topic, else CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(22, 0, 5, (*Broker).handleInitProducerID) }
 
@@ -29,6 +31,10 @@ func (b *Broker) handleInitProducerID(cc *conn, kreq kmsg.Request) (kmsg.Respons
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	}
+	if !cc.authorizedIdempotence() {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil
 	}
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {

@@ -19,16 +19,23 @@ import (
 //   - Brokers (resource name = node id, or empty): the broker's settings, read-only,
 //     source STATIC_BROKER_CONFIG; Sluice's flush policy is sluice.flush.policy.
 //   - ConfigNames filters; v3+ carries config types.
+//   - Authorization: DESCRIBE_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED)
+//     or, for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(32, 0, 4, (*Broker).handleDescribeConfigs) }
 
-func (b *Broker) handleDescribeConfigs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleDescribeConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		want := func(name string) bool { return rr.ConfigNames == nil || slices.Contains(rr.ConfigNames, name) }
+		if err := cc.authorizeConfigs(kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); err != nil {
+			sr.ErrorCode, sr.ErrorMessage = errCode(err), errMessage(err)
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			t := b.topicByName(rr.ResourceName)

@@ -18,6 +18,8 @@ import (
 //   - Brokers: settings come from broker.yaml and flags and are not changed at run
 //     time; such requests get INVALID_REQUEST.
 //   - ValidateOnly checks without applying.
+//   - Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//     for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(33, 0, 2, (*Broker).handleAlterConfigs) }
 
@@ -33,6 +35,9 @@ func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := func() error {
+			if err := cc.authorizeConfigs(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); err != nil {
+				return err
+			}
 			t, err := b.alterableTopic(rr.ResourceType, rr.ResourceName)
 			if err != nil {
 				return err

@@ -2,8 +2,9 @@ package broker
 
 import (
 	"path/filepath"
-	"syscall"
+	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -12,12 +13,18 @@ import (
 // Behavior:
 //   - One log dir (log.dir) with the size of each requested partition (all when the
 //     topic list is null); v4+ the file system's total and usable bytes.
+//   - Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED (v3+;
+//     older versions get no log dirs).
 
 func init() { register(35, 0, 4, (*Broker).handleDescribeLogDirs) }
 
-func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Response, error) {
+func (b *Broker) handleDescribeLogDirs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir, _ = filepath.Abs(b.cfg.DataDir)
 	dir.TotalBytes, dir.UsableBytes = diskSpace(b.cfg.DataDir)
@@ -30,7 +37,7 @@ func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Respons
 			if p == nil {
 				continue
 			}
-			if indexes != nil && !containsInt32(indexes, p.index) {
+			if indexes != nil && !slices.Contains(indexes, p.index) {
 				continue
 			}
 			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
@@ -52,23 +59,4 @@ func (b *Broker) handleDescribeLogDirs(_ *conn, kreq kmsg.Request) (kmsg.Respons
 	}
 	resp.Dirs = append(resp.Dirs, dir)
 	return resp, nil
-}
-
-func containsInt32(s []int32, v int32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// diskSpace is the total and available bytes of the file system holding dir, or
-// -1, -1 when unknown.
-func diskSpace(dir string) (total, usable int64) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return -1, -1
-	}
-	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize
 }

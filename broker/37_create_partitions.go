@@ -15,6 +15,7 @@ import (
 //     Count partitions with the topic's replication factor; shrinking or keeping
 //     the count gets INVALID_PARTITIONS. Assignments must name registered brokers.
 //   - ValidateOnly checks without creating.
+//   - Authorization: ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 func init() { register(37, 0, 3, (*Broker).handleCreatePartitions) }
 
@@ -41,7 +42,10 @@ func (b *Broker) handleCreatePartitions(cc *conn, kreq kmsg.Request) (kmsg.Respo
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		err := b.createPartitions(cc, &rt, req.ValidateOnly)
+		err := error(kerr.TopicAuthorizationFailed)
+		if cc.authorized(kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			err = b.createPartitions(cc, &rt, req.ValidateOnly)
+		}
 		st.ErrorCode, st.ErrorMessage = errCode(err), errMessage(err)
 		resp.Topics = append(resp.Topics, st)
 	}

@@ -20,6 +20,8 @@ import (
 //     before any is applied.
 //   - Brokers: static, INVALID_REQUEST, as with AlterConfigs.
 //   - ValidateOnly checks without applying.
+//   - Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//     for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(44, 0, 1, (*Broker).handleIncrementalAlterConfigs) }
 
@@ -35,6 +37,9 @@ func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kms
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := func() error {
+			if err := cc.authorizeConfigs(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); err != nil {
+				return err
+			}
 			t, err := b.alterableTopic(rr.ResourceType, rr.ResourceName)
 			if err != nil {
 				return err

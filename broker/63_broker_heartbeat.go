@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/metadata"
@@ -13,12 +14,17 @@ import (
 //     heartbeats for broker.session.timeout.ms is fenced and its leaderships move.
 //     WantFence asks to be fenced now (controlled shutdown). Served only by the
 //     active controller (else NOT_CONTROLLER).
+//   - Authorization: CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(63, 0, 0, (*Broker).handleBrokerHeartbeat) }
 
 func (b *Broker) handleBrokerHeartbeat(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.BrokerHeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
+	if !cc.authorizedCluster(kmsg.ACLOperationClusterAction) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
+	}
 	fenced, err := b.quorum.Heartbeat(cc.ctx, metadata.HeartbeatRequest{
 		BrokerID: req.BrokerID, BrokerEpoch: req.BrokerEpoch,
 		AppliedIndex: uint64(max(req.CurrentMetadataOffset, 0)), WantFence: req.WantFence,

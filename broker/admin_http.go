@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -43,15 +44,24 @@ func (b *Broker) adminHandler(mux *http.ServeMux) {
 			Configs    map[string]string `json:"configs,omitempty"`
 			Partitions []partitionView   `json:"partitions"`
 		}
+		// Broker epochs and incarnation ids are left out: they are what a
+		// broker's heartbeats are checked against, so they are not published.
+		type brokerView struct {
+			ID     int32  `json:"ID"`
+			Host   string `json:"Host"`
+			Port   int32  `json:"Port"`
+			Rack   string `json:"Rack"`
+			Fenced bool   `json:"Fenced"`
+		}
 		view := struct {
-			ClusterID    string            `json:"cluster_id"`
-			ControllerID int32             `json:"controller_id"`
-			MetadataIdx  uint64            `json:"metadata_index"`
-			Brokers      []metadata.Broker `json:"brokers"`
-			Topics       []topicView       `json:"topics"`
+			ClusterID    string       `json:"cluster_id"`
+			ControllerID int32        `json:"controller_id"`
+			MetadataIdx  uint64       `json:"metadata_index"`
+			Brokers      []brokerView `json:"brokers"`
+			Topics       []topicView  `json:"topics"`
 		}{ClusterID: b.cfg.ClusterID, ControllerID: b.quorum.ControllerID(), MetadataIdx: img.Index}
 		for _, br := range img.Brokers {
-			view.Brokers = append(view.Brokers, br)
+			view.Brokers = append(view.Brokers, brokerView{br.ID, br.Host, br.Port, br.Rack, br.Fenced})
 		}
 		for _, t := range img.SortedTopics() {
 			tv := topicView{Name: t.Name, ID: fmt.Sprintf("%x", t.ID), Configs: t.Configs}
@@ -83,6 +93,9 @@ func (b *Broker) adminHandler(mux *http.ServeMux) {
 		}
 		events := []eventView{}
 		for _, e := range b.quorum.Image().EventsSince(since) {
+			if e.Type == metadata.EventBrokerJoined {
+				e.Detail = brokerEpochDetail.ReplaceAllString(e.Detail, "")
+			}
 			events = append(events, eventView(e))
 		}
 		writeJSON(w, events)
@@ -108,6 +121,10 @@ func (b *Broker) httpHandler() http.Handler {
 	b.adminHandler(mux)
 	return mux
 }
+
+// brokerEpochDetail is the broker epoch in a broker_joined event's detail, which the
+// admin interface does not publish.
+var brokerEpochDetail = regexp.MustCompile(` epoch=[0-9]+`)
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")

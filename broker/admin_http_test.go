@@ -48,6 +48,7 @@ func TestAdminHTTPEvents(t *testing.T) {
 		}
 	}
 	require.True(t, types["broker_joined"], "events: %s", body)
+	require.NotContains(t, string(body), "epoch=", "broker epochs are not published")
 	require.True(t, types["topic_created"], "events: %s", body)
 	require.True(t, types["config_changed"], "events: %s", body)
 
@@ -77,4 +78,6 @@ func TestAdminHTTPEvents(t *testing.T) {
 	code, body = get("/api/v1/cluster")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, string(body), `"name": "audited"`)
+	require.NotContains(t, string(body), "Epoch", "broker epochs are not published")
+	require.NotContains(t, string(body), "Incarnation")
 }

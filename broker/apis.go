@@ -1,10 +1,6 @@
 package broker
 
-import (
-	"sort"
-
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 // apiHandler serves one decoded request. A nil response means none is sent
 // (Produce with acks=0); an error closes the connection.
@@ -31,7 +27,7 @@ func register(key, minVersion, maxVersion int16, h apiHandler) {
 	apis[key] = &apiDef{key: key, min: minVersion, max: maxVersion, handle: h}
 }
 
-// registeredAPIs lists the served APIs in key order.
+// registeredAPIs lists the served APIs in key order (apis is indexed by key).
 func registeredAPIs() []*apiDef {
 	var out []*apiDef
 	for _, a := range apis {
@@ -39,6 +35,5 @@ func registeredAPIs() []*apiDef {
 			out = append(out, a)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicemq/sluice/broker/acl"
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
@@ -34,8 +35,11 @@ import (
 type Broker struct {
 	cfg    Config
 	logger *slog.Logger
-	ln     net.Listener
+	ln     net.Listener // listeners[0]'s
 	flush  storage.FlushPolicy
+
+	listeners []*listener // listener.go
+	sec       *security   // auth.go
 
 	dirLock *dirLock // log.dir held exclusively from New to the end of Run
 
@@ -69,6 +73,8 @@ type Broker struct {
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
 	connWG sync.WaitGroup
+
+	authz authorizerState
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -113,6 +119,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		applied:  make(chan struct{}),
 		runCtx:   context.Background(),
 	}
+	b.authz.cfg = acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowEveryoneIfNoACLFound}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
 	b.registry = cfg.Registry
 	if b.registry == nil {
@@ -123,11 +130,22 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	specs, err := cfg.listenerSpecs()
 	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, err
 	}
-	b.ln = ln
+	if b.sec, err = newSecurity(&cfg, b.registry, specs); err != nil {
+		return nil, err
+	}
+	initialSCRAM, err := initialSCRAM(cfg.InitialSCRAMUsers)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.bindListeners(specs); err != nil {
+		return nil, err
+	}
+	b.ln = b.listeners[0].ln
+	ln := closerFunc(b.closeListeners)
 
 	var voters []metadata.Voter
 	if cfg.ControllerQuorumVoters != "" {
@@ -136,6 +154,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("controller.quorum.voters: %w", err)
 		}
 	}
+	raftServerTLS, raftDialTLS := b.raftTLSConfigs()
 	b.quorum, err = metadata.Open(metadata.Config{
 		NodeID:            cfg.NodeID,
 		Listen:            cfg.ControllerListen,
@@ -144,6 +163,11 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		SessionTimeout:    b.sessionTimeout(),
 		DefaultPartitions: cfg.NumPartitions,
 		Logger:            logger.With("part", "metadata"),
+
+		InitialScramCredentials: initialSCRAM,
+		Listener:                cfg.ControllerListener,
+		TLS:                     raftServerTLS,
+		DialTLS:                 raftDialTLS,
 	})
 	if err != nil {
 		ln.Close()
@@ -201,13 +225,7 @@ func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // advertisedAddr is the host and port clients are told to connect to.
 func (b *Broker) advertisedAddr() (string, int32) {
-	addr := b.cfg.AdvertisedListen
-	if addr == "" {
-		addr = b.Addr()
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(port)
-	return host, int32(p)
+	return b.listeners[0].advertisedHostPort()
 }
 
 // Run serves Kafka clients until ctx is done, then fences itself (so leaderships
@@ -227,7 +245,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		if err != nil {
 			b.closeLogs()
 			b.quorum.Close()
-			b.ln.Close()
+			b.closeListeners()
 			b.dirLock.release()
 			return fmt.Errorf("http listener %s: %w", listen, err)
 		}
@@ -250,11 +268,14 @@ func (b *Broker) Run(ctx context.Context) error {
 	errs := make(chan error, 2)
 	quorumWG.Add(1)
 	go func() { defer quorumWG.Done(); errs <- b.quorum.Run(quorumCtx) }()
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); b.watchTLS(ctx) }()
 	go func() { defer wg.Done(); errs <- b.groups.Run(ctx) }()
 	go func() { defer wg.Done(); b.maintain(ctx) }()
 	go func() { defer wg.Done(); b.watchMetadata(ctx) }()
 	go func() { defer wg.Done(); b.runISRChecks(ctx) }()
+	b.acceptOthers(ctx)
+	b.logListeners()
 	heartbeatsDone := make(chan struct{})
 	go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
 	b.fetchers.start(ctx)
@@ -276,7 +297,7 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	go func() {
 		<-ctx.Done()
-		b.ln.Close()
+		b.closeListeners()
 	}()
 	go func() {
 		select {
@@ -297,7 +318,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 			break
 		}
-		b.serve(ctx, nc)
+		b.serve(ctx, nc, b.listeners[0])
 	}
 	cancel()
 	<-heartbeatsDone // the last heartbeat asked to be fenced

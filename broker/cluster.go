@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -33,7 +32,10 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered", id)
 	}
-	addr := net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+	addr := br.Addr(b.interBrokerListener().name)
+	if addr == "" {
+		return nil, fmt.Errorf("broker %d has no %s listener", id, b.interBrokerListener().name)
+	}
 	l := &b.ctl
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -43,6 +45,7 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 			p.close()
 		}
 		p = newPeer(addr, "sluice-broker-"+strconv.Itoa(int(b.cfg.NodeID)))
+		p.dial = b.dialPeer
 		l.peers[id] = p
 	}
 	return p, nil
@@ -79,16 +82,18 @@ func (b *Broker) toController(ctx context.Context, req kmsg.Request) (kmsg.Respo
 func (b *Broker) register(ctx context.Context) (int64, error) {
 	host, port := b.advertisedAddr()
 	if b.quorum.IsController() {
-		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: b.ctl.incarnation})
+		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: b.ctl.incarnation, Listeners: b.endpoints()})
 	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
 	req.Version = 0
 	req.BrokerID = b.cfg.NodeID
 	req.ClusterID = b.cfg.ClusterID
 	req.IncarnationID = b.ctl.incarnation
-	l := kmsg.NewBrokerRegistrationRequestListener()
-	l.Name, l.Host, l.Port, l.SecurityProtocol = "PLAINTEXT", host, uint16(port), 0
-	req.Listeners = append(req.Listeners, l)
+	for _, e := range b.endpoints() {
+		l := kmsg.NewBrokerRegistrationRequestListener()
+		l.Name, l.Host, l.Port, l.SecurityProtocol = e.Name, e.Host, uint16(e.Port), securityProtocolID(e.SecurityProtocol)
+		req.Listeners = append(req.Listeners, l)
+	}
 	resp, err := b.toController(ctx, req)
 	if err != nil {
 		return 0, err

@@ -125,6 +125,20 @@ type Config struct {
 	Registry *prometheus.Registry `yaml:"-"`
 	// PprofListen, when set, serves net/http/pprof on that address.
 	PprofListen string `yaml:"pprof.listen"`
+
+	// AuthorizerClassName turns on authorization with ACLs when set to Kafka's
+	// "org.apache.kafka.metadata.authorizer.StandardAuthorizer", like Kafka's
+	// authorizer.class.name. Default empty: no authorizer, every request is allowed.
+	AuthorizerClassName string `yaml:"authorizer.class.name"`
+	// SuperUsers are the principals the authorizer allows everything, separated by
+	// semicolons ("User:admin;User:broker"), like Kafka's super.users. Default none.
+	SuperUsers string `yaml:"super.users"`
+	// AllowEveryoneIfNoACLFound allows a request on a resource that no ACL names, like
+	// Kafka's allow.everyone.if.no.acl.found. Default false.
+	AllowEveryoneIfNoACLFound bool `yaml:"allow.everyone.if.no.acl.found"`
+	// Security holds listeners, TLS and SASL (listener.go), with Kafka's names;
+	// `listen` and `advertised.listen` are shorthands used when `listeners` is empty.
+	Security `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -209,6 +223,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
 		}
 	}
+	if _, err := c.listenerSpecs(); err != nil {
+		return err
+	}
 	if c.ControllerListen != "" {
 		if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
 			return fmt.Errorf("controller.listen: %q is not host:port: %w", c.ControllerListen, err)
@@ -251,6 +268,9 @@ func (c *Config) Validate() error {
 	}
 	if err := validCleanupPolicy(c.LogCleanupPolicy); err != nil {
 		return fmt.Errorf("log.cleanup.policy: %w", err)
+	}
+	if err := c.validateAuthorizer(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -16,6 +16,11 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, int64(0), *c.GroupInitialRebalanceDelayMs)
 	require.Equal(t, int32(50), c.OffsetsTopicNumPartitions, "defaults fill what the file leaves out")
 
+	c, err = LoadConfig("testdata/config/valid-authorizer.yaml")
+	require.NoError(t, err)
+	require.Equal(t, StandardAuthorizer, c.AuthorizerClassName)
+	require.Equal(t, []string{"User:admin", "User:broker-1"}, c.superUsers())
+
 	c, err = LoadConfig("testdata/config/valid-empty.yaml")
 	require.NoError(t, err)
 	require.Equal(t, DefaultConfig(), c)
@@ -27,6 +32,8 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-type.yaml", "line 1"},
 		{"invalid-cleanup.yaml", "log.cleanup.policy"},
 		{"invalid-range.yaml", "group.max.session.timeout.ms"},
+		{"invalid-authorizer.yaml", "authorizer.class.name"},
+		{"invalid-super-users.yaml", "super.users"},
 		{"missing.yaml", "no such file"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

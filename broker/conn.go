@@ -28,6 +28,15 @@ type conn struct {
 
 	clientID string
 
+	// listener is the listener the connection came in on; principal is who it
+	// authenticated as, in Kafka's form: "User:alice", the mapped certificate subject
+	// for mTLS, "User:ANONYMOUS" before or without authentication.
+	listener  *listener
+	principal string
+	connAuth  // SASL state (auth.go)
+	// host is the client's IP address, which ACL hosts match; filled on first use.
+	host string
+
 	swMu            sync.Mutex // the software fields are read by metrics scrapes
 	softwareName    string
 	softwareVersion string
@@ -45,25 +54,32 @@ type conn struct {
 }
 
 // serve starts the goroutines of a new connection.
-func (b *Broker) serve(ctx context.Context, nc net.Conn) {
+func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64)}
+	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64),
+		listener: l, principal: anonymous}
 	b.connMu.Lock()
 	b.conns[cc] = struct{}{}
 	b.connMu.Unlock()
 	b.connWG.Add(2)
 	var writerDone sync.WaitGroup
 	writerDone.Add(1)
+	started := make(chan struct{}) // the TLS handshake is over
 	go func() {
 		defer b.connWG.Done()
 		defer writerDone.Done()
+		<-started
 		cc.writeLoop()
 	}()
 	go func() {
 		defer b.connWG.Done()
-		err := cc.readLoop()
+		err := cc.start()
+		close(started)
+		if err == nil {
+			err = cc.readLoop()
+		}
 		close(cc.out)
 		writerDone.Wait()
 		nc.Close()
@@ -131,7 +147,7 @@ func (cc *conn) readLoop() error {
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > cc.b.cfg.SocketRequestMaxBytes {
+		if (size < 8 && cc.sasl != saslRaw) || size < 0 || size > cc.b.cfg.SocketRequestMaxBytes {
 			return fmt.Errorf("request size %d outside [8, socket.request.max.bytes=%d]", size, cc.b.cfg.SocketRequestMaxBytes)
 		}
 		if cap(cc.reqBuf) < int(size) {
@@ -155,6 +171,9 @@ func (cc *conn) readLoop() error {
 
 // handle decodes one request frame, runs its handler and queues the response.
 func (cc *conn) handle(frame []byte, read time.Time) error {
+	if cc.sasl == saslRaw {
+		return cc.handleRawSASL(frame)
+	}
 	rd := kbin.Reader{Src: frame}
 	key := rd.Int16()
 	version := rd.Int16()
@@ -170,6 +189,9 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 		return fmt.Errorf("unsupported api key %d", key)
 	}
 	api := apis[key]
+	if err := cc.gate(key); err != nil {
+		return err
+	}
 	if version < api.min || version > api.max {
 		if key == 18 {
 			return cc.send(correlationID, unsupportedApiVersions(), false, nil)
@@ -189,7 +211,10 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 	}
 	t := &requestTiming{api: kmsg.NameForKey(key), read: read, started: time.Now()}
 	cc.timing = t
-	resp, err := api.handle(cc.b, cc, req)
+	resp, err := cc.b.brokerOnlyGuard(cc, req)
+	if resp == nil && err == nil {
+		resp, err = api.handle(cc.b, cc, req)
+	}
 	cc.timing = nil
 	t.handled = time.Now()
 	if err != nil {
@@ -199,7 +224,10 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 	if resp == nil {
 		return nil
 	}
-	return cc.send(correlationID, resp, req.IsFlexible() && key != 18, t)
+	if err := cc.send(correlationID, resp, req.IsFlexible() && key != 18, t); err != nil {
+		return err
+	}
+	return cc.closeAfterSend
 }
 
 // waited adds time spent waiting (for replicas or data) to the request being

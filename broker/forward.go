@@ -2,24 +2,34 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // forwardToController sends an admin request that only the controller can carry
-// out to the controller, unchanged and at the client's version, and returns its
-// response, as KRaft brokers do. It waits briefly for a controller to exist;
-// without one the connection is closed and the client retries elsewhere.
+// out to the controller, unchanged and at the client's version, in an Envelope with
+// the client's principal and address so the controller authorizes it as the client,
+// and returns its response, as KRaft brokers do. It waits briefly for a controller
+// to exist; without one the connection is closed and the client retries elsewhere.
+// An Envelope the controller refuses (this broker lacks CLUSTER_ACTION) closes the
+// connection at once.
 func (b *Broker) forwardToController(cc *conn, req kmsg.Request) (kmsg.Response, error) {
 	ctx, cancel := context.WithTimeout(cc.ctx, 10*time.Second)
 	defer cancel()
 	for {
 		if b.quorum.ControllerID() >= 0 && !b.quorum.IsController() {
-			resp, err := b.toController(ctx, req)
+			resp, err := b.toController(ctx, envelope(cc, req))
 			if err == nil {
-				return resp, nil
+				if resp, err = unwrapEnvelope(req, resp); err == nil {
+					return resp, nil
+				}
+				if !errors.Is(err, kerr.NotController) {
+					return nil, fmt.Errorf("forwarding %s to the controller: %w", kmsg.NameForKey(req.Key()), err)
+				}
 			}
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("forwarding %s to the controller: %w", kmsg.NameForKey(req.Key()), err)

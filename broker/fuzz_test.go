@@ -51,7 +51,7 @@ func FuzzRequest(f *testing.F) {
 		// Bound group waits so a fuzzed JoinGroup cannot block the run.
 		rctx, rcancel := context.WithTimeout(ctx, 100_000_000)
 		defer rcancel()
-		cc := &conn{b: b, ctx: rctx, out: make(chan outFrame, 4)}
+		cc := &conn{b: b, ctx: rctx, out: make(chan outFrame, 4), listener: b.listeners[0], principal: anonymous}
 		if err := cc.handle(data, time.Now()); err != nil {
 			return
 		}

@@ -43,10 +43,12 @@ func (r *logRing) recent() []string {
 // ringHandler passes every record to the broker's own handler and keeps WARN and
 // above, formatted as slog text lines, in the ring.
 type ringHandler struct {
-	next  slog.Handler
-	ring  *logRing
-	attrs []slog.Attr
-	group string
+	next slog.Handler
+	ring *logRing
+	// scope replays the WithAttrs and WithGroup calls made on this handler, in
+	// order, onto the text handler that formats a kept line: attributes added
+	// after a group belong inside it.
+	scope []func(slog.Handler) slog.Handler
 }
 
 func (h *ringHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -57,11 +59,8 @@ func (h *ringHandler) Handle(ctx context.Context, rec slog.Record) error {
 	if rec.Level >= slog.LevelWarn {
 		var buf bytes.Buffer
 		th := slog.Handler(slog.NewTextHandler(&buf, nil))
-		if len(h.attrs) > 0 {
-			th = th.WithAttrs(h.attrs)
-		}
-		if h.group != "" {
-			th = th.WithGroup(h.group)
+		for _, f := range h.scope {
+			th = f(th)
 		}
 		if th.Handle(ctx, rec) == nil {
 			h.ring.add(string(bytes.TrimRight(buf.Bytes(), "\n")))
@@ -74,9 +73,13 @@ func (h *ringHandler) Handle(ctx context.Context, rec slog.Record) error {
 }
 
 func (h *ringHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &ringHandler{next: h.next.WithAttrs(attrs), ring: h.ring, attrs: append(append([]slog.Attr{}, h.attrs...), attrs...), group: h.group}
+	return h.with(h.next.WithAttrs(attrs), func(th slog.Handler) slog.Handler { return th.WithAttrs(attrs) })
 }
 
 func (h *ringHandler) WithGroup(name string) slog.Handler {
-	return &ringHandler{next: h.next.WithGroup(name), ring: h.ring, attrs: h.attrs, group: name}
+	return h.with(h.next.WithGroup(name), func(th slog.Handler) slog.Handler { return th.WithGroup(name) })
+}
+
+func (h *ringHandler) with(next slog.Handler, f func(slog.Handler) slog.Handler) *ringHandler {
+	return &ringHandler{next: next, ring: h.ring, scope: append(append([]func(slog.Handler) slog.Handler{}, h.scope...), f)}
 }

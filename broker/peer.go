@@ -20,6 +20,11 @@ import (
 type peer struct {
 	addr     string
 	clientID string
+	// dial connects and authenticates (interbroker.go); lifetime is how long the
+	// authenticated session lasts (0: unlimited), so the peer redials before the
+	// other broker would close it for want of re-authentication.
+	dial    func(ctx context.Context, addr string) (nc net.Conn, lifetime time.Duration, err error)
+	expires time.Time
 
 	mu   sync.Mutex
 	nc   net.Conn
@@ -34,13 +39,28 @@ func newPeer(addr, clientID string) *peer { return &peer{addr: addr, clientID: c
 func (p *peer) request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.nc != nil && !p.expires.IsZero() && time.Now().After(p.expires) {
+		p.nc.Close()
+		p.nc = nil
+	}
 	if p.nc == nil {
-		d := net.Dialer{Timeout: 2 * time.Second}
-		nc, err := d.DialContext(ctx, "tcp", p.addr)
+		var nc net.Conn
+		var lifetime time.Duration
+		var err error
+		if p.dial != nil {
+			nc, lifetime, err = p.dial(ctx, p.addr)
+		} else {
+			d := net.Dialer{Timeout: 2 * time.Second}
+			nc, err = d.DialContext(ctx, "tcp", p.addr)
+		}
 		if err != nil {
 			return nil, err
 		}
 		p.nc, p.r = nc, bufio.NewReaderSize(nc, 64<<10)
+		p.expires = time.Time{}
+		if lifetime > 0 {
+			p.expires = time.Now().Add(lifetime * 8 / 10)
+		}
 	}
 	resp, err := p.roundTrip(ctx, req)
 	if err != nil {

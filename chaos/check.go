@@ -2,11 +2,13 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -152,15 +154,23 @@ func ReadPartitions(ctx context.Context, seeds []string, topic string, timeout t
 		return nil, err
 	}
 	defer cl.Close()
+	var lastErr error // the client retries retriable errors (a leader moving); kept for the timeout message
 	for !done() {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("read %s: %w; read up to %v of end offsets %v", topic, ctx.Err(), next, want)
+			return nil, fmt.Errorf("read %s: %w; read up to %v of end offsets %v; last fetch error: %v", topic, ctx.Err(), next, want, lastErr)
 		}
+		var fatal error
 		fs.EachError(func(t string, p int32, err error) {
-			// Retriable errors (a leader moving) are retried by the client; they only show here.
-			_ = err
+			lastErr = fmt.Errorf("partition %d: %w", p, err)
+			// A Kafka error the broker says is final (authorization, say) cannot go away by waiting.
+			if ke := (*kerr.Error)(nil); errors.As(err, &ke) && !ke.Retriable {
+				fatal = lastErr
+			}
 		})
+		if fatal != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, fatal)
+		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Offset < want[r.Partition] {
 				logs[r.Partition] = append(logs[r.Partition], LogRecord{Offset: r.Offset, Value: r.Value})

@@ -237,7 +237,7 @@ func (c *Cluster) Start(id int32) error {
 	cmd.Stderr = w
 	// A process group of its own keeps a terminal's Ctrl-C (meant for `sluice chaos`) from stopping
 	// the brokers under its feet; Close kills them.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	OwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start node %d: %w", id, err)
@@ -296,12 +296,15 @@ func (c *Cluster) Kill(id int32) error {
 }
 
 // Pause freezes node id with SIGSTOP, like a long GC pause or a hung machine; Resume continues it.
-func (c *Cluster) Pause(id int32) error { return c.sendOnly(id, syscall.SIGSTOP) }
+func (c *Cluster) Pause(id int32) error { return c.sendOnly(id, sigPause) }
 
 // Resume continues a paused node with SIGCONT.
-func (c *Cluster) Resume(id int32) error { return c.sendOnly(id, syscall.SIGCONT) }
+func (c *Cluster) Resume(id int32) error { return c.sendOnly(id, sigResume) }
 
 func (c *Cluster) sendOnly(id int32, sig syscall.Signal) error {
+	if sig == 0 {
+		return errNoPause
+	}
 	n := c.Node(id)
 	if n == nil {
 		return fmt.Errorf("no node %d", id)
@@ -421,14 +424,14 @@ func (n *Node) Runs() int {
 }
 
 func sigName(sig syscall.Signal) string {
-	switch sig {
-	case syscall.SIGKILL:
+	switch {
+	case sig == syscall.SIGKILL:
 		return "SIGKILL"
-	case syscall.SIGTERM:
+	case sig == syscall.SIGTERM:
 		return "SIGTERM"
-	case syscall.SIGSTOP:
+	case sig == sigPause:
 		return "SIGSTOP"
-	case syscall.SIGCONT:
+	case sig == sigResume:
 		return "SIGCONT"
 	}
 	return sig.String()

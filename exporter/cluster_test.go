@@ -3,9 +3,6 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,29 +10,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/sluicemq/sluice/chaos"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestUnderReplicatedAfterKill starts three `sluice broker` processes, kills
 // one and expects the exporter to report its partitions under-replicated with
-// two in-sync replicas. It is skipped, saying why, if the cluster cannot be
-// built or started here; $SLUICE_BIN names a prebuilt binary.
+// two in-sync replicas; $SLUICE_BIN names a prebuilt binary.
 func TestUnderReplicatedAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short: starts a 3-broker process cluster")
 	}
-	bin := os.Getenv("SLUICE_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "sluice")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/sluicemq/sluice/cmd/sluice").CombinedOutput(); err != nil {
-			t.Skipf("cannot build the sluice binary for a process cluster: %v\n%s", err, out)
-		}
-	}
+	bin := testutil.SluiceBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: bin, Dir: t.TempDir(), Brokers: 3})
-	if err != nil {
-		t.Skipf("cannot start a 3-broker cluster here: %v", err)
-	}
+	require.NoError(t, err, "start a 3-broker cluster")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("broker logs:\n%s", cl.Logs(40))

@@ -20,6 +20,11 @@ import (
 type principal struct {
 	Name string
 	Role store.Role
+	// UserID is the user logged in, or the owner of the API token; 0 for a
+	// token without an owner.
+	UserID uint
+	// Token is set for API tokens.
+	Token bool
 	// CSRF is the session's CSRF token; empty for API tokens.
 	CSRF string
 }
@@ -32,6 +37,7 @@ func who(c *gin.Context) principal { return c.MustGet(principalKey).(principal) 
 //
 //	GET  /healthz, /metrics                         no authentication
 //	POST /api/v1/integrations/alertmanager          Alertmanager webhook v4 (operator token)
+//	POST /api/v1/integrations/slack/interactions    Slack buttons (signed by the Slack app)
 //	GET  /api/v1/incidents[?status&severity&cluster&limit]
 //	GET  /api/v1/incidents/:id
 //	POST /api/v1/incidents/:id/{ack,resolve,close,assign,comments,tickets}
@@ -39,15 +45,28 @@ func who(c *gin.Context) principal { return c.MustGet(principalKey).(principal) 
 //	GET  /api/v1/tickets[?status&priority&assignee&limit]; POST /api/v1/tickets
 //	GET  /api/v1/tickets/:id; POST /api/v1/tickets/:id/{comments,status,assign}
 //	GET  /api/v1/sla
-//	GET/POST /api/v1/tokens, DELETE /api/v1/tokens/:id, POST /api/v1/users (admin)
+//	GET/POST /api/v1/tokens, DELETE /api/v1/tokens/:id (admin)
+//	GET/POST /api/v1/users, POST /api/v1/users/:id/{role,disable,enable,password} (admin)
+//	GET  /api/v1/audit (admin)
+//	GET  /api/v1/silences; POST /api/v1/silences, DELETE /api/v1/silences/:id (operator)
 //	the web UI (ui.go)
-func (s *Service) routes() http.Handler {
+func (s *Service) routes() (http.Handler, error) {
 	r := gin.New()
 	r.ContextWithFallback = true
-	r.Use(s.recoverAndMeasure)
+	// X-Forwarded-For counts only from the configured proxies (none by
+	// default): otherwise anyone could forge the address logged for a failed
+	// login and dodge its throttle.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	r.Use(s.recoverAndMeasure, securityHeaders)
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 
+	// Signed by Slack, not a bearer token: outside the API group's auth.
+	if h := s.slackInteractions(); h != nil {
+		r.POST("/api/v1/integrations/slack/interactions", h)
+	}
 	api := r.Group("/api/v1", s.bearerAuth)
 	op, admin := requireRole(store.RoleOperator), requireRole(store.RoleAdmin)
 	api.POST("/integrations/alertmanager", op, s.alertmanagerWebhook)
@@ -70,9 +89,15 @@ func (s *Service) routes() http.Handler {
 	api.POST("/tickets/:id/assign", op, s.assignTicket)
 	api.GET("/sla", s.slaReport)
 	api.GET("/tokens", admin, s.listTokens)
-	api.POST("/tokens", admin, s.createToken)
+	api.POST("/tokens", admin, s.apiCreateToken)
 	api.DELETE("/tokens/:id", admin, s.deleteToken)
-	api.POST("/users", admin, s.createUser)
+	api.GET("/users", admin, s.listUsers)
+	api.POST("/users", admin, s.apiCreateUser)
+	api.POST("/users/:id/:action", admin, s.apiUserAction)
+	api.GET("/audit", admin, s.auditLog)
+	api.GET("/silences", s.apiListSilences)
+	api.POST("/silences", op, s.apiCreateSilence)
+	api.DELETE("/silences/:id", op, s.apiExpireSilence)
 	s.uiRoutes(r)
 	r.NoRoute(func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
@@ -81,7 +106,7 @@ func (s *Service) routes() http.Handler {
 		}
 		s.uiError(c, http.StatusNotFound, "no such page")
 	})
-	return r
+	return r, nil
 }
 
 func (s *Service) recoverAndMeasure(c *gin.Context) {
@@ -97,7 +122,6 @@ func (s *Service) recoverAndMeasure(c *gin.Context) {
 		}
 		s.httpDur.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
 	}()
-	c.Header("X-Content-Type-Options", "nosniff")
 	c.Next()
 }
 
@@ -116,7 +140,11 @@ func (s *Service) bearerAuth(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "invalid token")
 		return
 	}
-	c.Set(principalKey, principal{Name: "token:" + t.Name, Role: t.Role})
+	p := principal{Name: "token:" + t.Name, Role: t.Role, Token: true}
+	if t.OwnerID != nil {
+		p.UserID = *t.OwnerID
+	}
+	c.Set(principalKey, p)
 	c.Next()
 }
 
@@ -138,17 +166,11 @@ func fail(c *gin.Context, code int, msg string) {
 	c.AbortWithStatusJSON(code, apiError{msg})
 }
 
-// storeFail answers a store error: 404, 409 or 500.
+// storeFail answers an error of the service layer or the store: 400, 403,
+// 404, 409 or 500.
 func (s *Service) storeFail(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		fail(c, http.StatusNotFound, err.Error())
-	case errors.Is(err, store.ErrConflict):
-		fail(c, http.StatusConflict, err.Error())
-	default:
-		s.log.Error("database", "path", c.Request.URL.Path, "err", err)
-		fail(c, http.StatusInternalServerError, "database error")
-	}
+	code, msg := s.errorStatus(c.Request.URL.Path, err)
+	fail(c, code, msg)
 }
 
 // decodeJSON reads a request body strictly into v: JSON content type, at most

@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/sluicemq/sluice/tickets/alertmanager"
-	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
@@ -56,10 +55,7 @@ func (s *Service) alertmanagerWebhook(c *gin.Context) {
 		return
 	}
 	s.webhookTotal.WithLabelValues("ok").Inc()
-	for _, id := range res.Opened {
-		s.enqueueSnapshot(id)
-	}
-	s.intakeEvents(c.Request.Context(), res)
+	s.kick()
 	c.JSON(http.StatusOK, res)
 }
 
@@ -120,20 +116,26 @@ func (s *Service) getIncident(c *gin.Context) {
 	c.JSON(http.StatusOK, incidentDetailView{d, sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now())})
 }
 
-// incidentChange performs a change of the incident in the path and notifies
-// it as kind with detail.
-func (s *Service) incidentChange(c *gin.Context, kind, detail string, do func(id uint, p principal) (*store.Incident, error)) {
+// apiIncidentChange answers a change of the incident in the path made through
+// the service layer.
+func (s *Service) apiIncidentChange(c *gin.Context, ch incidentChange) {
 	id, ok := pathID(c)
 	if !ok {
 		return
 	}
-	inc, err := do(id, who(c))
+	inc, cm, err := s.changeIncident(c.Request.Context(), who(c), id, ch)
 	if err != nil {
 		s.storeFail(c, err)
 		return
 	}
-	s.incidentEvent(c.Request.Context(), kind, who(c).Name, detail, inc.ID, inc)
-	c.JSON(http.StatusOK, s.view(*inc))
+	switch ch.Action {
+	case "comment":
+		c.JSON(http.StatusCreated, cm)
+	case "link":
+		c.JSON(http.StatusCreated, store.IncidentTicket{IncidentID: id, TicketID: ch.TicketID, CreatedAt: s.store.Now()})
+	default:
+		c.JSON(http.StatusOK, s.view(*inc))
+	}
 }
 
 type noteRequest struct {
@@ -142,38 +144,23 @@ type noteRequest struct {
 
 func (s *Service) ackIncident(c *gin.Context) {
 	var req struct{}
-	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
-		return
+	if decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		s.apiIncidentChange(c, incidentChange{Action: "ack"})
 	}
-	s.incidentChange(c, notify.IncidentAcknowledged, "", func(id uint, p principal) (*store.Incident, error) {
-		return s.store.AckIncident(c.Request.Context(), id, p.Name)
-	})
 }
 
 func (s *Service) resolveIncident(c *gin.Context) {
 	var req noteRequest
-	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
-		return
+	if decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		s.apiIncidentChange(c, incidentChange{Action: "resolve", Body: req.Note})
 	}
-	var fe fieldErrors
-	fe.text("note", req.Note, 0, maxText)
-	if err := fe.err(); err != nil {
-		fail(c, http.StatusBadRequest, err.Error())
-		return
-	}
-	s.incidentChange(c, notify.IncidentResolved, req.Note, func(id uint, p principal) (*store.Incident, error) {
-		return s.store.ResolveIncident(c.Request.Context(), id, p.Name, req.Note)
-	})
 }
 
 func (s *Service) closeIncident(c *gin.Context) {
 	var req struct{}
-	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
-		return
+	if decodeJSON(c, &req, s.cfg.MaxBodyBytes, true) {
+		s.apiIncidentChange(c, incidentChange{Action: "close"})
 	}
-	s.incidentChange(c, notify.IncidentClosed, "", func(id uint, p principal) (*store.Incident, error) {
-		return s.store.CloseIncident(c.Request.Context(), id, p.Name)
-	})
 }
 
 type assignRequest struct {
@@ -182,18 +169,9 @@ type assignRequest struct {
 
 func (s *Service) assignIncident(c *gin.Context) {
 	var req assignRequest
-	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
-		return
+	if decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
+		s.apiIncidentChange(c, incidentChange{Action: "assign", Assignee: req.Assignee})
 	}
-	var fe fieldErrors
-	fe.name("assignee", req.Assignee, false)
-	if err := fe.err(); err != nil {
-		fail(c, http.StatusBadRequest, err.Error())
-		return
-	}
-	s.incidentChange(c, notify.IncidentAssigned, req.Assignee, func(id uint, p principal) (*store.Incident, error) {
-		return s.store.AssignIncident(c.Request.Context(), id, p.Name, req.Assignee)
-	})
 }
 
 type commentRequest struct {
@@ -201,27 +179,10 @@ type commentRequest struct {
 }
 
 func (s *Service) commentIncident(c *gin.Context) {
-	id, ok := pathID(c)
-	if !ok {
-		return
-	}
 	var req commentRequest
-	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
-		return
+	if decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
+		s.apiIncidentChange(c, incidentChange{Action: "comment", Body: req.Body})
 	}
-	var fe fieldErrors
-	fe.text("body", req.Body, 1, maxText)
-	if err := fe.err(); err != nil {
-		fail(c, http.StatusBadRequest, err.Error())
-		return
-	}
-	cm, err := s.store.CommentIncident(c.Request.Context(), id, who(c).Name, req.Body)
-	if err != nil {
-		s.storeFail(c, err)
-		return
-	}
-	s.incidentEvent(c.Request.Context(), notify.IncidentCommented, who(c).Name, req.Body, id, nil)
-	c.JSON(http.StatusCreated, cm)
 }
 
 type linkRequest struct {
@@ -229,24 +190,10 @@ type linkRequest struct {
 }
 
 func (s *Service) linkTicket(c *gin.Context) {
-	id, ok := pathID(c)
-	if !ok {
-		return
-	}
 	var req linkRequest
-	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
-		return
+	if decodeJSON(c, &req, s.cfg.MaxBodyBytes, false) {
+		s.apiIncidentChange(c, incidentChange{Action: "link", TicketID: req.TicketID})
 	}
-	if req.TicketID == 0 {
-		fail(c, http.StatusBadRequest, "ticket_id: required")
-		return
-	}
-	if err := s.store.LinkTicket(c.Request.Context(), id, req.TicketID, who(c).Name); err != nil {
-		s.storeFail(c, err)
-		return
-	}
-	s.incidentEvent(c.Request.Context(), notify.IncidentTicketLinked, who(c).Name, fmt.Sprintf("ticket #%d", req.TicketID), id, nil)
-	c.JSON(http.StatusCreated, store.IncidentTicket{IncidentID: id, TicketID: req.TicketID, CreatedAt: s.store.Now()})
 }
 
 func (s *Service) loadSnapshot(c *gin.Context) (*store.Snapshot, *snapshot.Snapshot, bool) {
@@ -279,7 +226,7 @@ func (s *Service) getSnapshot(c *gin.Context) {
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"id": rec.ID, "reason": rec.Reason, "snapshot": snap})
+	c.JSON(http.StatusOK, gin.H{"id": rec.ID, "reason": rec.Reason, "snapshot": snapshot.RedactSnapshot(snap)})
 }
 
 func (s *Service) getBundle(c *gin.Context) {

@@ -133,7 +133,7 @@ func TestBrowser(t *testing.T) {
 			return chromedp.Void{}, err
 		}
 	}
-	var status, diagnosis, ticketStatus, heading, newToken, silenceState string
+	var status, diagnosis, ticketStatus, heading, newToken, silenceState, tokenExpires, passwordFlash string
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(ts.base+"/incidents"),
 		chromedp.WaitVisible(chromedp.ID("username")),
@@ -187,6 +187,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(ts.base+"/admin/tokens"),
 		chromedp.WaitVisible(chromedp.ID("token-name")),
 		chromedp.SendKeys(chromedp.ID("token-name"), "alertmanager"),
+		chromedp.SendKeys(chromedp.ID("token-expires"), "1h"),
 		chromedp.Click(chromedp.ID("create-token")),
 		chromedp.WaitVisible(chromedp.ID("new-token")),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
@@ -194,6 +195,15 @@ func TestBrowser(t *testing.T) {
 			newToken = v
 			return err
 		}),
+		// The page's script is a static file the CSP allows: focusing the
+		// token selects it for copying.
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`(() => { const e = document.getElementById("new-token"); e.focus();
+				return e.selectionStart === 0 && e.selectionEnd === e.value.length && e.value.length > 0 })()`,
+				chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return err
+		}),
+		text("tbody tr:last-child .token-expires", &tokenExpires),
 		shot("tickets-admin-tokens.png"),
 		chromedp.Navigate(ts.base+"/admin/users"),
 		chromedp.WaitVisible(chromedp.ID("new-username")),
@@ -207,6 +217,22 @@ func TestBrowser(t *testing.T) {
 			return err
 		}),
 		shot("tickets-admin-users.png"),
+		// Every user changes their own password.
+		chromedp.Click(chromedp.ID("change-password")),
+		chromedp.WaitVisible(chromedp.ID("current-password")),
+		chromedp.SendKeys(chromedp.ID("current-password"), testAdminPassword),
+		chromedp.SendKeys(chromedp.ID("new-password"), "a new admin password"),
+		chromedp.SendKeys(chromedp.ID("confirm-password"), "a new admin password"),
+		chromedp.Click(chromedp.ID("save-password")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](`document.body.textContent.includes("Password changed")`, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return err
+		}),
+		text("[role=status]", &passwordFlash),
+		shot("tickets-password.png"),
+		// Still logged in: this session stays.
+		chromedp.Navigate(ts.base+"/incidents"),
+		chromedp.WaitVisible(chromedp.CSS("#incident-rows table")),
 	)
 	require.NoError(t, err)
 	require.Equal(t, "Incidents", heading)
@@ -223,6 +249,13 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, "active", strings.TrimSpace(silenceState))
 	require.True(t, strings.HasPrefix(newToken, "slt_"), newToken)
 	ts.must(http.StatusOK, "GET", "/api/v1/incidents", newToken, nil, nil)
+	require.Equal(t, ts.clock.Now().Add(time.Hour).UTC().Format("2006-01-02 15:04:05 UTC"), strings.TrimSpace(tokenExpires))
+	ts.clock.Advance(time.Hour)
+	code, _ := ts.do("GET", "/api/v1/incidents", newToken, nil)
+	require.Equal(t, http.StatusUnauthorized, code, "the token expired after the hour chosen in the browser")
+	require.Contains(t, passwordFlash, "Password changed")
+	_, err = ts.Store().Authenticate(context.Background(), "admin", "a new admin password")
+	require.NoError(t, err)
 	_, err = ts.Store().Authenticate(context.Background(), "otto", "operator password")
 	require.NoError(t, err)
 	t.Logf("screenshots in %s", shots)

@@ -8,6 +8,7 @@ package tickets
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
+	"github.com/sluicemq/sluice/tickets/store"
 )
 
 // Config configures the service. Zero values take the defaults of
@@ -57,8 +59,19 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// SessionTTL is how long a UI login lasts, 12h by default.
 	SessionTTL time.Duration `yaml:"session_ttl"`
-	// SecureCookies marks session cookies Secure; set it when served over HTTPS.
+	// SecureCookies marks session cookies Secure; set it when served over
+	// HTTPS. It is implied when ExternalURL is https.
 	SecureCookies bool `yaml:"secure_cookies"`
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For is believed for the client address (logs, login
+	// throttling); none by default, so the peer address is used.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TokenTTL is the life of an API token minted without expires_in, 90
+	// days by default.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// ClusterCacheAge is the oldest cluster snapshot the Cluster health page
+	// shows before capturing a new one, 15s by default.
+	ClusterCacheAge time.Duration `yaml:"cluster_cache_age"`
 	// AlertingURL is the HTTP API of Sluice's alerting (`sluice alerting`,
 	// e.g. http://127.0.0.1:9095 in make run's stack, which sets it) whose silences the Silences page
 	// lists, creates and expires; empty leaves the page unconfigured.
@@ -82,6 +95,8 @@ func DefaultConfig() Config {
 		SLAWindow:       30 * 24 * time.Hour,
 		MaxBodyBytes:    1 << 20,
 		SessionTTL:      12 * time.Hour,
+		TokenTTL:        90 * 24 * time.Hour,
+		ClusterCacheAge: 15 * time.Second,
 	}
 }
 
@@ -144,6 +159,33 @@ func (c *Config) Validate() error {
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = def.SessionTTL
 	}
+	if c.TokenTTL < 0 || c.TokenTTL > 366*24*time.Hour {
+		return errors.New("token_ttl: from 0 (the default, 90 days) to 8784h")
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = def.TokenTTL
+	}
+	if c.ClusterCacheAge < 0 {
+		return errors.New("cluster_cache_age: negative")
+	}
+	if c.ClusterCacheAge == 0 {
+		c.ClusterCacheAge = def.ClusterCacheAge
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return fmt.Errorf("trusted_proxies: %q is neither an IP address nor a CIDR", p)
+			}
+		}
+	}
+	if store.IsExamplePassword(c.AdminPassword) {
+		return errors.New("admin password (--admin-password-file or SLUICE_ADMIN_PASSWORD): this is the example password of deploy/secrets/sluice_admin_password.example (change-me-...); set your own")
+	}
+	if u, err := url.Parse(c.Database); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && store.IsExamplePassword(pw) {
+			return errors.New("database: the URL's password is the example of deploy/secrets/postgres_password.example (change-me-...); set your own")
+		}
+	}
 	c.Snapshot = c.Snapshot.WithDefaults()
 	if c.AlertingURL != "" {
 		if _, err := silences.New(c.AlertingURL, nil); err != nil {
@@ -151,10 +193,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.ExternalURL != "" {
-		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(c.ExternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("external_url %q: want http(s)://host[:port][/path]", c.ExternalURL)
 		}
 		c.ExternalURL = strings.TrimSuffix(c.ExternalURL, "/")
+		if u.Scheme == "https" {
+			c.SecureCookies = true // browsers reach us over HTTPS
+		}
 	}
 	if err := c.Notifications.Validate(); err != nil {
 		return fmt.Errorf("notifications: %w", err)

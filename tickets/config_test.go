@@ -21,6 +21,9 @@ func TestLoadConfig(t *testing.T) {
 		{"notify_slack_no_channel.yaml", "notifications: slack: channel is required with a bot token"},
 		{"notify_webhook_thread.yaml", "alerting_messages_file needs a bot token"},
 		{"notify_email_incomplete.yaml", "notifications: email: smarthost, from and to are required"},
+		{"bad_trusted_proxy.yaml", `trusted_proxies: "proxy.example.com" is neither an IP address nor a CIDR`},
+		{"bad_token_ttl.yaml", "token_ttl: from 0"},
+		{"signing_secret_webhook.yaml", "signing_secret_file/env needs a bot token"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			cfg, err := LoadConfig(filepath.Join("testdata", "config", tc.file))
@@ -38,6 +41,10 @@ func TestLoadConfig(t *testing.T) {
 			require.Equal(t, "http://127.0.0.1:9093", cfg.AlertingURL)
 			require.Equal(t, "#ops", cfg.Notifications.Slack.Channel)
 			require.Equal(t, []string{"oncall@example.com"}, cfg.Notifications.Email.To)
+			require.True(t, cfg.SecureCookies, "external_url is https")
+			require.Equal(t, []string{"127.0.0.1", "10.0.0.0/8"}, cfg.TrustedProxies)
+			require.Equal(t, 720*time.Hour, cfg.TokenTTL)
+			require.Equal(t, 30*time.Second, cfg.ClusterCacheAge)
 		})
 	}
 }

@@ -39,6 +39,9 @@ type fakeSlack struct {
 	mu    sync.Mutex
 	calls []slackCall
 	n     int
+	// limited is how many of the next requests are answered 429 with
+	// Retry-After: 30, as Slack rate-limits; they are not recorded.
+	limited int
 }
 
 func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -46,6 +49,15 @@ func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	f.mu.Lock()
+	if f.limited > 0 {
+		f.limited--
+		f.mu.Unlock()
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
+	f.mu.Unlock()
 	if r.Header.Get("Authorization") != "Bearer xoxb-test" && r.Form.Get("token") != "xoxb-test" {
 		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
 		return

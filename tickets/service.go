@@ -36,17 +36,20 @@ type Service struct {
 	notifier *notify.Notifier
 	handler  http.Handler
 	pages    pages
+	logins   *loginThrottle
+	cluster  clusterCache
 
 	// GeneratedAdminPassword is the first admin's password when New generated
 	// it; the caller prints it once.
 	GeneratedAdminPassword string
 
-	intakeMu  sync.Mutex // serializes webhook notifications
-	snapQueue chan uint
-	pageQueue chan pendingPage
-	workers   sync.WaitGroup
+	intakeMu   sync.Mutex // serializes webhook notifications
+	outboxKick chan struct{}
+	snapKick   chan struct{}
+	workers    sync.WaitGroup
 
 	ready chan struct{}
+	ln    net.Listener
 	addr  string
 
 	webhookTotal *prometheus.CounterVec
@@ -62,8 +65,8 @@ type Options struct {
 	Registry *prometheus.Registry
 }
 
-// New opens the database, applies migrations and creates the first admin if
-// there is no user. cfg must have passed Validate.
+// New opens the database, applies migrations, binds the listen address and,
+// when all that worked, creates the first admin if there is no user.
 func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -73,7 +76,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: logger, store: st, reg: opts.Registry, capturer: snapshot.NewCapturer(cfg.Snapshot),
-		snapQueue: make(chan uint, 256), pageQueue: make(chan pendingPage, 1024), ready: make(chan struct{})}
+		outboxKick: make(chan struct{}, 1), snapKick: make(chan struct{}, 1), ready: make(chan struct{}), logins: newLoginThrottle()}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -92,18 +95,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		st.Close()
 		return nil, fmt.Errorf("notifications: %w", err)
 	}
-	pw := cfg.AdminPassword
-	if pw == "" {
-		pw = store.RandomPassword()
-	}
-	created, err := st.EnsureAdmin(ctx, pw)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("first admin: %w", err)
-	}
-	if created && cfg.AdminPassword == "" {
-		s.GeneratedAdminPassword = pw
-	}
 	f := promauto.With(s.reg)
 	s.webhookTotal = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_webhook_notifications_total",
 		Help: "Alertmanager webhook notifications received, by result (ok, invalid, error)."}, []string{"result"})
@@ -116,7 +107,35 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		st.Close()
 		return nil, fmt.Errorf("web UI templates: %w", err)
 	}
-	s.handler = s.routes()
+	if s.handler, err = s.routes(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	// The listener is bound here, not in Run, so that every check that can
+	// fail has passed before the first admin is created and its password
+	// shown.
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.addr = s.ln.Addr().String()
+	pw := cfg.AdminPassword
+	if pw == "" {
+		pw = store.RandomPassword()
+	}
+	created, err := st.EnsureAdmin(ctx, pw)
+	if err != nil {
+		s.ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("first admin: %w", err)
+	}
+	switch {
+	case created && cfg.AdminPassword == "":
+		s.GeneratedAdminPassword = pw
+	case !created && cfg.AdminPassword != "":
+		logger.Warn("the admin password given (--admin-password-file or SLUICE_ADMIN_PASSWORD) is ignored: users exist already; " +
+			"change it in the web UI or with `sluice tickets admin reset-password`")
+	}
 	return s, nil
 }
 
@@ -129,18 +148,14 @@ func (s *Service) Handler() http.Handler { return s.handler }
 // Ready is closed once Run listens.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Addr is the address Run listens on, valid after Ready.
+// Addr is the address Run listens on.
 func (s *Service) Addr() string { return s.addr }
 
 // Run serves HTTP and captures snapshots until ctx ends, then shuts down and
 // closes the database.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.store.Close()
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return err
-	}
-	s.addr = ln.Addr().String()
+	ln := s.ln
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	wctx, stopWorkers := context.WithCancel(ctx)
@@ -149,21 +164,14 @@ func (s *Service) Run(ctx context.Context) error {
 		go s.snapshotWorker(wctx)
 	}
 	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		s.notifier.Run(wctx)
-	}()
-	if s.notifier.Enabled() {
-		s.workers.Add(1)
-		go s.pageWorker(wctx)
-	}
+	go s.outboxWorker(wctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("tickets service listening", "addr", s.addr)
 	close(s.ready)
+	var err error
 	select {
 	case <-ctx.Done():
-		err = nil
 	case err = <-errc:
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -177,32 +185,11 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases the database of a Service whose Run was never called.
-func (s *Service) Close() error { return s.store.Close() }
-
-func (s *Service) snapshotWorker(ctx context.Context) {
-	defer s.workers.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case id := <-s.snapQueue:
-			if _, err := s.captureSnapshot(ctx, id, "incident opened"); err != nil && ctx.Err() == nil {
-				s.log.Warn("fault snapshot failed", "incident", id, "err", err)
-			}
-		}
-	}
-}
-
-// enqueueSnapshot asks for a snapshot of a newly opened incident without
-// blocking the webhook; when the queue is full the incident goes without and
-// an operator can capture one from the UI or API.
-func (s *Service) enqueueSnapshot(id uint) {
-	select {
-	case s.snapQueue <- id:
-	default:
-		s.log.Warn("snapshot queue full; incident has no automatic snapshot", "incident", id)
-	}
+// Close releases the listener and the database of a Service whose Run was
+// never called.
+func (s *Service) Close() error {
+	s.ln.Close()
+	return s.store.Close()
 }
 
 func (s *Service) captureSnapshot(ctx context.Context, id uint, reason string) (*store.Snapshot, error) {

@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -15,11 +16,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/singleflight"
 
-	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
 	"github.com/sluicemq/sluice/tickets/snapshot"
@@ -149,17 +151,10 @@ func (s *Service) uiError(c *gin.Context, code int, msg string) {
 	c.Abort()
 }
 
-// uiStoreError answers a store error on a page.
+// uiStoreError answers an error of the service layer or the store on a page.
 func (s *Service) uiStoreError(c *gin.Context, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		s.uiError(c, http.StatusNotFound, err.Error())
-	case errors.Is(err, store.ErrConflict):
-		s.uiError(c, http.StatusConflict, err.Error())
-	default:
-		s.log.Error("database", "path", c.Request.URL.Path, "err", err)
-		s.uiError(c, http.StatusInternalServerError, "database error")
-	}
+	code, msg := s.errorStatus(c.Request.URL.Path, err)
+	s.uiError(c, code, msg)
 }
 
 func (s *Service) uiRoutes(r *gin.Engine) {
@@ -192,6 +187,8 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	w.GET("/silences", s.silencesPage)
 	w.POST("/silences", op, s.uiCreateSilence)
 	w.POST("/silences/:id/expire", op, s.uiExpireSilence)
+	w.GET("/account/password", s.passwordPage)
+	w.POST("/account/password", s.uiChangePassword)
 
 	admin := s.uiRequireRole(store.RoleAdmin)
 	w.GET("/admin/tokens", admin, s.tokensPage)
@@ -202,6 +199,8 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	w.POST("/admin/users/:id/role", admin, s.uiUserAction)
 	w.POST("/admin/users/:id/disable", admin, s.uiUserAction)
 	w.POST("/admin/users/:id/enable", admin, s.uiUserAction)
+	w.POST("/admin/users/:id/password", admin, s.uiUserAction)
+	w.GET("/admin/audit", admin, s.auditPage)
 }
 
 func randomString() string {
@@ -213,14 +212,6 @@ func randomString() string {
 func (s *Service) setCookie(c *gin.Context, name, value string, maxAge int, sameSite http.SameSite) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: sameSite})
-}
-
-// safeNext keeps a post-login redirect on this site.
-func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, `\`) {
-		return "/incidents"
-	}
-	return next
 }
 
 type loginData struct {
@@ -242,15 +233,31 @@ func (s *Service) login(c *gin.Context) {
 		return
 	}
 	user, pw, next := c.PostForm("username"), c.PostForm("password"), safeNext(c.PostForm("next"))
-	u, err := s.store.Authenticate(c.Request.Context(), user, pw)
-	if err != nil {
+	if len(user) > 64 {
+		user = user[:64]
+	}
+	addr := c.ClientIP()
+	if wait := s.logins.wait(user, addr, s.store.Now()); wait > 0 {
 		tok := randomString()
 		s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
-		s.log.Warn("failed login", "user", user, "remote", c.ClientIP())
+		secs := int(wait.Round(time.Second).Seconds())
+		c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
+		s.log.Warn("login throttled", "user", user, "remote", addr, "wait", wait.Round(time.Second))
+		s.render(c, http.StatusTooManyRequests, "login", "layout", pageData{Title: "Log in",
+			Data: loginData{CSRF: tok, Next: next, Username: user, Error: fmt.Sprintf("Too many failed logins: try again in %d s.", max(secs, 1))}})
+		return
+	}
+	u, err := s.store.Authenticate(c.Request.Context(), user, pw)
+	if err != nil {
+		s.logins.fail(user, addr, s.store.Now())
+		tok := randomString()
+		s.setCookie(c, loginCSRFCookie, tok, 3600, http.SameSiteStrictMode)
+		s.log.Warn("failed login", "user", user, "remote", addr)
 		s.render(c, http.StatusUnauthorized, "login", "layout", pageData{Title: "Log in",
 			Data: loginData{CSRF: tok, Next: next, Username: user, Error: "Wrong user name or password."}})
 		return
 	}
+	s.logins.succeed(user)
 	value, _, err := s.store.CreateSession(c.Request.Context(), u.ID, s.cfg.SessionTTL)
 	if err != nil {
 		s.uiStoreError(c, err)
@@ -276,7 +283,7 @@ func (s *Service) sessionAuth(c *gin.Context) {
 	if err == nil {
 		sess, u, err := s.store.LookupSession(c.Request.Context(), v)
 		if err == nil {
-			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, CSRF: sess.CSRFToken})
+			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, UserID: u.ID, CSRF: sess.CSRFToken})
 			c.Next()
 			return
 		}
@@ -388,8 +395,8 @@ func (s *Service) incidentPage(c *gin.Context) {
 	if rec, err := s.store.LatestSnapshot(c.Request.Context(), uint(id), true); err == nil {
 		var snap snapshot.Snapshot
 		if json.Unmarshal([]byte(rec.Data), &snap) == nil {
-			pd.Snapshot = &snap
-			pd.Impact = summarizeImpact(&snap)
+			pd.Snapshot = snapshot.RedactSnapshot(&snap)
+			pd.Impact = summarizeImpact(pd.Snapshot)
 		}
 	}
 	s.render(c, http.StatusOK, "incident", "layout", pageData{Title: fmt.Sprintf("Incident #%d", id), Nav: "incidents", Data: pd})
@@ -402,50 +409,28 @@ func (s *Service) uiIncidentAction(c *gin.Context) {
 		s.uiError(c, http.StatusNotFound, "no such incident")
 		return
 	}
-	id, actor := uint(id64), who(c).Name
+	id, p := uint(id64), who(c)
 	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
-	var fe fieldErrors
-	var kind, detail string
 	switch action {
-	case "ack":
-		kind = notify.IncidentAcknowledged
-		_, err = s.store.AckIncident(c.Request.Context(), id, actor)
-	case "resolve":
-		kind = notify.IncidentResolved
-		_, err = s.store.ResolveIncident(c.Request.Context(), id, actor, "")
-	case "assign":
-		a := strings.TrimSpace(c.PostForm("assignee"))
-		kind, detail = notify.IncidentAssigned, a
-		if fe.name("assignee", a, false); fe.err() == nil {
-			_, err = s.store.AssignIncident(c.Request.Context(), id, actor, a)
-		}
-	case "comment":
-		body := c.PostForm("body")
-		kind, detail = notify.IncidentCommented, body
-		if fe.text("body", body, 1, maxText); fe.err() == nil {
-			_, err = s.store.CommentIncident(c.Request.Context(), id, actor, body)
-		}
-	case "link":
-		t, perr := strconv.ParseUint(c.PostForm("ticket_id"), 10, 32)
-		if perr != nil || t == 0 {
-			fe.add("ticket_id", "a ticket number")
-		} else {
-			kind, detail = notify.IncidentTicketLinked, fmt.Sprintf("ticket #%d", t)
-			err = s.store.LinkTicket(c.Request.Context(), id, uint(t), actor)
-		}
 	case "snapshot":
-		_, err = s.captureSnapshot(c.Request.Context(), id, "captured by "+actor)
-	}
-	if fe.err() != nil {
-		s.uiError(c, http.StatusBadRequest, fe.Error())
-		return
+		if err = authorize(p, store.RoleOperator); err == nil {
+			_, err = s.captureSnapshot(c.Request.Context(), id, "captured by "+p.Name)
+		}
+	default:
+		ch := incidentChange{Action: action, Assignee: strings.TrimSpace(c.PostForm("assignee")), Body: c.PostForm("body")}
+		if action == "link" {
+			t, perr := strconv.ParseUint(c.PostForm("ticket_id"), 10, 32)
+			if perr != nil {
+				s.uiError(c, http.StatusBadRequest, "ticket_id: a ticket number")
+				return
+			}
+			ch.TicketID = uint(t)
+		}
+		_, _, err = s.changeIncident(c.Request.Context(), p, id, ch)
 	}
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
-	}
-	if kind != "" {
-		s.incidentEvent(c.Request.Context(), kind, actor, detail, id, nil)
 	}
 	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/incidents/%d", id))
 }
@@ -507,7 +492,7 @@ func (s *Service) uiFileTicket(c *gin.Context) {
 		s.renderTickets(c, http.StatusBadRequest, req, errs)
 		return
 	}
-	t, err := s.fileTicket(c, &req, who(c).Name)
+	t, err := s.fileTicket(c.Request.Context(), who(c), &req)
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
@@ -542,41 +527,13 @@ func (s *Service) uiTicketAction(c *gin.Context) {
 		s.uiError(c, http.StatusNotFound, "no such ticket")
 		return
 	}
-	id, actor := uint(id64), who(c).Name
-	var fe fieldErrors
-	var kind, detail string
-	switch action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]; action {
-	case "status":
-		st := c.PostForm("status")
-		kind, detail = notify.TicketStatus, st
-		if fe.oneOf("status", st, store.TicketStatuses); fe.err() == nil {
-			_, err = s.store.SetTicketStatus(c.Request.Context(), id, actor, st)
-		}
-	case "assign":
-		a := strings.TrimSpace(c.PostForm("assignee"))
-		kind, detail = notify.TicketAssigned, a
-		if fe.name("assignee", a, false); fe.err() == nil {
-			_, err = s.store.AssignTicket(c.Request.Context(), id, actor, a)
-		}
-	case "comment":
-		body := c.PostForm("body")
-		kind, detail = notify.TicketCommented, body
-		if fe.text("body", body, 1, maxText); fe.err() == nil {
-			_, err = s.store.CommentTicket(c.Request.Context(), id, actor, body)
-		}
-	}
-	if fe.err() != nil {
-		s.uiError(c, http.StatusBadRequest, fe.Error())
-		return
-	}
-	if err != nil {
+	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
+	ch := ticketChange{Action: action, Status: c.PostForm("status"), Assignee: strings.TrimSpace(c.PostForm("assignee")), Body: c.PostForm("body")}
+	if _, _, err := s.changeTicket(c.Request.Context(), who(c), uint(id64), ch); err != nil {
 		s.uiStoreError(c, err)
 		return
 	}
-	if kind != "" {
-		s.ticketEvent(c.Request.Context(), kind, actor, detail, id, nil)
-	}
-	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", id))
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/tickets/%d", id64))
 }
 
 type clusterData struct {
@@ -584,8 +541,43 @@ type clusterData struct {
 	Alarms   []store.AlarmInstance
 }
 
+// clusterCache keeps the Cluster health page's snapshot for
+// cluster_cache_age, so visits do not each run a live snapshot against the
+// brokers; concurrent visits after it ages share one capture.
+type clusterCache struct {
+	mu       sync.Mutex
+	snap     *snapshot.Snapshot
+	at       time.Time
+	captures int // for tests
+	flight   singleflight.Group
+}
+
+// clusterSnapshot returns a cluster snapshot no older than cluster_cache_age.
+func (s *Service) clusterSnapshot(ctx context.Context) *snapshot.Snapshot {
+	cc := &s.cluster
+	cc.mu.Lock()
+	if cc.snap != nil && s.store.Now().Sub(cc.at) <= s.cfg.ClusterCacheAge {
+		snap := cc.snap
+		cc.mu.Unlock()
+		return snap
+	}
+	cc.mu.Unlock()
+	v, _, _ := cc.flight.Do("cluster", func() (any, error) {
+		// Shared by every waiting visitor: not cancelled with the first one.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		snap := snapshot.RedactSnapshot(s.capturer.Capture(cctx, snapshot.Target{}, s.store.Now()))
+		cc.mu.Lock()
+		cc.snap, cc.at = snap, s.store.Now()
+		cc.captures++
+		cc.mu.Unlock()
+		return snap, nil
+	})
+	return v.(*snapshot.Snapshot)
+}
+
 func (s *Service) clusterPage(c *gin.Context) {
-	snap := s.capturer.Capture(c.Request.Context(), snapshot.Target{}, s.store.Now())
+	snap := s.clusterSnapshot(c.Request.Context())
 	alarms, err := s.store.FiringAlarms(c.Request.Context(), 200)
 	if err != nil {
 		s.uiStoreError(c, err)

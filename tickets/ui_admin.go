@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -12,8 +11,10 @@ import (
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
-// The admin pages: API tokens and local users. Every route is behind
-// sessionAuth, csrfCheck and the admin role (uiRoutes).
+// The admin pages: API tokens, local users and the audit log; and every
+// user's own password page. Every route is behind sessionAuth and csrfCheck;
+// the admin ones also behind the admin role (uiRoutes), checked again by the
+// service layer.
 
 var roleNames = []string{string(store.RoleViewer), string(store.RoleOperator), string(store.RoleAdmin)}
 
@@ -26,6 +27,7 @@ type tokensData struct {
 	NewTokenName string
 	Form         tokenRequest
 	Errors       []string
+	DefaultTTL   string
 }
 
 func (s *Service) tokensPage(c *gin.Context) {
@@ -38,7 +40,7 @@ func (s *Service) renderTokens(c *gin.Context, code int, d tokensData) {
 		s.uiStoreError(c, err)
 		return
 	}
-	d.Tokens, d.Roles = ts, roleNames
+	d.Tokens, d.Roles, d.DefaultTTL = ts, roleNames, s.cfg.TokenTTL.String()
 	flash := ""
 	if d.NewToken != "" {
 		flash = "Token created. Copy it now: it is not shown again."
@@ -47,36 +49,33 @@ func (s *Service) renderTokens(c *gin.Context, code int, d tokensData) {
 }
 
 func (s *Service) uiCreateToken(c *gin.Context) {
-	req := tokenRequest{Name: strings.TrimSpace(c.PostForm("name")), Role: c.PostForm("role")}
+	req := tokenRequest{Name: strings.TrimSpace(c.PostForm("name")), Role: c.PostForm("role"), ExpiresIn: strings.TrimSpace(c.PostForm("expires_in"))}
+	tok, t, err := s.createToken(c.Request.Context(), who(c), req)
 	var fe fieldErrors
-	fe.name("name", req.Name, true)
-	role, ok := store.ParseRole(req.Role)
-	if !ok {
-		fe.add("role", "one of viewer, operator, admin")
-	}
-	if len(fe) > 0 {
+	switch {
+	case errors.As(err, &fe):
 		s.renderTokens(c, http.StatusBadRequest, tokensData{Form: req, Errors: fe})
 		return
-	}
-	actor := who(c).Name
-	tok, t, err := s.store.CreateTokenBy(c.Request.Context(), req.Name, role, actor)
-	if err != nil {
+	case errors.Is(err, store.ErrConflict):
+		s.renderTokens(c, http.StatusConflict, tokensData{Form: req, Errors: []string{err.Error()}})
+		return
+	case err != nil:
 		s.uiStoreError(c, err)
 		return
 	}
-	s.log.Info("API token created", "token_id", t.ID, "name", t.Name, "role", t.Role, "by", actor)
+	s.log.Info("API token created", "token_id", t.ID, "name", t.Name, "role", t.Role, "by", who(c).Name)
 	// Answered directly, not redirected, so the token never sits in a URL or a
 	// later page; render sends Cache-Control: no-store.
 	s.renderTokens(c, http.StatusCreated, tokensData{NewToken: tok, NewTokenName: t.Name, Form: tokenRequest{Role: string(store.RoleOperator)}})
 }
 
 func (s *Service) uiRevokeToken(c *gin.Context) {
-	id, err := strconv.ParseUint(c.Param("id"), 10, 32)
-	if err != nil || id == 0 {
+	id, ok := pathUint(c)
+	if !ok {
 		s.uiError(c, http.StatusNotFound, "no such token")
 		return
 	}
-	if err := s.store.DeleteToken(c.Request.Context(), uint(id)); err != nil {
+	if err := s.revokeToken(c.Request.Context(), who(c), id); err != nil {
 		s.uiStoreError(c, err)
 		return
 	}
@@ -107,32 +106,18 @@ func (s *Service) renderUsers(c *gin.Context, code int, d usersData, flash strin
 	s.render(c, code, "users", "layout", pageData{Title: "Users", Nav: "users", Flash: flash, Data: d})
 }
 
-// validateUser checks a new user; the same rules as POST /api/v1/users.
-func validateUser(req userRequest) (store.Role, fieldErrors) {
-	var fe fieldErrors
-	fe.name("username", req.Username, true)
-	if len(req.Password) < store.MinPasswordLength || len(req.Password) > 72 {
-		fe.add("password", "%d to 72 bytes", store.MinPasswordLength)
-	}
-	role, ok := store.ParseRole(req.Role)
-	if !ok {
-		fe.add("role", "one of viewer, operator, admin")
-	}
-	return role, fe
-}
-
 func (s *Service) uiCreateUser(c *gin.Context) {
 	req := userRequest{Username: strings.TrimSpace(c.PostForm("username")), Password: c.PostForm("password"), Role: c.PostForm("role")}
-	role, fe := validateUser(req)
-	if len(fe) > 0 {
+	role, err := s.createUser(c.Request.Context(), who(c), req)
+	var fe fieldErrors
+	switch {
+	case errors.As(err, &fe):
 		s.renderUsers(c, http.StatusBadRequest, usersData{Form: req, Errors: fe}, "")
 		return
-	}
-	if err := s.store.CreateUser(c.Request.Context(), req.Username, req.Password, role); err != nil {
-		if store.IsUniqueViolation(err) {
-			s.renderUsers(c, http.StatusConflict, usersData{Form: req, Errors: []string{"username: taken"}}, "")
-			return
-		}
+	case errors.Is(err, store.ErrConflict):
+		s.renderUsers(c, http.StatusConflict, usersData{Form: req, Errors: []string{"username: taken"}}, "")
+		return
+	case err != nil:
 		s.uiStoreError(c, err)
 		return
 	}
@@ -140,35 +125,72 @@ func (s *Service) uiCreateUser(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/admin/users")
 }
 
-// uiUserAction changes a user's role, or disables or enables them, as named by
-// the last path element.
+// uiUserAction changes a user's role, disables or enables them, or resets
+// their password, as named by the last path element.
 func (s *Service) uiUserAction(c *gin.Context) {
-	id64, err := strconv.ParseUint(c.Param("id"), 10, 32)
-	if err != nil || id64 == 0 {
+	id, ok := pathUint(c)
+	if !ok {
 		s.uiError(c, http.StatusNotFound, "no such user")
 		return
 	}
-	id := uint(id64)
-	var u *store.User
-	switch action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]; action {
-	case "role":
-		role, ok := store.ParseRole(c.PostForm("role"))
-		if !ok {
-			s.uiError(c, http.StatusBadRequest, "role: one of viewer, operator, admin")
-			return
-		}
-		u, err = s.store.SetUserRole(c.Request.Context(), id, role)
-	case "disable", "enable":
-		u, err = s.store.SetUserDisabled(c.Request.Context(), id, action == "disable")
-	}
-	if errors.Is(err, store.ErrConflict) {
+	action := c.Request.URL.Path[strings.LastIndex(c.Request.URL.Path, "/")+1:]
+	u, err := s.changeUser(c.Request.Context(), who(c), id, userChange{Action: action, Role: c.PostForm("role"), Password: c.PostForm("password")})
+	var fe fieldErrors
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		s.renderUsers(c, http.StatusConflict, usersData{Form: userRequest{Role: string(store.RoleViewer)}, Errors: []string{err.Error()}}, "")
 		return
+	case errors.As(err, &fe):
+		s.renderUsers(c, http.StatusBadRequest, usersData{Form: userRequest{Role: string(store.RoleViewer)}, Errors: fe}, "")
+		return
+	case err != nil:
+		s.uiStoreError(c, err)
+		return
 	}
+	s.log.Info("user changed", "user", u.Username, "action", action, "role", u.Role, "disabled", u.Disabled(), "by", who(c).Name)
+	if action == "password" {
+		s.renderUsers(c, http.StatusOK, usersData{Form: userRequest{Role: string(store.RoleViewer)}},
+			fmt.Sprintf("Password of %s reset; their sessions ended.", u.Username))
+		return
+	}
+	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/admin/users#user-%d", u.ID))
+}
+
+func (s *Service) auditPage(c *gin.Context) {
+	evs, err := s.store.AuditLog(c.Request.Context(), 500)
 	if err != nil {
 		s.uiStoreError(c, err)
 		return
 	}
-	s.log.Info("user changed", "user", u.Username, "role", u.Role, "disabled", u.Disabled(), "by", who(c).Name)
-	c.Redirect(http.StatusSeeOther, fmt.Sprintf("/admin/users#user-%d", u.ID))
+	s.render(c, http.StatusOK, "audit", "layout", pageData{Title: "Audit log", Nav: "audit", Data: evs})
+}
+
+type passwordData struct {
+	Errors []string
+}
+
+func (s *Service) passwordPage(c *gin.Context) {
+	s.render(c, http.StatusOK, "password", "layout", pageData{Title: "Change password", Nav: "password", Data: passwordData{}})
+}
+
+func (s *Service) uiChangePassword(c *gin.Context) {
+	cookie, _ := c.Cookie(sessionCookie)
+	err := s.changeOwnPassword(c.Request.Context(), who(c), c.PostForm("current_password"), c.PostForm("new_password"),
+		c.PostForm("confirm_password"), cookie)
+	var fe fieldErrors
+	switch {
+	case errors.As(err, &fe):
+		s.render(c, http.StatusBadRequest, "password", "layout", pageData{Title: "Change password", Nav: "password", Data: passwordData{Errors: fe}})
+		return
+	case errors.Is(err, store.ErrWrongPassword):
+		s.render(c, http.StatusBadRequest, "password", "layout", pageData{Title: "Change password", Nav: "password",
+			Data: passwordData{Errors: []string{"current_password: wrong password"}}})
+		return
+	case err != nil:
+		s.uiStoreError(c, err)
+		return
+	}
+	s.log.Info("password changed", "user", who(c).Name)
+	s.render(c, http.StatusOK, "password", "layout", pageData{Title: "Change password", Nav: "password",
+		Flash: "Password changed. Your other sessions have ended.", Data: passwordData{}})
 }

@@ -95,56 +95,51 @@ func (s *Service) renderSilences(c *gin.Context, code int, form silenceForm, err
 }
 
 func (s *Service) uiCreateSilence(c *gin.Context) {
-	if s.silences == nil {
-		s.uiError(c, http.StatusServiceUnavailable, "silences are not configured: set alerting_url")
-		return
-	}
 	form := silenceForm{Matchers: c.PostForm("matchers"), Duration: strings.TrimSpace(c.PostForm("duration")), Comment: c.PostForm("comment")}
+	id, err := s.createSilence(c.Request.Context(), who(c), silenceRequest{Matchers: form.Matchers, Duration: form.Duration, Comment: form.Comment})
 	var fe fieldErrors
-	ms, err := silences.ParseMatchers(form.Matchers)
-	if err != nil {
-		fe.add("matchers", "%s", err)
-	}
-	dur, err := time.ParseDuration(form.Duration)
-	if err != nil || dur <= 0 || dur > maxSilence {
-		fe.add("duration", "a duration such as 30m or 2h, at most %s", maxSilence)
-	}
-	fe.text("comment", form.Comment, 1, 2000)
-	if len(fe) > 0 {
-		s.renderSilences(c, http.StatusBadRequest, form, fe)
-		return
-	}
-	now := time.Now()
-	id, err := s.silences.Create(c.Request.Context(), silences.Silence{Matchers: ms, StartsAt: now, EndsAt: now.Add(dur),
-		CreatedBy: who(c).Name, Comment: form.Comment})
 	var apiErr *silences.Error
 	switch {
+	case errors.Is(err, errNoSilences):
+		s.uiError(c, http.StatusServiceUnavailable, err.Error())
+		return
+	case errors.As(err, &fe):
+		s.renderSilences(c, http.StatusBadRequest, form, fe)
+		return
 	case errors.As(err, &apiErr):
 		s.renderSilences(c, http.StatusBadRequest, form, []string{"alerting refused the silence: " + apiErr.Message})
 		return
-	case err != nil:
+	case isServiceError(err):
+		s.uiStoreError(c, err)
+		return
+	case err != nil && id == "":
 		s.log.Warn("create silence", "err", err)
 		s.renderSilences(c, http.StatusBadGateway, form, []string{"could not reach alerting: " + err.Error()})
 		return
+	case err != nil:
+		s.uiStoreError(c, err) // created, but the audit log failed
+		return
 	}
-	s.log.Info("silence created", "silence", id, "matchers", silences.FormatMatchers(ms), "until", now.Add(dur), "by", who(c).Name)
+	s.log.Info("silence created", "silence", id, "by", who(c).Name)
 	c.Redirect(http.StatusSeeOther, "/silences#silence-"+id)
 }
 
 func (s *Service) uiExpireSilence(c *gin.Context) {
-	if s.silences == nil {
-		s.uiError(c, http.StatusServiceUnavailable, "silences are not configured: set alerting_url")
-		return
-	}
 	id := c.Param("id")
-	err := s.silences.Expire(c.Request.Context(), id)
+	err := s.expireSilence(c.Request.Context(), who(c), id)
 	var apiErr *silences.Error
 	switch {
+	case errors.Is(err, errNoSilences):
+		s.uiError(c, http.StatusServiceUnavailable, err.Error())
+		return
 	case errors.Is(err, silences.ErrNotFound):
 		s.uiError(c, http.StatusNotFound, "no such silence")
 		return
 	case errors.As(err, &apiErr):
 		s.uiError(c, http.StatusBadRequest, "alerting refused: "+apiErr.Message)
+		return
+	case isServiceError(err):
+		s.uiStoreError(c, err)
 		return
 	case err != nil:
 		s.log.Warn("expire silence", "silence", id, "err", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/alertmanager/alert"
@@ -495,4 +496,30 @@ func resolvedAlert(a *alert.Alert) *alert.Alert {
 	m := a.Alert
 	m.EndsAt = time.Now().Add(-time.Millisecond)
 	return alert.New(m, time.Now(), false)
+}
+
+// TestPromptResolveHonoursRetryAfter checks that a prompt resolved notification the receiver
+// refuses with a retry delay (Slack's Retry-After) is retried after that delay, not sooner.
+func TestPromptResolveHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFakeClock()
+		o := GuardOptions{}
+		flaps := newFlapTracker(o)
+		rcv := &fakeReceiver{sendResolved: true}
+		g := newTestGuard(rcv, flaps, o, clk)
+		defer g.stop()
+		ctx := NotifyContext(context.Background(), "oncall", "k", model.LabelSet{"alertname": "X"})
+		a := observe(flaps, clk, firing("X", "a"))
+		require.NoError(t, g.Notify(ctx, a).Err())
+		require.True(t, g.firingNotified(resolvedAlert(a)))
+
+		rcv.mu.Lock()
+		rcv.fails = []notify.NotifyVerdict{notify.Retry(30*time.Second, errors.New("429"), notify.ClientErrorReason)}
+		rcv.mu.Unlock()
+		start := time.Now()
+		g.resolvePromptly(ctx, resolvedAlert(a))
+		require.Len(t, rcv.notifications(), 2, "the resolution went out on the retry")
+		require.GreaterOrEqual(t, time.Since(start), 30*time.Second, "not before the receiver's Retry-After")
+		require.Less(t, time.Since(start), 35*time.Second)
+	})
 }

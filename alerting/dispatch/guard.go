@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/common/model"
 	"golang.org/x/time/rate"
+
+	"github.com/sluicemq/sluice/internal/backoff"
 )
 
 // GuardOptions tune what the dispatcher adds to Alertmanager's pipeline.
@@ -199,7 +201,8 @@ func (g *guard) resolvePromptly(ctx context.Context, a *alert.Alert) {
 	g.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
+	bo := backoff.New(time.Second, 10*time.Second)
+	for {
 		v := g.integration.Notify(ctx, a)
 		if v.Err() == nil {
 			g.mu.Lock()
@@ -223,10 +226,7 @@ func (g *guard) resolvePromptly(ctx context.Context, a *alert.Alert) {
 			g.mu.Unlock()
 			return
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt+1) * time.Second):
-		}
+		_ = bo.Wait(ctx, v.Delay()) // a timeout ends the loop at the check above
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -162,58 +163,69 @@ func TestMemberLeaveRebalancesTheRest(t *testing.T) {
 }
 
 func TestSessionExpiryRemovesMember(t *testing.T) {
-	ctx := testCtx(t)
-	c := startCoordinator(t, delayConfig(), newMemStore())
-	ids, gen := stableGroup(ctx, t, c, "g", 2, joinOpts{session: 100 * time.Millisecond})
-	alive, silent := ids[0], ids[1]
+	// In a synctest bubble the session and rebalance timeouts run on the bubble's clock: the
+	// test cannot flake on a busy machine and takes no real time.
+	synctest.Test(t, func(t *testing.T) {
+		ctx := testCtx(t)
+		c := startCoordinator(t, delayConfig(), newMemStore())
+		ids, gen := stableGroup(ctx, t, c, "g", 2, joinOpts{session: 100 * time.Millisecond})
+		alive, silent := ids[0], ids[1]
 
-	// Only one member keeps heartbeating; the other's session expires and
-	// the group rebalances without it.
-	waitFor(t, 5*time.Second, func() bool {
-		code := heartbeat(ctx, c, "g", alive, gen)
-		require.Contains(t, []int16{0, kerr.RebalanceInProgress.Code}, code)
-		return code == kerr.RebalanceInProgress.Code
+		// Only one member keeps heartbeating; the other's session expires and
+		// the group rebalances without it.
+		waitFor(t, 5*time.Second, func() bool {
+			code := heartbeat(ctx, c, "g", alive, gen)
+			require.Contains(t, []int16{0, kerr.RebalanceInProgress.Code}, code)
+			return code == kerr.RebalanceInProgress.Code
+		})
+		r := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 5, member: alive, session: 100 * time.Millisecond}))
+		require.Zero(t, r.ErrorCode)
+		require.Equal(t, gen+1, r.Generation)
+		require.Len(t, r.Members, 1)
+		require.Equal(t, kerr.UnknownMemberID.Code, heartbeat(ctx, c, "g", silent, gen))
+
+		// When the last member goes silent too, the group ends up Empty with a
+		// new generation written to the store.
+		waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
 	})
-	r := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 5, member: alive, session: 100 * time.Millisecond}))
-	require.Zero(t, r.ErrorCode)
-	require.Equal(t, gen+1, r.Generation)
-	require.Len(t, r.Members, 1)
-	require.Equal(t, kerr.UnknownMemberID.Code, heartbeat(ctx, c, "g", silent, gen))
-
-	// When the last member goes silent too, the group ends up Empty with a
-	// new generation written to the store.
-	waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
 }
 
 func TestRebalanceTimeoutRemovesMembersThatDoNotRejoin(t *testing.T) {
-	ctx := testCtx(t)
-	c := startCoordinator(t, delayConfig(), newMemStore())
-	o := joinOpts{rebalance: 150 * time.Millisecond}
-	ids, gen := stableGroup(ctx, t, c, "g", 2, o)
+	// In a synctest bubble the session and rebalance timeouts run on the bubble's clock: the
+	// test cannot flake on a busy machine and takes no real time.
+	synctest.Test(t, func(t *testing.T) {
+		ctx := testCtx(t)
+		c := startCoordinator(t, delayConfig(), newMemStore())
+		o := joinOpts{rebalance: 150 * time.Millisecond}
+		ids, gen := stableGroup(ctx, t, c, "g", 2, o)
 
-	// The leader rejoins, which forces a rebalance; the follower keeps
-	// heartbeating but never rejoins.
-	o.version, o.member = 5, ids[0]
-	j := joinAsync(ctx, c, "g", o)
-	waitFor(t, 5*time.Second, func() bool { return heartbeat(ctx, c, "g", ids[1], gen) == kerr.RebalanceInProgress.Code })
-	r := recv(t, j)
-	require.Zero(t, r.ErrorCode)
-	require.Equal(t, gen+1, r.Generation)
-	require.Len(t, r.Members, 1)
-	require.Equal(t, kerr.UnknownMemberID.Code, heartbeat(ctx, c, "g", ids[1], gen))
+		// The leader rejoins, which forces a rebalance; the follower keeps
+		// heartbeating but never rejoins.
+		o.version, o.member = 5, ids[0]
+		j := joinAsync(ctx, c, "g", o)
+		waitFor(t, 5*time.Second, func() bool { return heartbeat(ctx, c, "g", ids[1], gen) == kerr.RebalanceInProgress.Code })
+		r := recv(t, j)
+		require.Zero(t, r.ErrorCode)
+		require.Equal(t, gen+1, r.Generation)
+		require.Len(t, r.Members, 1)
+		require.Equal(t, kerr.UnknownMemberID.Code, heartbeat(ctx, c, "g", ids[1], gen))
+	})
 }
 
 func TestSyncTimeoutRemovesMembersThatDoNotSync(t *testing.T) {
-	ctx := testCtx(t)
-	c := startCoordinator(t, delayConfig(), newMemStore())
-	o := joinOpts{version: 5, rebalance: 100 * time.Millisecond}
-	a, b := joinFull(ctx, t, c, "g", o), joinFull(ctx, t, c, "g", o)
-	require.Zero(t, recv(t, a).ErrorCode)
-	require.Zero(t, recv(t, b).ErrorCode)
-	// Nobody syncs, not even the leader: after the rebalance timeout both
-	// are dropped and the group empties instead of hanging in
-	// CompletingRebalance.
-	waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
+	// Timers run on the synctest bubble's clock: no flake on a busy machine.
+	synctest.Test(t, func(t *testing.T) {
+		ctx := testCtx(t)
+		c := startCoordinator(t, delayConfig(), newMemStore())
+		o := joinOpts{version: 5, rebalance: 100 * time.Millisecond}
+		a, b := joinFull(ctx, t, c, "g", o), joinFull(ctx, t, c, "g", o)
+		require.Zero(t, recv(t, a).ErrorCode)
+		require.Zero(t, recv(t, b).ErrorCode)
+		// Nobody syncs, not even the leader: after the rebalance timeout both
+		// are dropped and the group empties instead of hanging in
+		// CompletingRebalance.
+		waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
+	})
 }
 
 func TestStaticMemberRejoinWithoutRebalance(t *testing.T) {
@@ -448,15 +460,18 @@ func TestFollowerRejoinInStableGroupKeepsGeneration(t *testing.T) {
 }
 
 func TestPendingMemberIDExpires(t *testing.T) {
-	ctx := testCtx(t)
-	c := startCoordinator(t, delayConfig(), newMemStore())
-	ids, gen := stableGroup(ctx, t, c, "g", 1, joinOpts{})
-	// A v4+ member is handed an id but never comes back: the rebalance it
-	// caused must not wait for it beyond its session.
-	o := joinOpts{version: 5, session: 50 * time.Millisecond}
-	require.Equal(t, kerr.MemberIDRequired.Code, c.JoinGroup(ctx, o.request("g")).ErrorCode)
-	r := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 5, member: ids[0]}))
-	require.Zero(t, r.ErrorCode)
-	require.Equal(t, gen+1, r.Generation)
-	require.Len(t, r.Members, 1)
+	// Timers run on the synctest bubble's clock: no flake on a busy machine.
+	synctest.Test(t, func(t *testing.T) {
+		ctx := testCtx(t)
+		c := startCoordinator(t, delayConfig(), newMemStore())
+		ids, gen := stableGroup(ctx, t, c, "g", 1, joinOpts{})
+		// A v4+ member is handed an id but never comes back: the rebalance it
+		// caused must not wait for it beyond its session.
+		o := joinOpts{version: 5, session: 50 * time.Millisecond}
+		require.Equal(t, kerr.MemberIDRequired.Code, c.JoinGroup(ctx, o.request("g")).ErrorCode)
+		r := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 5, member: ids[0]}))
+		require.Zero(t, r.ErrorCode)
+		require.Equal(t, gen+1, r.Generation)
+		require.Len(t, r.Members, 1)
+	})
 }

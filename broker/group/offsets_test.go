@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -253,22 +254,25 @@ func TestOffsetDelete(t *testing.T) {
 }
 
 func TestOffsetsExpireInEmptyGroups(t *testing.T) {
-	cfg := testConfig()
-	cfg.OffsetsRetention = 50 * time.Millisecond
-	cfg.OffsetsRetentionCheckInterval = 5 * time.Millisecond
-	store := newMemStore()
-	c := startCoordinator(t, cfg, store)
-	requireCommit(t, c, "g", commitOpts{version: 7, gen: -1}, map[string]map[int32]int64{"t": {0: 1}}, 0)
-	// A v2 commit with its own, longer retention outlives the group default.
-	requireCommit(t, c, "h", commitOpts{version: 2, gen: -1, retention: time.Hour}, map[string]map[int32]int64{"t": {0: 1}}, 0)
-	waitFor(t, 5*time.Second, func() bool { return c.CommittedOffsets("g") == nil })
-	require.NotNil(t, c.CommittedOffsets("h"))
+	// Timers run on the synctest bubble's clock: no flake on a busy machine.
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.OffsetsRetention = 50 * time.Millisecond
+		cfg.OffsetsRetentionCheckInterval = 5 * time.Millisecond
+		store := newMemStore()
+		c := startCoordinator(t, cfg, store)
+		requireCommit(t, c, "g", commitOpts{version: 7, gen: -1}, map[string]map[int32]int64{"t": {0: 1}}, 0)
+		// A v2 commit with its own, longer retention outlives the group default.
+		requireCommit(t, c, "h", commitOpts{version: 2, gen: -1, retention: time.Hour}, map[string]map[int32]int64{"t": {0: 1}}, 0)
+		waitFor(t, 5*time.Second, func() bool { return c.CommittedOffsets("g") == nil })
+		require.NotNil(t, c.CommittedOffsets("h"))
 
-	var tombstone bool
-	for _, d := range store.records(t, c.PartitionFor("g")) {
-		if d.group == "g" && d.isOffset && d.offset == nil {
-			tombstone = true
+		var tombstone bool
+		for _, d := range store.records(t, c.PartitionFor("g")) {
+			if d.group == "g" && d.isOffset && d.offset == nil {
+				tombstone = true
+			}
 		}
-	}
-	require.True(t, tombstone)
+		require.True(t, tombstone)
+	})
 }

@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -64,14 +65,17 @@ func TestRestartRestoresGroupsAndOffsets(t *testing.T) {
 }
 
 func TestRestoredMembersExpireWithoutHeartbeats(t *testing.T) {
-	ctx := testCtx(t)
-	store := newMemStore()
-	c1 := startCoordinator(t, delayConfig(), store)
-	stableGroup(ctx, t, c1, "g", 1, joinOpts{session: 50 * time.Millisecond})
-	c1.Close()
+	// Timers run on the synctest bubble's clock: no flake on a busy machine.
+	synctest.Test(t, func(t *testing.T) {
+		ctx := testCtx(t)
+		store := newMemStore()
+		c1 := startCoordinator(t, delayConfig(), store)
+		stableGroup(ctx, t, c1, "g", 1, joinOpts{session: 50 * time.Millisecond})
+		c1.Close()
 
-	c2 := startCoordinator(t, delayConfig(), store)
-	waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c2, "g").State == "Empty" })
+		c2 := startCoordinator(t, delayConfig(), store)
+		waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c2, "g").State == "Empty" })
+	})
 }
 
 func TestStoredRecordFormats(t *testing.T) {

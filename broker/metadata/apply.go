@@ -17,6 +17,7 @@ type builder struct {
 	index         uint64
 	brokersCloned bool
 	topicsCloned  bool
+	scramCloned   bool
 	touched       map[[16]byte]bool
 	events        []Event
 }
@@ -130,7 +131,7 @@ func (b *builder) apply(s stamped) error {
 			return fmt.Errorf("negative broker id %d", r.ID)
 		}
 		b.brokers()[r.ID] = Broker{ID: r.ID, Host: r.Host, Port: r.Port, Rack: r.Rack, IncarnationID: r.IncarnationID,
-			Epoch: int64(b.index), Fenced: true}
+			Epoch: int64(b.index), Fenced: true, Listeners: slices.Clone(r.Listeners)}
 		b.event(t, EventBrokerJoined, r.ID, "", -1, fmt.Sprintf("%s:%d rack=%q epoch=%d", r.Host, r.Port, r.Rack, b.index))
 
 	case fenceBrokerRecord:
@@ -224,6 +225,11 @@ func (b *builder) apply(s stamped) error {
 			return fmt.Errorf("producer id block [%d, %d) does not follow %d", r.BlockStart, r.NextBlockStart, b.next.NextProducerIDBlock)
 		}
 		b.next.NextProducerIDBlock = r.NextBlockStart
+
+	case createACLsRecord, deleteACLsRecord:
+		return b.applyACLs(r)
+	case scramCredentialRecord, removeScramCredentialRecord:
+		return b.applyScram(t, s.rec)
 
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)

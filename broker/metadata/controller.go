@@ -75,6 +75,7 @@ func (q *Quorum) runController(ctx context.Context) {
 		q.log.Info("no longer the active controller", "node", q.cfg.NodeID)
 	}()
 
+	q.bootstrapScram(ctx)
 	tick := time.NewTicker(min(max(q.cfg.SessionTimeout/10, 10*time.Millisecond), 100*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -225,7 +226,7 @@ func (q *Quorum) RegisterBroker(ctx context.Context, b Broker) (int64, error) {
 			return -1, kafkaErrf(kerr.DuplicateBrokerRegistration, "Another broker is registered with broker id %d.", b.ID)
 		}
 	}
-	img, err = q.proposeWithPlan(ctx, []record{registerBrokerRecord{ID: b.ID, Host: b.Host, Port: b.Port, Rack: b.Rack, IncarnationID: b.IncarnationID}})
+	img, err = q.proposeWithPlan(ctx, []record{registerBrokerRecord{ID: b.ID, Host: b.Host, Port: b.Port, Rack: b.Rack, IncarnationID: b.IncarnationID, Listeners: b.Listeners}})
 	if err != nil {
 		return -1, err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sluicemq/sluice/broker/acl"
 )
 
 // imageState is an image and the channel closed when it is replaced.
@@ -77,12 +79,21 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, b := range s.Brokers {
 		img.Brokers[b.ID] = b
 	}
+	if s.ScramCredentials != nil {
+		img.ScramCredentials = s.ScramCredentials
+	}
 	for _, t := range s.Topics {
 		if t.Configs == nil {
 			t.Configs = map[string]string{}
 		}
 		img.Topics[t.Name] = t
 		img.topicsByID[t.ID] = t
+	}
+	if len(s.ACLs) > 0 {
+		img.ACLs = &ACLSet{ByID: make(map[[16]byte]acl.Binding, len(s.ACLs))}
+		for _, a := range s.ACLs {
+			img.ACLs.ByID[a.ID] = a.Binding
+		}
 	}
 	f.swap(img)
 	return nil
@@ -92,23 +103,33 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 const snapshotVersion = 1
 
 type snapshotData struct {
-	V                   int      `json:"v"`
-	Index               uint64   `json:"index"`
-	Brokers             []Broker `json:"brokers"`
-	Topics              []*Topic `json:"topics"`
-	NextProducerIDBlock int64    `json:"next_producer_id_block"`
-	Events              []Event  `json:"events"`
+	V                   int         `json:"v"`
+	Index               uint64      `json:"index"`
+	Brokers             []Broker    `json:"brokers"`
+	Topics              []*Topic    `json:"topics"`
+	NextProducerIDBlock int64       `json:"next_producer_id_block"`
+	Events              []Event     `json:"events"`
+	ACLs                []aclWithID `json:"acls,omitempty"`
+	// ScramCredentials is absent in snapshots written before SCRAM existed.
+	ScramCredentials map[string]map[string]ScramCredential `json:"scram_credentials,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events}
+	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events,
+		ScramCredentials: s.img.ScramCredentials}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}
 	sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].ID < d.Brokers[j].ID })
 	d.Topics = s.img.SortedTopics()
+	if s.img.ACLs != nil {
+		for id, b := range s.img.ACLs.ByID {
+			d.ACLs = append(d.ACLs, aclWithID{ID: id, Binding: b})
+		}
+		sort.Slice(d.ACLs, func(i, j int) bool { return string(d.ACLs[i].ID[:]) < string(d.ACLs[j].ID[:]) })
+	}
 	if err := json.NewEncoder(sink).Encode(&d); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write metadata snapshot: %w", err)

@@ -20,6 +20,11 @@ type Image struct {
 	// Events are the most recent cluster events derived from applied records, oldest first, at most
 	// MaxEvents of them.
 	Events []Event
+	// ACLs are the cluster's access control lists; nil until the first is created.
+	ACLs *ACLSet
+	// ScramCredentials holds the SCRAM credentials of every user, by user name and then mechanism
+	// ("SCRAM-SHA-256", "SCRAM-SHA-512"). Only salted keys are stored, never a password.
+	ScramCredentials map[string]map[string]ScramCredential
 
 	topicsByID map[[16]byte]*Topic
 }
@@ -43,6 +48,9 @@ type Broker struct {
 	// Fenced brokers lead nothing and are not in any ISR unless they were its last member. A broker is
 	// registered fenced and unfenced by its first heartbeat after it has applied its registration.
 	Fenced bool
+	// Listeners are the broker's advertised endpoints, one per listener name. Brokers registered
+	// before listeners existed have none; Host and Port are then their only endpoint.
+	Listeners []Endpoint `json:",omitempty"`
 }
 
 // Topic is a topic and its partitions.
@@ -86,6 +94,7 @@ const (
 	EventTopicDeleted         EventType = "topic_deleted"
 	EventConfigChanged        EventType = "config_changed"
 	EventPartitionsCreated    EventType = "partitions_created"
+	EventScramChanged         EventType = "scram_credential_changed"
 )
 
 // Event is a cluster event with the time its record was proposed. Broker and Partition are -1 and

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,13 @@ type Config struct {
 	// DefaultPartitions is used when CreateTopic is asked for -1 partitions, Kafka's `num.partitions`
 	// (default 1).
 	DefaultPartitions int32
+	// TLS, when set, secures the Raft transport: accepted connections use it as the server config
+	// (set ClientAuth to require client certificates for mTLS) and dials use DialTLS.
+	TLS     *tls.Config
+	DialTLS *tls.Config
+	// InitialScramCredentials are written by the first controller of a cluster whose log holds no SCRAM
+	// credential yet, like `kafka-storage format --add-scram`: the first administrator's credentials.
+	InitialScramCredentials []ScramChange
 	// Logger receives the quorum's and Raft's logs (Raft's at warn and above). Nil discards them.
 	Logger *slog.Logger
 }
@@ -333,6 +341,8 @@ type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 
+	tls, dialTLS *tls.Config // nil: plain TCP
+
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
@@ -353,7 +363,7 @@ func newStreamLayer(cfg Config) (*streamLayer, error) {
 			return nil, fmt.Errorf("metadata: controller listener: %w", err)
 		}
 	}
-	return &streamLayer{Listener: l, advertise: adv, conns: map[net.Conn]struct{}{}}, nil
+	return &streamLayer{Listener: l, advertise: adv, conns: map[net.Conn]struct{}{}, tls: cfg.TLS, dialTLS: cfg.DialTLS}, nil
 }
 
 func (s *streamLayer) Accept() (net.Conn, error) {
@@ -368,7 +378,11 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	s.conns[c] = struct{}{}
-	return &trackedConn{Conn: c, s: s}, nil
+	if s.tls != nil {
+		// The handshake runs on raft's goroutine for this connection, at its first read.
+		return &trackedConn{Conn: tls.Server(c, s.tls), raw: c, s: s}, nil
+	}
+	return &trackedConn{Conn: c, raw: c, s: s}, nil
 }
 
 func (s *streamLayer) Close() error {
@@ -387,17 +401,25 @@ func (s *streamLayer) Close() error {
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
 
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+	if s.dialTLS == nil {
+		return net.DialTimeout("tcp", string(addr), timeout)
+	}
+	cfg := s.dialTLS.Clone()
+	if host, _, err := net.SplitHostPort(string(addr)); err == nil && cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(addr), cfg)
 }
 
 type trackedConn struct {
 	net.Conn
-	s *streamLayer
+	raw net.Conn // the TCP connection under a TLS one
+	s   *streamLayer
 }
 
 func (c *trackedConn) Close() error {
 	c.s.mu.Lock()
-	delete(c.s.conns, c.Conn)
+	delete(c.s.conns, c.raw)
 	c.s.mu.Unlock()
 	return c.Conn.Close()
 }

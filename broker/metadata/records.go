@@ -52,6 +52,9 @@ type registerBrokerRecord struct {
 	Port          int32    `json:"port"`
 	Rack          string   `json:"rack,omitempty"`
 	IncarnationID [16]byte `json:"incarnation_id"`
+	// Listeners are the broker's advertised endpoints by listener name; absent in records written
+	// before listeners existed, whose Host and Port are the only endpoint.
+	Listeners []Endpoint `json:"listeners,omitempty"`
 }
 
 type fenceBrokerRecord struct {
@@ -125,6 +128,8 @@ var recordKinds = map[string]struct {
 	"alter_topic_configs":   {func() record { return &alterTopicConfigsRecord{} }, 1},
 	"partition_change":      {func() record { return &partitionChangeRecord{} }, 1},
 	"allocate_producer_ids": {func() record { return &allocateProducerIDsRecord{} }, 1},
+	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
+	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -190,6 +195,14 @@ func deref(r record) record {
 	case *partitionChangeRecord:
 		return *r
 	case *allocateProducerIDsRecord:
+		return *r
+	case *createACLsRecord:
+		return *r
+	case *deleteACLsRecord:
+		return *r
+	case *scramCredentialRecord:
+		return *r
+	case *removeScramCredentialRecord:
 		return *r
 	}
 	return r

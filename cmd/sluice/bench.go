@@ -9,12 +9,11 @@ import (
 	"strings"
 
 	"github.com/sluicemq/sluice/bench"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // runBench is `sluice bench`: it measures produce and consume throughput
-// against any Kafka bootstrap address, or with --fake against franz-go's
-// in-memory kfake broker started in this process, for reference.
+// against any Kafka bootstrap address (bench/compare.sh runs it against a
+// Sluice broker and franz-go's kfake, served by go run ./bench/kfake).
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -23,13 +22,8 @@ func runBench(ctx context.Context, args []string) error {
 			"records/s and MiB/s for each phase.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	var (
-		cfg  bench.Config
-		fake bool
-	)
+	var cfg bench.Config
 	fs.StringVar(&cfg.Bootstrap, "bootstrap", "127.0.0.1:9092", "comma-separated `host:port` list of seed brokers")
-	fs.BoolVar(&fake, "fake", false, "benchmark an in-process kfake broker instead of --bootstrap")
-	servePort := fs.Int("serve-fake", -1, "only serve a kfake broker on 127.0.0.1:`port` (0: any) until interrupted, as a reference to bench from another process")
 	fs.StringVar(&cfg.Topic, "topic", bench.DefaultTopic, "`topic` to produce to and consume from, created if missing")
 	fs.Int64Var(&cfg.Records, "records", bench.DefaultRecords, "records produced per run")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "produce for this long per run instead of a count of --records")
@@ -68,9 +62,6 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["serve-fake"] {
-		return serveFake(ctx, *servePort)
-	}
 	if set["duration"] && !set["records"] {
 		cfg.Records = 0
 	}
@@ -90,35 +81,6 @@ func runBench(ctx context.Context, args []string) error {
 	cfg.BatchMaxBytes = int32(*batch)
 	cfg.FetchMaxBytes = int32(*fetch)
 
-	if fake {
-		if set["bootstrap"] {
-			return errors.New("bench: --fake and --bootstrap are exclusive")
-		}
-		f, err := bench.StartFake()
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		cfg.Bootstrap = f.Bootstrap()
-		fmt.Fprintln(os.Stdout, "broker: kfake (franz-go in-memory fake, in this process)")
-	}
 	_, err := bench.Run(ctx, cfg, os.Stdout)
 	return err
-}
-
-// serveFake runs kfake on 127.0.0.1:port until ctx ends. Run in its own
-// process, it is the reference that compares fairly with a broker process:
-// the load generator does not share a Go runtime with either.
-func serveFake(ctx context.Context, port int) error {
-	if port < 0 || port > 65535 {
-		return fmt.Errorf("bench: --serve-fake %d is not a port", port)
-	}
-	f, err := bench.StartFake(kfake.Ports(port))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fmt.Fprintf(os.Stdout, "kfake listening on %s\n", f.Bootstrap())
-	<-ctx.Done()
-	return nil
 }

@@ -20,6 +20,7 @@ import (
 // subcommands maps each `sluice` subcommand to its entry point, which
 // parses its own flags from args.
 var subcommands = map[string]func(context.Context, []string) error{
+	"acls":     runACLs,
 	"alerting": runAlerting,
 	"bench":    runBench,
 	"broker":   runBroker,
@@ -32,6 +33,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 
 // summaries are the one-line descriptions `sluice help` prints.
 var summaries = map[string]string{
+	"acls":     "add, remove and list Kafka ACLs with kafka-acls.sh's flags",
 	"alerting": "evaluate the rule pack, route and send alerts, serve Prometheus' query API",
 	"bench":    "measure produce and consume throughput against a cluster",
 	"broker":   "run a Kafka-compatible broker",

@@ -5,18 +5,24 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/sluicemq/sluice/tickets"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
-// runTickets is `sluice tickets`: the OPS ticket service and web UI, and
-// `sluice tickets token create` to mint an API token.
+// runTickets is `sluice tickets`: the OPS ticket service and web UI,
+// `sluice tickets token create` to mint an API token and `sluice tickets admin
+// reset-password` to set a user's password from the machine.
 func runTickets(ctx context.Context, args []string) error {
 	if len(args) >= 2 && args[0] == "token" && args[1] == "create" {
 		return runTicketsTokenCreate(ctx, args[2:])
+	}
+	if len(args) >= 2 && args[0] == "admin" && args[1] == "reset-password" {
+		return runTicketsResetPassword(ctx, args[2:], os.Stdout)
 	}
 	def := tickets.DefaultConfig()
 	fs := flag.NewFlagSet("tickets", flag.ContinueOnError)
@@ -83,6 +89,13 @@ func runTickets(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// docker-compose.yml hands the database password over in PGPASSWORD.
+	if store.IsExamplePassword(os.Getenv("PGPASSWORD")) {
+		return errors.New("PGPASSWORD: the example password of deploy/secrets/postgres_password.example (change-me-...); set your own")
+	}
+	// New checks everything (configuration, secrets, database, the listen
+	// address) before it creates the first admin, so a password is printed
+	// only for a service that starts.
 	svc, err := tickets.New(ctx, cfg, logger, tickets.Options{})
 	if err != nil {
 		return err
@@ -94,21 +107,24 @@ func runTickets(ctx context.Context, args []string) error {
 	return svc.Run(ctx)
 }
 
+// adminPassword reads a password from file, else $SLUICE_ADMIN_PASSWORD; ""
+// when neither is set. The password rules (length, not an example password)
+// are checked here, before anything is written.
 func adminPassword(file string) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("--admin-password-file: %w", err)
+			return "", fmt.Errorf("password file: %w", err)
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
-		if len(pw) < store.MinPasswordLength {
-			return "", fmt.Errorf("--admin-password-file: password shorter than %d characters", store.MinPasswordLength)
+		if err := store.CheckPassword(pw); err != nil {
+			return "", fmt.Errorf("%s: %w", file, err)
 		}
 		return pw, nil
 	}
 	if pw := os.Getenv("SLUICE_ADMIN_PASSWORD"); pw != "" {
-		if len(pw) < store.MinPasswordLength {
-			return "", fmt.Errorf("SLUICE_ADMIN_PASSWORD: shorter than %d characters", store.MinPasswordLength)
+		if err := store.CheckPassword(pw); err != nil {
+			return "", fmt.Errorf("SLUICE_ADMIN_PASSWORD: %w", err)
 		}
 		return pw, nil
 	}
@@ -122,6 +138,8 @@ func runTicketsTokenCreate(ctx context.Context, args []string) error {
 	database := fs.String("database", "", "PostgreSQL URL instead of SQLite")
 	name := fs.String("name", "", "what the token is for, e.g. alertmanager (required)")
 	roleName := fs.String("role", "operator", "viewer, operator or admin")
+	expiresIn := fs.Duration("expires-in", 0, "how long the token works, at most 8784h; 0 (the default, for integrations such as Alertmanager's webhook) for ever")
+	owner := fs.String("owner", "", "user the token belongs to: it stops working while the user is disabled (default none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,15 +150,73 @@ func runTicketsTokenCreate(ctx context.Context, args []string) error {
 	if !ok {
 		return fmt.Errorf("--role %q: one of viewer, operator, admin", *roleName)
 	}
+	if *expiresIn < 0 || *expiresIn > 366*24*time.Hour {
+		return fmt.Errorf("--expires-in %s: from 0 (never) to 8784h", *expiresIn)
+	}
 	st, err := store.Open(ctx, store.Options{Database: *database, DataDir: *dataDir})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	tok, err := st.CreateToken(ctx, *name, role)
+	nt := store.NewToken{Name: *name, Role: role, CreatedBy: "command line", TTL: *expiresIn}
+	if *owner != "" {
+		u, err := st.UserByName(ctx, *owner)
+		if err != nil {
+			return fmt.Errorf("--owner %q: %w", *owner, err)
+		}
+		nt.OwnerID = u.ID
+	}
+	tok, _, err := st.MintToken(ctx, nt)
 	if err != nil {
 		return err
 	}
 	fmt.Println(tok)
+	return nil
+}
+
+// runTicketsResetPassword sets a user's password (admin by default) from
+// --password-file, else $SLUICE_ADMIN_PASSWORD, else a generated one printed
+// once on out; it ends the user's sessions. It works on the database
+// directly, with or without the service running.
+func runTicketsResetPassword(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tickets admin reset-password", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "", "directory of the SQLite database")
+	database := fs.String("database", "", "PostgreSQL URL instead of SQLite")
+	user := fs.String("user", "admin", "user whose password is reset")
+	pwFile := fs.String("password-file", "", "file holding the new password (else $SLUICE_ADMIN_PASSWORD, else generated and printed once)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *dataDir == "" && *database == "" {
+		return errors.New("--data-dir or --database is required")
+	}
+	pw, err := adminPassword(*pwFile)
+	if err != nil {
+		return err
+	}
+	generated := pw == ""
+	if generated {
+		pw = store.RandomPassword()
+	}
+	st, err := store.Open(ctx, store.Options{Database: *database, DataDir: *dataDir})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.UserByName(ctx, *user)
+	if err != nil {
+		return fmt.Errorf("--user %q: %w", *user, err)
+	}
+	if _, err := st.ResetPassword(ctx, u.ID, pw, "command line"); err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(out, "password of %s reset to %s (shown only now); their sessions have ended\n", u.Username, pw)
+	} else {
+		fmt.Fprintf(out, "password of %s reset; their sessions have ended\n", u.Username)
+	}
 	return nil
 }

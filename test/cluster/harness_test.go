@@ -7,8 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicemq/sluice/chaos"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 var (
@@ -31,21 +30,9 @@ var (
 // TestMain builds cmd/sluice once into a temp dir (or takes $SLUICE_BIN) and checks for leaked
 // goroutines after the tests.
 func TestMain(m *testing.M) {
-	binPath = os.Getenv("SLUICE_BIN")
-	var binDir string
-	if binPath == "" {
-		binDir, binErr = os.MkdirTemp("", "sluice-cluster-bin-")
-		if binErr == nil {
-			binPath = filepath.Join(binDir, "sluice")
-			if out, err := exec.Command("go", "build", "-o", binPath, "github.com/sluicemq/sluice/cmd/sluice").CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build ./cmd/sluice: %w\n%s", err, out)
-			}
-		}
-	}
+	binPath, binErr = testutil.BuildSluice()
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveBuilt()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

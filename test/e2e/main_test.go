@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 var (
@@ -30,21 +30,9 @@ var (
 
 // TestMain builds cmd/sluice once and checks for leaked goroutines after the tests.
 func TestMain(m *testing.M) {
-	sluiceBin = os.Getenv("SLUICE_BIN")
-	var binDir string
-	if sluiceBin == "" {
-		binDir, binErr = os.MkdirTemp("", "sluice-e2e-bin-")
-		if binErr == nil {
-			sluiceBin = filepath.Join(binDir, "sluice")
-			if out, err := exec.Command("go", "build", "-o", sluiceBin, "github.com/sluicemq/sluice/cmd/sluice").CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build ./cmd/sluice: %w\n%s", err, out)
-			}
-		}
-	}
+	sluiceBin, binErr = testutil.BuildSluice()
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveBuilt()
 	httpc.CloseIdleConnections()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/chaos"
 )
 
 // proc is a child process of the drill. Its output goes to a log file, it runs in a process group
@@ -39,7 +41,7 @@ func startProc(t *testing.T, dir, name string, argv []string, env ...string) *pr
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	chaos.OwnProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start %s: %v", name, err)

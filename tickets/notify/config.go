@@ -8,22 +8,24 @@ import (
 	"strings"
 
 	"github.com/sluicemq/sluice/alerting/notify/email"
+	"github.com/sluicemq/sluice/tickets/store"
 )
 
 // Event kinds, the values of Config.Events.
+// They are the kinds of the store's outbox messages.
 const (
-	IncidentOpened       = "incident_opened"
-	IncidentReopened     = "incident_reopened"
-	IncidentAcknowledged = "incident_acknowledged"
-	IncidentResolved     = "incident_resolved"
-	IncidentClosed       = "incident_closed"
-	IncidentAssigned     = "incident_assigned"
-	IncidentCommented    = "incident_commented"
-	IncidentTicketLinked = "incident_ticket_linked"
-	TicketFiled          = "ticket_filed"
-	TicketStatus         = "ticket_status"
-	TicketAssigned       = "ticket_assigned"
-	TicketCommented      = "ticket_commented"
+	IncidentOpened       = store.NoticeIncidentOpened
+	IncidentReopened     = store.NoticeIncidentReopened
+	IncidentAcknowledged = store.NoticeIncidentAcknowledged
+	IncidentResolved     = store.NoticeIncidentResolved
+	IncidentClosed       = store.NoticeIncidentClosed
+	IncidentAssigned     = store.NoticeIncidentAssigned
+	IncidentCommented    = store.NoticeIncidentCommented
+	IncidentTicketLinked = store.NoticeIncidentTicketLinked
+	TicketFiled          = store.NoticeTicketFiled
+	TicketStatus         = store.NoticeTicketStatus
+	TicketAssigned       = store.NoticeTicketAssigned
+	TicketCommented      = store.NoticeTicketCommented
 )
 
 // EventKinds are all event kinds, the default of Config.Events.
@@ -69,6 +71,14 @@ type SlackConfig struct {
 	// AlertChannel is the channel of the alert messages as the alerting
 	// receiver names it, Channel by default.
 	AlertChannel string `yaml:"alert_channel"`
+	// SigningSecretFile or SigningSecretEnv holds the Slack app's signing
+	// secret. With it (and a bot token) the buttons of this service's own
+	// messages work: Slack's interaction requests, signed with the secret,
+	// go to POST /api/v1/integrations/slack/interactions (the app's
+	// Interactivity Request URL). Without it that endpoint answers 404 and
+	// the Acknowledge, Resolve and Silence buttons do nothing.
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	SigningSecretEnv  string `yaml:"signing_secret_env"`
 }
 
 // EmailConfig configures email through package alerting/notify/email.
@@ -111,6 +121,12 @@ func (c *Config) Validate() error {
 		}
 		if s.AlertingMessagesFile != "" && !bot {
 			return errors.New("slack: alerting_messages_file needs a bot token (a webhook cannot answer in a thread)")
+		}
+		if s.SigningSecretFile != "" && s.SigningSecretEnv != "" {
+			return errors.New("slack: signing_secret_file or signing_secret_env, not both")
+		}
+		if (s.SigningSecretFile != "" || s.SigningSecretEnv != "") && !bot {
+			return errors.New("slack: signing_secret_file/env needs a bot token (webhook messages have no buttons)")
 		}
 	}
 	if e := c.Email; e != nil {

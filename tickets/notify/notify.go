@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,15 +52,10 @@ type Options struct {
 	StorePath  string
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// QueueSize bounds the changes waiting to be sent, 1024 by default; when
-	// it is full further changes are dropped and counted.
-	QueueSize int
-	// Attempts is how many times a notification worth retrying is tried, 4 by
-	// default, with 1s, 2s, 4s between (or Slack's Retry-After).
-	Attempts int
 }
 
-// Notifier sends events in the background: Enqueue never blocks a request.
+// Notifier delivers events, one attempt per call of Deliver; the ticket
+// service's outbox keeps them durable and retries them.
 type Notifier struct {
 	cfg      Config
 	events   map[string]bool
@@ -68,10 +64,8 @@ type Notifier struct {
 	slackAPI *goslack.Client // thread replies (bot mode)
 	store    *slack.Store    // our own messages
 	channel  string
+	signing  string // the Slack app's signing secret; "" without buttons
 	email    *email.Notifier
-	queue    chan Event
-	attempts int
-	backoff  time.Duration
 
 	sent *prometheus.CounterVec
 }
@@ -89,14 +83,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 1024
-	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 4
-	}
-	n := &Notifier{cfg: cfg, events: map[string]bool{}, log: opts.Logger, queue: make(chan Event, opts.QueueSize),
-		attempts: opts.Attempts, backoff: time.Second}
+	n := &Notifier{cfg: cfg, events: map[string]bool{}, log: opts.Logger}
 	kinds := cfg.Events
 	if len(kinds) == 0 {
 		kinds = EventKinds
@@ -105,7 +92,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		n.events[k] = true
 	}
 	n.sent = promauto.With(opts.Registerer).NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_notifications_total",
-		Help: "Notifications of incident and ticket changes, by integration (slack, email) and result (ok, failed, dropped)."},
+		Help: "Delivery attempts of notifications of incident and ticket changes, by integration (slack, email) and result (ok, failed)."},
 		[]string{"integration", "result"})
 	if s := cfg.Slack; s != nil {
 		token, err := secret("slack token", s.TokenFile, s.TokenEnv)
@@ -119,7 +106,10 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if n.store, err = slack.OpenStore(opts.StorePath); err != nil {
 			return nil, fmt.Errorf("slack message store %s: %w", opts.StorePath, err)
 		}
-		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1}
+		if n.signing, err = secret("slack signing secret", s.SigningSecretFile, s.SigningSecretEnv); err != nil {
+			return nil, err
+		}
+		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1, OpenButton: true}
 		if token == "" {
 			sc.WebhookURL = hook
 		}
@@ -140,6 +130,9 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if err != nil {
 			return nil, err
 		}
+		if store.IsExamplePassword(pw) {
+			return nil, errors.New("email password: the example password of deploy/secrets/smtp_password.example (change-me-...); set your own")
+		}
 		if n.email, err = email.New(e.emailConfig(pw)); err != nil {
 			return nil, err
 		}
@@ -150,60 +143,64 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 // Enabled reports whether anything is configured to receive notifications.
 func (n *Notifier) Enabled() bool { return n != nil && (n.slack != nil || n.email != nil) }
 
-// Enqueue queues an event for Run, unless its kind is not wanted. It never
-// blocks: a full queue drops the event, logged and counted.
-func (n *Notifier) Enqueue(ev Event) {
-	if !n.Enabled() || !n.events[ev.Kind] {
-		return
+// SlackInteractions returns the store of this service's Slack messages and
+// the app's signing secret, for the interaction handler; ok is false when
+// the buttons are not configured.
+func (n *Notifier) SlackInteractions() (st *slack.Store, signingSecret string, ok bool) {
+	if n == nil || n.slackAPI == nil || n.signing == "" {
+		return nil, "", false
 	}
-	select {
-	case n.queue <- ev:
-	default:
-		n.sent.WithLabelValues("all", "dropped").Inc()
-		n.log.Warn("notification queue full; change not notified", "kind", ev.Kind)
-	}
+	return n.store, n.signing, true
 }
 
-// Run sends queued events until ctx ends; what is still queued then is
-// dropped.
-func (n *Notifier) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-n.queue:
-			if err := n.Send(ctx, ev); err != nil && ctx.Err() == nil {
-				n.log.Warn("notification failed", "kind", ev.Kind, "err", err)
-			}
-		}
-	}
-}
+// Wants reports whether events of kind are configured to be sent.
+func (n *Notifier) Wants(kind string) bool { return n.Enabled() && n.events[kind] }
 
-// Send delivers one event to every integration now, retrying what is worth
-// retrying, and returns the errors that remain.
-func (n *Notifier) Send(ctx context.Context, ev Event) error {
+// Integrations of a Notifier, as Deliver names them.
+const (
+	IntegrationSlack = "slack"
+	IntegrationEmail = "email"
+)
+
+// Deliver makes one attempt to send ev to each configured integration not in
+// done, and returns the integrations that have it now. When err is not nil,
+// retry says whether it is worth trying again and delay is the longest wait a
+// receiver asked for (Slack's Retry-After), zero if none.
+func (n *Notifier) Deliver(ctx context.Context, ev Event, done []string) (nowDone []string, retry bool, delay time.Duration, err error) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
+	nowDone = slices.Clone(done)
 	var errs []error
-	if n.slack != nil {
-		err := n.retry(ctx, func(ctx context.Context) amnotify.NotifyVerdict { return n.sendSlack(ctx, ev) })
-		n.count("slack", err)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("slack: %w", err))
+	retry = true
+	attempt := func(name string, send func(context.Context) amnotify.NotifyVerdict) {
+		if slices.Contains(done, name) {
+			return
 		}
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		v := send(actx)
+		cancel()
+		n.count(name, v.Err())
+		if v.Err() == nil {
+			nowDone = append(nowDone, name)
+			return
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", name, v.Err()))
+		if !v.ShouldRetry() {
+			retry = false
+		}
+		delay = max(delay, v.Delay())
+	}
+	if n.slack != nil {
+		attempt(IntegrationSlack, func(ctx context.Context) amnotify.NotifyVerdict { return n.sendSlack(ctx, ev) })
 	}
 	if n.email != nil {
 		a, key := toAlert(ev)
-		err := n.retry(ctx, func(ctx context.Context) amnotify.NotifyVerdict {
+		attempt(IntegrationEmail, func(ctx context.Context) amnotify.NotifyVerdict {
 			return n.email.Notify(withGroup(ctx, key, a), a)
 		})
-		n.count("email", err)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("email: %w", err))
-		}
 	}
-	return errors.Join(errs...)
+	return nowDone, retry, delay, errors.Join(errs...)
 }
 
 func (n *Notifier) count(integration string, err error) {
@@ -212,28 +209,6 @@ func (n *Notifier) count(integration string, err error) {
 		res = "failed"
 	}
 	n.sent.WithLabelValues(integration, res).Inc()
-}
-
-func (n *Notifier) retry(ctx context.Context, attempt func(context.Context) amnotify.NotifyVerdict) error {
-	wait := n.backoff
-	for i := 1; ; i++ {
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		v := attempt(actx)
-		cancel()
-		if v.Err() == nil {
-			return nil
-		}
-		if !v.ShouldRetry() || i >= n.attempts {
-			return v.Err()
-		}
-		d := max(wait, v.Delay())
-		wait *= 2
-		select {
-		case <-ctx.Done():
-			return v.Err()
-		case <-time.After(d):
-		}
-	}
 }
 
 // sendSlack posts ev: in the thread of the alert's message when the incident
@@ -249,7 +224,7 @@ func (n *Notifier) sendSlack(ctx context.Context, ev Event) amnotify.NotifyVerdi
 	}
 	if ch, ts, ok := n.alertThread(ev); ok {
 		_, _, err := n.slackAPI.PostMessageContext(ctx, ch, goslack.MsgOptionText(text, false), goslack.MsgOptionTS(ts))
-		return verdict(err)
+		return slack.Verdict(err)
 	}
 	a, key := toAlert(ev)
 	var before slack.Record
@@ -268,7 +243,7 @@ func (n *Notifier) sendSlack(ctx context.Context, ev Event) amnotify.NotifyVerdi
 		return v
 	}
 	_, _, err := n.slackAPI.PostMessageContext(ctx, before.Channel, goslack.MsgOptionText(text, false), goslack.MsgOptionTS(before.TS))
-	return verdict(err)
+	return slack.Verdict(err)
 }
 
 // alertThread finds the Slack message `sluice alerting` posted for the
@@ -292,26 +267,6 @@ func (n *Notifier) alertThread(ev Event) (channel, ts string, ok bool) {
 		return "", "", false
 	}
 	return rec.Channel, rec.TS, true
-}
-
-// verdict classifies a direct Web API call like the Slack notifier does.
-func verdict(err error) amnotify.NotifyVerdict {
-	if err == nil {
-		return amnotify.Success()
-	}
-	var rl *goslack.RateLimitedError
-	if errors.As(err, &rl) {
-		return amnotify.Retry(rl.RetryAfter, err, amnotify.DefaultReason)
-	}
-	var se goslack.SlackErrorResponse
-	if errors.As(err, &se) {
-		return amnotify.Unrecoverable(err, amnotify.ClientErrorReason)
-	}
-	var sc goslack.StatusCodeError
-	if errors.As(err, &sc) && sc.Code < 500 && sc.Code != 429 {
-		return amnotify.Unrecoverable(err, amnotify.ClientErrorReason)
-	}
-	return amnotify.Retry(0, err, amnotify.DefaultReason)
 }
 
 func withGroup(ctx context.Context, key string, a *alert.Alert) context.Context {

@@ -13,24 +13,70 @@ import (
 
 // secretKey matches names whose values are secrets: passwords, tokens, keys,
 // SASL and TLS material, credentials in URLs.
-var secretKey = regexp.MustCompile(`(?i)(pass(word)?|secret|token|credential|sasl\.jaas|api[_.-]?key|private[_.-]?key|ssl\.key|\.key$|authorization|cookie)`)
+var secretKey = regexp.MustCompile(`(?i)(pass(word|wd|phrase)?$|password|passwd|secret|token|credential|sasl\.jaas|api[_.-]?key|access[_.-]?key|private[_.-]?key|ssl\.key|\.key$|authorization|cookie|webhook)`)
 
-// secretInText matches key=value and "key":"value" pairs with a secret key, and
-// user:password@ in URLs, inside free text such as log lines.
+// The patterns of secrets inside free text (log lines, error messages,
+// annotations). Each keeps what says what the secret was and replaces the
+// secret itself.
 var (
-	secretPair = regexp.MustCompile(`(?i)((?:[a-z0-9_.-]*(?:password|passwd|secret|token|api[_.-]?key|credential)[a-z0-9_.-]*)["']?\s*[=:]\s*["']?)([^"'\s,&}]+)`)
-	secretURL  = regexp.MustCompile(`(://[^/\s:@]+:)([^@\s/]+)(@)`)
-	bearer     = regexp.MustCompile(`(?i)(bearer\s+)[a-z0-9._~+/=-]+`)
+	// key=value, key: value and "key":"value" with a secret-looking key, such
+	// as db_password=hunter2 or "client_secret": "x".
+	secretPair = regexp.MustCompile(`(?i)((?:[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|credentials?)[a-z0-9_.-]*)["']?\s*[=:]\s*["']?)([^"'\s,&;}]+)`)
+	// user:password@ in URLs of any scheme.
+	secretURL = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)`)
+	// Authorization headers and their bare schemes: Basic, Bearer, Digest, token.
+	authHeader = regexp.MustCompile(`(?i)(\b(?:basic|bearer|digest|token|negotiate)\s+)[a-z0-9._~+/=-]{6,}`)
+	// Cookie and Set-Cookie headers: the whole value.
+	cookieHeader = regexp.MustCompile(`(?i)(\b(?:set-)?cookie\s*:\s*)[^\r\n]+`)
+	// Slack incoming-webhook URLs: the path is the secret.
+	slackWebhook = regexp.MustCompile(`(?i)(https://hooks\.slack(?:-gov)?\.com/)[A-Za-z0-9/_-]+`)
+	// Slack tokens (bot, user, app, refresh, legacy), GitHub and GitLab
+	// tokens, AWS access key ids, JSON web tokens and Sluice's own API tokens.
+	knownToken = regexp.MustCompile(`\b(?:xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}|gh[pousr]_[A-Za-z0-9]{20,}|glpat-[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|slt_[A-Za-z0-9_-]{20,})`)
+	// PEM private keys, whole blocks, and a lone BEGIN line of a block cut off
+	// by a log line's end.
+	pemKey = regexp.MustCompile(`(?s)-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)
 )
 
 // Redacted replaces a secret value.
 const Redacted = "[REDACTED]"
 
-// Redact removes secrets from free text.
+// Redact removes secrets from free text: key=value pairs with secret-looking
+// keys, URL passwords, Authorization and Cookie headers, Slack webhook URLs,
+// Slack/GitHub/GitLab/AWS/JWT/Sluice tokens and PEM private keys. It is the
+// one redaction of the ticket service: snapshots go through it when captured,
+// shown and bundled.
 func Redact(s string) string {
-	s = secretPair.ReplaceAllString(s, "${1}"+Redacted)
+	s = pemKey.ReplaceAllString(s, "-----BEGIN ${1}----- "+Redacted)
+	s = cookieHeader.ReplaceAllString(s, "${1}"+Redacted)
+	s = slackWebhook.ReplaceAllString(s, "${1}"+Redacted)
+	s = knownToken.ReplaceAllString(s, Redacted)
 	s = secretURL.ReplaceAllString(s, "${1}"+Redacted+"${3}")
-	return bearer.ReplaceAllString(s, "${1}"+Redacted)
+	s = authHeader.ReplaceAllString(s, "${1}"+Redacted)
+	return secretPair.ReplaceAllStringFunc(s, func(m string) string {
+		sub := secretPair.FindStringSubmatch(m)
+		if sub[2] == Redacted || strings.HasPrefix(sub[2], "[REDACTED") {
+			return m
+		}
+		return sub[1] + Redacted
+	})
+}
+
+// RedactSnapshot returns a copy of s with every string passed through Redact
+// and the values of secret-named fields replaced, for display.
+func RedactSnapshot(s *Snapshot) *Snapshot {
+	if s == nil {
+		return nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return &Snapshot{CapturedAt: s.CapturedAt, Target: s.Target, Errors: []string{"snapshot could not be redacted"}}
+	}
+	var out Snapshot
+	if err := json.Unmarshal([]byte(redactJSON(b)), &out); err != nil {
+		return &Snapshot{CapturedAt: s.CapturedAt, Target: s.Target, Errors: []string{"snapshot could not be redacted"}}
+	}
+	return &out
 }
 
 // RedactMap returns m with the values of secret keys replaced and the other

@@ -101,3 +101,57 @@ func TestCaptureLogsAndCharts(t *testing.T) {
 	require.NoError(t, Bundle(&buf, s, nil))
 	require.NotContains(t, buf.String(), "p4ss")
 }
+
+// TestSecretsDoNotSurvive is the table of secrets that must not survive
+// redaction, each in the shape it takes in a log line, an error or a config.
+func TestSecretsDoNotSurvive(t *testing.T) {
+	for _, tc := range []struct{ name, in, secret string }{
+		{"key=value password", `connecting with db_password=hunter2 to db`, "hunter2"},
+		{"quoted JSON secret", `{"client_secret": "s3cr3t-value"}`, "s3cr3t-value"},
+		{"YAML-ish token", `api_token: abcdef123456`, "abcdef123456"},
+		{"Kafka keystore", `ssl.keystore.password=kspass99`, "kspass99"},
+		{"SASL JAAS", `sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="jaaspw1";`, "jaaspw1"},
+		{"Basic auth header", `Authorization: Basic dXNlcjpodW50ZXIy`, "dXNlcjpodW50ZXIy"},
+		{"Bearer header", `authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlMTIz`, "eyJhbGciOiJIUzI1NiJ9"},
+		{"bare bearer", `token rejected: bearer abcdefgh12345`, "abcdefgh12345"},
+		{"URL userinfo", `dial postgres://sluice:pgpass42@db:5432/sluice failed`, "pgpass42"},
+		{"URL userinfo https", `GET https://admin:webpass7@prom.example/api`, "webpass7"},
+		{"Slack webhook", `posting to https://hooks.slack.com/services/T0001/B0002/abcdefghijklmnopqrstuvwx failed`, "abcdefghijklmnopqrstuvwx"},
+		{"xoxb token", `slack auth with xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp`, "xoxb-1234567890"},
+		{"xoxp token", `user token xoxp-111-222-333-aaaabbbbcccc`, "aaaabbbbcccc"},
+		{"Sluice API token", `curl -H "X-Token slt_AbCdEfGhIjKlMnOpQrStUvWxYz0123"`, "slt_AbCdEfGhIjKlMnOpQrStUvWxYz0123"},
+		{"AWS key id", `using AKIAIOSFODNN7EXAMPLE`, "AKIAIOSFODNN7EXAMPLE"},
+		{"GitHub token", `ghp_abcdefghijklmnopqrstuvwxyz0123456789`, "ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+		{"cookie header", `Cookie: sluice_session=abcdefghijklmnop; other=1`, "abcdefghijklmnop"},
+		{"PEM key", "key: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretkeymaterial\n-----END RSA PRIVATE KEY-----", "secretkeymaterial"},
+		{"PEM key cut off", "-----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"},
+		{"passwd", `passwd=letmein00`, "letmein00"},
+		{"secret in URL query", `GET /cb?client_secret=qs-secret-1&x=1`, "qs-secret-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := Redact(tc.in)
+			require.NotContains(t, out, tc.secret, "%q became %q", tc.in, out)
+			require.Contains(t, out, Redacted)
+			require.Equal(t, out, Redact(out), "redaction is stable")
+		})
+	}
+	// What is not a secret stays readable.
+	for _, keep := range []string{
+		`broker 2 (127.0.0.1:9093) unreachable since 10:33:46`,
+		`retention.ms=604800000 segment.bytes=1073741824`,
+		`session.timeout.ms=45000`,
+		`GET http://127.0.0.1:9644/admin/v1/cluster`,
+	} {
+		require.Equal(t, keep, Redact(keep))
+	}
+}
+
+func TestRedactSnapshotForDisplay(t *testing.T) {
+	s := &Snapshot{Logs: []LogLine{{File: "broker.log", Line: "WARN db_password=hunter2"}},
+		Errors: []string{"admin http://u:pw12345@b1: refused"}, Findings: []string{"broker 2 down"}}
+	r := RedactSnapshot(s)
+	require.NotContains(t, r.Logs[0].Line, "hunter2")
+	require.NotContains(t, r.Errors[0], "pw12345")
+	require.Equal(t, "broker 2 down", r.Findings[0])
+	require.Equal(t, "WARN db_password=hunter2", s.Logs[0].Line, "the original is not changed")
+}

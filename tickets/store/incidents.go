@@ -16,7 +16,12 @@ func jsonText(v any) string {
 }
 
 // appendEvent adds a timeline event; it is the only way rows enter the timeline.
+// In the same transaction it queues the notification the change announces
+// (outbox) and, for an incident opened or reopened, its fault snapshot.
 func appendEvent(tx *gorm.DB, incidentID, ticketID *uint, at time.Time, actor, kind, detail string) error {
+	if err := announce(tx, incidentID, ticketID, at, actor, kind, detail); err != nil {
+		return err
+	}
 	var inc, tk *uint
 	if incidentID != nil {
 		v := *incidentID
@@ -25,6 +30,9 @@ func appendEvent(tx *gorm.DB, incidentID, ticketID *uint, at time.Time, actor, k
 	if ticketID != nil {
 		v := *ticketID
 		tk = &v
+	}
+	if kind == "comment" {
+		detail = clip(detail, 200) // the comment itself is in comments
 	}
 	return tx.Create(&TimelineEvent{IncidentID: inc, TicketID: tk, At: at, Actor: actor, Kind: kind, Detail: clip(detail, 2000)}).Error
 }
@@ -205,7 +213,7 @@ func (s *Store) CommentIncident(ctx context.Context, id uint, actor, body string
 	_, err := s.changeIncident(ctx, id, actor, func(tx *gorm.DB, inc *Incident, now time.Time) (string, string, error) {
 		id := inc.ID
 		c = Comment{IncidentID: &id, Author: actor, Body: body, CreatedAt: now}
-		return "comment", clip(body, 200), tx.Create(&c).Error
+		return "comment", body, tx.Create(&c).Error
 	})
 	if err != nil {
 		return nil, err

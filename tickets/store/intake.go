@@ -144,14 +144,9 @@ func (s *Store) ApplyGroup(ctx context.Context, g GroupSignal, p IntakePolicy) (
 	return res, err
 }
 
-// IsUniqueViolation reports whether err is a unique index violation.
-func IsUniqueViolation(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key")
-}
+// IsUniqueViolation reports whether err is a unique index violation (gorm
+// translates both databases' errors).
+func IsUniqueViolation(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
 
 func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *IntakeResult) error {
 	now := s.now()
@@ -398,6 +393,14 @@ func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, alarms []AlarmSignal, k
 	}
 	if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "created", inc.Title); err != nil {
 		return nil, false, err
+	}
+	if p.TransientWindow > 0 {
+		// The page waits out the transient window: an incident whose alarms
+		// all resolve within it is transient, and its page is dropped.
+		if err := tx.Model(&OutboxMessage{}).Where("incident_id = ? AND kind = ?", inc.ID, NoticeIncidentOpened).
+			Update("next_attempt_at", now.Add(p.TransientWindow)).Error; err != nil {
+			return nil, false, err
+		}
 	}
 	return &inc, true, nil
 }

@@ -209,9 +209,11 @@ type User struct {
 	Role         Role      `json:"role"`
 	CreatedAt    time.Time `json:"created_at"`
 	// DisabledAt is when an admin disabled the account: it can no longer log
-	// in and its sessions are gone. Users are disabled, never deleted, so the
-	// names in timelines keep meaning someone.
+	// in, its sessions are gone and its API tokens stop working. Users are
+	// disabled, never deleted, so the names in timelines keep meaning someone.
 	DisabledAt *time.Time `json:"disabled_at"`
+	// PasswordChangedAt is when the password was last changed or reset.
+	PasswordChangedAt *time.Time `json:"password_changed_at"`
 }
 
 // Disabled reports whether the account is disabled.
@@ -221,7 +223,9 @@ func (u *User) Disabled() bool { return u.DisabledAt != nil }
 func (User) TableName() string { return "users" }
 
 // APIToken authenticates an integration or script with `Authorization: Bearer`.
-// Only the SHA-256 of the token is stored; the token itself is shown once.
+// Only the SHA-256 of the token is stored; the token itself is shown once. A
+// token with an owner works only while its owner is enabled, and never with
+// more than the owner's role.
 type APIToken struct {
 	ID         uint       `json:"id" gorm:"primaryKey"`
 	Name       string     `json:"name"`
@@ -230,7 +234,74 @@ type APIToken struct {
 	CreatedBy  string     `json:"created_by"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// ExpiresAt is when the token stops working; nil for never.
+	ExpiresAt *time.Time `json:"expires_at"`
+	// OwnerID is the user the token belongs to; nil for a token minted on the
+	// command line without an owner.
+	OwnerID *uint `json:"owner_id"`
+	// Owner is the owner's user name, filled by ListTokens.
+	Owner string `json:"owner,omitempty" gorm:"-"`
 }
+
+// Expired reports whether the token has expired at now.
+func (t *APIToken) Expired(now time.Time) bool {
+	return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)
+}
+
+// AuditEvent records one change of accounts, tokens, roles or silences, made
+// through the UI, the API or the command line. The table is append-only.
+type AuditEvent struct {
+	ID     uint      `json:"id" gorm:"primaryKey"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Target string    `json:"target"`
+	Detail string    `json:"detail"`
+}
+
+// TableName pins the table name the migrations create.
+func (AuditEvent) TableName() string { return "audit_events" }
+
+// OutboxMessage is a notification of a change of an incident or a ticket,
+// written in the transaction of the change and delivered afterwards. Its ID is
+// the message id: it is delivered at most once when DeliveredAt is set, and
+// retried until then (or until FailedAt gives up).
+type OutboxMessage struct {
+	ID            uint       `json:"id" gorm:"primaryKey"`
+	Kind          string     `json:"kind"`
+	IncidentID    *uint      `json:"incident_id,omitempty"`
+	TicketID      *uint      `json:"ticket_id,omitempty"`
+	Actor         string     `json:"actor"`
+	Detail        string     `json:"detail"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt time.Time  `json:"next_attempt_at"`
+	DeliveredAt   *time.Time `json:"delivered_at"`
+	FailedAt      *time.Time `json:"failed_at"`
+	// DeliveredTo lists the integrations (slack, email) that already have
+	// the message, comma separated, so a retry does not send it twice.
+	DeliveredTo string `json:"delivered_to"`
+	LastError   string `json:"last_error"`
+}
+
+// TableName pins the table name the migrations create.
+func (OutboxMessage) TableName() string { return "outbox" }
+
+// SnapshotJob asks for a fault snapshot of an incident; it is queued in the
+// transaction that opened the incident and survives restarts.
+type SnapshotJob struct {
+	ID            uint       `json:"id" gorm:"primaryKey"`
+	IncidentID    uint       `json:"incident_id"`
+	Reason        string     `json:"reason"`
+	CreatedAt     time.Time  `json:"created_at"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt time.Time  `json:"next_attempt_at"`
+	DoneAt        *time.Time `json:"done_at"`
+	LastError     string     `json:"last_error"`
+}
+
+// TableName pins the table name the migrations create.
+func (SnapshotJob) TableName() string { return "snapshot_jobs" }
 
 // TableName pins the table name the migrations create.
 func (APIToken) TableName() string { return "api_tokens" }

@@ -68,7 +68,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db, err := gorm.Open(dial, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// Unique violations become gorm.ErrDuplicatedKey on both databases.
+		TranslateError: true,
+		NowFunc:        func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -166,23 +168,67 @@ func (s *Store) EnsureAdmin(ctx context.Context, password string) (bool, error) 
 // MinPasswordLength is the shortest password accepted for a user.
 const MinPasswordLength = 10
 
-func createUser(tx *gorm.DB, username, password string, role Role, now time.Time) error {
+// PasswordError says why a new password is refused.
+type PasswordError struct{ Reason string }
+
+func (e *PasswordError) Error() string { return "password: " + e.Reason }
+
+// CheckPassword says what is wrong with a new password (a *PasswordError), or
+// nil.
+func CheckPassword(password string) error {
 	if len(password) < MinPasswordLength {
-		return fmt.Errorf("password: at least %d characters", MinPasswordLength)
+		return &PasswordError{fmt.Sprintf("at least %d characters", MinPasswordLength)}
 	}
 	if len(password) > 72 {
-		return errors.New("password: at most 72 bytes (bcrypt)")
+		return &PasswordError{"at most 72 bytes (bcrypt)"}
+	}
+	if IsExamplePassword(password) {
+		return &PasswordError{"this is the example password of deploy/secrets/*.example (change-me-...); choose your own"}
+	}
+	return nil
+}
+
+// IsExamplePassword reports whether s is one of the placeholder secrets shipped
+// in deploy/secrets/*.example (change-me-...), which must never be used.
+func IsExamplePassword(s string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), "change-me")
+}
+
+func hashPassword(password string) (string, error) {
+	if err := CheckPassword(password); err != nil {
+		return "", err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	return string(hash), err
+}
+
+func createUser(tx *gorm.DB, username, password string, role Role, now time.Time) error {
+	hash, err := hashPassword(password)
 	if err != nil {
 		return err
 	}
-	return tx.Create(&User{Username: username, PasswordHash: string(hash), Role: role, CreatedAt: now}).Error
+	return tx.Create(&User{Username: username, PasswordHash: hash, Role: role, CreatedAt: now}).Error
 }
 
 // CreateUser adds a local user.
 func (s *Store) CreateUser(ctx context.Context, username, password string, role Role) error {
-	return createUser(s.db.WithContext(ctx), username, password, role, s.now())
+	return s.CreateUserBy(ctx, username, password, role, "")
+}
+
+// CreateUserBy adds a local user on actor's word, recorded in the audit log.
+// A taken username is ErrConflict.
+func (s *Store) CreateUserBy(ctx context.Context, username, password string, role Role, actor string) error {
+	now := s.now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := createUser(tx, username, password, role, now); err != nil {
+			return err
+		}
+		return audit(tx, now, actor, "user.create", "user "+username, "role "+string(role))
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return fmt.Errorf("%w: username %s is taken", ErrConflict, username)
+	}
+	return err
 }
 
 // Authenticate returns the user whose username and password match.
@@ -205,53 +251,19 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-// CreateToken stores a new API token and returns it; only its hash is kept.
-func (s *Store) CreateToken(ctx context.Context, name string, role Role) (string, error) {
-	tok, _, err := s.CreateTokenBy(ctx, name, role, "")
-	return tok, err
-}
-
-// CreateTokenBy is CreateToken recording who minted the token; it also
-// returns the stored row.
-func (s *Store) CreateTokenBy(ctx context.Context, name string, role Role, by string) (string, *APIToken, error) {
-	tok := "slt_" + randomToken(32)
-	t := &APIToken{Name: name, Role: role, TokenHash: hashToken(tok), CreatedBy: by, CreatedAt: s.now()}
-	if err := s.db.WithContext(ctx).Create(t).Error; err != nil {
-		return "", nil, err
-	}
-	return tok, t, nil
-}
-
-// TokenRole returns the token presented as a Bearer credential.
-func (s *Store) TokenRole(ctx context.Context, tok string) (*APIToken, error) {
-	var t APIToken
-	if err := s.db.WithContext(ctx).Where("token_hash = ?", hashToken(tok)).First(&t).Error; err != nil {
-		return nil, notFound(err)
-	}
-	return &t, nil
-}
-
-// ListTokens lists the API tokens, without their secrets.
-func (s *Store) ListTokens(ctx context.Context) ([]APIToken, error) {
-	var ts []APIToken
-	return ts, s.db.WithContext(ctx).Order("id").Find(&ts).Error
-}
-
-// DeleteToken revokes a token.
-func (s *Store) DeleteToken(ctx context.Context, id uint) error {
-	res := s.db.WithContext(ctx).Delete(&APIToken{}, id)
-	if res.Error == nil && res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return res.Error
-}
-
 // CreateSession starts a browser session for user and returns the cookie value
 // and the session (with its CSRF token).
 func (s *Store) CreateSession(ctx context.Context, userID uint, ttl time.Duration) (string, *Session, error) {
 	cookie := randomToken(32)
 	sess := &Session{ID: hashToken(cookie), UserID: userID, CSRFToken: randomToken(24), ExpiresAt: s.now().Add(ttl), CreatedAt: s.now()}
 	return cookie, sess, s.db.WithContext(ctx).Create(sess).Error
+}
+
+// PurgeSessions deletes the sessions that expired before now and returns how
+// many.
+func (s *Store) PurgeSessions(ctx context.Context) (int64, error) {
+	res := s.db.WithContext(ctx).Where("expires_at <= ?", s.now()).Delete(&Session{})
+	return res.RowsAffected, res.Error
 }
 
 // LookupSession returns the live session and its user for a cookie value.

@@ -49,7 +49,7 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 	st, opts := openTest(t)
 	var versions []int
 	require.NoError(t, st.DB().Raw("SELECT version FROM schema_migrations ORDER BY version").Scan(&versions).Error)
-	require.Equal(t, []int{1, 2, 3}, versions)
+	require.Equal(t, []int{1, 2, 3, 4}, versions)
 	// Opening again applies nothing and keeps the data.
 	require.NoError(t, st.CreateUser(context.Background(), "eve", "0123456789ab", RoleViewer))
 	st2, err := Open(context.Background(), opts)
@@ -67,7 +67,7 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 // change without a migration fails here rather than in production.
 func TestSchemaMatchesModels(t *testing.T) {
 	st, _ := openTest(t)
-	for _, m := range []any{&Incident{}, &AlarmInstance{}, &Ticket{}, &IncidentTicket{}, &Comment{}, &TimelineEvent{}, &User{}, &APIToken{}, &Session{}, &Snapshot{}} {
+	for _, m := range []any{&Incident{}, &AlarmInstance{}, &Ticket{}, &IncidentTicket{}, &Comment{}, &TimelineEvent{}, &User{}, &APIToken{}, &Session{}, &Snapshot{}, &AuditEvent{}, &OutboxMessage{}, &SnapshotJob{}} {
 		s, err := schema.Parse(m, &sync.Map{}, st.DB().NamingStrategy)
 		require.NoError(t, err)
 		for _, f := range s.Fields {
@@ -146,32 +146,32 @@ func TestUserRolesAndDisabling(t *testing.T) {
 	admin, olga := us[0], us[1]
 
 	// The only admin can be neither demoted nor disabled.
-	_, err = st.SetUserRole(ctx, admin.ID, RoleViewer)
+	_, err = st.SetUserRole(ctx, admin.ID, RoleViewer, "test")
 	require.ErrorIs(t, err, ErrConflict)
-	_, err = st.SetUserDisabled(ctx, admin.ID, true)
+	_, err = st.SetUserDisabled(ctx, admin.ID, true, "test")
 	require.ErrorIs(t, err, ErrConflict)
 
 	// A disabled user cannot log in and loses their sessions.
 	cookie, _, err := st.CreateSession(ctx, olga.ID, time.Hour)
 	require.NoError(t, err)
-	u, err := st.SetUserDisabled(ctx, olga.ID, true)
+	u, err := st.SetUserDisabled(ctx, olga.ID, true, "test")
 	require.NoError(t, err)
 	require.True(t, u.Disabled())
 	_, err = st.Authenticate(ctx, "olga", "olga password")
 	require.ErrorIs(t, err, ErrNotFound)
 	_, _, err = st.LookupSession(ctx, cookie)
 	require.ErrorIs(t, err, ErrNotFound)
-	_, err = st.SetUserDisabled(ctx, olga.ID, false)
+	_, err = st.SetUserDisabled(ctx, olga.ID, false, "test")
 	require.NoError(t, err)
 	_, err = st.Authenticate(ctx, "olga", "olga password")
 	require.NoError(t, err)
 
 	// With a second admin the first may step down.
-	_, err = st.SetUserRole(ctx, olga.ID, RoleAdmin)
+	_, err = st.SetUserRole(ctx, olga.ID, RoleAdmin, "test")
 	require.NoError(t, err)
-	u, err = st.SetUserRole(ctx, admin.ID, RoleViewer)
+	u, err = st.SetUserRole(ctx, admin.ID, RoleViewer, "test")
 	require.NoError(t, err)
 	require.Equal(t, RoleViewer, u.Role)
-	_, err = st.SetUserRole(ctx, 999, RoleViewer)
+	_, err = st.SetUserRole(ctx, 999, RoleViewer, "test")
 	require.ErrorIs(t, err, ErrNotFound)
 }

@@ -173,7 +173,7 @@ func (s *Store) CommentTicket(ctx context.Context, id uint, actor, body string) 
 	_, err := s.changeTicket(ctx, id, actor, func(tx *gorm.DB, t *Ticket, now time.Time) (string, string, error) {
 		tid := t.ID
 		c = Comment{TicketID: &tid, Author: actor, Body: body, CreatedAt: now}
-		return "comment", clip(body, 200), tx.Create(&c).Error
+		return "comment", body, tx.Create(&c).Error
 	})
 	if err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func (s *Store) GetUser(ctx context.Context, id uint) (*User, error) {
 
 // SetUserRole changes a user's role. Demoting the last enabled admin is a
 // conflict: nobody could manage users afterwards.
-func (s *Store) SetUserRole(ctx context.Context, id uint, role Role) (*User, error) {
+func (s *Store) SetUserRole(ctx context.Context, id uint, role Role, actor string) (*User, error) {
 	var out User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u User
@@ -39,6 +39,9 @@ func (s *Store) SetUserRole(ctx context.Context, id uint, role Role) (*User, err
 		if err := tx.Model(&u).Update("role", role).Error; err != nil {
 			return err
 		}
+		if err := audit(tx, s.now(), actor, "user.role", "user "+u.Username, fmt.Sprintf("%s -> %s", u.Role, role)); err != nil {
+			return err
+		}
 		u.Role, out = role, u
 		return nil
 	})
@@ -48,9 +51,9 @@ func (s *Store) SetUserRole(ctx context.Context, id uint, role Role) (*User, err
 	return &out, nil
 }
 
-// SetUserDisabled disables a user, ending their sessions, or enables them
-// again. Disabling the last enabled admin is a conflict.
-func (s *Store) SetUserDisabled(ctx context.Context, id uint, disabled bool) (*User, error) {
+// SetUserDisabled disables a user, ending their sessions (their API tokens
+// stop working while they are disabled), or enables them again. Disabling the last enabled admin is a conflict.
+func (s *Store) SetUserDisabled(ctx context.Context, id uint, disabled bool, actor string) (*User, error) {
 	var out User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var u User
@@ -74,6 +77,13 @@ func (s *Store) SetUserDisabled(ctx context.Context, id uint, disabled bool) (*U
 			}
 		}
 		if err := tx.Model(&u).Update("disabled_at", u.DisabledAt).Error; err != nil {
+			return err
+		}
+		action := "user.enable"
+		if disabled {
+			action = "user.disable"
+		}
+		if err := audit(tx, s.now(), actor, action, "user "+u.Username, ""); err != nil {
 			return err
 		}
 		out = u

@@ -21,6 +21,9 @@ const (
 	ActionAck     = "sluice_ack"
 	ActionResolve = "sluice_resolve"
 	ActionSilence = "sluice_silence_1h"
+	// ActionOpen is a link button: Slack opens its URL and still reports the press, which
+	// changes nothing.
+	ActionOpen = "sluice_open"
 )
 
 // Record is one posted bot message: which alert group it shows and what people did with it.
@@ -115,6 +118,11 @@ func (s *Store) put(r Record) {
 	}
 }
 
+// ActionFunc handles a button press on a message whose alert group another service owns (the
+// ticket service's incidents): it makes the change and returns the line posted in the message's
+// thread, or "" when nothing changed. user is the Slack user ID.
+type ActionFunc func(ctx context.Context, action string, rec Record, user string) (note string, err error)
+
 // SilenceFunc creates a silence for the labels of an alert group for d, returning its ID.
 type SilenceFunc func(ctx context.Context, labels map[string]string, d time.Duration, createdBy, comment string) (string, error)
 
@@ -131,6 +139,9 @@ type Handler struct {
 	Silence       SilenceFunc
 	DashboardURL  string
 	Logger        *slog.Logger
+	// OnAction, when set, handles every button press instead of the built-in acknowledge,
+	// resolve and silence; the Handler still verifies the request and answers in the thread.
+	OnAction ActionFunc
 
 	cfgMu sync.RWMutex
 	actMu sync.Mutex // serializes actions; taken before Store.mu
@@ -198,6 +209,20 @@ func (h *Handler) act(ctx context.Context, action, id, user, dashboardURL string
 	h.Store.mu.Unlock()
 	if !ok {
 		return nil
+	}
+	if h.OnAction != nil {
+		note, err := h.OnAction(ctx, action, rec, user)
+		if err != nil || note == "" {
+			return err
+		}
+		h.Store.mu.Lock()
+		c := h.Store.clients[rec.Client]
+		h.Store.mu.Unlock()
+		if c == nil || rec.TS == "" {
+			return nil
+		}
+		_, _, err = c.PostMessageContext(ctx, rec.Channel, slack.MsgOptionText(note, false), slack.MsgOptionTS(rec.TS))
+		return err
 	}
 	changed := false
 	var note string

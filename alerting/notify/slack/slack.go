@@ -39,6 +39,9 @@ type Config struct {
 	// MaxAlerts is how many alerts one message lists, default 10; the rest are counted, so a
 	// storm never makes a message Slack refuses (Alertmanager #2769).
 	MaxAlerts int
+	// OpenButton adds an "Open" link button to the first alert's generator URL (the ticket
+	// service links its incident page so).
+	OpenButton bool
 }
 
 // Notifier is one Slack integration.
@@ -128,6 +131,10 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 	n.store.put(rec)
 	return notify.Success()
 }
+
+// Verdict classifies the error of a Slack Web API or webhook call made
+// outside a Notifier (thread replies) as a Notifier does.
+func Verdict(err error) notify.NotifyVerdict { return verdict(err) }
 
 // verdict says whether a failed call is worth retrying: rate limits, 5xx and network errors are;
 // Slack's own refusals (invalid_auth, channel_not_found, ...) are not.
@@ -336,11 +343,16 @@ func (n *Notifier) render(alerts []*alert.Alert, id string, rec *Record) ([]slac
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, strings.Join(links, " · "), false, false)))
 	}
 	if id != "" && firing > 0 {
-		blocks = append(blocks, slack.NewActionBlock("sluice_actions",
+		buttons := []slack.BlockElement{
 			slack.NewButtonBlockElement(ActionAck, id, slack.NewTextBlockObject(slack.PlainTextType, "Acknowledge", false, false)),
 			slack.NewButtonBlockElement(ActionResolve, id, slack.NewTextBlockObject(slack.PlainTextType, "Resolve", false, false)),
 			slack.NewButtonBlockElement(ActionSilence, id, slack.NewTextBlockObject(slack.PlainTextType, "Silence 1h", false, false)),
-		))
+		}
+		if n.cfg.OpenButton && len(alerts) > 0 && alerts[0].GeneratorURL != "" {
+			buttons = append(buttons, slack.NewButtonBlockElement(ActionOpen, id,
+				slack.NewTextBlockObject(slack.PlainTextType, "Open", false, false)).WithURL(alerts[0].GeneratorURL))
+		}
+		blocks = append(blocks, slack.NewActionBlock("sluice_actions", buttons...))
 	}
 	text := title
 	if s := firstAnnotation(alerts, "summary"); s != "" {

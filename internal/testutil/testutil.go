@@ -1,0 +1,98 @@
+// Package testutil is the project's one test-support package: polling with a deadline instead of
+// sleeping, and the sluice binary that process tests run.
+//
+// Process tests use the binary `make test` builds before running them (it exports SLUICE_BIN); run
+// alone with `go test`, a package builds cmd/sluice once per test binary. A build failure fails the
+// test: a regression must never show up as a skip.
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pollInterval is how often WaitFor checks its condition.
+const pollInterval = 20 * time.Millisecond
+
+// WaitFor polls cond until it is true, failing the test with what if it is still false after d.
+// Deadlines should be generous: tests must pass on a machine at load average 10.
+func WaitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	WaitForErr(tb, d, what, func() (bool, error) { return cond(), nil })
+}
+
+// WaitForErr is WaitFor for a condition that can say why it is not met yet: the last error is
+// part of the failure message.
+func WaitForErr(tb testing.TB, d time.Duration, what string, cond func() (bool, error)) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(pollInterval)
+	}
+	if last != nil {
+		tb.Fatalf("timed out after %v waiting for %s: %v", d, what, last)
+	}
+	tb.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// SluiceBin returns the sluice binary for process tests: $SLUICE_BIN, or cmd/sluice built once per
+// test binary. It fails the test if the binary cannot be built.
+func SluiceBin(tb testing.TB) string {
+	tb.Helper()
+	bin, err := BuildSluice()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
+
+// BuildSluice is SluiceBin for TestMain: $SLUICE_BIN, or cmd/sluice built once into a temporary
+// directory that RemoveBuilt deletes.
+func BuildSluice() (string, error) {
+	if bin := os.Getenv("SLUICE_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", fmt.Errorf("SLUICE_BIN: %w", err)
+		}
+		return bin, nil
+	}
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "sluice-test-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/sluicemq/sluice/cmd/sluice").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build ./cmd/sluice: %w\n%s", err, out)
+		}
+	})
+	return binPath, binErr
+}
+
+// RemoveBuilt deletes the binary BuildSluice built, if any; call it from TestMain after m.Run.
+func RemoveBuilt() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
