@@ -43,7 +43,8 @@ type Config struct {
 	// TransientWindow: an incident whose alarms all resolve within this long of
 	// its opening is transient and does not page; pages of new incidents wait
 	// this long. 1m by default (a resolve reaches the service one
-	// Alertmanager group_interval after the alarm clears).
+	// Alertmanager group_interval after the alarm clears); negative turns it
+	// off (pages at once, nothing is transient).
 	TransientWindow time.Duration `yaml:"transient_window"`
 	// DefaultCluster names the cluster of alarms without a cluster label,
 	// "sluice" by default.
@@ -128,9 +129,6 @@ func (c *Config) Validate() error {
 	}
 	if c.ReopenWindow < 0 {
 		return errors.New("reopen_window: negative")
-	}
-	if c.TransientWindow < 0 {
-		return errors.New("transient_window: negative")
 	}
 	if c.TransientWindow == 0 {
 		c.TransientWindow = def.TransientWindow

@@ -13,7 +13,7 @@ import (
 // join one incident titled from the diagnosis.
 func (s *Service) intakePolicy(ctx context.Context, sig store.GroupSignal) store.IntakePolicy {
 	p := store.IntakePolicy{ReopenWindow: s.cfg.ReopenWindow, DefaultCluster: s.cfg.DefaultCluster,
-		TransientWindow: s.cfg.TransientWindow}
+		TransientWindow: max(s.cfg.TransientWindow, 0)}
 	fresh, err := s.store.NewFiring(ctx, sig)
 	if err != nil || len(fresh) == 0 {
 		return p
