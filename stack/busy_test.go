@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -47,7 +48,7 @@ func TestBusyMachineRaisesNoIncident(t *testing.T) {
 			t.Fatal("stack did not stop within 60s")
 		}
 	}()
-	poll(t, 2*time.Minute, "stack up", func() bool { return strings.Contains(out.String(), "demo: producing") })
+	testutil.WaitFor(t, 2*time.Minute, "stack up", func() bool { return strings.Contains(out.String(), "demo: producing") })
 	tokenRaw, err := os.ReadFile(filepath.Join(cfg.DataDir, "tickets", "alerting-token"))
 	require.NoError(t, err)
 	token := strings.TrimSpace(string(tokenRaw))

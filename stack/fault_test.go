@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/dashboards"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -42,18 +43,6 @@ func getJSON(t *testing.T, u, token string, out any) int {
 		require.NoError(t, json.Unmarshal(b, out), "%s", b)
 	}
 	return resp.StatusCode
-}
-
-// poll calls cond every second until it holds or d passes.
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(time.Second)
-	}
 }
 
 // grafanaVars replaces Grafana's variables as Grafana does at query time:
@@ -153,7 +142,7 @@ func TestDemoBrokerFault(t *testing.T) {
 	}()
 	alerting := "http://127.0.0.1:" + strconv.Itoa(cfg.AlertingPort)
 	tickets := "http://127.0.0.1:" + strconv.Itoa(cfg.TicketsPort)
-	poll(t, 2*time.Minute, "stack up", func() bool { return strings.Contains(out.String(), "demo: producing") })
+	testutil.WaitFor(t, 2*time.Minute, "stack up", func() bool { return strings.Contains(out.String(), "demo: producing") })
 	started := time.Now()
 	tokenRaw, err := os.ReadFile(filepath.Join(cfg.DataDir, "tickets", "alerting-token"))
 	require.NoError(t, err)
@@ -161,10 +150,10 @@ func TestDemoBrokerFault(t *testing.T) {
 
 	// The fault starts after 80 s of traffic; wait for it, then for the
 	// incident.
-	poll(t, 3*time.Minute, "broker 2 stopped", func() bool { return strings.Contains(out.String(), "broker 2 stopped") })
+	testutil.WaitFor(t, 3*time.Minute, "broker 2 stopped", func() bool { return strings.Contains(out.String(), "broker 2 stopped") })
 	var incidents struct{ Incidents []store.Incident }
 	wantTitle := fmt.Sprintf("Broker 2 (127.0.0.1:%d) down", cfg.KafkaPort+1)
-	poll(t, 3*time.Minute, "an incident titled "+wantTitle, func() bool {
+	testutil.WaitFor(t, 3*time.Minute, "an incident titled "+wantTitle, func() bool {
 		incidents.Incidents = nil
 		getJSON(t, tickets+"/api/v1/incidents?status=open", token, &incidents)
 		for _, inc := range incidents.Incidents {
@@ -176,7 +165,7 @@ func TestDemoBrokerFault(t *testing.T) {
 	})
 	var id uint
 	var detail store.IncidentDetail
-	poll(t, 2*time.Minute, "SluiceBrokerDown joins the incident", func() bool {
+	testutil.WaitFor(t, 2*time.Minute, "SluiceBrokerDown joins the incident", func() bool {
 		incidents.Incidents = nil
 		getJSON(t, tickets+"/api/v1/incidents?status=open", token, &incidents)
 		for _, inc := range incidents.Incidents {
@@ -199,7 +188,7 @@ func TestDemoBrokerFault(t *testing.T) {
 	require.Equal(t, "critical", detail.Severity)
 
 	// Broker 2 returns; the incident resolves.
-	poll(t, 4*time.Minute, "broker 2 restarted", func() bool { return strings.Contains(out.String(), "broker 2 restarted") })
+	testutil.WaitFor(t, 4*time.Minute, "broker 2 restarted", func() bool { return strings.Contains(out.String(), "broker 2 restarted") })
 	// Every dashboard query returns data over the last five minutes (traffic
 	// before the fault, alerts during it).
 	now := time.Now()
@@ -245,7 +234,7 @@ func TestDemoBrokerFault(t *testing.T) {
 	}
 	require.Empty(t, empty, "panel expressions without data")
 
-	poll(t, 5*time.Minute, "the incident resolves", func() bool {
+	testutil.WaitFor(t, 5*time.Minute, "the incident resolves", func() bool {
 		var inc store.IncidentDetail
 		getJSON(t, fmt.Sprintf("%s/api/v1/incidents/%d", tickets, id), token, &inc)
 		detail = inc
