@@ -254,9 +254,12 @@ func TestDemoBrokerFault(t *testing.T) {
 	t.Logf("%d ERROR and %d WARN log lines over the demo (%s of traffic, broker 2 down for %s)",
 		strings.Count(logs.String(), "level=ERROR"), strings.Count(logs.String(), "level=WARN"),
 		time.Since(started).Round(time.Second), cfg.Demo.FaultFor)
+	// The demo's fault is routine for the cluster: nothing in it is an ERROR
+	// (it was 402 lines in five minutes, mostly Raft retrying the stopped
+	// broker, and the notifier's "Missing notification reason").
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "level=ERROR") {
-			t.Log(line)
+			t.Error(line)
 		}
 	}
 }
