@@ -128,6 +128,12 @@ func TestDemoBrokerFault(t *testing.T) {
 	go func() {
 		done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})), out)
 	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(logs.String(), "\n")
+			t.Logf("last log lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
+	})
 	defer func() {
 		mark := len(logs.String())
 		cancel()
@@ -234,11 +240,20 @@ func TestDemoBrokerFault(t *testing.T) {
 	}
 	require.Empty(t, empty, "panel expressions without data")
 
-	testutil.WaitFor(t, 5*time.Minute, "the incident resolves", func() bool {
+	testutil.WaitForErr(t, 5*time.Minute, "the incident resolves", func() (bool, error) {
 		var inc store.IncidentDetail
 		getJSON(t, fmt.Sprintf("%s/api/v1/incidents/%d", tickets, id), token, &inc)
 		detail = inc
-		return inc.Status == store.StatusResolved
+		if inc.Status == store.StatusResolved {
+			return true, nil
+		}
+		var firing []string
+		for _, a := range inc.Alarms {
+			if a.Status == store.AlarmFiring {
+				firing = append(firing, a.AlertName+" "+a.Labels["broker"])
+			}
+		}
+		return false, fmt.Errorf("still firing: %v", firing)
 	})
 	names := map[string]int{}
 	for _, a := range detail.Alarms {
