@@ -8,8 +8,9 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 
-# The local stack: three brokers on 127.0.0.1:9092-9094 and the exporter on
-# 127.0.0.1:9308, data under ./data; Ctrl-C stops it cleanly.
+# The local stack: three brokers on 127.0.0.1:9092-9094 (PLAINTEXT on loopback;
+# `./bin/sluice dev --secure` serves SASL_SSL, docs/security.md) and the
+# exporter on 127.0.0.1:9308, data under ./data; Ctrl-C stops it cleanly.
 run: build
 	./bin/sluice dev --data-dir data
 

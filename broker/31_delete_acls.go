@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,7 +17,7 @@ import (
 //   - Carried out by the controller, which records the deletion in the metadata log;
 //     other brokers forward the request to it and answer once their own metadata
 //     no longer holds the deleted ACLs. Each filter's result lists the ACLs it
-//     matched and deleted; at most 10,000 ACLs per request.
+//     matched and deleted; at most 1,000 filters and 10,000 ACLs per request.
 //   - Needs ALTER on the cluster, else every filter gets
 //     CLUSTER_AUTHORIZATION_FAILED.
 //   - A filter with an UNKNOWN field gets INVALID_REQUEST; the others still apply.
@@ -24,6 +25,10 @@ import (
 //   - Without authorizer.class.name: SECURITY_DISABLED.
 
 func init() { register(31, 0, 3, (*Broker).handleDeleteACLs) }
+
+// maxACLFilters bounds the filters of one DeleteAcls request: each is matched against
+// every ACL of the cluster.
+const maxACLFilters = 1000
 
 func (b *Broker) handleDeleteACLs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DeleteACLsRequest)
@@ -41,6 +46,8 @@ func (b *Broker) handleDeleteACLs(cc *conn, kreq kmsg.Request) (kmsg.Response, e
 		return fail(kafkaErr(kerr.SecurityDisabled, "no authorizer is configured"))
 	case !cc.authorizedCluster(kmsg.ACLOperationAlter):
 		return fail(kerr.ClusterAuthorizationFailed)
+	case len(req.Filters) > maxACLFilters:
+		return fail(kafkaErr(kerr.InvalidRequest, fmt.Sprintf("at most %d filters in one request", maxACLFilters)))
 	}
 	if !b.quorum.IsController() {
 		fwd, err := b.forwardToController(cc, req)

@@ -430,3 +430,75 @@ func TestEnvelopeRefusesBrokerAPIs(t *testing.T) {
 	_, registered := tb.quorum.Image().Brokers[99]
 	require.False(t, registered)
 }
+
+// TestDeleteACLsFilterLimit checks a DeleteAcls request with more filters than the
+// limit is refused whole and deletes nothing.
+func TestDeleteACLsFilterLimit(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:ANONYMOUS"))
+	grant(t, tb, anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, "t", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow))
+	req := kmsg.NewPtrDeleteACLsRequest()
+	for range maxACLFilters + 1 {
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+		f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		req.Filters = append(req.Filters, f)
+	}
+	resp, err := req.RequestWith(context.Background(), newClient(t, tb.Addr()))
+	require.NoError(t, err)
+	require.Len(t, resp.Results, maxACLFilters+1)
+	require.Equal(t, kerr.InvalidRequest.Code, resp.Results[0].ErrorCode)
+	require.Equal(t, 1, tb.quorum.Image().ACLs.Len())
+}
+
+// TestAuthorizationOffsets checks OffsetCommit and OffsetFetch authorize the group
+// and each topic: a topic the principal may not read is refused per partition on
+// commit and left out of a fetch of all the group's offsets. (The commit is a raw
+// request: kadm's CommitOffsets looks the topics up in Metadata first and fails them
+// all when one is not describable.)
+func TestAuthorizationOffsets(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer(""))
+	createTopics(t, tb, "a", "b")
+	grant(t, tb,
+		anon(kmsg.ACLResourceTypeGroup, kmsg.ACLResourcePatternTypeLiteral, "g", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow),
+		anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, "a", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow),
+	)
+	ctx := context.Background()
+	cl := newClient(t, tb.Addr())
+	commit := func(group string) *kmsg.OffsetCommitResponse {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group = group
+		for _, n := range []string{"a", "b"} {
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.Topic = n
+			rt.Partitions = append(rt.Partitions, kmsg.NewOffsetCommitRequestTopicPartition())
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl.Broker(int(tb.cfg.NodeID)))
+		require.NoError(t, err)
+		require.Len(t, resp.Topics, 2)
+		return resp
+	}
+	codes := func(resp *kmsg.OffsetCommitResponse) map[string]int16 {
+		out := map[string]int16{}
+		for _, rt := range resp.Topics {
+			out[rt.Topic] = rt.Partitions[0].ErrorCode
+		}
+		return out
+	}
+	require.Equal(t, map[string]int16{"a": 0, "b": kerr.TopicAuthorizationFailed.Code}, codes(commit("g")))
+	require.Equal(t, map[string]int16{"a": kerr.GroupAuthorizationFailed.Code, "b": kerr.GroupAuthorizationFailed.Code}, codes(commit("other")))
+
+	// With READ on b for a moment, b's offset is committed; once that ACL is gone, a
+	// fetch of all the group's offsets leaves b out.
+	readB := anon(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, "b", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow)
+	grant(t, tb, readB)
+	require.Equal(t, map[string]int16{"a": 0, "b": 0}, codes(commit("g")))
+	name := "b"
+	_, err := tb.quorum.DeleteACLs(ctx, []acl.Filter{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: &name,
+		PatternType: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}})
+	require.NoError(t, err)
+	fetched, err := kadm.NewClient(cl).FetchOffsets(ctx, "g")
+	require.NoError(t, err)
+	require.Contains(t, fetched, "a")
+	require.NotContains(t, fetched, "b")
+}

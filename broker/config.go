@@ -278,6 +278,19 @@ func (c *Config) Validate() error {
 // LoadConfig reads a broker YAML file strictly: unknown fields are errors that name
 // the field and line. Defaults fill what the file leaves out.
 func LoadConfig(path string) (Config, error) {
+	c, err := DecodeConfig(path)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// DecodeConfig is LoadConfig without Validate, for callers that complete the
+// file with flags (a broker's own listeners) and validate the result.
+func DecodeConfig(path string) (Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, err
@@ -289,8 +302,5 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	c.applyDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
 	return c, nil
 }

@@ -21,6 +21,15 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, StandardAuthorizer, c.AuthorizerClassName)
 	require.Equal(t, []string{"User:admin", "User:broker-1"}, c.superUsers())
 
+	c, err = LoadConfig("testdata/config/valid-security.yaml")
+	require.NoError(t, err)
+	specs, err := c.listenerSpecs()
+	require.NoError(t, err)
+	require.Len(t, specs, 2)
+	require.Equal(t, "required", specs[1].clientAuth)
+	require.True(t, specs[1].interBroker)
+	require.True(t, c.raftTLS())
+
 	c, err = LoadConfig("testdata/config/valid-empty.yaml")
 	require.NoError(t, err)
 	require.Equal(t, DefaultConfig(), c)
@@ -34,6 +43,8 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-range.yaml", "group.max.session.timeout.ms"},
 		{"invalid-authorizer.yaml", "authorizer.class.name"},
 		{"invalid-super-users.yaml", "super.users"},
+		{"invalid-plaintext-public.yaml", "listeners: PLAINTEXT listener PLAINTEXT on \"0.0.0.0:9092\" does not authenticate"},
+		{"invalid-raft-plaintext-public.yaml", "controller.listener.names: the Raft transport"},
 		{"missing.yaml", "no such file"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -336,4 +337,83 @@ func saslClientAuth(a *attacker, user, pass string) error {
 		}
 		msg = next
 	}
+}
+
+// TestSASLInterBrokerListener: brokers authenticate to each other with their own
+// SCRAM credentials (sasl.inter.broker.username) on a SASL_SSL inter-broker listener;
+// replication and controller requests work, and the credentials came from
+// scram.initial.users.
+func TestSASLInterBrokerListener(t *testing.T) {
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	var raftLns []net.Listener
+	var voters []string
+	for i := 1; i <= 3; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		raftLns = append(raftLns, ln)
+		voters = append(voters, fmt.Sprintf("%d@%s", i, ln.Addr()))
+	}
+	var initial []InitialSCRAMUser
+	principals := map[int32]string{}
+	for i := 1; i <= 3; i++ {
+		f := fmt.Sprintf("%s/broker%d.pass", dir, i)
+		require.NoError(t, os.WriteFile(f, []byte(fmt.Sprintf("broker-%d-secret", i)), 0o600))
+		initial = append(initial, InitialSCRAMUser{Name: fmt.Sprintf("broker%d", i), PasswordFile: f})
+		principals[int32(i)] = fmt.Sprintf("User:broker%d", i)
+	}
+	var brokers []*testBroker
+	for i := range 3 {
+		id := int32(i + 1)
+		brokers = append(brokers, launchTestBroker(t, t.TempDir(), func(c *Config) {
+			c.NodeID = id
+			c.ControllerQuorumVoters = strings.Join(voters, ",")
+			c.ControllerListener = raftLns[i]
+			c.OffsetsTopicNumPartitions = 1
+			c.Listeners = "PLAINTEXT://127.0.0.1:0,BROKER://127.0.0.1:0"
+			c.ListenerSecurityProtocolMap = "PLAINTEXT:PLAINTEXT,BROKER:SASL_SSL"
+			c.InterBrokerListenerName = "BROKER"
+			c.SSLKeystoreLocation, c.SSLTruststoreLocation = pki.server.Keystore, pki.ca.CertFile
+			c.BrokerPrincipals = principals
+			c.SASLInterBrokerUsername = fmt.Sprintf("broker%d", id)
+			c.SASLInterBrokerPasswordFile = initial[i].PasswordFile
+			c.InitialSCRAMUsers = initial
+		}))
+	}
+	for _, tb := range brokers {
+		select {
+		case <-tb.Ready():
+		case <-time.After(60 * time.Second):
+			t.Fatalf("broker %d not ready within 60s", tb.cfg.NodeID)
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		for _, b := range brokers {
+			if len(b.quorum.Image().LiveBrokers()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := newClient(t, brokers[0].Addr(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("sasl-ib"))
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": ptr("3")}, "sasl-ib")
+	require.NoError(t, err)
+	require.NoError(t, resp.Err)
+	waitFor(t, 30*time.Second, func() bool {
+		p, ok := brokers[0].quorum.Image().Partition("sasl-ib", 0)
+		return ok && len(p.ISR) == 3
+	})
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Value: []byte("over sasl")}).FirstErr())
+	for _, b := range brokers {
+		ok := testutilCounter(b, "BROKER", mechSCRAM512)
+		if b.quorum.IsController() {
+			require.Greater(t, ok, 0.0, "the controller authenticated its peers over SASL")
+		}
+	}
+}
+
+func testutilCounter(b *testBroker, listener, mech string) float64 {
+	return testutil.ToFloat64(b.sec.authOK.WithLabelValues(listener, mech))
 }

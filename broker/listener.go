@@ -330,12 +330,15 @@ func (c *Config) listenerSpecs() ([]listenerSpec, error) {
 		if s.tls() && s.clientAuth != "none" && sec.SSLTruststoreLocation == "" {
 			return nil, fmt.Errorf("ssl.truststore.location: required by ssl.client.auth=%s on listener %s", s.clientAuth, s.name)
 		}
+		host, _, _ := net.SplitHostPort(s.bind)
 		if slices.Contains(s.mechanisms, mechOAuthBearer) && s.sasl() {
 			if err := sec.OAuthBearer.validate(); err != nil {
 				return nil, err
 			}
+			if sec.OAuthBearer.UnsecuredTokens && !loopbackHost(host) {
+				return nil, fmt.Errorf("sasl.oauthbearer.unsecured.tokens.enable: unsigned tokens are for tests only and need loopback-bound listeners; listener %s binds %q", s.name, s.bind)
+			}
 		}
-		host, _, _ := net.SplitHostPort(s.bind)
 		if !s.authenticates() && !loopbackHost(host) {
 			return nil, fmt.Errorf("listeners: %s listener %s on %q does not authenticate its clients; bind it to loopback, use SASL_SSL/SASL_PLAINTEXT, or SSL with ssl.client.auth=required",
 				s.protocol, s.name, s.bind)

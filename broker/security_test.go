@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -307,6 +308,10 @@ func TestListenerConfigErrors(t *testing.T) {
 		{"oauthbearer without jwks", "sasl.oauthbearer.jwks.endpoint.url", func(c *Config) {
 			c.Listeners, c.SASLEnabledMechanisms = "SASL_PLAINTEXT://127.0.0.1:1", "OAUTHBEARER"
 		}},
+		{"unsecured tokens off loopback", "sasl.oauthbearer.unsecured.tokens.enable", func(c *Config) {
+			c.Listeners, c.SASLEnabledMechanisms = "SASL_PLAINTEXT://0.0.0.0:1", "OAUTHBEARER"
+			c.OAuthBearer.UnsecuredTokens = true
+		}},
 		{"initial user without password", "scram.initial.users[0]", func(c *Config) {
 			c.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin"}}
 		}},
@@ -453,4 +458,74 @@ func TestReauthentication(t *testing.T) {
 		_, err := a.p.request(ctx, kmsg.NewPtrMetadataRequest())
 		return err != nil
 	})
+}
+
+// TestSASLHandshakeV0RawTokens: after SaslHandshake v0 the exchange continues in raw
+// length-prefixed SASL frames (old clients), then Kafka requests follow.
+func TestSASLHandshakeV0RawTokens(t *testing.T) {
+	b, _ := startSecure(t, func(c *Config) {
+		c.Listeners = "CLIENT://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "CLIENT:SASL_PLAINTEXT"
+		c.SASLEnabledMechanisms = "PLAIN"
+	})
+	for _, tc := range []struct {
+		pass string
+		ok   bool
+	}{{"admin-secret", true}, {"wrong", false}} {
+		a := newAttacker(t, b.ListenerAddr("CLIENT"), nil)
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version, hs.Mechanism = 0, "PLAIN"
+		require.Equal(t, int16(0), a.do(hs).(*kmsg.SASLHandshakeResponse).ErrorCode)
+		token := []byte("\x00admin\x00" + tc.pass)
+		frame := append([]byte{0, 0, 0, byte(len(token))}, token...)
+		_, err := a.p.nc.Write(frame)
+		require.NoError(t, err)
+		a.p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var size [4]byte
+		_, err = io.ReadFull(a.p.r, size[:])
+		if !tc.ok {
+			require.Error(t, err, "a failed raw exchange closes the connection")
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, [4]byte{}, size, "PLAIN's answer is an empty token")
+		md := kmsg.NewPtrMetadataRequest()
+		md.Version = 1
+		a.do(md)
+	}
+}
+
+// TestTLSReload: a new keystore on disk is served to new connections after a reload,
+// and a broken one keeps the previous certificate.
+func TestTLSReload(t *testing.T) {
+	pki := newTestPKI(t)
+	keystore := filepath.Join(t.TempDir(), "keystore.pem")
+	copyFile := func(src string) {
+		raw, err := os.ReadFile(src)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(keystore+".tmp", raw, 0o600))
+		require.NoError(t, os.Rename(keystore+".tmp", keystore))
+	}
+	copyFile(pki.server.Keystore)
+	b, _ := startSecure(t, func(c *Config) {
+		c.Listeners = "CLIENT://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "CLIENT:SASL_SSL"
+		c.SSLKeystoreLocation, c.SSLTruststoreLocation = keystore, pki.ca.CertFile
+	})
+	served := func() string {
+		conn, err := tls.Dial("tcp", b.ListenerAddr("CLIENT"), pki.clientTLS(t, ""))
+		require.NoError(t, err)
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	require.Equal(t, "broker1", served())
+	next, err := pki.ca.Issue("rotated", "broker1-rotated", []string{"127.0.0.1"}, time.Hour)
+	require.NoError(t, err)
+	copyFile(next.Keystore)
+	require.NoError(t, b.ReloadTLS())
+	require.Equal(t, "broker1-rotated", served())
+
+	require.NoError(t, os.WriteFile(keystore, []byte("not a pem file"), 0o600))
+	require.Error(t, b.ReloadTLS())
+	require.Equal(t, "broker1-rotated", served(), "a broken keystore keeps the previous certificate")
 }

@@ -182,7 +182,7 @@ func TestBrokerConfig(t *testing.T) {
 			continue
 		}
 		n++
-		cfg, err := broker.LoadConfig("broker.yaml")
+		cfg, err := broker.DecodeConfig("broker.yaml")
 		require.NoError(t, err)
 		for _, arg := range svc.Command[1:] {
 			k, v, ok := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
@@ -196,10 +196,12 @@ func TestBrokerConfig(t *testing.T) {
 				_, err := fmt.Sscan(v, &id)
 				require.NoError(t, err)
 				cfg.NodeID = id
-			case "listen":
-				cfg.Listen = v
-			case "advertised-listen":
-				cfg.AdvertisedListen = v
+			case "listeners":
+				cfg.Listeners = v
+			case "advertised-listeners":
+				cfg.AdvertisedListeners = v
+			case "ssl-keystore-location":
+				cfg.SSLKeystoreLocation = v
 			default:
 				t.Fatalf("%s: flag --%s is not checked here", name, k)
 			}

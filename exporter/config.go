@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
 // Config configures an Exporter. DefaultConfig gives the defaults, and Validate
@@ -62,6 +64,10 @@ type Config struct {
 	// ClientID is the Kafka client.id of the exporter's connections,
 	// overriding the default of "sluice-exporter".
 	ClientID string
+
+	// Security is how the exporter connects to a secured cluster (TLS, SASL);
+	// the zero value is PLAINTEXT. The exporter needs only DESCRIBE rights.
+	Security clientsec.Config
 }
 
 // DefaultConfig returns a Config with every default set and no bootstrap
@@ -123,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientID == "" {
 		return errors.New("exporter config: client_id: must not be empty")
+	}
+	if err := c.Security.Validate(); err != nil {
+		return fmt.Errorf("exporter config: %w", err)
 	}
 	return nil
 }

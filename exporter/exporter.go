@@ -93,13 +93,17 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Exporter, error) {
 	for i, b := range cfg.Bootstrap {
 		seeds[i] = strings.TrimSpace(b)
 	}
-	kcl, err := kgo.NewClient(
+	secOpts, err := cfg.Security.Opts()
+	if err != nil {
+		return nil, fmt.Errorf("exporter config: %w", err)
+	}
+	kcl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.DialTimeout(min(5*time.Second, cfg.CollectTimeout)),
 		kgo.RetryTimeout(cfg.CollectTimeout),
 		kgo.MetadataMinAge(min(time.Second, cfg.Interval)),
-	)
+	}, secOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("exporter: kafka client: %w", err)
 	}

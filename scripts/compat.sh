@@ -3,20 +3,30 @@
 # Sluice brokers started from this checkout: a single broker with
 # KGO_TEST_RF=1, and a 3-broker cluster (three processes forming one Raft
 # metadata quorum) with the suite's default replication factor, KGO_TEST_RF=3,
-# and all three brokers as KGO_SEEDS.
+# and all three brokers as KGO_SEEDS; and a secured single broker (mode
+# secure) whose listeners all authenticate: the suite's clients use mTLS on an
+# SSL listener (KGO_TEST_TLS with a client certificate), and TestSCRAMAuth,
+# TestSCRAMAuthBadCredentials and TestOAuthAuth use a SASL_PLAINTEXT listener
+# with SCRAM-SHA-256 and OAUTHBEARER (KGO_TEST_SCRAM, KGO_TEST_SCRAM_SEEDS,
+# KGO_TEST_OAUTH_SEEDS; unsecured test tokens, loopback only). franz-go's suite
+# never combines TLS with SASL in one client, so the SASL tests cannot run over
+# SASL_SSL; tests in broker/ cover SASL_SSL with franz-go, sarama and kcat.
 #
 # The franz-go version is the one go.mod requires. Its module tree is copied out
 # of the module cache into a writable work dir so that pkg/kgo still builds as
 # github.com/twmb/franz-go/pkg/kgo with its own go.mod and go.sum.
 #
 # Environment:
-#   COMPAT_MODE       single, cluster or both (default both): which Sluice
-#                     deployments the suite runs against, in that order;
-#                     both runs both even if the first fails
+#   COMPAT_MODE       single, cluster, secure, both (single and cluster) or
+#                     all (default): which Sluice deployments the suite runs
+#                     against, in that order; every mode runs even if an
+#                     earlier one fails
 #   COMPAT_DIR        work dir (default: a fresh mktemp -d, removed on exit)
 #   KGO_TEST_RECORDS  records per ETL test (default 500000, upstream's default;
 #                     on 2 cores the single-broker run takes about a minute,
 #                     the cluster run about a minute and a half)
+#   COMPAT_SECURE_RECORDS  KGO_TEST_RECORDS of the secure mode (default 50000:
+#                     TLS costs more CPU, and the mode is about security)
 #   COMPAT_TIMEOUT    go test -timeout per mode (default 20m)
 #   COMPAT_RUN        go test -run pattern (default: every test)
 #   COMPAT_SEEDS      if set, do not start Sluice; run once against these seed
@@ -33,6 +43,9 @@
 #               AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
 #               WriteTxnMarkers) and read_committed fetches; Sluice does not
 #               serve the transaction APIs (24-28) yet.
+#   TestIssue769  (secure mode only) sets its own Dialer, which franz-go refuses
+#               together with KGO_TEST_TLS's DialTLSConfig: the client is nil
+#               and the test panics, whatever the broker.
 # Tests that gate themselves at runtime from ApiVersions and therefore skip on
 # Sluice without being listed here: static membership (JoinGroup v5+),
 # KIP-848 (ConsumerGroupHeartbeat, key 68) and share groups (keys 76-79).
@@ -45,13 +58,16 @@ SKIP='^TestTxnEtl$'
 RECORDS=${KGO_TEST_RECORDS:-500000}
 TIMEOUT=${COMPAT_TIMEOUT:-20m}
 RUN=${COMPAT_RUN:-.}
-MODE=${COMPAT_MODE:-both}
+MODE=${COMPAT_MODE:-all}
+SECURE_RECORDS=${COMPAT_SECURE_RECORDS:-50000}
 case $MODE in
 single) MODES=(single) ;;
 cluster) MODES=(cluster) ;;
+secure) MODES=(secure) ;;
 both) MODES=(single cluster) ;;
+all) MODES=(single cluster secure) ;;
 *)
-	echo "compat: COMPAT_MODE $MODE is not single, cluster or both" >&2
+	echo "compat: COMPAT_MODE $MODE is not single, cluster, secure, both or all" >&2
 	exit 2
 	;;
 esac
@@ -179,17 +195,69 @@ start_brokers() {
 	echo "compat: $n sluice broker(s) serving $SEEDS"
 }
 
+# start_secure_broker starts one broker whose listeners all authenticate, with
+# certificates from `sluice certs` and an initial SCRAM-SHA-256 admin, and sets
+# SEEDS and SECURE_ENV (the suite's KGO_TEST_TLS/SCRAM/OAUTH settings).
+start_secure_broker() {
+	local dir="$COMPAT_DIR/secure" sport aport
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	sport=$(free_port)
+	aport=$(free_port)
+	"$SLUICE_BIN" certs --dir "$dir/certs" --server broker=127.0.0.1,localhost --client kgo-suite >/dev/null
+	printf 'kgo-admin-secret\n' >"$dir/admin.pass"
+	cat >"$dir/broker.yaml" <<EOF
+log.dir: $dir/data
+listeners: MTLS://127.0.0.1:$sport,SASL://127.0.0.1:$aport
+listener.security.protocol.map: MTLS:SSL,SASL:SASL_PLAINTEXT
+ssl.keystore.location: $dir/certs/broker-keystore.pem
+ssl.truststore.location: $dir/certs/ca.pem
+ssl.client.auth: required
+ssl.principal.mapping.rules: RULE:^CN=([^,]*),.*\$/\$1/,DEFAULT
+sasl.enabled.mechanisms: SCRAM-SHA-256,OAUTHBEARER
+sasl.oauthbearer.unsecured.tokens.enable: true
+scram.initial.users:
+  - {name: admin, mechanism: SCRAM-SHA-256, password.file: $dir/admin.pass}
+EOF
+	"$SLUICE_BIN" broker --config "$dir/broker.yaml" >"$dir/broker1.log" 2>&1 &
+	BROKER_PIDS+=($!)
+	BROKER_LOGS+=("$dir/broker1.log")
+	echo "compat: started sluice broker --config $dir/broker.yaml (pid $!)"
+	local deadline=$((SECONDS + 30))
+	until grep -q "broker ready" "$dir/broker1.log" && grep -q "initial SCRAM credential written" "$dir/broker1.log"; do
+		if ! kill -0 "${BROKER_PIDS[0]}" 2>/dev/null || ((SECONDS >= deadline)); then
+			echo "compat: secure sluice broker did not get ready; log follows" >&2
+			cat "$dir/broker1.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	SEEDS="127.0.0.1:$sport"
+	SECURE_ENV=(
+		"KGO_TEST_TLS=ca:$dir/certs/ca.pem,cert:$dir/certs/kgo-suite.pem,key:$dir/certs/kgo-suite-key.pem"
+		"KGO_TEST_SCRAM=admin:kgo-admin-secret:256"
+		"KGO_TEST_SCRAM_SEEDS=127.0.0.1:$aport"
+		"KGO_TEST_OAUTH_SEEDS=127.0.0.1:$aport"
+	)
+	echo "compat: secure sluice broker serving mTLS on $SEEDS, SASL on 127.0.0.1:$aport"
+}
+
+SECURE_ENV=()
 VERBOSE=()
 if [[ "${COMPAT_VERBOSE:-0}" == 1 ]]; then
 	VERBOSE=(-v)
 fi
 
-# run_suite SEEDS RF runs the kgo suite once.
+# run_suite SEEDS RF [RECORDS] runs the kgo suite once, with SECURE_ENV.
 run_suite() {
 	(
 		cd "$COMPAT_DIR/franz-go/pkg/kgo"
-		GOWORK=off GOFLAGS=-mod=mod KGO_SEEDS="$1" KGO_TEST_RF="$2" KGO_TEST_RECORDS="$RECORDS" \
-			go test -count=1 -timeout "$TIMEOUT" "${VERBOSE[@]}" -run "$RUN" -skip "$SKIP" .
+		local skip=$SKIP
+		if [[ ${#SECURE_ENV[@]} -gt 0 ]]; then
+			skip='^(TestTxnEtl|TestIssue769)$'
+		fi
+		env "${SECURE_ENV[@]}" GOWORK=off GOFLAGS=-mod=mod KGO_SEEDS="$1" KGO_TEST_RF="$2" KGO_TEST_RECORDS="${3:-$RECORDS}" \
+			go test -count=1 -timeout "$TIMEOUT" "${VERBOSE[@]}" -run "$RUN" -skip "$skip" .
 	)
 }
 
@@ -214,13 +282,20 @@ status=0
 summary=()
 for mode in "${MODES[@]}"; do
 	case $mode in
-	single) nodes=1 rf=1 ;;
+	single | secure) nodes=1 rf=1 ;;
 	cluster) nodes=3 rf=3 ;;
 	esac
 	echo "compat: === $mode: $nodes broker(s), KGO_TEST_RF=$rf ==="
 	st=0
 	start=$SECONDS
-	if start_brokers "$nodes" "$mode"; then
+	SECURE_ENV=()
+	if [[ $mode == secure ]]; then
+		if start_secure_broker; then
+			run_suite "$SEEDS" "$rf" "$SECURE_RECORDS" || st=$?
+		else
+			st=1
+		fi
+	elif start_brokers "$nodes" "$mode"; then
 		run_suite "$SEEDS" "$rf" || st=$?
 	else
 		st=1

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicemq/sluice/alerting"
 	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/tickets"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -22,6 +23,7 @@ import (
 // opsWiring is where the operations services find the cluster and each other.
 type opsWiring struct {
 	bootstrap     []string
+	kafkaSecurity clientsec.Config
 	brokerMetrics []string
 	adminURLs     []string
 	exporter      string
@@ -47,6 +49,7 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	// service: its silences and its Prometheus query API.
 	tc.AlertingURL = "http://" + w.alertingAddr
 	tc.Snapshot.PrometheusURL = "http://" + w.alertingAddr
+	tc.Snapshot.KafkaSecurity = w.kafkaSecurity
 	if err := os.MkdirAll(tc.DataDir, 0o700); err != nil {
 		return started, err
 	}

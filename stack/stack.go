@@ -51,6 +51,9 @@ type Config struct {
 	AdminPassword string
 	// Demo, when set, runs demo traffic and an optional fault (make demo).
 	Demo *Demo
+	// Secure serves Kafka with SASL_SSL only (`sluice dev --secure`): a local CA and
+	// the user admin with a generated password under DataDir/secure.
+	Secure bool
 }
 
 // DefaultConfig is the stack `make run` starts.
@@ -66,6 +69,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		return fmt.Errorf("brokers: %d, need at least 1", cfg.Brokers)
 	}
 	addr := func(port, i int) string { return net.JoinHostPort(cfg.Host, strconv.Itoa(port+i)) }
+	var sec *secureSetup
+	if cfg.Secure {
+		if cfg.Demo != nil {
+			return errors.New("the demo's traffic is plaintext: run it without --secure")
+		}
+		var err error
+		if sec, err = prepareSecure(cfg); err != nil {
+			return err
+		}
+	}
 	var voters []string
 	for i := range cfg.Brokers {
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addr(cfg.ControllerPort, i)))
@@ -109,6 +122,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		bc.ControllerQuorumVoters = strings.Join(voters, ",")
 		bc.MetricsListen = addr(cfg.MetricsPort, i)
 		bc.Flush = cfg.Flush
+		if sec != nil {
+			sec.broker(&bc)
+		}
 		bcs[i] = bc
 		bootstrap = append(bootstrap, bc.Listen)
 		if err := startBroker(i); err != nil {
@@ -133,6 +149,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	ec := exporter.DefaultConfig()
 	ec.Bootstrap = bootstrap
 	ec.Listen = addr(cfg.ExporterPort, 0)
+	if sec != nil {
+		ec.Security = sec.client()
+	}
 	exp, err := exporter.New(ec, logger.With("part", "exporter"))
 	if err != nil {
 		cancel()
@@ -156,6 +175,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	ops, err := startOps(ctx, cfg, logger, opsWiring{
 		bootstrap: bootstrap, brokerMetrics: metricsAddrs, adminURLs: adminURLs,
 		exporter: ec.Listen, alertingAddr: addr(cfg.AlertingPort, 0), ticketsAddr: addr(cfg.TicketsPort, 0),
+		kafkaSecurity: ec.Security,
 	}, &wg, errs, cancel)
 	if err != nil {
 		cancel()
@@ -165,6 +185,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 
 	fmt.Fprintf(out, "\nSluice is running (Ctrl-C stops it; data stays under %s):\n", cfg.DataDir)
 	fmt.Fprintf(out, "  Kafka bootstrap   %s\n", strings.Join(bootstrap, ","))
+	if sec != nil {
+		fmt.Fprintf(out, "  Kafka security    SASL_SSL, SCRAM-SHA-512 user admin, password in %s, CA %s\n", sec.passFile, sec.caFile)
+		fmt.Fprintf(out, "  connect           %s\n", sec.kcatLine(bootstrap[0]))
+	}
 	for i := range brokers {
 		fmt.Fprintf(out, "  broker %d metrics  http://%s/metrics  (admin: /api/v1/cluster, /api/v1/events)\n", i+1, addr(cfg.MetricsPort, i))
 	}

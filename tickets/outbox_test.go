@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -151,6 +152,11 @@ func TestNotificationHonoursRetryAfter(t *testing.T) {
 	require.Contains(t, m.LastError, "slack")
 	require.GreaterOrEqual(t, m.NextAttemptAt.Sub(f.clock.Now()), 30*time.Second, "Retry-After is honoured")
 	require.Zero(t, f.slack.count())
+	resp, err := http.Get("http://" + svc.Addr() + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(metrics), "sluice_tickets_outbox_pending 1\n")
 
 	f.clock.Advance(31 * time.Second)
 	svc.kick()
@@ -160,11 +166,14 @@ func TestNotificationHonoursRetryAfter(t *testing.T) {
 }
 
 func TestRetryDelayIsCapped(t *testing.T) {
-	require.InDelta(t, float64(time.Second), float64(notify.RetryDelay(1, 0)), float64(200*time.Millisecond))
-	require.InDelta(t, float64(2*time.Second), float64(notify.RetryDelay(2, 0)), float64(400*time.Millisecond))
-	require.LessOrEqual(t, notify.RetryDelay(40, 0), notify.MaxRetryInterval+notify.MaxRetryInterval/10)
-	require.Equal(t, 30*time.Second, notify.RetryDelay(1, 30*time.Second))
-	require.Equal(t, notify.MaxReceiverDelay, notify.RetryDelay(1, 100*time.Hour), "a receiver cannot park a message for ever")
+	for range 20 { // jittered: check the bounds many times
+		require.GreaterOrEqual(t, notify.RetryDelay(1, 0), 500*time.Millisecond)
+		require.LessOrEqual(t, notify.RetryDelay(1, 0), 1500*time.Millisecond)
+		require.LessOrEqual(t, notify.RetryDelay(40, 0), notify.MaxRetryInterval, "capped")
+		require.Greater(t, notify.RetryDelay(12, 0), 30*time.Second, "grows")
+	}
+	require.Equal(t, 30*time.Second, notify.RetryDelay(1, 30*time.Second), "Retry-After is honoured")
+	require.Less(t, notify.RetryDelay(1, 100*time.Hour), 100*time.Hour, "a receiver cannot park a message for ever")
 }
 
 // TestClusterPageIsCached: visits within cluster_cache_age share one

@@ -103,6 +103,24 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 	s.httpDur = f.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_tickets_http_request_duration_seconds",
 		Help: "HTTP requests served, by route and status code.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route", "code"})
 	s.reg.MustRegister(sla.NewCollector(st, cfg.SLATargets, cfg.SLAWindow))
+	outboxCount := func(failed bool) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			p, f, err := st.OutboxCounts(ctx)
+			if err != nil {
+				return -1
+			}
+			if failed {
+				return float64(f)
+			}
+			return float64(p)
+		}
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_tickets_outbox_pending",
+		Help: "Notifications written but not yet delivered (waiting for their first attempt or a retry); -1 when the database does not answer."}, outboxCount(false))
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_tickets_outbox_failed",
+		Help: "Notifications given up (kept 7 days), with their last error in the outbox table."}, outboxCount(true))
 	if s.pages, err = loadPages(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("web UI templates: %w", err)

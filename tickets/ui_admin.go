@@ -40,7 +40,7 @@ func (s *Service) renderTokens(c *gin.Context, code int, d tokensData) {
 		s.uiStoreError(c, err)
 		return
 	}
-	d.Tokens, d.Roles, d.DefaultTTL = ts, roleNames, s.cfg.TokenTTL.String()
+	d.Tokens, d.Roles, d.DefaultTTL = ts, roleNames, strings.TrimSuffix(strings.TrimSuffix(s.cfg.TokenTTL.String(), "0s"), "0m")
 	flash := ""
 	if d.NewToken != "" {
 		flash = "Token created. Copy it now: it is not shown again."

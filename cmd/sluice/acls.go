@@ -15,9 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
 // runACLs is `sluice acls add|remove|list`: a thin wrapper over the Kafka ACL APIs
@@ -51,9 +50,8 @@ func runACLsTo(ctx context.Context, args []string, out io.Writer) error {
 	verb := args[0]
 	fs := flag.NewFlagSet("acls "+verb, flag.ContinueOnError)
 	bootstrap := fs.String("bootstrap", "127.0.0.1:9092", "comma-separated `host:port` list of seed brokers")
-	mechanism := fs.String("sasl-mechanism", "", "SASL mechanism to authenticate with: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: none)")
-	user := fs.String("sasl-username", "", "SASL user name")
-	passFile := fs.String("sasl-password-file", "", "file holding the SASL password (or set SLUICE_SASL_PASSWORD)")
+	var sec clientsec.Config
+	sec.RegisterFlags(fs)
 	var allow, deny, allowHosts, denyHosts, ops, topics, groups, txns, principals stringList
 	fs.Var(&allow, "allow-principal", "principal (User:name) the ACL allows; repeatable")
 	fs.Var(&deny, "deny-principal", "principal (User:name) the ACL denies; repeatable")
@@ -145,15 +143,11 @@ func runACLsTo(ctx context.Context, args []string, out io.Writer) error {
 	}
 	b.Operations(parsedOps...)
 
-	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...), kgo.RetryTimeout(*timeout)}
-	if *mechanism != "" {
-		m, err := saslMechanism(*mechanism, *user, *passFile)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, kgo.SASL(m))
+	secOpts, err := sec.Opts()
+	if err != nil {
+		return err
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(*bootstrap, ",")...), kgo.RetryTimeout(*timeout)}, secOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -235,29 +229,4 @@ func printACLs(out io.Writer, rows []kadm.DescribedACL) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Type, r.Pattern, r.Name, r.Principal, r.Host, r.Operation, r.Permission)
 	}
 	tw.Flush()
-}
-
-// saslMechanism is the SASL mechanism for an admin command; the password comes from
-// a file or SLUICE_SASL_PASSWORD, never from a flag, so it stays out of `ps`.
-func saslMechanism(name, user, passFile string) (sasl.Mechanism, error) {
-	pass := os.Getenv("SLUICE_SASL_PASSWORD")
-	if passFile != "" {
-		raw, err := os.ReadFile(passFile)
-		if err != nil {
-			return nil, fmt.Errorf("--sasl-password-file: %w", err)
-		}
-		pass = strings.TrimRight(string(raw), "\r\n")
-	}
-	if user == "" || pass == "" {
-		return nil, errors.New("--sasl-mechanism needs --sasl-username and --sasl-password-file (or SLUICE_SASL_PASSWORD)")
-	}
-	switch strings.ToUpper(name) {
-	case "PLAIN":
-		return plain.Auth{User: user, Pass: pass}.AsMechanism(), nil
-	case "SCRAM-SHA-256":
-		return scram.Auth{User: user, Pass: pass}.AsSha256Mechanism(), nil
-	case "SCRAM-SHA-512":
-		return scram.Auth{User: user, Pass: pass}.AsSha512Mechanism(), nil
-	}
-	return nil, fmt.Errorf("--sasl-mechanism: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", name)
 }

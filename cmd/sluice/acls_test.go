@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestACLsCommand runs `sluice acls add|list|remove` against an in-process broker
@@ -44,21 +45,16 @@ func TestACLsCommand(t *testing.T) {
 
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		conn := []string{"--bootstrap", b.ListenerAddr("CLIENT"), "--sasl-mechanism", "SCRAM-SHA-512",
+		conn := []string{"--bootstrap", b.ListenerAddr("CLIENT"), "--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "SCRAM-SHA-512",
 			"--sasl-username", "admin", "--sasl-password-file", pass, "--timeout", "20s"}
 		err := runACLsTo(context.Background(), append(args[:1:1], append(conn, args[1:]...)...), &out)
 		return out.String(), err
 	}
 	// The initial credential is written by the first controller term; retry until it is there.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.WaitForErr(t, 20*time.Second, "sluice acls list as admin", func() (bool, error) {
 		_, err := run("list")
-		if err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "list never worked: %v", err)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil, err
+	})
 
 	out, err := run("add", "--allow-principal", "User:alice", "--operation", "Read,Write", "--topic", "team-a.",
 		"--resource-pattern-type", "prefixed")

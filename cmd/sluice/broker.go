@@ -4,6 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/sluicemq/sluice/broker"
 )
@@ -17,6 +20,9 @@ func runBroker(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state, held exclusively (default sluice-data/broker-<node id>)")
 	nodeID := fs.Int("node-id", 0, "node id (default 1)")
 	advertised := fs.String("advertised-listen", "", "address given to clients (default: the listen address)")
+	keystore := fs.String("ssl-keystore-location", "", "Kafka's ssl.keystore.location: PEM file with this broker's key and certificate chain")
+	listeners := fs.String("listeners", "", "Kafka's listeners: NAME://host:port[,...] (with listener.security.protocol.map in --config); replaces --listen")
+	advertisedListeners := fs.String("advertised-listeners", "", "Kafka's advertised.listeners: NAME://host:port[,...]")
 	controllerListen := fs.String("controller-listen", "", "address of this broker's metadata quorum (Raft) transport")
 	quorum := fs.String("controller-quorum", "", "metadata quorum voters, Kafka's controller.quorum.voters: 1@host:port,2@host:port,3@host:port (default: a quorum of this broker alone)")
 	flush := fs.String("flush", "", "flush policy: none, interval or always (default interval)")
@@ -38,7 +44,7 @@ func runBroker(ctx context.Context, args []string) error {
 	cfg := broker.DefaultConfig()
 	if *configPath != "" {
 		var err error
-		if cfg, err = broker.LoadConfig(*configPath); err != nil {
+		if cfg, err = broker.DecodeConfig(*configPath); err != nil {
 			return err
 		}
 	}
@@ -52,6 +58,12 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.NodeID = int32(*nodeID)
 		case "advertised-listen":
 			cfg.AdvertisedListen = *advertised
+		case "listeners":
+			cfg.Listeners = *listeners
+		case "ssl-keystore-location":
+			cfg.SSLKeystoreLocation = *keystore
+		case "advertised-listeners":
+			cfg.AdvertisedListeners = *advertisedListeners
 		case "controller-listen":
 			cfg.ControllerListen = *controllerListen
 		case "controller-quorum":
@@ -71,11 +83,29 @@ func runBroker(ctx context.Context, args []string) error {
 		cfg.DataDir = broker.DefaultDataDir(cfg.NodeID)
 	}
 	if err := cfg.Validate(); err != nil {
+		if *configPath != "" {
+			return fmt.Errorf("%s with flags: %w", *configPath, err)
+		}
 		return err
 	}
 	b, err := broker.New(cfg, logger)
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the TLS keystore and truststore (changes on disk are also
+	// picked up by themselves, within seconds).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				b.ReloadTLS()
+			}
+		}
+	}()
 	return b.Run(ctx)
 }

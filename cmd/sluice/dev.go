@@ -19,6 +19,7 @@ func runDev(ctx context.Context, args []string) error {
 	brokers := fs.Int("brokers", def.Brokers, "number of brokers")
 	flush := fs.String("flush", def.Flush, "brokers' flush policy: none, interval or always")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	secure := fs.Bool("secure", false, "serve Kafka with SASL_SSL only: a local CA and the SCRAM user admin with a generated password under DATA-DIR/secure (prints the kcat line)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,7 +31,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := def
-	cfg.DataDir, cfg.Brokers, cfg.Flush = *dataDir, *brokers, *flush
+	cfg.DataDir, cfg.Brokers, cfg.Flush, cfg.Secure = *dataDir, *brokers, *flush, *secure
 	cfg.AdminPassword = os.Getenv("SLUICE_ADMIN_PASSWORD")
 	return stack.Run(ctx, cfg, logger, os.Stdout)
 }

@@ -21,6 +21,8 @@ func runExporter(ctx context.Context, args []string) error {
 	topicFilter := fs.String("topic-filter", def.TopicFilter, "regular expression of the topics to export")
 	groupFilter := fs.String("group-filter", def.GroupFilter, "regular expression of the consumer groups to export")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cfg := def
+	cfg.Security.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -31,7 +33,6 @@ func runExporter(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := def
 	if *bootstrap != "" {
 		cfg.Bootstrap = strings.Split(*bootstrap, ",")
 	}

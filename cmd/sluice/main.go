@@ -29,6 +29,8 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"dev":      runDev,
 	"exporter": runExporter,
 	"tickets":  runTickets,
+	"users":    runUsers,
+	"certs":    runCerts,
 }
 
 // summaries are the one-line descriptions `sluice help` prints.

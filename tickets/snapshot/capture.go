@@ -214,7 +214,11 @@ func normalizeURL(u string) string {
 }
 
 func (c *Capturer) groups(ctx context.Context, s *Snapshot, mu *sync.Mutex) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.cfg.Bootstrap...), kgo.RequestTimeoutOverhead(2*time.Second))
+	secOpts, err := c.cfg.KafkaSecurity.Opts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Bootstrap...), kgo.RequestTimeoutOverhead(2 * time.Second)}, secOpts...)...)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ package snapshot
 
 import (
 	"time"
+
+	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
 // Config says where the cluster can be observed from. Every source is optional;
@@ -20,6 +22,9 @@ type Config struct {
 	AdminURLs []string `yaml:"admin_urls"`
 	// Bootstrap are Kafka addresses for consumer groups and lag.
 	Bootstrap []string `yaml:"bootstrap"`
+	// KafkaSecurity is how the snapshot's Kafka client connects to a secured
+	// cluster (TLS, SASL, librdkafka's names); it needs only DESCRIBE rights.
+	KafkaSecurity clientsec.Config `yaml:"kafka_security"`
 	// PrometheusURL is a Prometheus-compatible query API (Prometheus, Thanos,
 	// Mimir) for charts; empty for no charts.
 	PrometheusURL string `yaml:"prometheus_url"`

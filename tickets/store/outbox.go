@@ -139,6 +139,17 @@ func (s *Store) SettleOutbox(ctx context.Context, id uint, done []string, next t
 	return s.db.WithContext(ctx).Model(&OutboxMessage{}).Where("id = ?", id).Updates(upd).Error
 }
 
+// OutboxCounts returns how many messages wait for delivery and how many were
+// given up.
+func (s *Store) OutboxCounts(ctx context.Context) (pending, failed int64, err error) {
+	db := s.db.WithContext(ctx).Model(&OutboxMessage{})
+	if err := db.Where("delivered_at IS NULL AND failed_at IS NULL").Count(&pending).Error; err != nil {
+		return 0, 0, err
+	}
+	err = s.db.WithContext(ctx).Model(&OutboxMessage{}).Where("failed_at IS NOT NULL").Count(&failed).Error
+	return pending, failed, err
+}
+
 // PruneOutbox deletes settled messages older than before.
 func (s *Store) PruneOutbox(ctx context.Context, before time.Time) error {
 	return s.db.WithContext(ctx).Where("(delivered_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?", before).
