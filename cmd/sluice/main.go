@@ -39,11 +39,13 @@ var summaries = map[string]string{
 	"alerting": "evaluate the rule pack, route and send alerts, serve Prometheus' query API",
 	"bench":    "measure produce and consume throughput against a cluster",
 	"broker":   "run a Kafka-compatible broker",
+	"certs":    "a private CA and broker and client certificates (PEM) for TLS and mTLS",
 	"chaos":    "kill and restart brokers under load and check nothing acknowledged is lost",
 	"demo":     "the local stack with demo traffic and a fault (make demo)",
 	"dev":      "the whole local stack in one process (make run)",
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"tickets":  "the ticket service and web UI",
+	"users":    "create, delete and list SCRAM users",
 }
 
 func main() {
