@@ -7,10 +7,10 @@ package alerting
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,6 +27,7 @@ import (
 	"github.com/sluicemq/sluice/alerting/dispatch"
 	"github.com/sluicemq/sluice/alerting/notify/slack"
 	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
 // Manager runs rule evaluation, routing and the HTTP API.
@@ -37,11 +38,12 @@ type Manager struct {
 	dispatcher *dispatch.Dispatcher
 	slackStore *slack.Store
 	slackHTTP  *slack.Handler
-	listener   net.Listener
+	listener   *weblisten.Listener
 	server     *http.Server
 
-	mu  sync.Mutex
-	cfg Config // the running configuration
+	mu     sync.Mutex
+	cfg    Config     // the running configuration
+	tokens [][32]byte // SHA-256 of the API's bearer tokens
 }
 
 // New opens the data directory, applies cfg (which must be valid: its rule files and routing
@@ -62,12 +64,25 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Manager, 
 	}
 	m := &Manager{logger: logger, reg: reg}
 	var err error
+	tokens, err := cfg.apiTokens()
+	if err != nil {
+		return nil, err
+	}
+	lo := weblisten.Options{Name: "alerting API", Address: cfg.Listen, WebConfigFile: cfg.path(cfg.WebConfigFile),
+		ConfigField: "web_config_file (--web.config.file)", StateChanging: true}
+	if len(tokens) > 0 {
+		lo.OwnAuth = "bearer tokens"
+	}
 	// Bind first so that with port 0 the external URL in notifications is the real one.
-	if m.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if m.listener, err = weblisten.Listen(lo, logger); err != nil {
 		return nil, err
 	}
 	if cfg.ExternalURL == "" {
-		cfg.ExternalURL = "http://" + m.listener.Addr().String()
+		scheme := "http://"
+		if m.listener.TLS() {
+			scheme = "https://"
+		}
+		cfg.ExternalURL = scheme + m.listener.Addr()
 	}
 	if m.slackStore, err = slack.OpenStore(filepath.Join(cfg.DataDir, "slack-messages.json")); err != nil {
 		_ = m.listener.Close()
@@ -112,7 +127,7 @@ func (m *Manager) close() {
 }
 
 // Addr is the address the API listens on (useful with port 0).
-func (m *Manager) Addr() string { return m.listener.Addr().String() }
+func (m *Manager) Addr() string { return m.listener.Addr() }
 
 // Config returns the running configuration.
 func (m *Manager) Config() Config {
@@ -156,6 +171,13 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := cfg.apiTokens()
+	if err != nil {
+		return err
+	}
+	if len(tokens) == 0 && !m.listener.WebAuth() && !m.listener.Loopback() {
+		return fmt.Errorf("api: the API on %s is authenticated by bearer tokens only; a configuration without token_file or token_env would leave it open", m.Addr())
+	}
 	// Build every receiver once to find errors before touching anything; the dispatcher builds
 	// them again when it swaps (cheap: nothing connects until a notification).
 	tmpl, err := template.FromGlobs(routing.Templates)
@@ -167,7 +189,14 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 			return fmt.Errorf("%s: receiver %q: %w", cfg.RoutingFile, rcv.Name, err)
 		}
 	}
-	if err := m.evaluator.Apply(files, cfg.Targets); err != nil {
+	targets := make([]rules.Target, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		if cfg.dir != "" {
+			t.SetDirectory(cfg.dir)
+		}
+		targets[i] = t
+	}
+	if err := m.evaluator.Apply(files, targets); err != nil {
 		return err
 	}
 	if err := m.dispatcher.ApplyConfig(routing, func(rcv amconfig.Receiver, t *template.Template) ([]notify.Integration, error) {
@@ -177,6 +206,10 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 	}
 	m.mu.Lock()
 	m.cfg = cfg
+	m.tokens = make([][32]byte, 0, len(tokens))
+	for _, t := range tokens {
+		m.tokens = append(m.tokens, sha256.Sum256([]byte(t)))
+	}
 	m.mu.Unlock()
 	m.slackHTTP.SetConfig(secret, cfg.DashboardURL)
 	m.logger.Info("configuration applied", "rule_files", len(files), "targets", len(cfg.Targets), "receivers", len(routing.Receivers))
@@ -190,7 +223,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() {
-		if err := m.server.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.listener.Serve(m.server, m.skipsBasicAuth); err != nil {
 			errc <- fmt.Errorf("http: %w", err)
 			cancel()
 			return
@@ -198,7 +231,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		errc <- nil
 	}()
 	go func() { errc <- m.evaluator.Run(ctx) }()
-	m.logger.Info("alerting started", "listen", m.Addr())
+	m.logger.Info("alerting started", "listen", m.Addr(), "access", m.listener.Mode())
 	<-ctx.Done()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = m.server.Shutdown(sctx)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/prometheus/common/model"
 
@@ -27,6 +28,9 @@ import (
 //	POST   /api/v1/slack/interactions          Slack's interaction requests (signed)
 //	POST   /api/v2/alerts                      Alertmanager's alert ingestion, for a stock Prometheus
 //	GET    /-/healthy, /-/ready
+//
+// Every /api/ endpoint but Slack's is authenticated when any credential is configured, and
+// writes take only application/json (see protect).
 func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +56,10 @@ func (m *Manager) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
 		var s dispatch.Silence
 		if err := decodeJSON(r, &s); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := m.checkSilenceLength(s, time.Now()); err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
@@ -92,7 +100,7 @@ func (m *Manager) Handler() http.Handler {
 			writeData(w, map[string]string{"sent": r.PathValue("name")})
 		}
 	})
-	mux.Handle("POST /api/v1/slack/interactions", m.slackHTTP)
+	mux.Handle("POST "+slackInteractionsPath, m.slackHTTP)
 	mux.HandleFunc("POST /api/v2/alerts", func(w http.ResponseWriter, r *http.Request) {
 		var alerts []*model.Alert
 		if err := decodeJSON(r, &alerts); err != nil {
@@ -108,7 +116,7 @@ func (m *Manager) Handler() http.Handler {
 	ok := func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") }
 	mux.HandleFunc("GET /-/healthy", ok)
 	mux.HandleFunc("GET /-/ready", ok)
-	return mux
+	return m.protect(mux)
 }
 
 func decodeJSON(r *http.Request, v any) error {

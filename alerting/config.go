@@ -23,7 +23,15 @@ import (
 // file is an alertmanager.yml; this file only says where they are and what to scrape.
 type Config struct {
 	// Listen is the HTTP address of the API, default 127.0.0.1:9093 (Alertmanager's port).
+	// Without web_config_file with basic_auth_users or client certificates, or api tokens, only
+	// a loopback address is accepted.
 	Listen string `yaml:"listen"`
+	// WebConfigFile is a web config in github.com/prometheus/exporter-toolkit's format (TLS,
+	// client certificates, basic auth users with bcrypt hashes, extra headers), as Alertmanager's
+	// --web.config.file; relative to this file. The flag --web.config.file overrides it.
+	WebConfigFile string `yaml:"web_config_file"`
+	// API holds the API's bearer tokens and limits.
+	API APIConfig `yaml:"api"`
 	// DataDir holds the TSDB, silences, notification log and Slack messages, default
 	// data/alerting.
 	DataDir string `yaml:"data_dir"`
@@ -69,6 +77,24 @@ type SlackConfig struct {
 	SigningSecretEnv  string `yaml:"signing_secret_env"`
 }
 
+// APIConfig secures the HTTP API beyond the web config.
+type APIConfig struct {
+	// TokenFile holds bearer tokens, one a line ('#' starts a comment), accepted as
+	// `Authorization: Bearer <token>` on every /api/ endpoint; read at start and at every
+	// reload. TokenEnv names an environment variable holding one token instead.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+	// MaxSilenceDuration caps how long a silence created or updated through the API may last
+	// (from its start, or from now if it started already), default 168h (7 days).
+	MaxSilenceDuration time.Duration `yaml:"max_silence_duration"`
+}
+
+// minTokenLen keeps guessable API tokens out.
+const minTokenLen = 16
+
+// DefaultMaxSilenceDuration is the default of api.max_silence_duration.
+const DefaultMaxSilenceDuration = 7 * 24 * time.Hour
+
 // TicketsConfig points notifications at the ticket service (`sluice tickets`).
 type TicketsConfig struct {
 	// URL is the ticket service's base URL, e.g. http://127.0.0.1:8090. Notifications are
@@ -93,6 +119,7 @@ func DefaultConfig() Config {
 		ScrapeInterval:     5 * time.Second,
 		EvaluationInterval: 10 * time.Second,
 		Retention:          24 * time.Hour,
+		API:                APIConfig{MaxSilenceDuration: DefaultMaxSilenceDuration},
 	}
 }
 
@@ -137,6 +164,10 @@ func (c *Config) Validate() error {
 		if t.Job == "" || t.Address == "" {
 			return fmt.Errorf("targets[%d]: job and address are required", i)
 		}
+		hc := t.HTTPClientConfig()
+		if err := hc.Validate(); err != nil {
+			return fmt.Errorf("targets[%d]: %w", i, err)
+		}
 		if strings.Contains(t.Address, "://") {
 			continue
 		}
@@ -162,7 +193,55 @@ func (c *Config) Validate() error {
 	if err := c.Tickets.validate(); err != nil {
 		return fmt.Errorf("tickets: %w", err)
 	}
+	if c.API.TokenFile != "" && c.API.TokenEnv != "" {
+		return errors.New("api: set token_file or token_env, not both")
+	}
+	if c.API.MaxSilenceDuration < 0 {
+		return fmt.Errorf("api: max_silence_duration %s must not be negative (0 or unset: the default %s)", c.API.MaxSilenceDuration, DefaultMaxSilenceDuration)
+	}
 	return nil
+}
+
+// maxSilence is api.max_silence_duration with its default.
+func (c *Config) maxSilence() time.Duration {
+	if c.API.MaxSilenceDuration <= 0 {
+		return DefaultMaxSilenceDuration
+	}
+	return c.API.MaxSilenceDuration
+}
+
+// apiTokens reads the API's bearer tokens; none is fine (the listener is then loopback-only or
+// authenticated by the web config).
+func (c *Config) apiTokens() ([]string, error) {
+	switch {
+	case c.API.TokenFile != "":
+		b, err := os.ReadFile(c.path(c.API.TokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("api: token_file: %w", err)
+		}
+		var toks []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				toks = append(toks, line)
+			}
+		}
+		if len(toks) == 0 {
+			return nil, fmt.Errorf("api: token_file %s holds no token", c.API.TokenFile)
+		}
+		for i, t := range toks {
+			if len(t) < minTokenLen {
+				return nil, fmt.Errorf("api: token_file %s: token %d is shorter than %d characters", c.API.TokenFile, i+1, minTokenLen)
+			}
+		}
+		return toks, nil
+	case c.API.TokenEnv != "":
+		tok := strings.TrimSpace(os.Getenv(c.API.TokenEnv))
+		if len(tok) < minTokenLen {
+			return nil, fmt.Errorf("api: token_env: $%s is empty or shorter than %d characters", c.API.TokenEnv, minTokenLen)
+		}
+		return []string{tok}, nil
+	}
+	return nil, nil
 }
 
 func (t *TicketsConfig) validate() error {

@@ -28,6 +28,11 @@ import (
 //     retried batch among the last five is answered with its original offset.
 //   - v13 names topics by ID.
 //   - Writes to internal topics are refused with INVALID_TOPIC_EXCEPTION.
+//   - Compacted topics (cleanup.policy includes compact) refuse records without
+//     a key: INVALID_RECORD for the partition, with a record error per keyless
+//     record (v8+), and nothing of the partition appended, like Kafka; CreateTime
+//     timestamps outside message.timestamp.before.max.ms / after.max.ms (or the
+//     deprecated difference.max.ms) get INVALID_TIMESTAMP the same way.
 //   - Authorization: WRITE on each topic, else TOPIC_AUTHORIZATION_FAILED for its
 //     partitions; a transactional id needs WRITE on it, else every partition gets
 //     TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Idempotence is authorized by
@@ -92,6 +97,11 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	}
 	if len(rp.Records) == 0 {
 		return kafkaErr(kerr.InvalidRecord, "no record batch")
+	}
+	if rules := b.recordRulesOf(p.topic); rules.any() {
+		if err := checkRecords(req.Version, rules, p.topic.name, rp.Partition, rp.Records, time.Now(), sp); err != nil {
+			return err
+		}
 	}
 	minISR := 1
 	if req.Acks == -1 {

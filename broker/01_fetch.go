@@ -17,7 +17,9 @@ import (
 //   - Returns whole record batches as stored, read from the segment files in one
 //     read per partition: no record is decoded or copied on its own.
 //   - Long polling: waits up to MaxWaitMillis until MinBytes are available, woken by
-//     appends to any requested partition.
+//     appends to any requested partition. The wait also ends when the client sends
+//     its next request on the connection (a LeaveGroup or commit queued behind the
+//     fetch is not held for the max wait) or closes it.
 //   - MaxBytes bounds the response and PartitionMaxBytes each partition, except that
 //     the first non-empty partition returns at least one whole batch (KIP-74).
 //   - Only leaders serve fetches (else NOT_LEADER_OR_FOLLOWER). Consumers read up to
@@ -48,19 +50,25 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	var wake chan struct{}
 	var timer *time.Timer
+	var peer <-chan struct{}
 	recorded := false // a follower's fetch offsets are recorded once per request
 	for {
 		resp.Topics = resp.Topics[:0]
 		total := b.fetchOnce(cc, req, resp, recorded)
 		recorded = true
 		wait := time.Until(deadline)
-		if total >= int(req.MinBytes) || wait <= 0 || cc.ctx.Err() != nil {
+		if total >= int(req.MinBytes) || wait <= 0 || cc.ctx.Err() != nil || peerMoved(peer) {
 			break
 		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
+			if cc.r != nil {
+				var stop func()
+				peer, stop = cc.watchPeer()
+				defer stop()
+			}
 		}
 		// Register and then re-check, so an append between the read and the
 		// registration is not missed.
@@ -73,6 +81,7 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 			case <-wake:
 			case <-timer.C:
 			case <-cc.ctx.Done():
+			case <-peer:
 			}
 			purgatory.Dec()
 			cc.waited(time.Since(start))
@@ -80,6 +89,17 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 		b.unregisterFetchWaiter(req, wake)
 	}
 	return resp, nil
+}
+
+// peerMoved reports whether the client sent another request or went away
+// while a fetch waited (conn.watchPeer).
+func peerMoved(peer <-chan struct{}) bool {
+	select {
+	case <-peer:
+		return true
+	default:
+		return false
+	}
 }
 
 // replicaID is the broker id of a follower's fetch, -1 for consumers.

@@ -13,7 +13,9 @@ import (
 //
 // Behavior:
 //   - Answered from this broker's copy of the metadata log: the live (unfenced)
-//     brokers with their addresses on the listener the client connected to, the cluster id, the active controller, and per partition its
+//     brokers with their addresses on the listener the client connected to, the
+//     cluster id, a controller (the active one when live, else this broker, which
+//     forwards controller requests; never -1), and per partition its
 //     leader, leader epoch, replicas, ISR and offline replicas. A partition without
 //     a leader gets LEADER_NOT_AVAILABLE.
 //   - A null topic list (an empty one before v1) asks for every topic.
@@ -55,7 +57,7 @@ func (b *Broker) handleMetadata(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 		resp.Brokers = append(resp.Brokers, mb)
 	}
 	resp.ClusterID = &b.cfg.ClusterID
-	resp.ControllerID = b.quorum.ControllerID()
+	resp.ControllerID = b.clientControllerID(img)
 
 	defer cc.metadataAuthorizedOperations(req, resp)
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,10 +19,20 @@ import (
 //     default.replication.factor (by default 3 when three or more brokers are live,
 //     else all live brokers). More replicas than live brokers get
 //     INVALID_REPLICATION_FACTOR; replicas are spread over the brokers with leaders
-//     balanced. Explicit assignments must name registered brokers.
-//   - Configs use Kafka's topic config names; unknown names or bad values get
-//     INVALID_CONFIG and create nothing.
+//     balanced.
+//   - An explicit ReplicaAssignment needs NumPartitions and ReplicationFactor -1
+//     (else INVALID_REQUEST, Kafka's message), as librdkafka and the Java admin
+//     client send it; partitions in any order numbered 0..n-1, the same replica
+//     count each, registered brokers, at least one live per partition (else
+//     INVALID_REPLICA_ASSIGNMENT).
+//   - Configs: every topic config of Kafka 3.9 (configs.go; those Sluice does not
+//     act on are accepted and logged); unknown names, bad values and null values
+//     get INVALID_CONFIG with Kafka's message and create nothing.
 //   - ValidateOnly (v1+) checks without creating.
+//   - The answer waits (up to 5 s) until every new partition's leader has applied
+//     the topic, so a client never learns of a leader that cannot serve the
+//     partition yet (Kafka's ZooKeeper-era brokers waited for the metadata to
+//     reach every broker the same way).
 //   - v5+ returns the resulting partitions, replication factor and configs; v7+
 //     the topic ID.
 //   - Authorization: CREATE on the cluster, else CREATE on each topic, else
@@ -49,6 +60,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	readyBy := time.Now().Add(leadersReadyTimeout)
 	seen := make(map[string]int)
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
@@ -65,7 +77,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 		case !clusterCreate && !cc.authorized(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
 			err = kerr.TopicAuthorizationFailed
 		default:
-			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st)
+			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st, readyBy)
 			if err == nil && req.Version >= 5 && !cc.authorized(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic) {
 				st.Configs, st.ConfigErrorCode = nil, kerr.TopicAuthorizationFailed.Code
 			}
@@ -81,7 +93,37 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 	return resp, nil
 }
 
-func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic) error {
+// requestedAssignment returns a request's explicit replica assignment indexed by
+// partition, or nil without one. Like Kafka, the partitions may come in any order
+// but must number 0 to n-1, and NumPartitions and ReplicationFactor must then
+// both be -1 (what librdkafka and the Java admin client send).
+func requestedAssignment(rt *kmsg.CreateTopicsRequestTopic) ([][]int32, error) {
+	if len(rt.ReplicaAssignment) == 0 {
+		return nil, nil
+	}
+	if rt.ReplicationFactor != -1 {
+		return nil, kafkaErr(kerr.InvalidRequest, "A manual partition assignment was specified, but replication factor was not set to -1.")
+	}
+	if rt.NumPartitions != -1 {
+		return nil, kafkaErr(kerr.InvalidRequest, "A manual partition assignment was specified, but numPartitions was not set to -1.")
+	}
+	assignment := make([][]int32, len(rt.ReplicaAssignment))
+	for _, a := range rt.ReplicaAssignment {
+		if a.Partition < 0 || int(a.Partition) >= len(assignment) {
+			return nil, kafkaErr(kerr.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence")
+		}
+		if assignment[a.Partition] != nil {
+			return nil, kafkaErr(kerr.InvalidReplicaAssignment, fmt.Sprintf("Found multiple manual partition assignments for partition %d", a.Partition))
+		}
+		if len(a.Replicas) == 0 {
+			return nil, kafkaErr(kerr.InvalidReplicaAssignment, "The manual partition assignment includes an empty replica list.")
+		}
+		assignment[a.Partition] = a.Replicas
+	}
+	return assignment, nil
+}
+
+func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic, readyBy time.Time) error {
 	if rt.Topic == offsetsTopic {
 		return kafkaErr(kerr.InvalidRequest, "the internal topic is created by the broker")
 	}
@@ -89,35 +131,30 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 		return kafkaErr(kerr.InvalidTopicException, err.Error())
 	}
 	partitions, rf := rt.NumPartitions, rt.ReplicationFactor
-	var assignment [][]int32
-	if len(rt.ReplicaAssignment) > 0 {
-		if partitions != -1 || rf != -1 {
-			return kafkaErr(kerr.InvalidRequest, "both replica assignment and partition count or replication factor given")
+	assignment, err := requestedAssignment(rt)
+	if err != nil {
+		return err
+	}
+	if assignment == nil {
+		if partitions == -1 {
+			partitions = b.cfg.NumPartitions
 		}
-		for i, a := range rt.ReplicaAssignment {
-			if a.Partition != int32(i) {
-				return kafkaErr(kerr.InvalidReplicaAssignment, "partitions must be numbered from 0 without gaps")
-			}
-			assignment = append(assignment, a.Replicas)
+		if rf == -1 {
+			rf = b.cfg.DefaultReplicationFactor
 		}
-		partitions, rf = int32(len(assignment)), int16(len(assignment[0]))
-	}
-	if partitions == -1 {
-		partitions = b.cfg.NumPartitions
-	}
-	if rf == -1 {
-		rf = b.cfg.DefaultReplicationFactor
-	}
-	if partitions <= 0 {
-		return kafkaErr(kerr.InvalidPartitions, "number of partitions must be larger than 0")
-	}
-	if rf == 0 || rf < -1 {
-		return kafkaErr(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
+		if partitions <= 0 {
+			return kafkaErr(kerr.InvalidPartitions, "number of partitions must be larger than 0")
+		}
+		if rf == 0 || rf < -1 {
+			return kafkaErr(kerr.InvalidReplicationFactor, "replication factor must be larger than 0")
+		}
+	} else if err := b.quorum.CheckAssignment(assignment, 0); err != nil {
+		return err
 	}
 	configs := make(map[string]string)
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			continue
+			return nullTopicConfig(c.Name)
 		}
 		if err := validateTopicConfig(c.Name, *c.Value); err != nil {
 			return err
@@ -129,7 +166,9 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 		if b.quorum.Image().Topic(rt.Topic) != nil {
 			return kafkaErr(kerr.TopicAlreadyExists, fmt.Sprintf("topic %q already exists", rt.Topic))
 		}
-		if int(rf) > live {
+		if assignment != nil {
+			partitions, rf = int32(len(assignment)), int16(len(assignment[0]))
+		} else if int(rf) > live {
 			return kafkaErr(kerr.InvalidReplicationFactor, fmt.Sprintf("Replication factor: %d larger than available brokers: %d.", rf, live))
 		}
 		if rf == -1 {
@@ -141,10 +180,13 @@ func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.Cr
 			return err
 		}
 		st.TopicID = t.ID
+		b.waitLeadersReady(cc.ctx, t.ID, readyBy)
+		partitions = int32(len(t.Partitions))
 		if len(t.Partitions) > 0 {
 			rf = int16(len(t.Partitions[0].Replicas))
 		}
 		b.waitForImage(cc.ctx, func() bool { return b.topicByName(rt.Topic) != nil })
+		b.logIgnoredConfigs(rt.Topic, configs)
 	}
 	st.NumPartitions, st.ReplicationFactor = partitions, rf
 	for _, d := range topicConfigDefs {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,11 +12,18 @@ import (
 // DescribeConfigs: v0-4
 //
 // Behavior:
-//   - Topics: every topic config Sluice honours with its effective value; values set
-//     on the topic have source DYNAMIC_TOPIC_CONFIG, the rest DEFAULT_CONFIG with the
-//     broker setting they derive from as synonym (v1+ IncludeSynonyms).
-//   - Brokers (resource name = node id, or empty): the broker's settings, read-only,
-//     source STATIC_BROKER_CONFIG; Sluice's flush policy is sluice.flush.policy.
+//   - Topics: every topic config of Kafka 3.9 with its effective value; values set
+//     on the topic have source DYNAMIC_TOPIC_CONFIG, the rest the source of the
+//     broker setting they derive from (DYNAMIC_BROKER_CONFIG,
+//     DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG or DEFAULT_CONFIG), with
+//     every layer as synonym (v1+ IncludeSynonyms). v3+ IncludeDocumentation says
+//     which configs Sluice accepts but does not act on.
+//   - Brokers: resource name = this broker's node id gives every setting with its
+//     source (dynamic per broker, dynamic cluster default, broker.yaml/flags,
+//     default), read-only unless Kafka changes it at run time (dynconfig.go); the
+//     empty name gives the cluster defaults set dynamically; another broker's id
+//     gets INVALID_REQUEST, as in Kafka. Sluice's flush policy is
+//     sluice.flush.policy.
 //   - ConfigNames filters; v3+ carries config types.
 //   - Authorization: DESCRIBE_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED)
 //     or, for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
@@ -49,43 +55,27 @@ func (b *Broker) handleDescribeConfigs(cc *conn, kreq kmsg.Request) (kmsg.Respon
 				if !want(d.name) {
 					continue
 				}
-				v, override := b.topicConfigValue(overrides, d)
+				v, src := b.topicConfigSource(overrides, d)
 				c := kmsg.NewDescribeConfigsResponseResourceConfig()
 				c.Name, c.Value, c.ConfigType = d.name, &v, d.typ
-				c.IsDefault = !override
-				c.Source = kmsg.ConfigSourceDefaultConfig
-				if override {
-					c.Source = kmsg.ConfigSourceDynamicTopicConfig
-				}
+				c.IsDefault = src == kmsg.ConfigSourceDefaultConfig
+				c.Source = src
 				if req.IncludeSynonyms {
-					if override {
+					if src == kmsg.ConfigSourceDynamicTopicConfig {
 						c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.name, v, kmsg.ConfigSourceDynamicTopicConfig))
 					}
-					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.synonym, d.def(&b.cfg), kmsg.ConfigSourceDefaultConfig))
+					if bd := brokerConfigDefByName(d.synonym); d.synonym != "" && bd != nil {
+						c.ConfigSynonyms = append(c.ConfigSynonyms, b.brokerConfigSynonyms(bd, false)...)
+					}
+				}
+				if why, ok := ignoredTopicConfigs[d.name]; ok && req.IncludeDocumentation {
+					doc := "Accepted for compatibility; Sluice does not act on it: " + why + "."
+					c.Documentation = &doc
 				}
 				sr.Configs = append(sr.Configs, c)
 			}
 		case kmsg.ConfigResourceTypeBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
-				sr.ErrorCode = kerr.InvalidRequest.Code
-				msg := fmt.Sprintf("broker %q is not this broker", rr.ResourceName)
-				sr.ErrorMessage = &msg
-				break
-			}
-			for _, bc := range b.brokerConfigs() {
-				if !want(bc.name) {
-					continue
-				}
-				v := bc.value
-				c := kmsg.NewDescribeConfigsResponseResourceConfig()
-				c.Name, c.Value, c.ReadOnly = bc.name, &v, true
-				c.Source = kmsg.ConfigSourceStaticBrokerConfig
-				c.ConfigType = kmsg.ConfigTypeString
-				if req.IncludeSynonyms {
-					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(bc.name, v, kmsg.ConfigSourceStaticBrokerConfig))
-				}
-				sr.Configs = append(sr.Configs, c)
-			}
+			b.describeBrokerConfigs(req, &rr, &sr)
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			msg := fmt.Sprintf("resource type %v is not supported", rr.ResourceType)
@@ -124,5 +114,6 @@ func (b *Broker) setTopicConfigs(cc *conn, t *topic, configs map[string]string, 
 		return err
 	}
 	b.waitForImage(cc.ctx, func() bool { return maps.Equal(b.topicConfigs(t), configs) })
+	b.logIgnoredConfigs(t.name, configs)
 	return nil
 }

@@ -15,8 +15,11 @@ import (
 //     the metadata log, so every replica applies the new configs.
 //   - Topics: the given configs replace every override of the topic (the legacy,
 //     non-incremental semantics); all are validated before any is applied.
-//   - Brokers: settings come from broker.yaml and flags and are not changed at run
-//     time; such requests get INVALID_REQUEST.
+//   - Brokers (resource name = a node id, or empty for the cluster-wide default):
+//     the given dynamic settings replace that resource's (dynconfig.go); each
+//     broker applies them without a restart. Read-only settings get
+//     INVALID_REQUEST "Cannot update these configs dynamically", bad values
+//     INVALID_REQUEST, unknown names INVALID_CONFIG.
 //   - ValidateOnly checks without applying.
 //   - Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
 //     for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
@@ -38,15 +41,25 @@ func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response,
 			if err := cc.authorizeConfigs(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); err != nil {
 				return err
 			}
+			if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+				configs := make(map[string]string)
+				for _, c := range rr.Configs {
+					if c.Value != nil { // null: not set, as the whole set is replaced
+						configs[c.Name] = *c.Value
+					}
+				}
+				return b.setBrokerConfigs(cc, rr.ResourceName, configs, req.ValidateOnly)
+			}
 			t, err := b.alterableTopic(rr.ResourceType, rr.ResourceName)
 			if err != nil {
 				return err
 			}
 			configs := make(map[string]string)
 			for _, c := range rr.Configs {
-				if c.Value != nil {
-					configs[c.Name] = *c.Value
+				if c.Value == nil {
+					return nullTopicConfig(c.Name)
 				}
+				configs[c.Name] = *c.Value
 			}
 			return b.setTopicConfigs(cc, t, configs, req.ValidateOnly)
 		}()
@@ -56,7 +69,7 @@ func (b *Broker) handleAlterConfigs(cc *conn, kreq kmsg.Request) (kmsg.Response,
 	return resp, nil
 }
 
-// alterableTopic resolves the target of a config change, refusing brokers.
+// alterableTopic resolves the topic a config change names.
 func (b *Broker) alterableTopic(typ kmsg.ConfigResourceType, name string) (*topic, error) {
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
@@ -65,8 +78,6 @@ func (b *Broker) alterableTopic(typ kmsg.ConfigResourceType, name string) (*topi
 			return nil, kerr.UnknownTopicOrPartition
 		}
 		return t, nil
-	case kmsg.ConfigResourceTypeBroker:
-		return nil, kafkaErr(kerr.InvalidRequest, "broker settings are static: change broker.yaml and restart")
 	default:
 		return nil, kafkaErr(kerr.InvalidRequest, fmt.Sprintf("resource type %v is not supported", typ))
 	}

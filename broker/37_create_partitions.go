@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,6 +16,8 @@ import (
 //     Count partitions with the topic's replication factor; shrinking or keeping
 //     the count gets INVALID_PARTITIONS. Assignments must name registered brokers.
 //   - ValidateOnly checks without creating.
+//   - Like CreateTopics, the answer waits (up to 5 s) until the new partitions'
+//     leaders have applied them.
 //   - Authorization: ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED.
 
 func init() { register(37, 0, 3, (*Broker).handleCreatePartitions) }
@@ -72,11 +75,16 @@ func (b *Broker) createPartitions(cc *conn, rt *kmsg.CreatePartitionsRequestTopi
 		return kafkaErr(kerr.InvalidReplicaAssignment, "one assignment per new partition is required")
 	}
 	if validateOnly {
+		if assignment != nil {
+			return b.quorum.CheckAssignment(assignment, len(mt.Partitions[0].Replicas))
+		}
 		return nil
 	}
-	if _, err := b.quorum.CreatePartitions(cc.ctx, rt.Topic, rt.Count, assignment); err != nil {
+	t, err := b.quorum.CreatePartitions(cc.ctx, rt.Topic, rt.Count, assignment)
+	if err != nil {
 		return err
 	}
+	b.waitLeadersReady(cc.ctx, t.ID, time.Now().Add(leadersReadyTimeout))
 	b.waitForImage(cc.ctx, func() bool {
 		t := b.topicByName(rt.Topic)
 		return t != nil && int32(len(b.partitionsOf(t))) >= rt.Count

@@ -18,7 +18,9 @@ import (
 //   - Topics: SET, DELETE (back to the default), and APPEND / SUBTRACT for list
 //     configs (cleanup.policy), applied to the current overrides; all are validated
 //     before any is applied.
-//   - Brokers: static, INVALID_REQUEST, as with AlterConfigs.
+//   - Brokers (a node id, or empty for the cluster-wide default): the same
+//     operations on the resource's dynamic settings, then validated and applied as
+//     with AlterConfigs (dynconfig.go).
 //   - ValidateOnly checks without applying.
 //   - Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
 //     for a broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
@@ -40,42 +42,39 @@ func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kms
 			if err := cc.authorizeConfigs(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); err != nil {
 				return err
 			}
+			if rr.ResourceType == kmsg.ConfigResourceTypeBroker {
+				if err := checkBrokerResource(rr.ResourceName); err != nil {
+					return err
+				}
+				configs := b.brokerDynamicConfigs(rr.ResourceName)
+				err := applyIncrementalOps(rr.Configs, configs, func(name string) (kmsg.ConfigType, string, error) {
+					d := brokerConfigDefByName(name)
+					if d == nil {
+						return 0, "", kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Unknown broker config name: %s", name))
+					}
+					v, _ := b.brokerConfigValue(name)
+					return d.typ, v, nil
+				})
+				if err != nil {
+					return err
+				}
+				return b.setBrokerConfigs(cc, rr.ResourceName, configs, req.ValidateOnly)
+			}
 			t, err := b.alterableTopic(rr.ResourceType, rr.ResourceName)
 			if err != nil {
 				return err
 			}
 			configs := b.topicConfigs(t)
-			for _, c := range rr.Configs {
-				d := topicConfigDefByName(c.Name)
+			err = applyIncrementalOps(rr.Configs, configs, func(name string) (kmsg.ConfigType, string, error) {
+				d := topicConfigDefByName(name)
 				if d == nil {
-					return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("unknown topic config %q", c.Name))
+					return 0, "", kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Unknown topic config name: %s", name))
 				}
-				cur, _ := b.topicConfigValue(configs, d)
-				val := ""
-				if c.Value != nil {
-					val = *c.Value
-				}
-				switch c.Op {
-				case kmsg.IncrementalAlterConfigOpSet:
-					configs[c.Name] = val
-				case kmsg.IncrementalAlterConfigOpDelete:
-					delete(configs, c.Name)
-				case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
-					if d.typ != kmsg.ConfigTypeList {
-						return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("%s is not a list", c.Name))
-					}
-					items := strings.Split(cur, ",")
-					for _, v := range strings.Split(val, ",") {
-						if c.Op == kmsg.IncrementalAlterConfigOpAppend && !slices.Contains(items, v) {
-							items = append(items, v)
-						} else if c.Op == kmsg.IncrementalAlterConfigOpSubtract {
-							items = slices.DeleteFunc(items, func(s string) bool { return s == v })
-						}
-					}
-					configs[c.Name] = strings.Join(items, ",")
-				default:
-					return kafkaErr(kerr.InvalidRequest, fmt.Sprintf("unknown operation %d", c.Op))
-				}
+				v, _ := b.topicConfigValue(configs, d)
+				return d.typ, v, nil
+			})
+			if err != nil {
+				return err
 			}
 			return b.setTopicConfigs(cc, t, configs, req.ValidateOnly)
 		}()
@@ -83,4 +82,48 @@ func (b *Broker) handleIncrementalAlterConfigs(cc *conn, kreq kmsg.Request) (kms
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp, nil
+}
+
+// applyIncrementalOps applies IncrementalAlterConfigs operations to a resource's
+// overrides; lookup gives a config's type and current effective value.
+func applyIncrementalOps(ops []kmsg.IncrementalAlterConfigsRequestResourceConfig, configs map[string]string, lookup func(string) (kmsg.ConfigType, string, error)) error {
+	for _, c := range ops {
+		typ, _, err := lookup(c.Name)
+		if err != nil {
+			return err
+		}
+		_, cur, _ := lookup(c.Name)
+		if v, ok := configs[c.Name]; ok {
+			cur = v
+		}
+		val := ""
+		if c.Value != nil {
+			val = *c.Value
+		}
+		switch c.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			configs[c.Name] = val
+		case kmsg.IncrementalAlterConfigOpDelete:
+			delete(configs, c.Name)
+		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+			if typ != kmsg.ConfigTypeList {
+				return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Config value append is not allowed for config key: %s", c.Name))
+			}
+			var items []string
+			if cur != "" {
+				items = strings.Split(cur, ",")
+			}
+			for _, v := range strings.Split(val, ",") {
+				if c.Op == kmsg.IncrementalAlterConfigOpAppend && !slices.Contains(items, v) {
+					items = append(items, v)
+				} else if c.Op == kmsg.IncrementalAlterConfigOpSubtract {
+					items = slices.DeleteFunc(items, func(s string) bool { return s == v })
+				}
+			}
+			configs[c.Name] = strings.Join(items, ",")
+		default:
+			return kafkaErr(kerr.InvalidRequest, fmt.Sprintf("unknown operation %d", c.Op))
+		}
+	}
+	return nil
 }

@@ -35,8 +35,8 @@ func (b *Broker) handleDescribeCluster(cc *conn, kreq kmsg.Request) (kmsg.Respon
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = b.cfg.ClusterID
-	resp.ControllerID = b.quorum.ControllerID()
 	img := b.quorum.Image()
+	resp.ControllerID = b.clientControllerID(img)
 	for _, mb := range img.LiveBrokers() {
 		host, port, ok := mb.Endpoint(cc.listener.name)
 		if !ok {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
 // Broker is one Sluice broker. Create it with New, serve with Run.
@@ -55,6 +57,15 @@ type Broker struct {
 	topicIDs map[[16]byte]*topic
 
 	hwCheckpoint map[string]int64 // read at start
+
+	dynamic dynamicConfigState // dynamic broker configs from the metadata log (dynconfig.go)
+
+	// appliedIndex is the metadata index applyImage last applied: what this
+	// broker reports to the controller, which waits for new partitions' leaders
+	// to have applied them before it answers CreateTopics.
+	appliedIndex atomic.Uint64
+	// heartbeatNow asks runHeartbeats for a heartbeat at once (new leaderships).
+	heartbeatNow chan struct{}
 
 	groups   *group.Coordinator
 	pids     producerIDs
@@ -118,6 +129,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		ready:    make(chan struct{}),
 		applied:  make(chan struct{}),
 		runCtx:   context.Background(),
+
+		heartbeatNow: make(chan struct{}, 1),
 	}
 	b.authz.cfg = acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowEveryoneIfNoACLFound}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
@@ -241,7 +254,12 @@ func (b *Broker) Run(ctx context.Context) error {
 		if listen == "" || (i == 1 && listen == b.cfg.MetricsListen) {
 			continue
 		}
-		ln, err := net.Listen("tcp", listen)
+		name := "broker metrics and admin"
+		if listen != b.cfg.MetricsListen {
+			name = "broker admin"
+		}
+		ln, err := weblisten.Listen(weblisten.Options{Name: name, Address: listen, WebConfigFile: b.cfg.WebConfigFile,
+			ConfigField: "web.config.file (--web.config.file)"}, b.logger)
 		if err != nil {
 			b.closeLogs()
 			b.quorum.Close()
@@ -251,14 +269,18 @@ func (b *Broker) Run(ctx context.Context) error {
 		}
 		b.appliedMu.Lock()
 		if listen == b.cfg.MetricsListen {
-			b.metricsAddr = ln.Addr().String()
+			b.metricsAddr = ln.Addr()
 		}
 		if listen == b.cfg.AdminListen {
-			b.adminAddr = ln.Addr().String()
+			b.adminAddr = ln.Addr()
 		}
 		b.appliedMu.Unlock()
 		srv := &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
+		go func() {
+			if err := ln.Serve(srv, nil); err != nil {
+				b.logger.Warn("http listener failed", "addr", ln.Addr(), "err", err)
+			}
+		}()
 		defer srv.Close()
 	}
 	quorumCtx, stopQuorum := context.WithCancel(context.Background())
@@ -287,12 +309,20 @@ func (b *Broker) Run(ctx context.Context) error {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		pprofSrv = &http.Server{Addr: b.cfg.PprofListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := pprofSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.logger.Warn("pprof listener failed", "err", err)
-			}
-		}()
+		// Profiles show memory contents and cost CPU: treated like state-changing endpoints,
+		// loopback only without authentication.
+		ln, err := weblisten.Listen(weblisten.Options{Name: "broker pprof", Address: b.cfg.PprofListen, WebConfigFile: b.cfg.WebConfigFile,
+			ConfigField: "web.config.file (--web.config.file)", StateChanging: true}, b.logger)
+		if err != nil {
+			b.logger.Warn("pprof listener not started", "err", err)
+		} else {
+			pprofSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			go func() {
+				if err := ln.Serve(pprofSrv, nil); err != nil {
+					b.logger.Warn("pprof listener failed", "err", err)
+				}
+			}()
+		}
 	}
 
 	go func() {
@@ -378,6 +408,19 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 // maintain runs periodic flushes (flush=interval) and retention/compaction.
 func (b *Broker) maintain(ctx context.Context) {
 	flushEvery := time.Duration(b.cfg.FlushIntervalMs) * time.Millisecond
+	// log.flush.interval.ms is a dynamic broker config.
+	flushChanged := make(chan time.Duration, 1)
+	b.onBrokerConfigChange([]string{"log.flush.interval.ms"}, func(v map[string]string) {
+		ms, err := strconv.ParseInt(v["log.flush.interval.ms"], 10, 64)
+		if err != nil || ms <= 0 {
+			return
+		}
+		select {
+		case <-flushChanged:
+		default:
+		}
+		flushChanged <- time.Duration(ms) * time.Millisecond
+	})
 	retainEvery := time.Duration(b.cfg.LogRetentionCheckIntervalMs) * time.Millisecond
 	flushT := time.NewTicker(flushEvery)
 	retainT := time.NewTicker(retainEvery)
@@ -389,6 +432,11 @@ func (b *Broker) maintain(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case d := <-flushChanged:
+			if d != flushEvery {
+				flushEvery = d
+				flushT.Reset(d)
+			}
 		case <-flushT.C:
 			if err := b.writeHWCheckpoint(); err != nil {
 				b.logger.Warn("writing high watermark checkpoint", "err", err)

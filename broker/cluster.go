@@ -23,11 +23,23 @@ type controllerLink struct {
 	incarnation [16]byte
 
 	mu    sync.Mutex
-	peers map[int32]*peer // by broker id, for the controller and replica leaders
+	peers map[int32]*peer // by broker id, for replica fetches from leaders
+	// ctlPeers are connections for controller requests (heartbeats, ISR
+	// changes, forwarded admin requests), kept apart from replica fetches,
+	// which hold a connection for up to their max wait, like Kafka's
+	// broker-to-controller channel.
+	ctlPeers map[int32]*peer
 }
 
-// peerFor returns the connection to another broker's Kafka listener.
+// peerFor returns the connection to another broker's Kafka listener used for
+// replica fetches.
 func (b *Broker) peerFor(id int32) (*peer, error) {
+	return b.peerIn(&b.ctl.peers, id)
+}
+
+// peerIn returns the connection to broker id kept in peers, (re)opening it when
+// the broker's address changed.
+func (b *Broker) peerIn(peers *map[int32]*peer, id int32) (*peer, error) {
 	br, ok := b.quorum.Image().Brokers[id]
 	if !ok {
 		return nil, fmt.Errorf("broker %d is not registered", id)
@@ -39,14 +51,17 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 	l := &b.ctl
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p := l.peers[id]
+	if *peers == nil {
+		*peers = map[int32]*peer{}
+	}
+	p := (*peers)[id]
 	if p == nil || p.addr != addr {
 		if p != nil {
 			p.close()
 		}
 		p = newPeer(addr, "sluice-broker-"+strconv.Itoa(int(b.cfg.NodeID)))
 		p.dial = b.dialPeer
-		l.peers[id] = p
+		(*peers)[id] = p
 	}
 	return p, nil
 }
@@ -57,6 +72,10 @@ func (l *controllerLink) closePeers() {
 	for id, p := range l.peers {
 		p.close()
 		delete(l.peers, id)
+	}
+	for id, p := range l.ctlPeers {
+		p.close()
+		delete(l.ctlPeers, id)
 	}
 }
 
@@ -69,12 +88,10 @@ func (b *Broker) toController(ctx context.Context, req kmsg.Request) (kmsg.Respo
 	if id == b.cfg.NodeID {
 		return nil, errors.New("this broker is the controller")
 	}
-	p, err := b.peerFor(id)
+	p, err := b.peerIn(&b.ctl.ctlPeers, id)
 	if err != nil {
 		return nil, err
 	}
-	// The controller's peer connection is shared with replica fetches from
-	// that broker only when it leads partitions; requests are short.
 	return p.request(ctx, req)
 }
 
@@ -108,7 +125,7 @@ func (b *Broker) register(ctx context.Context) (int64, error) {
 // heartbeat renews this broker's session; fenced reports whether the controller
 // still keeps it out of leadership.
 func (b *Broker) heartbeat(ctx context.Context, epoch int64, wantFence bool) (fenced bool, err error) {
-	applied := b.quorum.Image().Index
+	applied := b.appliedIndex.Load()
 	if b.quorum.IsController() {
 		return b.quorum.Heartbeat(ctx, metadata.HeartbeatRequest{BrokerID: b.cfg.NodeID, BrokerEpoch: epoch, AppliedIndex: applied, WantFence: wantFence})
 	}
@@ -171,6 +188,7 @@ func (b *Broker) runHeartbeats(ctx context.Context) {
 			}
 			return
 		case <-t.C:
+		case <-b.heartbeatNow:
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
 // Config is a broker's configuration. The YAML form uses Kafka's names for Kafka
@@ -123,8 +124,14 @@ type Config struct {
 	// Registry is where the broker registers its metrics; nil makes a registry of
 	// its own. Never the global registry, so brokers can share a process.
 	Registry *prometheus.Registry `yaml:"-"`
-	// PprofListen, when set, serves net/http/pprof on that address.
+	// PprofListen, when set, serves net/http/pprof on that address: loopback only unless
+	// WebConfigFile authenticates (basic auth or client certificates).
 	PprofListen string `yaml:"pprof.listen"`
+	// WebConfigFile is a web config in github.com/prometheus/exporter-toolkit's format (TLS,
+	// client certificates, basic auth with bcrypt hashes, extra headers) for the metrics, admin
+	// and pprof listeners, as node_exporter's --web.config.file. Default none: plain HTTP, and
+	// the start message says the listeners are unauthenticated.
+	WebConfigFile string `yaml:"web.config.file"`
 
 	// AuthorizerClassName turns on authorization with ACLs when set to Kafka's
 	// "org.apache.kafka.metadata.authorizer.StandardAuthorizer", like Kafka's
@@ -204,6 +211,11 @@ func ptr[T any](v T) *T { return &v }
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
+	}
+	if c.PprofListen != "" && c.WebConfigFile == "" {
+		if err := weblisten.CheckAddress(c.PprofListen, "pprof.listen"); err != nil {
+			return err
+		}
 	}
 	if c.AdvertisedListen != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertisedListen); err != nil {

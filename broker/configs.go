@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +61,8 @@ func validCleanupPolicy(s string) error {
 
 const maxInt64 = int64(^uint64(0) >> 1)
 
-// topicConfigDefs is every topic config Sluice accepts, in Kafka's names.
+// topicConfigDefs is every topic config Kafka 3.9 knows, in Kafka's names; the
+// ones in ignoredTopicConfigs are accepted but not acted on.
 var topicConfigDefs = []topicConfigDef{
 	{"cleanup.policy", kmsg.ConfigTypeList, "log.cleanup.policy", func(c *Config) string { return c.LogCleanupPolicy }, validCleanupPolicy},
 	{"compression.type", kmsg.ConfigTypeString, "compression.type", func(*Config) string { return "producer" }, oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
@@ -88,6 +91,90 @@ var topicConfigDefs = []topicConfigDef{
 	{"segment.jitter.ms", kmsg.ConfigTypeLong, "log.roll.jitter.ms", func(*Config) string { return "0" }, intRange(0, maxInt64)},
 	{"segment.ms", kmsg.ConfigTypeLong, "log.roll.ms", func(c *Config) string { return i64(c.LogRollMs) }, intRange(1, maxInt64)},
 	{"unclean.leader.election.enable", kmsg.ConfigTypeBoolean, "unclean.leader.election.enable", func(*Config) string { return "false" }, oneOf("true", "false")},
+
+	// Kafka 3.9's other topic configs: validated like Kafka, accepted and
+	// ignored (ignoredTopicConfigs says why).
+	{"compression.gzip.level", kmsg.ConfigTypeInt, "compression.gzip.level", func(*Config) string { return "-1" }, func(s string) error {
+		if s == "-1" {
+			return nil
+		}
+		return intRange(1, 9)(s)
+	}},
+	{"compression.lz4.level", kmsg.ConfigTypeInt, "compression.lz4.level", func(*Config) string { return "9" }, intRange(1, 17)},
+	{"compression.zstd.level", kmsg.ConfigTypeInt, "compression.zstd.level", func(*Config) string { return "3" }, intRange(-131072, 22)},
+	{"follower.replication.throttled.replicas", kmsg.ConfigTypeList, "", func(*Config) string { return "" }, validThrottledReplicas},
+	{"leader.replication.throttled.replicas", kmsg.ConfigTypeList, "", func(*Config) string { return "" }, validThrottledReplicas},
+	{"local.retention.bytes", kmsg.ConfigTypeLong, "log.local.retention.bytes", func(*Config) string { return "-2" }, intRange(-2, maxInt64)},
+	{"local.retention.ms", kmsg.ConfigTypeLong, "log.local.retention.ms", func(*Config) string { return "-2" }, intRange(-2, maxInt64)},
+	{"message.downconversion.enable", kmsg.ConfigTypeBoolean, "log.message.downconversion.enable", func(*Config) string { return "true" }, oneOf("true", "false")},
+	{"message.format.version", kmsg.ConfigTypeString, "log.message.format.version", func(*Config) string { return "3.0-IV1" }, validMessageFormatVersion},
+	{"message.timestamp.after.max.ms", kmsg.ConfigTypeLong, "log.message.timestamp.after.max.ms", func(*Config) string { return i64(maxInt64) }, intRange(0, maxInt64)},
+	{"message.timestamp.before.max.ms", kmsg.ConfigTypeLong, "log.message.timestamp.before.max.ms", func(*Config) string { return i64(maxInt64) }, intRange(0, maxInt64)},
+	{"message.timestamp.difference.max.ms", kmsg.ConfigTypeLong, "log.message.timestamp.difference.max.ms", func(*Config) string { return i64(maxInt64) }, intRange(0, maxInt64)},
+	{"remote.log.copy.disable", kmsg.ConfigTypeBoolean, "", func(*Config) string { return "false" }, oneOf("true", "false")},
+	{"remote.log.delete.on.disable", kmsg.ConfigTypeBoolean, "", func(*Config) string { return "false" }, oneOf("true", "false")},
+	{"remote.storage.enable", kmsg.ConfigTypeBoolean, "", func(*Config) string { return "false" }, func(s string) error {
+		if s == "true" {
+			// What Kafka answers when the broker has no tiered storage.
+			return kafkaErr(kerr.InvalidConfig, "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.")
+		}
+		return oneOf("true", "false")(s)
+	}},
+}
+
+// ignoredTopicConfigs are the topic configs Sluice accepts (validated as Kafka
+// validates them) but does not act on, with the reason; DescribeConfigs v3+
+// carries the reason as the config's documentation, the broker logs it when one
+// is set, and docs/compatibility.md lists them.
+var ignoredTopicConfigs = map[string]string{
+	"compression.type":                        "batches are stored as the producer compressed them (producer)",
+	"compression.gzip.level":                  "batches are never recompressed",
+	"compression.lz4.level":                   "batches are never recompressed",
+	"compression.zstd.level":                  "batches are never recompressed",
+	"file.delete.delay.ms":                    "deleted segments are removed at once",
+	"flush.messages":                          "fsync follows the broker's flush policy (flush, log.flush.interval.ms)",
+	"flush.ms":                                "fsync follows the broker's flush policy (flush, log.flush.interval.ms)",
+	"follower.replication.throttled.replicas": "replication is not throttled",
+	"leader.replication.throttled.replicas":   "replication is not throttled",
+	"local.retention.bytes":                   "there is no tiered storage: all data is local",
+	"local.retention.ms":                      "there is no tiered storage: all data is local",
+	"max.compaction.lag.ms":                   "compaction runs every log.retention.check.interval.ms over all sealed segments",
+	"message.downconversion.enable":           "only record batch format v2 is served (Fetch v4+), nothing is down-converted",
+	"message.format.version":                  "deprecated in Kafka 3.0 and ignored there too: batches are format v2",
+	"min.cleanable.dirty.ratio":               "compaction runs every log.retention.check.interval.ms over all sealed segments",
+	"preallocate":                             "segment files grow as written",
+	"remote.log.copy.disable":                 "there is no tiered storage",
+	"remote.log.delete.on.disable":            "there is no tiered storage",
+	"remote.storage.enable":                   "there is no tiered storage (true is refused, as by a Kafka broker without it)",
+	"segment.index.bytes":                     "index files grow as written",
+	"segment.jitter.ms":                       "segments roll at segment.ms exactly",
+}
+
+var throttledReplica = regexp.MustCompile(`^\s*\d+\s*:\s*\d+\s*$`)
+
+// validThrottledReplicas is Kafka's ThrottledReplicaListValidator: empty, "*",
+// or partition:broker pairs.
+func validThrottledReplicas(s string) error {
+	if strings.TrimSpace(s) == "" || strings.TrimSpace(s) == "*" {
+		return nil
+	}
+	for _, p := range strings.Split(s, ",") {
+		if !throttledReplica.MatchString(p) {
+			return fmt.Errorf("%q must be the literal '*' or a list of replicas in the format [partitionId]:[brokerId],[partitionId]:[brokerId]", s)
+		}
+	}
+	return nil
+}
+
+var messageFormatVersion = regexp.MustCompile(`^(0\.(8\.[0-2]|9\.0|10\.[0-2]|11\.0)|[1-3]\.[0-9])(\.[0-9]+)?(-IV[0-9]+)?$`)
+
+// validMessageFormatVersion accepts the versions Kafka 3.9's
+// message.format.version validator knows (0.8.0 to 3.9, with -IVn suffixes).
+func validMessageFormatVersion(s string) error {
+	if !messageFormatVersion.MatchString(s) {
+		return fmt.Errorf("%q is not a valid Kafka version", s)
+	}
+	return nil
 }
 
 func topicConfigDefByName(name string) *topicConfigDef {
@@ -103,12 +190,32 @@ func topicConfigDefByName(name string) *topicConfigDef {
 func validateTopicConfig(name, value string) error {
 	d := topicConfigDefByName(name)
 	if d == nil {
-		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("unknown topic config %q", name))
+		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Unknown topic config name: %s", name))
 	}
 	if err := d.validate(value); err != nil {
-		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("%s: %v", name, err))
+		var ke *kafkaError
+		if errors.As(err, &ke) {
+			return err
+		}
+		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Invalid value %s for configuration %s: %v", value, name, err))
 	}
 	return nil
+}
+
+// nullTopicConfig is Kafka's answer to a topic config with a null value in
+// CreateTopics or AlterConfigs.
+func nullTopicConfig(name string) error {
+	return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Null value not supported for topic configs: %s", name))
+}
+
+// logIgnoredConfigs notes the configs of a topic that Sluice accepts but does not
+// act on, so an operator who set one learns it has no effect.
+func (b *Broker) logIgnoredConfigs(topic string, configs map[string]string) {
+	for name, v := range configs {
+		if why, ok := ignoredTopicConfigs[name]; ok {
+			b.logger.Info("topic config accepted but not acted on", "topic", topic, "config", name, "value", v, "reason", why)
+		}
+	}
 }
 
 func validateTopicConfigs(configs map[string]string) error {
@@ -125,7 +232,24 @@ func (b *Broker) topicConfigValue(overrides map[string]string, d *topicConfigDef
 	if v, ok := overrides[d.name]; ok {
 		return v, true
 	}
+	if d.synonym != "" {
+		if v, _, ok := b.dynamicBrokerValue(d.synonym); ok {
+			return v, false
+		}
+	}
 	return d.def(&b.cfg), false
+}
+
+// topicConfigSource is the effective value of a topic config and its source:
+// the topic's override, else its broker setting's (dynamic, static or default).
+func (b *Broker) topicConfigSource(overrides map[string]string, d *topicConfigDef) (string, kmsg.ConfigSource) {
+	if v, ok := overrides[d.name]; ok {
+		return v, kmsg.ConfigSourceDynamicTopicConfig
+	}
+	if d.synonym != "" && brokerConfigDefByName(d.synonym) != nil {
+		return b.brokerConfigValue(d.synonym)
+	}
+	return d.def(&b.cfg), kmsg.ConfigSourceDefaultConfig
 }
 
 // storageConfig turns a topic's effective configs into the log's settings.
@@ -152,34 +276,4 @@ func (b *Broker) storageConfig(overrides map[string]string) (storage.Config, err
 	c.Flush = b.flush
 	c.OnSync = func(d time.Duration) { b.metrics.fsync.Observe(d.Seconds()) }
 	return c, nil
-}
-
-// brokerConfigs are the broker settings DescribeConfigs reports for a broker resource.
-func (b *Broker) brokerConfigs() []struct{ name, value string } {
-	c := &b.cfg
-	return []struct{ name, value string }{
-		{"node.id", i64(int64(c.NodeID))},
-		{"broker.id", i64(int64(c.NodeID))},
-		{"log.dir", c.DataDir},
-		{"sluice.flush.policy", c.Flush},
-		{"log.flush.interval.ms", i64(c.FlushIntervalMs)},
-		{"num.partitions", i64(int64(c.NumPartitions))},
-		{"default.replication.factor", i64(int64(c.DefaultReplicationFactor))},
-		{"auto.create.topics.enable", strconv.FormatBool(*c.AutoCreateTopics)},
-		{"delete.topic.enable", strconv.FormatBool(*c.DeleteTopicEnable)},
-		{"message.max.bytes", i64(int64(c.MessageMaxBytes))},
-		{"socket.request.max.bytes", i64(int64(c.SocketRequestMaxBytes))},
-		{"log.segment.bytes", i64(c.LogSegmentBytes)},
-		{"log.roll.ms", i64(c.LogRollMs)},
-		{"log.retention.ms", i64(c.LogRetentionMs)},
-		{"log.retention.bytes", i64(c.LogRetentionBytes)},
-		{"log.cleanup.policy", c.LogCleanupPolicy},
-		{"log.retention.check.interval.ms", i64(c.LogRetentionCheckIntervalMs)},
-		{"offsets.topic.num.partitions", i64(int64(c.OffsetsTopicNumPartitions))},
-		{"offsets.retention.minutes", i64(c.OffsetsRetentionMinutes)},
-		{"group.min.session.timeout.ms", i64(c.GroupMinSessionTimeoutMs)},
-		{"group.max.session.timeout.ms", i64(c.GroupMaxSessionTimeoutMs)},
-		{"group.initial.rebalance.delay.ms", i64(*c.GroupInitialRebalanceDelayMs)},
-		{"group.max.size", i64(int64(c.GroupMaxSize))},
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -51,6 +52,8 @@ type conn struct {
 	// the encoding of its response.
 	fetchBuf []byte
 	reqBuf   []byte
+
+	r *bufio.Reader // requests; only readLoop and watchPeer read it
 }
 
 // serve starts the goroutines of a new connection.
@@ -140,7 +143,8 @@ func (cc *conn) software() (name, version string) {
 // readLoop reads and handles requests until the connection fails or a request
 // cannot be answered; it always returns the reason.
 func (cc *conn) readLoop() error {
-	r := bufio.NewReaderSize(cc.nc, 64<<10)
+	cc.r = bufio.NewReaderSize(cc.nc, 64<<10)
+	r := cc.r
 	var sizeBuf [4]byte
 	for {
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
@@ -228,6 +232,34 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 		return err
 	}
 	return cc.closeAfterSend
+}
+
+// watchPeer reports, while a request waits (a fetch held for MinBytes), that
+// the client sent its next request or closed the connection: the channel is
+// closed then. Requests of a connection are answered in order, so a LeaveGroup
+// or OffsetCommit sent behind a long-poll fetch (clients that share one
+// connection for both) would otherwise wait for the fetch's max wait, and a
+// closed connection would keep its fetch parked. stop must be called before the
+// handler returns; readLoop then reads on as before.
+func (cc *conn) watchPeer() (peer <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := cc.r.Peek(1); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			close(ch)
+		}
+	}()
+	return ch, func() {
+		cc.nc.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		cc.nc.SetReadDeadline(time.Time{})
+		if cc.r.Buffered() == 0 {
+			// Drop the error Peek left in the reader (the deadline, or an
+			// EOF the next read sees again from the socket).
+			cc.r.Read(nil)
+		}
+	}
 }
 
 // waited adds time spent waiting (for replicas or data) to the request being

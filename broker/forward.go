@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/metadata"
 )
 
 // forwardToController sends an admin request that only the controller can carry
@@ -66,5 +68,42 @@ func (b *Broker) waitForImage(ctx context.Context, cond func() bool) {
 			return
 		case <-changed:
 		}
+	}
+}
+
+// clientControllerID is the controller id told to clients (Metadata,
+// DescribeCluster). Every broker forwards controller requests, so like a KRaft
+// broker it names a live broker: the active controller when it is live and
+// known, else this broker, never -1 or a broker missing from the response's
+// broker list (librdkafka's admin client would wait for it until it times out).
+func (b *Broker) clientControllerID(img *metadata.Image) int32 {
+	if id := b.quorum.ControllerID(); id >= 0 && img.Live(id) {
+		return id
+	}
+	if img.Live(b.cfg.NodeID) {
+		return b.cfg.NodeID
+	}
+	if live := img.LiveBrokers(); len(live) > 0 {
+		return live[0].ID
+	}
+	return -1
+}
+
+// leadersReadyTimeout bounds how long CreateTopics and CreatePartitions wait for
+// the leaders of new partitions to apply them.
+const leadersReadyTimeout = 5 * time.Second
+
+// waitLeadersReady waits, until readyBy at the latest, for the leaders of the
+// topic's partitions to report that they applied the current metadata: then a
+// client that learns of the leaders (from this answer or a Metadata request) is
+// served by them, instead of getting UNKNOWN_TOPIC_OR_PARTITION, which
+// librdkafka treats as permanent. On timeout (a leader that stopped
+// heartbeating is fenced within broker.session.timeout.ms and its partitions
+// move) the answer is sent anyway: the topic exists.
+func (b *Broker) waitLeadersReady(ctx context.Context, topicID [16]byte, readyBy time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, readyBy)
+	defer cancel()
+	if err := b.quorum.WaitLeadersApplied(ctx, topicID, b.quorum.Image().Index); err != nil {
+		b.logger.Info("new partitions' leaders did not report the topic in time", "err", err)
 	}
 }

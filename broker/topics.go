@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 const offsetsTopic = "__consumer_offsets"
@@ -110,7 +111,9 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 func (b *Broker) applyImage(img *metadata.Image) {
 	// Replicas that go away are deleted before any new one is opened: a topic
 	// deleted and created again under the same name reuses the directory.
+	deletedTopics, resizedTopics := b.topicChanges(img)
 	removed := b.detachRemoved(img)
+	defaultsChanged := b.applyBrokerConfigs(img)
 	for _, p := range removed {
 		b.fetchers.remove(p)
 		p.mu.Lock()
@@ -158,7 +161,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 					continue
 				}
 				t.partitions[i] = p
-			} else if configsChanged {
+			} else if configsChanged || defaultsChanged {
 				p.log.SetConfig(scfg)
 			}
 			switch p.update(mp, b.cfg.NodeID) {
@@ -177,10 +180,43 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	for _, p := range becameLeader {
 		b.becomeLeader(p)
 	}
+	b.groups.TopicsChanged(deletedTopics, resizedTopics)
+	b.appliedIndex.Store(img.Index)
+	if len(becameLeader) > 0 {
+		// The controller waits for new leaders to report this image.
+		select {
+		case b.heartbeatNow <- struct{}{}:
+		default:
+		}
+	}
 	b.appliedMu.Lock()
 	close(b.applied)
 	b.applied = make(chan struct{})
 	b.appliedMu.Unlock()
+}
+
+// topicChanges lists, against the topics applied so far, the names of topics
+// the image deleted (their ID is gone, even if the name was created again) and
+// of topics created or whose partition count changed, for the group
+// coordinator.
+func (b *Broker) topicChanges(img *metadata.Image) (deleted, resized []string) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for id, t := range b.topicIDs {
+		mt := img.TopicByID(id)
+		switch {
+		case mt == nil:
+			deleted = append(deleted, t.name)
+		case len(mt.Partitions) != len(t.partitions):
+			resized = append(resized, t.name)
+		}
+	}
+	for name, mt := range img.Topics {
+		if t := b.topics[name]; t == nil || t.id != mt.ID {
+			resized = append(resized, name) // created, maybe again
+		}
+	}
+	return deleted, resized
 }
 
 // detachRemoved takes the replicas the image no longer assigns here (deleted
@@ -235,7 +271,7 @@ func (b *Broker) openReplica(t *topic, index int32, scfg storage.Config) *partit
 		b.logger.Error("opening partition", "topic", t.name, "partition", index, "err", err)
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(dir, partitionMetadataFile), []byte(want)); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, partitionMetadataFile), []byte(want), 0o644); err != nil {
 		b.logger.Error("writing partition metadata", "dir", dir, "err", err)
 	}
 	p := &partition{b: b, topic: t, index: index, log: l, leader: -1, leaderEpoch: -1}
@@ -316,36 +352,7 @@ func (b *Broker) writeHWCheckpoint() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(b.cfg.DataDir, hwCheckpointFile), raw)
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the old or
-// the new content.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return durable.WriteFile(filepath.Join(b.cfg.DataDir, hwCheckpointFile), raw, 0o644)
 }
 
 var legalTopicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

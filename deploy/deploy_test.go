@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	amconfig "github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/exporter-toolkit/web"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicemq/sluice/broker"
@@ -196,6 +198,13 @@ func TestBrokerConfig(t *testing.T) {
 				_, err := fmt.Sscan(v, &id)
 				require.NoError(t, err)
 				cfg.NodeID = id
+			case "listen":
+				cfg.Listen = v
+			case "advertised-listen":
+				cfg.AdvertisedListen = v
+			case "web.config.file":
+				require.Equal(t, "/run/secrets/web_config", v)
+				cfg.WebConfigFile = v
 			case "listeners":
 				cfg.Listeners = v
 			case "advertised-listeners":
@@ -210,6 +219,21 @@ func TestBrokerConfig(t *testing.T) {
 		require.Contains(t, cfg.ControllerQuorumVoters, fmt.Sprintf("%d@%s:", cfg.NodeID, name), "%s: voter entry", name)
 	}
 	require.Equal(t, 3, n, "brokers in docker-compose.yml")
+}
+
+// TestWebConfigTemplate checks the brokers' and exporter's web config template
+// with exporter-toolkit, and that its hash is of the scrape_password template,
+// so that the secrets copied from the templates let Prometheus in.
+func TestWebConfigTemplate(t *testing.T) {
+	path := filepath.Join(repoRoot, "deploy", "secrets", "web_config.example")
+	require.NoError(t, web.Validate(path))
+	var wc web.Config
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &wc))
+	pw, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "secrets", "scrape_password.example"))
+	require.NoError(t, err)
+	require.NoError(t, bcrypt.CompareHashAndPassword([]byte(wc.Users["prometheus"]), []byte(strings.TrimSpace(string(pw)))))
 }
 
 // composeDefault expands ${VAR:-default} the way compose does when VAR is unset.

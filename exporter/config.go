@@ -23,6 +23,12 @@ type Config struct {
 	// "127.0.0.1:0" picks a free port (see Exporter.Addr).
 	Listen string
 
+	// WebConfigFile is a web config in github.com/prometheus/exporter-toolkit's
+	// format (TLS, client certificates, basic auth with bcrypt hashes, extra
+	// headers), kafka_exporter's --web.config.file. Default none: plain HTTP,
+	// and the start message says the listener is unauthenticated.
+	WebConfigFile string
+
 	// Interval is the time between the starts of two collections, overriding
 	// the default of 15s. A collection that runs longer delays the next one;
 	// scrapes are always answered from the last completed collection.

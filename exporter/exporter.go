@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -27,6 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
 // Exporter collects cluster and consumer group state in the background and
@@ -224,16 +225,22 @@ func (e *Exporter) Handler() http.Handler {
 // collection is logged and counted; it does not end Run.
 func (e *Exporter) Run(ctx context.Context) error {
 	defer e.Close()
-	ln, err := net.Listen("tcp", e.cfg.Listen)
+	ln, err := weblisten.Listen(weblisten.Options{Name: "exporter", Address: e.cfg.Listen, WebConfigFile: e.cfg.WebConfigFile}, e.logger)
 	if err != nil {
-		return fmt.Errorf("exporter: listen: %w", err)
+		return fmt.Errorf("exporter: %w", err)
 	}
-	e.addr.Store(ln.Addr().String())
+	e.addr.Store(ln.Addr())
 	close(e.ready)
 	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	e.logger.Info("exporter listening", "addr", ln.Addr().String(), "bootstrap", e.cfg.Bootstrap, "interval", e.cfg.Interval)
+	go func() {
+		err := ln.Serve(srv, nil)
+		if err == nil {
+			err = http.ErrServerClosed
+		}
+		serveErr <- err
+	}()
+	e.logger.Info("exporter collecting", "addr", ln.Addr(), "bootstrap", e.cfg.Bootstrap, "interval", e.cfg.Interval)
 
 	ticker := time.NewTicker(e.cfg.Interval)
 	defer ticker.Stop()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluicemq/sluice/tickets/notify"
@@ -29,6 +30,10 @@ type Config struct {
 	// Listen is the HTTP address of the API, UI and /metrics, 127.0.0.1:8090 by
 	// default.
 	Listen string `yaml:"listen"`
+	// WebConfigFile is a web config in github.com/prometheus/exporter-toolkit's
+	// format (TLS, client certificates, basic auth with bcrypt hashes, extra
+	// headers) for the listener, as --web.config.file; default none.
+	WebConfigFile string `yaml:"web_config_file"`
 	// DataDir holds the SQLite database when Database is empty.
 	DataDir string `yaml:"data_dir"`
 	// Database is a postgres:// URL; empty for SQLite under DataDir.
@@ -77,6 +82,10 @@ type Config struct {
 	// e.g. http://127.0.0.1:9095 in make run's stack, which sets it) whose silences the Silences page
 	// lists, creates and expires; empty leaves the page unconfigured.
 	AlertingURL string `yaml:"alerting_url"`
+	// AlertingHTTPConfig is Prometheus' HTTP client configuration for
+	// AlertingURL: the alerting API's bearer token (authorization:
+	// credentials_file) or basic auth, and tls_config.
+	AlertingHTTPConfig commoncfg.HTTPClientConfig `yaml:"alerting_http_config"`
 	// ExternalURL is how people reach this service, for links in
 	// notifications, such as https://tickets.example.com; http://<listen> by
 	// default.
@@ -185,6 +194,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
+	for _, hc := range []struct {
+		field string
+		cfg   *commoncfg.HTTPClientConfig
+	}{{"alerting_http_config", &c.AlertingHTTPConfig}, {"snapshot.admin_http_config", &c.Snapshot.AdminHTTPConfig},
+		{"snapshot.prometheus_http_config", &c.Snapshot.PrometheusHTTPConfig}} {
+		if err := hc.cfg.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", hc.field, err)
+		}
+	}
 	if c.AlertingURL != "" {
 		if _, err := silences.New(c.AlertingURL, nil); err != nil {
 			return err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -15,7 +14,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	commoncfg "github.com/prometheus/common/config"
 
+	"github.com/sluicemq/sluice/internal/weblisten"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
@@ -49,7 +50,7 @@ type Service struct {
 	workers    sync.WaitGroup
 
 	ready chan struct{}
-	ln    net.Listener
+	ln    *weblisten.Listener
 	addr  string
 
 	webhookTotal *prometheus.CounterVec
@@ -81,7 +82,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		s.reg = prometheus.NewRegistry()
 	}
 	if cfg.AlertingURL != "" {
-		if s.silences, err = silences.New(cfg.AlertingURL, nil); err != nil {
+		hc, err := commoncfg.NewClientFromConfig(cfg.AlertingHTTPConfig, "sluice_tickets_alerting")
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("alerting_http_config: %w", err)
+		}
+		hc.Timeout = 10 * time.Second
+		if s.silences, err = silences.New(cfg.AlertingURL, hc); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -132,11 +139,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 	// The listener is bound here, not in Run, so that every check that can
 	// fail has passed before the first admin is created and its password
 	// shown.
-	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if s.ln, err = weblisten.Listen(weblisten.Options{Name: "tickets service", Address: cfg.Listen, WebConfigFile: cfg.WebConfigFile,
+		ConfigField: "web_config_file (--web.config.file)", StateChanging: true, OwnAuth: "user sessions and API tokens"}, logger); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
-	s.addr = s.ln.Addr().String()
+	s.addr = s.ln.Addr()
 	pw := cfg.AdminPassword
 	if pw == "" {
 		pw = store.RandomPassword()
@@ -184,8 +192,11 @@ func (s *Service) Run(ctx context.Context) error {
 	s.workers.Add(1)
 	go s.outboxWorker(wctx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("tickets service listening", "addr", s.addr)
+	go func() {
+		if err := ln.Serve(srv, nil); err != nil {
+			errc <- err
+		}
+	}()
 	close(s.ready)
 	var err error
 	select {

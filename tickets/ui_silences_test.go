@@ -19,13 +19,16 @@ import (
 
 // startAlerting runs Sluice's alerting in-process on port 0, without rules,
 // and returns its API's URL.
-func startAlerting(t *testing.T) string {
+func startAlerting(t *testing.T, mutate ...func(*alerting.Config)) string {
 	t.Helper()
 	cfg := alerting.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	off := false
 	cfg.DefaultRules = &off
+	for _, f := range mutate {
+		f(&cfg)
+	}
 	m, err := alerting.New(cfg, testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

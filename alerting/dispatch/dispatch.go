@@ -481,7 +481,8 @@ func (d *Dispatcher) TestReceiver(ctx context.Context, name string) error {
 	var errs []error
 	for _, g := range guards {
 		if err := g.integration.Notify(withReason(nctx, a), a).Err(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", g.integration.String(), err))
+			// A URL may be the receiver's credential (Slack and webhook URLs): never echo it.
+			errs = append(errs, fmt.Errorf("%s: %w", g.integration.String(), notify.RedactURL(err)))
 		}
 	}
 	return errors.Join(errs...)

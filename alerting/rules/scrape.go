@@ -14,6 +14,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -32,6 +33,41 @@ type Target struct {
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// Labels are added to every series of the target (e.g. broker: "1").
 	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// BasicAuth, Authorization and TLSConfig are the fields of the same names of a Prometheus
+	// scrape config, for targets behind a web config (basic auth, bearer token, TLS and client
+	// certificates); use an https:// Address with TLS. They are never shown by the API.
+	BasicAuth     *commoncfg.BasicAuth     `yaml:"basic_auth,omitempty" json:"-"`
+	Authorization *commoncfg.Authorization `yaml:"authorization,omitempty" json:"-"`
+	TLSConfig     *commoncfg.TLSConfig     `yaml:"tls_config,omitempty" json:"-"`
+}
+
+// HTTPClientConfig is the target's client configuration in Prometheus' terms.
+func (t Target) HTTPClientConfig() commoncfg.HTTPClientConfig {
+	hc := commoncfg.DefaultHTTPClientConfig
+	hc.BasicAuth, hc.Authorization = t.BasicAuth, t.Authorization
+	if t.TLSConfig != nil {
+		hc.TLSConfig = *t.TLSConfig
+	}
+	return hc
+}
+
+// SetDirectory makes the target's credential and certificate file names relative to dir.
+func (t *Target) SetDirectory(dir string) {
+	if t.BasicAuth != nil {
+		b := *t.BasicAuth
+		b.SetDirectory(dir)
+		t.BasicAuth = &b
+	}
+	if t.Authorization != nil {
+		a := *t.Authorization
+		a.SetDirectory(dir)
+		t.Authorization = &a
+	}
+	if t.TLSConfig != nil {
+		c := *t.TLSConfig
+		c.SetDirectory(dir)
+		t.TLSConfig = &c
+	}
 }
 
 // URL is the address the target is scraped at.
@@ -46,7 +82,20 @@ func (t Target) URL() string {
 	return "http://" + t.Address + p
 }
 
-func (t Target) key() string { return t.Job + "|" + t.Address + "|" + t.Path }
+// key identifies a target's loop: a change of its address or credentials restarts it.
+func (t Target) key() string {
+	k := t.Job + "|" + t.Address + "|" + t.Path
+	if t.BasicAuth != nil {
+		k += fmt.Sprintf("|%+v", *t.BasicAuth)
+	}
+	if t.Authorization != nil {
+		k += fmt.Sprintf("|%+v", *t.Authorization)
+	}
+	if t.TLSConfig != nil {
+		k += fmt.Sprintf("|%+v", *t.TLSConfig)
+	}
+	return k
+}
 
 // scraper scrapes each target every interval into the TSDB, with up{job,instance}, and writes
 // staleness markers for series that vanish or whose target fails, as Prometheus does, so that an
@@ -54,7 +103,6 @@ func (t Target) key() string { return t.Job + "|" + t.Address + "|" + t.Path }
 type scraper struct {
 	db       storage.Appendable
 	logger   *slog.Logger
-	client   *http.Client
 	interval time.Duration
 
 	mu      sync.Mutex
@@ -64,6 +112,7 @@ type scraper struct {
 
 type targetLoop struct {
 	t      Target
+	client *http.Client
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
@@ -75,7 +124,6 @@ type targetLoop struct {
 func newScraper(db storage.Appendable, interval time.Duration, logger *slog.Logger) *scraper {
 	return &scraper{
 		db: db, logger: logger, interval: interval,
-		client:  &http.Client{Timeout: interval},
 		targets: map[string]*targetLoop{},
 	}
 }
@@ -98,8 +146,15 @@ func (s *scraper) apply(ctx context.Context, targets []Target) {
 		if _, ok := s.targets[k]; ok {
 			continue
 		}
+		client, err := commoncfg.NewClientFromConfig(t.HTTPClientConfig(), "sluice_alerting")
+		if err != nil {
+			// Validated with the configuration; a certificate file may have gone since.
+			s.logger.Error("scrape target not started", "job", t.Job, "address", t.Address, "err", err)
+			continue
+		}
+		client.Timeout = s.interval
 		lctx, cancel := context.WithCancel(ctx)
-		l := &targetLoop{t: t, cancel: cancel, health: "unknown"}
+		l := &targetLoop{t: t, client: client, cancel: cancel, health: "unknown"}
 		s.targets[k] = l
 		s.wg.Add(1)
 		go func() {
@@ -162,7 +217,7 @@ func (s *scraper) run(ctx context.Context, l *targetLoop) {
 func (s *scraper) scrapeOnce(ctx context.Context, l *targetLoop, prev map[string]labels.Labels) map[string]labels.Labels {
 	start := time.Now()
 	ts := start.UnixMilli()
-	fams, err := s.fetch(ctx, l.t)
+	fams, err := s.fetch(ctx, l)
 	base := map[string]string{"job": l.t.Job, "instance": l.t.Address}
 	for k, v := range l.t.Labels {
 		base[k] = v
@@ -233,13 +288,14 @@ func (s *scraper) appendStale(series map[string]labels.Labels, now time.Time) {
 	_ = app.Commit()
 }
 
-func (s *scraper) fetch(ctx context.Context, t Target) (map[string]*dto.MetricFamily, error) {
+func (s *scraper) fetch(ctx context.Context, l *targetLoop) (map[string]*dto.MetricFamily, error) {
+	t := l.t
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL(), nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := s.client.Do(req)
+	resp, err := l.client.Do(req)
 	if err != nil {
 		return nil, err
 	}

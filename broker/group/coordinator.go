@@ -131,6 +131,11 @@ type Coordinator struct {
 
 	topicChecker atomic.Pointer[func(topic string, partition int32) bool]
 
+	topicMu       sync.Mutex // guards the topic changes not yet applied by Run
+	topicsDeleted map[string]bool
+	topicsResized map[string]bool
+	topicWake     chan struct{}
+
 	mu         sync.RWMutex
 	partitions map[int32]partitionEntry
 	groups     map[string]*group
@@ -160,6 +165,7 @@ func New(cfg Config, store Store, logger *slog.Logger) *Coordinator {
 		partitions: make(map[int32]partitionEntry),
 		groups:     make(map[string]*group),
 		done:       make(chan struct{}),
+		topicWake:  make(chan struct{}, 1),
 	}
 	c.timers.init()
 	return c

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -161,7 +162,10 @@ type group struct {
 	initialRemaining time.Duration
 
 	subscribed map[string]bool // topics of "consumer" members; nil if unknown
-	offsets    map[string]map[int32]offsetCommit
+	// staleTopics are deleted topics with the generation current at their
+	// deletion: members of that generation or older may not commit them.
+	staleTopics map[string]int32
+	offsets     map[string]map[int32]offsetCommit
 }
 
 func newGroup(c *Coordinator, id string, partition int32) *group {
@@ -464,6 +468,7 @@ func (g *group) completeJoin(ctx context.Context) {
 	}
 	g.protocol = g.selectProtocol()
 	g.subscribed = g.computeSubscribed()
+	maps.DeleteFunc(g.staleTopics, func(_ string, gen int32) bool { return gen < g.generation })
 	g.transition(stateCompletingRebalance)
 	now := g.c.now()
 	g.pendingSync = make(map[string]struct{}, len(g.members))

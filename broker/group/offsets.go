@@ -98,6 +98,24 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		}
 	}
 
+	if len(g.staleTopics) > 0 && gen >= 0 {
+		// Positions of a deleted topic, held by members of a generation
+		// from before the deletion, are not offsets of a topic created
+		// again under the name: refused until the group rejoins.
+		keep := 0
+		for i, tp := range tps {
+			if staleGen, ok := g.staleTopics[tp.topic]; ok && gen <= staleGen {
+				*valid[i] = kerr.RebalanceInProgress.Code
+				continue
+			}
+			valid[keep], reqParts[keep], tps[keep] = valid[i], reqParts[i], tps[i]
+			keep++
+		}
+		valid, reqParts, tps = valid[:keep], reqParts[:keep], tps[:keep]
+		if keep == 0 {
+			return resp
+		}
+	}
 	now := c.now()
 	commits := make([]offsetCommit, len(reqParts))
 	recs := make([]Record, len(reqParts))

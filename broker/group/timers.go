@@ -115,6 +115,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-sweep.C:
 			c.expireOffsets(ctx)
+		case <-c.topicWake:
+			c.applyTopicChanges(ctx)
 		}
 	}
 }

@@ -220,6 +220,23 @@ func (b *builder) apply(s stamped) error {
 	case partitionChangeRecord:
 		return b.applyPartitionChange(t, r)
 
+	case alterBrokerConfigsRecord:
+		old := b.next.BrokerConfigs[r.Resource]
+		b.next.BrokerConfigs = maps.Clone(b.next.BrokerConfigs)
+		if b.next.BrokerConfigs == nil {
+			b.next.BrokerConfigs = map[string]map[string]string{}
+		}
+		if len(r.Configs) == 0 {
+			delete(b.next.BrokerConfigs, r.Resource)
+		} else {
+			b.next.BrokerConfigs[r.Resource] = maps.Clone(r.Configs)
+		}
+		who := "cluster default"
+		if r.Resource != "" {
+			who = "broker " + r.Resource
+		}
+		b.event(t, EventConfigChanged, -1, "", -1, who+": "+configDiff(old, r.Configs))
+
 	case allocateProducerIDsRecord:
 		if r.BlockStart != b.next.NextProducerIDBlock || r.NextBlockStart <= r.BlockStart {
 			return fmt.Errorf("producer id block [%d, %d) does not follow %d", r.BlockStart, r.NextBlockStart, b.next.NextProducerIDBlock)

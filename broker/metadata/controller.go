@@ -16,6 +16,8 @@ import (
 // for one leadership term; a new controller gives every unfenced broker a fresh session.
 type controller struct {
 	sessions     map[int32]time.Time // session deadline of each unfenced broker
+	applied      map[int32]uint64    // metadata index each broker last reported applied
+	appliedCh    chan struct{}       // closed and replaced when applied changes
 	preferredDue time.Time
 	rng          *rand.Rand
 }
@@ -39,7 +41,7 @@ func (q *Quorum) runController(ctx context.Context) {
 		}
 	}
 	now := time.Now()
-	c := &controller{sessions: map[int32]time.Time{}, preferredDue: now.Add(q.cfg.PreferredLeaderInterval), rng: rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(q.cfg.NodeID)))}
+	c := &controller{sessions: map[int32]time.Time{}, applied: map[int32]uint64{}, appliedCh: make(chan struct{}), preferredDue: now.Add(q.cfg.PreferredLeaderInterval), rng: rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(q.cfg.NodeID)))}
 	img := q.Image()
 	// A new controller has no heartbeat history, so it gives every broker a fresh
 	// session. Half a session is enough: brokers heartbeat every sixth of one and
@@ -257,6 +259,11 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	defer q.ctlMu.Unlock()
 	img := q.Image()
 	b, ok := img.Brokers[req.BrokerID]
+	if ok && b.Epoch == req.BrokerEpoch && req.AppliedIndex > c.applied[b.ID] {
+		c.applied[b.ID] = req.AppliedIndex
+		close(c.appliedCh)
+		c.appliedCh = make(chan struct{})
+	}
 	switch {
 	case !ok:
 		return true, kafkaErrf(kerr.BrokerIDNotRegistered, "Broker %d is not registered.", req.BrokerID)
@@ -282,6 +289,43 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	default:
 		c.sessions[b.ID] = time.Now().Add(q.cfg.SessionTimeout)
 		return false, nil
+	}
+}
+
+// WaitLeadersApplied waits until the leader of every partition of the topic has reported (in its
+// heartbeats) that it applied the metadata log up to index, so that a client told about the topic can
+// be served by its leaders at once. Leaders change as brokers are fenced; offline partitions do not
+// wait. It returns ctx's error when ctx ends first, ErrNotController when this node stops being the
+// controller.
+func (q *Quorum) WaitLeadersApplied(ctx context.Context, topicID [16]byte, index uint64) error {
+	for {
+		changed := q.Changed()
+		q.ctlMu.Lock()
+		c := q.ctl
+		if c == nil {
+			q.ctlMu.Unlock()
+			return ErrNotController
+		}
+		ch := c.appliedCh
+		done := true
+		if t := q.Image().TopicByID(topicID); t != nil {
+			for _, p := range t.Partitions {
+				if p.Leader >= 0 && c.applied[p.Leader] < index {
+					done = false
+					break
+				}
+			}
+		}
+		q.ctlMu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -76,6 +76,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.Index = s.Index
 	img.NextProducerIDBlock = s.NextProducerIDBlock
 	img.Events = s.Events
+	img.BrokerConfigs = s.BrokerConfigs
 	for _, b := range s.Brokers {
 		img.Brokers[b.ID] = b
 	}
@@ -112,13 +113,15 @@ type snapshotData struct {
 	ACLs                []aclWithID `json:"acls,omitempty"`
 	// ScramCredentials is absent in snapshots written before SCRAM existed.
 	ScramCredentials map[string]map[string]ScramCredential `json:"scram_credentials,omitempty"`
+	// BrokerConfigs is Image.BrokerConfigs; absent in snapshots written before it existed.
+	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events,
-		ScramCredentials: s.img.ScramCredentials}
+		ScramCredentials: s.img.ScramCredentials, BrokerConfigs: s.img.BrokerConfigs}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}

@@ -15,6 +15,9 @@ type Image struct {
 	Brokers map[int32]Broker
 	// Topics holds every topic by name.
 	Topics map[string]*Topic
+	// BrokerConfigs holds the dynamic broker configs (Kafka's BROKER config resource) by resource
+	// name: a node id for one broker, "" for the cluster-wide defaults. Absent when none are set.
+	BrokerConfigs map[string]map[string]string
 	// NextProducerIDBlock is the first producer ID of the next block the controller hands out.
 	NextProducerIDBlock int64
 	// Events are the most recent cluster events derived from applied records, oldest first, at most

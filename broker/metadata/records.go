@@ -89,6 +89,13 @@ type alterTopicConfigsRecord struct {
 	Configs map[string]string `json:"configs"`
 }
 
+// alterBrokerConfigsRecord replaces the dynamic configs of one broker (Resource is its node id) or, with
+// Resource empty, the cluster-wide defaults of every broker (Kafka's BROKER config resource).
+type alterBrokerConfigsRecord struct {
+	Resource string            `json:"resource"`
+	Configs  map[string]string `json:"configs"`
+}
+
 type partitionChangeRecord struct {
 	TopicID        [16]byte `json:"topic_id"`
 	Partition      int32    `json:"partition"`
@@ -112,6 +119,7 @@ func (deleteTopicRecord) recordType() string         { return "delete_topic" }
 func (createPartitionsRecord) recordType() string    { return "create_partitions" }
 func (alterTopicConfigsRecord) recordType() string   { return "alter_topic_configs" }
 func (partitionChangeRecord) recordType() string     { return "partition_change" }
+func (alterBrokerConfigsRecord) recordType() string  { return "alter_broker_configs" }
 func (allocateProducerIDsRecord) recordType() string { return "allocate_producer_ids" }
 
 // recordKinds maps a type tag to a constructor and the newest version this code decodes.
@@ -128,6 +136,7 @@ var recordKinds = map[string]struct {
 	"alter_topic_configs":   {func() record { return &alterTopicConfigsRecord{} }, 1},
 	"partition_change":      {func() record { return &partitionChangeRecord{} }, 1},
 	"allocate_producer_ids": {func() record { return &allocateProducerIDsRecord{} }, 1},
+	"alter_broker_configs":  {func() record { return &alterBrokerConfigsRecord{} }, 1},
 	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
 	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
 }
@@ -195,6 +204,8 @@ func deref(r record) record {
 	case *partitionChangeRecord:
 		return *r
 	case *allocateProducerIDsRecord:
+		return *r
+	case *alterBrokerConfigsRecord:
 		return *r
 	case *createACLsRecord:
 		return *r

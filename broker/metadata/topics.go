@@ -220,3 +220,23 @@ func (q *Quorum) AlterPartition(ctx context.Context, topicID [16]byte, partition
 	}
 	return np, nil
 }
+
+// CheckAssignment validates an explicit replica assignment against the current image, as CreateTopic
+// (replicationFactor 0: all partitions alike) and CreatePartitions (the topic's replication factor)
+// do, so a ValidateOnly request gets the same answer as a real one.
+func (q *Quorum) CheckAssignment(assignment [][]int32, replicationFactor int) error {
+	return checkAssignment(q.Image(), assignment, replicationFactor)
+}
+
+// AlterBrokerConfigs replaces the dynamic configs of a broker (resource is its node id) or, with resource
+// empty, the cluster-wide broker defaults (Kafka's AlterConfigs and IncrementalAlterConfigs on a BROKER
+// resource, the latter merged by the caller). An empty configs removes them all. The caller validates
+// names and values: brokers apply what the log says.
+func (q *Quorum) AlterBrokerConfigs(ctx context.Context, resource string, configs map[string]string) error {
+	if _, err := q.lockController(); err != nil {
+		return err
+	}
+	defer q.ctlMu.Unlock()
+	_, err := q.proposeLocked(ctx, []record{alterBrokerConfigsRecord{Resource: resource, Configs: maps.Clone(configs)}})
+	return err
+}

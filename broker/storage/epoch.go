@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 // epochCheckpointFile is the leader epoch cache file, in Kafka's
@@ -147,5 +149,5 @@ func (c *epochCache) write() error {
 	for _, e := range c.entries {
 		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
 	}
-	return writeFileAtomic(c.path, b.Bytes(), true)
+	return durable.WriteFile(c.path, b.Bytes(), 0o644)
 }

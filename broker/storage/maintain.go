@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 // Maintain runs one step of housekeeping as of now: rolling an active
@@ -141,7 +143,7 @@ func (l *Log) deleteFirstSegments(n int, reason string) error {
 }
 
 func writeLogStart(dir string, off int64) error {
-	return writeFileAtomic(filepath.Join(dir, logStartFile), []byte(strconv.FormatInt(off, 10)+"\n"), true)
+	return durable.WriteFile(filepath.Join(dir, logStartFile), []byte(strconv.FormatInt(off, 10)+"\n"), 0o644)
 }
 
 // DeleteRecordsBefore answers DeleteRecords: it moves the log start offset

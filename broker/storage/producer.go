@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluicemq/sluice/broker/record"
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 // producerBatchesKept is how many recent batches per producer are remembered
@@ -253,7 +254,7 @@ func snapshotPath(dir string, off int64) string {
 // writeSnapshot stores the state as of offset off and keeps only the two
 // newest snapshots.
 func (ps *producerState) writeSnapshot(dir string, off int64) error {
-	if err := writeFileAtomic(snapshotPath(dir, off), ps.encode(), true); err != nil {
+	if err := durable.WriteFile(snapshotPath(dir, off), ps.encode(), 0o644); err != nil {
 		return err
 	}
 	offs, err := snapshotOffsets(dir)

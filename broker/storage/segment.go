@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/broker/record"
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 // File name suffixes, as Kafka names them.
@@ -288,10 +289,17 @@ func (s *segment) writeIndexes(sync bool) error {
 		tidx = binary.BigEndian.AppendUint64(tidx, uint64(e.ts))
 		tidx = binary.BigEndian.AppendUint32(tidx, e.rel)
 	}
-	if err := writeFileAtomic(s.path+indexSuffix, idx, sync); err != nil {
-		return err
+	write := durable.WriteFileNoSync
+	if sync {
+		write = durable.WriteFile
 	}
-	return writeFileAtomic(s.path+timeIndexSuffix, tidx, sync)
+	if err := write(s.path+indexSuffix, idx, 0o644); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	if err := write(s.path+timeIndexSuffix, tidx, 0o644); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
 }
 
 // finish adds the final time index entry for a segment that stops being
@@ -322,30 +330,6 @@ func (s *segment) lastModifiedMs() int64 {
 		return time.Now().UnixMilli()
 	}
 	return fi.ModTime().UnixMilli()
-}
-
-// writeFileAtomic writes data to path through a temporary file and a rename.
-func writeFileAtomic(path string, data []byte, sync bool) error {
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("storage: write %s: %w", filepath.Base(path), err)
-	}
-	return nil
 }
 
 // attrLogAppendTime is the batch attribute bit for log append time.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -23,6 +24,7 @@ func runAlerting(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("alerting", flag.ContinueOnError)
 	configPath := fs.String("config", "", "alerting.yaml (optional; defaults: built-in rules, notifications to the log)")
 	listen := fs.String("listen", "", "HTTP API address (default "+def.Listen+", or the file's listen)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config: TLS, client certificates, basic auth users (bcrypt), headers (default the file's web_config_file; without it or api tokens the API is loopback-only)")
 	dataDir := fs.String("data-dir", "", "data directory (default "+def.DataDir+", or the file's data_dir)")
 	var targets []string
 	fs.Func("target", "scrape target job=host:port or host:port (job broker); repeatable", func(s string) error {
@@ -53,6 +55,14 @@ func runAlerting(ctx context.Context, args []string) error {
 		}
 		if *dataDir != "" {
 			cfg.DataDir = *dataDir
+		}
+		if *webConfig != "" {
+			// Relative to the working directory, not to the config file.
+			abs, err := filepath.Abs(*webConfig)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.WebConfigFile = abs
 		}
 		for _, t := range targets {
 			job, addr, ok := strings.Cut(t, "=")

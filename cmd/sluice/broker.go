@@ -28,7 +28,8 @@ func runBroker(ctx context.Context, args []string) error {
 	flush := fs.String("flush", "", "flush policy: none, interval or always (default interval)")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz (and the admin interface) on this address")
 	adminListen := fs.String("admin-listen", "", "serve the admin HTTP interface (/api/v1/cluster, /api/v1/events) on this address")
-	pprofListen := fs.String("pprof", "", "serve net/http/pprof on this address")
+	pprofListen := fs.String("pprof", "", "serve net/http/pprof on this address (loopback only without --web.config.file)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config: TLS, client certificates, basic auth users (bcrypt), headers of the metrics, admin and pprof listeners (default none: unauthenticated)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,6 +77,8 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.AdminListen = *adminListen
 		case "pprof":
 			cfg.PprofListen = *pprofListen
+		case "web.config.file":
+			cfg.WebConfigFile = *webConfig
 		}
 	})
 	// The default log.dir follows the node id given on the command line.

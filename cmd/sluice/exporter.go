@@ -16,6 +16,7 @@ func runExporter(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("exporter", flag.ContinueOnError)
 	bootstrap := fs.String("bootstrap", "", "brokers to discover the cluster from: host:port[,host:port] (required)")
 	listen := fs.String("listen", def.Listen, "HTTP address serving /metrics, /healthz and /readyz")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config: TLS, client certificates, basic auth users (bcrypt), headers (default none: unauthenticated)")
 	interval := fs.Duration("interval", def.Interval, "time between collections")
 	window := fs.Int("status-window", def.StatusWindow, "collections a consumer group status is computed over")
 	topicFilter := fs.String("topic-filter", def.TopicFilter, "regular expression of the topics to export")
@@ -37,6 +38,7 @@ func runExporter(ctx context.Context, args []string) error {
 		cfg.Bootstrap = strings.Split(*bootstrap, ",")
 	}
 	cfg.Listen = *listen
+	cfg.WebConfigFile = *webConfig
 	cfg.Interval = *interval
 	cfg.StatusWindow = *window
 	cfg.TopicFilter = *topicFilter

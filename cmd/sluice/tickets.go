@@ -28,6 +28,7 @@ func runTickets(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tickets", flag.ContinueOnError)
 	configFile := fs.String("config", "", "YAML configuration file (flags override it)")
 	listen := fs.String("listen", "", "HTTP address of the API, web UI and /metrics (default "+def.Listen+")")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config: TLS, client certificates, basic auth users (bcrypt), headers (default the file's web_config_file)")
 	dataDir := fs.String("data-dir", "", "directory of the SQLite database (when --database is not given)")
 	database := fs.String("database", "", "PostgreSQL URL postgres://user:pass@host/db instead of SQLite")
 	adminPasswordFile := fs.String("admin-password-file", "", "file holding the first admin's password (else $SLUICE_ADMIN_PASSWORD, else generated and printed once)")
@@ -63,6 +64,7 @@ func runTickets(ctx context.Context, args []string) error {
 		}
 	}
 	set(&cfg.Listen, *listen)
+	set(&cfg.WebConfigFile, *webConfig)
 	set(&cfg.DataDir, *dataDir)
 	set(&cfg.Database, *database)
 	set(&cfg.DefaultCluster, *cluster)

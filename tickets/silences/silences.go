@@ -113,7 +113,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, data any) er
 	if err != nil {
 		return err
 	}
-	if body != nil {
+	if method != http.MethodGet {
+		// The alerting API takes only application/json on every write, DELETE included.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)

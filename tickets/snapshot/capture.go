@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,20 +19,41 @@ import (
 	"sync"
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Capturer takes snapshots with one configuration.
 type Capturer struct {
-	cfg    Config
-	client *http.Client
+	cfg   Config
+	admin *http.Client // brokers' admin interfaces
+	prom  *http.Client // the Prometheus query API
 }
 
-// NewCapturer returns a capturer for cfg.
+// NewCapturer returns a capturer for cfg. Credentials of AdminHTTPConfig and
+// PrometheusHTTPConfig that cannot be loaded (a missing file) make every call
+// of that client fail, which each snapshot then lists in its Errors.
 func NewCapturer(cfg Config) *Capturer {
 	cfg = cfg.WithDefaults()
-	return &Capturer{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}}
+	return &Capturer{cfg: cfg, admin: httpClient(cfg.AdminHTTPConfig, cfg.Timeout), prom: httpClient(cfg.PrometheusHTTPConfig, cfg.Timeout)}
+}
+
+// httpClient builds a client of Prometheus' HTTP client configuration.
+func httpClient(hc commoncfg.HTTPClientConfig, timeout time.Duration) *http.Client {
+	c, err := commoncfg.NewClientFromConfig(hc, "sluice_tickets_snapshot")
+	if err != nil {
+		return &http.Client{Transport: failingTransport{err}}
+	}
+	c.Timeout = timeout
+	return c
+}
+
+// failingTransport answers every request with the error of a client configuration.
+type failingTransport struct{ err error }
+
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, fmt.Errorf("http client configuration: %w", f.err)
 }
 
 // Capture observes the cluster for target. It never fails: a source that cannot
@@ -104,19 +126,21 @@ type clusterView struct {
 	} `json:"topics"`
 }
 
-func (c *Capturer) getJSON(ctx context.Context, u string, v any) error {
+// getJSON decodes the JSON answer of a GET. Errors, which snapshots show,
+// name the URL without its password (net/http already strips it from its own).
+func (c *Capturer) getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return errors.New("bad URL (not shown: it may hold a password)")
 	}
-	resp, err := c.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("%s: %s: %s", req.URL.Redacted(), resp.Status, strings.TrimSpace(string(b)))
 	}
 	return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v)
 }
@@ -130,7 +154,7 @@ func (c *Capturer) adminState(ctx context.Context, s *Snapshot, since time.Time,
 	var errs []string
 	for _, u := range c.cfg.AdminURLs {
 		u = strings.TrimRight(normalizeURL(u), "/")
-		if err := c.getJSON(ctx, u+"/api/v1/cluster", &view); err != nil {
+		if err := c.getJSON(ctx, c.admin, u+"/api/v1/cluster", &view); err != nil {
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -141,7 +165,7 @@ func (c *Capturer) adminState(ctx context.Context, s *Snapshot, since time.Time,
 		return fmt.Errorf("no broker admin interface answered: %s", strings.Join(errs, "; "))
 	}
 	var events []Event
-	evErr := c.getJSON(ctx, base+"/api/v1/events?since=0", &events)
+	evErr := c.getJSON(ctx, c.admin, base+"/api/v1/events?since=0", &events)
 
 	cl := &Cluster{ID: view.ClusterID, ControllerID: view.ControllerID, MetadataIndex: view.MetadataIndex, Topics: len(view.Topics)}
 	var dials sync.WaitGroup
@@ -312,7 +336,7 @@ func (c *Capturer) remoteLogs(ctx context.Context, s *Snapshot, since time.Time,
 	for _, u := range c.cfg.AdminURLs {
 		u = strings.TrimRight(normalizeURL(u), "/")
 		var got []string
-		if err := c.getJSON(ctx, u+"/api/v1/logs", &got); err != nil {
+		if err := c.getJSON(ctx, c.admin, u+"/api/v1/logs", &got); err != nil {
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -456,7 +480,7 @@ func (c *Capturer) queryRange(ctx context.Context, expr string, start, end time.
 		} `json:"data"`
 	}
 	u := strings.TrimRight(normalizeURL(c.cfg.PrometheusURL), "/") + "/api/v1/query_range?" + v.Encode()
-	if err := c.getJSON(ctx, u, &resp); err != nil {
+	if err := c.getJSON(ctx, c.prom, u, &resp); err != nil {
 		return err
 	}
 	if resp.Status != "success" {

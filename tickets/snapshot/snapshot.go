@@ -11,6 +11,8 @@ package snapshot
 import (
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
+
 	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
@@ -38,6 +40,12 @@ type Config struct {
 	EventWindow time.Duration `yaml:"event_window"`
 	// ChartWindow is the span of the charts before capture, 30m by default.
 	ChartWindow time.Duration `yaml:"chart_window"`
+	// AdminHTTPConfig and PrometheusHTTPConfig are Prometheus' HTTP client
+	// configuration (basic_auth, authorization, tls_config, ...) for the
+	// brokers' admin interfaces and the query API when they sit behind a web
+	// config. Default: no credentials, redirects not followed.
+	AdminHTTPConfig      commoncfg.HTTPClientConfig `yaml:"admin_http_config"`
+	PrometheusHTTPConfig commoncfg.HTTPClientConfig `yaml:"prometheus_http_config"`
 }
 
 // WithDefaults fills the zero durations.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,7 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/alertmanager/notify"
 	"github.com/slack-go/slack"
+
+	"github.com/sluicemq/sluice/internal/durable"
 )
 
 // Action IDs of the message buttons.
@@ -97,7 +101,10 @@ func (s *Store) get(id string) (Record, bool) {
 // Get returns the record of a message.
 func (s *Store) Get(id string) (Record, bool) { return s.get(id) }
 
-func (s *Store) put(r Record) {
+// put records r and writes the store durably (temporary file, fsync, rename, fsync of the
+// directory). On a write error the record is kept in memory and the error returned: the caller
+// reports it, since a restart would then lose the message.
+func (s *Store) put(r Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recs[r.ID] = r
@@ -107,15 +114,16 @@ func (s *Store) put(r Record) {
 		}
 	}
 	if s.path == "" {
-		return
+		return nil
 	}
 	b, err := json.Marshal(s.recs)
-	if err == nil {
-		tmp := s.path + ".tmp"
-		if os.WriteFile(tmp, b, 0o600) == nil {
-			_ = os.Rename(tmp, s.path)
-		}
+	if err != nil {
+		return fmt.Errorf("slack message store: %w", err)
 	}
+	if err := durable.WriteFile(s.path, b, 0o600); err != nil {
+		return fmt.Errorf("slack message store: %w", err)
+	}
+	return nil
 }
 
 // ActionFunc handles a button press on a message whose alert group another service owns (the
@@ -191,12 +199,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad payload: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	failed := false
 	for _, a := range cb.ActionCallback.BlockActions {
 		if err := h.act(r.Context(), a.ActionID, a.Value, cb.User.ID, dashboardURL); err != nil {
+			failed = true
 			if h.Logger != nil {
-				h.Logger.Warn("slack action failed", "action", a.ActionID, "err", err)
+				h.Logger.Error("slack action failed", "action", a.ActionID, "err", notify.RedactURL(err))
 			}
 		}
+	}
+	if failed {
+		// Slack shows the person who pressed the button that it did not work.
+		http.Error(w, "action failed", http.StatusInternalServerError)
+		return
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -247,7 +262,9 @@ func (h *Handler) act(ctx context.Context, action, id, user, dashboardURL string
 	if !changed {
 		return nil
 	}
-	h.Store.put(rec)
+	if err := h.Store.put(rec); err != nil {
+		return err
+	}
 	h.Store.mu.Lock()
 	c := h.Store.clients[rec.Client]
 	h.Store.mu.Unlock()

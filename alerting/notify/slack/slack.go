@@ -114,7 +114,7 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 		}
 		rec.Channel, rec.TS, rec.Created = ch, ts, time.Now()
 		rec.Status = status(alerts)
-		n.store.put(rec)
+		n.storeRecord(rec)
 		return notify.Success()
 	}
 	if _, _, _, err := n.client.UpdateMessageContext(ctx, rec.Channel, rec.TS, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {
@@ -124,12 +124,21 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 	if st != rec.Status {
 		reply := threadText(alerts)
 		if _, _, err := n.client.PostMessageContext(ctx, rec.Channel, slack.MsgOptionText(reply, false), slack.MsgOptionTS(rec.TS)); err != nil {
-			n.logger.Warn("slack thread reply failed", "err", err)
+			n.logger.Warn("slack thread reply failed", "err", notify.RedactURL(err))
 		}
 		rec.Status = st
 	}
-	n.store.put(rec)
+	n.storeRecord(rec)
 	return notify.Success()
+}
+
+// storeRecord keeps the message's record. The message is posted either way, so a failed write
+// does not fail the notification (a retry would post it twice), but it is reported: after a
+// restart that message would no longer be edited nor answer its buttons.
+func (n *Notifier) storeRecord(rec Record) {
+	if err := n.store.put(rec); err != nil {
+		n.logger.Error("slack message not recorded; after a restart it will not be edited nor answer its buttons", "channel", rec.Channel, "err", err)
+	}
 }
 
 // Verdict classifies the error of a Slack Web API or webhook call made
@@ -137,11 +146,14 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...*alert.Alert) notify.No
 func Verdict(err error) notify.NotifyVerdict { return verdict(err) }
 
 // verdict says whether a failed call is worth retrying: rate limits, 5xx and network errors are;
-// Slack's own refusals (invalid_auth, channel_not_found, ...) are not.
+// Slack's own refusals (invalid_auth, channel_not_found, ...) are not. The URL of a failed
+// request is redacted: an incoming-webhook URL is the webhook's credential, and the error goes
+// to logs and to API callers.
 func verdict(err error) notify.NotifyVerdict {
 	if err == nil {
 		return notify.Success()
 	}
+	err = notify.RedactURL(err)
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		return notify.Retry(rl.RetryAfter, err, notify.DefaultReason)
