@@ -12,17 +12,18 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// maxQueryForm bounds the body of a POSTed query form (Grafana POSTs).
+// maxQueryForm bounds a request body (the API reads its parameters from the
+// URL; a body is not expected).
 const maxQueryForm = 1 << 20
 
 // promAPI registers Prometheus' query HTTP API over the evaluator's TSDB, in
 // Prometheus' wire format, so Grafana can use `sluice alerting` as a
 // Prometheus data source:
 //
-//	GET|POST /api/v1/query                  query, time (expr is accepted for query)
-//	GET|POST /api/v1/query_range            query, start, end, step
-//	GET|POST /api/v1/series                 match[], start, end
-//	GET|POST /api/v1/labels                 match[], start, end
+//	GET      /api/v1/query                  query, time (expr is accepted for query)
+//	GET      /api/v1/query_range            query, start, end, step
+//	GET      /api/v1/series                 match[], start, end
+//	GET      /api/v1/labels                 match[], start, end
 //	GET      /api/v1/label/{name}/values    match[], start, end
 //	GET      /api/v1/metadata               empty: the TSDB keeps no metadata
 func (m *Manager) promAPI(mux *http.ServeMux) {
@@ -125,12 +126,12 @@ func (m *Manager) promAPI(mux *http.ServeMux) {
 		}
 		writeData(w, names)
 	}
-	for _, method := range []string{"GET", "POST"} {
-		mux.HandleFunc(method+" /api/v1/query", query)
-		mux.HandleFunc(method+" /api/v1/query_range", queryRange)
-		mux.HandleFunc(method+" /api/v1/series", series)
-		mux.HandleFunc(method+" /api/v1/labels", labelNames)
-	}
+	// GET only: the API takes no form POSTs (a browser can send those
+	// cross-site), so Grafana's data source uses HTTP method GET.
+	mux.HandleFunc("GET /api/v1/query", query)
+	mux.HandleFunc("GET /api/v1/query_range", queryRange)
+	mux.HandleFunc("GET /api/v1/series", series)
+	mux.HandleFunc("GET /api/v1/labels", labelNames)
 	mux.HandleFunc("GET /api/v1/label/{name}/values", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if !model.UTF8Validation.IsValidLabelName(name) {

@@ -41,7 +41,7 @@ func promGet(t *testing.T, u string) (int, promResponse) {
 
 // TestPrometheusQueryAPI: `sluice alerting` answers Prometheus' query API over
 // the series it scraped, in Prometheus' wire format (what Grafana's
-// Prometheus data source reads), GET and POST, and rejects bad input with
+// Prometheus data source reads), and rejects bad input with
 // 400 bad_data naming the parameter.
 func TestPrometheusQueryAPI(t *testing.T) {
 	// A broker's /metrics in the text format a registry writes.
@@ -85,18 +85,15 @@ func TestPrometheusQueryAPI(t *testing.T) {
 		"instance": strings.TrimPrefix(target.URL, "http://"), "topic": "orders"}, vec.Result[0].Metric)
 	require.Equal(t, "3", vec.Result[0].Value[1])
 
-	// POSTed like Grafana does, with a time.
-	resp, err := http.PostForm(base+"/api/v1/query", url.Values{"query": {"sum(sluice_under_replicated_partitions) * 2"}, "time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}})
-	require.NoError(t, err)
-	var posted promResponse
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&posted))
-	resp.Body.Close()
-	require.Equal(t, "success", posted.Status)
-	require.Contains(t, string(posted.Data), `"6"`)
+	// With a time, as Grafana sends it (HTTP method GET).
+	code, r := promGet(t, base+"/api/v1/query?"+url.Values{"query": {"sum(sluice_under_replicated_partitions) * 2"},
+		"time": {strconv.FormatFloat(float64(time.Now().UnixMilli())/1000, 'f', 3, 64)}}.Encode())
+	require.Equal(t, http.StatusOK, code, r.Error)
+	require.Contains(t, string(r.Data), `"6"`)
 
 	now := time.Now()
 	v := url.Values{"query": {"up"}, "start": {now.Add(-time.Minute).Format(time.RFC3339)}, "end": {strconv.FormatFloat(float64(now.Add(time.Second).UnixMilli())/1000, 'f', 3, 64)}, "step": {"1s"}}
-	code, r := promGet(t, base+"/api/v1/query_range?"+v.Encode())
+	code, r = promGet(t, base+"/api/v1/query_range?"+v.Encode())
 	require.Equal(t, http.StatusOK, code, r.Error)
 	var mat struct {
 		ResultType string `json:"resultType"`
