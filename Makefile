@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: build run demo test test-race lint bench compat fuzz tools clean
+.PHONY: build run demo test test-race lint bench compat compat-load fuzz tools clean
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -53,7 +53,14 @@ bench: build
 compat: build
 	./scripts/compat.sh
 
-# A short run of every fuzz target.
+# The load test: franz-go's suite against the 3-broker cluster while two CPU hogs keep both cores busy;
+# no test may fail and no broker may be fenced. Not part of CI's time budget (about 10 minutes).
+compat-load: build
+	COMPAT_MODE=cluster COMPAT_HOGS=2 ./scripts/compat.sh
+
+# A short run of every fuzz target, and the soak of mutated frames of every API key
+# beside an acknowledged producer (5 s of it runs in `make test`).
+SOAK ?= 2m
 fuzz:
 	$(GO) test ./broker/record/ -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./broker/storage/ -run '^$$' -fuzz FuzzRecover -fuzztime 30s
@@ -61,6 +68,8 @@ fuzz:
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzACLFilter$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzSASLExchanges$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzPrincipalRules$$' -fuzztime 30s
+	$(GO) test ./broker/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
+	$(GO) test ./broker/ -count=1 -v -run '^TestSoakMutatedFrames$$' -soak $(SOAK) -timeout 15m
 
 clean:
 	rm -rf bin data .compat

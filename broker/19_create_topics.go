@@ -65,6 +65,7 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	limitErrs := b.topicLimitErrors(req) // limits_topics.go
 	clusterCreate := cc.authorizedCluster(kmsg.ACLOperationCreate)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
@@ -76,6 +77,8 @@ func (b *Broker) handleCreateTopics(cc *conn, kreq kmsg.Request) (kmsg.Response,
 			err = kafkaErr(kerr.InvalidRequest, "topic named more than once in one request")
 		case !clusterCreate && !cc.authorized(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
 			err = kerr.TopicAuthorizationFailed
+		case limitErrs[rt.Topic] != nil:
+			err = limitErrs[rt.Topic]
 		default:
 			err = b.createTopicFromRequest(cc, req.ValidateOnly, &rt, &st, readyBy)
 			if err == nil && req.Version >= 5 && !cc.authorized(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic) {

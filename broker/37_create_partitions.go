@@ -42,11 +42,15 @@ func (b *Broker) handleCreatePartitions(cc *conn, kreq kmsg.Request) (kmsg.Respo
 		}
 	}
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	budget := b.newPartitionBudget() // limits_topics.go
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		err := error(kerr.TopicAuthorizationFailed)
 		if cc.authorized(kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			err = b.createPartitionsLimitError(budget, &rt)
+		}
+		if err == nil {
 			err = b.createPartitions(cc, &rt, req.ValidateOnly)
 		}
 		st.ErrorCode, st.ErrorMessage = errCode(err), errMessage(err)

@@ -14,6 +14,9 @@ import (
 //     heartbeats for broker.session.timeout.ms is fenced and its leaderships move.
 //     WantFence asks to be fenced now (controlled shutdown). Served only by the
 //     active controller (else NOT_CONTROLLER).
+//   - When the broker's side closes the connection that carried its last
+//     heartbeat (a killed process closes its sockets), the controller fences the
+//     broker at once instead of after the session timeout.
 //   - Authorization: CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(63, 0, 0, (*Broker).handleBrokerHeartbeat) }
@@ -27,8 +30,11 @@ func (b *Broker) handleBrokerHeartbeat(cc *conn, kreq kmsg.Request) (kmsg.Respon
 	}
 	fenced, err := b.quorum.Heartbeat(cc.ctx, metadata.HeartbeatRequest{
 		BrokerID: req.BrokerID, BrokerEpoch: req.BrokerEpoch,
-		AppliedIndex: uint64(max(req.CurrentMetadataOffset, 0)), WantFence: req.WantFence,
+		AppliedIndex: uint64(max(req.CurrentMetadataOffset, 0)), WantFence: req.WantFence, Conn: cc.id,
 	})
+	if err == nil {
+		cc.heartbeats, cc.heartbeatOf = true, req.BrokerID
+	}
 	resp.ErrorCode = errCode(err)
 	resp.IsFenced = fenced
 	resp.IsCaughtUp = !fenced

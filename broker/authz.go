@@ -53,6 +53,8 @@ var apiAuthorization = map[int16]string{
 	42: "DELETE group",
 	44: "ALTER_CONFIGS topic or cluster",
 	47: "DELETE group; READ topic",
+	48: "DESCRIBE_CONFIGS cluster",
+	49: "ALTER_CONFIGS cluster",
 	50: "DESCRIBE cluster",
 	51: "ALTER cluster",
 	56: "CLUSTER_ACTION cluster",

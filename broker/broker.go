@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/acl"
 	"github.com/sluicemq/sluice/broker/group"
@@ -81,11 +82,19 @@ type Broker struct {
 	readyOnce sync.Once
 	runCtx    context.Context
 
-	connMu sync.Mutex
-	conns  map[*conn]struct{}
-	connWG sync.WaitGroup
+	connMu  sync.Mutex
+	conns   map[*conn]struct{}
+	connSeq atomic.Uint64
+	connWG  sync.WaitGroup
 
-	authz authorizerState
+	// Limits and quotas (limits.go, quota.go).
+	reqPool   *requestPool
+	connLimit *connLimiter
+	quotas    *quotaManager
+	panics    *prometheus.CounterVec
+	// beforeHandle, set by tests only, runs before every request's handler.
+	beforeHandle func(*conn, kmsg.Request)
+	authz        authorizerState
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -139,6 +148,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		b.registry = prometheus.NewRegistry()
 	}
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.initLimits()
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
@@ -174,6 +184,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Voters:            voters,
 		Dir:               filepath.Join(cfg.DataDir, "metadata"),
 		SessionTimeout:    b.sessionTimeout(),
+		BrokerGone:        b.brokerGone,
 		DefaultPartitions: cfg.NumPartitions,
 		Logger:            logger.With("part", "metadata"),
 
@@ -232,8 +243,9 @@ func (b *Broker) MetricsAddr() string {
 // Registry is the Prometheus registry holding the broker's metrics.
 func (b *Broker) Registry() *prometheus.Registry { return b.registry }
 
-// Ready is closed once the broker is registered with the controller and unfenced:
-// from then on it can lead partitions.
+// Ready is closed once the broker is registered with the controller, unfenced, and
+// its own metadata image shows that: from then on it can lead partitions, and its
+// client listener accepts connections.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }
 
 // advertisedAddr is the host and port clients are told to connect to.
@@ -340,7 +352,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	}()
 
 	var acceptErr error
-	for {
+	for b.waitReady(ctx) {
 		nc, err := b.ln.Accept()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -348,7 +360,9 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 			break
 		}
-		b.serve(ctx, nc, b.listeners[0])
+		if b.connLimit.admit(ctx, nc, b.listeners[0].brokerOnly()) {
+			b.serve(ctx, nc, b.listeners[0])
+		}
 	}
 	cancel()
 	<-heartbeatsDone // the last heartbeat asked to be fenced

@@ -18,46 +18,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// freeAddr returns a loopback address that was free a moment ago, for the
-// controller listeners a quorum must know before any node starts.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
-// startTestCluster starts n in-process brokers forming one metadata quorum and
-// waits until each is ready.
+// startTestCluster starts n in-process brokers sharing one metadata quorum, each
+// handed a Raft listener bound to port 0, and waits until every one lists all.
 func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroker {
 	t.Helper()
-	ctrl := make([]string, n)
-	voters := make([]string, n)
-	for i := range ctrl {
-		ctrl[i] = freeAddr(t)
-		voters[i] = fmt.Sprintf("%d@%s", i+1, ctrl[i])
+	lns := make([]net.Listener, n)
+	var voters []string
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		lns[i] = ln
+		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ln.Addr()))
 	}
 	out := make([]*testBroker, n)
-	done := make(chan int, n)
-	for i := range out {
+	started := make(chan struct{})
+	for i := range lns {
 		go func() {
-			defer func() { done <- i }()
+			defer func() { started <- struct{}{} }()
 			out[i] = startTestBroker(t, t.TempDir(), append([]func(*Config){func(c *Config) {
 				c.NodeID = int32(i + 1)
-				c.ControllerListen = ctrl[i]
 				c.ControllerQuorumVoters = strings.Join(voters, ",")
+				c.ControllerListener = lns[i]
+				c.OffsetsTopicReplicationFactor = 1
 				c.OffsetsTopicNumPartitions = 2
 			}}, mutate...)...)
 		}()
 	}
-	for range out {
-		<-done
+	for range lns {
+		<-started
 	}
 	for _, tb := range out {
-		require.NotNil(t, tb, "a broker of the cluster did not start")
+		require.NotNil(t, tb, "a broker did not start")
 	}
-	waitUntil(t, 30*time.Second, "every broker sees all brokers live", func() bool {
+	waitUntil(t, 30*time.Second, "every broker registered and live", func() bool {
 		for _, tb := range out {
 			if len(tb.quorum.Image().LiveBrokers()) != n {
 				return false

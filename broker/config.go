@@ -44,8 +44,16 @@ type Config struct {
 	ControllerQuorumVoters string `yaml:"controller.quorum.voters"`
 	// BrokerSessionTimeoutMs is how long the controller waits for a broker's
 	// heartbeat before fencing it and moving its leaderships, like Kafka's
-	// broker.session.timeout.ms. Default 1000 (Kafka's is 9000).
+	// broker.session.timeout.ms. Default 9000, Kafka's. It applies to a broker
+	// that is silent but still connected: a broker whose process ends closes its
+	// controller connection and is fenced at once.
 	BrokerSessionTimeoutMs int64 `yaml:"broker.session.timeout.ms"`
+	// BrokerHeartbeatIntervalMs is how often a broker heartbeats to the
+	// controller, like Kafka's broker.heartbeat.interval.ms; less than
+	// broker.session.timeout.ms. Default (0) 2000, Kafka's, or a third of
+	// broker.session.timeout.ms if that is less. A broker heartbeats at once
+	// when the controller changes, and every 100ms while it is fenced.
+	BrokerHeartbeatIntervalMs int64 `yaml:"broker.heartbeat.interval.ms"`
 	// ReplicaLagTimeMaxMs is how long a follower may go without catching up before
 	// it leaves the ISR, like Kafka's replica.lag.time.max.ms. Default 30000.
 	ReplicaLagTimeMaxMs int64 `yaml:"replica.lag.time.max.ms"`
@@ -146,6 +154,10 @@ type Config struct {
 	// Security holds listeners, TLS and SASL (listener.go), with Kafka's names;
 	// `listen` and `advertised.listen` are shorthands used when `listeners` is empty.
 	Security `yaml:",inline"`
+	// Limits holds the connection, request memory and topic limits (limits.go).
+	Limits `yaml:",inline"`
+	// Quotas holds the client quota windows (quota.go).
+	Quotas QuotaConfig `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -172,7 +184,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.FlushIntervalMs, 1000)
 	setDefault(&c.NumPartitions, 1)
 	setDefault(&c.DefaultReplicationFactor, -1)
-	setDefault(&c.BrokerSessionTimeoutMs, 1000)
+	setDefault(&c.BrokerSessionTimeoutMs, 9000)
 	setDefault(&c.ReplicaLagTimeMaxMs, 30000)
 	setDefault(&c.OffsetsTopicReplicationFactor, 3)
 	if c.AutoCreateTopics == nil {
@@ -196,6 +208,8 @@ func (c *Config) applyDefaults() {
 	if c.GroupInitialRebalanceDelayMs == nil {
 		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
 	}
+	c.Limits.applyDefaults()
+	c.Quotas.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -257,6 +271,7 @@ func (c *Config) Validate() error {
 		{"num.partitions", c.NumPartitions > 0},
 		{"default.replication.factor", c.DefaultReplicationFactor > 0 || c.DefaultReplicationFactor == -1},
 		{"broker.session.timeout.ms", c.BrokerSessionTimeoutMs >= 100},
+		{"broker.heartbeat.interval.ms", c.BrokerHeartbeatIntervalMs >= 0 && c.BrokerHeartbeatIntervalMs < c.BrokerSessionTimeoutMs},
 		{"replica.lag.time.max.ms", c.ReplicaLagTimeMaxMs >= 100},
 		{"offsets.topic.replication.factor", c.OffsetsTopicReplicationFactor > 0},
 		{"message.max.bytes", c.MessageMaxBytes > 0},
@@ -284,7 +299,10 @@ func (c *Config) Validate() error {
 	if err := c.validateAuthorizer(); err != nil {
 		return err
 	}
-	return nil
+	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
+		return err
+	}
+	return c.Quotas.validate()
 }
 
 // LoadConfig reads a broker YAML file strictly: unknown fields are errors that name

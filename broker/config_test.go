@@ -16,6 +16,17 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, int64(0), *c.GroupInitialRebalanceDelayMs)
 	require.Equal(t, int32(50), c.OffsetsTopicNumPartitions, "defaults fill what the file leaves out")
 
+	c, err = LoadConfig("testdata/config/valid-limits.yaml")
+	require.NoError(t, err)
+	require.Equal(t, int64(16<<20), c.QueuedMaxRequestBytes)
+	require.Equal(t, 50, c.MaxConnectionsPerIP)
+	require.Equal(t, "10.0.0.1:200, 127.0.0.1:0", c.MaxConnectionsPerIPOverrides)
+	require.Equal(t, int32(64), c.MaxPartitionsPerTopic)
+	require.Equal(t, 5, c.Quotas.QuotaWindowNum)
+	overrides, err := parseIPOverrides(c.MaxConnectionsPerIPOverrides)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"10.0.0.1": 200, "127.0.0.1": 0}, overrides)
+
 	c, err = LoadConfig("testdata/config/valid-authorizer.yaml")
 	require.NoError(t, err)
 	require.Equal(t, StandardAuthorizer, c.AuthorizerClassName)
@@ -41,11 +52,16 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-type.yaml", "line 1"},
 		{"invalid-cleanup.yaml", "log.cleanup.policy"},
 		{"invalid-range.yaml", "group.max.session.timeout.ms"},
+		{"invalid-heartbeat-interval.yaml", "broker.heartbeat.interval.ms"},
 		{"invalid-authorizer.yaml", "authorizer.class.name"},
 		{"invalid-super-users.yaml", "super.users"},
 		{"invalid-plaintext-public.yaml", "listeners: PLAINTEXT listener PLAINTEXT on \"0.0.0.0:9092\" does not authenticate"},
 		{"invalid-raft-plaintext-public.yaml", "controller.listener.names: the Raft transport"},
 		{"missing.yaml", "no such file"},
+		{"invalid-pool.yaml", "queued.max.request.bytes"},
+		{"invalid-overrides.yaml", "max.connections.per.ip.overrides"},
+		{"invalid-quota-window.yaml", "quota.window.num"},
+		{"invalid-max-connections.yaml", "max.connections"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadConfig("testdata/config/" + tc.file)

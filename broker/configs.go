@@ -188,9 +188,15 @@ func topicConfigDefByName(name string) *topicConfigDef {
 
 // validateTopicConfig checks one topic config value.
 func validateTopicConfig(name, value string) error {
+	if len(name) > maxTopicConfigNameBytes {
+		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("config name longer than %d bytes", maxTopicConfigNameBytes))
+	}
 	d := topicConfigDefByName(name)
 	if d == nil {
 		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("Unknown topic config name: %s", name))
+	}
+	if len(value) > maxTopicConfigValueBytes {
+		return kafkaErr(kerr.InvalidConfig, fmt.Sprintf("%s: value longer than %d bytes", name, maxTopicConfigValueBytes))
 	}
 	if err := d.validate(value); err != nil {
 		var ke *kafkaError

@@ -28,6 +28,12 @@ type conn struct {
 	remote string
 
 	clientID string
+	id       uint64 // unique among this broker's connections
+
+	// heartbeats is set once a BrokerHeartbeat of broker heartbeatOf
+	// succeeded on this connection (see connEnded).
+	heartbeats  bool
+	heartbeatOf int32
 
 	// listener is the listener the connection came in on; principal is who it
 	// authenticated as, in Kafka's form: "User:alice", the mapped certificate subject
@@ -47,13 +53,19 @@ type conn struct {
 	out chan outFrame
 
 	// fetchBuf holds the record bytes of the fetch being answered; reqBuf
-	// the frame of a Produce or Fetch request. Both are reused because a
+	// the frame of a small Produce or Fetch request. Both are reused because a
 	// connection handles one request at a time and nothing keeps them past
 	// the encoding of its response.
 	fetchBuf []byte
 	reqBuf   []byte
 
 	r *bufio.Reader // requests; only readLoop and watchPeer read it
+	// muteUntil is when a throttled connection may read its next request.
+	muteUntil time.Time
+	// mutationThrottle is the controller mutation quota's throttle time for
+	// the request being handled.
+	mutationThrottle time.Duration
+	quotaCache       quotaCache
 }
 
 // serve starts the goroutines of a new connection.
@@ -62,7 +74,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 		tc.SetNoDelay(true)
 	}
 	cc := &conn{b: b, nc: nc, ctx: ctx, remote: nc.RemoteAddr().String(), out: make(chan outFrame, 64),
-		listener: l, principal: anonymous}
+		listener: l, principal: anonymous, id: b.connSeq.Add(1)}
 	b.connMu.Lock()
 	b.conns[cc] = struct{}{}
 	b.connMu.Unlock()
@@ -83,12 +95,14 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 		if err == nil {
 			err = cc.readLoop()
 		}
+		b.connEnded(cc, err)
 		close(cc.out)
 		writerDone.Wait()
 		nc.Close()
 		b.connMu.Lock()
 		delete(b.conns, cc)
 		b.connMu.Unlock()
+		b.connLimit.release(nc, l.brokerOnly())
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 			b.logger.Info("closing connection", "remote", cc.remote, "client_id", cc.clientID, "err", err)
 		}
@@ -142,39 +156,47 @@ func (cc *conn) software() (name, version string) {
 
 // readLoop reads and handles requests until the connection fails or a request
 // cannot be answered; it always returns the reason.
-func (cc *conn) readLoop() error {
+func (cc *conn) readLoop() (err error) {
+	defer func() {
+		// Handlers recover in handle; this is for the reading itself.
+		if p := recover(); p != nil {
+			err = cc.b.handlerPanicked(cc, -1, -1, p)
+		}
+	}()
 	cc.r = bufio.NewReaderSize(cc.nc, 64<<10)
 	r := cc.r
 	var sizeBuf [4]byte
 	for {
+		if err := cc.mute(); err != nil {
+			return err
+		}
+		cc.nc.SetReadDeadline(time.Now().Add(time.Duration(cc.b.cfg.ConnectionsMaxIdleMs) * time.Millisecond))
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("no request for connections.max.idle.ms=%d", cc.b.cfg.ConnectionsMaxIdleMs)
+			}
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if (size < 8 && cc.sasl != saslRaw) || size < 0 || size > cc.b.cfg.SocketRequestMaxBytes {
 			return fmt.Errorf("request size %d outside [8, socket.request.max.bytes=%d]", size, cc.b.cfg.SocketRequestMaxBytes)
 		}
-		if cap(cc.reqBuf) < int(size) {
-			cc.reqBuf = make([]byte, size)
-		}
-		body := cc.reqBuf[:size]
-		if _, err := io.ReadFull(r, body); err != nil {
+		fr, err := cc.readFrame(r, int(size))
+		if err != nil {
 			return err
 		}
-		// Only Produce and Fetch are known to keep no reference into their
-		// frame after the response is encoded (group requests keep member
-		// metadata, for one); every other request gets a frame of its own.
-		if key := int16(binary.BigEndian.Uint16(body)); key != 0 && key != 1 {
-			body = append([]byte(nil), body...)
-		}
-		if err := cc.handle(body, time.Now()); err != nil {
+		err = cc.handle(fr.body, time.Now())
+		fr.done(cc)
+		if err != nil {
 			return err
 		}
 	}
 }
 
 // handle decodes one request frame, runs its handler and queues the response.
-func (cc *conn) handle(frame []byte, read time.Time) error {
+// A panic while handling is recovered: it is logged and counted, and only this
+// connection is closed.
+func (cc *conn) handle(frame []byte, read time.Time) (err error) {
 	if cc.sasl == saslRaw {
 		return cc.handleRawSASL(frame)
 	}
@@ -186,6 +208,11 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 	if err := rd.Complete(); err != nil {
 		return fmt.Errorf("malformed request header: %w", err)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = cc.b.handlerPanicked(cc, key, version, p)
+		}
+	}()
 	if clientID != nil {
 		cc.clientID = *clientID
 	}
@@ -215,15 +242,19 @@ func (cc *conn) handle(frame []byte, read time.Time) error {
 	}
 	t := &requestTiming{api: kmsg.NameForKey(key), read: read, started: time.Now()}
 	cc.timing = t
+	if cc.b.beforeHandle != nil {
+		cc.b.beforeHandle(cc, req)
+	}
 	resp, err := cc.b.brokerOnlyGuard(cc, req)
 	if resp == nil && err == nil {
-		resp, err = api.handle(cc.b, cc, req)
+		resp, err = cc.handleWithMutationQuota(api, req)
 	}
 	cc.timing = nil
 	t.handled = time.Now()
 	if err != nil {
 		return err
 	}
+	cc.throttleResponse(req, resp, len(frame), t)
 	cc.b.metrics.observeHandled(t, version, resp)
 	if resp == nil {
 		return nil

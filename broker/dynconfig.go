@@ -106,8 +106,16 @@ func init() {
 	ro("broker.id", func(c *Config) string { return i64(int64(c.NodeID)) })
 	ro("log.dir", func(c *Config) string { return c.DataDir })
 	ro("log.dirs", func(c *Config) string { return c.DataDir })
-	ro("listeners", func(c *Config) string { return "PLAINTEXT://" + c.Listen })
+	ro("listeners", func(c *Config) string {
+		if c.Security.Listeners != "" {
+			return c.Security.Listeners
+		}
+		return "PLAINTEXT://" + c.Listen
+	})
 	ro("advertised.listeners", func(c *Config) string {
+		if c.Security.AdvertisedListeners != "" {
+			return c.Security.AdvertisedListeners
+		}
 		if c.AdvertisedListen == "" {
 			return ""
 		}
@@ -142,6 +150,17 @@ func init() {
 	ro("group.max.session.timeout.ms", func(c *Config) string { return i64(c.GroupMaxSessionTimeoutMs) })
 	ro("group.initial.rebalance.delay.ms", func(c *Config) string { return i64(*c.GroupInitialRebalanceDelayMs) })
 	ro("group.max.size", func(c *Config) string { return i64(int64(c.GroupMaxSize)) })
+	// The connection, request memory and topic limits (limits.go).
+	ro("queued.max.request.bytes", func(c *Config) string { return i64(c.QueuedMaxRequestBytes) })
+	ro("request.read.timeout.ms", func(c *Config) string { return i64(c.RequestReadTimeoutMs) })
+	ro("connections.max.idle.ms", func(c *Config) string { return i64(c.ConnectionsMaxIdleMs) })
+	ro("max.connections", func(c *Config) string { return i64(int64(c.MaxConnections)) })
+	ro("max.connections.per.ip", func(c *Config) string { return i64(int64(c.MaxConnectionsPerIP)) })
+	ro("max.connections.per.ip.overrides", func(c *Config) string { return c.MaxConnectionsPerIPOverrides })
+	ro("max.connection.creation.rate", func(c *Config) string { return i64(int64(c.MaxConnectionCreationRate)) })
+	ro("max.partitions.per.request", func(c *Config) string { return i64(int64(c.MaxPartitionsPerRequest)) })
+	ro("max.partitions.per.topic", func(c *Config) string { return i64(int64(c.MaxPartitionsPerTopic)) })
+	ro("max.partitions.per.broker", func(c *Config) string { return i64(int64(c.MaxPartitionsPerBroker)) })
 
 	// The broker-wide defaults of topic configs (Kafka's DynamicLogConfig):
 	// dynamic, acting wherever the topic config acts.

@@ -521,13 +521,13 @@ func (b *Broker) endpoints() []metadata.Endpoint {
 }
 
 // acceptAll accepts connections on every listener but the first (which Run's own loop
-// serves) until ctx is done.
+// serves) until ctx is done, once the broker is ready (see waitReady).
 func (b *Broker) acceptOthers(ctx context.Context) {
 	for _, l := range b.listeners[1:] {
 		b.connWG.Add(1)
 		go func() {
 			defer b.connWG.Done()
-			for {
+			for b.waitReady(ctx) {
 				nc, err := l.ln.Accept()
 				if err != nil {
 					if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
@@ -535,7 +535,9 @@ func (b *Broker) acceptOthers(ctx context.Context) {
 					}
 					return
 				}
-				b.serve(ctx, nc, l)
+				if b.connLimit.admit(ctx, nc, l.brokerOnly()) { // connlimit.go
+					b.serve(ctx, nc, l)
+				}
 			}
 		}()
 	}

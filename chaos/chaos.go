@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"time"
@@ -36,6 +37,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	}
 	say := func(format string, args ...any) {
 		fmt.Fprintf(out, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+	stopHogs, err := startHogs(cfg.Hogs)
+	if err != nil {
+		return rep, err
+	}
+	defer stopHogs()
+	if cfg.Hogs > 0 {
+		say("started %d CPU hogs", cfg.Hogs)
 	}
 	say("starting %d brokers under %s", cfg.Brokers, cfg.Dir)
 	cl, err := StartCluster(ctx, ClusterConfig{Bin: cfg.Bin, Dir: cfg.Dir, Brokers: cfg.Brokers, BrokerConfig: cfg.BrokerConfig})
@@ -334,4 +343,25 @@ func restartAll(ctx context.Context, cl *Cluster) error {
 		}
 	}
 	return cl.WaitBrokers(ctx, 60*time.Second)
+}
+
+// startHogs starts n CPU hogs: busy shell loops in processes of their own, so that they compete with
+// the brokers for the CPU at the same priority. The returned function kills them.
+func startHogs(n int) (stop func(), err error) {
+	var hogs []*exec.Cmd
+	stop = func() {
+		for _, h := range hogs {
+			h.Process.Kill()
+			h.Wait()
+		}
+	}
+	for range n {
+		h := exec.Command("sh", "-c", "while :; do :; done")
+		if err := h.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("start CPU hog: %w", err)
+		}
+		hogs = append(hogs, h)
+	}
+	return stop, nil
 }

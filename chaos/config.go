@@ -67,6 +67,10 @@ type Config struct {
 	RestartAll bool
 	// Seed seeds the choice of victims and down times; 0 uses the clock.
 	Seed int64
+	// Hogs is the number of CPU hogs (busy loops in processes of their own, at the brokers' priority)
+	// kept running from the start of the cluster to the end of the run, to measure failover on a busy
+	// machine; default 0.
+	Hogs int
 }
 
 // SetDefaults fills in zero values and rejects impossible settings.
@@ -114,6 +118,8 @@ func (c *Config) SetDefaults() error {
 		c.Seed = time.Now().UnixNano()
 	}
 	switch {
+	case c.Hogs < 0:
+		return fmt.Errorf("chaos: hogs %d is negative", c.Hogs)
 	case c.Brokers < 2:
 		return fmt.Errorf("chaos: brokers %d: killing needs at least 2", c.Brokers)
 	case int(c.ReplicationFactor) > c.Brokers:

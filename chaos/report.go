@@ -106,9 +106,9 @@ func (r Report) OK() bool {
 func (r Report) Write(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "\n== sluice chaos report ==\n")
-	fmt.Fprintf(w, "config: %d brokers (%s), topic %q: %d partitions, RF %d, min.insync.replicas %d\n",
+	fmt.Fprintf(w, "config: %d brokers (%s), topic %q: %d partitions, RF %d, min.insync.replicas %d, %d CPU hogs\n",
 		c.Brokers, strings.ReplaceAll(strings.TrimSpace(c.BrokerConfig), "\n", "; "), c.Topic, c.Partitions,
-		c.ReplicationFactor, c.MinInsyncReplicas)
+		c.ReplicationFactor, c.MinInsyncReplicas, c.Hogs)
 	fmt.Fprintf(w, "producers: %d idempotent kgo clients, acks=all, %d records/s offered in total, %d in flight per producer and partition,\n",
 		c.Producers, c.Rate, c.InFlight)
 	fmt.Fprintf(w, "           delivery timeout %v, metadata min age %v, retry backoff 100ms..%v\n", c.DeliveryTimeout, c.MetadataMinAge, c.RetryBackoffMax)

@@ -34,6 +34,15 @@
 #                     (default 1) (used to calibrate the suite on kfake)
 #   COMPAT_VERBOSE=1  go test -v
 #   SLUICE            use this sluice binary instead of building one
+#   COMPAT_HOGS       if set to N > 0, start N CPU hogs (busy shell loops at
+#                     the brokers' priority) before the brokers and keep them
+#                     running until the brokers are stopped: the load test of
+#                     a busy machine (COMPAT_HOGS=2 keeps both cores of the
+#                     reference machine busy); off by default
+#
+# In cluster mode the brokers serve the admin interface, and after the suite
+# the script reads /api/v1/events: a broker fenced while the suite ran (other
+# than by its own request at shutdown) fails the mode, with the events listed.
 #
 # Exit status: non-zero if the build, a broker start or any test fails in any
 # mode. A summary line per mode is printed last.
@@ -85,9 +94,37 @@ if [[ -z "${COMPAT_DIR:-}" ]]; then
 fi
 mkdir -p "$COMPAT_DIR"
 
-# BROKER_PIDS are the brokers of the mode running now, BROKER_LOGS their logs.
+# BROKER_PIDS are the brokers of the mode running now, BROKER_LOGS their logs,
+# ADMIN_ADDRS their admin listeners (cluster mode), HOG_PIDS the CPU hogs.
 BROKER_PIDS=()
 BROKER_LOGS=()
+ADMIN_ADDRS=()
+HOG_PIDS=()
+HOGS=${COMPAT_HOGS:-0}
+if ! [[ $HOGS =~ ^[0-9]+$ ]]; then
+	echo "compat: COMPAT_HOGS $HOGS is not a number of CPU hogs" >&2
+	exit 2
+fi
+
+# start_hogs starts HOGS busy loops; stop_hogs ends them.
+start_hogs() {
+	local i
+	for i in $(seq 1 "$HOGS"); do
+		bash -c 'while :; do :; done' &
+		HOG_PIDS+=($!)
+	done
+	if ((HOGS > 0)); then
+		echo "compat: started $HOGS CPU hog(s): ${HOG_PIDS[*]}"
+	fi
+}
+stop_hogs() {
+	local pid
+	for pid in "${HOG_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	HOG_PIDS=()
+}
 
 # stop_brokers sends SIGTERM to every broker, waits up to 10 s for each and
 # then kills what is left. It fails if a broker did not exit 0 after
@@ -112,11 +149,29 @@ stop_brokers() {
 	done
 	BROKER_PIDS=()
 	BROKER_LOGS=()
+	ADMIN_ADDRS=()
 	return $failed
+}
+
+# check_fencing prints the broker fencings in the cluster's event log that the
+# brokers did not ask for, and fails if there are any.
+check_fencing() {
+	local events fenced
+	if ! events=$(curl -fsS --max-time 10 "http://${ADMIN_ADDRS[0]}/api/v1/events"); then
+		echo "compat: cannot read /api/v1/events from ${ADMIN_ADDRS[0]}" >&2
+		return 1
+	fi
+	fenced=$(jq -c '[.[] | select(.type == "broker_fenced" and .detail != "requested by broker")]' <<<"$events")
+	echo "compat: broker fencings not asked for: $(jq length <<<"$fenced"), leader elections: $(jq '[.[] | select(.type == "leader_elected")] | length' <<<"$events")"
+	if [[ $(jq length <<<"$fenced") != 0 ]]; then
+		jq -c '.[]' <<<"$fenced" >&2
+		return 1
+	fi
 }
 
 cleanup() {
 	stop_brokers >/dev/null 2>&1 || true
+	stop_hogs
 	if [[ $CLEAN_WORK == 1 ]]; then
 		chmod -R u+w "$COMPAT_DIR" 2>/dev/null || true
 		rm -rf "$COMPAT_DIR"
@@ -151,20 +206,23 @@ free_port() {
 # lists all of them, and sets SEEDS.
 start_brokers() {
 	local n=$1 i quorum="" dir="$COMPAT_DIR/$2"
-	local -a kport rport args
+	local -a kport rport aport args
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	SEEDS=""
 	for i in $(seq 1 "$n"); do
 		kport[i]=$(free_port)
 		rport[i]=$(free_port)
+		aport[i]=$(free_port)
 		quorum+="${quorum:+,}$i@127.0.0.1:${rport[i]}"
 		SEEDS+="${SEEDS:+,}127.0.0.1:${kport[i]}"
 	done
 	for i in $(seq 1 "$n"); do
 		args=(broker --listen "127.0.0.1:${kport[i]}" --data-dir "$dir/data$i")
 		if [[ $n -gt 1 ]]; then
-			args+=(--node-id "$i" --controller-listen "127.0.0.1:${rport[i]}" --controller-quorum "$quorum")
+			args+=(--node-id "$i" --controller-listen "127.0.0.1:${rport[i]}" --controller-quorum "$quorum"
+				--admin-listen "127.0.0.1:${aport[i]}")
+			ADMIN_ADDRS+=("127.0.0.1:${aport[i]}")
 		fi
 		"$SLUICE_BIN" "${args[@]}" >"$dir/broker$i.log" 2>&1 &
 		BROKER_PIDS+=($!)
@@ -289,6 +347,7 @@ for mode in "${MODES[@]}"; do
 	st=0
 	start=$SECONDS
 	SECURE_ENV=()
+	start_hogs
 	if [[ $mode == secure ]]; then
 		if start_secure_broker; then
 			run_suite "$SEEDS" "$rf" "$SECURE_RECORDS" || st=$?
@@ -297,6 +356,9 @@ for mode in "${MODES[@]}"; do
 		fi
 	elif start_brokers "$nodes" "$mode"; then
 		run_suite "$SEEDS" "$rf" || st=$?
+		if [[ $nodes -gt 1 ]]; then
+			check_fencing || { [[ $st != 0 ]] || st=1; }
+		fi
 	else
 		st=1
 	fi
@@ -308,10 +370,11 @@ for mode in "${MODES[@]}"; do
 		done
 	fi
 	stop_brokers || { [[ $st != 0 ]] || st=1; }
+	stop_hogs
 	if [[ $st == 0 ]]; then
-		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf): PASS in $((SECONDS - start)) s")
+		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf, $HOGS CPU hog(s)): PASS in $((SECONDS - start)) s")
 	else
-		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf): FAIL (status $st) after $((SECONDS - start)) s")
+		summary+=("compat: $mode ($nodes broker(s), KGO_TEST_RF=$rf, $HOGS CPU hog(s)): FAIL (status $st) after $((SECONDS - start)) s")
 		status=$st
 	fi
 done

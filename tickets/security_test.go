@@ -203,6 +203,15 @@ func TestExamplePasswordsRefused(t *testing.T) {
 		Username: "u", PasswordFile: pwFile}}, notify.Options{})
 	require.ErrorContains(t, err, "email password")
 
+	cfg = DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	kafkaPw := filepath.Join(dir, "kafka")
+	require.NoError(t, os.WriteFile(kafkaPw, []byte(read("sluice_kafka_tickets_password.example")+"\n"), 0o600))
+	cfg.Snapshot.KafkaSecurity.SASLPasswordFile = kafkaPw
+	_, err = New(context.Background(), cfg, testLogger(), Options{})
+	require.ErrorContains(t, err, "kafka_security: the SASL password is the example")
+
 	// New users and password changes refuse them as well.
 	require.Error(t, store.CheckPassword(read("sluice_admin_password.example")))
 	require.Error(t, store.CheckPassword(read("grafana_admin_password.example")))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -70,6 +71,9 @@ type Options struct {
 // when all that worked, creates the first admin if there is no user.
 func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := refuseExampleKafkaPassword(cfg.Snapshot.KafkaSecurity.SASLPasswordFile, cfg.Snapshot.KafkaSecurity.SASLPasswordEnv); err != nil {
 		return nil, err
 	}
 	st, err := store.Open(ctx, store.Options{Database: cfg.Database, DataDir: cfg.DataDir, Now: opts.Now})
@@ -163,6 +167,25 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 			"change it in the web UI or with `sluice tickets admin reset-password`")
 	}
 	return s, nil
+}
+
+// refuseExampleKafkaPassword fails when the snapshot's Kafka SASL password is
+// still the change-me placeholder of deploy/secrets.
+func refuseExampleKafkaPassword(file, env string) error {
+	pw := ""
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("snapshot: kafka_security: sasl.password.file: %w", err)
+		}
+		pw = string(b)
+	} else if env != "" {
+		pw = os.Getenv(env)
+	}
+	if store.IsExamplePassword(pw) {
+		return errors.New("snapshot: kafka_security: the SASL password is the example of deploy/secrets/*.example (change-me-...); set your own")
+	}
+	return nil
 }
 
 // Store is the service's database.

@@ -17,6 +17,7 @@ type builder struct {
 	index         uint64
 	brokersCloned bool
 	topicsCloned  bool
+	quotasCloned  bool
 	scramCloned   bool
 	touched       map[[16]byte]bool
 	events        []Event
@@ -243,6 +244,8 @@ func (b *builder) apply(s stamped) error {
 		}
 		b.next.NextProducerIDBlock = r.NextBlockStart
 
+	case clientQuotaRecord:
+		return b.applyClientQuota(r)
 	case createACLsRecord, deleteACLsRecord:
 		return b.applyACLs(r)
 	case scramCredentialRecord, removeScramCredentialRecord:

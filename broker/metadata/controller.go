@@ -6,18 +6,17 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// controller is the state of an active controller that is not in the log: broker sessions. It lives
-// for one leadership term; a new controller gives every unfenced broker a fresh session.
+// controller is the state of an active controller that is not in the log. It lives for one
+// leadership term; a new controller gives every unfenced broker a fresh session.
 type controller struct {
-	sessions     map[int32]time.Time // session deadline of each unfenced broker
-	applied      map[int32]uint64    // metadata index each broker last reported applied
-	appliedCh    chan struct{}       // closed and replaced when applied changes
+	sessions     *sessions
 	preferredDue time.Time
 	rng          *rand.Rand
 }
@@ -41,18 +40,15 @@ func (q *Quorum) runController(ctx context.Context) {
 		}
 	}
 	now := time.Now()
-	c := &controller{sessions: map[int32]time.Time{}, applied: map[int32]uint64{}, appliedCh: make(chan struct{}), preferredDue: now.Add(q.cfg.PreferredLeaderInterval), rng: rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(q.cfg.NodeID)))}
+	c := &controller{sessions: newSessions(), preferredDue: now.Add(q.cfg.PreferredLeaderInterval), rng: rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(q.cfg.NodeID)))}
 	img := q.Image()
 	// A new controller has no heartbeat history, so it gives every broker a fresh
-	// session. Half a session is enough: brokers heartbeat every sixth of one and
-	// learn of the new controller from Raft at once, while the broker that was the
+	// session. Half a session is enough: brokers heartbeat several times per
+	// session and learn of the new controller from Raft at once. The previous
 	// controller (usually the one that died) has been silent for a Raft heartbeat
-	// timeout already. A full session here would put the failover of the
-	// controller's own partitions well past two seconds.
-	// The previous controller has been silent for a Raft heartbeat timeout
-	// already when this node wins the election, so it gets a quarter session: a
-	// live one heartbeats to the new controller within a sixth of a session of
-	// learning about it, a dead one loses its leaderships sooner.
+	// timeout already when this node wins the election, so it gets a quarter
+	// session. A broker at whose address nothing listens any more (a killed
+	// process closed its listener) is fenced at once.
 	prev := q.prevLeader.Load()
 	for id, b := range img.Brokers {
 		if b.Fenced {
@@ -62,15 +58,42 @@ func (q *Quorum) runController(ctx context.Context) {
 		if id == prev {
 			grace = q.cfg.SessionTimeout / 4
 		}
-		c.sessions[id] = now.Add(grace)
+		c.sessions.start(id, now.Add(grace))
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); q.watchStalls(ctx, c.sessions) }()
+	// Every broker this controller has not heard from yet is probed: the previous controller
+	// (usually the one that died), and after a restart of the whole cluster, the old incarnations
+	// of brokers that are starting again and cannot register while an old session lasts.
+	for _, b := range img.Brokers {
+		if b.Fenced || q.cfg.BrokerGone == nil || b.ID == q.cfg.NodeID {
+			continue
+		}
+		reason := "not listening"
+		if b.ID == prev {
+			reason = "previous controller not listening"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, q.cfg.SessionTimeout/4)
+			defer cancel()
+			if q.cfg.BrokerGone(pctx, b) && c.sessions.gone(b.ID, reason) {
+				q.log.Info("broker is gone; fencing it", "broker", b.ID, "reason", reason)
+			}
+		}()
 	}
 	q.ctlMu.Lock()
 	q.ctl = c
 	q.ctlMu.Unlock()
+	q.sess.Store(c.sessions)
 	q.isCtl.Store(true)
 	q.log.Info("active controller", "node", q.cfg.NodeID, "term", q.raft.CurrentTerm(), "index", img.Index)
 	defer func() {
 		q.isCtl.Store(false)
+		q.sess.Store(nil)
 		q.ctlMu.Lock()
 		q.ctl = nil
 		q.ctlMu.Unlock()
@@ -112,18 +135,13 @@ func (q *Quorum) reconcile(ctx context.Context, forcePreferred bool) {
 	for _, id := range ids {
 		b := img.Brokers[id]
 		if b.Fenced {
-			delete(c.sessions, id)
+			c.sessions.end(id)
 			continue
 		}
-		deadline, ok := c.sessions[id]
-		if !ok {
-			c.sessions[id] = now.Add(q.cfg.SessionTimeout)
-			continue
-		}
-		if now.After(deadline) {
-			recs = append(recs, fenceBrokerRecord{ID: id, Epoch: b.Epoch, Reason: "session expired"})
+		if reason, late := c.sessions.expired(id, now, q.cfg.SessionTimeout); reason != "" {
+			recs = append(recs, fenceBrokerRecord{ID: id, Epoch: b.Epoch, Reason: reason})
 			dead[id] = true
-			q.log.Warn("broker session expired; fencing it", "broker", id, "late", now.Sub(deadline))
+			q.log.Warn("broker session ended; fencing it", "broker", id, "reason", reason, "late", late)
 		}
 	}
 	preferred := false
@@ -224,7 +242,7 @@ func (q *Quorum) RegisterBroker(ctx context.Context, b Broker) (int64, error) {
 		if old.IncarnationID == b.IncarnationID {
 			return old.Epoch, nil
 		}
-		if !old.Fenced && now.Before(c.sessions[b.ID]) {
+		if !old.Fenced && c.sessions.alive(b.ID, now) {
 			return -1, kafkaErrf(kerr.DuplicateBrokerRegistration, "Another broker is registered with broker id %d.", b.ID)
 		}
 	}
@@ -232,7 +250,7 @@ func (q *Quorum) RegisterBroker(ctx context.Context, b Broker) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
-	delete(c.sessions, b.ID)
+	c.sessions.end(b.ID)
 	return img.Brokers[b.ID].Epoch, nil
 }
 
@@ -246,12 +264,24 @@ type HeartbeatRequest struct {
 	// WantFence asks to be fenced: a broker that is shutting down sets it so its leaderships move at
 	// once (Kafka's controlled shutdown), instead of after its session expires.
 	WantFence bool
+	// Conn identifies the connection the heartbeat arrived on, unique within this process (0: sent
+	// in-process). When the broker's side closes that connection, ConnectionClosed ends the session.
+	Conn uint64
 }
 
 // Heartbeat extends a broker's session and reports whether it is fenced. The first heartbeat of a
 // fenced broker that has caught up with its registration unfences it, which also elects it leader of
 // offline partitions whose ISR it is in.
 func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bool, err error) {
+	// A live broker's heartbeat only renews its session: it does not wait for ctlMu, which a
+	// proposal holds while the Raft log is written.
+	if s := q.sess.Load(); s != nil && !req.WantFence {
+		if b, ok := q.Image().Brokers[req.BrokerID]; ok && b.Epoch == req.BrokerEpoch && !b.Fenced {
+			s.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
+			s.reportApplied(b.ID, req.AppliedIndex)
+			return false, nil
+		}
+	}
 	c, err := q.lockController()
 	if err != nil {
 		return true, err
@@ -259,10 +289,8 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	defer q.ctlMu.Unlock()
 	img := q.Image()
 	b, ok := img.Brokers[req.BrokerID]
-	if ok && b.Epoch == req.BrokerEpoch && req.AppliedIndex > c.applied[b.ID] {
-		c.applied[b.ID] = req.AppliedIndex
-		close(c.appliedCh)
-		c.appliedCh = make(chan struct{})
+	if ok && b.Epoch == req.BrokerEpoch {
+		c.sessions.reportApplied(b.ID, req.AppliedIndex)
 	}
 	switch {
 	case !ok:
@@ -270,7 +298,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	case b.Epoch != req.BrokerEpoch:
 		return true, kafkaErrf(kerr.StaleBrokerEpoch, "Broker %d has epoch %d, not %d.", req.BrokerID, b.Epoch, req.BrokerEpoch)
 	case req.WantFence:
-		delete(c.sessions, b.ID)
+		c.sessions.end(b.ID)
 		if !b.Fenced {
 			if _, err := q.proposeWithPlan(ctx, []record{fenceBrokerRecord{ID: b.ID, Epoch: b.Epoch, Reason: "requested by broker"}}); err != nil {
 				return false, err
@@ -284,10 +312,10 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 		if _, err := q.proposeWithPlan(ctx, []record{unfenceBrokerRecord{ID: b.ID, Epoch: b.Epoch}}); err != nil {
 			return true, err
 		}
-		c.sessions[b.ID] = time.Now().Add(q.cfg.SessionTimeout)
+		c.sessions.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 		return false, nil
 	default:
-		c.sessions[b.ID] = time.Now().Add(q.cfg.SessionTimeout)
+		c.sessions.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 		return false, nil
 	}
 }
@@ -300,23 +328,20 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 func (q *Quorum) WaitLeadersApplied(ctx context.Context, topicID [16]byte, index uint64) error {
 	for {
 		changed := q.Changed()
-		q.ctlMu.Lock()
-		c := q.ctl
-		if c == nil {
-			q.ctlMu.Unlock()
+		s := q.sess.Load()
+		if s == nil {
 			return ErrNotController
 		}
-		ch := c.appliedCh
+		ch := s.appliedChanged()
 		done := true
 		if t := q.Image().TopicByID(topicID); t != nil {
 			for _, p := range t.Partitions {
-				if p.Leader >= 0 && c.applied[p.Leader] < index {
+				if p.Leader >= 0 && s.appliedIndex(p.Leader) < index {
 					done = false
 					break
 				}
 			}
 		}
-		q.ctlMu.Unlock()
 		if done {
 			return nil
 		}
@@ -326,6 +351,17 @@ func (q *Quorum) WaitLeadersApplied(ctx context.Context, topicID [16]byte, index
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// ConnectionClosed tells the controller that the broker's side closed connection conn, which
+// carried heartbeats of broker brokerID. If it carried the last one, the broker's session ends and the
+// controller fences it at its next check (within 100ms): a killed broker process closes its sockets,
+// and its leaderships should not wait for the session timeout. A broker that is alive heartbeats on a
+// connection it keeps open; it reconnects only after the controller changed.
+func (q *Quorum) ConnectionClosed(brokerID int32, conn uint64) {
+	if s := q.sess.Load(); s != nil && s.connClosed(brokerID, conn) {
+		q.log.Info("broker closed its controller connection; fencing it", "broker", brokerID)
 	}
 }
 

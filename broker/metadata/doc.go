@@ -10,6 +10,7 @@
 // reachable from them must be treated as read-only.
 //
 // Lock ordering: Quorum.ctlMu (controller decisions and proposals) is taken before anything inside
-// hashicorp/raft (Apply, Barrier). The FSM goroutine of raft never takes ctlMu, so a proposal waiting for
-// its entry to be applied under ctlMu cannot deadlock.
+// hashicorp/raft (Apply, Barrier) and before sessions.mu (broker sessions), which is a leaf: a live
+// broker's heartbeat takes only sessions.mu, so it never waits for a proposal. The FSM goroutine of raft
+// never takes ctlMu, so a proposal waiting for its entry to be applied under ctlMu cannot deadlock.
 package metadata

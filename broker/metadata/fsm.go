@@ -77,6 +77,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.NextProducerIDBlock = s.NextProducerIDBlock
 	img.Events = s.Events
 	img.BrokerConfigs = s.BrokerConfigs
+	for _, cq := range s.ClientQuotas {
+		if img.ClientQuotas == nil {
+			img.ClientQuotas = map[string]ClientQuota{}
+		}
+		img.ClientQuotas[cq.Entity.Key()] = cq
+	}
 	for _, b := range s.Brokers {
 		img.Brokers[b.ID] = b
 	}
@@ -115,6 +121,9 @@ type snapshotData struct {
 	ScramCredentials map[string]map[string]ScramCredential `json:"scram_credentials,omitempty"`
 	// BrokerConfigs is Image.BrokerConfigs; absent in snapshots written before it existed.
 	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
+	// ClientQuotas was added without a version change: it is only set once client_quota records
+	// were applied, which an older node would already have refused to decode.
+	ClientQuotas []ClientQuota `json:"client_quotas,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
@@ -127,6 +136,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].ID < d.Brokers[j].ID })
 	d.Topics = s.img.SortedTopics()
+	d.ClientQuotas = s.img.SortedClientQuotas()
 	if s.img.ACLs != nil {
 		for id, b := range s.img.ACLs.ByID {
 			d.ACLs = append(d.ACLs, aclWithID{ID: id, Binding: b})

@@ -23,6 +23,8 @@ type Image struct {
 	// Events are the most recent cluster events derived from applied records, oldest first, at most
 	// MaxEvents of them.
 	Events []Event
+	// ClientQuotas holds the client quotas (KIP-13, KIP-124, KIP-599) by QuotaEntity.Key.
+	ClientQuotas map[string]ClientQuota
 	// ACLs are the cluster's access control lists; nil until the first is created.
 	ACLs *ACLSet
 	// ScramCredentials holds the SCRAM credentials of every user, by user name and then mechanism

@@ -20,9 +20,10 @@ import (
 )
 
 // Config configures one member of the metadata quorum. Zero durations take the documented defaults,
-// tuned for fast failover on a LAN or loopback: a new Raft leader (controller) within about 0.5-1.2s,
-// and a dead broker's leaderships moved SessionTimeout after its last heartbeat (after a controller
-// change, half a SessionTimeout after the new controller took over).
+// tuned for fast failover without false alarms on a busy machine: a leader (controller) whose process
+// ended is replaced about LeaderLeaseTimeout after it went silent, one that is merely silent after
+// HeartbeatTimeout; a broker whose process ended is fenced as soon as its controller connection
+// closes, one that is silent but connected after SessionTimeout.
 type Config struct {
 	// NodeID is this node's ID, Kafka's `node.id`; it is also the broker ID.
 	NodeID int32
@@ -39,22 +40,33 @@ type Config struct {
 	// Dir holds the Raft log (raft.db, BoltDB) and snapshots. Required.
 	Dir string
 	// SessionTimeout is how long the controller waits for a broker heartbeat before fencing the broker
-	// and moving its leaderships, like Kafka's `broker.session.timeout.ms` (default 1500ms; Kafka's is
-	// 9s). Brokers should heartbeat several times per timeout, e.g. every SessionTimeout/6.
+	// and moving its leaderships, like Kafka's `broker.session.timeout.ms` (default 9s, Kafka's).
+	// Brokers should heartbeat several times per timeout. Time the controller process itself was
+	// stalled does not count (see watchStalls).
 	SessionTimeout time.Duration
-	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 500ms).
+	// HeartbeatTimeout is Raft's follower heartbeat timeout (default 1.5s, 500ms for a one-voter
+	// quorum, where it only delays the start): how long a follower waits
+	// for a leader that is silent, but whose process has not visibly ended, before an election (see
+	// watchLeaderLoss). The 500ms of earlier versions made the quorum elect every few seconds on a
+	// loaded 2-core machine.
 	HeartbeatTimeout time.Duration
-	// ElectionTimeout is Raft's candidate election timeout (default 500ms).
+	// ElectionTimeout is Raft's candidate election timeout (default HeartbeatTimeout, the least Raft
+	// accepts).
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout is how long a Raft leader stays leader without reaching a quorum (default
-	// 250ms); at most HeartbeatTimeout. Shorter Raft timeouts (300 ms was tried) made elections churn
-	// on a loaded 2-core machine, and every new controller's half-session grace then fenced brokers.
+	// 500ms, 250ms for a one-voter quorum); at most HeartbeatTimeout. It is also how long followers wait before electing a new
+	// leader once the old one's process has ended. 250ms made leaders step down on a loaded machine.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is how long Raft may wait before sending an AppendEntries with no new entries to
 	// carry commit information (default 20ms).
 	CommitTimeout time.Duration
 	// ApplyTimeout bounds how long a proposal waits to be enqueued in Raft (default 5s).
 	ApplyTimeout time.Duration
+	// BrokerGone, when set, probes a broker and reports whether its process is certainly gone (for
+	// example, nothing accepts connections at its Kafka listener any more). A new controller probes
+	// the previous controller this way and fences it at once instead of after a quarter session. It
+	// must return by the deadline of ctx; nil skips the probe.
+	BrokerGone func(ctx context.Context, b Broker) bool
 	// PreferredLeaderInterval is how often the controller moves leadership back to preferred replicas,
 	// like Kafka's `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds` (default
 	// 1s; negative disables it). The controller also checks right after an ISR expansion.
@@ -79,10 +91,16 @@ func (c *Config) setDefaults() error {
 			*d = v
 		}
 	}
-	def(&c.SessionTimeout, 1500*time.Millisecond)
-	def(&c.HeartbeatTimeout, 500*time.Millisecond)
-	def(&c.ElectionTimeout, 500*time.Millisecond)
-	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	def(&c.SessionTimeout, 9*time.Second)
+	if len(c.Voters) == 0 {
+		// A one-voter quorum has nobody to hold a false election against; its heartbeat timeout
+		// only delays its start.
+		def(&c.HeartbeatTimeout, 500*time.Millisecond)
+		def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	}
+	def(&c.HeartbeatTimeout, 1500*time.Millisecond)
+	def(&c.ElectionTimeout, c.HeartbeatTimeout)
+	def(&c.LeaderLeaseTimeout, 500*time.Millisecond)
 	def(&c.CommitTimeout, 20*time.Millisecond)
 	def(&c.ApplyTimeout, 5*time.Second)
 	if c.PreferredLeaderInterval == 0 {
@@ -134,8 +152,11 @@ type Quorum struct {
 	// entry to be applied before the next one looks. It guards ctl.
 	ctlMu  sync.Mutex
 	ctl    *controller
+	sess   atomic.Pointer[sessions] // the active controller's broker sessions, nil when not
 	isCtl  atomic.Bool
 	kickCh chan struct{} // asks the controller loop for a preferred-leader check now
+	// peerLost is signalled when a Raft connection from another voter ends (see watchLeaderLoss).
+	peerLost chan struct{}
 	// prevLeader is the last Raft leader other than this node (-1: none seen):
 	// when this node takes over, that broker is usually the one that died.
 	prevLeader atomic.Int32
@@ -148,7 +169,7 @@ type Quorum struct {
 // node takes part in elections and applies the log at once; Run must be called to act as controller
 // and to shut it down.
 func Open(cfg Config) (*Quorum, error) {
-	q := &Quorum{kickCh: make(chan struct{}, 1), closed: make(chan struct{})}
+	q := &Quorum{kickCh: make(chan struct{}, 1), peerLost: make(chan struct{}, 1), closed: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -188,6 +209,7 @@ func Open(cfg Config) (*Quorum, error) {
 		if err != nil {
 			return nil, err
 		}
+		q.stream.onLost = q.connLost
 		q.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: q.stream, MaxPool: 3, Timeout: 2 * time.Second, Logger: hlog,
 		})
@@ -235,6 +257,14 @@ func (q *Quorum) Run(ctx context.Context) error {
 	}
 	leaderCh := q.raft.LeaderCh()
 	q.prevLeader.Store(-1)
+	var watchWG sync.WaitGroup
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer watchWG.Wait()
+	defer stopWatch()
+	if q.stream != nil {
+		watchWG.Add(1)
+		go func() { defer watchWG.Done(); q.watchLeaderLoss(watchCtx) }()
+	}
 	watch := time.NewTicker(50 * time.Millisecond)
 	defer watch.Stop()
 	for {
@@ -346,6 +376,8 @@ type streamLayer struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	// onLost is called when an accepted connection is closed by the other side.
+	onLost func()
 }
 
 func newStreamLayer(cfg Config) (*streamLayer, error) {
@@ -415,6 +447,15 @@ type trackedConn struct {
 	net.Conn
 	raw net.Conn // the TCP connection under a TLS one
 	s   *streamLayer
+}
+
+// Read reports a connection closed by the other side to the stream layer's onLost.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && lostConn(err) && c.s.onLost != nil {
+		c.s.onLost()
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {

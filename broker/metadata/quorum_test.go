@@ -111,7 +111,7 @@ func TestOpenConfigErrors(t *testing.T) {
 		{"no dir", Config{NodeID: 1}, "no data directory"},
 		{"negative id", Config{NodeID: -1, Dir: t.TempDir()}, "negative"},
 		{"not a voter", Config{NodeID: 2, Voters: voters, Dir: t.TempDir()}, "not in the controller quorum voters"},
-		{"lease", Config{NodeID: 1, Dir: t.TempDir(), LeaderLeaseTimeout: time.Second}, "leader lease timeout"},
+		{"lease", Config{NodeID: 1, Dir: t.TempDir(), LeaderLeaseTimeout: 2 * time.Second}, "leader lease timeout"},
 		{"election", Config{NodeID: 1, Dir: t.TempDir(), ElectionTimeout: 100 * time.Millisecond}, "election timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -137,6 +137,7 @@ var recordKinds = map[string]struct {
 	"partition_change":      {func() record { return &partitionChangeRecord{} }, 1},
 	"allocate_producer_ids": {func() record { return &allocateProducerIDsRecord{} }, 1},
 	"alter_broker_configs":  {func() record { return &alterBrokerConfigsRecord{} }, 1},
+	"client_quota":          {func() record { return &clientQuotaRecord{} }, 1},
 	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
 	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
 }
@@ -206,6 +207,8 @@ func deref(r record) record {
 	case *allocateProducerIDsRecord:
 		return *r
 	case *alterBrokerConfigsRecord:
+		return *r
+	case *clientQuotaRecord:
 		return *r
 	case *createACLsRecord:
 		return *r

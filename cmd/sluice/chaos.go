@@ -37,6 +37,7 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.RejoinTimeout, "rejoin-timeout", 0, "longest wait for a restarted broker to rejoin every ISR (default 60s)")
 	fs.BoolVar(&cfg.RestartAll, "restart-all", true, "after the kills, kill and restart all brokers at once and check again")
 	fs.Int64Var(&cfg.Seed, "seed", 0, "random seed for victims and down times (default: the clock)")
+	fs.IntVar(&cfg.Hogs, "hogs", 0, "CPU hogs (busy loops at the brokers' priority) running throughout, to measure failover on a busy machine")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

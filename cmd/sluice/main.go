@@ -28,6 +28,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"demo":     runDemo,
 	"dev":      runDev,
 	"exporter": runExporter,
+	"quotas":   runQuotas,
 	"tickets":  runTickets,
 	"users":    runUsers,
 	"certs":    runCerts,
@@ -44,6 +45,7 @@ var summaries = map[string]string{
 	"demo":     "the local stack with demo traffic and a fault (make demo)",
 	"dev":      "the whole local stack in one process (make run)",
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
+	"quotas":   "set and list client quotas per user and client id",
 	"tickets":  "the ticket service and web UI",
 	"users":    "create, delete and list SCRAM users",
 }
