@@ -18,7 +18,8 @@ import (
 //	GET    /api/v1/alerts                      active alerts (silenced ones marked suppressed)
 //	GET    /api/v1/rules                       every rule with state and current values
 //	GET    /api/v1/targets                     scrape targets and their health
-//	GET    /api/v1/query?expr=                 instant PromQL query over the local TSDB
+//	GET    /api/v1/query, /api/v1/query_range, /api/v1/series, /api/v1/labels,
+//	       /api/v1/label/{name}/values         Prometheus' query API over the local TSDB (promapi.go)
 //	GET    /api/v1/silences                    silences
 //	POST   /api/v1/silences                    create (or update, with id) a silence
 //	DELETE /api/v1/silences/{id}               expire a silence
@@ -43,26 +44,7 @@ func (m *Manager) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/targets", func(w http.ResponseWriter, r *http.Request) {
 		writeData(w, m.evaluator.Targets())
 	})
-	mux.HandleFunc("GET /api/v1/query", func(w http.ResponseWriter, r *http.Request) {
-		expr := r.URL.Query().Get("expr")
-		if expr == "" {
-			expr = r.URL.Query().Get("query")
-		}
-		v, err := m.evaluator.Query(r.Context(), expr, time.Now())
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-		type sample struct {
-			Labels map[string]string `json:"labels"`
-			Value  float64           `json:"value"`
-		}
-		out := make([]sample, 0, len(v))
-		for _, s := range v {
-			out = append(out, sample{s.Metric.Map(), s.F})
-		}
-		writeData(w, out)
-	})
+	m.promAPI(mux)
 	mux.HandleFunc("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
 		s, err := m.dispatcher.Silences(r.Context())
 		if err != nil {

@@ -85,12 +85,24 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	adm := kadm.NewClient(admCl)
 
 	res.FlushPolicy = flushPolicy(ctx, adm)
-	parts, created, err := ensureTopic(ctx, adm, cfg)
+	parts, rf, created, err := ensureTopic(ctx, adm, cfg)
 	if err != nil {
 		return res, err
 	}
+	if created && !cfg.KeepTopic && cfg.Mode != ModeProduce {
+		defer func() {
+			// Deleted also when the run was interrupted.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if _, err := adm.DeleteTopic(dctx, cfg.Topic); err != nil {
+				fmt.Fprintf(out, "deleting topic %s: %v (delete it by hand)\n", cfg.Topic, err)
+				return
+			}
+			fmt.Fprintf(out, "topic %s deleted (--keep-topic keeps it)\n", cfg.Topic)
+		}()
+	}
 	res.Partitions = parts
-	printConfig(out, res, created)
+	printConfig(out, res, rf, created)
 
 	var slab *valueSlab
 	if cfg.Mode != ModeConsume {
@@ -201,8 +213,8 @@ func flushPolicy(ctx context.Context, adm *kadm.Client) string {
 }
 
 // ensureTopic creates the topic if it is missing and returns its actual
-// partition count and whether it was created.
-func ensureTopic(ctx context.Context, adm *kadm.Client, cfg Config) (int32, bool, error) {
+// partition count and replication factor and whether it was created.
+func ensureTopic(ctx context.Context, adm *kadm.Client, cfg Config) (int32, int, bool, error) {
 	created := false
 	var configs map[string]*string
 	for k, v := range cfg.TopicConfigs {
@@ -211,13 +223,17 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, cfg Config) (int32, bool
 		}
 		configs[k] = &v
 	}
-	_, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, configs, cfg.Topic)
+	rf := cfg.ReplicationFactor
+	if rf == 0 {
+		rf = -1 // the cluster's default.replication.factor
+	}
+	_, err := adm.CreateTopic(ctx, cfg.Partitions, rf, configs, cfg.Topic)
 	switch {
 	case err == nil:
 		created = true
 	case errors.Is(err, kerr.TopicAlreadyExists):
 	default:
-		return 0, false, fmt.Errorf("creating topic %s: %w", cfg.Topic, err)
+		return 0, 0, false, fmt.Errorf("creating topic %s: %w", cfg.Topic, err)
 	}
 	// Wait until the topic's partitions all have a leader: a broker may
 	// answer CreateTopics before its metadata shows the new topic.
@@ -232,16 +248,16 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, cfg Config) (int32, bool
 					ready = ready && p.Err == nil && p.Leader >= 0
 				}
 				if ready {
-					return int32(len(td.Partitions)), created, nil
+					return int32(len(td.Partitions)), td.Partitions.NumReplicas(), created, nil
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, false, fmt.Errorf("topic %s has no leader for every partition after 10s (last error: %v)", cfg.Topic, err)
+			return 0, 0, false, fmt.Errorf("topic %s has no leader for every partition after 10s (last error: %v)", cfg.Topic, err)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, false, ctx.Err()
+			return 0, 0, false, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -278,12 +294,16 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string, start bool) (m
 	}
 }
 
-func printConfig(out io.Writer, res Result, created bool) {
+func printConfig(out io.Writer, res Result, rf int, created bool) {
 	c := res.Config
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	topic := fmt.Sprintf("%s (%d partitions, existing)", c.Topic, res.Partitions)
 	if created {
-		topic = fmt.Sprintf("%s (%d partitions, replication factor %d%s, created)", c.Topic, res.Partitions, c.ReplicationFactor, topicConfigs(c.TopicConfigs))
+		keep := ", deleted at the end"
+		if c.KeepTopic || c.Mode == ModeProduce {
+			keep = ", kept"
+		}
+		topic = fmt.Sprintf("%s (%d partitions, replication factor %d%s, created%s)", c.Topic, res.Partitions, rf, topicConfigs(c.TopicConfigs), keep)
 	}
 	load := thousands(c.Records) + " records per run"
 	if c.Duration > 0 {

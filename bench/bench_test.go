@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,7 +162,7 @@ func TestConfigComplete(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Config{
 		Bootstrap: "127.0.0.1:9092", Topic: DefaultTopic, Records: DefaultRecords, RecordSize: 100,
-		Acks: "1", Partitions: 6, ReplicationFactor: 1, Compression: "none", Producers: 1,
+		Acks: "1", Partitions: 6, ReplicationFactor: 0, Compression: "none", Producers: 1,
 		BatchMaxBytes: 1 << 20, Linger: DefaultLinger, MaxInflight: 5, MaxBufferedRecords: 1 << 18,
 		FetchMaxBytes: 4 << 20, Mode: ModeBoth, Runs: 1,
 	}, c)
@@ -219,10 +221,10 @@ func TestTopicConfigs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	cfg := Config{Bootstrap: f.Bootstrap(), Records: 100, TopicConfigs: map[string]string{"min.insync.replicas": "1", "retention.ms": "3600000"}}
+	cfg := Config{Bootstrap: f.Bootstrap(), Records: 100, KeepTopic: true, TopicConfigs: map[string]string{"min.insync.replicas": "1", "retention.ms": "3600000"}}
 	_, err := Run(ctx, cfg, &out)
 	require.NoError(t, err, out.String())
-	require.Contains(t, out.String(), "replication factor 1, min.insync.replicas=1, retention.ms=3600000, created")
+	require.Contains(t, out.String(), "replication factor 1, min.insync.replicas=1, retention.ms=3600000, created, kept)")
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()))
 	require.NoError(t, err)
@@ -283,4 +285,33 @@ func BenchmarkConsumeKfake(b *testing.B) {
 	require.NoError(b, err)
 	b.ReportMetric(res.Consume.RecordsPerSec, "records/s")
 	b.ReportMetric(res.Consume.MiBPerSec, "MiB/s")
+}
+
+// TestCreatedTopicTakesClusterDefaultAndIsDeleted: on a three-broker cluster
+// the topic the benchmark creates has the cluster's default replication
+// factor (3, not 1, so a stopped broker leaves no partition without a
+// leader), and it is deleted afterwards unless KeepTopic.
+func TestCreatedTopicTakesClusterDefaultAndIsDeleted(t *testing.T) {
+	f := startFake(t, kfake.NumBrokers(3), kfake.Ports(0, 0, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(f.Bootstrap(), ",")...))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, keep := range []bool{false, true} {
+		var out bytes.Buffer
+		_, err := Run(ctx, Config{Bootstrap: f.Bootstrap(), Records: 100, Topic: fmt.Sprintf("bench-keep-%v", keep), KeepTopic: keep}, &out)
+		require.NoError(t, err, out.String())
+		require.Contains(t, out.String(), "replication factor 3")
+		topic := fmt.Sprintf("bench-keep-%v", keep)
+		tds, err := adm.ListTopics(ctx, topic)
+		require.NoError(t, err)
+		if keep {
+			require.NoError(t, tds[topic].Err, out.String())
+		} else {
+			require.Contains(t, out.String(), "topic bench-keep-false deleted")
+			require.ErrorIs(t, tds[topic].Err, kerr.UnknownTopicOrPartition, out.String())
+		}
+	}
 }

@@ -27,7 +27,7 @@ const (
 	DefaultRecordSize         = 100
 	DefaultAcks               = "1"
 	DefaultPartitions         = 6
-	DefaultReplicationFactor  = 1
+	DefaultReplicationFactor  = 0 // the cluster's default.replication.factor
 	DefaultCompression        = "none"
 	DefaultProducers          = 1
 	DefaultBatchMaxBytes      = 1 << 20
@@ -53,8 +53,8 @@ type Config struct {
 
 	// Topic is the topic produced to and consumed from, default
 	// "sluice-bench". It is created with Partitions partitions and
-	// ReplicationFactor replicas if it does not exist; an existing topic is
-	// used as it is.
+	// ReplicationFactor replicas if it does not exist (and deleted at the
+	// end unless KeepTopic); an existing topic is used as it is and kept.
 	Topic string
 
 	// Records is how many records each run produces, default 1,000,000
@@ -82,9 +82,16 @@ type Config struct {
 	// Partitions is the partition count of a created topic, default 6.
 	Partitions int32
 
-	// ReplicationFactor is the replication factor of a created topic,
-	// default 1.
+	// ReplicationFactor is the replication factor of a created topic; zero
+	// (the default) asks for the cluster's default.replication.factor, so
+	// the topic survives a broker stopping like the cluster's other topics.
 	ReplicationFactor int16
+
+	// KeepTopic keeps a topic the benchmark created; by default it is
+	// deleted at the end, so no benchmark topic is left behind to become
+	// "partitions have no leader" later. A produce-only run keeps it for the
+	// consume-only run that follows.
+	KeepTopic bool
 
 	// TopicConfigs are the topic configs of a created topic, in Kafka's
 	// names, e.g. {"min.insync.replicas": "2"}; none by default, so that
@@ -173,9 +180,6 @@ func (c Config) Complete() (Config, error) {
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = DefaultReplicationFactor
-	}
 	if c.Compression == "" {
 		c.Compression = DefaultCompression
 	}
@@ -224,8 +228,8 @@ func (c Config) Complete() (Config, error) {
 		return c, &FieldError{"Idempotent", true, `requires Acks "all"`}
 	case c.Partitions < 1:
 		return c, &FieldError{"Partitions", c.Partitions, "must be at least 1"}
-	case c.ReplicationFactor < 1:
-		return c, &FieldError{"ReplicationFactor", c.ReplicationFactor, "must be at least 1"}
+	case c.ReplicationFactor < 0:
+		return c, &FieldError{"ReplicationFactor", c.ReplicationFactor, "must be at least 1, or 0 for the cluster's default"}
 	case !validTopicConfigs(c.TopicConfigs):
 		return c, &FieldError{"TopicConfigs", c.TopicConfigs, "names must be non-empty and values set"}
 	case codec(c.Compression) == nil:

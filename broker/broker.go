@@ -44,6 +44,8 @@ type Broker struct {
 	listeners []*listener // listener.go
 	sec       *security   // auth.go
 
+	dirLock *dirLock // log.dir held exclusively from New to the end of Run
+
 	quorum *metadata.Quorum
 	ctl    controllerLink
 
@@ -114,7 +116,18 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("log.dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.release()
+		}
+	}()
 	b := &Broker{
+		dirLock:  lock,
 		cfg:      cfg,
 		logger:   logger,
 		logs:     ring,
@@ -204,6 +217,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
 	b.applyImage(b.quorum.Image())
+	ok = true
 	return b, nil
 }
 
@@ -262,6 +276,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.closeLogs()
 			b.quorum.Close()
 			b.closeListeners()
+			b.dirLock.release()
 			return fmt.Errorf("http listener %s: %w", listen, err)
 		}
 		b.appliedMu.Lock()
@@ -372,6 +387,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			acceptErr = err
 		}
 	}
+	b.dirLock.release()
 	b.logger.Info("broker stopped", "node_id", b.cfg.NodeID)
 	return errors.Join(acceptErr, closeErr)
 }

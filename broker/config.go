@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +29,8 @@ type Config struct {
 	// AdvertisedListen is the address returned to clients in Metadata, like Kafka's
 	// advertised.listeners. Default: the bound listen address.
 	AdvertisedListen string `yaml:"advertised.listen"`
-	// DataDir holds partition logs and broker state, like Kafka's log.dir. Default ./data.
+	// DataDir holds partition logs and broker state, like Kafka's log.dir. Default
+	// sluice-data/broker-<node.id> (DefaultDataDir).
 	DataDir string `yaml:"log.dir"`
 	// ClusterID names the cluster in Metadata and DescribeCluster. Default "sluice".
 	ClusterID string `yaml:"cluster.id"`
@@ -157,6 +160,13 @@ type Config struct {
 	Quotas QuotaConfig `yaml:",inline"`
 }
 
+// DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
+// under the working directory, which neither `make run` (./data) nor a broker
+// with another node id uses.
+func DefaultDataDir(nodeID int32) string {
+	return filepath.Join("sluice-data", "broker-"+strconv.Itoa(int(nodeID)))
+}
+
 // DefaultConfig returns the configuration `sluice broker` runs with when nothing
 // else is given.
 func DefaultConfig() Config {
@@ -168,7 +178,7 @@ func DefaultConfig() Config {
 func (c *Config) applyDefaults() {
 	setDefault(&c.NodeID, 1)
 	setDefault(&c.Listen, "127.0.0.1:9092")
-	setDefault(&c.DataDir, "data")
+	setDefault(&c.DataDir, DefaultDataDir(c.NodeID))
 	setDefault(&c.ClusterID, "sluice")
 	setDefault(&c.Flush, "interval")
 	setDefault(&c.FlushIntervalMs, 1000)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -44,6 +45,10 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	tc.AdminPassword = cfg.AdminPassword
 	tc.Snapshot.AdminURLs = w.adminURLs
 	tc.Snapshot.Bootstrap = w.bootstrap
+	// The Silences page and the snapshot's charts use the stack's own alerting
+	// service: its silences and its Prometheus query API.
+	tc.AlertingURL = "http://" + w.alertingAddr
+	tc.Snapshot.PrometheusURL = "http://" + w.alertingAddr
 	tc.Snapshot.KafkaSecurity = w.kafkaSecurity
 	if err := os.MkdirAll(tc.DataDir, 0o700); err != nil {
 		return started, err
@@ -82,10 +87,7 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	ac.Listen = w.alertingAddr
 	ac.DataDir = filepath.Join(cfg.DataDir, "alerting")
 	ac.ExternalLabels = map[string]string{"cluster": tc.DefaultCluster}
-	for _, m := range w.brokerMetrics {
-		ac.Targets = append(ac.Targets, rules.Target{Job: "sluice-broker", Address: m})
-	}
-	ac.Targets = append(ac.Targets, rules.Target{Job: "sluice-exporter", Address: w.exporter})
+	ac.Targets = scrapeTargets(w, tc.DefaultCluster)
 	if err := os.MkdirAll(ac.DataDir, 0o700); err != nil {
 		return started, err
 	}
@@ -107,6 +109,20 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 		}
 	}()
 	return started, nil
+}
+
+// scrapeTargets are the local stack's scrape targets, with the job names the
+// rule pack, the dashboards and deploy/prometheus.yml use (broker, exporter)
+// and, on each broker, its node id and Kafka address as the labels broker and
+// kafka_address, so alerts name "broker 2 (127.0.0.1:9093)" and never a
+// metrics port.
+func scrapeTargets(w opsWiring, cluster string) []rules.Target {
+	var ts []rules.Target
+	for i, m := range w.brokerMetrics {
+		ts = append(ts, rules.Target{Job: "broker", Address: m, Labels: map[string]string{
+			"cluster": cluster, "broker": strconv.Itoa(i + 1), "kafka_address": w.bootstrap[i]}})
+	}
+	return append(ts, rules.Target{Job: "exporter", Address: w.exporter, Labels: map[string]string{"cluster": cluster}})
 }
 
 // alertingToken returns the operator token alerting uses for the ticket webhook,
@@ -132,7 +148,7 @@ func routingToTickets(ticketsAddr, token string) string {
   receiver: log
   group_by: [alertname, cluster]
   group_wait: 5s
-  group_interval: 1m
+  group_interval: 30s
   repeat_interval: 4h
   routes:
     - receiver: log

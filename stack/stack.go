@@ -193,7 +193,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		fmt.Fprintf(out, "  broker %d metrics  http://%s/metrics  (admin: /api/v1/cluster, /api/v1/events)\n", i+1, addr(cfg.MetricsPort, i))
 	}
 	fmt.Fprintf(out, "  exporter          http://%s/metrics\n", ec.Listen)
-	fmt.Fprintf(out, "  alerting          http://%s/api/v1/alerts  (rules: /api/v1/rules)\n", addr(cfg.AlertingPort, 0))
+	fmt.Fprintf(out, "  alerting          http://%s/api/v1/alerts  (rules: /api/v1/rules; a Prometheus data source for Grafana: http://%s)\n", addr(cfg.AlertingPort, 0), addr(cfg.AlertingPort, 0))
 	fmt.Fprintf(out, "  tickets and UI    http://%s/  %s\n\n", addr(cfg.TicketsPort, 0), ops.login)
 
 	if cfg.Demo != nil {

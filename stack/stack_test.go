@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +127,27 @@ func TestStackServesClusterAndExporter(t *testing.T) {
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	// The Silences page works out of the box: the stack points the ticket
+	// service at its own alerting service.
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	ui := &http.Client{Jar: jar}
+	tickets := "http://127.0.0.1:" + strconv.Itoa(cfg.TicketsPort)
+	resp, err = ui.Get(tickets + "/login")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	require.NotNil(t, m, "%s", body)
+	resp, err = ui.PostForm(tickets+"/login", url.Values{"username": {"admin"}, "password": {cfg.AdminPassword}, "csrf": {string(m[1])}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	resp, err = ui.Get(tickets + "/silences")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	require.NotContains(t, string(body), "alerting_url", "the Silences page is configured")
 	for i := range 3 {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(cfg.MetricsPort+i) + "/readyz")
 		require.NoError(t, err)

@@ -43,8 +43,10 @@ func (s *Service) alertmanagerWebhook(c *gin.Context) {
 		s.log.Warn("Alertmanager truncated a notification; raise max_alerts of the webhook receiver",
 			"group_key", msg.GroupKey, "truncated_alerts", msg.TruncatedAlerts)
 	}
+	sig := msg.Signal()
+	policy := s.intakePolicy(c.Request.Context(), sig)
 	s.intakeMu.Lock()
-	res, err := s.store.ApplyGroup(c.Request.Context(), msg.Signal(), store.IntakePolicy{ReopenWindow: s.cfg.ReopenWindow, DefaultCluster: s.cfg.DefaultCluster})
+	res, err := s.store.ApplyGroup(c.Request.Context(), sig, policy)
 	s.intakeMu.Unlock()
 	if err != nil {
 		// 5xx: Alertmanager retries.

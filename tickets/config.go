@@ -45,6 +45,12 @@ type Config struct {
 	// its group reopens it instead of opening a new incident, 1h by default
 	// (jiralert's reopen_duration).
 	ReopenWindow time.Duration `yaml:"reopen_window"`
+	// TransientWindow: an incident whose alarms all resolve within this long of
+	// its opening is transient and does not page; pages of new incidents wait
+	// this long. 1m by default (a resolve reaches the service one
+	// Alertmanager group_interval after the alarm clears); negative turns it
+	// off (pages at once, nothing is transient).
+	TransientWindow time.Duration `yaml:"transient_window"`
 	// DefaultCluster names the cluster of alarms without a cluster label,
 	// "sluice" by default.
 	DefaultCluster string `yaml:"default_cluster"`
@@ -73,7 +79,7 @@ type Config struct {
 	// shows before capturing a new one, 15s by default.
 	ClusterCacheAge time.Duration `yaml:"cluster_cache_age"`
 	// AlertingURL is the HTTP API of Sluice's alerting (`sluice alerting`,
-	// http://127.0.0.1:9093 by its default) whose silences the Silences page
+	// e.g. http://127.0.0.1:9095 in make run's stack, which sets it) whose silences the Silences page
 	// lists, creates and expires; empty leaves the page unconfigured.
 	AlertingURL string `yaml:"alerting_url"`
 	// AlertingHTTPConfig is Prometheus' HTTP client configuration for
@@ -93,6 +99,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:          "127.0.0.1:8090",
 		ReopenWindow:    time.Hour,
+		TransientWindow: time.Minute,
 		DefaultCluster:  "sluice",
 		SLATargets:      sla.DefaultTargets(),
 		SLAWindow:       30 * 24 * time.Hour,
@@ -131,6 +138,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReopenWindow < 0 {
 		return errors.New("reopen_window: negative")
+	}
+	if c.TransientWindow == 0 {
+		c.TransientWindow = def.TransientWindow
 	}
 	if c.ReopenWindow == 0 {
 		c.ReopenWindow = def.ReopenWindow

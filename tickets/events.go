@@ -131,6 +131,13 @@ func (s *Service) deliver(ctx context.Context, id uint) error {
 	if err != nil {
 		return s.store.SettleOutbox(ctx, m.ID, done, time.Time{}, true, err)
 	}
+	if ev.Incident != nil && ev.Incident.Transient && (m.Kind == store.NoticeIncidentOpened || m.Kind == store.NoticeIncidentResolved) {
+		// Every alarm resolved within the transient window (the page waited
+		// it out, see store.IntakePolicy): nobody is paged, for the opening
+		// nor for the resolve.
+		s.log.Info("transient incident not paged", "incident", ev.Incident.ID, "title", ev.Incident.Title, "notice", m.Kind)
+		return s.store.SettleOutbox(ctx, m.ID, done, time.Time{}, false, nil)
+	}
 	nowDone, retry, delay, sendErr := s.notifier.Deliver(ctx, ev, done)
 	if sendErr != nil && ctx.Err() != nil {
 		// Stopping: leave the claim to expire; the message is retried then.

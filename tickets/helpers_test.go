@@ -108,6 +108,10 @@ func startService(t testing.TB, mutate ...func(*Config)) *testService {
 	cfg.Database = testDatabase(t)
 	cfg.AdminPassword = testAdminPassword
 	cfg.ReopenWindow = 10 * time.Minute
+	// Pages at once: the test clock stands still, so a page waiting out the
+	// transient window would never be due (TestTransientIncidentDoesNotPage
+	// moves the clock).
+	cfg.TransientWindow = -1
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -233,3 +233,47 @@ func TestNotifications(t *testing.T) {
 		require.Contains(t, subjects[2], "[RESOLVED]")
 	})
 }
+
+// TestTransientIncidentDoesNotPage: an incident whose alarms all resolve
+// within the transient window is marked transient and sends nothing, neither
+// the page nor the resolve; one that stays open pages once the window has
+// passed.
+func TestTransientIncidentDoesNotPage(t *testing.T) {
+	fs := &fakeSlack{}
+	slackSrv := httptest.NewServer(fs)
+	t.Cleanup(slackSrv.Close)
+	tokenFile := filepath.Join(t.TempDir(), "slack.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("xoxb-test\n"), 0o600))
+	ts := startService(t, func(c *Config) {
+		c.TransientWindow = time.Minute
+		c.Notifications = notify.Config{Slack: &notify.SlackConfig{TokenFile: tokenFile, Channel: "#ops", APIURL: slackSrv.URL + "/api"}}
+	})
+	t0 := ts.clock.Now().Add(-time.Minute)
+
+	// A blip: fires and resolves 20 s (store clock) later.
+	blip := ts.notify(amPayload("Blip", "firing", 0, amAlert{"Blip", "fpb", "firing", t0, nil})).Opened[0]
+	ts.clock.Advance(20 * time.Second)
+	res := ts.notify(amPayload("Blip", "resolved", 0, amAlert{"Blip", "fpb", "resolved", t0, nil}))
+	require.Equal(t, []uint{blip}, res.Resolved)
+	d := ts.incident(blip)
+	require.True(t, d.Incident.Transient)
+	require.Contains(t, kinds(d.Timeline), "transient")
+	// A real fault stays open.
+	real := ts.notify(amPayload("Real", "firing", 0, amAlert{"Real", "fpr", "firing", t0, nil})).Opened[0]
+	require.False(t, ts.incident(real).Incident.Transient)
+
+	// Within the window nothing is sent; after it, only the real fault's page.
+	pending, err := ts.Store().PendingOutbox(context.Background(), 10)
+	require.NoError(t, err)
+	require.Empty(t, pending, "the pages wait out the window")
+	require.Zero(t, fs.count())
+	ts.clock.Advance(2 * time.Minute)
+	waitFor(t, 30*time.Second, func() bool { return fs.count() >= 1 })
+	waitFor(t, 30*time.Second, func() bool {
+		p, err := ts.Store().PendingOutbox(context.Background(), 10)
+		return err == nil && len(p) == 0
+	})
+	calls := fs.since(0)
+	require.Len(t, calls, 1)
+	require.Contains(t, calls[0].Text, fmt.Sprintf("Incident #%d", real))
+}

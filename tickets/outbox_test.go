@@ -37,6 +37,7 @@ func newOutboxFixture(t *testing.T) *outboxFixture {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Database = testDatabase(t)
 	cfg.AdminPassword = testAdminPassword
+	cfg.TransientWindow = -1 // pages at once: the test clock stands still
 	cfg.Notifications = notify.Config{Slack: &notify.SlackConfig{TokenFile: tokenFile, Channel: "#ops", APIURL: srv.URL + "/api"}}
 	return &outboxFixture{t: t, cfg: cfg, clock: &testClock{now: t0.Add(time.Hour)}, slack: fs}
 }

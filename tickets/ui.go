@@ -54,7 +54,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return fmt.Sprint(v)
 	},
-	"join": strings.Join,
+	"join":   strings.Join,
+	"plural": plural,
 	"labels": func(m map[string]string) string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -372,6 +373,10 @@ type incidentPageData struct {
 	SLA      sla.Status
 	Snapshot *snapshot.Snapshot
 	CanAct   bool
+	// Impact summarizes the snapshot's affected brokers, topics and
+	// partitions; AllPartitions (?partitions=all) lists every partition.
+	Impact        impactSummary
+	AllPartitions bool
 }
 
 func (s *Service) incidentPage(c *gin.Context) {
@@ -385,11 +390,13 @@ func (s *Service) incidentPage(c *gin.Context) {
 		s.uiStoreError(c, err)
 		return
 	}
-	pd := incidentPageData{IncidentDetail: d, SLA: sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now()), CanAct: who(c).Role.Allows(store.RoleOperator)}
+	pd := incidentPageData{IncidentDetail: d, SLA: sla.Check(&d.Incident, s.cfg.SLATargets, s.store.Now()), CanAct: who(c).Role.Allows(store.RoleOperator),
+		AllPartitions: c.Query("partitions") == "all"}
 	if rec, err := s.store.LatestSnapshot(c.Request.Context(), uint(id), true); err == nil {
 		var snap snapshot.Snapshot
 		if json.Unmarshal([]byte(rec.Data), &snap) == nil {
 			pd.Snapshot = snapshot.RedactSnapshot(&snap)
+			pd.Impact = summarizeImpact(pd.Snapshot)
 		}
 	}
 	s.render(c, http.StatusOK, "incident", "layout", pageData{Title: fmt.Sprintf("Incident #%d", id), Nav: "incidents", Data: pd})

@@ -480,7 +480,7 @@ func (d *Dispatcher) TestReceiver(ctx context.Context, name string) error {
 	nctx := NotifyContext(ctx, name, "sluice-test/"+name+"/"+now.Format(time.RFC3339Nano), model.LabelSet{"alertname": "SluiceTestNotification"})
 	var errs []error
 	for _, g := range guards {
-		if err := g.integration.Notify(nctx, a).Err(); err != nil {
+		if err := g.integration.Notify(withReason(nctx, a), a).Err(); err != nil {
 			// A URL may be the receiver's credential (Slack and webhook URLs): never echo it.
 			errs = append(errs, fmt.Errorf("%s: %w", g.integration.String(), notify.RedactURL(err)))
 		}

@@ -203,7 +203,7 @@ func (g *guard) resolvePromptly(ctx context.Context, a *alert.Alert) {
 	defer cancel()
 	bo := backoff.New(time.Second, 10*time.Second)
 	for {
-		v := g.integration.Notify(ctx, a)
+		v := g.integration.Notify(withReason(ctx, a), a)
 		if v.Err() == nil {
 			g.mu.Lock()
 			delete(g.firing, e)
@@ -294,7 +294,7 @@ func (g *guard) Notify(ctx context.Context, alerts ...*alert.Alert) notify.Notif
 		g.markFlapNotified(flapNew)
 		return notify.Success()
 	}
-	v := g.integration.Notify(ctx, send...)
+	v := g.integration.Notify(withReason(ctx, send...), send...)
 	if v.Err() == nil {
 		g.markSent(send)
 		g.markFlapNotified(flapNew)
@@ -385,7 +385,7 @@ func (g *guard) releaseStable(ctx context.Context, current func(model.Fingerprin
 			continue
 		}
 		nctx, cancel := context.WithTimeout(NotifyContext(ctx, g.receiver, key, gr.labels), time.Minute)
-		v := g.integration.Notify(nctx, gr.alerts...)
+		v := g.integration.Notify(withReason(nctx, gr.alerts...), gr.alerts...)
 		cancel()
 		if v.Err() != nil {
 			g.logger.Warn("notification of an alert stable after flapping failed", "err", v.Err())
@@ -474,7 +474,26 @@ func (g *guard) sendSummary() {
 	ctx, cancel := context.WithTimeout(g.summaryCtx, time.Minute)
 	defer cancel()
 	ctx = NotifyContext(ctx, g.receiver, "sluice-storm/"+g.receiver+"/"+now.Format(time.RFC3339), model.LabelSet{"alertname": "SluiceNotificationStorm"})
-	if v := g.integration.Notify(ctx, a); v.Err() != nil {
+	if v := g.integration.Notify(withReason(ctx, a), a); v.Err() != nil {
 		g.logger.Warn("storm summary failed", "err", v.Err())
 	}
+}
+
+// withReason gives ctx the notification reason Alertmanager's integrations
+// template ("first notification", "all alerts resolved", ...) when the
+// pipeline's dedup stage has not set one: notifications the guard sends itself
+// (prompt resolves, held-back groups, storm summaries, tests) would otherwise
+// log "Missing notification reason" at ERROR for every message.
+func withReason(ctx context.Context, alerts ...*alert.Alert) context.Context {
+	if _, ok := notify.NotificationReason(ctx); ok {
+		return ctx
+	}
+	reason := notify.ReasonAllAlertsResolved
+	for _, a := range alerts {
+		if !a.Resolved() {
+			reason = notify.ReasonNewAlertsInGroup
+			break
+		}
+	}
+	return notify.WithNotificationReason(ctx, reason)
 }

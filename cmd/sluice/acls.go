@@ -40,6 +40,10 @@ func (s *stringList) Set(v string) error {
 }
 
 func runACLsTo(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(out, "usage: sluice acls add|remove|list --bootstrap host:port [flags]; 'sluice acls add --help' lists the flags")
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || (args[0] != "add" && args[0] != "remove" && args[0] != "list") {
 		return errors.New("usage: sluice acls add|remove|list --bootstrap host:port [flags]")
 	}

@@ -31,7 +31,8 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Acks, "acks", bench.DefaultAcks, "producer acks: 0, 1 or all")
 	fs.BoolVar(&cfg.Idempotent, "idempotent", false, "use the idempotent producer (requires --acks all)")
 	partitions := fs.Int("partitions", bench.DefaultPartitions, "partitions of the topic if it is created")
-	rf := fs.Int("replication-factor", bench.DefaultReplicationFactor, "replication factor of the topic if it is created")
+	rf := fs.Int("replication-factor", bench.DefaultReplicationFactor, "replication factor of the topic if it is created (default: the cluster's default.replication.factor)")
+	fs.BoolVar(&cfg.KeepTopic, "keep-topic", false, "keep the topic if the benchmark created it (by default it is deleted at the end of a run that consumes)")
 	cfg.TopicConfigs = map[string]string{}
 	fs.Func("topic-config", "`name=value` config of the topic if it is created, repeatable, e.g. min.insync.replicas=2", func(v string) error {
 		name, value, ok := strings.Cut(v, "=")

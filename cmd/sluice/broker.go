@@ -17,8 +17,8 @@ func runBroker(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	configPath := fs.String("config", "", "optional broker YAML file (Kafka's names for Kafka settings)")
 	listen := fs.String("listen", "", "Kafka listener address host:port (default 127.0.0.1:9092)")
-	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state (default ./data)")
-	nodeID := fs.Int("node-id", -1, "node id (default 1)")
+	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state, held exclusively (default sluice-data/broker-<node id>)")
+	nodeID := fs.Int("node-id", 0, "node id (default 1)")
 	advertised := fs.String("advertised-listen", "", "address given to clients (default: the listen address)")
 	keystore := fs.String("ssl-keystore-location", "", "Kafka's ssl.keystore.location: PEM file with this broker's key and certificate chain")
 	listeners := fs.String("listeners", "", "Kafka's listeners: NAME://host:port[,...] (with listener.security.protocol.map in --config); replaces --listen")
@@ -81,6 +81,10 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.WebConfigFile = *webConfig
 		}
 	})
+	// The default log.dir follows the node id given on the command line.
+	if !flagSet(fs, "data-dir") && cfg.DataDir == broker.DefaultDataDir(1) {
+		cfg.DataDir = broker.DefaultDataDir(cfg.NodeID)
+	}
 	if err := cfg.Validate(); err != nil {
 		if *configPath != "" {
 			return fmt.Errorf("%s with flags: %w", *configPath, err)

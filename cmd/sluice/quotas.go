@@ -38,6 +38,10 @@ list shows every quota, or those of entities matching --entity.
 `
 
 func quotasCommand(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(out, quotasUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || (args[0] != "set" && args[0] != "list") {
 		fmt.Fprint(os.Stderr, quotasUsage)
 		return errors.New("quotas: want set or list")

@@ -23,6 +23,10 @@ func runUsers(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%s", usage)
 	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Println(usage + "; 'sluice users create --help' lists the flags")
+		return flag.ErrHelp
+	}
 	verb := args[0]
 	fs := flag.NewFlagSet("users "+verb, flag.ContinueOnError)
 	bootstrap := fs.String("bootstrap", "127.0.0.1:9092", "brokers: host:port[,host:port]")

@@ -51,7 +51,8 @@ func TestDrill(t *testing.T) {
 // observed is an incident as the drill saw it.
 type observed struct {
 	ticketIncident
-	alerts   []string
+	alerts   []string // names of the alarms that joined it
+	alarms   int      // alarms that joined it
 	snapshot *ticketSnapshot
 }
 
@@ -202,6 +203,8 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 		}
 		return true, nil
 	})
+	// One fault, one incident: the alarms of every group share the diagnosed cause.
+	assert.Len(t, incs, 1, "one incident for the killed broker")
 	var restartToResolved time.Duration
 	for _, o := range sortedIncidents(incs) {
 		if o.snapshot != nil {
@@ -209,7 +212,7 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 		}
 		d := o.ResolvedAt.Sub(restartAt)
 		restartToResolved = max(restartToResolved, d)
-		t.Logf("%s: incident %d (%v) resolved by %q %s after the restart", cluster, o.ID, o.alerts, o.ResolvedBy, d.Round(100*time.Millisecond))
+		t.Logf("%s: incident %d %q (%d alarms of %v) resolved by %q %s after the restart", cluster, o.ID, o.Title, o.alarms, o.alerts, o.ResolvedBy, d.Round(100*time.Millisecond))
 		assert.Equal(t, "alertmanager", o.ResolvedBy, "incident %d resolves by itself, not by a person", o.ID)
 	}
 
@@ -242,7 +245,8 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 }
 
 // observeIncidents refreshes incs with the ticket service's incidents of cluster, reading each
-// new incident's alert names and, until it has one, its snapshot.
+// incident's alarms (alarms of other groups join an incident of the same diagnosed cause) and,
+// until it has one, its snapshot.
 func observeIncidents(ctx context.Context, s *stack, cluster string, incs map[uint]*observed) error {
 	list, err := s.incidents(ctx, cluster)
 	if err != nil {
@@ -251,13 +255,14 @@ func observeIncidents(ctx context.Context, s *stack, cluster string, incs map[ui
 	for _, inc := range list {
 		o, ok := incs[inc.ID]
 		if !ok {
-			names, err := s.alertNames(ctx, inc.ID)
-			if err != nil {
-				return err
-			}
-			o = &observed{alerts: names}
+			o = &observed{}
 			incs[inc.ID] = o
 		}
+		names, n, err := s.alertNames(ctx, inc.ID)
+		if err != nil {
+			return err
+		}
+		o.alerts, o.alarms = names, n
 		o.ticketIncident = inc
 		if o.snapshot == nil {
 			snap, ok, err := s.snapshot(ctx, inc.ID)

@@ -204,14 +204,14 @@ func (s *stack) snapshot(ctx context.Context, id uint) (snap ticketSnapshot, ok 
 }
 
 // alertNames returns the alert names of an incident's alarms.
-func (s *stack) alertNames(ctx context.Context, id uint) ([]string, error) {
+func (s *stack) alertNames(ctx context.Context, id uint) ([]string, int, error) {
 	var d struct {
 		Alarms []struct {
 			AlertName string `json:"alertname"`
 		} `json:"alarms"`
 	}
 	if err := getJSON(ctx, fmt.Sprintf("%s/api/v1/incidents/%d", s.ticketsURL, id), s.readToken, &d); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []string
 	for _, a := range d.Alarms {
@@ -219,5 +219,5 @@ func (s *stack) alertNames(ctx context.Context, id uint) ([]string, error) {
 			out = append(out, a.AlertName)
 		}
 	}
-	return out, nil
+	return out, len(d.Alarms), nil
 }

@@ -104,9 +104,10 @@ func (c *Capturer) Capture(ctx context.Context, target Target, now time.Time) *S
 }
 
 type clusterView struct {
-	ClusterID    string `json:"cluster_id"`
-	ControllerID int32  `json:"controller_id"`
-	Brokers      []struct {
+	ClusterID     string `json:"cluster_id"`
+	ControllerID  int32  `json:"controller_id"`
+	MetadataIndex uint64 `json:"metadata_index"`
+	Brokers       []struct {
 		ID     int32
 		Host   string
 		Port   int32
@@ -166,7 +167,7 @@ func (c *Capturer) adminState(ctx context.Context, s *Snapshot, since time.Time,
 	var events []Event
 	evErr := c.getJSON(ctx, c.admin, base+"/api/v1/events?since=0", &events)
 
-	cl := &Cluster{ID: view.ClusterID, ControllerID: view.ControllerID, Topics: len(view.Topics)}
+	cl := &Cluster{ID: view.ClusterID, ControllerID: view.ControllerID, MetadataIndex: view.MetadataIndex, Topics: len(view.Topics)}
 	var dials sync.WaitGroup
 	cl.Brokers = make([]BrokerInfo, len(view.Brokers))
 	for i, b := range view.Brokers {

@@ -42,11 +42,11 @@ func Diagnose(s *Snapshot) {
 			if t, ok := lastEvent(s.Events, "broker_fenced", b.ID); ok {
 				since = " since " + t.UTC().Format(time.TimeOnly)
 			}
-			f = append(f, fmt.Sprintf("broker %d %s%s; %d partitions lost it from their ISR", b.ID, what, since, lost))
+			f = append(f, fmt.Sprintf("broker %d %s%s; %s lost it from their ISR", b.ID, what, since, Plural(lost, "partition", "partitions")))
 		}
 	}
 	if n := len(s.Offline); n > 0 {
-		f = append(f, fmt.Sprintf("%d partitions offline (no leader): %s", n, partitionList(s.Offline)))
+		f = append(f, fmt.Sprintf("%s offline (no leader): %s", Plural(n, "partition", "partitions"), partitionList(s.Offline)))
 	}
 	for _, e := range s.Events {
 		if e.Type == "unclean_leader_elected" {
@@ -69,8 +69,8 @@ func Diagnose(s *Snapshot) {
 				worst, n = b, c
 			}
 		}
-		f = append(f, fmt.Sprintf("%d partitions under-replicated; broker %d is missing from %d ISRs though it is up (slow or stuck follower?)",
-			len(s.UnderReplicated), worst, n))
+		f = append(f, fmt.Sprintf("%s under-replicated; broker %d is missing from %s though it is up (slow or stuck follower?)",
+			Plural(len(s.UnderReplicated), "partition", "partitions"), worst, Plural(n, "ISR", "ISRs")))
 	}
 	if len(s.Groups) > 0 {
 		g := s.Groups[0]

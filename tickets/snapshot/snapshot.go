@@ -95,11 +95,15 @@ type Snapshot struct {
 
 // Cluster is the cluster identity from a broker's admin interface.
 type Cluster struct {
-	ID           string       `json:"cluster_id"`
-	ControllerID int32        `json:"controller_id"`
-	Brokers      []BrokerInfo `json:"brokers"`
-	Topics       int          `json:"topics"`
-	Partitions   int          `json:"partitions"`
+	ID           string `json:"cluster_id"`
+	ControllerID int32  `json:"controller_id"`
+	// MetadataIndex is the metadata log's last applied index. It only grows
+	// while the brokers keep their state: a smaller one than before means
+	// their state directories were cleared.
+	MetadataIndex uint64       `json:"metadata_index"`
+	Brokers       []BrokerInfo `json:"brokers"`
+	Topics        int          `json:"topics"`
+	Partitions    int          `json:"partitions"`
 }
 
 // BrokerInfo is a broker as the metadata log knows it, plus whether this service

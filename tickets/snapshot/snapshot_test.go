@@ -34,7 +34,7 @@ func TestDiagnose(t *testing.T) {
 		}, "broker 2 unreachable since 10:42:07; 2 partitions lost it from their ISR"},
 		{"offline", Snapshot{Cluster: &Cluster{Brokers: []BrokerInfo{up(1)}},
 			Offline: []PartitionState{{Topic: "t", Partition: 3, Leader: -1, Replicas: []int32{2}, ISR: []int32{2}}}},
-			"1 partitions offline (no leader): t-3"},
+			"1 partition offline (no leader): t-3"},
 		{"unclean", Snapshot{Cluster: &Cluster{Brokers: []BrokerInfo{up(1)}},
 			Events: []Event{{Type: "unclean_leader_elected", Topic: "t", Partition: 0, Time: at}}},
 			"unclean leader election of t-0 at 10:42:07: acknowledged records may be lost"},

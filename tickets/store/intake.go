@@ -41,10 +41,37 @@ type GroupSignal struct {
 // IntakePolicy decides how signals become incidents.
 type IntakePolicy struct {
 	// ReopenWindow is how long after resolving an incident a new firing alarm of
-	// its group reopens it instead of opening a new one.
+	// its group (or cause) reopens it instead of opening a new one.
 	ReopenWindow time.Duration
 	// DefaultCluster names the cluster of alarms without a cluster label.
 	DefaultCluster string
+	// Causes are the diagnosed causes of the notification's alarms, by
+	// fingerprint. New firing alarms with a cause join the live incident of
+	// that cause and cluster, wherever they were grouped; alarms without one
+	// join their group's incident.
+	Causes map[string]*Cause
+	// ClusterID is the Kafka cluster id observed with the notification, empty
+	// if unknown. An incident of another cluster id never reopens.
+	ClusterID string
+	// MetadataIndex is the cluster's metadata log index observed with the
+	// notification, 0 if unknown. An incident opened at a larger index never
+	// reopens: the brokers' state directories were cleared since.
+	MetadataIndex uint64
+	// TransientWindow: an incident whose alarms all resolve within this long of
+	// its opening is marked transient (and does not page).
+	TransientWindow time.Duration
+}
+
+// Cause is a diagnosed cause alarms share (snapshot.Cause in the words of the
+// store).
+type Cause struct {
+	// Key identifies the cause within a cluster; it includes the Kafka cluster id.
+	Key string
+	// Title and Severity are the incident's when the cause opens it.
+	Title    string
+	Severity string
+	// Impact orders diagnoses of one cause: a worse one retitles the incident.
+	Impact int
 }
 
 // IntakeResult says what a notification changed.
@@ -126,6 +153,7 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 	key := IncidentKey(g.GroupKey)
 	touched := map[uint]bool{}
 	var group *Incident // the group's live incident, found or made on first need
+	caused := map[uint]*Incident{}
 	var newFiring []AlarmSignal
 
 	for _, a := range g.Alarms {
@@ -153,7 +181,7 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 				}
 				upd["status"] = AlarmResolved
 				upd["ends_at"] = ends
-				if err := appendEvent(tx, &existing.IncidentID, nil, now, "alertmanager", "alarm_resolved", alarmDesc(a)); err != nil {
+				if err := appendEvent(tx, &existing.IncidentID, nil, now, "alertmanager", "alarm_resolved", "left (resolved): "+alarmDesc(a)); err != nil {
 					return err
 				}
 				touched[existing.IncidentID] = true
@@ -175,16 +203,45 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 		}
 	}
 
-	if len(newFiring) > 0 {
-		inc, opened, err := s.liveIncident(tx, g, key, p, now)
+	// New firing alarms join the incident of their cause, or their group's.
+	byCause := map[string][]AlarmSignal{}
+	var causeKeys []string
+	for _, a := range newFiring {
+		ck := ""
+		if c := p.Causes[a.Fingerprint]; c != nil && c.Key != "" {
+			ck = c.Key
+		}
+		if _, ok := byCause[ck]; !ok {
+			causeKeys = append(causeKeys, ck)
+		}
+		byCause[ck] = append(byCause[ck], a)
+	}
+	sort.Strings(causeKeys)
+	for _, ck := range causeKeys {
+		alarms := byCause[ck]
+		var cause *Cause
+		ikey := key
+		if ck != "" {
+			cause = p.Causes[alarms[0].Fingerprint]
+			cluster := firstNonEmpty(alarms[0].Labels["cluster"], g.CommonLabels["cluster"], p.DefaultCluster)
+			ikey = IncidentKey("cause\x00" + cluster + "\x00" + ck)
+		}
+		inc, opened, err := s.liveIncident(tx, g, alarms, ikey, cause, p, now)
 		if err != nil {
 			return err
 		}
-		group = inc
+		if ck == "" {
+			group = inc
+		}
 		if opened {
 			res.Opened = append(res.Opened, inc.ID)
+		} else if cause != nil && cause.Impact > inc.CauseImpact {
+			if err := appendEvent(tx, &inc.ID, nil, now, "diagnosis", "retitled", cause.Title); err != nil {
+				return err
+			}
+			inc.Title, inc.CauseImpact = clip(cause.Title, 300), cause.Impact
 		}
-		for _, a := range newFiring {
+		for _, a := range alarms {
 			al := AlarmInstance{
 				IncidentID: inc.ID, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt.UTC(), Status: AlarmFiring,
 				AlertName: a.Labels["alertname"], Labels: a.Labels, Annotations: a.Annotations,
@@ -193,7 +250,7 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 			if err := tx.Create(&al).Error; err != nil {
 				return fmt.Errorf("alarm %s: %w", a.Fingerprint, err)
 			}
-			if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "alarm_firing", alarmDesc(a)); err != nil {
+			if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "alarm_firing", "joined: "+alarmDesc(a)); err != nil {
 				return err
 			}
 			res.NewAlarms++
@@ -217,6 +274,10 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 			return err
 		}
 		touched[inc.ID] = true
+		if ck != "" {
+			// Keep the in-memory incident for the resolve pass below.
+			caused[inc.ID] = inc
+		}
 	}
 
 	// Resolve every touched incident whose alarms are all resolved.
@@ -236,19 +297,30 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 		var inc Incident
 		if group != nil && group.ID == id {
 			inc = *group
+		} else if c := caused[id]; c != nil {
+			inc = *c
 		} else if err := tx.First(&inc, id).Error; err != nil {
 			return err
 		}
 		if !inc.Open() {
 			continue
 		}
-		if err := tx.Model(&Incident{}).Where("id = ?", id).Updates(map[string]any{
-			"status": StatusResolved, "resolved_at": now, "resolved_by": "alertmanager", "updated_at": now,
-		}).Error; err != nil {
+		upd := map[string]any{"status": StatusResolved, "resolved_at": now, "resolved_by": "alertmanager", "updated_at": now}
+		transient := p.TransientWindow > 0 && inc.ReopenCount == 0 && !inc.Transient && now.Sub(inc.CreatedAt) <= p.TransientWindow
+		if transient {
+			upd["transient"] = true
+		}
+		if err := tx.Model(&Incident{}).Where("id = ?", id).Updates(upd).Error; err != nil {
 			return err
 		}
 		if err := appendEvent(tx, &id, nil, now, "alertmanager", "resolved", "all alarms resolved"); err != nil {
 			return err
+		}
+		if transient {
+			if err := appendEvent(tx, &id, nil, now, "alertmanager", "transient",
+				fmt.Sprintf("every alarm resolved within %s of opening: transient, not paged", now.Sub(inc.CreatedAt).Round(time.Second))); err != nil {
+				return err
+			}
 		}
 		res.Resolved = append(res.Resolved, id)
 	}
@@ -256,16 +328,20 @@ func (s *Store) applyGroup(tx *gorm.DB, g GroupSignal, p IntakePolicy, res *Inta
 	return nil
 }
 
-// liveIncident returns the group's incident that new firing alarms join: the
-// live one, the resolved one reopened if it resolved within the reopen window, or
-// a new one. opened reports whether the incident was created or reopened.
-func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, key string, p IntakePolicy, now time.Time) (*Incident, bool, error) {
+// liveIncident returns the incident that new firing alarms of the group join,
+// by key (the group's, or their cause's): the live one, the resolved one
+// reopened if it resolved within the reopen window and the cluster id is the
+// same, or a new one. opened reports whether the incident was created or
+// reopened.
+func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, alarms []AlarmSignal, key string, cause *Cause, p IntakePolicy, now time.Time) (*Incident, bool, error) {
 	var inc Incident
 	err := tx.Where("key = ? AND status <> ?", key, StatusClosed).First(&inc).Error
+	sameCluster := err == nil && (inc.ClusterID == "" || p.ClusterID == "" || inc.ClusterID == p.ClusterID) &&
+		(p.MetadataIndex == 0 || inc.MetadataIndex <= p.MetadataIndex)
 	switch {
 	case err == nil && inc.Open():
 		return &inc, false, nil
-	case err == nil && inc.ResolvedAt != nil && now.Sub(*inc.ResolvedAt) <= p.ReopenWindow:
+	case err == nil && sameCluster && inc.ResolvedAt != nil && now.Sub(*inc.ResolvedAt) <= p.ReopenWindow:
 		detail := fmt.Sprintf("alarm fired again %s after resolving", now.Sub(*inc.ResolvedAt).Round(time.Second))
 		inc.ReopenCount++
 		inc.ResolvedAt, inc.ResolvedBy, inc.MitigatedAt = nil, "", nil
@@ -285,25 +361,29 @@ func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, key string, p IntakePol
 			"status": StatusClosed, "closed_at": now, "updated_at": now}).Error; err != nil {
 			return nil, false, err
 		}
-		if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "closed", "group fired again after the reopen window; a new incident was opened"); err != nil {
+		why := "group fired again after the reopen window; a new incident was opened"
+		if !sameCluster {
+			why = "fired again in a cluster whose state was cleared since (another cluster id, or its metadata log started over); a new incident was opened"
+		}
+		if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "closed", why); err != nil {
 			return nil, false, err
 		}
 	case !errors.Is(err, gorm.ErrRecordNotFound):
 		return nil, false, err
 	}
-	first := g.Alarms[0]
-	for _, a := range g.Alarms {
-		if a.Status == AlarmFiring {
-			first = a
-			break
-		}
-	}
+	first := alarms[0]
 	inc = Incident{
 		Key: key, GroupKey: g.GroupKey, Receiver: g.Receiver, ExternalURL: g.ExternalURL,
 		Title: incidentTitle(g, first), Severity: NormalizeSeverity(firstNonEmpty(g.CommonLabels["severity"], first.Labels["severity"])),
 		Status: StatusTriggered, Cluster: firstNonEmpty(g.CommonLabels["cluster"], first.Labels["cluster"], p.DefaultCluster),
-		Brokers: []string{}, Topics: []string{}, Groups: []string{},
+		Brokers: []string{}, Topics: []string{}, Groups: []string{}, ClusterID: p.ClusterID, MetadataIndex: p.MetadataIndex,
 		ImpactStartAt: first.StartsAt.UTC(), DetectedAt: now, CreatedAt: now, UpdatedAt: now,
+	}
+	if cause != nil {
+		inc.Title, inc.CauseKey, inc.CauseImpact = clip(cause.Title, 300), cause.Key, cause.Impact
+		if cause.Severity != "" {
+			inc.Severity = NormalizeSeverity(cause.Severity)
+		}
 	}
 	if inc.ImpactStartAt.IsZero() || inc.ImpactStartAt.After(now) {
 		inc.ImpactStartAt = now
@@ -313,6 +393,14 @@ func (s *Store) liveIncident(tx *gorm.DB, g GroupSignal, key string, p IntakePol
 	}
 	if err := appendEvent(tx, &inc.ID, nil, now, "alertmanager", "created", inc.Title); err != nil {
 		return nil, false, err
+	}
+	if p.TransientWindow > 0 {
+		// The page waits out the transient window: an incident whose alarms
+		// all resolve within it is transient, and its page is dropped.
+		if err := tx.Model(&OutboxMessage{}).Where("incident_id = ? AND kind = ?", inc.ID, NoticeIncidentOpened).
+			Update("next_attempt_at", now.Add(p.TransientWindow)).Error; err != nil {
+			return nil, false, err
+		}
 	}
 	return &inc, true, nil
 }
@@ -390,3 +478,23 @@ func clip(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// NewFiring returns the firing alarms of g the store has not seen (by
+// fingerprint and startsAt): the ones whose cause is worth diagnosing.
+func (s *Store) NewFiring(ctx context.Context, g GroupSignal) ([]AlarmSignal, error) {
+	var out []AlarmSignal
+	for _, a := range g.Alarms {
+		if a.Status != AlarmFiring {
+			continue
+		}
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&AlarmInstance{}).
+			Where("fingerprint = ? AND starts_at = ?", a.Fingerprint, a.StartsAt.UTC()).Count(&n).Error; err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}

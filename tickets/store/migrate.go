@@ -176,6 +176,13 @@ var migrations = []migration{
 			last_error TEXT NOT NULL DEFAULT '')`,
 		`CREATE INDEX snapshot_jobs_pending ON snapshot_jobs (done_at, next_attempt_at, id)`,
 	}},
+	{4, "incidents correlated by diagnosed cause, transient incidents", []string{
+		`ALTER TABLE incidents ADD COLUMN cause_key TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE incidents ADD COLUMN cause_impact INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE incidents ADD COLUMN cluster_id TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE incidents ADD COLUMN metadata_index BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE incidents ADD COLUMN transient BOOLEAN NOT NULL DEFAULT FALSE`,
+	}},
 }
 
 // expand turns a dialect-neutral statement into the SQL of dialect.

@@ -56,31 +56,47 @@ const (
 // Alertmanager PagerDuty and Opsgenie notifiers use; at most one incident per key is
 // not closed.
 type Incident struct {
-	ID              uint       `json:"id" gorm:"primaryKey"`
-	Key             string     `json:"key"`
-	GroupKey        string     `json:"group_key"`
-	Receiver        string     `json:"receiver"`
-	Title           string     `json:"title"`
-	Severity        string     `json:"severity"`
-	Status          string     `json:"status"`
-	Cluster         string     `json:"cluster"`
-	Brokers         []string   `json:"brokers" gorm:"serializer:json"`
-	Topics          []string   `json:"topics" gorm:"serializer:json"`
-	Groups          []string   `json:"groups" gorm:"serializer:json"`
-	Assignee        string     `json:"assignee"`
-	ExternalURL     string     `json:"external_url"`
-	TruncatedAlerts int        `json:"truncated_alerts"`
-	ReopenCount     int        `json:"reopen_count"`
-	ImpactStartAt   time.Time  `json:"impact_start_at"`
-	DetectedAt      time.Time  `json:"detected_at"`
-	FirstAckAt      *time.Time `json:"first_ack_at"`
-	FirstAckBy      string     `json:"first_ack_by"`
-	MitigatedAt     *time.Time `json:"mitigated_at"`
-	ResolvedAt      *time.Time `json:"resolved_at"`
-	ResolvedBy      string     `json:"resolved_by"`
-	ClosedAt        *time.Time `json:"closed_at"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
+	ID              uint     `json:"id" gorm:"primaryKey"`
+	Key             string   `json:"key"`
+	GroupKey        string   `json:"group_key"`
+	Receiver        string   `json:"receiver"`
+	Title           string   `json:"title"`
+	Severity        string   `json:"severity"`
+	Status          string   `json:"status"`
+	Cluster         string   `json:"cluster"`
+	Brokers         []string `json:"brokers" gorm:"serializer:json"`
+	Topics          []string `json:"topics" gorm:"serializer:json"`
+	Groups          []string `json:"groups" gorm:"serializer:json"`
+	Assignee        string   `json:"assignee"`
+	ExternalURL     string   `json:"external_url"`
+	TruncatedAlerts int      `json:"truncated_alerts"`
+	ReopenCount     int      `json:"reopen_count"`
+	// CauseKey is the diagnosed cause the incident's alarms share (e.g. "<cluster
+	// id>/broker/2"), empty when it groups the alarms of one Alertmanager group.
+	CauseKey string `json:"cause_key"`
+	// CauseImpact is the number of partitions the worst diagnosis of the cause
+	// affected; the title is that diagnosis'.
+	CauseImpact int `json:"cause_impact"`
+	// ClusterID is the Kafka cluster id seen when the incident opened: an
+	// incident never reopens for a cluster whose state directory was cleared.
+	ClusterID string `json:"cluster_id"`
+	// MetadataIndex is the cluster's metadata log index seen when the incident
+	// opened; a smaller one later means the brokers' state was cleared, and
+	// the incident does not reopen.
+	MetadataIndex uint64 `json:"metadata_index"`
+	// Transient is set when every alarm resolved within the transient window
+	// of the incident opening: it did not page.
+	Transient     bool       `json:"transient"`
+	ImpactStartAt time.Time  `json:"impact_start_at"`
+	DetectedAt    time.Time  `json:"detected_at"`
+	FirstAckAt    *time.Time `json:"first_ack_at"`
+	FirstAckBy    string     `json:"first_ack_by"`
+	MitigatedAt   *time.Time `json:"mitigated_at"`
+	ResolvedAt    *time.Time `json:"resolved_at"`
+	ResolvedBy    string     `json:"resolved_by"`
+	ClosedAt      *time.Time `json:"closed_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
 }
 
 // TableName pins the table name the migrations create.
