@@ -18,8 +18,9 @@ import (
 // The Silences page works on the silences of Sluice's alerting through its
 // HTTP API (alerting_url): viewers see them, operators create and expire them.
 
-// maxSilence bounds a silence created here; a longer one is a routing change.
-const maxSilence = 30 * 24 * time.Hour
+// maxSilence bounds a silence created here, as the alerting API caps them (api.max_silence_duration,
+// default 7 days); a longer one is a routing change.
+const maxSilence = 7 * 24 * time.Hour
 
 type silenceForm struct {
 	Matchers, Duration, Comment string
