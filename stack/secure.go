@@ -62,6 +62,12 @@ func (s *secureSetup) broker(bc *broker.Config) {
 	bc.SSLKeystoreLocation, bc.SSLTruststoreLocation = s.keystore, s.caFile
 	bc.SASLEnabledMechanisms = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
 	bc.InitialSCRAMUsers = []broker.InitialSCRAMUser{{Name: "admin", Mechanism: "SCRAM-SHA-512", PasswordFile: s.passFile}}
+	// ACLs on, as in production: only admin may do anything until it grants ACLs. The
+	// brokers reach each other on the loopback-only BROKER listener, unauthenticated,
+	// so their principal there, User:ANONYMOUS, needs CLUSTER_ACTION; no client
+	// listener ever yields that principal, as CLIENT authenticates everyone.
+	bc.AuthorizerClassName = broker.StandardAuthorizer
+	bc.SuperUsers = "User:admin;User:ANONYMOUS"
 }
 
 // client is how the stack's own clients (exporter, snapshots) connect.

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -79,5 +82,35 @@ func TestSecureStack(t *testing.T) {
 		rcancel()
 		cl.Close()
 		require.Equal(t, tc.ok, err == nil, "%s: %v", tc.name, err)
+	}
+
+	// ACLs are on: a user admin creates has no rights until admin grants them.
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	require.NoError(t, err)
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+	defer acancel()
+	_, err = adm.AlterUserSCRAMs(actx, nil, []kadm.UpsertSCRAM{{User: "bob", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "bob-secret-password"}})
+	require.NoError(t, err)
+	bobPass := filepath.Join(t.TempDir(), "bob.password")
+	require.NoError(t, os.WriteFile(bobPass, []byte("bob-secret-password\n"), 0o600))
+	bob := sec
+	bob.SASLUsername, bob.SASLPasswordFile = "bob", bobPass
+	bobOpts, err := bob.Opts()
+	require.NoError(t, err)
+	bobCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, bobOpts...)...)
+	require.NoError(t, err)
+	defer bobCl.Close()
+	// The new credential reaches every broker through the metadata log; until then bob's
+	// logins fail. Once in, his CreateTopics is refused: he has no ACL.
+	bobDeadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err = kadm.NewClient(bobCl).CreateTopic(actx, 1, 1, nil, "bobs-topic")
+		if errors.Is(err, kerr.TopicAuthorizationFailed) {
+			break
+		}
+		require.True(t, time.Now().Before(bobDeadline), "bob's CreateTopics: %v", err)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
