@@ -30,19 +30,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-)
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+	"github.com/sluicemq/sluice/internal/testutil"
+)
 
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
@@ -75,13 +65,7 @@ type procCluster struct {
 
 func buildSluice(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("SLUICE_BIN"); p != "" {
-		return p
-	}
-	bin := filepath.Join(t.TempDir(), "sluice")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/sluicemq/sluice/cmd/sluice").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	return testutil.SluiceBin(t)
 }
 
 func startProcCluster(t *testing.T, bin string) *procCluster {
@@ -152,7 +136,7 @@ func (c *procCluster) start(i int) {
 
 func (c *procCluster) waitReady(i int) {
 	start := c.logLen(i)
-	waitFor(c.t, 60*time.Second, fmt.Sprintf("broker %d ready", i+1), func() bool {
+	testutil.WaitFor(c.t, 60*time.Second, fmt.Sprintf("broker %d ready", i+1), func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return strings.Contains(c.logs[i].String()[start:], "broker ready")
@@ -405,7 +389,7 @@ targets:
 	api := "http://" + m.Addr()
 
 	// All three targets up before the fault.
-	waitFor(t, 30*time.Second, "targets up", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "targets up", func() bool {
 		ts := m.evaluator.Targets()
 		up := 0
 		for _, t := range ts {
@@ -422,7 +406,7 @@ targets:
 	faultAt := time.Now()
 	cl.kill(victim)
 
-	waitFor(t, 90*time.Second, "URP firing on slack, email and webhook", func() bool {
+	testutil.WaitFor(t, 90*time.Second, "URP firing on slack, email and webhook", func() bool {
 		_, s := slackAPI.find("chat.postMessage", "SluiceUnderReplicatedPartitions")
 		_, _, e := sink.find("[FIRING")
 		_, w := hooks.find("firing", "SluiceUnderReplicatedPartitions")
@@ -485,7 +469,7 @@ targets:
 	resolvedStart := time.Now()
 	cl.start(victim)
 	cl.waitReady(victim)
-	waitFor(t, 120*time.Second, "URP resolved on slack, email and webhook", func() bool {
+	testutil.WaitFor(t, 120*time.Second, "URP resolved on slack, email and webhook", func() bool {
 		_, s := slackAPI.find("chat.update", "RESOLVED")
 		_, _, e := sink.find("[RESOLVED] SluiceUnderReplicatedPartitions")
 		_, w := hooks.find("resolved", "SluiceUnderReplicatedPartitions")

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/alerting/rules"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 type promResponse struct {
@@ -72,7 +74,7 @@ func TestPrometheusQueryAPI(t *testing.T) {
 			Value  [2]any            `json:"value"`
 		} `json:"result"`
 	}
-	waitFor(t, 30*time.Second, "a scrape", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "a scrape", func() bool {
 		code, r := promGet(t, base+"/api/v1/query?query="+url.QueryEscape(`sluice_under_replicated_partitions`))
 		if code != http.StatusOK {
 			return false

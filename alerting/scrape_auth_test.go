@@ -16,6 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicemq/sluice/internal/weblisten"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestScrapeTargetsBehindWebConfig: brokers and the exporter behind an exporter-toolkit web
@@ -59,7 +61,7 @@ targets:
       username: prometheus
       password_file: wrong-password
 `, filepath.Join(dir, "data"), ln.Addr(), ln.Addr()), io.Discard)
-	waitFor(t, 30*time.Second, "broker up, exporter down", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "broker up, exporter down", func() bool {
 		health := map[string]string{}
 		for _, ts := range m.evaluator.Targets() {
 			health[ts.Job] = ts.Health + " " + ts.LastError

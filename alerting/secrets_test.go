@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // closedAddr is an address nothing listens on: connections to it are refused.
@@ -90,7 +92,7 @@ receivers:
 			t.Log(logs.String())
 		}
 	}()
-	waitFor(t, 60*time.Second, "failed notifications logged for all three receivers", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "failed notifications logged for all three receivers", func() bool {
 		failed := map[string]bool{}
 		for _, line := range strings.Split(logs.String(), "\n") {
 			for name := range secrets {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // ticketService records what reaches the ticket service's Alertmanager intake.
@@ -128,7 +130,7 @@ tickets:
 "annotations":{"summary":"Broker b1:9308 is down"},"startsAt":%q,"generatorURL":"http://prom/graph"}]`, start.Format(time.RFC3339))
 	postAlerts(t, m, alert)
 	// The default route's group_wait is 5s.
-	waitFor(t, 20*time.Second, "the firing notification at the ticket service", func() bool { _, ok := tickets.find("firing"); return ok })
+	testutil.WaitFor(t, 20*time.Second, "the firing notification at the ticket service", func() bool { _, ok := tickets.find("firing"); return ok })
 	p, _ := tickets.find("firing")
 	require.Equal(t, "4", p["version"])
 	require.Equal(t, "default", p["receiver"])
@@ -151,10 +153,10 @@ tickets:
 	// Resolved: promptly, to both.
 	resolved := strings.Replace(alert, `"generatorURL"`, fmt.Sprintf(`"endsAt":%q,"generatorURL"`, time.Now().UTC().Format(time.RFC3339Nano)), 1)
 	postAlerts(t, m, resolved)
-	waitFor(t, 10*time.Second, "the resolved notification at the ticket service", func() bool { _, ok := tickets.find("resolved"); return ok })
+	testutil.WaitFor(t, 10*time.Second, "the resolved notification at the ticket service", func() bool { _, ok := tickets.find("resolved"); return ok })
 	p, _ = tickets.find("resolved")
 	require.Equal(t, "resolved", p["alerts"].([]any)[0].(map[string]any)["status"])
-	waitFor(t, 5*time.Second, "the resolved notification in the log", func() bool { return strings.Contains(logs.String(), "status=resolved") })
+	testutil.WaitFor(t, 5*time.Second, "the resolved notification in the log", func() bool { return strings.Contains(logs.String(), "status=resolved") })
 
 	tickets.mu.Lock()
 	defer tickets.mu.Unlock()

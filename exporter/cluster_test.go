@@ -59,7 +59,7 @@ func TestUnderReplicatedAfterKill(t *testing.T) {
 
 	killed := int32(3)
 	require.NoError(t, cl.Kill(killed))
-	waitFor(t, 30*time.Second, "every partition under-replicated with 2 in-sync replicas", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every partition under-replicated with 2 in-sync replicas", func() bool {
 		if err := e.Collect(context.Background()); err != nil {
 			t.Logf("collect: %v", err)
 			return false

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestOffsetsAndLag: known records and a known commit give exact offsets,
@@ -160,7 +162,7 @@ func TestLiveConsumerGroup(t *testing.T) {
 
 	e := newExporter(t, testConfig(b.addr))
 	var m metrics
-	waitFor(t, 20*time.Second, "the group with its member and commits", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the group with its member and commits", func() bool {
 		collect(t, e)
 		m = scrape(t, e.Handler())
 		members, _ := m.get("kafka_consumergroup_members", "consumergroup=live")
@@ -208,7 +210,7 @@ func TestRunAndClusterGone(t *testing.T) {
 	}
 	code, _ := get("/healthz")
 	require.Equal(t, http.StatusOK, code)
-	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := get("/readyz"); return c == http.StatusOK })
+	testutil.WaitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := get("/readyz"); return c == http.StatusOK })
 	_, m := get("/metrics")
 	require.Equal(t, 1.0, m.value(t, "sluice_exporter_up"))
 	require.Equal(t, 2.0, m.value(t, "kafka_topic_partition_current_offset", "topic=t", "partition=0"))
@@ -218,13 +220,13 @@ func TestRunAndClusterGone(t *testing.T) {
 
 	b.stop()
 	var last float64
-	waitFor(t, 30*time.Second, "up 0 and metadata errors", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "up 0 and metadata errors", func() bool {
 		_, m = get("/metrics")
 		return m.value(t, "sluice_exporter_up") == 0 && m.value(t, "sluice_exporter_collection_errors_total", "stage=metadata") > 0
 	})
 	last = m.value(t, "sluice_exporter_last_collection_timestamp_seconds")
 	age := m.value(t, "sluice_exporter_collection_age_seconds")
-	waitFor(t, 30*time.Second, "the collection age to grow past 1s", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the collection age to grow past 1s", func() bool {
 		_, m = get("/metrics")
 		return m.value(t, "sluice_exporter_collection_age_seconds") > max(age, 1)
 	})

@@ -217,20 +217,6 @@ func (m metrics) status(t testing.TB, name string, labels ...string) string {
 	return got[0]
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 func testConfig(addr string) Config {
 	cfg := DefaultConfig()
 	cfg.Bootstrap = []string{addr}

@@ -18,24 +18,14 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestMain checks that a closed Dispatcher leaves no goroutine behind: Alertmanager's
 // dispatcher, inhibitor and maintenance loops, prompt resolutions and storm summaries.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // fakeClock is the clock of flapping detection and rate limiting in tests.
@@ -185,19 +175,19 @@ receivers:
 	rcv := fakes["oncall"]
 	a, b := firing("URP", "a"), firing("URP", "b")
 	put(t, d, a, b)
-	waitFor(t, 5*time.Second, "the group's firing notification", func() bool { return len(rcv.notifications()) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the group's firing notification", func() bool { return len(rcv.notifications()) == 1 })
 	first := rcv.notifications()[0]
 	require.Len(t, first.alerts, 2)
 
 	put(t, d, resolved(a))
-	waitFor(t, 5*time.Second, "a's prompt resolved notification", func() bool { return len(rcv.notifications()) == 2 })
+	testutil.WaitFor(t, 5*time.Second, "a's prompt resolved notification", func() bool { return len(rcv.notifications()) == 2 })
 	second := rcv.notifications()[1]
 	require.Len(t, second.alerts, 1, "only the resolved alert")
 	require.True(t, isEpisode(a, true)(second.alerts[0]))
 	require.Equal(t, first.groupKey, second.groupKey, "sent as the group's notification, so Slack edits the same message")
 
 	put(t, d, resolved(b))
-	waitFor(t, 5*time.Second, "b's prompt resolved notification", func() bool { return len(rcv.notifications()) == 3 })
+	testutil.WaitFor(t, 5*time.Second, "b's prompt resolved notification", func() bool { return len(rcv.notifications()) == 3 })
 	require.True(t, isEpisode(b, true)(rcv.notifications()[2].alerts[0]))
 
 	// The group's flush, whenever it comes, does not send the resolutions again.
@@ -231,7 +221,7 @@ receivers:
 	rcv.sendResolved = false
 	a := firing("URP", "a")
 	put(t, d, a)
-	waitFor(t, 5*time.Second, "firing notification", func() bool { return len(rcv.notifications()) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "firing notification", func() bool { return len(rcv.notifications()) == 1 })
 	put(t, d, resolved(a))
 	d.sends.Wait()
 	require.Len(t, rcv.notifications(), 1)
@@ -267,9 +257,9 @@ receivers:
 		clk.Advance(time.Minute)
 		a := firing("Flappy", "a")
 		put(t, d, a)
-		waitFor(t, 5*time.Second, fmt.Sprintf("episode %d firing", i), func() bool { _, _, ok := rcv.find(isEpisode(a, false)); return ok })
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("episode %d firing", i), func() bool { _, _, ok := rcv.find(isEpisode(a, false)); return ok })
 		put(t, d, resolved(a))
-		waitFor(t, 5*time.Second, fmt.Sprintf("episode %d resolved", i), func() bool { _, _, ok := rcv.find(isEpisode(a, true)); return ok })
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("episode %d resolved", i), func() bool { _, _, ok := rcv.find(isEpisode(a, true)); return ok })
 	}
 	require.Len(t, rcv.about("a"), 4)
 
@@ -277,7 +267,7 @@ receivers:
 	clk.Advance(time.Minute)
 	a3 := firing("Flappy", "a")
 	put(t, d, a3)
-	waitFor(t, 5*time.Second, "the FLAPPING notification", func() bool { return len(rcv.about("a")) == 5 })
+	testutil.WaitFor(t, 5*time.Second, "the FLAPPING notification", func() bool { return len(rcv.about("a")) == 5 })
 	_, flap, _ := rcv.find(isEpisode(a3, false))
 	require.Contains(t, string(flap.Annotations["flapping"]), "fired 3 times in 10m0s")
 	require.Equal(t, "[FLAPPING] Flappy on a", string(flap.Annotations["summary"]))
@@ -298,7 +288,7 @@ receivers:
 	// the flapping one's latest state, does not carry it.
 	b := firing("Flappy", "b")
 	put(t, d, b)
-	waitFor(t, 5*time.Second, "b's notification", func() bool { return len(rcv.about("b")) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "b's notification", func() bool { return len(rcv.about("b")) == 1 })
 	for _, al := range rcv.about("b")[0].alerts {
 		require.Equal(t, "b", string(al.Labels["instance"]), "a flapping alert is held out of its group's notifications")
 	}
@@ -321,7 +311,7 @@ receivers:
 	// From now on it is notified normally again.
 	a5 := firing("Flappy", "a")
 	put(t, d, a5)
-	waitFor(t, 5*time.Second, "episode 5 firing, normally", func() bool { _, _, ok := rcv.find(isEpisode(a5, false)); return ok })
+	testutil.WaitFor(t, 5*time.Second, "episode 5 firing, normally", func() bool { _, _, ok := rcv.find(isEpisode(a5, false)); return ok })
 	_, got, _ := rcv.find(isEpisode(a5, false))
 	require.Empty(t, got.Annotations["flapping"])
 }
@@ -410,7 +400,7 @@ func TestRateLimitOneSummary(t *testing.T) {
 	}
 	require.Len(t, other.notifications(), 5)
 
-	waitFor(t, 5*time.Second, "the storm summary", func() bool { return len(rcv.notifications()) == 6 })
+	testutil.WaitFor(t, 5*time.Second, "the storm summary", func() bool { return len(rcv.notifications()) == 6 })
 	require.False(t, g.summaryPending(), "nothing left for a second summary")
 	sum := rcv.notifications()[5]
 	require.Len(t, sum.alerts, 1)
@@ -457,19 +447,19 @@ receivers:
 	}
 	put(t, d, storm...)
 	g := d.receivers["oncall"][0]
-	waitFor(t, 10*time.Second, "the summary", func() bool { return len(fakes["oncall"].notifications()) == 4 })
+	testutil.WaitFor(t, 10*time.Second, "the summary", func() bool { return len(fakes["oncall"].notifications()) == 4 })
 	require.False(t, g.summaryPending())
 	sum := fakes["oncall"].notifications()[3].alerts[0]
 	require.Equal(t, "SluiceNotificationStorm", sum.Name())
 	require.True(t, strings.HasPrefix(string(sum.Annotations["summary"]), "Alert storm: 9 notifications held back"), string(sum.Annotations["summary"]))
-	waitFor(t, 10*time.Second, "audit's burst", func() bool { return len(fakes["audit"].notifications()) >= 3 })
+	testutil.WaitFor(t, 10*time.Second, "audit's burst", func() bool { return len(fakes["audit"].notifications()) >= 3 })
 }
 
 // waitHeld waits until a group flush has shown the guard m's episode in the given state,
 // held back as flapping.
 func waitHeld(t *testing.T, g *guard, m *model.Alert, resolved bool) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the flapping alert's state in a group flush", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the flapping alert's state in a group flush", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		h, ok := g.flapHeld[m.Fingerprint()]

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // keyedRecords returns n records over nkeys keys; the value is "key/seq" where
@@ -265,7 +267,7 @@ func TestFranzGroupRebalance(t *testing.T) {
 		startGroupMember(t, b.Addr, group, topic, seen),
 		startGroupMember(t, b.Addr, group, topic, seen),
 	}
-	waitFor(t, 30*time.Second, "three members owning two partitions each", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "three members owning two partitions each", func() bool {
 		for _, m := range members {
 			if m.ownedCount() != 2 {
 				return false
@@ -273,10 +275,10 @@ func TestFranzGroupRebalance(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 20*time.Second, "first 300 records consumed", func() bool { return seen.len() == 300 })
+	testutil.WaitFor(t, 20*time.Second, "first 300 records consumed", func() bool { return seen.len() == 300 })
 
 	members[2].cl.Close() // LeaveGroup; the others must take over.
-	waitFor(t, 30*time.Second, "two members owning three partitions each", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "two members owning three partitions each", func() bool {
 		return members[0].ownedCount() == 3 && members[1].ownedCount() == 3
 	})
 	more := keyedRecords(topic, 300, 30)
@@ -284,7 +286,7 @@ func TestFranzGroupRebalance(t *testing.T) {
 		r.Value = append([]byte("second/"), r.Value...)
 	}
 	require.NoError(t, prod.ProduceSync(testCtx(t), more...).FirstErr())
-	waitFor(t, 20*time.Second, "all 600 records consumed", func() bool { return seen.len() == 600 })
+	testutil.WaitFor(t, 20*time.Second, "all 600 records consumed", func() bool { return seen.len() == 600 })
 	t.Logf("records redelivered across the rebalance: %d", seen.dups)
 }
 

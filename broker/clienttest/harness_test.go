@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // testTimeout bounds every single client operation in this package, so a hung
@@ -43,22 +45,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-// waitFor polls cond every 20ms until it returns true or timeout passes, and
-// then fails the test with msg.
-func waitFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testCtx returns a context cancelled after testTimeout or at test cleanup.
@@ -101,7 +87,7 @@ func createTopic(t testing.TB, addr, topic string, partitions int32, configs map
 	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
 	require.NoError(t, err)
 	require.NoError(t, resp.Err, "create topic %s", topic)
-	waitFor(t, 10*time.Second, "topic "+topic+" metadata", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "topic "+topic+" metadata", func() bool {
 		md, err := adm.Metadata(ctx, topic)
 		if err != nil {
 			return false

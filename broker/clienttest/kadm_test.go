@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // topicConfig returns the value of one config of topic as described by the broker.
@@ -121,7 +123,7 @@ func TestKadm(t *testing.T) {
 		r, err := resps.On(topic, nil)
 		require.NoError(t, err)
 		require.NoError(t, r.Err)
-		waitFor(t, 10*time.Second, "5 partitions in metadata", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "5 partitions in metadata", func() bool {
 			md, err := adm.Metadata(ctx, topic)
 			return err == nil && len(md.Topics[topic].Partitions) == 5
 		})
@@ -253,7 +255,7 @@ func TestKadm(t *testing.T) {
 		require.ErrorIs(t, err, kerr.NonEmptyGroup)
 
 		cons.Close()
-		waitFor(t, 10*time.Second, "group to be empty", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "group to be empty", func() bool {
 			d, err := adm.DescribeGroups(ctx, group)
 			return err == nil && d[group].State == "Empty"
 		})
@@ -270,13 +272,13 @@ func TestKadm(t *testing.T) {
 		for _, r := range resps.Sorted() {
 			require.NoError(t, r.Err, r.Topic)
 		}
-		waitFor(t, 10*time.Second, "deleted topics gone from metadata", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "deleted topics gone from metadata", func() bool {
 			listed, err := adm.ListTopics(context.Background())
 			return err == nil && !listed.Has(topic) && !listed.Has(other)
 		})
 		// The name can be used again, empty.
 		createTopic(t, b.Addr, topic, 1, nil)
-		waitFor(t, 10*time.Second, "recreated topic to list end offset 0", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "recreated topic to list end offset 0", func() bool {
 			end, err := adm.ListEndOffsets(ctx, topic)
 			if err != nil {
 				return false

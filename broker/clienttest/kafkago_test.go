@@ -12,6 +12,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func kafkaGoReader(addr, group, topic string) *kafka.Reader {
@@ -58,7 +60,7 @@ func TestKafkaGo(t *testing.T) {
 	require.NoError(t, err)
 	defer cconn.Close()
 	require.NoError(t, cconn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 3, ReplicationFactor: 1}))
-	waitFor(t, 10*time.Second, "three partitions of "+topic, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "three partitions of "+topic, func() bool {
 		ps, err := conn.ReadPartitions(topic)
 		return err == nil && len(ps) == 3
 	})

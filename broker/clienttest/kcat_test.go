@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 const kcatPath = "/usr/bin/kcat"
@@ -101,7 +103,7 @@ func TestKcat(t *testing.T) {
 		require.Equal(t, want, sortedLines(out))
 
 		adm := newAdmin(t, b.Addr)
-		waitFor(t, 15*time.Second, "kcat group offsets committed to the end", func() bool {
+		testutil.WaitFor(t, 15*time.Second, "kcat group offsets committed to the end", func() bool {
 			offs, err := adm.FetchOffsets(testCtx(t), group)
 			if err != nil {
 				return false

@@ -5,55 +5,28 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
-var (
-	sluiceBinOnce sync.Once
-	sluiceBinDir  string
-	sluiceBin     string
-	sluiceBinErr  error
-)
-
-// buildSluice builds cmd/sluice once per test binary into a temp dir that
-// TestMain removes. SLUICE_BIN names a prebuilt binary to test instead (a
-// release build, say); it must accept `broker --listen --data-dir`.
+// buildSluice is the sluice binary the process tests run: $SLUICE_BIN (a release build, say; it
+// must accept `broker --listen --data-dir`), or cmd/sluice built once per test binary
+// (testutil.SluiceBin), removed by TestMain.
 func buildSluice(t testing.TB) string {
 	t.Helper()
-	if bin := os.Getenv("SLUICE_BIN"); bin != "" {
-		return bin
-	}
-	if isKfake {
+	if isKfake && os.Getenv("SLUICE_BIN") == "" {
 		t.Skip("process tests need a sluice binary: set SLUICE_BIN with -tags kfake")
 	}
-	sluiceBinOnce.Do(func() {
-		sluiceBinDir, sluiceBinErr = os.MkdirTemp("", "sluice-clienttest-bin-")
-		if sluiceBinErr != nil {
-			return
-		}
-		sluiceBin = filepath.Join(sluiceBinDir, "sluice")
-		cmd := exec.Command("go", "build", "-o", sluiceBin, "github.com/sluicemq/sluice/cmd/sluice")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			sluiceBinErr = fmt.Errorf("go build ./cmd/sluice: %w\n%s", err, out)
-		}
-	})
-	require.NoError(t, sluiceBinErr)
-	return sluiceBin
+	return testutil.SluiceBin(t)
 }
 
-func cleanupSluiceBinary() {
-	if sluiceBinDir != "" {
-		_ = os.RemoveAll(sluiceBinDir)
-	}
-}
+func cleanupSluiceBinary() { testutil.RemoveBuilt() }
 
 // sluiceProcess is bin/sluice running as a child process on a fixed loopback
 // port and data dir, so that it can be killed and restarted in place.
@@ -105,7 +78,7 @@ func (p *sluiceProcess) start() {
 		p.exitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
-	waitFor(p.t, 30*time.Second, "sluice process to log ready", func() bool {
+	testutil.WaitFor(p.t, 30*time.Second, "sluice process to log ready", func() bool {
 		if !p.running() {
 			p.t.Fatalf("sluice exited before ready: %v\n%s", p.exitErr, tail(p.log.String(), 50))
 		}

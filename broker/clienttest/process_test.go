@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 type partitionOffset struct {
@@ -112,13 +114,13 @@ func TestProcessKill9KeepsAcknowledgedRecords(t *testing.T) {
 		}()
 	}
 
-	waitFor(t, 60*time.Second, "records acknowledged before the kill", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "records acknowledged before the kill", func() bool {
 		return nAcked.Load() >= ackedBeforeKill
 	})
 	p.kill9()
 	ackedAtKill := nAcked.Load()
 	p.restart()
-	waitFor(t, 90*time.Second, "records acknowledged after the restart", func() bool {
+	testutil.WaitFor(t, 90*time.Second, "records acknowledged after the restart", func() bool {
 		return nAcked.Load() >= ackedAtKill+ackedAfterRestart
 	})
 	stop.Store(true)

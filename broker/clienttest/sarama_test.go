@@ -9,6 +9,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func saramaConfig(v sarama.KafkaVersion) *sarama.Config {
@@ -110,7 +112,7 @@ func TestSarama(t *testing.T) {
 			require.NoError(t, err)
 			defer admin.Close()
 			require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1}, false))
-			waitFor(t, 10*time.Second, "topic in ListTopics", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "topic in ListTopics", func() bool {
 				topics, err := admin.ListTopics()
 				return err == nil && topics[topic].NumPartitions == 4
 			})
@@ -153,10 +155,10 @@ func TestSarama(t *testing.T) {
 
 			h1, stop1 := startSaramaMember(t, b.Addr, group, topic, cfg, onMsg)
 			h2, stop2 := startSaramaMember(t, b.Addr, group, topic, cfg, onMsg)
-			waitFor(t, 30*time.Second, "two members with two partitions each", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "two members with two partitions each", func() bool {
 				return h1.claimCount() == 2 && h2.claimCount() == 2
 			})
-			waitFor(t, 20*time.Second, "200 records consumed", func() bool { return seenCount() == 200 })
+			testutil.WaitFor(t, 20*time.Second, "200 records consumed", func() bool { return seenCount() == 200 })
 			mu.Lock()
 			for v, m := range seen {
 				require.Equal(t, keyPartition[string(m.Key)], m.Partition, "record %s", v)
@@ -171,7 +173,7 @@ func TestSarama(t *testing.T) {
 			seen = map[string]*sarama.ConsumerMessage{}
 			mu.Unlock()
 			_, stop3 := startSaramaMember(t, b.Addr, group, topic, cfg, onMsg)
-			waitFor(t, 30*time.Second, "50 new records consumed", func() bool { return seenCount() >= 50 })
+			testutil.WaitFor(t, 30*time.Second, "50 new records consumed", func() bool { return seenCount() >= 50 })
 			stop3()
 			mu.Lock()
 			require.Len(t, seen, 50)
@@ -181,7 +183,7 @@ func TestSarama(t *testing.T) {
 			mu.Unlock()
 
 			require.NoError(t, admin.DeleteTopic(topic))
-			waitFor(t, 10*time.Second, "topic gone from ListTopics", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "topic gone from ListTopics", func() bool {
 				topics, err := admin.ListTopics()
 				_, exists := topics[topic]
 				return err == nil && !exists

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestClusterFailover runs three voters, each also a broker. It kills the controller and checks
@@ -33,7 +35,7 @@ func TestClusterFailover(t *testing.T) {
 	require.Equal(t, map[int32]int{1: 2, 2: 2, 3: 2}, leaders, "leaders spread round robin")
 	for id := int32(1); id <= 3; id++ {
 		q := c.node(id)
-		waitFor(t, 5*time.Second, "topic replicated", func() bool { return q.Image().Topic("events") != nil })
+		testutil.WaitFor(t, 5*time.Second, "topic replicated", func() bool { return q.Image().Topic("events") != nil })
 		require.Equal(t, topic.Partitions, q.Image().Topic("events").Partitions)
 	}
 
@@ -60,7 +62,7 @@ func TestClusterFailover(t *testing.T) {
 
 	ctl := c.waitController(10 * time.Second)
 	require.NotEqual(t, dead, ctl.cfg.NodeID)
-	waitFor(t, 10*time.Second, "dead broker fenced and its partitions moved", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "dead broker fenced and its partitions moved", func() bool {
 		img := ctl.Image()
 		if img.Live(dead) {
 			return false
@@ -112,7 +114,7 @@ func TestClusterFailover(t *testing.T) {
 		})
 		require.NoError(t, err)
 	}
-	waitFor(t, 10*time.Second, "preferred leaders restored", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "preferred leaders restored", func() bool {
 		q := c.controller()
 		if q == nil {
 			return false

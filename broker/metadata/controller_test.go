@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // partitionOf reads a partition from the image of q.
@@ -43,7 +45,7 @@ func TestUncleanElection(t *testing.T) {
 	require.NoError(t, q.AlterTopicConfigs(ctx, "unclean", map[string]string{"unclean.leader.election.enable": "true"}))
 
 	c.stopBroker(1)
-	waitFor(t, 5*time.Second, "broker 1 fenced", func() bool { return !q.Image().Live(1) })
+	testutil.WaitFor(t, 5*time.Second, "broker 1 fenced", func() bool { return !q.Image().Live(1) })
 	// The fencing entry also decided every election.
 	require.Equal(t, Partition{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: -1, LeaderEpoch: 1, PartitionEpoch: 2}, partitionOf(q, "clean", 0))
 	require.Equal(t, Partition{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: -1, LeaderEpoch: 1, PartitionEpoch: 2}, partitionOf(q, "later", 0))
@@ -62,7 +64,7 @@ func TestUncleanElection(t *testing.T) {
 
 	// The last ISR member returns and leads cleanly again.
 	c.startBroker(1)
-	waitFor(t, 5*time.Second, "clean partition back online", func() bool { return partitionOf(q, "clean", 0).Leader == 1 })
+	testutil.WaitFor(t, 5*time.Second, "clean partition back online", func() bool { return partitionOf(q, "clean", 0).Leader == 1 })
 	require.Equal(t, Partition{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 3}, partitionOf(q, "clean", 0))
 }
 

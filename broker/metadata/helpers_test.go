@@ -13,19 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
-)
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/sluicemq/sluice/internal/testutil"
+)
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("METADATA_TEST_LOG") != "" {
@@ -152,7 +142,7 @@ func (c *cluster) controller() *Quorum {
 
 func (c *cluster) waitController(timeout time.Duration) *Quorum {
 	var q *Quorum
-	waitFor(c.t, timeout, "an active controller", func() bool { q = c.controller(); return q != nil })
+	testutil.WaitFor(c.t, timeout, "an active controller", func() bool { q = c.controller(); return q != nil })
 	return q
 }
 
@@ -227,7 +217,7 @@ func (c *cluster) stopBroker(id int32) {
 
 // waitLive waits until every running member's image has exactly the given live brokers.
 func (c *cluster) waitLive(timeout time.Duration, ids ...int32) {
-	waitFor(c.t, timeout, "live brokers", func() bool {
+	testutil.WaitFor(c.t, timeout, "live brokers", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, nd := range c.nodes {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestSingleVoterReopen applies records on a one-voter quorum, snapshots, applies more, and checks a
@@ -92,7 +94,7 @@ func TestNotController(t *testing.T) {
 		if q == ctl {
 			continue
 		}
-		waitFor(t, 5*time.Second, "follower knows the controller", func() bool { return q.ControllerID() >= 0 })
+		testutil.WaitFor(t, 5*time.Second, "follower knows the controller", func() bool { return q.ControllerID() >= 0 })
 		_, err := q.CreateTopic(context.Background(), "t", 1, 1, nil, nil)
 		require.ErrorIs(t, err, ErrNotController)
 		require.ErrorIs(t, err, kerr.NotController)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // fencedEvents returns the broker fencings in q's event log.
@@ -45,7 +47,7 @@ func TestConnectionClosedFences(t *testing.T) {
 	require.True(t, q.Image().Live(7))
 
 	q.ConnectionClosed(7, 12)
-	waitFor(t, 10*time.Second, "broker 7 fenced", func() bool { return !q.Image().Live(7) })
+	testutil.WaitFor(t, 10*time.Second, "broker 7 fenced", func() bool { return !q.Image().Live(7) })
 	ev := fencedEvents(q)
 	require.Len(t, ev, 1)
 	require.Equal(t, "controller connection closed", ev[0].Detail)
@@ -124,16 +126,16 @@ func TestControllerProcessLoss(t *testing.T) {
 	dead := old.cfg.NodeID
 	for id := int32(1); id <= 3; id++ {
 		q := c.node(id)
-		waitFor(t, 20*time.Second, "topic replicated", func() bool { return q.Image().Topic("t") != nil })
+		testutil.WaitFor(t, 20*time.Second, "topic replicated", func() bool { return q.Image().Topic("t") != nil })
 	}
 	c.stopBroker(dead)
 	c.stop(dead)
 	killed := time.Now()
 	var ctl *Quorum
-	waitFor(t, 30*time.Second, "a new controller", func() bool { ctl = c.controller(); return ctl != nil })
+	testutil.WaitFor(t, 30*time.Second, "a new controller", func() bool { ctl = c.controller(); return ctl != nil })
 	t.Logf("new controller %d after %s", ctl.cfg.NodeID, time.Since(killed))
 	require.Contains(t, logs.String(), "Raft leader is gone; starting an election now")
-	waitFor(t, 30*time.Second, "the old controller fenced", func() bool { return !ctl.Image().Live(dead) })
+	testutil.WaitFor(t, 30*time.Second, "the old controller fenced", func() bool { return !ctl.Image().Live(dead) })
 	t.Logf("old controller %d fenced after %s", dead, time.Since(killed))
 	ev := fencedEvents(ctl)
 	require.Len(t, ev, 1)
