@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -37,7 +38,7 @@ type opsStarted struct {
 
 // startOps starts the ticket service and the alerting service, which routes every
 // notification to the log and to the ticket service's Alertmanager webhook.
-func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring, wg *sync.WaitGroup, errs chan error, cancel context.CancelFunc) (opsStarted, error) {
+func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring, g *errgroup.Group) (opsStarted, error) {
 	var started opsStarted
 	tc := tickets.DefaultConfig()
 	tc.Listen = w.ticketsAddr
@@ -73,15 +74,13 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 		svc.Close()
 		return started, fmt.Errorf("tickets: token for alerting: %w", err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
 		defer svc.Close()
 		if err := svc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			errs <- fmt.Errorf("tickets: %w", err)
-			cancel()
+			return fmt.Errorf("tickets: %w", err)
 		}
-	}()
+		return nil
+	})
 
 	ac := alerting.DefaultConfig()
 	ac.Listen = w.alertingAddr
@@ -100,14 +99,12 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	if err != nil {
 		return started, fmt.Errorf("alerting: %w", err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
 		if err := mgr.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			errs <- fmt.Errorf("alerting: %w", err)
-			cancel()
+			return fmt.Errorf("alerting: %w", err)
 		}
-	}()
+		return nil
+	})
 	return started, nil
 }
 

@@ -15,8 +15,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/exporter"
@@ -83,11 +84,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	for i := range cfg.Brokers {
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, addr(cfg.ControllerPort, i)))
 	}
+	// Every part runs in one errgroup: the first to fail stops the others, and every
+	// path out of Run stops them all and waits (shutdown).
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var wg sync.WaitGroup
-	errs := make(chan error, cfg.Brokers+4)
+	g, ctx := errgroup.WithContext(ctx)
+	shutdown := func(err error) error {
+		cancel()
+		if werr := g.Wait(); err == nil {
+			err = werr
+		}
+		return err
+	}
 	brokers := make([]*broker.Broker, cfg.Brokers)
 	stops := make([]func(), cfg.Brokers)
 	bcs := make([]broker.Config, cfg.Brokers)
@@ -102,15 +110,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		done := make(chan struct{})
 		brokers[i] = b
 		stops[i] = func() { bcancel(); <-done }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			defer close(done)
 			if err := b.Run(bctx); err != nil {
-				errs <- fmt.Errorf("broker %d: %w", i+1, err)
-				cancel()
+				return fmt.Errorf("broker %d: %w", i+1, err)
 			}
-		}()
+			return nil
+		})
 		return nil
 	}
 	for i := range cfg.Brokers {
@@ -128,21 +134,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		bcs[i] = bc
 		bootstrap = append(bootstrap, bc.Listen)
 		if err := startBroker(i); err != nil {
-			cancel()
-			wg.Wait()
-			return err
+			return shutdown(err)
 		}
 	}
 	for _, b := range brokers {
 		select {
 		case <-b.Ready():
 		case <-ctx.Done():
-			wg.Wait()
-			return firstErr(errs)
+			return shutdown(nil)
 		case <-time.After(30 * time.Second):
-			cancel()
-			wg.Wait()
-			return errors.New("brokers did not become ready within 30s")
+			return shutdown(errors.New("brokers did not become ready within 30s"))
 		}
 	}
 
@@ -154,18 +155,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	}
 	exp, err := exporter.New(ec, logger.With("part", "exporter"))
 	if err != nil {
-		cancel()
-		wg.Wait()
-		return fmt.Errorf("exporter: %w", err)
+		return shutdown(fmt.Errorf("exporter: %w", err))
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
 		if err := exp.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			errs <- fmt.Errorf("exporter: %w", err)
-			cancel()
+			return fmt.Errorf("exporter: %w", err)
 		}
-	}()
+		return nil
+	})
 
 	var metricsAddrs, adminURLs []string
 	for i := range brokers {
@@ -176,11 +173,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		bootstrap: bootstrap, brokerMetrics: metricsAddrs, adminURLs: adminURLs,
 		exporter: ec.Listen, alertingAddr: addr(cfg.AlertingPort, 0), ticketsAddr: addr(cfg.TicketsPort, 0),
 		kafkaSecurity: ec.Security,
-	}, &wg, errs, cancel)
+	}, g)
 	if err != nil {
-		cancel()
-		wg.Wait()
-		return err
+		return shutdown(err)
 	}
 
 	fmt.Fprintf(out, "\nSluice is running (Ctrl-C stops it; data stays under %s):\n", cfg.DataDir)
@@ -199,34 +194,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	if cfg.Demo != nil {
 		d := *cfg.Demo
 		if err := d.setDefaults(); err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("demo: %w", err)
+			return shutdown(fmt.Errorf("demo: %w", err))
 		}
 		stopBroker := func(i int) (func() error, error) {
 			stops[i]()
 			return func() error { return startBroker(i) }, nil
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := runDemo(ctx, d, bootstrap, stopBroker, out); err != nil && ctx.Err() == nil {
-				errs <- fmt.Errorf("demo: %w", err)
-				cancel()
+				return fmt.Errorf("demo: %w", err)
 			}
-		}()
+			return nil
+		})
 	}
 
 	<-ctx.Done()
-	wg.Wait()
-	return firstErr(errs)
-}
-
-func firstErr(errs chan error) error {
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+	return shutdown(nil)
 }
