@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -15,6 +17,11 @@ import (
 	"github.com/sluicemq/sluice/alerting"
 	"github.com/sluicemq/sluice/alerting/rules"
 )
+
+func init() {
+	subcommands["alerting"] = runAlerting
+	summaries["alerting"] = "evaluate the rule pack, route and send alerts, serve Prometheus' query API"
+}
 
 // runAlerting is `sluice alerting`: rule evaluation over the brokers' and the exporter's metrics,
 // Alertmanager routing and notifications to Slack, email, webhooks or the log. SIGHUP reloads

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -9,6 +11,11 @@ import (
 
 	"github.com/sluicemq/sluice/stack"
 )
+
+func init() {
+	subcommands["demo"] = runDemo
+	summaries["demo"] = "the local stack with demo traffic and a fault (make demo)"
+}
 
 // runDemo is `sluice demo` (make demo): the local stack of `sluice dev` plus demo
 // traffic that moves dashboards and lag, and optionally a fault that becomes an

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -8,6 +10,11 @@ import (
 
 	"github.com/sluicemq/sluice/stack"
 )
+
+func init() {
+	subcommands["dev"] = runDev
+	summaries["dev"] = "the whole local stack in one process (make run)"
+}
 
 // runDev is `sluice dev`: the whole local stack in one process (what `make run`
 // starts). The ticket service's first admin password comes from

@@ -18,18 +18,18 @@ import (
 )
 
 // subcommands maps each `sluice` subcommand to its entry point, which
-// parses its own flags from args.
+// parses its own flags from args. The operations suite (alerting, tickets, and
+// the local stack of dev and demo, which runs them) registers itself from files
+// a `-tags lean` build leaves out: that binary is a broker with its tools,
+// without Prometheus' and Alertmanager's libraries and the cloud SDKs they link
+// (make build-lean).
 var subcommands = map[string]func(context.Context, []string) error{
 	"acls":     runACLs,
-	"alerting": runAlerting,
 	"bench":    runBench,
 	"broker":   runBroker,
 	"chaos":    runChaos,
-	"demo":     runDemo,
-	"dev":      runDev,
 	"exporter": runExporter,
 	"quotas":   runQuotas,
-	"tickets":  runTickets,
 	"users":    runUsers,
 	"certs":    runCerts,
 }
@@ -37,16 +37,12 @@ var subcommands = map[string]func(context.Context, []string) error{
 // summaries are the one-line descriptions `sluice help` prints.
 var summaries = map[string]string{
 	"acls":     "add, remove and list Kafka ACLs with kafka-acls.sh's flags",
-	"alerting": "evaluate the rule pack, route and send alerts, serve Prometheus' query API",
 	"bench":    "measure produce and consume throughput against a cluster",
 	"broker":   "run a Kafka-compatible broker",
 	"certs":    "a private CA and broker and client certificates (PEM) for TLS and mTLS",
 	"chaos":    "kill and restart brokers under load and check nothing acknowledged is lost",
-	"demo":     "the local stack with demo traffic and a fault (make demo)",
-	"dev":      "the whole local stack in one process (make run)",
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"quotas":   "set and list client quotas per user and client id",
-	"tickets":  "the ticket service and web UI",
 	"users":    "create, delete and list SCRAM users",
 }
 

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package main
 
 import (
@@ -13,6 +15,11 @@ import (
 	"github.com/sluicemq/sluice/tickets"
 	"github.com/sluicemq/sluice/tickets/store"
 )
+
+func init() {
+	subcommands["tickets"] = runTickets
+	summaries["tickets"] = "the ticket service and web UI"
+}
 
 // runTickets is `sluice tickets`: the OPS ticket service and web UI,
 // `sluice tickets token create` to mint an API token and `sluice tickets admin
