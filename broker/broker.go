@@ -86,6 +86,9 @@ type Broker struct {
 	conns   map[*conn]struct{}
 	connSeq atomic.Uint64
 	connWG  sync.WaitGroup
+	// isrWG tracks the ISR changes a follower's fetch starts (changeISR); Run
+	// waits for them after the connections and fetchers that start them.
+	isrWG sync.WaitGroup
 
 	// Limits and quotas (limits.go, quota.go).
 	reqPool   *requestPool
@@ -373,6 +376,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.connWG.Wait()
 	b.fetchers.wait()
 	wg.Wait()
+	b.isrWG.Wait()
 	b.ctl.closePeers()
 	b.groups.Close()
 	if err := b.writeHWCheckpoint(); err != nil {

@@ -127,7 +127,7 @@ func (p *partition) onReplicaFetch(replica int32, fetchOffset int64) error {
 	p.mu.Unlock()
 	p.maybeAdvanceHW()
 	if expand != nil {
-		go p.b.changeISR(p, expand)
+		p.b.isrWG.Go(func() { p.b.changeISR(p, expand) })
 	}
 	return nil
 }
