@@ -1,15 +1,17 @@
 package broker
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/broker/metadata"
 )
 
@@ -31,42 +33,16 @@ func (b *Broker) adminHandler(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		img := b.quorum.Image()
-		type partitionView struct {
-			Partition   int     `json:"partition"`
-			Leader      int32   `json:"leader"`
-			LeaderEpoch int32   `json:"leader_epoch"`
-			Replicas    []int32 `json:"replicas"`
-			ISR         []int32 `json:"isr"`
-		}
-		type topicView struct {
-			Name       string            `json:"name"`
-			ID         string            `json:"id"`
-			Configs    map[string]string `json:"configs,omitempty"`
-			Partitions []partitionView   `json:"partitions"`
-		}
-		// Broker epochs and incarnation ids are left out: they are what a
-		// broker's heartbeats are checked against, so they are not published.
-		type brokerView struct {
-			ID     int32  `json:"ID"`
-			Host   string `json:"Host"`
-			Port   int32  `json:"Port"`
-			Rack   string `json:"Rack"`
-			Fenced bool   `json:"Fenced"`
-		}
-		view := struct {
-			ClusterID    string       `json:"cluster_id"`
-			ControllerID int32        `json:"controller_id"`
-			MetadataIdx  uint64       `json:"metadata_index"`
-			Brokers      []brokerView `json:"brokers"`
-			Topics       []topicView  `json:"topics"`
-		}{ClusterID: b.cfg.ClusterID, ControllerID: b.quorum.ControllerID(), MetadataIdx: img.Index}
+		view := adminapi.Cluster{ClusterID: b.cfg.ClusterID, ControllerID: b.quorum.ControllerID(), MetadataIndex: img.Index,
+			Brokers: []adminapi.Broker{}, Topics: []adminapi.Topic{}}
 		for _, br := range img.Brokers {
-			view.Brokers = append(view.Brokers, brokerView{br.ID, br.Host, br.Port, br.Rack, br.Fenced})
+			view.Brokers = append(view.Brokers, adminapi.Broker{ID: br.ID, Host: br.Host, Port: br.Port, Rack: br.Rack, Fenced: br.Fenced})
 		}
+		slices.SortFunc(view.Brokers, func(a, b adminapi.Broker) int { return cmp.Compare(a.ID, b.ID) })
 		for _, t := range img.SortedTopics() {
-			tv := topicView{Name: t.Name, ID: fmt.Sprintf("%x", t.ID), Configs: t.Configs}
+			tv := adminapi.Topic{Name: t.Name, ID: fmt.Sprintf("%x", t.ID), Configs: t.Configs}
 			for i, p := range t.Partitions {
-				tv.Partitions = append(tv.Partitions, partitionView{i, p.Leader, p.LeaderEpoch, p.Replicas, p.ISR})
+				tv.Partitions = append(tv.Partitions, adminapi.Partition{Partition: i, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR})
 			}
 			view.Topics = append(view.Topics, tv)
 		}
@@ -82,21 +58,12 @@ func (b *Broker) adminHandler(mux *http.ServeMux) {
 			}
 			since = v
 		}
-		type eventView struct {
-			Index     uint64             `json:"index"`
-			Time      time.Time          `json:"time"`
-			Type      metadata.EventType `json:"type"`
-			Broker    int32              `json:"broker,omitempty"`
-			Topic     string             `json:"topic,omitempty"`
-			Partition int32              `json:"partition"`
-			Detail    string             `json:"detail,omitempty"`
-		}
-		events := []eventView{}
+		events := []adminapi.Event{}
 		for _, e := range b.quorum.Image().EventsSince(since) {
 			if e.Type == metadata.EventBrokerJoined {
 				e.Detail = brokerEpochDetail.ReplaceAllString(e.Detail, "")
 			}
-			events = append(events, eventView(e))
+			events = append(events, e)
 		}
 		writeJSON(w, events)
 	})

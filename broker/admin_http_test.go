@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 func TestAdminHTTPEvents(t *testing.T) {
@@ -80,4 +83,13 @@ func TestAdminHTTPEvents(t *testing.T) {
 	require.Contains(t, string(body), `"name": "audited"`)
 	require.NotContains(t, string(body), "Epoch", "broker epochs are not published")
 	require.NotContains(t, string(body), "Incarnation")
+	// The document is exactly adminapi.Cluster, which the ticket service's snapshots decode.
+	var doc adminapi.Cluster
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&doc))
+	require.NotEmpty(t, doc.Brokers)
+	require.NotEmpty(t, doc.Brokers[0].Host)
+	require.Positive(t, doc.Brokers[0].Port)
+	require.Contains(t, string(body), `"host":`, "snake_case keys, as the rest of the document")
 }

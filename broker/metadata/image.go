@@ -2,7 +2,8 @@ package metadata
 
 import (
 	"sort"
-	"time"
+
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 // Image is the cluster metadata after applying the log up to Index. It is an immutable value: a new
@@ -82,39 +83,29 @@ type Partition struct {
 	PartitionEpoch int32
 }
 
-// EventType names what happened in a cluster event.
-type EventType string
+// EventType names what happened in a cluster event; the names are those of the admin interface.
+type EventType = adminapi.EventType
 
-// Cluster event types, derived from applied records.
+// Cluster event types, derived from applied records (adminapi holds the one list of names).
 const (
-	EventBrokerJoined         EventType = "broker_joined"
-	EventBrokerFenced         EventType = "broker_fenced"
-	EventBrokerUnfenced       EventType = "broker_unfenced"
-	EventLeaderElected        EventType = "leader_elected"
-	EventUncleanLeaderElected EventType = "unclean_leader_elected"
-	EventPartitionOffline     EventType = "partition_offline"
-	EventISRShrink            EventType = "isr_shrink"
-	EventISRExpand            EventType = "isr_expand"
-	EventTopicCreated         EventType = "topic_created"
-	EventTopicDeleted         EventType = "topic_deleted"
-	EventConfigChanged        EventType = "config_changed"
-	EventPartitionsCreated    EventType = "partitions_created"
-	EventScramChanged         EventType = "scram_credential_changed"
+	EventBrokerJoined         = adminapi.EventBrokerJoined
+	EventBrokerFenced         = adminapi.EventBrokerFenced
+	EventBrokerUnfenced       = adminapi.EventBrokerUnfenced
+	EventLeaderElected        = adminapi.EventLeaderElected
+	EventUncleanLeaderElected = adminapi.EventUncleanLeaderElected
+	EventPartitionOffline     = adminapi.EventPartitionOffline
+	EventISRShrink            = adminapi.EventISRShrink
+	EventISRExpand            = adminapi.EventISRExpand
+	EventTopicCreated         = adminapi.EventTopicCreated
+	EventTopicDeleted         = adminapi.EventTopicDeleted
+	EventConfigChanged        = adminapi.EventConfigChanged
+	EventPartitionsCreated    = adminapi.EventPartitionsCreated
+	EventScramChanged         = adminapi.EventScramChanged
 )
 
-// Event is a cluster event with the time its record was proposed. Broker and Partition are -1 and
-// Topic is empty where they do not apply.
-type Event struct {
-	// Index is the log index of the entry the event comes from; several events can share one.
-	Index     uint64
-	Time      time.Time
-	Type      EventType
-	Broker    int32
-	Topic     string
-	Partition int32
-	// Detail says what changed for people, e.g. "clean: leader 1 -> 2, leader epoch 3, isr [2 3]".
-	Detail string
-}
+// Event is a cluster event with the time its record was proposed, as the admin interface
+// publishes it.
+type Event = adminapi.Event
 
 // emptyImage is the image of an empty log.
 func emptyImage() *Image {

@@ -22,6 +22,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 // Capturer takes snapshots with one configuration.
@@ -103,29 +105,6 @@ func (c *Capturer) Capture(ctx context.Context, target Target, now time.Time) *S
 	return s
 }
 
-type clusterView struct {
-	ClusterID     string `json:"cluster_id"`
-	ControllerID  int32  `json:"controller_id"`
-	MetadataIndex uint64 `json:"metadata_index"`
-	Brokers       []struct {
-		ID     int32
-		Host   string
-		Port   int32
-		Rack   string
-		Fenced bool
-	} `json:"brokers"`
-	Topics []struct {
-		Name       string            `json:"name"`
-		Configs    map[string]string `json:"configs"`
-		Partitions []struct {
-			Partition int     `json:"partition"`
-			Leader    int32   `json:"leader"`
-			Replicas  []int32 `json:"replicas"`
-			ISR       []int32 `json:"isr"`
-		} `json:"partitions"`
-	} `json:"topics"`
-}
-
 // getJSON decodes the JSON answer of a GET. Errors, which snapshots show,
 // name the URL without its password (net/http already strips it from its own).
 func (c *Capturer) getJSON(ctx context.Context, client *http.Client, u string, v any) error {
@@ -149,7 +128,7 @@ func (c *Capturer) adminState(ctx context.Context, s *Snapshot, since time.Time,
 	if len(c.cfg.AdminURLs) == 0 {
 		return fmt.Errorf("no broker admin URL configured (--admin-url)")
 	}
-	var view clusterView
+	var view adminapi.Cluster
 	var base string
 	var errs []string
 	for _, u := range c.cfg.AdminURLs {

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 // Diagnose fills Findings from rules over the snapshot, most likely culprit
@@ -39,7 +41,7 @@ func Diagnose(s *Snapshot) {
 				what = "fenced by the controller"
 			}
 			since := ""
-			if t, ok := lastEvent(s.Events, "broker_fenced", b.ID); ok {
+			if t, ok := lastEvent(s.Events, adminapi.EventBrokerFenced, b.ID); ok {
 				since = " since " + t.UTC().Format(time.TimeOnly)
 			}
 			f = append(f, fmt.Sprintf("broker %d %s%s; %s lost it from their ISR", b.ID, what, since, Plural(lost, "partition", "partitions")))
@@ -102,7 +104,7 @@ func anyBrokerDown(s *Snapshot) bool {
 	return false
 }
 
-func lastEvent(evs []Event, typ string, broker int32) (time.Time, bool) {
+func lastEvent(evs []Event, typ adminapi.EventType, broker int32) (time.Time, bool) {
 	for i := len(evs) - 1; i >= 0; i-- {
 		if evs[i].Type == typ && evs[i].Broker == broker {
 			return evs[i].Time, true

@@ -14,6 +14,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/sluicemq/sluice/broker/clientsec"
+
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 // Config says where the cluster can be observed from. Every source is optional;
@@ -136,16 +138,8 @@ type GroupLag struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// Event is a cluster event from the metadata log.
-type Event struct {
-	Index     uint64    `json:"index"`
-	Time      time.Time `json:"time"`
-	Type      string    `json:"type"`
-	Broker    int32     `json:"broker,omitempty"`
-	Topic     string    `json:"topic,omitempty"`
-	Partition int32     `json:"partition"`
-	Detail    string    `json:"detail,omitempty"`
-}
+// Event is a cluster event from the metadata log, as a broker's admin interface publishes it.
+type Event = adminapi.Event
 
 // LogLine is a WARN or ERROR line of a broker log.
 type LogLine struct {
