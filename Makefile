@@ -26,20 +26,22 @@ demo: build
 	./bin/sluice demo --data-dir data --fault $(FAULT)
 
 # Every package once: the ones that run goroutines of their own under the race
-# detector, the rest (process-level drills, whose brokers are separate
-# processes, and pure code) without it. Process tests run bin/sluice.
-# The long drills that drive a browser or the whole local stack for minutes run
-# once, without the race detector (their code is raced by the other tests).
+# detector, the rest (process-level tests, whose brokers are separate
+# processes, and pure code) without it. Process tests run bin/sluice. The
+# browser tests run once, without the race detector (chromium is slow enough);
+# the end-to-end drills (test/e2e, and the local stack's demo fault and
+# five-minute busy-machine run) are `make e2e`.
 RACE_PKGS := ./broker/... ./alerting/... ./exporter/... ./stack/... ./tickets/... ./bench/... ./dashboards/... ./internal/...
-DRILLS := TestBrowser|TestBrowserIncidentPage|TestBusyMachineRaisesNoIncident|TestDemoBrokerFault
+BROWSER := TestBrowser|TestBrowserIncidentPage
+STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault
 test: build
-	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(DRILLS))$$' $(RACE_PKGS)
-	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 20m -run '^($(DRILLS))$$' ./tickets/ ./stack/
-	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(broker|alerting|exporter|stack|tickets|bench|dashboards|internal)(/|$$)')
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(BROWSER)|$(STACK_DRILLS))$$' $(RACE_PKGS)
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 10m -run '^($(BROWSER))$$' ./tickets/
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(broker|alerting|exporter|stack|tickets|bench|dashboards|internal)(/|$$)|/test/e2e$$')
 
 # The race detector alone over every package with goroutines (a subset of make test).
 test-race: build
-	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(DRILLS))$$' $(RACE_PKGS)
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(BROWSER)|$(STACK_DRILLS))$$' $(RACE_PKGS)
 
 # The tools make lint uses, installed once.
 tools:
@@ -87,5 +89,6 @@ clean:
 # The end-to-end fault drill (test/e2e): kill a broker under load, follow the alert through real
 # Prometheus and Alertmanager, then through `sluice alerting`, to a ticket-service incident.
 .PHONY: e2e
-e2e:
-	$(GO) test -count=1 -timeout 15m ./test/e2e/
+e2e: build
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 15m ./test/e2e/
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 20m -run '^($(STACK_DRILLS))$$' ./stack/
