@@ -65,7 +65,8 @@ func (d configData) loopback(hostport, promAddr string) (string, error) {
 }
 
 // prometheusConfig is deploy/prometheus.yml for the drill: every target on its loopback port,
-// the cluster label the mode's, the rule pack from alerting/rules, the drill's intervals.
+// the cluster label the mode's, the rule pack from alerting/rules, the drill's intervals, no
+// scrape credentials.
 func prometheusConfig(t *testing.T, dir string, d configData, promAddr string) string {
 	t.Helper()
 	m := deployFile(t, "prometheus.yml")
@@ -85,6 +86,9 @@ func prometheusConfig(t *testing.T, dir string, d configData, promAddr string) s
 		// The drill's interval for every job: the exporter collects every 5s here.
 		delete(job, "scrape_interval")
 		delete(job, "scrape_timeout")
+		// The drill's brokers and exporter serve on loopback without deploy/'s web config,
+		// so they take no credentials (broker/web_prometheus_test.go covers scraping with them).
+		delete(job, "basic_auth")
 		rewriteStaticConfigs(t, job, d, promAddr)
 	}
 	return writeYAML(t, dir, "prometheus.yml", m)
