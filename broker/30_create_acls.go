@@ -28,6 +28,18 @@ import (
 
 func init() { register(30, 0, 3, (*Broker).handleCreateACLs) }
 
+// aclChangeRefusal is why CreateAcls and DeleteAcls from cc are refused, or nil: no
+// authorizer is configured, or cc may not ALTER the cluster.
+func (b *Broker) aclChangeRefusal(cc *conn) error {
+	switch {
+	case b.authorizer() == nil:
+		return kafkaErr(kerr.SecurityDisabled, "no authorizer is configured")
+	case !cc.authorizedCluster(kmsg.ACLOperationAlter):
+		return kerr.ClusterAuthorizationFailed
+	}
+	return nil
+}
+
 func (b *Broker) handleCreateACLs(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.CreateACLsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
@@ -39,11 +51,8 @@ func (b *Broker) handleCreateACLs(cc *conn, kreq kmsg.Request) (kmsg.Response, e
 		}
 		return resp, nil
 	}
-	switch {
-	case b.authorizer() == nil:
-		return fail(kafkaErr(kerr.SecurityDisabled, "no authorizer is configured"))
-	case !cc.authorizedCluster(kmsg.ACLOperationAlter):
-		return fail(kerr.ClusterAuthorizationFailed)
+	if err := b.aclChangeRefusal(cc); err != nil {
+		return fail(err)
 	}
 	bindings := make([]acl.Binding, len(req.Creations))
 	for i, c := range req.Creations {

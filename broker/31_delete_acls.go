@@ -41,12 +41,10 @@ func (b *Broker) handleDeleteACLs(cc *conn, kreq kmsg.Request) (kmsg.Response, e
 		}
 		return resp, nil
 	}
-	switch {
-	case b.authorizer() == nil:
-		return fail(kafkaErr(kerr.SecurityDisabled, "no authorizer is configured"))
-	case !cc.authorizedCluster(kmsg.ACLOperationAlter):
-		return fail(kerr.ClusterAuthorizationFailed)
-	case len(req.Filters) > maxACLFilters:
+	if err := b.aclChangeRefusal(cc); err != nil {
+		return fail(err)
+	}
+	if len(req.Filters) > maxACLFilters {
 		return fail(kafkaErr(kerr.InvalidRequest, fmt.Sprintf("at most %d filters in one request", maxACLFilters)))
 	}
 	if !b.quorum.IsController() {
