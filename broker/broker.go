@@ -146,10 +146,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}
 	b.authz.cfg = acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowEveryoneIfNoACLFound}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
-	b.registry = cfg.Registry
-	if b.registry == nil {
-		b.registry = prometheus.NewRegistry()
-	}
+	// The broker's own registry, never the global one, so brokers can share a process.
+	b.registry = prometheus.NewRegistry()
 	b.metrics = newBrokerMetrics(b, b.registry)
 	b.initLimits()
 	b.fetchers.init(b)

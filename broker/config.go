@@ -1,20 +1,14 @@
 package broker
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"gopkg.in/yaml.v3"
-
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -129,9 +123,6 @@ type Config struct {
 	// MetricsListen, when set, serves Prometheus metrics at /metrics, with /healthz
 	// and /readyz (and the admin interface), on that address.
 	MetricsListen string `yaml:"metrics.listen"`
-	// Registry is where the broker registers its metrics; nil makes a registry of
-	// its own. Never the global registry, so brokers can share a process.
-	Registry *prometheus.Registry `yaml:"-"`
 	// PprofListen, when set, serves net/http/pprof on that address: loopback only unless
 	// WebConfigFile authenticates (basic auth or client certificates).
 	PprofListen string `yaml:"pprof.listen"`
@@ -321,16 +312,22 @@ func LoadConfig(path string) (Config, error) {
 // DecodeConfig is LoadConfig without Validate, for callers that complete the
 // file with flags (a broker's own listeners) and validate the result.
 func DecodeConfig(path string) (Config, error) {
-	raw, err := os.ReadFile(path)
+	var c Config
+	dir, err := config.Decode(path, &c)
 	if err != nil {
 		return Config{}, err
 	}
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
+	c.resolvePaths(dir)
 	c.applyDefaults()
 	return c, nil
+}
+
+// resolvePaths makes the file paths of a configuration file relative to its directory, dir.
+func (c *Config) resolvePaths(dir string) {
+	for _, p := range []*string{&c.WebConfigFile, &c.SSLKeystoreLocation, &c.SSLTruststoreLocation, &c.SASLInterBrokerPasswordFile} {
+		*p = config.Path(dir, *p)
+	}
+	for i := range c.InitialSCRAMUsers {
+		c.InitialSCRAMUsers[i].PasswordFile = config.Path(dir, c.InitialSCRAMUsers[i].PasswordFile)
+	}
 }

@@ -18,7 +18,7 @@ import (
 
 // brokerMetrics are the broker's Prometheus metrics, named sluice_*, covering what
 // operators watch on Kafka. They are registered on the broker's own registry
-// (Config.Registry), never the global one, so several brokers can share a process.
+// (Broker.Registry), never the global one, so several brokers can share a process.
 type brokerMetrics struct {
 	requests      *prometheus.CounterVec
 	requestErrors *prometheus.CounterVec

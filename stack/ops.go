@@ -57,7 +57,7 @@ func startOps(ctx context.Context, cfg Config, logger *slog.Logger, w opsWiring,
 	if err := tc.Validate(); err != nil {
 		return started, fmt.Errorf("tickets: %w", err)
 	}
-	svc, err := tickets.New(ctx, tc, logger.With("part", "tickets"), tickets.Options{Registry: prometheus.NewRegistry()})
+	svc, err := tickets.New(ctx, tc, logger.With("part", "tickets"), tickets.Options{})
 	if err != nil {
 		return started, fmt.Errorf("tickets: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicemq/sluice/internal/config"
 )
 
 // DefaultPasswordEnv is where the SASL password is read from when neither a password
@@ -54,6 +56,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SASLUsername, "sasl-username", c.SASLUsername, "SASL user")
 	fs.StringVar(&c.SASLPasswordFile, "sasl-password-file", c.SASLPasswordFile, "file holding the SASL password")
 	fs.StringVar(&c.SASLPasswordEnv, "sasl-password-env", c.SASLPasswordEnv, "environment variable holding the SASL password (default "+DefaultPasswordEnv+")")
+}
+
+// ResolvePaths makes the relative file paths of a Config read from a configuration file relative
+// to dir, that file's directory (paths from flags stay relative to the working directory).
+func (c *Config) ResolvePaths(dir string) {
+	for _, p := range []*string{&c.SSLCALocation, &c.SSLCertificateLocation, &c.SSLKeyLocation, &c.SASLPasswordFile} {
+		*p = config.Path(dir, *p)
+	}
 }
 
 func (c *Config) protocol() string {
@@ -125,21 +135,13 @@ func (c *Config) Opts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	if strings.HasPrefix(p, "SASL_") {
-		var pass string
-		if c.SASLPasswordFile != "" {
-			raw, err := os.ReadFile(c.SASLPasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("sasl.password.file: %w", err)
-			}
-			pass = strings.TrimRight(string(raw), "\r\n")
-		} else {
-			env := c.SASLPasswordEnv
-			if env == "" {
-				env = DefaultPasswordEnv
-			}
-			if pass = os.Getenv(env); pass == "" {
-				return nil, fmt.Errorf("sasl.password.env: %s is empty", env)
-			}
+		sec := config.Secret{FileKey: "sasl.password.file", EnvKey: "sasl.password.env", File: c.SASLPasswordFile, Env: c.SASLPasswordEnv}
+		if sec.File == "" && sec.Env == "" {
+			sec.Env = DefaultPasswordEnv
+		}
+		pass, err := sec.Read("")
+		if err != nil {
+			return nil, err
 		}
 		switch strings.ToUpper(c.SASLMechanism) {
 		case "PLAIN":

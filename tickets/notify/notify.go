@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluicemq/sluice/alerting/notify/email"
 	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -95,18 +96,19 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		Help: "Delivery attempts of notifications of incident and ticket changes, by integration (slack, email) and result (ok, failed)."},
 		[]string{"integration", "result"})
 	if s := cfg.Slack; s != nil {
-		token, err := secret("slack token", s.TokenFile, s.TokenEnv)
+		token, err := config.Secret{FileKey: "slack: token_file", EnvKey: "slack: token_env", File: s.TokenFile, Env: s.TokenEnv}.Read("")
 		if err != nil {
 			return nil, err
 		}
-		hook, err := secret("slack webhook URL", s.WebhookURLFile, s.WebhookURLEnv)
+		hook, err := config.Secret{FileKey: "slack: webhook_url_file", EnvKey: "slack: webhook_url_env", File: s.WebhookURLFile, Env: s.WebhookURLEnv}.Read("")
 		if err != nil {
 			return nil, err
 		}
 		if n.store, err = slack.OpenStore(opts.StorePath); err != nil {
 			return nil, fmt.Errorf("slack message store %s: %w", opts.StorePath, err)
 		}
-		if n.signing, err = secret("slack signing secret", s.SigningSecretFile, s.SigningSecretEnv); err != nil {
+		signing := config.Secret{FileKey: "slack: signing_secret_file", EnvKey: "slack: signing_secret_env", File: s.SigningSecretFile, Env: s.SigningSecretEnv}
+		if n.signing, err = signing.Read(""); err != nil {
 			return nil, err
 		}
 		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1, OpenButton: true}
@@ -126,7 +128,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		}
 	}
 	if e := cfg.Email; e != nil {
-		pw, err := secret("email password", e.PasswordFile, e.PasswordEnv)
+		pw, err := config.Secret{FileKey: "email: password_file", EnvKey: "email: password_env", File: e.PasswordFile, Env: e.PasswordEnv}.Read("")
 		if err != nil {
 			return nil, err
 		}
