@@ -13,6 +13,7 @@ type sample struct {
 }
 
 func TestDecodeKeepsDefaultsRefusesUnknownFieldsAndReturnsTheDirectory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.yaml")
 	if err := os.WriteFile(p, []byte("count: 3\n"), 0o600); err != nil {
@@ -36,6 +37,7 @@ func TestDecodeKeepsDefaultsRefusesUnknownFieldsAndReturnsTheDirectory(t *testin
 }
 
 func TestPath(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ dir, p, want string }{
 		{"/etc/sluice", "secrets/token", "/etc/sluice/secrets/token"},
 		{"/etc/sluice", "/run/secrets/token", "/run/secrets/token"},

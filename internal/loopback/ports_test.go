@@ -8,6 +8,7 @@ import (
 )
 
 func TestReserveGivesDistinctBindablePortsOutsideTheEphemeralRange(t *testing.T) {
+	t.Parallel()
 	p, err := Reserve(20)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func TestReserveGivesDistinctBindablePortsOutsideTheEphemeralRange(t *testing.T)
 }
 
 func TestAReservedPortIsNotReservedAgainUntilReleased(t *testing.T) {
+	t.Parallel()
 	a, err := Reserve(200)
 	if err != nil {
 		t.Fatal(err)
