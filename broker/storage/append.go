@@ -44,7 +44,7 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 	}
 
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, leaderEpoch, false)
+	res, err := l.appendLocked(records, headers, leaderEpoch, false, nil)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || res.Duplicate || flush != FlushAlways {
@@ -56,14 +56,45 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 	return res, nil
 }
 
+// AppendMarker writes the control batch that ends producer m.ProducerID's
+// transaction, as the partition leader does for the transaction coordinator
+// (WriteTxnMarkers): a commit makes the transaction's data visible to
+// read_committed consumers, an abort adds it to the aborted transaction
+// index. It returns an error wrapping kerr.InvalidProducerEpoch for a
+// marker from an older producer epoch, and kerr.TransactionCoordinatorFenced
+// for one from an older coordinator epoch than the producer's last marker;
+// neither changes anything. With FlushAlways it returns after an fsync.
+func (l *Log) AppendMarker(m record.Marker, leaderEpoch int32) (AppendResult, error) {
+	records := record.BuildMarker(0, l.now().UnixMilli(), m)
+	h, err := record.ParseHeader(records)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	l.mu.Lock()
+	res, err := l.appendLocked(records, []record.Header{h}, leaderEpoch, false, &m)
+	flush := l.cfg.Flush
+	l.mu.Unlock()
+	if err != nil || flush != FlushAlways {
+		return res, err
+	}
+	if err := l.sync.waitFor(context.Background(), l, res.LastOffset+1, false); err != nil {
+		return AppendResult{}, fmt.Errorf("storage: fsync after append: %w", err)
+	}
+	return res, nil
+}
+
 // validateBatches checks every batch before any lock is taken; CRCs are the
-// expensive part of an append.
+// expensive part of an append. Control batches are written only by the
+// broker (AppendMarker), never accepted from a producer, as in Kafka.
 func validateBatches(records []byte, maxBytes int32) ([]record.Header, error) {
 	var headers []record.Header
 	for b := records; len(b) > 0; {
 		h, err := record.ValidateProduced(b)
 		if err != nil {
 			return nil, err
+		}
+		if h.IsControl() {
+			return nil, fmt.Errorf("storage: producers cannot write control batches: %w", kerr.InvalidRecord)
 		}
 		if h.Size() > int(maxBytes) {
 			return nil, fmt.Errorf("storage: batch of %d bytes exceeds max.message.bytes %d: %w",
@@ -100,7 +131,7 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append without batches: %w", kerr.CorruptMessage)
 	}
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, -1, true)
+	res, err := l.appendLocked(records, headers, -1, true, nil)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || flush != FlushAlways {
@@ -113,8 +144,9 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 }
 
 // appendLocked does the append under mu. Replicated batches keep the
-// offsets, epochs and timestamps they carry.
-func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool) (AppendResult, error) {
+// offsets, epochs and timestamps they carry. marker is set for a marker
+// the leader writes (AppendMarker), whose one batch is records.
+func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool, marker *record.Marker) (AppendResult, error) {
 	if err := l.checkOpen(); err != nil {
 		return AppendResult{}, err
 	}
@@ -135,15 +167,23 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 	off := l.leo.Load()
 	if replicated {
 		logAppendTime = -1
+		b := records
 		for _, h := range headers {
 			if h.BaseOffset != off {
 				return AppendResult{}, fmt.Errorf("storage: replicated batch at offset %d, log end offset %d: %w",
 					h.BaseOffset, off, kerr.OffsetOutOfRange)
 			}
 			if h.HasProducerID() {
-				txn.update(h)
+				var m *record.Marker
+				if h.IsControl() {
+					if pm, err := record.ParseMarker(b[:h.Size()]); err == nil {
+						m = &pm
+					}
+				}
+				txn.update(h, m)
 			}
 			off = h.NextOffset()
+			b = b[h.Size():]
 		}
 	}
 	for i := range headers {
@@ -159,6 +199,14 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 			h.Attributes |= attrLogAppendTime
 			h.MaxTimestamp = logAppendTime
 		}
+		if marker != nil {
+			if err := txn.checkMarker(*marker); err != nil {
+				return AppendResult{}, err
+			}
+			txn.update(*h, marker)
+			off = h.NextOffset()
+			continue
+		}
 		dup, err := txn.check(*h)
 		if err != nil {
 			return AppendResult{}, err
@@ -173,7 +221,7 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 				LogAppendTime: -1, LogStartOffset: l.LogStartOffset(), Duplicate: true,
 			}, nil
 		}
-		txn.update(*h)
+		txn.update(*h, nil)
 		off = h.NextOffset()
 	}
 	for b, i := records, 0; i < len(headers) && !replicated; i++ {
@@ -218,10 +266,14 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 	} else {
 		epochChanged = l.epochs.assign(leaderEpoch, first)
 	}
+	s.aborted = append(s.aborted, txn.aborted...)
 	l.leo.Store(last + 1)
 	logStart := l.logStart
 	l.segMu.Unlock()
 	txn.commit()
+	if txn.txn {
+		l.firstUnstable.Store(l.producers.firstUnstable())
+	}
 	if epochChanged {
 		if err := l.epochs.write(); err != nil {
 			l.logger.Warn("writing leader epoch checkpoint", "err", err)
@@ -259,6 +311,11 @@ func (l *Log) roll(cfg Config) error {
 	}
 	if err := old.writeIndexes(cfg.Flush == FlushAlways); err != nil {
 		l.logger.Warn("writing indexes of rolled segment", "segment", old.base, "err", err)
+	}
+	// Before the snapshot at the new base: recovery replays from the
+	// snapshot, so the sealed segment's aborted index must exist by then.
+	if err := old.writeTxnIndex(true); err != nil {
+		l.logger.Warn("writing aborted transaction index of rolled segment", "segment", old.base, "err", err)
 	}
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)
