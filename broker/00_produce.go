@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/record"
 	"github.com/sluicemq/sluice/broker/storage"
 )
 
@@ -37,8 +38,12 @@ import (
 //     partitions; a transactional id needs WRITE on it, else every partition gets
 //     TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Idempotence is authorized by
 //     InitProducerId, as in Kafka 3.x.
-//   - Transactional produce is not supported (no transaction coordinator yet):
-//     a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//   - Transactional batches (attribute bit 4) need the request's transactional id
+//     (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the partition, as Kafka). The
+//     log tracks each producer's open transaction: a batch from an older producer
+//     epoch gets INVALID_PRODUCER_EPOCH (every version, as Kafka's log answers), a
+//     non-transactional batch inside an open transaction INVALID_TXN_STATE. Control
+//     batches are refused (INVALID_RECORD): only WriteTxnMarkers writes markers.
 
 func init() { register(0, 3, 13, (*Broker).handleProduce) }
 
@@ -52,8 +57,6 @@ func (b *Broker) handleProduce(cc *conn, kreq kmsg.Request) (kmsg.Response, erro
 		allErr = kerr.InvalidRequiredAcks
 	case req.TransactionID != nil && !cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID):
 		allErr = kerr.TransactionalIDAuthorizationFailed
-	case req.TransactionID != nil:
-		allErr = kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
 	}
 
 	for _, rt := range req.Topics {
@@ -97,6 +100,9 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	}
 	if len(rp.Records) == 0 {
 		return kafkaErr(kerr.InvalidRecord, "no record batch")
+	}
+	if record.Transactional(rp.Records) && req.TransactionID == nil {
+		return kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactional records need the request's transactional id")
 	}
 	if rules := b.recordRulesOf(p.topic); rules.any() {
 		if err := checkRecords(req.Version, rules, p.topic.name, rp.Partition, rp.Records, time.Now(), sp); err != nil {

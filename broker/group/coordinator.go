@@ -19,12 +19,27 @@ import (
 // tombstone that deletes the key.
 type Record struct {
 	Key, Value []byte
+	// Txn is set for the records of a transaction: offsets committed with
+	// TxnOffsetCommit, which the Store writes as one transactional batch of
+	// the producer, and, when loading, the transaction markers that end them.
+	Txn *TxnRecord
+}
+
+// TxnRecord ties a Record to a producer's transaction.
+type TxnRecord struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	// Marker is set for a transaction marker read back by Load (Key and
+	// Value are then empty); Commit tells a commit from an abort.
+	Marker, Commit bool
 }
 
 // Store is the durable log behind the coordinator: the broker implements it
 // over the partitions of __consumer_offsets.
 type Store interface {
-	// Append writes recs to partition and returns once they are durable. The
+	// Append writes recs to partition and returns once they are durable; recs
+	// with Txn set (all or none) go in one transactional batch of that
+	// producer and epoch, whose epoch the log checks. The
 	// coordinator calls it with a group lock held, so it must not call back into
 	// the Coordinator. An error that is a *kerr.Error is translated into the
 	// response code Kafka would send for it; any other error is answered with

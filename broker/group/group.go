@@ -166,6 +166,9 @@ type group struct {
 	// deletion: members of that generation or older may not commit them.
 	staleTopics map[string]int32
 	offsets     map[string]map[int32]offsetCommit
+	// pendingTxn holds transactional offset commits by producer id until
+	// the transaction's marker commits or aborts them (txn.go).
+	pendingTxn map[int64]map[topicPartition]offsetCommit
 }
 
 func newGroup(c *Coordinator, id string, partition int32) *group {

@@ -87,3 +87,22 @@ func ParseMarker(b []byte) (Marker, error) {
 		CoordinatorEpoch: int32(binary.BigEndian.Uint32(v[2:])),
 	}, nil
 }
+
+// Transactional reports whether the batch at the start of b has the
+// transactional attribute, reading only that field: the produce path asks
+// it of every partition, so it does no parsing or checking.
+func Transactional(b []byte) bool {
+	return len(b) >= HeaderSize && binary.BigEndian.Uint16(b[offAttributes:])&attrTransactional != 0
+}
+
+// BuildTransactional is Build for a transactional batch of producer pid at
+// epoch without sequence numbers, as a coordinator writes the records of a
+// transaction it keeps for the producer (Kafka's transactional offset
+// commits in __consumer_offsets).
+func BuildTransactional(ts int64, pid int64, epoch int16, recs []kmsg.Record) []byte {
+	b := Build(0, ts, recs)
+	h, _ := ParseHeader(b)
+	h.Attributes |= attrTransactional
+	h.ProducerID, h.ProducerEpoch = pid, epoch
+	return Encode(nil, h, recs)
+}

@@ -38,13 +38,33 @@ type AppendResult struct {
 // nothing, if any batch is invalid; errors wrap the kerr code to return.
 // With FlushAlways it returns after an fsync covering the data.
 func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendFrom(records, leaderEpoch, originClient)
+}
+
+// AppendAsCoordinator is Append for batches a coordinator on this broker
+// writes, Kafka's AppendOrigin.COORDINATOR: the group coordinator's
+// transactional offset commits carry the producer's id and epoch but no
+// sequence, so only the producer epoch is checked.
+func (l *Log) AppendAsCoordinator(records []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendFrom(records, leaderEpoch, originCoordinator)
+}
+
+// appendOrigin is who wrote a batch the leader appends.
+type appendOrigin int8
+
+const (
+	originClient appendOrigin = iota
+	originCoordinator
+)
+
+func (l *Log) appendFrom(records []byte, leaderEpoch int32, origin appendOrigin) (AppendResult, error) {
 	headers, err := validateBatches(records, l.maxMessage.Load())
 	if err != nil {
 		return AppendResult{}, err
 	}
 
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, leaderEpoch, false, nil)
+	res, err := l.appendLocked(records, headers, leaderEpoch, false, nil, origin)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || res.Duplicate || flush != FlushAlways {
@@ -71,7 +91,7 @@ func (l *Log) AppendMarker(m record.Marker, leaderEpoch int32) (AppendResult, er
 		return AppendResult{}, err
 	}
 	l.mu.Lock()
-	res, err := l.appendLocked(records, []record.Header{h}, leaderEpoch, false, &m)
+	res, err := l.appendLocked(records, []record.Header{h}, leaderEpoch, false, &m, originCoordinator)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || flush != FlushAlways {
@@ -131,7 +151,7 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append without batches: %w", kerr.CorruptMessage)
 	}
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, -1, true, nil)
+	res, err := l.appendLocked(records, headers, -1, true, nil, originClient)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || flush != FlushAlways {
@@ -146,7 +166,7 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 // appendLocked does the append under mu. Replicated batches keep the
 // offsets, epochs and timestamps they carry. marker is set for a marker
 // the leader writes (AppendMarker), whose one batch is records.
-func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool, marker *record.Marker) (AppendResult, error) {
+func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool, marker *record.Marker, origin appendOrigin) (AppendResult, error) {
 	if err := l.checkOpen(); err != nil {
 		return AppendResult{}, err
 	}
@@ -204,6 +224,14 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 				return AppendResult{}, err
 			}
 			txn.update(*h, marker)
+			off = h.NextOffset()
+			continue
+		}
+		if origin == originCoordinator {
+			if err := txn.checkEpoch(*h); err != nil {
+				return AppendResult{}, err
+			}
+			txn.update(*h, nil)
 			off = h.NextOffset()
 			continue
 		}

@@ -171,6 +171,16 @@ func (t *producerTxn) check(h record.Header) (*producerBatch, error) {
 	return nil, nil
 }
 
+// checkEpoch refuses a coordinator-written batch from an older producer
+// epoch; coordinators write no sequences.
+func (t *producerTxn) checkEpoch(h record.Header) error {
+	if e := t.get(h.ProducerID); h.HasProducerID() && e != nil && h.ProducerEpoch < e.epoch {
+		return fmt.Errorf("storage: producer %d epoch %d is older than %d: %w",
+			h.ProducerID, h.ProducerEpoch, e.epoch, kerr.InvalidProducerEpoch)
+	}
+	return nil
+}
+
 // checkMarker validates a transaction marker the leader is about to write
 // for the coordinator (WriteTxnMarkers): it must not come from an older
 // producer epoch (INVALID_PRODUCER_EPOCH) or an older coordinator epoch than
