@@ -44,6 +44,13 @@ import (
 //     epoch gets INVALID_PRODUCER_EPOCH (every version, as Kafka's log answers), a
 //     non-transactional batch inside an open transaction INVALID_TXN_STATE. Control
 //     batches are refused (INVALID_RECORD): only WriteTxnMarkers writes markers.
+//   - KIP-890 part 1 (transaction.partition.verification.enable, default true): before
+//     a producer's first transactional batch of a transaction on a partition, the
+//     leader asks the transaction coordinator (AddPartitionsToTxn v4, VerifyOnly)
+//     whether the partition was added; if not, INVALID_TXN_STATE and nothing is
+//     written; a coordinator that cannot answer gives NOT_ENOUGH_REPLICAS (retriable).
+//     Once the transaction is open on the partition no further round trip is made,
+//     and a marker that ends it between verification and append fails the append.
 
 func init() { register(0, 3, 13, (*Broker).handleProduce) }
 
@@ -120,7 +127,12 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 		}
 	}
 	_, epoch, _ := p.state()
-	res, err := p.log.Append(rp.Records, epoch)
+	var res storage.AppendResult
+	if req.TransactionID != nil && record.Transactional(rp.Records) {
+		res, err = b.appendTransactional(cc.ctx, p, *req.TransactionID, rp.Records, epoch)
+	} else {
+		res, err = p.log.Append(rp.Records, epoch)
+	}
 	if errors.Is(err, storage.ErrClosed) {
 		return kerr.UnknownTopicOrPartition
 	}

@@ -28,6 +28,10 @@ type txnFake struct {
 	coordE int32
 }
 
+// withoutTxnVerification turns KIP-890's verification off, for tests that play
+// the coordinator with raw requests.
+func withoutTxnVerification(c *Config) { c.TransactionPartitionVerificationEnable = ptr(false) }
+
 func newTxnFake(t *testing.T, tb *testBroker, topic string) *txnFake {
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.Version = 4
@@ -117,7 +121,7 @@ func consumeValues(t *testing.T, addr, topic string, isolation kgo.IsolationLeve
 // records only, read_uncommitted everything; the LSO holds read_committed
 // consumers and ListOffsets back while a transaction is open.
 func TestReadCommittedSeesOnlyCommittedTransactions(t *testing.T) {
-	tb := startTestBroker(t, t.TempDir())
+	tb := startTestBroker(t, t.TempDir(), withoutTxnVerification)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(newClient(t, tb.Addr()))
@@ -219,7 +223,7 @@ func TestReadCommittedSeesOnlyCommittedTransactions(t *testing.T) {
 // also after a restart replays __consumer_offsets.
 func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 	dir := t.TempDir()
-	tb := startTestBroker(t, dir)
+	tb := startTestBroker(t, dir, withoutTxnVerification)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(newClient(t, tb.Addr()))
@@ -282,11 +286,30 @@ func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 	// One more left pending over a restart stays pending, then commits.
 	require.Zero(t, commit(30))
 	tb.stop(t)
-	tb = startTestBroker(t, dir, func(c *Config) { c.Listen = tb.cfg.Listen })
+	tb = startTestBroker(t, dir, withoutTxnVerification)
 	off, code = fetch(tb.Addr())
 	require.Equal(t, kerr.UnstableOffsetCommit.Code, code, "offset %d", off)
 	require.Zero(t, f.marker(tb.ListenerAddr("BROKER"), offsetsTopic, part, true, 0))
 	off, code = fetch(tb.Addr())
 	require.Zero(t, code)
 	require.Equal(t, int64(30), off)
+}
+
+// TestTransactionalProduceNeedsVerification: with KIP-890's verification on and
+// no transaction coordinator to answer, a transactional batch that would open a
+// transaction is refused with a retriable error and writes nothing.
+func TestTransactionalProduceNeedsVerification(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+	_, err := adm.CreateTopic(ctx, 1, 1, nil, "verified")
+	require.NoError(t, err)
+	f := newTxnFake(t, tb, "verified")
+	sp := f.produce(true, "unverified")
+	require.Equal(t, kerr.NotEnoughReplicas.Code, sp.ErrorCode, "%v", sp.ErrorMessage)
+	ends, err := adm.ListEndOffsets(ctx, "verified")
+	require.NoError(t, err)
+	o, _ := ends.Lookup("verified", 0)
+	require.Zero(t, o.Offset)
 }

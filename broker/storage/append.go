@@ -38,7 +38,17 @@ type AppendResult struct {
 // nothing, if any batch is invalid; errors wrap the kerr code to return.
 // With FlushAlways it returns after an fsync covering the data.
 func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
-	return l.appendFrom(records, leaderEpoch, originClient)
+	return l.appendFrom(records, leaderEpoch, originClient, nil)
+}
+
+// AppendTransactional is Append for a producer's transactional batches after
+// KIP-890's verification: guard is what TxnGuard returned before the
+// partition was verified with the transaction coordinator. A batch that would
+// start a transaction after a marker ended the verified one is refused with
+// kerr.InvalidTxnState, so a late batch cannot open a transaction the
+// coordinator does not know (a hanging transaction).
+func (l *Log) AppendTransactional(records []byte, leaderEpoch int32, guard uint64) (AppendResult, error) {
+	return l.appendFrom(records, leaderEpoch, originClient, &guard)
 }
 
 // AppendAsCoordinator is Append for batches a coordinator on this broker
@@ -46,7 +56,7 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 // transactional offset commits carry the producer's id and epoch but no
 // sequence, so only the producer epoch is checked.
 func (l *Log) AppendAsCoordinator(records []byte, leaderEpoch int32) (AppendResult, error) {
-	return l.appendFrom(records, leaderEpoch, originCoordinator)
+	return l.appendFrom(records, leaderEpoch, originCoordinator, nil)
 }
 
 // appendOrigin is who wrote a batch the leader appends.
@@ -57,14 +67,14 @@ const (
 	originCoordinator
 )
 
-func (l *Log) appendFrom(records []byte, leaderEpoch int32, origin appendOrigin) (AppendResult, error) {
+func (l *Log) appendFrom(records []byte, leaderEpoch int32, origin appendOrigin, guard *uint64) (AppendResult, error) {
 	headers, err := validateBatches(records, l.maxMessage.Load())
 	if err != nil {
 		return AppendResult{}, err
 	}
 
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, leaderEpoch, false, nil, origin)
+	res, err := l.appendLocked(records, headers, leaderEpoch, false, nil, origin, guard)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || res.Duplicate || flush != FlushAlways {
@@ -91,7 +101,7 @@ func (l *Log) AppendMarker(m record.Marker, leaderEpoch int32) (AppendResult, er
 		return AppendResult{}, err
 	}
 	l.mu.Lock()
-	res, err := l.appendLocked(records, []record.Header{h}, leaderEpoch, false, &m, originCoordinator)
+	res, err := l.appendLocked(records, []record.Header{h}, leaderEpoch, false, &m, originCoordinator, nil)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || flush != FlushAlways {
@@ -151,7 +161,7 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append without batches: %w", kerr.CorruptMessage)
 	}
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, -1, true, nil, originClient)
+	res, err := l.appendLocked(records, headers, -1, true, nil, originClient, nil)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || flush != FlushAlways {
@@ -165,8 +175,9 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 
 // appendLocked does the append under mu. Replicated batches keep the
 // offsets, epochs and timestamps they carry. marker is set for a marker
-// the leader writes (AppendMarker), whose one batch is records.
-func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool, marker *record.Marker, origin appendOrigin) (AppendResult, error) {
+// the leader writes (AppendMarker), whose one batch is records; guard for a
+// verified transactional append (AppendTransactional).
+func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool, marker *record.Marker, origin appendOrigin, guard *uint64) (AppendResult, error) {
 	if err := l.checkOpen(); err != nil {
 		return AppendResult{}, err
 	}
@@ -238,6 +249,11 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 		dup, err := txn.check(*h)
 		if err != nil {
 			return AppendResult{}, err
+		}
+		if guard != nil && dup == nil {
+			if err := txn.checkGuard(*h, *guard); err != nil {
+				return AppendResult{}, err
+			}
 		}
 		if dup != nil {
 			if len(headers) > 1 {

@@ -44,6 +44,10 @@ type producerEntry struct {
 	// txnFirst is the first offset of the producer's ongoing transaction
 	// on this partition, -1 when none is open.
 	txnFirst int64
+	// markers counts the transaction markers written for the producer
+	// since the log was opened: KIP-890's verification guard. Not in
+	// snapshots; a guard never outlives the process that took it.
+	markers uint64
 }
 
 func newProducerEntry(epoch int16) *producerEntry {
@@ -171,6 +175,27 @@ func (t *producerTxn) check(h record.Header) (*producerBatch, error) {
 	return nil, nil
 }
 
+// checkGuard refuses a transactional batch that would start a transaction
+// when a marker was written for its producer since guard was taken.
+func (t *producerTxn) checkGuard(h record.Header, guard uint64) error {
+	if !h.IsTransactional() {
+		return nil
+	}
+	e := t.get(h.ProducerID)
+	var markers uint64
+	if e != nil {
+		if e.txnFirst >= 0 && e.epoch == h.ProducerEpoch {
+			return nil
+		}
+		markers = e.markers
+	}
+	if markers != guard {
+		return fmt.Errorf("storage: producer %d's transaction ended while the partition was verified: %w",
+			h.ProducerID, kerr.InvalidTxnState)
+	}
+	return nil
+}
+
 // checkEpoch refuses a coordinator-written batch from an older producer
 // epoch; coordinators write no sequences.
 func (t *producerTxn) checkEpoch(h record.Header) error {
@@ -228,6 +253,7 @@ func (t *producerTxn) update(h record.Header, marker *record.Marker) {
 			return
 		}
 		t.txn = true
+		e.markers++
 		e.coordEpoch = marker.CoordinatorEpoch
 		if e.txnFirst >= 0 && !marker.Commit {
 			// The last stable offset once this transaction is gone:
@@ -332,17 +358,23 @@ func (l *Log) Producers() []ProducerInfo {
 	return out
 }
 
-// OpenTxn reports whether producer pid has an open transaction on this
-// partition at epoch or later: KIP-890's verification is needed only before
-// the first transactional batch of a transaction.
-func (l *Log) OpenTxn(pid int64, epoch int16) bool {
+// TxnGuard answers KIP-890's question before a transactional batch of
+// producer pid at epoch: whether the producer has a transaction open on this
+// partition at that epoch (then no verification with the coordinator is
+// needed), and a guard to pass to AppendTransactional, which refuses to start
+// a transaction if a marker was written for the producer after the guard was
+// taken (the verified transaction ended meanwhile).
+func (l *Log) TxnGuard(pid int64, epoch int16) (open bool, guard uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.producers == nil {
-		return false
+		return false, 0
 	}
 	e := l.producers.producers[pid]
-	return e != nil && e.txnFirst >= 0 && e.epoch >= epoch
+	if e == nil {
+		return false, 0
+	}
+	return e.txnFirst >= 0 && e.epoch == epoch, e.markers
 }
 
 // Snapshot file layout, all big endian: version uint16, count uint32, then

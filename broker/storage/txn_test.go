@@ -170,3 +170,25 @@ func TestTruncateRebuildsTransactionState(t *testing.T) {
 	require.NoError(t, l.TruncateTo(3))
 	require.EqualValues(t, -1, l.FirstUnstableOffset())
 }
+
+// TestVerificationGuard: a transactional batch verified before a marker ended
+// the producer's transaction cannot open a new one (KIP-890's guard).
+func TestVerificationGuard(t *testing.T) {
+	l := openLog(t, t.TempDir(), testConfig())
+	defer l.Close()
+	open, guard := l.TxnGuard(1, 0)
+	require.False(t, open)
+	_, err := l.AppendTransactional(txnBatch(1, 0, 0, 1), 0, guard)
+	require.NoError(t, err)
+	open, guard = l.TxnGuard(1, 0)
+	require.True(t, open, "no verification needed inside the open transaction")
+	marker(t, l, 1, 0, false, 0)
+	_, err = l.AppendTransactional(txnBatch(1, 0, 1, 1), 0, guard)
+	require.ErrorIs(t, err, kerr.InvalidTxnState, "the transaction ended after the guard was taken")
+	open, guard = l.TxnGuard(1, 0)
+	require.False(t, open)
+	_, err = l.AppendTransactional(txnBatch(1, 0, 1, 1), 0, guard)
+	require.NoError(t, err, "verified again after the marker")
+	open, _ = l.TxnGuard(1, 1)
+	require.False(t, open, "a new epoch needs verification")
+}
