@@ -1,6 +1,9 @@
 package storage
 
 import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -191,4 +194,102 @@ func TestVerificationGuard(t *testing.T) {
 	require.NoError(t, err, "verified again after the marker")
 	open, _ = l.TxnGuard(1, 1)
 	require.False(t, open, "a new epoch needs verification")
+}
+
+// keyedTxn is a transactional batch of pid holding key=value pairs.
+func keyedTxn(pid int64, seq int32, ts int64, kv ...string) []byte {
+	var recs []kmsg.Record
+	for i := 0; i < len(kv); i += 2 {
+		recs = append(recs, kmsg.Record{Key: []byte(kv[i]), Value: []byte(kv[i+1]), OffsetDelta: int32(i / 2)})
+	}
+	h := record.Header{
+		PartitionLeaderEpoch: -1, LastOffsetDelta: int32(len(recs) - 1), Attributes: 0x10,
+		BaseTimestamp: ts, MaxTimestamp: ts, ProducerID: pid, BaseSequence: seq,
+	}
+	return record.Encode(nil, h, recs)
+}
+
+// TestCompactionWithTransactions: aborted records are removed and never
+// shadow a committed value; markers stay while their transaction keeps
+// records, and go delete.retention.ms after the transaction's records are
+// gone; an open transaction's records are not cleaned.
+func TestCompactionWithTransactions(t *testing.T) {
+	cfg := testConfig()
+	cfg.CleanupPolicy = CleanupCompact
+	cfg.DeleteRetentionMs = 1000
+	l := openLog(t, t.TempDir(), cfg)
+	defer l.Close()
+	now := time.UnixMilli(1_000_000)
+	l.now = func() time.Time { return now }
+	ts := now.UnixMilli()
+
+	_, err := l.Append(keyedTxn(1, 0, ts, "a", "committed-a", "b", "committed-b"), 0) // 0-1
+	require.NoError(t, err)
+	marker(t, l, 1, 0, true, 0)                                // 2
+	_, err = l.Append(keyedTxn(2, 0, ts, "a", "aborted-a"), 0) // 3
+	require.NoError(t, err)
+	marker(t, l, 2, 0, false, 0)                                  // 4
+	_, err = l.Append(keyedTxn(1, 2, ts, "b", "committed-b2"), 0) // 5
+	require.NoError(t, err)
+	marker(t, l, 1, 0, true, 0) // 6
+	l.mu.Lock()
+	require.NoError(t, l.roll(l.cfg))
+	l.mu.Unlock()
+	_, err = l.Append(keyedTxn(3, 0, ts, "c", "open-c"), 0) // 7: stays open
+	require.NoError(t, err)
+	l.mu.Lock()
+	require.NoError(t, l.roll(l.cfg))
+	l.mu.Unlock()
+	_, err = l.Append(plain(1).build(), 0) // active segment not empty
+	require.NoError(t, err)
+
+	type entry struct {
+		off     int64
+		control bool
+		val     string
+	}
+	collect := func() []entry {
+		var out []entry
+		for off := l.LogStartOffset(); off < l.LogEndOffset(); {
+			b, err := l.Read(off, 1<<20, l.LogEndOffset())
+			require.NoError(t, err)
+			for h, batch := range record.Batches(b) {
+				recs, err := record.Records(batch)
+				require.NoError(t, err)
+				for _, r := range recs {
+					e := entry{h.BaseOffset + int64(r.OffsetDelta), h.IsControl(), string(r.Value)}
+					if e.control {
+						e.val = ""
+					}
+					out = append(out, e)
+				}
+				off = h.NextOffset()
+			}
+		}
+		return out
+	}
+	require.NoError(t, l.Maintain(now))
+	require.Equal(t, []entry{
+		{0, false, "committed-a"}, {2, true, ""}, {4, true, ""}, {5, false, "committed-b2"}, {6, true, ""},
+		{7, false, "open-c"}, {8, false, "v0\x00\x00\x00\x00\x00\x00\x00\x00"},
+	}, collect(), "aborted and shadowed records go; the open transaction at 7 holds its segment back")
+
+	// Once the open transaction commits, its segment is cleaned too, and the
+	// abort marker (its transaction kept nothing) goes after
+	// delete.retention.ms; markers of transactions with kept records stay.
+	marker(t, l, 3, 0, true, 0)
+	l.mu.Lock()
+	require.NoError(t, l.roll(l.cfg))
+	l.mu.Unlock()
+	_, err = l.Append(plain(1).build(), 0)
+	require.NoError(t, err)
+	later := now.Add(2 * time.Second)
+	l.now = func() time.Time { return later }
+	require.NoError(t, l.Maintain(later))
+	got := collect()
+	require.Contains(t, got, entry{0, false, "committed-a"})
+	require.Contains(t, got, entry{2, true, ""})
+	require.NotContains(t, got, entry{3, false, "aborted-a"})
+	require.NotContains(t, got, entry{4, true, ""}, "abort marker without records, past delete.retention.ms")
+	require.Contains(t, got, entry{7, false, "open-c"})
 }
