@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -312,4 +313,138 @@ func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	require.NoError(t, err)
 	o, _ := ends.Lookup("verified", 0)
 	require.Zero(t, o.Offset)
+}
+
+// readCommittedFetch sends one read_committed Fetch of partition 0 from offset.
+func readCommittedFetch(t *testing.T, addr, topic string, offset int64, maxWait int32) kmsg.FetchResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 12, -1, maxWait, 1, 1<<20
+	req.IsolationLevel = 1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = offset, 1<<20, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := request[*kmsg.FetchResponse](t, addr, req)
+	require.Zero(t, resp.ErrorCode)
+	return resp.Topics[0].Partitions[0]
+}
+
+// TestReadCommittedFetchWakesWhenLSOAdvances: a read_committed fetch waiting at
+// the LSO behind an open transaction returns as soon as the commit marker moves
+// the LSO, long before its max wait.
+func TestReadCommittedFetchWakesWhenLSOAdvances(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withoutTxnVerification)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, tb.Addr()))
+	_, err := adm.CreateTopic(ctx, 1, 1, nil, "wake")
+	require.NoError(t, err)
+	f := newTxnFake(t, tb, "wake")
+	require.Zero(t, f.produce(true, "held").ErrorCode)
+
+	done := make(chan kmsg.FetchResponseTopicPartition, 1)
+	start := time.Now()
+	go func() { done <- readCommittedFetch(t, tb.Addr(), "wake", 0, 60000) }()
+	// The fetch is parked in purgatory before the marker goes out.
+	waitUntil(t, 20*time.Second, "the fetch waits", func() bool {
+		return purgatorySize(tb, "fetch") >= 1
+	})
+	require.Zero(t, f.marker(tb.ListenerAddr("BROKER"), "wake", 0, true, 0))
+	select {
+	case sp := <-done:
+		require.Zero(t, sp.ErrorCode)
+		require.Equal(t, int64(2), sp.LastStableOffset)
+		require.NotEmpty(t, sp.RecordBatches)
+		require.Less(t, time.Since(start), 50*time.Second, "woken by the LSO, not the max wait")
+	case <-time.After(55 * time.Second):
+		t.Fatal("the read_committed fetch was not woken by the commit")
+	}
+}
+
+// purgatorySize reads the broker's purgatory gauge for operation.
+func purgatorySize(tb *testBroker, operation string) float64 {
+	var m dto.Metric
+	if err := tb.metrics.purgatory.WithLabelValues(operation).Write(&m); err != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
+}
+
+// TestTransactionStateSurvivesFailover: followers build the producer state and
+// aborted transaction index from the replicated batches, so after the leader
+// stops, the new leader answers read_committed fetches with the same aborted
+// transactions and LSO, and ends the open transaction when its marker comes.
+func TestTransactionStateSurvivesFailover(t *testing.T) {
+	cluster := startTestCluster(t, 3, withoutTxnVerification)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, cluster[0].Addr()))
+	_, err := adm.CreateTopic(ctx, 1, 3, nil, "rep")
+	require.NoError(t, err)
+	byID := func(id int32) *testBroker {
+		for _, tb := range cluster {
+			if tb.cfg.NodeID == id {
+				return tb
+			}
+		}
+		return nil
+	}
+	var leader *testBroker
+	waitUntil(t, 30*time.Second, "rep-0 has a leader with a full ISR", func() bool {
+		p, ok := cluster[0].quorum.Image().Partition("rep", 0)
+		if !ok || p.Leader < 0 || len(p.ISR) != 3 {
+			return false
+		}
+		leader = byID(p.Leader)
+		lp := leader.partitionOf("rep", 0)
+		return lp != nil && func() bool { _, _, l := lp.state(); return l }()
+	})
+
+	a := newTxnFake(t, leader, "rep")
+	require.Zero(t, a.produce(true, "aborted").ErrorCode)
+	abortFirst := int64(0)
+	require.Zero(t, a.marker(leader.ListenerAddr("BROKER"), "rep", 0, false, 3))
+	require.Zero(t, a.produce(true, "committed").ErrorCode)
+	require.Zero(t, a.marker(leader.ListenerAddr("BROKER"), "rep", 0, true, 3))
+	open := newTxnFake(t, leader, "rep")
+	require.Zero(t, open.produce(true, "open").ErrorCode) // offset 4
+	leo := leader.partitionOf("rep", 0).log.LogEndOffset()
+	waitUntil(t, 30*time.Second, "followers caught up", func() bool {
+		for _, tb := range cluster {
+			if tb.partitionOf("rep", 0).log.LogEndOffset() != leo {
+				return false
+			}
+		}
+		return true
+	})
+
+	old := leader.cfg.NodeID
+	leader.stop(t)
+	var next *testBroker
+	waitUntil(t, 60*time.Second, "a new leader", func() bool {
+		for _, tb := range cluster {
+			if tb.cfg.NodeID == old {
+				continue
+			}
+			if p := tb.partitionOf("rep", 0); p != nil {
+				if _, _, l := p.state(); l {
+					next = tb
+					return true
+				}
+			}
+		}
+		return false
+	})
+	sp := readCommittedFetch(t, next.Addr(), "rep", 0, 0)
+	require.Zero(t, sp.ErrorCode)
+	require.Equal(t, int64(4), sp.LastStableOffset, "the open transaction's first offset")
+	require.Len(t, sp.AbortedTransactions, 1)
+	require.Equal(t, a.pid, sp.AbortedTransactions[0].ProducerID)
+	require.Equal(t, abortFirst, sp.AbortedTransactions[0].FirstOffset)
+
+	require.Zero(t, open.marker(next.ListenerAddr("BROKER"), "rep", 0, true, 3))
+	require.Equal(t, []string{"committed", "open"}, consumeValues(t, next.Addr(), "rep", kgo.ReadCommitted(), 2))
 }
