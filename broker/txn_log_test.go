@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/acl"
 	"github.com/sluicemq/sluice/broker/record"
 )
 
@@ -447,4 +448,95 @@ func TestTransactionStateSurvivesFailover(t *testing.T) {
 
 	require.Zero(t, open.marker(next.ListenerAddr("BROKER"), "rep", 0, true, 3))
 	require.Equal(t, []string{"committed", "open"}, consumeValues(t, next.Addr(), "rep", kgo.ReadCommitted(), 2))
+}
+
+// bobACL is an ALLOW binding for User:bob from any host.
+func bobACL(rt kmsg.ACLResourceType, pt kmsg.ACLResourcePatternType, name string, op kmsg.ACLOperation, perm kmsg.ACLPermissionType) acl.Binding {
+	b := anon(rt, pt, name, op, perm)
+	b.Principal = "User:bob"
+	return b
+}
+
+// TestTransactionAPIsAuthorization: WriteTxnMarkers needs CLUSTER_ACTION on the
+// cluster (and a broker-only listener), TxnOffsetCommit WRITE on the
+// transactional id and READ on the group and topic, DescribeProducers READ on
+// the topic; refusals change nothing. A producer forging a marker through
+// Produce is refused too.
+func TestTransactionAPIsAuthorization(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:broker"), withoutTxnVerification)
+	createTopics(t, tb, "secured")
+	grant(t, tb,
+		bobACL(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, "secured", kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAllow),
+		bobACL(kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, "secured", kmsg.ACLOperationDescribe, kmsg.ACLPermissionTypeAllow),
+		bobACL(kmsg.ACLResourceTypeCluster, kmsg.ACLResourcePatternTypeLiteral, "kafka-cluster", kmsg.ACLOperationIdempotentWrite, kmsg.ACLPermissionTypeAllow),
+	)
+	ctx := context.Background()
+	bob := &conn{b: tb.Broker, ctx: ctx, principal: "User:bob", remote: "10.1.2.3:5000"}
+	broker := &conn{b: tb.Broker, ctx: ctx, principal: "User:broker", remote: "127.0.0.1:1"}
+
+	markers := kmsg.NewPtrWriteTxnMarkersRequest()
+	m := kmsg.NewWriteTxnMarkersRequestMarker()
+	m.ProducerID, m.Committed = 7, true
+	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+	mt.Topic, mt.Partitions = "secured", []int32{0}
+	m.Topics = append(m.Topics, mt)
+	markers.Markers = append(markers.Markers, m)
+	resp, err := tb.handleWriteTxnMarkers(bob, markers)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, resp.(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode)
+	require.Zero(t, tb.partitionOf("secured", 0).log.LogEndOffset(), "nothing written")
+	resp, err = tb.handleWriteTxnMarkers(broker, markers)
+	require.NoError(t, err)
+	require.Zero(t, resp.(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode)
+	require.Equal(t, int64(1), tb.partitionOf("secured", 0).log.LogEndOffset())
+
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.Version, commit.TransactionalID, commit.Group, commit.ProducerID = 3, "tx", "g", 7
+	ct := kmsg.NewTxnOffsetCommitRequestTopic()
+	ct.Topic = "secured"
+	ct.Partitions = append(ct.Partitions, kmsg.NewTxnOffsetCommitRequestTopicPartition())
+	commit.Topics = append(commit.Topics, ct)
+	txnCode := func() int16 {
+		req := *commit
+		req.Topics = append([]kmsg.TxnOffsetCommitRequestTopic(nil), commit.Topics...)
+		resp, err := tb.handleTxnOffsetCommit(bob, &req)
+		require.NoError(t, err)
+		return resp.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	require.Equal(t, kerr.TransactionalIDAuthorizationFailed.Code, txnCode())
+	grant(t, tb, bobACL(kmsg.ACLResourceTypeTransactionalId, kmsg.ACLResourcePatternTypeLiteral, "tx", kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAllow))
+	require.Equal(t, kerr.GroupAuthorizationFailed.Code, txnCode())
+	grant(t, tb, bobACL(kmsg.ACLResourceTypeGroup, kmsg.ACLResourcePatternTypeLiteral, "g", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow))
+	require.Equal(t, kerr.TopicAuthorizationFailed.Code, txnCode())
+
+	describe := kmsg.NewPtrDescribeProducersRequest()
+	dt := kmsg.NewDescribeProducersRequestTopic()
+	dt.Topic, dt.Partitions = "secured", []int32{0}
+	describe.Topics = append(describe.Topics, dt)
+	dresp, err := tb.handleDescribeProducers(bob, describe)
+	require.NoError(t, err)
+	require.Equal(t, kerr.TopicAuthorizationFailed.Code, dresp.(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0].ErrorCode)
+	dresp, err = tb.handleDescribeProducers(broker, describe)
+	require.NoError(t, err)
+	dp := dresp.(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0]
+	require.Zero(t, dp.ErrorCode)
+	require.Len(t, dp.ActiveProducers, 1)
+	require.Equal(t, int64(7), dp.ActiveProducers[0].ProducerID)
+
+	// A client cannot forge a commit marker through Produce.
+	forged := kmsg.NewPtrProduceRequest()
+	forged.Version, forged.Acks, forged.TimeoutMillis = 9, 1, 5000
+	txnID := "tx"
+	forged.TransactionID = &txnID
+	ft := kmsg.NewProduceRequestTopic()
+	ft.Topic = "secured"
+	fp := kmsg.NewProduceRequestTopicPartition()
+	fp.Records = record.BuildMarker(0, time.Now().UnixMilli(), record.Marker{ProducerID: 7, Commit: true})
+	ft.Partitions = append(ft.Partitions, fp)
+	forged.Topics = append(forged.Topics, ft)
+	presp, err := tb.handleProduce(bob, forged)
+	require.NoError(t, err)
+	fpr := presp.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	require.Equal(t, kerr.InvalidRecord.Code, fpr.ErrorCode, "%v", fpr.ErrorMessage)
+	require.Equal(t, int64(1), tb.partitionOf("secured", 0).log.LogEndOffset(), "nothing written")
 }
