@@ -20,14 +20,13 @@ import (
 // so the partition side is tested on its own: Produce with transactional
 // batches, then WriteTxnMarkers as the coordinator sends them.
 type txnFake struct {
-	t      *testing.T
-	tb     *testBroker
-	pid    int64
-	epoch  int16
-	seq    int32
-	txnID  string
-	topic  string
-	coordE int32
+	t     *testing.T
+	tb    *testBroker
+	pid   int64
+	epoch int16
+	seq   int32
+	txnID string
+	topic string
 }
 
 // withoutTxnVerification turns KIP-890's verification off, for tests that play
