@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -292,4 +294,38 @@ func TestCompactionWithTransactions(t *testing.T) {
 	require.NotContains(t, got, entry{3, false, "aborted-a"})
 	require.NotContains(t, got, entry{4, true, ""}, "abort marker without records, past delete.retention.ms")
 	require.Contains(t, got, entry{7, false, "open-c"})
+}
+
+// TestSnapshotVersion1StillLoads: a producer snapshot written before
+// transactions (version 1) loads, its producers without transaction state.
+func TestSnapshotVersion1StillLoads(t *testing.T) {
+	v1 := binary.BigEndian.AppendUint16(nil, 1)
+	v1 = binary.BigEndian.AppendUint32(v1, 1)
+	v1 = binary.BigEndian.AppendUint64(v1, 42)   // producer id
+	v1 = binary.BigEndian.AppendUint16(v1, 3)    // epoch
+	v1 = binary.BigEndian.AppendUint64(v1, 1000) // last timestamp
+	v1 = append(v1, 1)
+	for _, v := range []uint32{0, 4} {
+		v1 = binary.BigEndian.AppendUint32(v1, v)
+	}
+	for _, v := range []uint64{10, 14} {
+		v1 = binary.BigEndian.AppendUint64(v1, v)
+	}
+	v1 = binary.BigEndian.AppendUint32(v1, crc32.Checksum(v1, castagnoli))
+	ps, err := decodeProducerState(v1)
+	require.NoError(t, err)
+	e := ps.producers[42]
+	require.NotNil(t, e)
+	require.Equal(t, int16(3), e.epoch)
+	require.Equal(t, int32(-1), e.coordEpoch)
+	require.Equal(t, int64(-1), e.txnFirst)
+	require.Equal(t, []producerBatch{{firstSeq: 0, lastSeq: 4, firstOffset: 10, lastOffset: 14}}, e.batches)
+	require.EqualValues(t, -1, ps.firstUnstable())
+
+	// Version 2 round-trips the transaction state.
+	e.coordEpoch, e.txnFirst = 5, 12
+	ps.ongoing[42] = 12
+	back, err := decodeProducerState(ps.encode())
+	require.NoError(t, err)
+	require.Equal(t, ps, back)
 }
