@@ -71,6 +71,6 @@ func BenchmarkAppendIdempotent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuTime() - cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "records/s")
 }

@@ -35,6 +35,6 @@ func BenchmarkAppendTransactional(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(float64((cpuTime() - cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "records/s")
 }
