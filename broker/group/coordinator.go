@@ -156,6 +156,9 @@ type Coordinator struct {
 	groups     map[string]*group
 	epoch      uint64
 	closed     bool
+	// loadingTxns are transaction completions (CompleteTxnOffsets) for
+	// partitions still loading, applied once their groups are installed.
+	loadingTxns map[int32][]txnCompletion
 
 	timers     timerQueue
 	rebalances atomic.Uint64 // rebalances started, for Stats
@@ -356,9 +359,14 @@ func (c *Coordinator) LoadPartition(ctx context.Context, p int32) error {
 		delete(c.partitions, p)
 		return fmt.Errorf("load __consumer_offsets partition %d: %w", p, err)
 	}
+	completions := c.loadingTxns[p]
+	delete(c.loadingTxns, p)
 	for _, g := range groups {
 		c.groups[g.id] = g
 		g.mu.Lock()
+		for _, tc := range completions {
+			g.completeTxn(tc.pid, tc.commit)
+		}
 		g.armAll()
 		g.mu.Unlock()
 	}
@@ -373,6 +381,7 @@ func (c *Coordinator) LoadPartition(ctx context.Context, p int32) error {
 func (c *Coordinator) UnloadPartition(p int32) {
 	c.mu.Lock()
 	delete(c.partitions, p)
+	delete(c.loadingTxns, p)
 	var unloaded []*group
 	for id, g := range c.groups {
 		if g.partition == p {

@@ -161,12 +161,29 @@ func (g *group) hasPendingTxnOffset(tp topicPartition) bool {
 	return false
 }
 
+// txnCompletion is a transaction marker's effect on pending offsets.
+type txnCompletion struct {
+	pid    int64
+	commit bool
+}
+
 // CompleteTxnOffsets ends producer pid's transaction for the groups of
 // __consumer_offsets partition p: the partition leader calls it once the
 // transaction marker written there is replicated. A commit makes the
 // producer's pending offsets the groups' committed offsets; an abort drops
 // them.
 func (c *Coordinator) CompleteTxnOffsets(p int32, pid int64, commit bool) {
+	c.mu.Lock()
+	if e, ok := c.partitions[p]; ok && e.state == partitionLoading {
+		// The replay may have read the log before this marker: apply it
+		// again once the partition's groups are installed (a completion
+		// of a producer without pending offsets changes nothing).
+		if c.loadingTxns == nil {
+			c.loadingTxns = make(map[int32][]txnCompletion)
+		}
+		c.loadingTxns[p] = append(c.loadingTxns[p], txnCompletion{pid: pid, commit: commit})
+	}
+	c.mu.Unlock()
 	groups, _ := c.snapshotGroups()
 	for _, g := range groups {
 		if g.partition != p {
