@@ -156,6 +156,9 @@ type Coordinator struct {
 	groups     map[string]*group
 	epoch      uint64
 	closed     bool
+	// commitOrder numbers offset commit records in append (and replay)
+	// order; see offsetCommit.order.
+	commitOrder atomic.Uint64
 	// loadingTxns are transaction completions (CompleteTxnOffsets) for
 	// partitions still loading, applied once their groups are installed.
 	loadingTxns map[int32][]txnCompletion

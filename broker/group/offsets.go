@@ -141,6 +141,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		return setAll(appendCode(err, true))
 	}
 	for i, tp := range tps {
+		commits[i].order = c.commitOrder.Add(1)
 		g.setOffset(tp, commits[i])
 	}
 	return resp

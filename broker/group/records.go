@@ -207,7 +207,9 @@ func (c *Coordinator) replay(ctx context.Context, p int32) ([]*group, error) {
 					if offsets[gid][tp.topic] == nil {
 						offsets[gid][tp.topic] = make(map[int32]offsetCommit)
 					}
-					offsets[gid][tp.topic][tp.partition] = oc
+					if cur, ok := offsets[gid][tp.topic][tp.partition]; !ok || cur.order < oc.order {
+						offsets[gid][tp.topic][tp.partition] = oc
+					}
 				}
 			}
 			delete(pending, r.Txn.ProducerID)
@@ -216,6 +218,9 @@ func (c *Coordinator) replay(ctx context.Context, p int32) ([]*group, error) {
 		d, err := decodeRecord(r)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", n-1, err)
+		}
+		if d.isOffset && d.offset != nil {
+			d.offset.order = c.commitOrder.Add(1)
 		}
 		if r.Txn != nil && d.isOffset && d.offset != nil {
 			pid := r.Txn.ProducerID

@@ -104,6 +104,7 @@ func (c *Coordinator) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCo
 		return setAll(appendCode(err, true))
 	}
 	for i, tp := range tps {
+		commits[i].order = c.commitOrder.Add(1)
 		g.setPendingTxnOffset(req.ProducerID, tp, commits[i])
 	}
 	return resp
@@ -146,7 +147,10 @@ func (g *group) completeTxn(pid int64, commit bool) {
 		return
 	}
 	for tp, oc := range pending {
-		g.setOffset(tp, oc)
+		// A plain commit appended after the transaction's wins, as in Kafka.
+		if cur, ok := g.offsets[tp.topic][tp.partition]; !ok || cur.order < oc.order {
+			g.setOffset(tp, oc)
+		}
 	}
 }
 

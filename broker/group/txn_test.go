@@ -100,3 +100,14 @@ func TestTxnOffsetCommitChecksMembers(t *testing.T) {
 	require.Len(t, store.logs[c.PartitionFor("grp")], before, "nothing stored")
 	require.Zero(t, txnCommitCode(t, c, txnCommitReq("grp", 1, -1, "", map[string]map[int32]int64{"in": {0: 1}})))
 }
+
+// TestPlainCommitAfterTransactionalWins: a plain commit appended after a
+// transactional one but before its commit marker is kept, as Kafka compares
+// the records' log offsets.
+func TestPlainCommitAfterTransactionalWins(t *testing.T) {
+	c := startCoordinator(t, testConfig(), newMemStore())
+	require.Zero(t, txnCommitCode(t, c, txnCommitReq("mix", 1, -1, "", map[string]map[int32]int64{"in": {0: 10, 1: 10}})))
+	requireCommit(t, c, "mix", commitOpts{version: 8, gen: -1}, map[string]map[int32]int64{"in": {0: 30}}, 0)
+	c.CompleteTxnOffsets(c.PartitionFor("mix"), 1, true)
+	require.Equal(t, map[string]map[int32]int64{"in": {0: 30, 1: 10}}, c.CommittedOffsets("mix"))
+}
