@@ -63,6 +63,10 @@ var apiAuthorization = map[int16]string{
 	62: "CLUSTER_ACTION cluster",
 	63: "CLUSTER_ACTION cluster",
 	67: "CLUSTER_ACTION cluster",
+	// Transactions, partition side.
+	27: "CLUSTER_ACTION cluster, on a broker-only listener",
+	28: "WRITE transactional id; READ group; READ topic",
+	61: "READ topic",
 }
 
 // validateAuthorizer checks authorizer.class.name and super.users.

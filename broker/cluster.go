@@ -32,6 +32,9 @@ type controllerLink struct {
 	// which hold a connection for up to their max wait, like Kafka's
 	// broker-to-controller channel.
 	ctlPeers map[int32]*peer
+	// txnPeers are connections to transaction coordinators for KIP-890's
+	// verification of produce requests (txn_verify.go).
+	txnPeers map[int32]*peer
 }
 
 // peerFor returns the connection to another broker's Kafka listener used for
@@ -79,6 +82,10 @@ func (l *controllerLink) closePeers() {
 	for id, p := range l.ctlPeers {
 		p.close()
 		delete(l.ctlPeers, id)
+	}
+	for id, p := range l.txnPeers {
+		p.close()
+		delete(l.txnPeers, id)
 	}
 }
 

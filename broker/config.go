@@ -117,6 +117,12 @@ type Config struct {
 	// GroupMaxSize is like Kafka's group.max.size. Default 0 (unlimited).
 	GroupMaxSize int `yaml:"group.max.size"`
 
+	// TransactionPartitionVerificationEnable is like Kafka's
+	// transaction.partition.verification.enable (KIP-890): before the first
+	// transactional batch of a transaction on a partition, the leader asks the
+	// transaction coordinator whether the partition was added to it. Default true.
+	TransactionPartitionVerificationEnable *bool `yaml:"transaction.partition.verification.enable"`
+
 	// AdminListen, when set, serves the read-only admin HTTP interface there:
 	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
 	AdminListen string `yaml:"admin.listen"`
@@ -198,6 +204,9 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.GroupMaxSessionTimeoutMs, 1800000)
 	if c.GroupInitialRebalanceDelayMs == nil {
 		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
+	}
+	if c.TransactionPartitionVerificationEnable == nil {
+		c.TransactionPartitionVerificationEnable = ptr(true)
 	}
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()

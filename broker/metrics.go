@@ -234,11 +234,21 @@ var (
 	descReady       = prometheus.NewDesc("sluice_broker_ready", "1 once the broker is registered and unfenced.", nil, nil)
 )
 
+// Transactions on the partition side.
+var (
+	descLSO    = prometheus.NewDesc("sluice_log_last_stable_offset", "Last stable offset of a partition's replica on this broker: read_committed consumers read below it.", []string{"topic", "partition"}, nil)
+	descLSOLag = prometheus.NewDesc("sluice_partition_lso_lag", "High watermark minus last stable offset of a partition's replica on this broker: offsets held back from read_committed consumers by open transactions.", []string{"topic", "partition"}, nil)
+	txnDescs   = []*prometheus.Desc{descLSO, descLSOLag}
+)
+
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descURP, descUnderMinISR, descOffline, descLeaderCount, descActiveCtl, descBrokers,
 		descLogSize, descLogSegments, descLogEnd, descLogStart, descHW, descLeader, descDirUsed, descDirFree, descDirTotal,
 		descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLast, descMetaIndex,
 		descGroups, descMembers, descRebalances, descConns, descReady} {
+		ch <- d
+	}
+	for _, d := range txnDescs {
 		ch <- d
 	}
 }
@@ -271,6 +281,10 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLogEnd, float64(p.log.LogEndOffset()), p.topic.name, part)
 		gauge(descLogStart, float64(p.log.LogStartOffset()), p.topic.name, part)
 		gauge(descHW, float64(p.hw.Load()), p.topic.name, part)
+		hw := p.hw.Load()
+		lso := p.lastStable(hw)
+		gauge(descLSO, float64(lso), p.topic.name, part)
+		gauge(descLSOLag, float64(hw-lso), p.topic.name, part)
 	}
 	gauge(descURP, float64(urp))
 	gauge(descUnderMinISR, float64(underMin))

@@ -36,7 +36,7 @@ func (s *memStore) Append(ctx context.Context, p int32, recs []Record) error {
 		return s.failErr
 	}
 	for _, r := range recs {
-		s.logs[p] = append(s.logs[p], Record{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value)})
+		s.logs[p] = append(s.logs[p], Record{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value), Txn: r.Txn})
 	}
 	return nil
 }
