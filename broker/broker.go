@@ -26,6 +26,7 @@ import (
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/broker/txn"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -68,8 +69,12 @@ type Broker struct {
 	// heartbeatNow asks runHeartbeats for a heartbeat at once (new leaderships).
 	heartbeatNow chan struct{}
 
-	groups   *group.Coordinator
-	pids     producerIDs
+	groups *group.Coordinator
+	pids   producerIDs
+	// txns is the transaction coordinator (txn_topic.go); txnPeers are its
+	// connections for WriteTxnMarkers, guarded by ctl.mu like the other peers.
+	txns     *txn.Coordinator
+	txnPeers map[int32]*peer
 	fetchers fetchers
 
 	appliedMu sync.Mutex
@@ -217,6 +222,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		_, ok := b.quorum.Image().Partition(topic, partition)
 		return ok
 	})
+	b.txns = b.newTxnCoordinator()
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
 	b.applyImage(b.quorum.Image())
@@ -276,6 +282,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		ln, err := weblisten.Listen(weblisten.Options{Name: name, Address: listen, WebConfigFile: b.cfg.WebConfigFile,
 			ConfigField: "web.config.file (--web.config.file)"}, b.logger)
 		if err != nil {
+			b.txns.Close()
 			b.closeLogs()
 			b.quorum.Close()
 			b.closeListeners()
@@ -302,10 +309,11 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer stopQuorum()
 
 	var wg, quorumWG sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	quorumWG.Add(1)
 	go func() { defer quorumWG.Done(); errs <- b.quorum.Run(quorumCtx) }()
-	wg.Add(5)
+	wg.Add(6)
+	go func() { defer wg.Done(); errs <- b.txns.Run(ctx) }()
 	go func() { defer wg.Done(); b.watchTLS(ctx) }()
 	go func() { defer wg.Done(); errs <- b.groups.Run(ctx) }()
 	go func() { defer wg.Done(); b.maintain(ctx) }()
@@ -379,6 +387,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.isrWG.Wait()
 	b.ctl.closePeers()
 	b.groups.Close()
+	b.txns.Close()
+	b.closeTxnPeers()
 	if err := b.writeHWCheckpoint(); err != nil {
 		b.logger.Warn("writing high watermark checkpoint", "err", err)
 	}
@@ -415,6 +425,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		}
 		seen = img.Index
 		b.maybeCreateOffsetsTopic(ctx)
+		b.maybeCreateTxnTopic(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,6 +124,30 @@ type Config struct {
 	// GroupMaxSize is like Kafka's group.max.size. Default 0 (unlimited).
 	GroupMaxSize int `yaml:"group.max.size"`
 
+	// TransactionStateLogNumPartitions is the partition count of __transaction_state, like
+	// Kafka's transaction.state.log.num.partitions. Default 50.
+	TransactionStateLogNumPartitions int32 `yaml:"transaction.state.log.num.partitions"`
+	// TransactionStateLogReplicationFactor is the replication factor of __transaction_state,
+	// like Kafka's transaction.state.log.replication.factor, capped by the quorum size. Default 3.
+	TransactionStateLogReplicationFactor int16 `yaml:"transaction.state.log.replication.factor"`
+	// TransactionStateLogMinISR is the min.insync.replicas of __transaction_state, like Kafka's
+	// transaction.state.log.min.isr, capped by its replication factor. Default 2.
+	TransactionStateLogMinISR int `yaml:"transaction.state.log.min.isr"`
+	// TransactionMaxTimeoutMs is the longest transaction.timeout.ms a producer may ask for,
+	// like Kafka's transaction.max.timeout.ms. Default 900000 (15 minutes).
+	TransactionMaxTimeoutMs int64 `yaml:"transaction.max.timeout.ms"`
+	// TransactionAbortTimedOutTransactionCleanupIntervalMs is how often transactions open
+	// longer than their timeout are aborted, like Kafka's
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms. Default 10000.
+	TransactionAbortTimedOutTransactionCleanupIntervalMs int64 `yaml:"transaction.abort.timed.out.transaction.cleanup.interval.ms"`
+	// TransactionalIDExpirationMs is how long an idle transactional id is kept, like Kafka's
+	// transactional.id.expiration.ms. Default 604800000 (7 days).
+	TransactionalIDExpirationMs int64 `yaml:"transactional.id.expiration.ms"`
+	// TransactionRemoveExpiredTransactionCleanupIntervalMs is how often expired transactional
+	// ids are removed, like Kafka's transaction.remove.expired.transaction.cleanup.interval.ms.
+	// Default 3600000.
+	TransactionRemoveExpiredTransactionCleanupIntervalMs int64 `yaml:"transaction.remove.expired.transaction.cleanup.interval.ms"`
+
 	// AdminListen, when set, serves the read-only admin HTTP interface there:
 	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
 	AdminListen string `yaml:"admin.listen"`
@@ -208,6 +233,13 @@ func (c *Config) applyDefaults() {
 	if c.GroupInitialRebalanceDelayMs == nil {
 		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
 	}
+	setDefault(&c.TransactionStateLogNumPartitions, 50)
+	setDefault(&c.TransactionStateLogReplicationFactor, 3)
+	setDefault(&c.TransactionStateLogMinISR, 2)
+	setDefault(&c.TransactionMaxTimeoutMs, 900000)
+	setDefault(&c.TransactionAbortTimedOutTransactionCleanupIntervalMs, 10000)
+	setDefault(&c.TransactionalIDExpirationMs, 604800000)
+	setDefault(&c.TransactionRemoveExpiredTransactionCleanupIntervalMs, 3600000)
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
 }
@@ -287,6 +319,13 @@ func (c *Config) Validate() error {
 		{"group.max.session.timeout.ms", c.GroupMaxSessionTimeoutMs >= c.GroupMinSessionTimeoutMs},
 		{"group.initial.rebalance.delay.ms", *c.GroupInitialRebalanceDelayMs >= 0},
 		{"group.max.size", c.GroupMaxSize >= 0},
+		{"transaction.state.log.num.partitions", c.TransactionStateLogNumPartitions > 0},
+		{"transaction.state.log.replication.factor", c.TransactionStateLogReplicationFactor > 0},
+		{"transaction.state.log.min.isr", c.TransactionStateLogMinISR > 0},
+		{"transaction.max.timeout.ms", c.TransactionMaxTimeoutMs > 0 && c.TransactionMaxTimeoutMs <= math.MaxInt32},
+		{"transaction.abort.timed.out.transaction.cleanup.interval.ms", c.TransactionAbortTimedOutTransactionCleanupIntervalMs > 0},
+		{"transactional.id.expiration.ms", c.TransactionalIDExpirationMs > 0},
+		{"transaction.remove.expired.transaction.cleanup.interval.ms", c.TransactionRemoveExpiredTransactionCleanupIntervalMs > 0},
 	}
 	for _, chk := range checks {
 		if !chk.ok {

@@ -48,8 +48,9 @@ type Listing struct {
 type ListFilter struct {
 	States      []State
 	ProducerIDs []int64
-	// MinDuration keeps only transactions running for longer (v1, KIP-994);
-	// zero or negative keeps all.
+	// MinDuration keeps only transactions started longer ago (v1, KIP-994);
+	// zero or negative keeps all. As in Kafka, ids without a transaction
+	// (start time -1) always pass.
 	MinDuration time.Duration
 }
 
@@ -72,7 +73,7 @@ func (c *Coordinator) List(f ListFilter) ([]Listing, int16) {
 		if len(f.ProducerIDs) > 0 && !slices.Contains(f.ProducerIDs, m.producerID) {
 			continue
 		}
-		if f.MinDuration > 0 && (m.state != Ongoing || now-m.startMs < f.MinDuration.Milliseconds()) {
+		if f.MinDuration > 0 && now-m.startMs < f.MinDuration.Milliseconds() {
 			continue
 		}
 		out = append(out, Listing{TransactionalID: id, ProducerID: m.producerID, State: m.state})

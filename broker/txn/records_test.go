@@ -20,7 +20,7 @@ func unhex(t *testing.T, s string) []byte {
 // TransactionLogValue.json, field by field.
 func TestRecordFormat(t *testing.T) {
 	key := unhex(t, "0000 0002 7478") // version 0, string "tx"
-	valueV0 := unhex(t, "0000"+ // version 0
+	valueV0 := unhex(t, "0000"+       // version 0
 		" 0000000000000005"+ // ProducerId
 		" 0001"+ // ProducerEpoch
 		" 0000ea60"+ // TransactionTimeoutMs 60000
