@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/txn"
 )
 
 // waitTxnCoordinator waits until FindCoordinator (key type 1) names a
@@ -143,4 +145,73 @@ func TestTxnCoordinatorOverTheWire(t *testing.T) {
 	})
 	codes = addPartitionsToTxn(t, tb.Addr(), 3, "wire", first.ProducerID, first.ProducerEpoch, "txn-wire", 0)
 	require.Equal(t, kerr.ProducerFenced.Code, codes["txn-wire"][0], "still fenced after the restart")
+}
+
+// TestTxnAuthorization: with ACLs, the anonymous principal may use the
+// transactional id "mine" (WRITE, which implies DESCRIBE) and write topic
+// "allowed" only; everything else is refused with Kafka's codes, and listings
+// leave out what it may not describe.
+func TestTxnAuthorization(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:admin"))
+	createTopics(t, tb, "allowed", "secret")
+	lit := kmsg.ACLResourcePatternTypeLiteral
+	allow := kmsg.ACLPermissionTypeAllow
+	grant(t, tb,
+		anon(kmsg.ACLResourceTypeTransactionalId, lit, "mine", kmsg.ACLOperationWrite, allow),
+		anon(kmsg.ACLResourceTypeTopic, lit, "allowed", kmsg.ACLOperationWrite, allow),
+		anon(kmsg.ACLResourceTypeTopic, lit, "allowed", kmsg.ACLOperationDescribe, allow),
+	)
+	// "theirs" gets a transaction through the broker itself, as its owner would.
+	var theirs txn.ProducerIDAndEpoch
+	waitUntil(t, 60*time.Second, "a producer id for theirs", func() bool {
+		var code int16
+		theirs, code = tb.txns.InitProducerID(context.Background(), "theirs", time.Minute, nil)
+		return code == 0
+	})
+
+	waitTxnCoordinator(t, tb.Addr(), "mine")
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorType, find.CoordinatorKeys = 4, 1, []string{"theirs"}
+	require.Equal(t, kerr.TransactionalIDAuthorizationFailed.Code,
+		request[*kmsg.FindCoordinatorResponse](t, tb.Addr(), find).Coordinators[0].ErrorCode)
+
+	denied := initTxnProducer(t, tb.Addr(), "theirs", 4, 60000, -1, -1)
+	require.Equal(t, kerr.TransactionalIDAuthorizationFailed.Code, denied.ErrorCode)
+	mine := initTxnProducer(t, tb.Addr(), "mine", 4, 60000, -1, -1)
+	require.Zero(t, mine.ErrorCode)
+
+	codes := addPartitionsToTxn(t, tb.Addr(), 3, "theirs", theirs.ProducerID, theirs.Epoch, "allowed", 0)
+	require.Equal(t, kerr.TransactionalIDAuthorizationFailed.Code, codes["allowed"][0])
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version, req.TransactionalID, req.ProducerID, req.ProducerEpoch = 3, "mine", mine.ProducerID, mine.ProducerEpoch
+	for _, topic := range []string{"allowed", "secret"} {
+		rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+		rt.Topic, rt.Partitions = topic, []int32{0}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := request[*kmsg.AddPartitionsToTxnResponse](t, tb.Addr(), req)
+	got := map[string]int16{}
+	for _, st := range resp.Topics {
+		got[st.Topic] = st.Partitions[0].ErrorCode
+	}
+	require.Equal(t, map[string]int16{"allowed": kerr.OperationNotAttempted.Code, "secret": kerr.TopicAuthorizationFailed.Code}, got)
+
+	offsets := kmsg.NewPtrAddOffsetsToTxnRequest()
+	offsets.Version, offsets.TransactionalID, offsets.ProducerID, offsets.ProducerEpoch, offsets.Group = 3, "mine", mine.ProducerID, mine.ProducerEpoch, "g"
+	require.Equal(t, kerr.GroupAuthorizationFailed.Code, request[*kmsg.AddOffsetsToTxnResponse](t, tb.Addr(), offsets).ErrorCode)
+	end := kmsg.NewPtrEndTxnRequest()
+	end.Version, end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = 3, "theirs", theirs.ProducerID, theirs.Epoch, true
+	require.Equal(t, kerr.TransactionalIDAuthorizationFailed.Code, request[*kmsg.EndTxnResponse](t, tb.Addr(), end).ErrorCode)
+
+	describe := kmsg.NewPtrDescribeTransactionsRequest()
+	describe.TransactionalIDs = []string{"mine", "theirs"}
+	states := request[*kmsg.DescribeTransactionsResponse](t, tb.Addr(), describe).TransactionStates
+	require.Len(t, states, 2)
+	require.Zero(t, states[0].ErrorCode)
+	require.Equal(t, "Empty", states[0].State)
+	require.Equal(t, kerr.TransactionalIDAuthorizationFailed.Code, states[1].ErrorCode)
+	list := request[*kmsg.ListTransactionsResponse](t, tb.Addr(), kmsg.NewPtrListTransactionsRequest())
+	require.Zero(t, list.ErrorCode)
+	require.Len(t, list.TransactionStates, 1)
+	require.Equal(t, "mine", list.TransactionStates[0].TransactionalID)
 }
