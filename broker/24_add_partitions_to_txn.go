@@ -95,6 +95,8 @@ func (b *Broker) addPartitionsToTxn(cc *conn, version int16, id string, producer
 			}
 		}
 		switch {
+		case len(order) == 0:
+			// Nothing to add: no transaction starts.
 		case failed:
 			for tp, c := range codes {
 				if c == 0 {

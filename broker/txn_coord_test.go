@@ -99,7 +99,8 @@ func TestTxnCoordinatorOverTheWire(t *testing.T) {
 	fenced = initTxnProducer(t, tb.Addr(), "wire", 4, 60000, first.ProducerID, first.ProducerEpoch)
 	require.Equal(t, kerr.ProducerFenced.Code, fenced.ErrorCode)
 
-	// Bad partitions: nothing is added.
+	// No partitions, or bad ones: nothing is added, no transaction starts.
+	require.Empty(t, addPartitionsToTxn(t, tb.Addr(), 3, "wire", second.ProducerID, second.ProducerEpoch, "txn-wire"))
 	codes = addPartitionsToTxn(t, tb.Addr(), 3, "wire", second.ProducerID, second.ProducerEpoch, "txn-wire", 0, 7)
 	require.Equal(t, map[int32]int16{0: kerr.OperationNotAttempted.Code, 7: kerr.UnknownTopicOrPartition.Code}, codes["txn-wire"])
 	codes = addPartitionsToTxn(t, tb.Addr(), 3, "wire", second.ProducerID, second.ProducerEpoch, txnTopic, 0)

@@ -40,8 +40,9 @@ the partitions of its ongoing transaction.
 abort ends a hanging transaction on one partition by writing an abort marker
 there, as kafka-transactions.sh abort does: the producer is found by the first
 offset of its open transaction (--start-offset, through DescribeProducers) or
-named. It needs CLUSTER_ACTION on the cluster, on a listener that serves
-WriteTxnMarkers to clients.
+named. WriteTxnMarkers is a broker-to-broker API in Sluice: --bootstrap must be
+a broker's inter-broker listener, with credentials that have CLUSTER_ACTION on
+the cluster.
 `
 
 func transactionsCommand(ctx context.Context, args []string, out io.Writer) error {
