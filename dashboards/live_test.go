@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/exporter"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // prometheusSeries are series Prometheus writes itself: the state of
@@ -220,7 +221,7 @@ func TestMetricsExist(t *testing.T) {
 	// The exporter has seen the group once it reports the lag committed
 	// below, in records and in seconds.
 	var exporterFams map[string]*dto.MetricFamily
-	waitFor(t, 20*time.Second, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the exporter's lag series", func() bool {
 		exporterFams = scrape(t, e.Addr())
 		return hasSample(exporterFams, "kafka_consumergroup_lag", map[string]string{"consumergroup": testGroup, "partition": "0"}, 5) &&
 			hasSample(exporterFams, "sluice_consumergroup_lag_seconds", map[string]string{"consumergroup": testGroup, "partition": "0"}, -1) &&
@@ -339,7 +340,7 @@ func startBroker(t *testing.T) *broker.Broker {
 	case <-time.After(20 * time.Second):
 		t.Fatal("broker not ready within 20s")
 	}
-	waitFor(t, 5*time.Second, func() bool { return b.MetricsAddr() != "" })
+	testutil.WaitFor(t, 5*time.Second, `b.MetricsAddr() != ""`, func() bool { return b.MetricsAddr() != "" })
 	return b
 }
 
@@ -465,16 +466,4 @@ next:
 		}
 	}
 	return false
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -247,16 +247,4 @@ func (ts *testService) incidents(query string) []store.Incident {
 	return out.Incidents
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func itoa(id uint) string { return fmt.Sprint(id) }
