@@ -71,11 +71,10 @@ type Broker struct {
 
 	groups *group.Coordinator
 	pids   producerIDs
-	// txns is the transaction coordinator (txn_topic.go); txnPeers are its
-	// connections for WriteTxnMarkers, guarded by ctl.mu like the other peers.
-	txns     *txn.Coordinator
-	txnPeers map[int32]*peer
-	fetchers fetchers
+	// txns is the transaction coordinator; txnMarkers sends its markers (txn_topic.go).
+	txns       *txn.Coordinator
+	txnMarkers *txnMarkerWriter
+	fetchers   fetchers
 
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
@@ -388,7 +387,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.ctl.closePeers()
 	b.groups.Close()
 	b.txns.Close()
-	b.closeTxnPeers()
+	b.txnMarkers.close()
 	if err := b.writeHWCheckpoint(); err != nil {
 		b.logger.Warn("writing high watermark checkpoint", "err", err)
 	}

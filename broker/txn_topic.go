@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,7 +34,8 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 		IDExpiration:          time.Duration(b.cfg.TransactionalIDExpirationMs) * time.Millisecond,
 		RemoveExpiredInterval: time.Duration(b.cfg.TransactionRemoveExpiredTransactionCleanupIntervalMs) * time.Millisecond,
 	}
-	return txn.New(cfg, txnStore{b}, txnMarkerWriter{b}, b.nextProducerID, b.logger.With("part", "txn"), b.registry)
+	b.txnMarkers = newTxnMarkerWriter(b)
+	return txn.New(cfg, txnStore{b}, b.txnMarkers, b.nextProducerID, b.logger.With("part", "txn"), b.registry)
 }
 
 // maybeCreateTxnTopic creates __transaction_state once enough brokers are live
@@ -151,39 +153,61 @@ func (b *Broker) replayPartition(topic string, p int32, fn func(key, value []byt
 	return nil
 }
 
-// txnMarkerWriter sends the coordinator's markers as WriteTxnMarkers requests,
-// one per partition leader, over the inter-broker listener: to this broker too,
-// so every marker takes the same path.
-type txnMarkerWriter struct{ b *Broker }
+// txnMarkerWriter sends the coordinator's markers as WriteTxnMarkers requests
+// to the partition leaders over the inter-broker listener, to this broker too,
+// so every marker takes the same path. Like Kafka's
+// TransactionMarkerChannelManager, the markers of all transactions completing
+// at the same time go to one leader in one request: the first caller for a
+// leader sends, for as long as markers wait, and the others wait for its
+// answers.
+type txnMarkerWriter struct {
+	b *Broker
+
+	mu      sync.Mutex
+	queued  map[int32][]*markerJob // by leader
+	sending map[int32]bool
+	peers   map[int32]*peer // guarded by b.ctl.mu (peerIn)
+}
+
+// markerJob is one transaction's marker for the partitions of one leader.
+type markerJob struct {
+	marker kmsg.WriteTxnMarkersRequestMarker
+	tps    []txn.TopicPartition
+	done   chan markerAnswer // buffered: the sender never blocks
+}
+
+// markerAnswer is a leader's answer to one marker, or the request's error.
+type markerAnswer struct {
+	resp *kmsg.WriteTxnMarkersResponseMarker
+	err  error
+}
+
+func newTxnMarkerWriter(b *Broker) *txnMarkerWriter {
+	return &txnMarkerWriter{b: b, queued: map[int32][]*markerJob{}, sending: map[int32]bool{}}
+}
 
 // errCoordinatorFenced stops a completion: a partition leader knows a newer
 // coordinator or producer epoch.
 var errCoordinatorFenced = errors.New("transaction markers refused: the coordinator or producer epoch was fenced")
 
 // WriteMarkers implements txn.MarkerWriter.
-func (w txnMarkerWriter) WriteMarkers(ctx context.Context, m txn.Markers) ([]txn.TopicPartition, error) {
-	b := w.b
-	img := b.quorum.Image()
+func (w *txnMarkerWriter) WriteMarkers(ctx context.Context, m txn.Markers) ([]txn.TopicPartition, error) {
+	img := w.b.quorum.Image()
 	byLeader := map[int32][]txn.TopicPartition{}
 	var retry []txn.TopicPartition
 	for _, tp := range m.Partitions {
-		if img.Topic(tp.Topic) == nil {
-			continue // deleted: nothing to mark, as in Kafka
-		}
 		pm, ok := img.Partition(tp.Topic, tp.Partition)
-		if !ok {
-			continue
-		}
-		if pm.Leader < 0 {
+		switch {
+		case !ok:
+			// Deleted: nothing to mark, as in Kafka.
+		case pm.Leader < 0:
 			retry = append(retry, tp)
-			continue
+		default:
+			byLeader[pm.Leader] = append(byLeader[pm.Leader], tp)
 		}
-		byLeader[pm.Leader] = append(byLeader[pm.Leader], tp)
 	}
-	var fenced bool
+	jobs := map[int32]*markerJob{}
 	for leader, tps := range byLeader {
-		req := kmsg.NewPtrWriteTxnMarkersRequest()
-		req.Version = 1
 		mk := kmsg.NewWriteTxnMarkersRequestMarker()
 		mk.ProducerID, mk.ProducerEpoch, mk.Committed, mk.CoordinatorEpoch = m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch
 		idx := map[string]int{}
@@ -198,31 +222,39 @@ func (w txnMarkerWriter) WriteMarkers(ctx context.Context, m txn.Markers) ([]txn
 			}
 			mk.Topics[i].Partitions = append(mk.Topics[i].Partitions, tp.Partition)
 		}
-		req.Markers = append(req.Markers, mk)
-		resp, err := w.send(ctx, leader, req)
-		if err != nil {
-			b.logger.Debug("sending transaction markers", "leader", leader, "err", err)
-			retry = append(retry, tps...)
+		job := &markerJob{marker: mk, tps: tps, done: make(chan markerAnswer, 1)}
+		jobs[leader] = job
+		w.enqueue(ctx, leader, job)
+	}
+	fenced := false
+	for leader, job := range jobs {
+		var a markerAnswer
+		select {
+		case a = <-job.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if a.err != nil {
+			w.b.logger.Debug("sending transaction markers", "leader", leader, "err", a.err)
+			retry = append(retry, job.tps...)
 			continue
 		}
 		answered := map[txn.TopicPartition]bool{}
-		for _, rm := range resp.Markers {
-			for _, rt := range rm.Topics {
-				for _, rp := range rt.Partitions {
-					tp := txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
-					answered[tp] = true
-					switch err := kerr.ErrorForCode(rp.ErrorCode); err {
-					case nil, kerr.UnsupportedForMessageFormat, kerr.UnsupportedVersion:
-					case kerr.InvalidProducerEpoch, kerr.TransactionCoordinatorFenced:
-						fenced = true
-					default:
-						b.logger.Debug("transaction marker not written", "topic", tp.Topic, "partition", tp.Partition, "err", err)
-						retry = append(retry, tp)
-					}
+		for _, rt := range a.resp.Topics {
+			for _, rp := range rt.Partitions {
+				tp := txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+				answered[tp] = true
+				switch err := kerr.ErrorForCode(rp.ErrorCode); err {
+				case nil, kerr.UnsupportedForMessageFormat:
+				case kerr.InvalidProducerEpoch, kerr.TransactionCoordinatorFenced:
+					fenced = true
+				default:
+					w.b.logger.Debug("transaction marker not written", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+					retry = append(retry, tp)
 				}
 			}
 		}
-		for _, tp := range tps {
+		for _, tp := range job.tps {
 			if !answered[tp] {
 				retry = append(retry, tp)
 			}
@@ -234,9 +266,58 @@ func (w txnMarkerWriter) WriteMarkers(ctx context.Context, m txn.Markers) ([]txn
 	return retry, nil
 }
 
+// enqueue queues job for leader and, when no request to leader is in flight,
+// sends the queue in this goroutine until it is empty.
+func (w *txnMarkerWriter) enqueue(ctx context.Context, leader int32, job *markerJob) {
+	w.mu.Lock()
+	w.queued[leader] = append(w.queued[leader], job)
+	if w.sending[leader] {
+		w.mu.Unlock()
+		return
+	}
+	w.sending[leader] = true
+	w.mu.Unlock()
+	for {
+		w.mu.Lock()
+		batch := w.queued[leader]
+		delete(w.queued, leader)
+		if len(batch) == 0 {
+			w.sending[leader] = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		w.sendBatch(ctx, leader, batch)
+	}
+}
+
+// sendBatch sends the markers of batch in one request and hands each job its
+// answer. Jobs of one producer id never share a batch: a transactional id has
+// one completion at a time.
+func (w *txnMarkerWriter) sendBatch(ctx context.Context, leader int32, batch []*markerJob) {
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	req.Version = 1
+	for _, j := range batch {
+		req.Markers = append(req.Markers, j.marker)
+	}
+	resp, err := w.send(ctx, leader, req)
+	for _, j := range batch {
+		a := markerAnswer{err: err}
+		if err == nil {
+			a.err = fmt.Errorf("no answer for producer %d", j.marker.ProducerID)
+			for i := range resp.Markers {
+				if resp.Markers[i].ProducerID == j.marker.ProducerID {
+					a = markerAnswer{resp: &resp.Markers[i]}
+				}
+			}
+		}
+		j.done <- a
+	}
+}
+
 // send is one WriteTxnMarkers round trip to broker id.
-func (w txnMarkerWriter) send(ctx context.Context, id int32, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error) {
-	p, err := w.b.peerIn(&w.b.txnPeers, id)
+func (w *txnMarkerWriter) send(ctx context.Context, id int32, req *kmsg.WriteTxnMarkersRequest) (*kmsg.WriteTxnMarkersResponse, error) {
+	p, err := w.b.peerIn(&w.peers, id)
 	if err != nil {
 		return nil, err
 	}
@@ -249,13 +330,13 @@ func (w txnMarkerWriter) send(ctx context.Context, id int32, req *kmsg.WriteTxnM
 	return resp.(*kmsg.WriteTxnMarkersResponse), nil
 }
 
-// closeTxnPeers closes the marker connections at shutdown.
-func (b *Broker) closeTxnPeers() {
-	l := &b.ctl
+// close closes the marker connections at shutdown.
+func (w *txnMarkerWriter) close() {
+	l := &w.b.ctl
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for id, p := range b.txnPeers {
+	for id, p := range w.peers {
 		p.close()
-		delete(b.txnPeers, id)
+		delete(w.peers, id)
 	}
 }
