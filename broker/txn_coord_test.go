@@ -134,9 +134,11 @@ func TestTxnCoordinatorOverTheWire(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, listed, "wire")
 
-	// The state is in __transaction_state: it survives a restart.
+	// The state is in __transaction_state: it survives a restart, also one with
+	// another transaction.state.log.num.partitions (ids keep hashing over the
+	// topic's 4 partitions, as in Kafka).
 	tb.stop(t)
-	tb = startTestBroker(t, dir)
+	tb = startTestBroker(t, dir, func(c *Config) { c.TransactionStateLogNumPartitions = 7 })
 	adm = kadm.NewClient(newClient(t, tb.Addr()))
 	waitTxnCoordinator(t, tb.Addr(), "wire")
 	waitUntil(t, 60*time.Second, "the transaction loaded after the restart", func() bool {

@@ -42,12 +42,16 @@ func (b *Broker) newTxnCoordinator() *txn.Coordinator {
 // for its replication factor (transaction.state.log.replication.factor capped by
 // the quorum size), with min.insync.replicas transaction.state.log.min.isr capped
 // by that factor, compacted. Only the controller acts.
+//
+// Every broker hashes transactional ids over the topic's actual partition
+// count once it exists, as Kafka does.
 func (b *Broker) maybeCreateTxnTopic(ctx context.Context) {
-	if !b.quorum.IsController() {
+	img := b.quorum.Image()
+	if t := img.Topic(txnTopic); t != nil {
+		b.txns.SetPartitionCount(int32(len(t.Partitions)))
 		return
 	}
-	img := b.quorum.Image()
-	if img.Topic(txnTopic) != nil {
+	if !b.quorum.IsController() {
 		return
 	}
 	voters := 1
@@ -80,6 +84,9 @@ func (b *Broker) onTxnLeadership(p *partition, leading bool) {
 		return
 	}
 	_, epoch, _ := p.state()
+	if t := b.quorum.Image().Topic(txnTopic); t != nil {
+		b.txns.SetPartitionCount(int32(len(t.Partitions)))
+	}
 	if err := b.txns.LoadPartition(p.index, epoch); err != nil {
 		b.logger.Warn("loading transactions", "partition", p.index, "err", err)
 	}

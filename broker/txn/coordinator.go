@@ -61,8 +61,8 @@ type ProducerIDSource func(ctx context.Context) (int64, error)
 // settings they mirror. Zero values are replaced by DefaultConfig's.
 type Config struct {
 	// NumPartitions is the number of __transaction_state partitions, like
-	// Kafka's transaction.state.log.num.partitions, default 50. It must never
-	// change for an existing log.
+	// Kafka's transaction.state.log.num.partitions, default 50, until
+	// SetPartitionCount reports the topic's actual count.
 	NumPartitions int32
 	// MaxTimeout is the longest transaction.timeout.ms a producer may ask for,
 	// like Kafka's transaction.max.timeout.ms, default 15 minutes.
@@ -142,6 +142,9 @@ type Coordinator struct {
 	closed     bool
 
 	// ctx ends at Close; completions (marker writes) run under it, owned by wg.
+	// partitionCount is the __transaction_state partition count ids hash over.
+	partitionCount atomic.Int32
+
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -170,6 +173,7 @@ func New(cfg Config, store Store, markers MarkerWriter, pids ProducerIDSource, l
 		ctx:        ctx,
 		cancel:     cancel,
 	}
+	c.partitionCount.Store(cfg.NumPartitions)
 	c.metrics = newMetrics(c, reg)
 	return c
 }
@@ -177,7 +181,17 @@ func New(cfg Config, store Store, markers MarkerWriter, pids ProducerIDSource, l
 // PartitionFor returns the __transaction_state partition that holds id,
 // computed as Kafka does, so clients and tools agree on the coordinator.
 func (c *Coordinator) PartitionFor(id string) int32 {
-	return group.PartitionFor(id, c.cfg.NumPartitions)
+	return group.PartitionFor(id, c.partitionCount.Load())
+}
+
+// SetPartitionCount sets the number of __transaction_state partitions ids
+// hash over to the topic's actual count, as Kafka does once the topic exists
+// (a changed transaction.state.log.num.partitions must not move ids). Call it
+// before loading partitions; n <= 0 is ignored.
+func (c *Coordinator) SetPartitionCount(n int32) {
+	if n > 0 {
+		c.partitionCount.Store(n)
+	}
 }
 
 // MaxTimeout is transaction.max.timeout.ms.
@@ -261,8 +275,8 @@ func (c *Coordinator) persist(ctx context.Context, m *txnMeta, next *txnMeta, p 
 // resumes the completion of every transaction found in PrepareCommit or
 // PrepareAbort. Loading a loaded partition does nothing.
 func (c *Coordinator) LoadPartition(p, epoch int32) error {
-	if p < 0 || p >= c.cfg.NumPartitions {
-		return fmt.Errorf("load __transaction_state partition %d: out of range [0, %d)", p, c.cfg.NumPartitions)
+	if n := c.partitionCount.Load(); p < 0 || p >= n {
+		return fmt.Errorf("load __transaction_state partition %d: out of range [0, %d)", p, n)
 	}
 	c.mu.Lock()
 	if c.closed {
