@@ -346,3 +346,21 @@ func TestRunStopsAndConcurrentUse(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestFenceAtTheLastEpochRotates(t *testing.T) {
+	e := newEnv(t, newMemStore(), Config{})
+	e.load(t, "tx")
+	pe := initPID(t, e, "tx", nil)
+	e.c.mu.Lock()
+	e.c.txns["tx"].epoch = 32766
+	e.c.mu.Unlock()
+	require.Zero(t, e.c.AddPartitions(ctx, "tx", pe.ProducerID, 32766, []TopicPartition{{"a", 0}}))
+	_, code := e.c.InitProducerID(ctx, "tx", time.Minute, nil)
+	require.Equal(t, kerr.ConcurrentTransactions.Code, code)
+	e.waitState(t, "tx", CompleteAbort)
+	require.Equal(t, int16(32767), e.markers.all()[0].ProducerEpoch, "the fence takes the last epoch")
+	next := initPID(t, e, "tx", nil)
+	require.NotEqual(t, pe.ProducerID, next.ProducerID, "then the producer id rotates")
+	require.Equal(t, int16(0), next.Epoch)
+	require.Equal(t, kerr.InvalidProducerIDMapping.Code, e.c.EndTxn(ctx, "tx", pe.ProducerID, 32766, true), "the old producer id is gone")
+}

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -72,7 +73,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeout tim
 			// Fence: abort the transaction with a bumped epoch, which the old
 			// instance never learns, and let the caller retry; the retry bumps
 			// the epoch again (or rotates the producer id).
-			if !epochExhausted(m.epoch) {
+			if m.epoch < math.MaxInt16 { // Kafka fences up to the last epoch; the retry rotates the producer id
 				next.epoch = m.epoch + 1
 			}
 			next.timeoutMs = m.timeoutMs
@@ -401,7 +402,7 @@ func (c *Coordinator) AbortTimedOut(ctx context.Context) {
 			continue
 		}
 		next := m.clone()
-		if !epochExhausted(m.epoch) {
+		if m.epoch < math.MaxInt16 {
 			next.epoch = m.epoch + 1
 		}
 		next.state, next.updateMs = PrepareAbort, now
