@@ -42,6 +42,9 @@ var apiAuthorization = map[int16]string{
 	21: "DELETE topic",
 	22: "IDEMPOTENT_WRITE cluster or WRITE on some topic; WRITE transactional id",
 	23: "CLUSTER_ACTION cluster, else DESCRIBE topic",
+	24: "WRITE transactional id; WRITE topic; v4+ (brokers) CLUSTER_ACTION cluster",
+	25: "WRITE transactional id; READ group",
+	26: "WRITE transactional id",
 	29: "DESCRIBE cluster",
 	30: "ALTER cluster",
 	31: "ALTER cluster",
@@ -62,6 +65,8 @@ var apiAuthorization = map[int16]string{
 	60: "none; KIP-430 operations need DESCRIBE cluster",
 	62: "CLUSTER_ACTION cluster",
 	63: "CLUSTER_ACTION cluster",
+	65: "DESCRIBE transactional id; DESCRIBE topic (partitions filtered)",
+	66: "DESCRIBE transactional id (filtered)",
 	67: "CLUSTER_ACTION cluster",
 	// Transactions, partition side.
 	27: "CLUSTER_ACTION cluster, on a broker-only listener",

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/broker/txn"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -68,9 +69,12 @@ type Broker struct {
 	// heartbeatNow asks runHeartbeats for a heartbeat at once (new leaderships).
 	heartbeatNow chan struct{}
 
-	groups   *group.Coordinator
-	pids     producerIDs
-	fetchers fetchers
+	groups *group.Coordinator
+	pids   producerIDs
+	// txns is the transaction coordinator; txnMarkers sends its markers (txn_topic.go).
+	txns       *txn.Coordinator
+	txnMarkers *txnMarkerWriter
+	fetchers   fetchers
 
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
@@ -215,6 +219,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		_, ok := b.quorum.Image().Partition(topic, partition)
 		return ok
 	})
+	b.txns = b.newTxnCoordinator()
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
 	b.applyImage(b.quorum.Image())
@@ -274,6 +279,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		ln, err := weblisten.Listen(weblisten.Options{Name: name, Address: listen, WebConfigFile: b.cfg.WebConfigFile,
 			ConfigField: "web.config.file (--web.config.file)"}, b.logger)
 		if err != nil {
+			b.txns.Close()
 			b.closeLogs()
 			b.quorum.Close()
 			b.closeListeners()
@@ -300,10 +306,11 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer stopQuorum()
 
 	var wg, quorumWG sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	quorumWG.Add(1)
 	go func() { defer quorumWG.Done(); errs <- b.quorum.Run(quorumCtx) }()
-	wg.Add(5)
+	wg.Add(6)
+	go func() { defer wg.Done(); errs <- b.txns.Run(ctx) }()
 	go func() { defer wg.Done(); b.watchTLS(ctx) }()
 	go func() { defer wg.Done(); errs <- b.groups.Run(ctx) }()
 	go func() { defer wg.Done(); b.maintain(ctx) }()
@@ -377,6 +384,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.isrWG.Wait()
 	b.ctl.closePeers()
 	b.groups.Close()
+	b.txns.Close()
+	b.txnMarkers.close()
 	if err := b.writeHWCheckpoint(); err != nil {
 		b.logger.Warn("writing high watermark checkpoint", "err", err)
 	}
@@ -413,6 +422,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		}
 		seen = img.Index
 		b.maybeCreateOffsetsTopic(ctx)
+		b.maybeCreateTxnTopic(ctx)
 		select {
 		case <-ctx.Done():
 			return

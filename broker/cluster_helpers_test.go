@@ -41,6 +41,7 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroke
 				c.ControllerListener = lns[i]
 				c.OffsetsTopicReplicationFactor = 1
 				c.OffsetsTopicNumPartitions = 2
+				c.TransactionStateLogNumPartitions = 2
 			}}, mutate...)...)
 		}()
 	}

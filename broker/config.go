@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -122,6 +123,29 @@ type Config struct {
 	// transactional batch of a transaction on a partition, the leader asks the
 	// transaction coordinator whether the partition was added to it. Default true.
 	TransactionPartitionVerificationEnable *bool `yaml:"transaction.partition.verification.enable"`
+	// TransactionStateLogNumPartitions is the partition count of __transaction_state, like
+	// Kafka's transaction.state.log.num.partitions. Default 50.
+	TransactionStateLogNumPartitions int32 `yaml:"transaction.state.log.num.partitions"`
+	// TransactionStateLogReplicationFactor is the replication factor of __transaction_state,
+	// like Kafka's transaction.state.log.replication.factor, capped by the quorum size. Default 3.
+	TransactionStateLogReplicationFactor int16 `yaml:"transaction.state.log.replication.factor"`
+	// TransactionStateLogMinISR is the min.insync.replicas of __transaction_state, like Kafka's
+	// transaction.state.log.min.isr, capped by its replication factor. Default 2.
+	TransactionStateLogMinISR int `yaml:"transaction.state.log.min.isr"`
+	// TransactionMaxTimeoutMs is the longest transaction.timeout.ms a producer may ask for,
+	// like Kafka's transaction.max.timeout.ms. Default 900000 (15 minutes).
+	TransactionMaxTimeoutMs int64 `yaml:"transaction.max.timeout.ms"`
+	// TransactionAbortTimedOutTransactionCleanupIntervalMs is how often transactions open
+	// longer than their timeout are aborted, like Kafka's
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms. Default 10000.
+	TransactionAbortTimedOutTransactionCleanupIntervalMs int64 `yaml:"transaction.abort.timed.out.transaction.cleanup.interval.ms"`
+	// TransactionalIDExpirationMs is how long an idle transactional id is kept, like Kafka's
+	// transactional.id.expiration.ms. Default 604800000 (7 days).
+	TransactionalIDExpirationMs int64 `yaml:"transactional.id.expiration.ms"`
+	// TransactionRemoveExpiredTransactionCleanupIntervalMs is how often expired transactional
+	// ids are removed, like Kafka's transaction.remove.expired.transaction.cleanup.interval.ms.
+	// Default 3600000.
+	TransactionRemoveExpiredTransactionCleanupIntervalMs int64 `yaml:"transaction.remove.expired.transaction.cleanup.interval.ms"`
 
 	// AdminListen, when set, serves the read-only admin HTTP interface there:
 	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
@@ -208,6 +232,13 @@ func (c *Config) applyDefaults() {
 	if c.TransactionPartitionVerificationEnable == nil {
 		c.TransactionPartitionVerificationEnable = ptr(true)
 	}
+	setDefault(&c.TransactionStateLogNumPartitions, 50)
+	setDefault(&c.TransactionStateLogReplicationFactor, 3)
+	setDefault(&c.TransactionStateLogMinISR, 2)
+	setDefault(&c.TransactionMaxTimeoutMs, 900000)
+	setDefault(&c.TransactionAbortTimedOutTransactionCleanupIntervalMs, 10000)
+	setDefault(&c.TransactionalIDExpirationMs, 604800000)
+	setDefault(&c.TransactionRemoveExpiredTransactionCleanupIntervalMs, 3600000)
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
 }
@@ -287,6 +318,13 @@ func (c *Config) Validate() error {
 		{"group.max.session.timeout.ms", c.GroupMaxSessionTimeoutMs >= c.GroupMinSessionTimeoutMs},
 		{"group.initial.rebalance.delay.ms", *c.GroupInitialRebalanceDelayMs >= 0},
 		{"group.max.size", c.GroupMaxSize >= 0},
+		{"transaction.state.log.num.partitions", c.TransactionStateLogNumPartitions > 0},
+		{"transaction.state.log.replication.factor", c.TransactionStateLogReplicationFactor > 0},
+		{"transaction.state.log.min.isr", c.TransactionStateLogMinISR > 0},
+		{"transaction.max.timeout.ms", c.TransactionMaxTimeoutMs > 0 && c.TransactionMaxTimeoutMs <= math.MaxInt32},
+		{"transaction.abort.timed.out.transaction.cleanup.interval.ms", c.TransactionAbortTimedOutTransactionCleanupIntervalMs > 0},
+		{"transactional.id.expiration.ms", c.TransactionalIDExpirationMs > 0},
+		{"transaction.remove.expired.transaction.cleanup.interval.ms", c.TransactionRemoveExpiredTransactionCleanupIntervalMs > 0},
 	}
 	for _, chk := range checks {
 		if !chk.ok {

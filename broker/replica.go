@@ -39,6 +39,7 @@ func (b *Broker) becomeLeader(p *partition) {
 			b.logger.Warn("loading groups", "partition", p.index, "err", err)
 		}
 	}
+	b.onTxnLeadership(p, true)
 }
 
 // becomeFollower makes p follow its leader, truncating divergent entries first.
@@ -48,6 +49,7 @@ func (b *Broker) becomeFollower(p *partition) {
 	if p.topic.name == offsetsTopic {
 		b.groups.UnloadPartition(p.index)
 	}
+	b.onTxnLeadership(p, false)
 	if leader < 0 {
 		b.fetchers.remove(p)
 		b.logger.Info("partition offline", "topic", p.topic.name, "partition", p.index, "leader_epoch", epoch)

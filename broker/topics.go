@@ -133,7 +133,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	for _, mt := range img.SortedTopics() {
 		t := b.topicIDs[mt.ID]
 		if t == nil {
-			t = &topic{name: mt.Name, id: mt.ID, internal: mt.Name == offsetsTopic, configs: map[string]string{}}
+			t = &topic{name: mt.Name, id: mt.ID, internal: internalTopic(mt.Name), configs: map[string]string{}}
 			b.topics[t.name] = t
 			b.topicIDs[t.id] = t
 		}

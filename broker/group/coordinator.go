@@ -233,6 +233,11 @@ func (c *Coordinator) PartitionFor(group string) int32 {
 	return partitionFor(group, c.cfg.NumPartitions)
 }
 
+// PartitionFor is the partition of an internal topic with n partitions that
+// holds key, Kafka's Utils.abs(key.hashCode) % n: groups in __consumer_offsets,
+// transactional ids in __transaction_state.
+func PartitionFor(key string, n int32) int32 { return partitionFor(key, n) }
+
 func partitionFor(group string, n int32) int32 {
 	var h int32
 	for _, u := range utf16.Encode([]rune(group)) {

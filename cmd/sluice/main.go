@@ -32,6 +32,8 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"quotas":   runQuotas,
 	"users":    runUsers,
 	"certs":    runCerts,
+
+	"transactions": runTransactions,
 }
 
 // summaries are the one-line descriptions `sluice help` prints.
@@ -44,6 +46,8 @@ var summaries = map[string]string{
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"quotas":   "set and list client quotas per user and client id",
 	"users":    "create, delete and list SCRAM users",
+
+	"transactions": "list, describe and abort transactions, like kafka-transactions.sh",
 }
 
 func main() {
