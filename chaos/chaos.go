@@ -124,9 +124,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 				k.Resumed = d
 			}
 		}
-		say("kill %d/%d: broker %d (controller %v, coordinator %v) led %v, failover %v, down %v, rejoined in %v, controller now %d; acked %d failed %d; pipeline resumed after %v %s",
+		resumed := ""
+		if pl != nil {
+			resumed = "; pipeline resumed after " + k.Resumed.Round(time.Millisecond).String()
+			if k.Resumed < 0 {
+				resumed = "; pipeline has committed no transaction since"
+			}
+		}
+		say("kill %d/%d: broker %d (controller %v, coordinator %v) led %v, failover %v, down %v, rejoined in %v, controller now %d; acked %d failed %d%s %s",
 			n, cfg.Kills, k.Victim, k.WasController, k.WasCoordinator, k.Led, fo, k.Down.Round(time.Millisecond),
-			k.Rejoin.Round(time.Millisecond), k.NewController, acked, failed, k.Resumed.Round(time.Millisecond), k.Problem)
+			k.Rejoin.Round(time.Millisecond), k.NewController, acked, failed, resumed, k.Problem)
 		if k.Problem != "" {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("kill %d (broker %d): %s", n, k.Victim, k.Problem))
 		}

@@ -255,10 +255,13 @@ func (pl *pipeline) abortOne(ctx context.Context, cl *kgo.Client, n int) error {
 	if err := cl.EndTransaction(endCtx, kgo.TryAbort); err != nil {
 		return err
 	}
+	if err := res.FirstErr(); err != nil {
+		return err
+	}
 	pl.mu.Lock()
 	pl.stats.MarkerTxns++
 	pl.mu.Unlock()
-	return res.FirstErr()
+	return nil
 }
 
 // coordinator returns the broker that coordinates the transactional id of kill n (FindCoordinator
