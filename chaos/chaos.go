@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		if pl != nil {
 			resumed = "; pipeline resumed after " + k.Resumed.Round(time.Millisecond).String()
 			if k.Resumed < 0 {
-				resumed = "; pipeline has committed no transaction since"
+				resumed = "; pipeline has committed no transaction since (yet)"
 			}
 		}
 		say("kill %d/%d: broker %d (controller %v, coordinator %v) led %v, failover %v, down %v, rejoined in %v, controller now %d; acked %d failed %d%s %s",
@@ -154,6 +154,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 			rep.Problems = append(rep.Problems, err.Error())
 		}
 		pl.stop()
+		// A pipeline may resume after the victim rejoined: measure every kill again at the end.
+		for i := range rep.Kills {
+			rep.Kills[i].Resumed = -1
+			if d, ok := pl.resumedAfter(rep.Kills[i].At); ok {
+				rep.Kills[i].Resumed = d
+			}
+		}
 		rep.Txn.Stats, rep.Txn.Errors, markers = pl.snapshot()
 		if c, err := checkPipeline(context.WithoutCancel(ctx), cfg, cl.Bootstrap(), markers); err != nil {
 			rep.Problems = append(rep.Problems, "pipeline check after the kills: "+err.Error())
