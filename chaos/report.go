@@ -155,6 +155,14 @@ func writeTxn(w io.Writer, r Report) {
 		}
 	}
 	fmt.Fprintf(w, "  kills of a transaction coordinator: %d\n", coord)
+	fmt.Fprintf(w, "  %-4s %-7s %-10s %-11s %s\n", "kill", "victim", "controller", "coordinator", "pipeline resumed")
+	for _, k := range r.Kills {
+		resumed := "never"
+		if k.Resumed >= 0 {
+			resumed = k.Resumed.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "  %-4d %-7d %-10v %-11v %s\n", k.N, k.Victim, k.WasController, k.WasCoordinator, resumed)
+	}
 	fmt.Fprintf(w, "pipeline resumed (kill -> next committed transaction):\n")
 	writeDist(w, "all kills", r.ResumedSamples(nil))
 	writeDist(w, "controller kills", r.ResumedSamples(func(k Kill) bool { return k.WasController }))
