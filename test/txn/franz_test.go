@@ -222,7 +222,6 @@ func TestFranzGroupTransactSession(t *testing.T) {
 			kgo.DefaultProduceTopic(out),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.FetchMaxWait(200*time.Millisecond),
-			kgo.FetchMaxPartitionBytes(2000), // small fetches: many transactions
 		)
 		require.NoError(t, err)
 		defer s.Close()
@@ -232,7 +231,7 @@ func TestFranzGroupTransactSession(t *testing.T) {
 		txns, aborted := 0, 0
 		testutil.WaitForErr(t, 3*time.Minute, "the group to commit every input offset", func() (bool, error) {
 			pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			fs := s.PollFetches(pollCtx)
+			fs := s.PollRecords(pollCtx, 40) // small transactions: many of them
 			idle := pollCtx.Err() != nil
 			cancel()
 			if ctx.Err() != nil {
@@ -250,6 +249,9 @@ func TestFranzGroupTransactSession(t *testing.T) {
 				txns++
 				end := kgo.TryCommit
 				if txns%3 == 0 {
+					// Send the records first, so that the aborted transaction has data in the
+					// log (TryAbort alone drops what is still buffered).
+					require.NoError(t, s.Client().Flush(ctx))
 					end = kgo.TryAbort
 				}
 				committed, err := s.End(ctx, end)
