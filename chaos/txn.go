@@ -135,7 +135,6 @@ func (pl *pipeline) transform(ctx context.Context, txnID string) {
 		kgo.ConsumeTopics(pl.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.SessionTimeout(pl.cfg.FailoverTimeout),
 	)

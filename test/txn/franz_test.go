@@ -218,7 +218,6 @@ func TestFranzGroupTransactSession(t *testing.T) {
 			kgo.ConsumeTopics(in),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.RequireStableFetchOffsets(),
 			kgo.DefaultProduceTopic(out),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.FetchMaxWait(200*time.Millisecond),
