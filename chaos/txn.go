@@ -181,12 +181,12 @@ func (pl *pipeline) session(ctx context.Context, s *kgo.GroupTransactSession) {
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*pl.cfg.FailoverTimeout)
 		committed, err := s.End(endCtx, kgo.TryCommit)
 		cancel()
-		now := time.Now()
 		pl.mu.Lock()
 		if committed {
 			pl.stats.Committed++
 			pl.stats.Records += n
-			pl.commitTimes = append(pl.commitTimes, now)
+			// Read under the lock, so that commitTimes stays sorted for resumedAfter.
+			pl.commitTimes = append(pl.commitTimes, time.Now())
 		} else {
 			pl.stats.Aborted++
 		}
