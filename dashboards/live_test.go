@@ -296,8 +296,9 @@ func TestMetricsExist(t *testing.T) {
 }
 
 const (
-	testTopic = "dash-orders"
-	testGroup = "dash-billing"
+	testTopic    = "dash-orders"
+	testGroup    = "dash-billing"
+	testTxnTopic = "dash-payments"
 )
 
 func testLogger() *slog.Logger {
@@ -345,7 +346,8 @@ func startBroker(t *testing.T) *broker.Broker {
 }
 
 // makeTraffic creates a topic of three partitions with ten records each,
-// fails one request on purpose so an error code is counted, and leaves a
+// fails one request on purpose so an error code is counted, commits one
+// transaction and aborts another on a topic of its own, and leaves a
 // consumer group member that consumed everything but committed partition 0
 // at 5 (lag 5), partition 1 at 10 (caught up) and partition 2 not at all.
 // The returned consumer stays in the group until closed.
@@ -366,6 +368,19 @@ func makeTraffic(ctx context.Context, t *testing.T, addr string) *kgo.Client {
 	require.NoError(t, producer.ProduceSync(ctx, records...).FirstErr())
 	_, err = adm.CreateTopic(ctx, 3, 1, nil, testTopic)
 	require.Error(t, err, "creating the topic twice fails with TOPIC_ALREADY_EXISTS, counted in sluice_request_errors_total")
+
+	// One committed and one aborted transaction on a topic of their own, so that the coordinator's
+	// counters have both results.
+	_, err = adm.CreateTopic(ctx, 1, 1, nil, testTxnTopic)
+	require.NoError(t, err)
+	txn, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(testTxnTopic), kgo.TransactionalID("dash-txn"))
+	require.NoError(t, err)
+	defer txn.Close()
+	for _, end := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort} {
+		require.NoError(t, txn.BeginTransaction())
+		require.NoError(t, txn.ProduceSync(ctx, &kgo.Record{Value: []byte("in a transaction")}).FirstErr())
+		require.NoError(t, txn.EndTransaction(ctx, end))
+	}
 
 	consumer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(testGroup), kgo.ConsumeTopics(testTopic),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

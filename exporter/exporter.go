@@ -129,7 +129,7 @@ func New(cfg Config, logger *slog.Logger) (*Exporter, error) {
 	})
 	e.errorsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_exporter_collection_errors_total",
-		Help: "Errors met by collections, by stage: metadata, list_groups, describe_groups, fetch_offsets, start_offsets, end_offsets, lag_time.",
+		Help: "Errors met by collections, by stage: metadata, list_groups, describe_groups, fetch_offsets, start_offsets, end_offsets, lag_time, stable_offsets.",
 	}, []string{"stage"})
 	for _, st := range stages {
 		e.errorsTotal.WithLabelValues(st)

@@ -47,11 +47,9 @@
 # Exit status: non-zero if the build, a broker start or any test fails in any
 # mode. A summary line per mode is printed last.
 #
-# Excluded tests (passed to go test -skip), with the reason:
-#   TestTxnEtl  needs transactions (InitProducerID with a transactional id,
-#               AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
-#               WriteTxnMarkers) and read_committed fetches; Sluice does not
-#               serve the transaction APIs (24-28) yet.
+# Excluded tests (passed to go test -skip), with the reason. TestTxnEtl (the
+# exactly-once ETL over transactions and read_committed fetches) runs in every
+# mode: Sluice serves the transaction APIs (22 with a transactional id, 24-28).
 #   TestIssue769  (secure mode only) sets its own Dialer, which franz-go refuses
 #               together with KGO_TEST_TLS's DialTLSConfig: the client is nil
 #               and the test panics, whatever the broker.
@@ -63,7 +61,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SKIP='^TestTxnEtl$'
+SKIP=''
 RECORDS=${KGO_TEST_RECORDS:-500000}
 TIMEOUT=${COMPAT_TIMEOUT:-20m}
 RUN=${COMPAT_RUN:-.}
@@ -312,7 +310,7 @@ run_suite() {
 		cd "$COMPAT_DIR/franz-go/pkg/kgo"
 		local skip=$SKIP
 		if [[ ${#SECURE_ENV[@]} -gt 0 ]]; then
-			skip='^(TestTxnEtl|TestIssue769)$'
+			skip='^TestIssue769$'
 		fi
 		env "${SECURE_ENV[@]}" GOWORK=off GOFLAGS=-mod=mod KGO_SEEDS="$1" KGO_TEST_RF="$2" KGO_TEST_RECORDS="${3:-$RECORDS}" \
 			go test -count=1 -timeout "$TIMEOUT" "${VERBOSE[@]}" -run "$RUN" -skip "$skip" .
