@@ -86,6 +86,7 @@ func (b *Broker) httpHandler() http.Handler {
 		}
 	})
 	b.adminHandler(mux)
+	b.tenantHandler(mux) // tenant_http.go
 	return mux
 }
 

@@ -158,6 +158,8 @@ type Config struct {
 	Limits `yaml:",inline"`
 	// Quotas holds the client quota windows (quota.go).
 	Quotas QuotaConfig `yaml:",inline"`
+	// Tenants holds the tenant metering and enforcement settings (tenant.go).
+	Tenants TenantConfig `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -210,6 +212,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
+	c.Tenants.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -302,7 +305,10 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
 		return err
 	}
-	return c.Quotas.validate()
+	if err := c.Quotas.validate(); err != nil {
+		return err
+	}
+	return c.Tenants.validate()
 }
 
 // LoadConfig reads a broker YAML file strictly: unknown fields are errors that name

@@ -52,17 +52,15 @@ type Plan struct {
 	Partitions int32 `json:"partitions"`
 	// Connections is the most client connections the tenant's principals may hold on one broker.
 	Connections int32 `json:"connections"`
-	// DiskPolicy says what happens to a tenant over DiskBytes: DiskPolicyReject (the default)
-	// refuses its produce requests; DiskPolicyShortenRetention deletes its oldest segments as if
-	// retention were shorter until it fits again.
+	// DiskPolicy says what happens to a tenant over DiskBytes: DiskPolicyReject (the default, and
+	// the only policy so far) refuses its produce requests with POLICY_VIOLATION until it is under
+	// again.
 	DiskPolicy string `json:"disk_policy,omitempty"`
 }
 
-// The disk policies of a plan.
-const (
-	DiskPolicyReject           = "reject"
-	DiskPolicyShortenRetention = "shorten_retention"
-)
+// DiskPolicyReject is the disk policy that refuses produce requests of a tenant over its plan.
+const DiskPolicyReject = "reject"
+
 
 // TenantUsage is the answer of GET /api/v1/tenants/{name}/usage: the counters of the broker that
 // answers (every broker counts what it serves; sum over brokers for the cluster) and the tenant's

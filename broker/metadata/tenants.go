@@ -116,9 +116,9 @@ func ValidatePlan(p *adminapi.Plan) error {
 	switch p.DiskPolicy {
 	case "":
 		p.DiskPolicy = adminapi.DiskPolicyReject
-	case adminapi.DiskPolicyReject, adminapi.DiskPolicyShortenRetention:
+	case adminapi.DiskPolicyReject:
 	default:
-		return invalidf("disk_policy: %q is not %q or %q", p.DiskPolicy, adminapi.DiskPolicyReject, adminapi.DiskPolicyShortenRetention)
+		return invalidf("disk_policy: %q is not %q", p.DiskPolicy, adminapi.DiskPolicyReject)
 	}
 	return nil
 }
