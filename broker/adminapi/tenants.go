@@ -61,7 +61,6 @@ type Plan struct {
 // DiskPolicyReject is the disk policy that refuses produce requests of a tenant over its plan.
 const DiskPolicyReject = "reject"
 
-
 // TenantUsage is the answer of GET /api/v1/tenants/{name}/usage: the counters of the broker that
 // answers (every broker counts what it serves; sum over brokers for the cluster) and the tenant's
 // cluster-wide disk and partitions from the metadata and this broker's logs.
