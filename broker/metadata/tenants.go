@@ -84,9 +84,21 @@ var (
 	slackChannelRE = regexp.MustCompile(`^#?[a-z0-9][a-z0-9._-]*$`)
 )
 
-func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+// tenantError is a refusal of a tenant operation: its message alone, and errors.Is reaches its kind
+// (ErrInvalid, ErrNotFound, ErrConflict).
+type tenantError struct {
+	kind error
+	msg  string
 }
+
+func (e *tenantError) Error() string { return e.msg }
+func (e *tenantError) Unwrap() error { return e.kind }
+
+func tenantErrf(kind error, format string, args ...any) error {
+	return &tenantError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) error { return tenantErrf(ErrInvalid, format, args...) }
 
 // ValidName checks a tenant or plan name: lower-case letters, digits, '.', '_' and '-', at most 64
 // bytes. what names the field in the error.
@@ -191,18 +203,18 @@ func prefixesOverlap(a, b []string) (string, string, bool) {
 // checkTenantAgainst checks t against the other tenants and plans of img.
 func checkTenantAgainst(img *Image, t adminapi.Tenant) error {
 	if _, ok := img.Plans[t.Plan]; !ok {
-		return fmt.Errorf("%w: plan %q does not exist", ErrInvalid, t.Plan)
+		return tenantErrf(ErrInvalid, "plan %q does not exist", t.Plan)
 	}
 	for _, o := range img.SortedTenants() {
 		if o.Name == t.Name {
 			continue
 		}
 		if x, y, ok := prefixesOverlap(t.Prefixes, o.Prefixes); ok {
-			return fmt.Errorf("%w: prefix %q overlaps prefix %q of tenant %q", ErrConflict, x, y, o.Name)
+			return tenantErrf(ErrConflict, "prefix %q overlaps prefix %q of tenant %q", x, y, o.Name)
 		}
 		for _, p := range t.Principals {
 			if slices.Contains(o.Principals, p) {
-				return fmt.Errorf("%w: principal %q belongs to tenant %q", ErrConflict, p, o.Name)
+				return tenantErrf(ErrConflict, "principal %q belongs to tenant %q", p, o.Name)
 			}
 		}
 	}
@@ -243,7 +255,7 @@ func (q *Quorum) PutTenant(ctx context.Context, t adminapi.Tenant) (adminapi.Ten
 	}
 	old, exists := img.Tenants[t.Name]
 	if !exists && len(img.Tenants) >= MaxTenants {
-		return t, fmt.Errorf("%w: the cluster holds at most %d tenants", ErrConflict, MaxTenants)
+		return t, tenantErrf(ErrConflict, "the cluster holds at most %d tenants", MaxTenants)
 	}
 	recs := tenantACLRecords(img, old.ACLIDs, TenantACLs(t))
 	st := TenantState{Tenant: t}
@@ -255,7 +267,7 @@ func (q *Quorum) PutTenant(ctx context.Context, t adminapi.Tenant) (adminapi.Ten
 		}
 	}
 	if img.ACLs.Len()-len(old.ACLIDs)+len(st.ACLIDs) > MaxACLs {
-		return t, fmt.Errorf("%w: the cluster holds at most %d acls", ErrConflict, MaxACLs)
+		return t, tenantErrf(ErrConflict, "the cluster holds at most %d acls", MaxACLs)
 	}
 	if _, err := q.proposeLocked(ctx, append(recs, tenantRecord{Tenant: st})); err != nil {
 		return t, err
@@ -304,7 +316,7 @@ func (q *Quorum) DeleteTenant(ctx context.Context, name string) error {
 	img := q.Image()
 	old, ok := img.Tenants[name]
 	if !ok {
-		return fmt.Errorf("%w: tenant %q", ErrNotFound, name)
+		return tenantErrf(ErrNotFound, "tenant %q does not exist", name)
 	}
 	recs := tenantACLRecords(img, old.ACLIDs, nil)
 	_, err := q.proposeLocked(ctx, append(recs, removeTenantRecord{Name: name}))
@@ -322,7 +334,7 @@ func (q *Quorum) PutPlan(ctx context.Context, p adminapi.Plan) (adminapi.Plan, e
 	defer q.ctlMu.Unlock()
 	img := q.Image()
 	if _, ok := img.Plans[p.Name]; !ok && len(img.Plans) >= MaxPlans {
-		return p, fmt.Errorf("%w: the cluster holds at most %d plans", ErrConflict, MaxPlans)
+		return p, tenantErrf(ErrConflict, "the cluster holds at most %d plans", MaxPlans)
 	}
 	_, err := q.proposeLocked(ctx, []record{planRecord{Plan: p}})
 	return p, err

@@ -233,7 +233,9 @@ func TestTwoTenants(t *testing.T) {
 			for i := 0; i < p[0]; i += 10 {
 				var recs []*kgo.Record
 				for j := range 10 {
-					recs = append(recs, &kgo.Record{Topic: topics[user], Key: []byte(strconv.Itoa(i + j)), Value: make([]byte, p[1])})
+					value := make([]byte, p[1])
+					rand.Read(value)
+					recs = append(recs, &kgo.Record{Topic: topics[user], Key: []byte(strconv.Itoa(i + j)), Value: value})
 				}
 				require.NoError(t, cl.ProduceSync(ctx, recs...).FirstErr())
 			}
