@@ -123,8 +123,9 @@ type Config struct {
 	// GroupMaxSize is like Kafka's group.max.size. Default 0 (unlimited).
 	GroupMaxSize int `yaml:"group.max.size"`
 
-	// AdminListen, when set, serves the read-only admin HTTP interface there:
-	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
+	// AdminListen, when set, serves the admin HTTP interface there:
+	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log),
+	// and the tenant and plan API (writes for admins only, see tenant_http.go).
 	AdminListen string `yaml:"admin.listen"`
 	// MetricsListen, when set, serves Prometheus metrics at /metrics, with /healthz
 	// and /readyz (and the admin interface), on that address.
