@@ -100,6 +100,8 @@ type tenantTable struct {
 	byName      map[string]*tenantEntry
 	byPrincipal map[string]*tenantEntry
 	byTopic     map[string]*tenantEntry
+	byPrefix    map[string]*tenantEntry
+	maxPrefix   int
 	anyDisk     bool // some plan has a disk capacity
 }
 
@@ -156,7 +158,8 @@ func (tm *tenantManager) current() *tenantTable {
 
 // build makes the table of img. tm.mu is held.
 func (tm *tenantManager) build(img *metadata.Image) *tenantTable {
-	t := &tenantTable{index: img.Index, byName: map[string]*tenantEntry{}, byPrincipal: map[string]*tenantEntry{}, byTopic: map[string]*tenantEntry{}}
+	t := &tenantTable{index: img.Index, byName: map[string]*tenantEntry{}, byPrincipal: map[string]*tenantEntry{}, byTopic: map[string]*tenantEntry{},
+		byPrefix: map[string]*tenantEntry{}}
 	if len(img.Tenants) == 0 && len(tm.meters) == 0 {
 		return t
 	}
@@ -166,6 +169,10 @@ func (tm *tenantManager) build(img *metadata.Image) *tenantTable {
 		t.byName[ts.Name] = e
 		for _, p := range ts.Principals {
 			t.byPrincipal[p] = e
+		}
+		for _, p := range ts.Prefixes {
+			t.byPrefix[p] = e
+			t.maxPrefix = max(t.maxPrefix, len(p))
 		}
 		t.anyDisk = t.anyDisk || e.plan.DiskBytes > 0
 		leaders[ts.Name] = map[int32]bool{}
@@ -202,13 +209,12 @@ func (tm *tenantManager) build(img *metadata.Image) *tenantTable {
 	return t
 }
 
-// ofResource returns the tenant whose prefix name starts with, or nil.
+// ofResource returns the tenant whose prefix name starts with, or nil: one map lookup per prefix
+// length, since no two tenants' prefixes overlap.
 func (t *tenantTable) ofResource(name string) *tenantEntry {
-	for _, e := range t.byName {
-		for _, p := range e.prefixes {
-			if strings.HasPrefix(name, p) {
-				return e
-			}
+	for i := 1; i <= min(len(name), t.maxPrefix); i++ {
+		if e := t.byPrefix[name[:i]]; e != nil {
+			return e
 		}
 	}
 	return nil
@@ -284,19 +290,6 @@ func (cc *conn) principalTopic(topic string) *[2]prometheus.Counter {
 		c.topics[topic] = pc
 	}
 	return pc
-}
-
-// forgetTopic drops a deleted topic's principal-and-topic series.
-func (tm *tenantManager) forgetTopic(topic string) {
-	tm.ptMu.Lock()
-	defer tm.ptMu.Unlock()
-	for k := range tm.ptSeries {
-		if k[1] == topic {
-			delete(tm.ptSeries, k)
-			tm.ptIn.DeleteLabelValues(k[0], k[1])
-			tm.ptOut.DeleteLabelValues(k[0], k[1])
-		}
-	}
 }
 
 // meterProduce counts n record batch bytes appended to topic for the connection.
