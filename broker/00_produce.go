@@ -111,6 +111,9 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	if record.Transactional(rp.Records) && req.TransactionID == nil {
 		return kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactional records need the request's transactional id")
 	}
+	if err := b.checkTenantDisk(p.topic.name); err != nil { // tenant.go
+		return err
+	}
 	if rules := b.recordRulesOf(p.topic); rules.any() {
 		if err := checkRecords(req.Version, rules, p.topic.name, rp.Partition, rp.Records, time.Now(), sp); err != nil {
 			return err
@@ -145,6 +148,7 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 		p.notifyAppend()
 		b.metrics.bytesIn.WithLabelValues(p.topic.name).Add(float64(len(rp.Records)))
 		b.metrics.recordsIn.WithLabelValues(p.topic.name).Add(float64(res.LastOffset - res.BaseOffset + 1))
+		cc.meterProduce(p.topic.name, len(rp.Records)) // tenant.go
 	}
 	if req.Acks == -1 {
 		timeout := time.Duration(max(req.TimeoutMillis, 1)) * time.Millisecond

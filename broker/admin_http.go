@@ -15,7 +15,8 @@ import (
 	"github.com/sluicemq/sluice/broker/metadata"
 )
 
-// adminHandler serves the broker's read-only admin interface over HTTP:
+// adminHandler serves the broker's admin interface over HTTP (the tenant and plan
+// management API is in tenant_http.go):
 //
 //	GET /api/v1/cluster          brokers, controller, topics with leaders and ISRs
 //	GET /api/v1/logs             this broker's recent WARN and ERROR log lines
@@ -86,6 +87,7 @@ func (b *Broker) httpHandler() http.Handler {
 		}
 	})
 	b.adminHandler(mux)
+	b.tenantHandler(mux) // tenant_http.go
 	return mux
 }
 

@@ -134,6 +134,10 @@ func (cc *conn) handshakeTLS() error {
 			return err
 		}
 		if !l.sasl() {
+			if err := cc.admitTenantConn("User:" + name); err != nil { // tenant.go
+				cc.logAuthFailure("SSL", err)
+				return err
+			}
 			cc.setPrincipal("User:" + name)
 			sec.authOK.WithLabelValues(l.name, "SSL").Inc()
 		}
@@ -210,6 +214,12 @@ func (cc *conn) saslStep(in []byte) (out []byte, done bool, lifetime time.Durati
 		return out, false, 0, nil
 	}
 	p := cc.saslEx.principal()
+	if err := cc.admitTenantConn(p); err != nil { // tenant.go: the plan's connections
+		err = &errAuthFailed{msg: err.Error()}
+		sec.authFailed.WithLabelValues(l.name, cc.saslMech).Inc()
+		cc.logAuthFailure(cc.saslMech, err)
+		return nil, false, 0, err
+	}
 	if cc.sasl == saslDone || cc.reauthenticating {
 		if p != cc.principal {
 			err = &errAuthFailed{msg: "Cannot change principals during re-authentication from " + cc.principal + " to " + p}

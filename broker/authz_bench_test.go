@@ -26,13 +26,16 @@ type benchProducer struct {
 
 const benchTopics = 8
 
-func startBenchProducer(b *testing.B, withACLs bool) *benchProducer {
+func startBenchProducer(b *testing.B, withACLs bool, mutate ...func(*Config)) *benchProducer {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
 	cfg.OffsetsTopicNumPartitions = 1
 	if withACLs {
 		cfg.AuthorizerClassName = StandardAuthorizer
+	}
+	for _, m := range mutate {
+		m(&cfg)
 	}
 	br, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -102,6 +102,8 @@ type Broker struct {
 	// beforeHandle, set by tests only, runs before every request's handler.
 	beforeHandle func(*conn, kmsg.Request)
 	authz        authorizerState
+	// tenants enforces and meters tenants and their plans (tenant.go).
+	tenants *tenantManager
 }
 
 // New opens the data directory and the metadata quorum, recovers every partition
@@ -154,6 +156,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newBrokerMetrics(b, b.registry)
 	b.initLimits()
+	b.tenants = newTenantManager(b, b.registry)
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
 		return nil, err
@@ -294,7 +297,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.adminAddr = ln.Addr()
 		}
 		b.appliedMu.Unlock()
-		srv := &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: withAdminListener(ln, b.httpHandler()), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := ln.Serve(srv, nil); err != nil {
 				b.logger.Warn("http listener failed", "addr", ln.Addr(), "err", err)
@@ -316,6 +319,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); b.maintain(ctx) }()
 	go func() { defer wg.Done(); b.watchMetadata(ctx) }()
 	go func() { defer wg.Done(); b.runISRChecks(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); b.tenants.runDiskChecks(ctx) }()
 	b.acceptOthers(ctx)
 	b.logListeners()
 	heartbeatsDone := make(chan struct{})

@@ -147,8 +147,9 @@ type Config struct {
 	// Default 3600000.
 	TransactionRemoveExpiredTransactionCleanupIntervalMs int64 `yaml:"transaction.remove.expired.transaction.cleanup.interval.ms"`
 
-	// AdminListen, when set, serves the read-only admin HTTP interface there:
-	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log).
+	// AdminListen, when set, serves the admin HTTP interface there:
+	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log),
+	// and the tenant and plan API (writes for admins only, see tenant_http.go).
 	AdminListen string `yaml:"admin.listen"`
 	// MetricsListen, when set, serves Prometheus metrics at /metrics, with /healthz
 	// and /readyz (and the admin interface), on that address.
@@ -179,6 +180,8 @@ type Config struct {
 	Limits `yaml:",inline"`
 	// Quotas holds the client quota windows (quota.go).
 	Quotas QuotaConfig `yaml:",inline"`
+	// Tenants holds the tenant metering and enforcement settings (tenant.go).
+	Tenants TenantConfig `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -241,6 +244,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.TransactionRemoveExpiredTransactionCleanupIntervalMs, 3600000)
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
+	c.Tenants.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -340,7 +344,10 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
 		return err
 	}
-	return c.Quotas.validate()
+	if err := c.Quotas.validate(); err != nil {
+		return err
+	}
+	return c.Tenants.validate()
 }
 
 // LoadConfig reads a broker YAML file strictly: unknown fields are errors that name

@@ -66,6 +66,7 @@ type conn struct {
 	// the request being handled.
 	mutationThrottle time.Duration
 	quotaCache       quotaCache
+	tenantCache      tenantCache // tenant.go
 }
 
 // serve starts the goroutines of a new connection.
@@ -103,6 +104,7 @@ func (b *Broker) serve(ctx context.Context, nc net.Conn, l *listener) {
 		delete(b.conns, cc)
 		b.connMu.Unlock()
 		b.connLimit.release(nc, l.brokerOnly())
+		cc.releaseTenantConn()
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 			b.logger.Info("closing connection", "remote", cc.remote, "client_id", cc.clientID, "err", err)
 		}
@@ -255,6 +257,7 @@ func (cc *conn) handle(frame []byte, read time.Time) (err error) {
 		return err
 	}
 	cc.throttleResponse(req, resp, len(frame), t)
+	cc.afterTenantRequest(req, resp, len(frame)) // tenant.go
 	cc.b.metrics.observeHandled(t, version, resp)
 	if resp == nil {
 		return nil

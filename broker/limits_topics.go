@@ -71,7 +71,9 @@ func (b *Broker) topicLimitErrors(req *kmsg.CreateTopicsRequest) map[string]erro
 		if errs[rt.Topic] != nil || partitions <= 0 || rf <= 0 {
 			continue // the handler reports non-positive counts
 		}
-		if err := budget.take(partitions, rf); err != nil {
+		if err := budget.tenants.take(rt.Topic, partitions); err != nil { // tenant.go
+			errs[rt.Topic] = err
+		} else if err := budget.take(partitions, rf); err != nil {
 			errs[rt.Topic] = err
 		}
 	}
@@ -95,6 +97,9 @@ func (b *Broker) createPartitionsLimitError(budget *partitionBudget, rt *kmsg.Cr
 			return kafkaErr(kerr.InvalidReplicaAssignment, fmt.Sprintf("an assignment lists %d replicas, more than the %d registered brokers", len(a.Replicas), len(img.Brokers)))
 		}
 	}
+	if err := budget.tenants.take(rt.Topic, int64(rt.Count)-int64(len(mt.Partitions))); err != nil { // tenant.go
+		return err
+	}
 	return budget.take(int64(rt.Count)-int64(len(mt.Partitions)), rf)
 }
 
@@ -117,6 +122,8 @@ type partitionBudget struct {
 	replicas, maxRep int64 // replicas after the request so far, and the most the live brokers may hold
 	maxPerBroker     int32
 	live             int
+	// tenants checks the partitions of tenants' plans.
+	tenants tenantPartitionCheck
 }
 
 func (b *Broker) newPartitionBudget() *partitionBudget {
@@ -129,7 +136,8 @@ func (b *Broker) newPartitionBudget() *partitionBudget {
 	}
 	live := max(1, len(img.LiveBrokers()))
 	return &partitionBudget{replicas: replicas, maxRep: int64(live) * int64(b.cfg.MaxPartitionsPerBroker),
-		maxPerBroker: b.cfg.MaxPartitionsPerBroker, live: live, perRequest: int64(b.cfg.MaxPartitionsPerRequest)}
+		maxPerBroker: b.cfg.MaxPartitionsPerBroker, live: live, perRequest: int64(b.cfg.MaxPartitionsPerRequest),
+		tenants: tenantPartitionCheck{img: img}}
 }
 
 // take counts partitions with rf replicas each, or returns POLICY_VIOLATION

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/sluicemq/sluice/broker/acl"
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 // imageState is an image and the channel closed when it is replaced.
@@ -102,6 +103,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			img.ACLs.ByID[a.ID] = a.Binding
 		}
 	}
+	for _, t := range s.Tenants {
+		if img.Tenants == nil {
+			img.Tenants = map[string]TenantState{}
+		}
+		img.Tenants[t.Name] = t
+	}
+	for _, p := range s.Plans {
+		if img.Plans == nil {
+			img.Plans = map[string]adminapi.Plan{}
+		}
+		img.Plans[p.Name] = p
+	}
 	f.swap(img)
 	return nil
 }
@@ -124,6 +137,9 @@ type snapshotData struct {
 	// ClientQuotas was added without a version change: it is only set once client_quota records
 	// were applied, which an older node would already have refused to decode.
 	ClientQuotas []ClientQuota `json:"client_quotas,omitempty"`
+	// Tenants and Plans, like ClientQuotas, are only set once their records were applied.
+	Tenants []TenantState   `json:"tenants,omitempty"`
+	Plans   []adminapi.Plan `json:"plans,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
@@ -137,6 +153,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	sort.Slice(d.Brokers, func(i, j int) bool { return d.Brokers[i].ID < d.Brokers[j].ID })
 	d.Topics = s.img.SortedTopics()
 	d.ClientQuotas = s.img.SortedClientQuotas()
+	d.Tenants, d.Plans = s.img.SortedTenants(), s.img.SortedPlans()
 	if s.img.ACLs != nil {
 		for id, b := range s.img.ACLs.ByID {
 			d.ACLs = append(d.ACLs, aclWithID{ID: id, Binding: b})

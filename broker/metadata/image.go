@@ -31,6 +31,10 @@ type Image struct {
 	// ScramCredentials holds the SCRAM credentials of every user, by user name and then mechanism
 	// ("SCRAM-SHA-256", "SCRAM-SHA-512"). Only salted keys are stored, never a password.
 	ScramCredentials map[string]map[string]ScramCredential
+	// Tenants holds the tenants (tenants.go) by name; nil until the first is created.
+	Tenants map[string]TenantState
+	// Plans holds the tenants' plans by name; nil until the first is created.
+	Plans map[string]adminapi.Plan
 
 	topicsByID map[[16]byte]*Topic
 }

@@ -218,6 +218,12 @@ func deref(r record) record {
 		return *r
 	case *removeScramCredentialRecord:
 		return *r
+	case *tenantRecord:
+		return *r
+	case *removeTenantRecord:
+		return *r
+	case *planRecord:
+		return *r
 	}
 	return r
 }

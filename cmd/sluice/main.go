@@ -31,6 +31,8 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"exporter": runExporter,
 	"quotas":   runQuotas,
 	"users":    runUsers,
+	"tenants":  runTenants,
+	"plans":    runPlans,
 	"certs":    runCerts,
 
 	"transactions": runTransactions,
@@ -46,6 +48,8 @@ var summaries = map[string]string{
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"quotas":   "set and list client quotas per user and client id",
 	"users":    "create, delete and list SCRAM users",
+	"tenants":  "create, delete, list and show tenants; their plans and principals",
+	"plans":    "create and list the tenants' plans (bandwidth, disk, partitions, connections)",
 
 	"transactions": "list, describe and abort transactions, like kafka-transactions.sh",
 }
