@@ -92,6 +92,8 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	// Notifications send incident and ticket changes to Slack and email.
 	Notifications notify.Config `yaml:"notifications"`
+	// Metering collects per-tenant usage samples every minute (metering.go).
+	Metering MeteringConfig `yaml:"metering"`
 }
 
 // DefaultConfig returns the configuration used without a file or flags.
@@ -194,6 +196,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
+	if err := c.Metering.validate(c.Snapshot); err != nil {
+		return err
+	}
 	for _, hc := range []struct {
 		field string
 		cfg   *commoncfg.HTTPClientConfig

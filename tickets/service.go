@@ -36,6 +36,7 @@ type Service struct {
 	capturer *snapshot.Capturer
 	silences *silences.Client // nil without alerting_url
 	notifier *notify.Notifier
+	meter    *meter // nil without a Prometheus to meter from
 	handler  http.Handler
 	pages    pages
 	logins   *loginThrottle
@@ -105,6 +106,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		Logger: logger.With("component", "notify"), Registerer: s.reg}); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	if cfg.Metering.PrometheusURL != "" {
+		if s.meter, err = newMeter(cfg.Metering, st, logger.With("component", "metering")); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	f := promauto.With(s.reg)
 	s.webhookTotal = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_webhook_notifications_total",
@@ -214,6 +221,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.workers.Add(1)
 	go s.outboxWorker(wctx)
+	if s.meter != nil {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.meter.run(wctx)
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if err := ln.Serve(srv, nil); err != nil {
