@@ -94,6 +94,8 @@ type Config struct {
 	Notifications notify.Config `yaml:"notifications"`
 	// Metering collects per-tenant usage samples every minute (metering.go).
 	Metering MeteringConfig `yaml:"metering"`
+	// Billing prices tenant usage for the monthly statements (billing.go).
+	Billing BillingConfig `yaml:"billing"`
 }
 
 // DefaultConfig returns the configuration used without a file or flags.
@@ -197,6 +199,9 @@ func (c *Config) Validate() error {
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
 	if err := c.Metering.validate(c.Snapshot); err != nil {
+		return err
+	}
+	if err := c.Billing.validate(); err != nil {
 		return err
 	}
 	for _, hc := range []struct {
