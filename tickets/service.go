@@ -36,7 +36,8 @@ type Service struct {
 	capturer *snapshot.Capturer
 	silences *silences.Client // nil without alerting_url
 	notifier *notify.Notifier
-	meter    *meter // nil without a Prometheus to meter from
+	meter    *meter      // nil without a Prometheus to meter from
+	tenants  tenantAdmin // nil without broker admin URLs
 	handler  http.Handler
 	pages    pages
 	logins   *loginThrottle
@@ -66,6 +67,9 @@ type Options struct {
 	Now func() time.Time
 	// Registry receives the service's metrics; a new one by default.
 	Registry *prometheus.Registry
+
+	// tenants replaces the brokers' tenant API in unit tests.
+	tenants tenantAdmin
 }
 
 // New opens the database, applies migrations, binds the listen address and,
@@ -106,6 +110,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		Logger: logger.With("component", "notify"), Registerer: s.reg}); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	s.tenants = opts.tenants
+	if s.tenants == nil && len(cfg.Snapshot.AdminURLs) > 0 {
+		if s.tenants, err = newHTTPTenantAdmin(cfg.Snapshot.AdminURLs, cfg.Snapshot.AdminHTTPConfig); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	if cfg.Metering.PrometheusURL != "" {
 		if s.meter, err = newMeter(cfg.Metering, st, logger.With("component", "metering")); err != nil {
