@@ -125,7 +125,7 @@ func validateTenant(t *Tenant) error {
 		fe.add("slack_channel", "a Slack channel name such as #payments-alerts")
 	}
 	if t.Email != "" {
-		if a, err := mail.ParseAddress(t.Email); err != nil || a.Address != t.Email || len(t.Email) > 254 {
+		if a, err := mail.ParseAddress(t.Email); err != nil || a.Address != t.Email || len(t.Email) > 254 || strings.ContainsAny(t.Email, ",\"") {
 			fe.add("email", "a plain address such as team@example.com")
 		}
 	}

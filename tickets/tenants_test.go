@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -363,4 +367,56 @@ func TestTenantPagesForAdmins(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, code)
 	code, _, _ = b.get("/tenants/gamma")
 	require.Equal(t, http.StatusNotFound, code)
+}
+
+// TestTenantAlertReachesTheTenantsChannel: an incident opened by a tenant
+// alert (tenant label) is sent to the tenant's own Slack channel and email
+// as well as to operations' channel and address; another incident only to
+// operations.
+func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
+	fs := &fakeSlack{}
+	slackSrv := httptest.NewServer(fs)
+	t.Cleanup(slackSrv.Close)
+	sink, smtpAddr := startSMTP(t)
+	tokenFile := filepath.Join(t.TempDir(), "slack.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("xoxb-test\n"), 0o600))
+	fake := newFakeTenantAdmin()
+	fake.plans["small"] = Plan{Name: "small"}
+	fake.tenants["payments"] = Tenant{Name: "payments", Plan: "small", Prefixes: []string{"payments."}, SlackChannel: "#payments-alerts", Email: "payments-team@example.com"}
+	ts := startServiceWith(t, Options{tenants: fake}, func(c *Config) {
+		c.Notifications = notify.Config{
+			Slack: &notify.SlackConfig{TokenFile: tokenFile, Channel: "#ops", APIURL: slackSrv.URL + "/api"},
+			Email: &notify.EmailConfig{Smarthost: smtpAddr, From: "tickets@example.com", To: []string{"oncall@example.com"}, TLSPolicy: "none"},
+		}
+	})
+	id := ts.notify(amPayload("SluiceTenantThrottled", "firing", 0,
+		amAlert{"SluiceTenantThrottled", "fpt", "firing", t0, map[string]string{"tenant": "payments"}})).Opened[0]
+	waitFor(t, 10*time.Second, func() bool { return fs.count() >= 2 && len(sink.subjects()) >= 2 })
+	channels := map[string]string{}
+	for _, c := range fs.since(0) {
+		channels[c.Channel] = c.Text
+	}
+	require.Contains(t, channels, "#ops")
+	require.Contains(t, channels["#payments-alerts"], "[tenant payments]")
+	require.Contains(t, channels["#payments-alerts"], fmt.Sprintf("Incident #%d", id))
+	sink.mu.Lock()
+	var to []string
+	for _, m := range sink.msgs {
+		to = append(to, m.Header.Get("To"))
+	}
+	sink.mu.Unlock()
+	require.ElementsMatch(t, []string{"<oncall@example.com>", "<payments-team@example.com>"}, to)
+
+	// An incident without a tenant goes to operations only.
+	slackMark, mailMark := fs.count(), len(sink.subjects())
+	ts.notify(amPayload("SluiceBrokerDown", "firing", 0, amAlert{"SluiceBrokerDown", "fpb", "firing", t0, map[string]string{"broker": "1"}}))
+	waitFor(t, 10*time.Second, func() bool { return fs.count() >= slackMark+1 && len(sink.subjects()) >= mailMark+1 })
+	waitFor(t, 10*time.Second, func() bool {
+		p, err := ts.Store().PendingOutbox(context.Background(), 10)
+		return err == nil && len(p) == 0
+	})
+	for _, c := range fs.since(slackMark) {
+		require.Equal(t, "#ops", c.Channel)
+	}
+	require.Len(t, sink.subjects(), mailMark+1)
 }
