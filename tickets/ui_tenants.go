@@ -253,7 +253,7 @@ func statementCharts(samples []store.TenantSample) []snapshot.Chart {
 		plan.Points = append(plan.Points, [2]float64{t, round3(float64(planIn) / 1e6)})
 	}
 	return []snapshot.Chart{
-		{Title: "Peak bandwidth per hour (MB/s)", Series: []snapshot.Series{in, out, plan}},
+		{Title: "Peak bandwidth per hour (MB/s): produce blue, fetch red, plan produce green", Series: []snapshot.Series{in, out, plan}},
 		{Title: "Peak disk per hour (GB)", Series: []snapshot.Series{disk}},
 	}
 }
