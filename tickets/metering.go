@@ -199,6 +199,23 @@ func (m *meter) collect(ctx context.Context) (int, error) {
 	written := 0
 	for cursor < end {
 		to := min(cursor+meteringChunk, end)
+		if first {
+			// A backfill into the history's empty past costs one query a
+			// chunk, not one per metric.
+			at := time.Unix(to*60, 0)
+			probe, err := m.query(ctx, fmt.Sprintf(`count(last_over_time({__name__=~"sluice_tenant_.+"}[%dm]))`, to-cursor+1), at, at)
+			if err != nil {
+				return written, err
+			}
+			if len(probe) == 0 {
+				cursor = to
+				if cursor == end {
+					// Nothing to meter yet: remember how far we looked.
+					return written, m.st.RecordMetering(ctx, nil, []store.MeteringMark{{Series: "cursor", Metric: "cursor", Minute: end}})
+				}
+				continue
+			}
+		}
 		n, err := m.collectChunk(ctx, marks, cursor, to, first)
 		if err != nil {
 			return written, err

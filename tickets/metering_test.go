@@ -157,9 +157,17 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 	require.NoError(t, cfg.validate(DefaultConfig().Snapshot))
 	m, err := newMeter(cfg, st, testLogger())
 	require.NoError(t, err)
-	clock := h.t0.Add(31 * time.Minute) // 30 minutes final (the delay is 1m)
+	clock := h.t0.Add(-time.Hour) // before the history: nothing to meter
 	m.now = func() time.Time { return clock }
 	ctx := context.Background()
+	n, err := m.collect(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	marks, err := st.MeteringMarks(ctx)
+	require.NoError(t, err)
+	require.Equal(t, store.UnixMinute(clock)-1, marks["cursor"].Minute, "how far it looked is remembered")
+
+	clock = h.t0.Add(31 * time.Minute) // 30 minutes final (the delay is 1m)
 
 	// The service ran for the first 30 minutes, then was down.
 	_, err = m.collect(ctx)
