@@ -143,15 +143,20 @@ type BillingConfig struct {
 	HeadroomPercent int `yaml:"headroom_percent"`
 }
 
-func (b *BillingConfig) validate() error {
+// setDefaults fills the zero values: EUR, 20% headroom.
+func (b *BillingConfig) setDefaults() {
 	if b.Currency == "" {
 		b.Currency = "EUR"
 	}
-	if len(b.Currency) != 3 || strings.ToUpper(b.Currency) != b.Currency || strings.Trim(b.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		return fmt.Errorf("billing.currency: %q is not a three-letter ISO 4217 code such as EUR", b.Currency)
-	}
 	if b.HeadroomPercent == 0 {
 		b.HeadroomPercent = 20
+	}
+}
+
+// validate checks the configuration after setDefaults; it changes nothing.
+func (b *BillingConfig) validate() error {
+	if len(b.Currency) != 3 || strings.ToUpper(b.Currency) != b.Currency || strings.Trim(b.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return fmt.Errorf("billing.currency: %q is not a three-letter ISO 4217 code such as EUR", b.Currency)
 	}
 	if b.HeadroomPercent < 0 || b.HeadroomPercent > 1000 {
 		return errors.New("billing.headroom_percent: from 0 to 1000")

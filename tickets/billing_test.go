@@ -108,6 +108,7 @@ func TestStatementOfASyntheticMonth(t *testing.T) {
 
 	var cfg BillingConfig
 	require.NoError(t, yaml.Unmarshal([]byte("currency: EUR\nprices: {produce_mb_s: 12.5, fetch_mb_s: \"4.10\", disk_gb: 0.023, partition: 0.333333}\n"), &cfg))
+	cfg.setDefaults()
 	require.NoError(t, cfg.validate())
 	plans := []NamedPlan{
 		{"small", PlanLimits{ProduceBps: 5_000_000, FetchBps: 10_000_000, DiskBytes: 500_000_000_000, Partitions: 32}},

@@ -198,7 +198,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
-	if err := c.Metering.validate(c.Snapshot); err != nil {
+	c.Metering.setDefaults(c.Snapshot)
+	c.Billing.setDefaults()
+	if err := c.Metering.validate(); err != nil {
 		return err
 	}
 	if err := c.Billing.validate(); err != nil {

@@ -58,30 +58,36 @@ type MeteringConfig struct {
 
 const minMeteringRetention = 400 * 24 * time.Hour
 
-func (m *MeteringConfig) validate(snap snapshot.Config) error {
+// setDefaults fills the zero values: the snapshot's Prometheus, 1m, 1m, 35
+// days, 400 days.
+func (m *MeteringConfig) setDefaults(snap snapshot.Config) {
 	if m.PrometheusURL == "" && snap.PrometheusURL != "" {
 		m.PrometheusURL, m.PrometheusHTTPConfig = snap.PrometheusURL, snap.PrometheusHTTPConfig
 	}
 	if m.Interval == 0 {
 		m.Interval = time.Minute
 	}
-	if m.Interval < time.Second || m.Interval > time.Hour {
-		return errors.New("metering.interval: from 1s to 1h")
-	}
 	if m.Delay == 0 {
 		m.Delay = time.Minute
-	}
-	if m.Delay < 0 || m.Delay > time.Hour {
-		return errors.New("metering.delay: from 0 to 1h")
 	}
 	if m.Backfill == 0 {
 		m.Backfill = 35 * 24 * time.Hour
 	}
-	if m.Backfill < time.Minute || m.Backfill > minMeteringRetention {
-		return errors.New("metering.backfill: from 1m to 9600h (400 days)")
-	}
 	if m.Retention == 0 {
 		m.Retention = minMeteringRetention
+	}
+}
+
+// validate checks the configuration after setDefaults; it changes nothing.
+func (m *MeteringConfig) validate() error {
+	if m.Interval < time.Second || m.Interval > time.Hour {
+		return errors.New("metering.interval: from 1s to 1h")
+	}
+	if m.Delay < 0 || m.Delay > time.Hour {
+		return errors.New("metering.delay: from 0 to 1h")
+	}
+	if m.Backfill < time.Minute || m.Backfill > minMeteringRetention {
+		return errors.New("metering.backfill: from 1m to 9600h (400 days)")
 	}
 	if m.Retention < minMeteringRetention {
 		return fmt.Errorf("metering.retention: at least 9600h (400 days), not %s", m.Retention)

@@ -154,7 +154,8 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	cfg := MeteringConfig{PrometheusURL: promURL}
-	require.NoError(t, cfg.validate(DefaultConfig().Snapshot))
+	cfg.setDefaults(DefaultConfig().Snapshot)
+	require.NoError(t, cfg.validate())
 	m, err := newMeter(cfg, st, testLogger())
 	require.NoError(t, err)
 	clock := h.t0.Add(-time.Hour) // before the history: nothing to meter
