@@ -215,8 +215,8 @@ func validatePlan(pl *Plan) error {
 		v     int64
 	}{{"produce_bytes_per_second", pl.ProduceBytesPerSecond}, {"fetch_bytes_per_second", pl.FetchBytesPerSecond},
 		{"disk_bytes", pl.DiskBytes}, {"partitions", pl.Partitions}, {"connections", pl.Connections}} {
-		if f.v <= 0 || f.v > maxPlanValue {
-			fe.add(f.field, "a whole number from 1 to 10^18")
+		if f.v < 0 || f.v > maxPlanValue {
+			fe.add(f.field, "a whole number from 0 (unlimited) to 10^18")
 		}
 	}
 	return fe.err()

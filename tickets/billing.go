@@ -331,7 +331,8 @@ func planPrice(p PlanLimits, prices BillingPrices) Cents {
 }
 
 // suggestPlan picks the cheapest plan (at cfg's prices; then the smallest
-// produce bandwidth, then by name) whose produce and fetch bandwidth cover
+// produce bandwidth, then by name; plans with an unlimited bandwidth, disk
+// or partitions last) whose produce and fetch bandwidth cover
 // the observed p95 and whose disk covers the observed peak, each with
 // headroom percent to spare, and whose partitions cover the maximum.
 func suggestPlan(u Usage, plans []NamedPlan, cfg BillingConfig) (string, string) {
@@ -339,9 +340,15 @@ func suggestPlan(u Usage, plans []NamedPlan, cfg BillingConfig) (string, string)
 		return "", "no plans are defined"
 	}
 	need := func(v int64) int64 { return ceilDiv(v*int64(100+cfg.HeadroomPercent), 100) }
+	// A zero limit is unlimited: it covers anything, and such a plan is
+	// suggested only when no limited plan fits.
+	covers := func(limit, v int64) bool { return limit == 0 || limit >= v }
+	unlimited := func(p NamedPlan) bool {
+		return p.ProduceBps == 0 || p.FetchBps == 0 || p.DiskBytes == 0 || p.Partitions == 0
+	}
 	fits := make([]NamedPlan, 0, len(plans))
 	for _, p := range plans {
-		if p.ProduceBps >= need(u.P95InBps) && p.FetchBps >= need(u.P95OutBps) && p.DiskBytes >= need(u.PeakDiskBytes) && p.Partitions >= u.MaxPartitions {
+		if covers(p.ProduceBps, need(u.P95InBps)) && covers(p.FetchBps, need(u.P95OutBps)) && covers(p.DiskBytes, need(u.PeakDiskBytes)) && covers(p.Partitions, u.MaxPartitions) {
 			fits = append(fits, p)
 		}
 	}
@@ -350,6 +357,9 @@ func suggestPlan(u Usage, plans []NamedPlan, cfg BillingConfig) (string, string)
 			u.P95InBps, u.P95OutBps, u.PeakDiskBytes, cfg.HeadroomPercent, u.MaxPartitions)
 	}
 	sort.Slice(fits, func(i, j int) bool {
+		if ui, uj := unlimited(fits[i]), unlimited(fits[j]); ui != uj {
+			return uj
+		}
 		pi, pj := planPrice(fits[i].PlanLimits, cfg.Prices), planPrice(fits[j].PlanLimits, cfg.Prices)
 		if pi != pj {
 			return pi < pj

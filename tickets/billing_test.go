@@ -190,3 +190,22 @@ func TestMoneyAndPeriodsRefuseBadInput(t *testing.T) {
 	cfg = BillingConfig{Currency: "euro"}
 	require.ErrorContains(t, cfg.validate(), "billing.currency")
 }
+
+func TestSuggestedPlanPrefersLimitedPlans(t *testing.T) {
+	cfg := BillingConfig{Prices: BillingPrices{ProduceMBs: 1_000_000}}
+	cfg.setDefaults()
+	u := Usage{P95InBps: 4_000_000, PeakDiskBytes: 10, MaxPartitions: 3}
+	plans := []NamedPlan{
+		{"unlimited", PlanLimits{}},
+		{"five", PlanLimits{ProduceBps: 5_000_000, FetchBps: 1, DiskBytes: 100, Partitions: 10}},
+		{"ten", PlanLimits{ProduceBps: 10_000_000, FetchBps: 1, DiskBytes: 100, Partitions: 10}},
+	}
+	name, _ := suggestPlan(u, plans, cfg)
+	require.Equal(t, "five", name, "4 MB/s with 20%% headroom is 4.8 MB/s")
+	u.P95InBps = 9_000_000
+	name, _ = suggestPlan(u, plans, cfg)
+	require.Equal(t, "unlimited", name, "10 MB/s does not leave 20%% headroom over 9 MB/s")
+	name, why := suggestPlan(u, plans[1:], cfg)
+	require.Empty(t, name)
+	require.Contains(t, why, "no plan covers")
+}

@@ -168,7 +168,7 @@ func TestTenantAdminAPIValidatesAndAudits(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, code, "%+v: %s", b.body, body)
 		require.Contains(t, string(body), b.field)
 	}
-	code, body := f.do("PUT", "/api/v1/plans/tiny", f.admin, Plan{ProduceBytesPerSecond: 0, FetchBytesPerSecond: 1, DiskBytes: 1, Partitions: 1, Connections: 1})
+	code, body := f.do("PUT", "/api/v1/plans/tiny", f.admin, Plan{ProduceBytesPerSecond: -1, FetchBytesPerSecond: 1, DiskBytes: 1, Partitions: 1, Connections: 1})
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, string(body), "produce_bytes_per_second")
 	code, _ = f.do("PUT", "/api/v1/tenants/gamma", f.admin, `{"plan":"small","prefixes":["g."],"owner":"x"}`)

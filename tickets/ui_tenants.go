@@ -101,8 +101,8 @@ func (s *Service) uiSaveTenant(c *gin.Context) {
 // parseScaled reads a whole number of units (MB/s, GB) typed in a form.
 func parseScaled(field, v string, unit int64, fe *fieldErrors) int64 {
 	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 || n > maxPlanValue/unit {
-		fe.add(field, "a whole number from 1")
+	if err != nil || n < 0 || n > maxPlanValue/unit {
+		fe.add(field, "a whole number from 0 (unlimited)")
 		return 0
 	}
 	return n * unit
