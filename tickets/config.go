@@ -91,6 +91,10 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	// Notifications send incident and ticket changes to Slack and email.
 	Notifications notify.Config `yaml:"notifications"`
+	// Metering collects per-tenant usage samples every minute (metering.go).
+	Metering MeteringConfig `yaml:"metering"`
+	// Billing prices tenant usage for the monthly statements (billing.go).
+	Billing BillingConfig `yaml:"billing"`
 }
 
 // DefaultConfig returns the configuration used without a file or flags.
@@ -173,6 +177,8 @@ func (c *Config) setDefaults() {
 		c.ClusterCacheAge = def.ClusterCacheAge
 	}
 	c.Snapshot = c.Snapshot.WithDefaults()
+	c.Metering.setDefaults(c.Snapshot)
+	c.Billing.setDefaults()
 	c.ExternalURL = strings.TrimSuffix(c.ExternalURL, "/")
 	if strings.HasPrefix(c.ExternalURL, "https://") {
 		c.SecureCookies = true // browsers reach us over HTTPS
@@ -210,6 +216,12 @@ func (c *Config) Validate() error {
 		if pw, ok := u.User.Password(); ok && store.IsExamplePassword(pw) {
 			return errors.New("database: the URL's password is the example of deploy/secrets/postgres_password.example (change-me-...); set your own")
 		}
+	}
+	if err := c.Metering.validate(); err != nil {
+		return err
+	}
+	if err := c.Billing.validate(); err != nil {
+		return err
 	}
 	for _, hc := range []struct {
 		field string

@@ -36,6 +36,8 @@ type Service struct {
 	capturer *snapshot.Capturer
 	silences *silences.Client // nil without alerting_url
 	notifier *notify.Notifier
+	meter    *meter      // nil without a Prometheus to meter from
+	tenants  tenantAdmin // nil without broker admin URLs
 	handler  http.Handler
 	pages    pages
 	logins   *loginThrottle
@@ -63,6 +65,9 @@ type Service struct {
 type Options struct {
 	// Now is the clock, time.Now by default.
 	Now func() time.Time
+
+	// tenants replaces the brokers' tenant API in unit tests.
+	tenants tenantAdmin
 }
 
 // New opens the database, applies migrations, binds the listen address and,
@@ -101,6 +106,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		Logger: logger.With("component", "notify"), Registerer: s.reg}); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	s.tenants = opts.tenants
+	if s.tenants == nil && len(cfg.Snapshot.AdminURLs) > 0 {
+		if s.tenants, err = newHTTPTenantAdmin(cfg.Snapshot.AdminURLs, cfg.Snapshot.AdminHTTPConfig); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if cfg.Metering.PrometheusURL != "" {
+		if s.meter, err = newMeter(cfg.Metering, st, logger.With("component", "metering")); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	f := promauto.With(s.reg)
 	s.webhookTotal = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_webhook_notifications_total",
@@ -204,6 +222,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.workers.Add(1)
 	go s.outboxWorker(wctx)
+	if s.meter != nil {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.meter.run(wctx)
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if err := ln.Serve(srv, nil); err != nil {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/alert"
@@ -44,6 +45,19 @@ type Event struct {
 	// URL is the incident's or ticket's page.
 	URL string
 	At  time.Time
+	// Tenant, for an incident of a tenant's alerts, is where the tenant
+	// wants them: the event goes there as well as to operations.
+	Tenant *TenantRoute
+}
+
+// TenantRoute is a tenant's own notification channel, set on the tenant:
+// a Slack channel (posted with the bot token; an incoming webhook is bound
+// to its one channel) and an email address (through the configured SMTP
+// server).
+type TenantRoute struct {
+	Tenant       string
+	SlackChannel string
+	Email        string
 }
 
 // Options are what New needs besides the configuration.
@@ -67,6 +81,10 @@ type Notifier struct {
 	channel  string
 	signing  string // the Slack app's signing secret; "" without buttons
 	email    *email.Notifier
+	emailPW  string // for the tenants' own addresses
+
+	tenantMu    sync.Mutex
+	tenantEmail map[string]*email.Notifier // by address
 
 	sent *prometheus.CounterVec
 }
@@ -138,6 +156,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if n.email, err = email.New(e.emailConfig(pw)); err != nil {
 			return nil, err
 		}
+		n.emailPW = pw
 	}
 	return n, nil
 }
@@ -202,7 +221,52 @@ func (n *Notifier) Deliver(ctx context.Context, ev Event, done []string) (nowDon
 			return n.email.Notify(withGroup(ctx, key, a), a)
 		})
 	}
+	if r := ev.Tenant; r != nil {
+		// The tenant's integrations are named after their destination, so
+		// a changed channel gets the next retry too.
+		if r.SlackChannel != "" && n.slackAPI != nil {
+			attempt(IntegrationSlack+":"+r.SlackChannel, func(ctx context.Context) amnotify.NotifyVerdict {
+				text := fmt.Sprintf("[tenant %s] %s", r.Tenant, ev.headline())
+				if ev.URL != "" {
+					text += fmt.Sprintf("\n<%s|Open in Sluice OPS>", ev.URL)
+				}
+				_, _, err := n.slackAPI.PostMessageContext(ctx, r.SlackChannel, goslack.MsgOptionText(text, false))
+				return slack.Verdict(err)
+			})
+		}
+		if r.Email != "" && n.email != nil {
+			a, key := toAlert(ev)
+			attempt(IntegrationEmail+":"+r.Email, func(ctx context.Context) amnotify.NotifyVerdict {
+				en, err := n.tenantEmailNotifier(r.Email)
+				if err != nil {
+					return amnotify.Unrecoverable(err, amnotify.ClientErrorReason)
+				}
+				return en.Notify(withGroup(ctx, key, a), a)
+			})
+		}
+	}
 	return nowDone, retry, delay, errors.Join(errs...)
+}
+
+// tenantEmailNotifier is the email notifier of the configured SMTP server
+// to one tenant address.
+func (n *Notifier) tenantEmailNotifier(addr string) (*email.Notifier, error) {
+	n.tenantMu.Lock()
+	defer n.tenantMu.Unlock()
+	if en := n.tenantEmail[addr]; en != nil {
+		return en, nil
+	}
+	cfg := *n.cfg.Email
+	cfg.To = []string{addr}
+	en, err := email.New(cfg.emailConfig(n.emailPW))
+	if err != nil {
+		return nil, err
+	}
+	if n.tenantEmail == nil {
+		n.tenantEmail = map[string]*email.Notifier{}
+	}
+	n.tenantEmail[addr] = en
+	return en, nil
 }
 
 func (n *Notifier) count(integration string, err error) {
