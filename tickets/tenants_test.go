@@ -411,8 +411,8 @@ func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
 	// An incident without a tenant goes to operations only.
 	slackMark, mailMark := fs.count(), len(sink.subjects())
 	ts.notify(amPayload("SluiceBrokerDown", "firing", 0, amAlert{"SluiceBrokerDown", "fpb", "firing", t0, map[string]string{"broker": "1"}}))
-	testutil.WaitFor(t, 10*time.Second, "the resolved notice in both channels", func() bool { return fs.count() >= slackMark+1 && len(sink.subjects()) >= mailMark+1 })
-	testutil.WaitFor(t, 10*time.Second, "the notification", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the operations notification", func() bool { return fs.count() >= slackMark+1 && len(sink.subjects()) >= mailMark+1 })
+	testutil.WaitFor(t, 10*time.Second, "the outbox to drain", func() bool {
 		p, err := ts.Store().PendingOutbox(context.Background(), 10)
 		return err == nil && len(p) == 0
 	})
