@@ -250,6 +250,8 @@ func (b *builder) apply(s stamped) error {
 		return b.applyACLs(r)
 	case scramCredentialRecord, removeScramCredentialRecord:
 		return b.applyScram(t, s.rec)
+	case allocateNodeIDRecord, quorumChangeRecord:
+		return b.applyNodes(t, s.rec)
 
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)

@@ -279,6 +279,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 		if b, ok := q.Image().Brokers[req.BrokerID]; ok && b.Epoch == req.BrokerEpoch && !b.Fenced {
 			s.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 			s.reportApplied(b.ID, req.AppliedIndex)
+			s.heardFrom(b.ID, req.AppliedIndex, q.Image().Index)
 			return false, nil
 		}
 	}
@@ -291,6 +292,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	b, ok := img.Brokers[req.BrokerID]
 	if ok && b.Epoch == req.BrokerEpoch {
 		c.sessions.reportApplied(b.ID, req.AppliedIndex)
+		c.sessions.heardFrom(b.ID, req.AppliedIndex, img.Index)
 	}
 	switch {
 	case !ok:

@@ -77,6 +77,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.NextProducerIDBlock = s.NextProducerIDBlock
 	img.Events = s.Events
 	img.BrokerConfigs = s.BrokerConfigs
+	img.AllocatedNodeIDs, img.NextNodeID = s.AllocatedNodeIDs, s.NextNodeID
 	for _, cq := range s.ClientQuotas {
 		if img.ClientQuotas == nil {
 			img.ClientQuotas = map[string]ClientQuota{}
@@ -124,13 +125,17 @@ type snapshotData struct {
 	// ClientQuotas was added without a version change: it is only set once client_quota records
 	// were applied, which an older node would already have refused to decode.
 	ClientQuotas []ClientQuota `json:"client_quotas,omitempty"`
+	// AllocatedNodeIDs and NextNodeID are absent before node ids were allocated (nodes.go).
+	AllocatedNodeIDs map[int32]string `json:"allocated_node_ids,omitempty"`
+	NextNodeID       int32            `json:"next_node_id,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events,
-		ScramCredentials: s.img.ScramCredentials, BrokerConfigs: s.img.BrokerConfigs}
+		ScramCredentials: s.img.ScramCredentials, BrokerConfigs: s.img.BrokerConfigs,
+		AllocatedNodeIDs: s.img.AllocatedNodeIDs, NextNodeID: s.img.NextNodeID}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}

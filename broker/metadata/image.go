@@ -31,6 +31,11 @@ type Image struct {
 	// ScramCredentials holds the SCRAM credentials of every user, by user name and then mechanism
 	// ("SCRAM-SHA-256", "SCRAM-SHA-512"). Only salted keys are stored, never a password.
 	ScramCredentials map[string]map[string]ScramCredential
+	// AllocatedNodeIDs holds every node id the controller allocated (nodes.go), with the principal
+	// that asked for it ("" on an unauthenticated controller listener). Ids are never reused.
+	AllocatedNodeIDs map[int32]string
+	// NextNodeID is the next node id the controller allocates (0: FirstAllocatedNodeID).
+	NextNodeID int32
 
 	topicsByID map[[16]byte]*Topic
 }
@@ -101,6 +106,10 @@ const (
 	EventConfigChanged        = adminapi.EventConfigChanged
 	EventPartitionsCreated    = adminapi.EventPartitionsCreated
 	EventScramChanged         = adminapi.EventScramChanged
+	EventNodeIDAllocated      = adminapi.EventNodeIDAllocated
+	EventObserverJoined       = adminapi.EventObserverJoined
+	EventControllerAdded      = adminapi.EventControllerAdded
+	EventControllerRemoved    = adminapi.EventControllerRemoved
 )
 
 // Event is a cluster event with the time its record was proposed, as the admin interface
