@@ -57,12 +57,15 @@ var apiAuthorization = map[int16]string{
 	49: "ALTER_CONFIGS cluster",
 	50: "DESCRIBE cluster",
 	51: "ALTER cluster",
+	55: "DESCRIBE cluster",
 	56: "CLUSTER_ACTION cluster",
 	58: "CLUSTER_ACTION cluster, then the forwarded request as the client",
 	60: "none; KIP-430 operations need DESCRIBE cluster",
 	62: "CLUSTER_ACTION cluster",
 	63: "CLUSTER_ACTION cluster",
 	67: "CLUSTER_ACTION cluster",
+	80: "ALTER cluster",
+	81: "ALTER cluster",
 }
 
 // validateAuthorizer checks authorizer.class.name and super.users.

@@ -181,6 +181,12 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 	raftServerTLS, raftDialTLS := b.raftTLSConfigs()
+	bootstrap, _ := cfg.bootstrapServers()
+	if cfg.NodeID, err = resolveNodeID(&cfg, b.joinClient(voters, bootstrap, raftDialTLS)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b.cfg.NodeID = cfg.NodeID
 	b.quorum, err = metadata.Open(metadata.Config{
 		NodeID:            cfg.NodeID,
 		Listen:            cfg.ControllerListen,
@@ -195,6 +201,10 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Listener:                cfg.ControllerListener,
 		TLS:                     raftServerTLS,
 		DialTLS:                 raftDialTLS,
+		// Joining the quorum (nodes.go).
+		Bootstrap:      bootstrap,
+		NodePrincipals: cfg.BrokerPrincipals,
+		PeerPrincipal:  b.raftPeerPrincipal,
 	})
 	if err != nil {
 		ln.Close()

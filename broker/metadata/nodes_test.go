@@ -147,11 +147,15 @@ func TestJoinRefusals(t *testing.T) {
 	ctl = c.waitController(10 * time.Second)
 	id, err := call(c, func(q *Quorum) (int32, error) { return q.AllocateNodeID(ctx, "User:owner") })
 	require.NoError(t, err)
-	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddObserver(ctx, id, "127.0.0.1:1", "User:thief") })
+	_, err = call(c, func(q *Quorum) (struct{}, error) {
+		return struct{}{}, q.AddObserver(ctx, id, "127.0.0.1:1", "User:thief")
+	})
 	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
 	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddObserver(ctx, 2, "127.0.0.1:1", "User:b1") })
 	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed, "broker 1's principal may not act as node 2")
-	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddObserver(ctx, 5000, "127.0.0.1:1", "User:client") })
+	_, err = call(c, func(q *Quorum) (struct{}, error) {
+		return struct{}{}, q.AddObserver(ctx, 5000, "127.0.0.1:1", "User:client")
+	})
 	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed, "an id nobody allocated")
 	// Over the wire: a bad op, a negative id, a bad address.
 	require.ErrorIs(t, jc.Join(jctx, -3, "127.0.0.1:1"), kerr.InvalidRequest)
