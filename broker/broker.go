@@ -205,6 +205,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Bootstrap:      bootstrap,
 		NodePrincipals: cfg.BrokerPrincipals,
 		PeerPrincipal:  b.raftPeerPrincipal,
+		// A controller-only node is reached at its endpoints in the image's controllers.
+		ControllerEndpoints: b.controllerOnlyEndpoints(),
 	})
 	if err != nil {
 		ln.Close()
@@ -324,7 +326,14 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.acceptOthers(ctx)
 	b.logListeners()
 	heartbeatsDone := make(chan struct{})
-	go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	if b.cfg.isBroker() {
+		go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	} else {
+		// A controller-only node never registers as a broker: it serves the brokers'
+		// controller requests (and admin requests) as soon as it runs.
+		close(heartbeatsDone)
+		b.readyOnce.Do(func() { close(b.ready) })
+	}
 	b.fetchers.start(ctx)
 
 	var pprofSrv *http.Server
@@ -358,6 +367,10 @@ func (b *Broker) Run(ctx context.Context) error {
 		select {
 		case <-b.ready:
 			host, port := b.advertisedAddr()
+			if !b.cfg.isBroker() {
+				b.logger.Info("controller ready", "node_id", b.cfg.NodeID, "listen", b.Addr(), "data_dir", b.cfg.DataDir, "process_roles", "controller")
+				return
+			}
 			b.logger.Info("broker ready", "node_id", b.cfg.NodeID, "listen", b.Addr(),
 				"advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "data_dir", b.cfg.DataDir, "flush", b.cfg.Flush)
 		case <-ctx.Done():

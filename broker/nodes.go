@@ -234,3 +234,12 @@ func (c *Config) SetProcessRoles(roles string) {
 	c.ProcessRoles = roles
 	c.brokerOnlyNodeID()
 }
+
+// controllerOnlyEndpoints are the endpoints a controller-only node records in the
+// metadata log (nil for a node that registers as a broker).
+func (b *Broker) controllerOnlyEndpoints() []metadata.Endpoint {
+	if b.cfg.isBroker() {
+		return nil
+	}
+	return b.endpoints()
+}

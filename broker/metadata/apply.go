@@ -250,7 +250,7 @@ func (b *builder) apply(s stamped) error {
 		return b.applyACLs(r)
 	case scramCredentialRecord, removeScramCredentialRecord:
 		return b.applyScram(t, s.rec)
-	case allocateNodeIDRecord, quorumChangeRecord:
+	case allocateNodeIDRecord, quorumChangeRecord, registerControllerRecord:
 		return b.applyNodes(t, s.rec)
 
 	default:

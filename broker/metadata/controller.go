@@ -100,6 +100,7 @@ func (q *Quorum) runController(ctx context.Context) {
 		q.log.Info("no longer the active controller", "node", q.cfg.NodeID)
 	}()
 
+	q.registerSelf(ctx)
 	q.bootstrapScram(ctx)
 	tick := time.NewTicker(min(max(q.cfg.SessionTimeout/10, 10*time.Millisecond), 100*time.Millisecond))
 	defer tick.Stop()

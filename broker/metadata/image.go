@@ -36,6 +36,9 @@ type Image struct {
 	AllocatedNodeIDs map[int32]string
 	// NextNodeID is the next node id the controller allocates (0: FirstAllocatedNodeID).
 	NextNodeID int32
+	// Controllers holds the Kafka endpoints of controller-only nodes (process.roles=controller),
+	// which brokers send their controller requests to; other controllers are in Brokers.
+	Controllers map[int32][]Endpoint
 
 	topicsByID map[[16]byte]*Topic
 }

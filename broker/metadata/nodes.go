@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -37,8 +39,16 @@ type quorumChangeRecord struct {
 	Change string `json:"change"` // observer_joined, controller_added, controller_removed
 }
 
-func (allocateNodeIDRecord) recordType() string { return "allocate_node_id" }
-func (quorumChangeRecord) recordType() string   { return "quorum_change" }
+// registerControllerRecord records the Kafka endpoints of a controller-only node, written by the
+// node itself when it becomes the active controller (like KRaft's RegisterControllerRecord).
+type registerControllerRecord struct {
+	ID        int32      `json:"id"`
+	Listeners []Endpoint `json:"listeners"`
+}
+
+func (registerControllerRecord) recordType() string { return "register_controller" }
+func (allocateNodeIDRecord) recordType() string     { return "allocate_node_id" }
+func (quorumChangeRecord) recordType() string       { return "quorum_change" }
 
 func (b *builder) applyNodes(t time.Time, rec record) error {
 	switch r := rec.(type) {
@@ -60,6 +70,16 @@ func (b *builder) applyNodes(t time.Time, rec record) error {
 		ids[r.ID] = r.Principal
 		b.next.AllocatedNodeIDs, b.next.NextNodeID = ids, r.ID+1
 		b.event(t, EventNodeIDAllocated, r.ID, "", -1, "principal="+r.Principal)
+	case registerControllerRecord:
+		if r.ID < 0 || len(r.Listeners) == 0 {
+			return fmt.Errorf("controller %d without endpoints", r.ID)
+		}
+		cs := maps.Clone(b.next.Controllers)
+		if cs == nil {
+			cs = map[int32][]Endpoint{}
+		}
+		cs[r.ID] = slices.Clone(r.Listeners)
+		b.next.Controllers = cs
 	case quorumChangeRecord:
 		typ, ok := map[string]EventType{
 			"observer_joined":    EventObserverJoined,
@@ -388,4 +408,33 @@ func (s *sessions) reported() []int32 {
 	ids := slices.Collect(maps.Keys(s.progressOf))
 	slices.Sort(ids)
 	return ids
+}
+
+// ControllerEndpoint returns the address of node id's listener called name: its broker
+// registration's, else its controller registration's (a controller-only node).
+func (img *Image) ControllerEndpoint(id int32, name string) string {
+	if br, ok := img.Brokers[id]; ok {
+		return br.Addr(name)
+	}
+	for _, e := range img.Controllers[id] {
+		if e.Name == name {
+			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+		}
+	}
+	return ""
+}
+
+// registerSelf records this controller-only node's endpoints when it becomes the active
+// controller and the image does not have them yet, so brokers can reach it.
+func (q *Quorum) registerSelf(ctx context.Context) {
+	if len(q.cfg.ControllerEndpoints) == 0 || slices.Equal(q.Image().Controllers[q.cfg.NodeID], q.cfg.ControllerEndpoints) {
+		return
+	}
+	if _, err := q.lockController(); err != nil {
+		return
+	}
+	defer q.ctlMu.Unlock()
+	if _, err := q.proposeLocked(ctx, []record{registerControllerRecord{ID: q.cfg.NodeID, Listeners: q.cfg.ControllerEndpoints}}); err != nil {
+		q.log.Warn("registering this controller's endpoints", "err", err)
+	}
 }

@@ -54,6 +54,10 @@ type Config struct {
 	// state (nil, or a plain TCP listener: "", the loopback trust of an unauthenticated
 	// controller listener).
 	PeerPrincipal func(tls.ConnectionState) string
+	// ControllerEndpoints, set on a controller-only node (process.roles=controller), are its
+	// Kafka endpoints, recorded in the log when it becomes the active controller so that
+	// brokers, which find other controllers among the registered brokers, can reach it.
+	ControllerEndpoints []Endpoint
 	// Dir holds the Raft log (raft.db, BoltDB) and snapshots. Required.
 	Dir string
 	// SessionTimeout is how long the controller waits for a broker heartbeat before fencing the broker

@@ -141,8 +141,9 @@ var recordKinds = map[string]struct {
 	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
 	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
 	// Node ids and the Raft quorum (nodes.go).
-	"allocate_node_id": {func() record { return &allocateNodeIDRecord{} }, 1},
-	"quorum_change":    {func() record { return &quorumChangeRecord{} }, 1},
+	"allocate_node_id":    {func() record { return &allocateNodeIDRecord{} }, 1},
+	"quorum_change":       {func() record { return &quorumChangeRecord{} }, 1},
+	"register_controller": {func() record { return &registerControllerRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -224,6 +225,8 @@ func deref(r record) record {
 	case *allocateNodeIDRecord:
 		return *r
 	case *quorumChangeRecord:
+		return *r
+	case *registerControllerRecord:
 		return *r
 	}
 	return r

@@ -60,8 +60,17 @@ func clusterClient(args []string, extra func(fs *flag.FlagSet)) (*kgo.Client, []
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return nil, nil, err
+	// Flags may come before or after the NODE_ID.
+	var rest []string
+	for remaining := args[1:]; ; {
+		if err := fs.Parse(remaining); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		remaining = fs.Args()[1:]
 	}
 	secOpts, err := sec.Opts()
 	if err != nil {
@@ -71,7 +80,7 @@ func clusterClient(args []string, extra func(fs *flag.FlagSet)) (*kgo.Client, []
 	if err != nil {
 		return nil, nil, err
 	}
-	return cl, fs.Args(), nil
+	return cl, rest, nil
 }
 
 // nodeIDArg is the one NODE_ID argument of add-controller and remove-controller.
