@@ -151,6 +151,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		b.registry = prometheus.NewRegistry()
 	}
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.registry.MustRegister(&quorumCollector{b}) // nodes.go
 	b.initLimits()
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/internal/durable"
 )
@@ -242,4 +244,35 @@ func (b *Broker) controllerOnlyEndpoints() []metadata.Endpoint {
 		return nil
 	}
 	return b.endpoints()
+}
+
+// quorumCollector exports this node's roles and the metadata quorum's size as this
+// node's copy of the Raft configuration has it.
+type quorumCollector struct{ b *Broker }
+
+var (
+	descNodeRole  = prometheus.NewDesc("sluice_node_role", "1 for each role of this node (process.roles): broker, controller.", []string{"role"}, nil)
+	descVoters    = prometheus.NewDesc("sluice_metadata_quorum_voters", "Voters (controllers) of the metadata quorum in this node's Raft configuration.", nil, nil)
+	descObservers = prometheus.NewDesc("sluice_metadata_quorum_observers", "Observers (Raft non-voters: broker-only nodes, controllers being added or removed) in this node's Raft configuration.", nil, nil)
+)
+
+func (c *quorumCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descNodeRole
+	ch <- descVoters
+	ch <- descObservers
+}
+
+func (c *quorumCollector) Collect(ch chan<- prometheus.Metric) {
+	isBroker, isController, _ := c.b.cfg.roles()
+	for role, on := range map[string]bool{"broker": isBroker, "controller": isController} {
+		if on {
+			ch <- prometheus.MustNewConstMetric(descNodeRole, prometheus.GaugeValue, 1, role)
+		}
+	}
+	voters, observers, err := c.b.quorum.Members()
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descVoters, prometheus.GaugeValue, float64(len(voters)))
+	ch <- prometheus.MustNewConstMetric(descObservers, prometheus.GaugeValue, float64(len(observers)))
 }

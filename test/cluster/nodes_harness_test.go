@@ -219,9 +219,14 @@ func sluiceCLI(ctx context.Context, args ...string) (string, error) {
 	return string(out), err
 }
 
-// adminEvents returns the event types in a node's /api/v1/events.
+// adminEvents returns a node's /api/v1/events.
 func adminEvents(ctx context.Context, metricsAddr string) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/api/v1/events", nil)
+	return httpGet(ctx, "http://"+metricsAddr+"/api/v1/events")
+}
+
+// httpGet returns the body at url.
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
@@ -293,4 +298,15 @@ func liveBrokers(ctx context.Context, kcl *kgo.Client) ([]int32, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// newClientSeeds is newClient for nodes outside a chaos cluster.
+func newClientSeeds(t *testing.T, seeds []string) *kgo.Client {
+	t.Helper()
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }), kgo.DialTimeout(time.Second),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	require.NoError(t, err)
+	t.Cleanup(kcl.Close)
+	return kcl
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,4 +151,90 @@ func TestScaleOutAndDynamicQuorum(t *testing.T) {
 		live, err := liveBrokers(ctx, kcl)
 		return err == nil && slices.Contains(live, 4)
 	})
+}
+
+// TestControllerOnlyQuorum runs the KRaft layout: three controller-only nodes form the quorum and
+// host nothing, three broker-only nodes without node ids join it and serve. The controllers are not
+// in Metadata, acks=all records survive the loss of the active controller, and DescribeQuorum shows
+// the voters and the brokers as observers.
+func TestControllerOnlyQuorum(t *testing.T) {
+	dir := t.TempDir()
+	configPath := filepath.Join(dir, "broker.yaml")
+	require.NoError(t, os.WriteFile(configPath, []byte("flush: always\n"), 0o644))
+	var ctls []*procNode
+	for i := 1; i <= 3; i++ {
+		ctls = append(ctls, newProcNode(t, "controller-"+strconv.Itoa(i), configPath, "--node-id", strconv.Itoa(i), "--process-roles", "controller"))
+	}
+	var voters, bootstrap []string
+	for i, c := range ctls {
+		voters = append(voters, strconv.Itoa(i+1)+"@"+c.ControllerAddr)
+		bootstrap = append(bootstrap, c.ControllerAddr)
+	}
+	for _, c := range ctls {
+		c.args = append(c.args, "--controller-quorum", strings.Join(voters, ","))
+		c.start()
+	}
+	var brokers []*procNode
+	for _, name := range []string{"b1", "b2", "b3"} {
+		n := newProcNode(t, name, configPath, "--process-roles", "broker", "--controller-quorum", strings.Join(voters, ","))
+		n.start()
+		brokers = append(brokers, n)
+	}
+	for _, c := range ctls {
+		c.waitLogged("controller ready", 90*time.Second)
+	}
+	var seeds []string
+	var brokerIDs []int32
+	for _, b := range brokers {
+		b.waitLogged("broker ready", 90*time.Second)
+		brokerIDs = append(brokerIDs, b.nodeID())
+		seeds = append(seeds, b.Addr)
+	}
+	slices.Sort(brokerIDs)
+	ctx := testCtx(t, 4*time.Minute)
+	kcl := newClientSeeds(t, seeds)
+	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "three brokers, no controller", func(ctx context.Context) (bool, error) {
+		live, err := liveBrokers(ctx, kcl)
+		return slices.Equal(live, brokerIDs), err
+	}))
+	const topic = "kraft-layout"
+	createTopicAll(t, kcl, topic, 3, 3, 2)
+	prod := newProducer(t, kcl, 0)
+	for p := int32(0); p < 3; p++ {
+		require.NoError(t, prod.produce(testCtx(t, time.Minute), topic, p, 50))
+	}
+
+	var q quorumView
+	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "DescribeQuorum", func(ctx context.Context) (bool, error) {
+		var err error
+		q, err = describeQuorum(ctx, kcl)
+		return err == nil && slices.Equal(q.voters, []int32{1, 2, 3}) && slices.Equal(q.observers, brokerIDs), err
+	}))
+	// The controllers' metrics show their role and the quorum.
+	for _, c := range ctls {
+		m, err := httpGet(ctx, "http://"+c.MetricsAddr+"/metrics")
+		require.NoError(t, err)
+		require.Contains(t, m, `sluice_node_role{role="controller"} 1`)
+		require.NotContains(t, m, `sluice_node_role{role="broker"}`)
+		require.Contains(t, m, "sluice_metadata_quorum_voters 3")
+		require.Contains(t, m, "sluice_metadata_quorum_observers 3")
+	}
+
+	// Lose the active controller: another takes over and the brokers follow it.
+	ctls[q.leader-1].kill()
+	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "a new active controller", func(ctx context.Context) (bool, error) {
+		nq, err := describeQuorum(ctx, kcl)
+		return err == nil && nq.leader >= 1 && nq.leader != q.leader, err
+	}))
+	createTopicAll(t, kcl, "after-controller-loss", 3, 3, 2)
+	for p := int32(0); p < 3; p++ {
+		require.NoError(t, prod.produce(testCtx(t, time.Minute), topic, p, 50))
+	}
+	logs, err := chaos.ReadPartitions(ctx, seeds, topic, time.Minute)
+	require.NoError(t, err)
+	c := chaos.CheckTopic(3, prod.acked(topic), logs)
+	for _, pc := range c.Partitions {
+		require.Zero(t, pc.Violations(), "%s/%d: %+v", topic, pc.Partition, pc)
+	}
+	require.Equal(t, 300, c.Acked)
 }
