@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,4 +175,80 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 	}
 	require.Equal(t, id, nb2.Broker.cfg.NodeID)
 	require.Len(t, ctl.quorum.Image().AllocatedNodeIDs, 1, "no second id allocated")
+}
+
+// TestRolesConfig: process.roles, node ids and the quorum settings, each case a file under
+// testdata/config.
+func TestRolesConfig(t *testing.T) {
+	c, err := LoadConfig("testdata/config/valid-broker-only.yaml")
+	require.NoError(t, err)
+	require.Equal(t, int32(AllocateNodeID), c.NodeID)
+	isBroker, isController, err := c.roles()
+	require.NoError(t, err)
+	require.True(t, isBroker)
+	require.False(t, isController)
+	c, err = LoadConfig("testdata/config/valid-controller-only.yaml")
+	require.NoError(t, err)
+	require.Equal(t, int32(2), c.NodeID)
+	require.False(t, c.isBroker())
+	c = DefaultConfig()
+	isBroker, isController, err = c.roles()
+	require.NoError(t, err)
+	require.True(t, isBroker && isController, "default: broker,controller")
+
+	for _, tc := range []struct{ file, mentions string }{
+		{"invalid-roles.yaml", "process.roles"},
+		{"invalid-broker-only-voter.yaml", "process.roles: broker-only node 1 is one of controller.quorum.voters"},
+		{"invalid-allocated-no-log-dir.yaml", "log.dir"},
+		{"invalid-bootstrap-servers.yaml", "controller.quorum.bootstrap.servers"},
+		{"invalid-allocated-controller.yaml", "node.id"},
+		{"invalid-observer-no-controller-listen.yaml", "controller.listen"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := LoadConfig("testdata/config/" + tc.file)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.mentions)
+		})
+	}
+}
+
+// TestResolveNodeID: a node id kept in meta.properties is used on every start and checked against
+// the configuration; a broken file is an error that names log.dir and allocates nothing.
+func TestResolveNodeID(t *testing.T) {
+	unreachable := metadata.JoinClient{Bootstrap: []string{"127.0.0.1:1"}}
+	for _, tc := range []struct {
+		name, props string
+		nodeID      int32
+		want        int32
+		mentions    string
+	}{
+		{"kept", "node.id=1005\ncluster.id=sluice\n", AllocateNodeID, 1005, ""},
+		{"configured matches", "node.id=7\n", 7, 7, ""},
+		{"configured differs", "node.id=7\n", 8, -1, "node.id: 8, but log.dir"},
+		{"other cluster", "node.id=1005\ncluster.id=elsewhere\n", AllocateNodeID, -1, "belongs to cluster"},
+		{"garbage", "this is not a properties file\n", AllocateNodeID, -1, "log.dir"},
+		{"bad id", "node.id=minus-one\n", AllocateNodeID, -1, "log.dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, metaPropertiesFile), []byte(tc.props), 0o644))
+			cfg := DefaultConfig()
+			cfg.DataDir, cfg.NodeID = dir, tc.nodeID
+			id, err := resolveNodeID(&cfg, unreachable)
+			if tc.mentions != "" {
+				require.ErrorContains(t, err, tc.mentions)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, id)
+		})
+	}
+	// Without meta.properties a configured id is used as it is and nothing is written.
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.NodeID = t.TempDir(), 3
+	id, err := resolveNodeID(&cfg, unreachable)
+	require.NoError(t, err)
+	require.Equal(t, int32(3), id)
+	_, err = os.Stat(filepath.Join(cfg.DataDir, metaPropertiesFile))
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
