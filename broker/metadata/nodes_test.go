@@ -131,7 +131,7 @@ func TestObserversAndDynamicQuorum(t *testing.T) {
 func TestJoinRefusals(t *testing.T) {
 	ctx := context.Background()
 	c := newCluster(t, 3, func(cfg *Config) { cfg.NodePrincipals = map[int32]string{1: "User:b1", 2: "User:b2", 3: "User:b3"} })
-	ctl := c.waitController(20 * time.Second)
+	c.waitController(20 * time.Second)
 	var bootstrap []string
 	for _, v := range c.nodes[1].cfg.Voters {
 		bootstrap = append(bootstrap, v.Addr)
@@ -144,7 +144,6 @@ func TestJoinRefusals(t *testing.T) {
 	err := jc.Join(jctx, 2, "127.0.0.1:1")
 	require.ErrorIs(t, err, kerr.InvalidRequest)
 
-	ctl = c.waitController(10 * time.Second)
 	id, err := call(c, func(q *Quorum) (int32, error) { return q.AllocateNodeID(ctx, "User:owner") })
 	require.NoError(t, err)
 	_, err = call(c, func(q *Quorum) (struct{}, error) {
@@ -180,7 +179,7 @@ func TestJoinRefusals(t *testing.T) {
 			nc.Close()
 		}
 	}
-	ctl = c.waitController(10 * time.Second)
+	ctl := c.waitController(10 * time.Second)
 	voters, obs, err := ctl.Members()
 	require.NoError(t, err)
 	require.Equal(t, []int32{1, 2, 3}, voters)

@@ -175,8 +175,13 @@ func TestControllerOnlyQuorum(t *testing.T) {
 		c.start()
 	}
 	var brokers []*procNode
-	for _, name := range []string{"b1", "b2", "b3"} {
-		n := newProcNode(t, name, configPath, "--process-roles", "broker", "--controller-quorum", strings.Join(voters, ","))
+	for i, name := range []string{"b1", "b2", "b3"} {
+		// Brokers find the quorum by its voters or by bootstrap servers.
+		quorum := []string{"--controller-quorum", strings.Join(voters, ",")}
+		if i == 2 {
+			quorum = []string{"--controller-quorum-bootstrap-servers", strings.Join(bootstrap, ",")}
+		}
+		n := newProcNode(t, name, configPath, append([]string{"--process-roles", "broker"}, quorum...)...)
 		n.start()
 		brokers = append(brokers, n)
 	}
