@@ -142,13 +142,14 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 		users, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "alice", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "alice-pw"}})
 		require.NoError(t, err)
 		require.NoError(t, users.Error())
+		// Every broker must have applied alice's credential before she can log in to any.
 		var user *kgo.Client
+		var resp *kmsg.DescribeQuorumResponse
 		waitFor(t, 20*time.Second, func() bool {
 			user = saslUserClient(t, sc.brokers[0].ListenerAddr("CLIENT"), "alice", "alice-pw", kgo.DialTLSConfig(sc.pki.clientTLS(t, "")))
-			return user.Ping(ctx) == nil
+			resp, err = dq.RequestWith(ctx, user)
+			return err == nil
 		})
-		resp, err := dq.RequestWith(ctx, user)
-		require.NoError(t, err)
 		require.Equal(t, kerr.ClusterAuthorizationFailed.Code, resp.ErrorCode)
 		add := kmsg.NewPtrAddRaftVoterRequest()
 		add.VoterID = id

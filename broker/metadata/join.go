@@ -240,24 +240,29 @@ func (c *Config) bootstrapAddrs() []string {
 	return out
 }
 
-// joinLoop makes a node outside the Raft configuration join it as an observer: it asks the
-// controllers until its own Raft configuration lists it (replicated by the controller), then
-// returns. A voter, or an observer that joined before, returns at once.
+// joinLoop makes a node outside the static voters join the Raft configuration as an observer: it
+// asks the controllers until one accepted, and until its own Raft configuration lists it
+// (replicated by the controller), then returns. It asks on every start, also when its own stored
+// configuration lists it already: the controller may have removed it meanwhile (RemoveObserver), and
+// a join that changes nothing is cheap. A node that is a voter returns at once.
 func (q *Quorum) joinLoop(ctx context.Context) {
 	if !q.cfg.observer() {
 		return
 	}
 	jc := JoinClient{Bootstrap: q.cfg.bootstrapAddrs(), TLS: q.cfg.DialTLS}
 	addr := q.cfg.raftAddr()
+	accepted := false
 	for {
-		if cfg, err := q.configuration(); err == nil && slices.ContainsFunc(cfg.Servers, func(s raft.Server) bool {
-			return s.ID == serverID(q.cfg.NodeID) && string(s.Address) == addr
-		}) {
-			return
+		if cfg, err := q.configuration(); err == nil {
+			i := slices.IndexFunc(cfg.Servers, func(s raft.Server) bool { return s.ID == serverID(q.cfg.NodeID) })
+			if i >= 0 && (cfg.Servers[i].Suffrage == raft.Voter || accepted && string(cfg.Servers[i].Address) == addr) {
+				return
+			}
 		}
 		jctx, cancel := context.WithTimeout(ctx, 3*joinTimeout)
 		err := jc.Join(jctx, q.cfg.NodeID, addr)
 		cancel()
+		accepted = accepted || err == nil
 		if err != nil && ctx.Err() == nil {
 			q.log.Warn("joining the metadata quorum failed; retrying", "node", q.cfg.NodeID, "err", err)
 		}

@@ -172,6 +172,32 @@ func (q *Quorum) AddObserver(ctx context.Context, id int32, addr, principal stri
 	return nil
 }
 
+// RemoveObserver takes node id, an observer, out of the Raft configuration: the controller stops
+// replicating the metadata log to it. It is for brokers that left the cluster for good (drained and
+// unregistered); a node that starts again joins again. Voters are removed with RemoveController.
+func (q *Quorum) RemoveObserver(ctx context.Context, id int32) error {
+	if _, err := q.lockController(); err != nil {
+		return err
+	}
+	defer q.ctlMu.Unlock()
+	cfg, err := q.configuration()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cfg.Servers, func(s raft.Server) bool { return s.ID == serverID(id) })
+	if i < 0 {
+		return nil
+	}
+	if cfg.Servers[i].Suffrage == raft.Voter {
+		return kafkaErrf(kerr.InvalidRequest, "node %d is a controller; remove it with RemoveRaftVoter first", id)
+	}
+	if err := q.raft.RemoveServer(serverID(id), 0, q.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("metadata: remove observer %d: %w", id, err)
+	}
+	q.log.Info("observer removed from the metadata quorum", "node", id)
+	return nil
+}
+
 // joinAllowed reports why principal may not act as node id in the quorum, or nil. A configured id
 // (broker.principals) must be joined by its principal; an allocated one by the principal it was
 // allocated to; without authentication ("" principal, a loopback controller listener) only ids

@@ -115,12 +115,30 @@ func TestObserversAndDynamicQuorum(t *testing.T) {
 		voters, obs, err := c.waitController(10 * time.Second).Members()
 		return err == nil && len(voters) == 3 && len(obs) == 2
 	})
+	// An observer taken out of the configuration joins again when it restarts.
+	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.RemoveObserver(ctx, observers[0]) })
+	require.NoError(t, err)
+	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.RemoveObserver(ctx, 1) })
+	require.ErrorIs(t, err, kerr.InvalidRequest, "voters are removed with RemoveController")
+	_, obs, err = c.waitController(10 * time.Second).Members()
+	require.NoError(t, err)
+	require.Equal(t, []int32{observers[1]}, obs)
+	c.start(c.stop(observers[0]))
+	testutil.WaitFor(t, 10*time.Second, "removed observer joined again", func() bool {
+		_, obs, err := c.waitController(10 * time.Second).Members()
+		return err == nil && len(obs) == 2
+	})
+	_, err = call(c, func(q *Quorum) (Topic, error) { return q.CreateTopic(ctx, "after-rejoin", 1, 3, nil, nil) })
+	require.NoError(t, err)
+	q = c.node(observers[0])
+	testutil.WaitFor(t, 10*time.Second, "rejoined observer applies the log", func() bool { return q.Image().Topic("after-rejoin") != nil })
+
 	evs := map[EventType]int{}
 	for _, e := range c.waitController(10 * time.Second).Image().Events {
 		evs[e.Type]++
 	}
 	require.Equal(t, 2, evs[EventNodeIDAllocated])
-	require.Equal(t, 2, evs[EventObserverJoined])
+	require.Equal(t, 3, evs[EventObserverJoined])
 	require.Equal(t, 1, evs[EventControllerAdded])
 	require.Equal(t, 1, evs[EventControllerRemoved])
 }
