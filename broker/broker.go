@@ -208,6 +208,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		PeerPrincipal:  b.raftPeerPrincipal,
 		// A controller-only node is reached at its endpoints in the image's controllers.
 		ControllerEndpoints: b.controllerOnlyEndpoints(),
+		ControllerRole:      cfg.isController(),
 	})
 	if err != nil {
 		ln.Close()

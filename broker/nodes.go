@@ -276,3 +276,9 @@ func (c *quorumCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descVoters, prometheus.GaugeValue, float64(len(voters)))
 	ch <- prometheus.MustNewConstMetric(descObservers, prometheus.GaugeValue, float64(len(observers)))
 }
+
+// isController reports whether this node has the controller role (process.roles).
+func (c *Config) isController() bool {
+	_, ctl, _ := c.roles()
+	return ctl
+}

@@ -78,6 +78,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.Events = s.Events
 	img.BrokerConfigs = s.BrokerConfigs
 	img.AllocatedNodeIDs, img.NextNodeID, img.Controllers = s.AllocatedNodeIDs, s.NextNodeID, s.Controllers
+	img.ControllerCapable = s.ControllerCapable
 	for _, cq := range s.ClientQuotas {
 		if img.ClientQuotas == nil {
 			img.ClientQuotas = map[string]ClientQuota{}
@@ -130,6 +131,8 @@ type snapshotData struct {
 	NextNodeID       int32            `json:"next_node_id,omitempty"`
 	// Controllers is absent before controller-only nodes existed.
 	Controllers map[int32][]Endpoint `json:"controllers,omitempty"`
+	// ControllerCapable is absent before observers existed.
+	ControllerCapable map[int32]bool `json:"controller_capable,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
@@ -137,7 +140,8 @@ type fsmSnapshot struct{ img *Image }
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events,
 		ScramCredentials: s.img.ScramCredentials, BrokerConfigs: s.img.BrokerConfigs,
-		AllocatedNodeIDs: s.img.AllocatedNodeIDs, NextNodeID: s.img.NextNodeID, Controllers: s.img.Controllers}
+		AllocatedNodeIDs: s.img.AllocatedNodeIDs, NextNodeID: s.img.NextNodeID, Controllers: s.img.Controllers,
+		ControllerCapable: s.img.ControllerCapable}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}

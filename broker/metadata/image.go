@@ -39,6 +39,9 @@ type Image struct {
 	// Controllers holds the Kafka endpoints of controller-only nodes (process.roles=controller),
 	// which brokers send their controller requests to; other controllers are in Brokers.
 	Controllers map[int32][]Endpoint
+	// ControllerCapable holds the observers with the controller role, which AddController may
+	// make voters, and voters that were added or removed dynamically.
+	ControllerCapable map[int32]bool
 
 	topicsByID map[[16]byte]*Topic
 }

@@ -37,6 +37,8 @@ type joinRequest struct {
 	Op     string `json:"op"`
 	NodeID int32  `json:"node_id"`
 	Addr   string `json:"addr,omitempty"`
+	// Controller says the joining node has the controller role (process.roles).
+	Controller bool `json:"controller,omitempty"`
 }
 
 type joinResponse struct {
@@ -105,7 +107,7 @@ func (q *Quorum) serveJoin(c net.Conn, r io.Reader) {
 			err = kafkaErrf(kerr.InvalidRequest, "join: node id %d at %q is not a node id and host:port", req.NodeID, req.Addr)
 			break
 		}
-		resp.NodeID, err = req.NodeID, q.AddObserver(ctx, req.NodeID, req.Addr, principal)
+		resp.NodeID, err = req.NodeID, q.AddObserver(ctx, req.NodeID, req.Addr, principal, req.Controller)
 	default:
 		err = kafkaErrf(kerr.InvalidRequest, "join: unknown op %q", req.Op)
 	}
@@ -149,9 +151,10 @@ func (jc JoinClient) AllocateNodeID(ctx context.Context) (int32, error) {
 	return resp.NodeID, err
 }
 
-// Join asks the active controller to replicate the metadata log to node id at Raft address addr.
-func (jc JoinClient) Join(ctx context.Context, id int32, addr string) error {
-	_, err := jc.call(ctx, joinRequest{Op: "join", NodeID: id, Addr: addr})
+// Join asks the active controller to replicate the metadata log to node id at Raft address addr;
+// controller says the node has the controller role and may be made a voter later.
+func (jc JoinClient) Join(ctx context.Context, id int32, addr string, controller bool) error {
+	_, err := jc.call(ctx, joinRequest{Op: "join", NodeID: id, Addr: addr, Controller: controller})
 	return err
 }
 
@@ -260,7 +263,7 @@ func (q *Quorum) joinLoop(ctx context.Context) {
 			}
 		}
 		jctx, cancel := context.WithTimeout(ctx, 3*joinTimeout)
-		err := jc.Join(jctx, q.cfg.NodeID, addr)
+		err := jc.Join(jctx, q.cfg.NodeID, addr, q.cfg.ControllerRole)
 		cancel()
 		accepted = accepted || err == nil
 		if err != nil && ctx.Err() == nil {

@@ -37,6 +37,9 @@ type quorumChangeRecord struct {
 	NodeID int32  `json:"node_id"`
 	Addr   string `json:"addr"`
 	Change string `json:"change"` // observer_joined, controller_added, controller_removed
+	// Controller is set when an observer that joined has the controller role (process.roles), so
+	// that it may be made a voter; a broker-only node may not.
+	Controller bool `json:"controller,omitempty"`
 }
 
 // registerControllerRecord records the Kafka endpoints of a controller-only node, written by the
@@ -89,6 +92,16 @@ func (b *builder) applyNodes(t time.Time, rec record) error {
 		if !ok {
 			return fmt.Errorf("unknown quorum change %q", r.Change)
 		}
+		capable := maps.Clone(b.next.ControllerCapable)
+		if capable == nil {
+			capable = map[int32]bool{}
+		}
+		if r.Change == "observer_joined" && !r.Controller {
+			delete(capable, r.NodeID)
+		} else {
+			capable[r.NodeID] = true
+		}
+		b.next.ControllerCapable = capable
 		b.event(t, typ, r.NodeID, "", -1, "raft address "+r.Addr)
 	}
 	return nil
@@ -137,9 +150,10 @@ func (q *Quorum) configuration() (raft.Configuration, error) {
 }
 
 // AddObserver makes node id, whose Raft listener is addr, follow the metadata log as a Raft
-// non-voter (an observer, in KRaft's words). principal is who asked; it must own the id (see
-// joinAllowed). A node that is a voter already is left as it is. Only the active controller does it.
-func (q *Quorum) AddObserver(ctx context.Context, id int32, addr, principal string) error {
+// non-voter (an observer, in KRaft's words); controller says whether it has the controller role
+// and may later be made a voter. principal is who asked; it must own the id (see joinAllowed). A
+// voter may not join. Only the active controller does it.
+func (q *Quorum) AddObserver(ctx context.Context, id int32, addr, principal string, controller bool) error {
 	if _, err := q.lockController(); err != nil {
 		return err
 	}
@@ -158,14 +172,14 @@ func (q *Quorum) AddObserver(ctx context.Context, id int32, addr, principal stri
 		if s.Suffrage == raft.Voter {
 			return kafkaErrf(kerr.InvalidRequest, "node %d is a controller (a voter); it does not join as an observer", id)
 		}
-		if string(s.Address) == addr {
+		if string(s.Address) == addr && q.Image().ControllerCapable[id] == controller {
 			return nil
 		}
 	}
 	if err := q.raft.AddNonvoter(serverID(id), raft.ServerAddress(addr), 0, q.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("metadata: add observer %d: %w", id, err)
 	}
-	if _, err := q.proposeLocked(ctx, []record{quorumChangeRecord{NodeID: id, Addr: addr, Change: "observer_joined"}}); err != nil {
+	if _, err := q.proposeLocked(ctx, []record{quorumChangeRecord{NodeID: id, Addr: addr, Change: "observer_joined", Controller: controller}}); err != nil {
 		return err
 	}
 	q.log.Info("node joined the metadata quorum as an observer", "node", id, "addr", addr)
@@ -247,6 +261,9 @@ func (q *Quorum) AddController(ctx context.Context, id int32) error {
 	s := cfg.Servers[i]
 	if s.Suffrage == raft.Voter {
 		return kafkaErrf(kerr.DuplicateVoter, "node %d is a controller already", id)
+	}
+	if !q.Image().ControllerCapable[id] {
+		return kafkaErrf(kerr.InvalidRequest, "node %d is a broker-only node (process.roles=broker): start a node with the controller role to add a controller", id)
 	}
 	// The new voter must have caught up, or adding it could leave the quorum without a majority
 	// that has the log.

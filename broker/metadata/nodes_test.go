@@ -33,7 +33,7 @@ func TestObserversAndDynamicQuorum(t *testing.T) {
 	defer cancel()
 
 	var observers []int32
-	for range 2 {
+	for i := range 2 {
 		id, err := jc.AllocateNodeID(jctx)
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, id, int32(FirstAllocatedNodeID))
@@ -41,7 +41,8 @@ func TestObserversAndDynamicQuorum(t *testing.T) {
 		observers = append(observers, id)
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		c.start(Config{NodeID: id, Bootstrap: bootstrap, Listener: l, Dir: t.TempDir(), Logger: testLogger(t), SessionTimeout: time.Second})
+		// The second has the controller role and may become a voter.
+		c.start(Config{NodeID: id, Bootstrap: bootstrap, Listener: l, Dir: t.TempDir(), Logger: testLogger(t), SessionTimeout: time.Second, ControllerRole: i == 1})
 		c.startBroker(id)
 	}
 	c.waitLive(20*time.Second, 1, 2, 3, observers[0], observers[1])
@@ -93,7 +94,11 @@ func TestObserversAndDynamicQuorum(t *testing.T) {
 		return true
 	})
 
-	// Dynamic quorum: promote an observer, refuse to go below three voters, demote it again.
+	// Dynamic quorum: promote an observer, refuse to go below three voters, demote it again. A
+	// broker-only observer cannot be promoted.
+	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddController(ctx, observers[0]) })
+	require.ErrorIs(t, err, kerr.InvalidRequest)
+	require.ErrorContains(t, err, "broker-only")
 	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddController(ctx, observers[1]) })
 	require.NoError(t, err)
 	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddController(ctx, observers[1]) })
@@ -159,24 +164,24 @@ func TestJoinRefusals(t *testing.T) {
 	jc := JoinClient{Bootstrap: bootstrap}
 
 	// A voter's id joined from another address would redirect the voter's Raft traffic.
-	err := jc.Join(jctx, 2, "127.0.0.1:1")
+	err := jc.Join(jctx, 2, "127.0.0.1:1", true)
 	require.ErrorIs(t, err, kerr.InvalidRequest)
 
 	id, err := call(c, func(q *Quorum) (int32, error) { return q.AllocateNodeID(ctx, "User:owner") })
 	require.NoError(t, err)
 	_, err = call(c, func(q *Quorum) (struct{}, error) {
-		return struct{}{}, q.AddObserver(ctx, id, "127.0.0.1:1", "User:thief")
+		return struct{}{}, q.AddObserver(ctx, id, "127.0.0.1:1", "User:thief", false)
 	})
 	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
-	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddObserver(ctx, 2, "127.0.0.1:1", "User:b1") })
+	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.AddObserver(ctx, 2, "127.0.0.1:1", "User:b1", false) })
 	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed, "broker 1's principal may not act as node 2")
 	_, err = call(c, func(q *Quorum) (struct{}, error) {
-		return struct{}{}, q.AddObserver(ctx, 5000, "127.0.0.1:1", "User:client")
+		return struct{}{}, q.AddObserver(ctx, 5000, "127.0.0.1:1", "User:client", false)
 	})
 	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed, "an id nobody allocated")
 	// Over the wire: a bad op, a negative id, a bad address.
-	require.ErrorIs(t, jc.Join(jctx, -3, "127.0.0.1:1"), kerr.InvalidRequest)
-	require.ErrorIs(t, jc.Join(jctx, 1500, "no-port"), kerr.InvalidRequest)
+	require.ErrorIs(t, jc.Join(jctx, -3, "127.0.0.1:1", false), kerr.InvalidRequest)
+	require.ErrorIs(t, jc.Join(jctx, 1500, "no-port", false), kerr.InvalidRequest)
 	_, err = jc.call(jctx, joinRequest{Op: "become_leader", NodeID: 9})
 	require.ErrorIs(t, err, kerr.InvalidRequest)
 

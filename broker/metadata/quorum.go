@@ -54,6 +54,9 @@ type Config struct {
 	// state (nil, or a plain TCP listener: "", the loopback trust of an unauthenticated
 	// controller listener).
 	PeerPrincipal func(tls.ConnectionState) string
+	// ControllerRole says this node has the controller role (process.roles): an observer with it
+	// may be made a voter (AddController), a broker-only one may not. Static voters have it.
+	ControllerRole bool
 	// ControllerEndpoints, set on a controller-only node (process.roles=controller), are its
 	// Kafka endpoints, recorded in the log when it becomes the active controller so that
 	// brokers, which find other controllers among the registered brokers, can reach it.

@@ -103,7 +103,10 @@ func TestScaleOutAndDynamicQuorum(t *testing.T) {
 	ctl4.start()
 	ctl4.waitLogged("broker ready", 90*time.Second)
 	cli := []string{"--bootstrap", strings.Join(cl.Bootstrap(), ",")}
-	out, err := sluiceCLI(ctx, append([]string{"cluster", "add-controller", "4"}, cli...)...)
+	out, err := sluiceCLI(ctx, append([]string{"cluster", "add-controller", strconv.Itoa(int(ids[0]))}, cli...)...)
+	require.Error(t, err, out)
+	require.Contains(t, out, "broker-only")
+	out, err = sluiceCLI(ctx, append([]string{"cluster", "add-controller", "4"}, cli...)...)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "node 4 is a controller")
 	out, err = sluiceCLI(ctx, append([]string{"cluster", "describe-quorum"}, cli...)...)
