@@ -32,8 +32,8 @@ const joinTimeout = 10 * time.Second
 
 // JoinRequest is a request on the join protocol.
 type joinRequest struct {
-	// Op is "allocate_node_id" (answered with a new node id) or "join" (follow the log as a
-	// non-voter with NodeID at Addr).
+	// Op is "allocate_node_id" (answered with a new node id), "join" (follow the log as a
+	// non-voter with NodeID at Addr) or "status" (the node's own id and applied index).
 	Op     string `json:"op"`
 	NodeID int32  `json:"node_id"`
 	Addr   string `json:"addr,omitempty"`
@@ -43,6 +43,8 @@ type joinRequest struct {
 
 type joinResponse struct {
 	NodeID int32 `json:"node_id"`
+	// AppliedIndex answers "status": the metadata log index the node has applied.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
 	// ErrorCode is a Kafka error code (0: none), Error its message.
 	ErrorCode int16  `json:"error_code,omitempty"`
 	Error     string `json:"error,omitempty"`
@@ -98,6 +100,9 @@ func (q *Quorum) serveJoin(c net.Conn, r io.Reader) {
 	defer cancel()
 	var err error
 	switch {
+	case req.Op == "status":
+		// Any node answers: the controller asks a node it is about to make a voter.
+		resp.NodeID, resp.AppliedIndex = q.cfg.NodeID, q.Image().Index
 	case !q.IsController():
 		err = ErrNotController
 	case req.Op == "allocate_node_id":
@@ -275,4 +280,16 @@ func (q *Quorum) joinLoop(ctx context.Context) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// nodeStatus asks the node at Raft address addr for its id and applied metadata index.
+func (q *Quorum) nodeStatus(ctx context.Context, addr string) (int32, uint64, error) {
+	resp, err := JoinClient{TLS: q.cfg.DialTLS}.once(ctx, addr, joinRequest{Op: "status", NodeID: -1})
+	if err != nil {
+		return -1, 0, err
+	}
+	if resp.ErrorCode != 0 {
+		return -1, 0, fmt.Errorf("%w: %s", kerr.ErrorForCode(resp.ErrorCode), resp.Error)
+	}
+	return resp.NodeID, resp.AppliedIndex, nil
 }

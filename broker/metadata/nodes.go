@@ -238,6 +238,9 @@ func (q *Quorum) joinAllowed(id int32, principal string) error {
 	return nil
 }
 
+// maxVoterLag is how far behind the commit index an observer may be when it is made a voter.
+const maxVoterLag = 100
+
 // MinVoters is the least number of controllers RemoveController leaves: three voters survive the
 // loss of one, and a quorum that started smaller cannot shrink at all.
 const MinVoters = 3
@@ -265,12 +268,18 @@ func (q *Quorum) AddController(ctx context.Context, id int32) error {
 	if !q.Image().ControllerCapable[id] {
 		return kafkaErrf(kerr.InvalidRequest, "node %d is a broker-only node (process.roles=broker): start a node with the controller role to add a controller", id)
 	}
-	// The new voter must have caught up, or adding it could leave the quorum without a majority
-	// that has the log.
-	if s := q.sess.Load(); s != nil {
-		if applied := s.appliedIndex(id); applied+1000 < q.raft.CommitIndex() {
-			return kafkaErrf(kerr.RequestTimedOut, "node %d has applied the metadata log up to %d of %d; retry when it has caught up", id, applied, q.raft.CommitIndex())
-		}
+	// The new voter must be up and have caught up, or adding it could leave the quorum without a
+	// majority that has the log. It is asked directly, at the address it will be replicated to.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	got, applied, err := q.nodeStatus(sctx, string(s.Address))
+	cancel()
+	switch {
+	case err != nil:
+		return kafkaErrf(kerr.RequestTimedOut, "node %d does not answer at %s: %v", id, s.Address, err)
+	case got != id:
+		return kafkaErrf(kerr.InvalidRequest, "the node at %s is node %d, not %d", s.Address, got, id)
+	case applied+maxVoterLag < q.raft.CommitIndex():
+		return kafkaErrf(kerr.RequestTimedOut, "node %d has applied the metadata log up to %d of %d; retry when it has caught up", id, applied, q.raft.CommitIndex())
 	}
 	if err := q.raft.AddVoter(s.ID, s.Address, 0, q.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("metadata: add controller %d: %w", id, err)
