@@ -143,13 +143,17 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, users.Error())
 		// Every broker must have applied alice's credential before she can log in to any.
-		var user *kgo.Client
-		var resp *kmsg.DescribeQuorumResponse
 		waitFor(t, 20*time.Second, func() bool {
-			user = saslUserClient(t, sc.brokers[0].ListenerAddr("CLIENT"), "alice", "alice-pw", kgo.DialTLSConfig(sc.pki.clientTLS(t, "")))
-			resp, err = dq.RequestWith(ctx, user)
-			return err == nil
+			for _, b := range append([]*testBroker{nb}, sc.brokers...) {
+				if b.quorum.Image().ScramCredentials["alice"] == nil {
+					return false
+				}
+			}
+			return true
 		})
+		user := saslUserClient(t, sc.brokers[0].ListenerAddr("CLIENT"), "alice", "alice-pw", kgo.DialTLSConfig(sc.pki.clientTLS(t, "")))
+		resp, err := dq.RequestWith(ctx, user)
+		require.NoError(t, err)
 		require.Equal(t, kerr.ClusterAuthorizationFailed.Code, resp.ErrorCode)
 		add := kmsg.NewPtrAddRaftVoterRequest()
 		add.VoterID = id
