@@ -60,6 +60,7 @@ var apiAuthorization = map[int16]string{
 	49: "ALTER_CONFIGS cluster",
 	50: "DESCRIBE cluster",
 	51: "ALTER cluster",
+	55: "DESCRIBE cluster",
 	56: "CLUSTER_ACTION cluster",
 	58: "CLUSTER_ACTION cluster, then the forwarded request as the client",
 	60: "none; KIP-430 operations need DESCRIBE cluster",
@@ -72,6 +73,8 @@ var apiAuthorization = map[int16]string{
 	27: "CLUSTER_ACTION cluster, on a broker-only listener",
 	28: "WRITE transactional id; READ group; READ topic",
 	61: "READ topic",
+	80: "ALTER cluster",
+	81: "ALTER cluster",
 }
 
 // validateAuthorizer checks authorizer.class.name and super.users.

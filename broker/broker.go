@@ -155,6 +155,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	// The broker's own registry, never the global one, so brokers can share a process.
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.registry.MustRegister(&quorumCollector{b}) // nodes.go
 	b.initLimits()
 	b.tenants = newTenantManager(b, b.registry)
 	b.fetchers.init(b)
@@ -186,6 +187,12 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 	raftServerTLS, raftDialTLS := b.raftTLSConfigs()
+	bootstrap, _ := cfg.bootstrapServers()
+	if cfg.NodeID, err = resolveNodeID(&cfg, b.joinClient(voters, bootstrap, raftDialTLS)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b.cfg.NodeID = cfg.NodeID
 	b.quorum, err = metadata.Open(metadata.Config{
 		NodeID:            cfg.NodeID,
 		Listen:            cfg.ControllerListen,
@@ -200,6 +207,13 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Listener:                cfg.ControllerListener,
 		TLS:                     raftServerTLS,
 		DialTLS:                 raftDialTLS,
+		// Joining the quorum (nodes.go).
+		Bootstrap:      bootstrap,
+		NodePrincipals: cfg.BrokerPrincipals,
+		PeerPrincipal:  b.raftPeerPrincipal,
+		// A controller-only node is reached at its endpoints in the image's controllers.
+		ControllerEndpoints: b.controllerOnlyEndpoints(),
+		ControllerRole:      cfg.isController(),
 	})
 	if err != nil {
 		ln.Close()
@@ -324,7 +338,14 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.acceptOthers(ctx)
 	b.logListeners()
 	heartbeatsDone := make(chan struct{})
-	go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	if b.cfg.isBroker() {
+		go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	} else {
+		// A controller-only node never registers as a broker: it serves the brokers'
+		// controller requests (and admin requests) as soon as it runs.
+		close(heartbeatsDone)
+		b.readyOnce.Do(func() { close(b.ready) })
+	}
 	b.fetchers.start(ctx)
 
 	var pprofSrv *http.Server
@@ -358,6 +379,10 @@ func (b *Broker) Run(ctx context.Context) error {
 		select {
 		case <-b.ready:
 			host, port := b.advertisedAddr()
+			if !b.cfg.isBroker() {
+				b.logger.Info("controller ready", "node_id", b.cfg.NodeID, "listen", b.Addr(), "data_dir", b.cfg.DataDir, "process_roles", "controller")
+				return
+			}
 			b.logger.Info("broker ready", "node_id", b.cfg.NodeID, "listen", b.Addr(),
 				"advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "data_dir", b.cfg.DataDir, "flush", b.cfg.Flush)
 		case <-ctx.Done():

@@ -46,13 +46,11 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 // peerIn returns the connection to broker id kept in peers, (re)opening it when
 // the broker's address changed.
 func (b *Broker) peerIn(peers *map[int32]*peer, id int32) (*peer, error) {
-	br, ok := b.quorum.Image().Brokers[id]
-	if !ok {
-		return nil, fmt.Errorf("broker %d is not registered", id)
-	}
-	addr := br.Addr(b.interBrokerListener().name)
+	// A controller-only node is not a registered broker; its endpoints are in the image's
+	// controllers.
+	addr := b.quorum.Image().ControllerEndpoint(id, b.interBrokerListener().name)
 	if addr == "" {
-		return nil, fmt.Errorf("broker %d has no %s listener", id, b.interBrokerListener().name)
+		return nil, fmt.Errorf("node %d is not registered with a %s listener", id, b.interBrokerListener().name)
 	}
 	l := &b.ctl
 	l.mu.Lock()
@@ -120,13 +118,9 @@ type controllerSession struct {
 // controller or its registered address changed (a restarted controller may
 // listen elsewhere).
 func (s *controllerSession) to(id int32) (*peer, error) {
-	br, ok := s.b.quorum.Image().Brokers[id]
-	if !ok {
-		return nil, fmt.Errorf("controller %d is not registered", id)
-	}
-	addr := br.Addr(s.b.interBrokerListener().name)
+	addr := s.b.quorum.Image().ControllerEndpoint(id, s.b.interBrokerListener().name)
 	if addr == "" {
-		return nil, fmt.Errorf("controller %d has no %s listener", id, s.b.interBrokerListener().name)
+		return nil, fmt.Errorf("controller %d is not registered with a %s listener", id, s.b.interBrokerListener().name)
 	}
 	if s.p != nil && s.ctlID == id && s.p.addr == addr {
 		return s.p, nil

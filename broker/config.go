@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
@@ -37,6 +36,18 @@ type Config struct {
 	// controller.quorum.voters format, "1@host:port,2@host:port,3@host:port".
 	// Empty makes this broker a one-voter quorum of its own.
 	ControllerQuorumVoters string `yaml:"controller.quorum.voters"`
+	// ProcessRoles is Kafka's process.roles: "broker,controller" (the default: a voter of
+	// the metadata quorum that also hosts partitions), "broker" (hosts partitions and
+	// follows the metadata log as an observer, a Raft non-voter, without voting; it needs
+	// controller.listen, which the controller replicates the log to) or "controller"
+	// (a voter that hosts no partitions, does not register as a broker and serves no
+	// clients). See nodes.go.
+	ProcessRoles string `yaml:"process.roles"`
+	// ControllerQuorumBootstrapServers lists controller (Raft) addresses, host:port
+	// separated by commas, like Kafka's controller.quorum.bootstrap.servers (KIP-853): a
+	// node that is not one of controller.quorum.voters asks them to join the metadata
+	// quorum as an observer. Default: the addresses of controller.quorum.voters.
+	ControllerQuorumBootstrapServers string `yaml:"controller.quorum.bootstrap.servers"`
 	// BrokerSessionTimeoutMs is how long the controller waits for a broker's
 	// heartbeat before fencing it and moving its leaderships, like Kafka's
 	// broker.session.timeout.ms. Default 9000, Kafka's. It applies to a broker
@@ -182,6 +193,9 @@ type Config struct {
 	Quotas QuotaConfig `yaml:",inline"`
 	// Tenants holds the tenant metering and enforcement settings (tenant.go).
 	Tenants TenantConfig `yaml:",inline"`
+
+	// nodeIDDefaulted is set when node.id was not given and defaulted to 1 (nodes.go).
+	nodeIDDefaulted bool
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -200,7 +214,10 @@ func DefaultConfig() Config {
 }
 
 func (c *Config) applyDefaults() {
-	setDefault(&c.NodeID, 1)
+	if c.NodeID == 0 {
+		c.NodeID, c.nodeIDDefaulted = 1, true
+	}
+	c.brokerOnlyNodeID()
 	setDefault(&c.Listen, "127.0.0.1:9092")
 	setDefault(&c.DataDir, DefaultDataDir(c.NodeID))
 	setDefault(&c.ClusterID, "sluice")
@@ -271,18 +288,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("advertised.listen: %q is not host:port: %w", c.AdvertisedListen, err)
 		}
 	}
-	if c.ControllerQuorumVoters != "" {
-		voters, err := metadata.ParseVoters(c.ControllerQuorumVoters)
-		if err != nil {
-			return fmt.Errorf("controller.quorum.voters: %w", err)
-		}
-		found := false
-		for _, v := range voters {
-			found = found || v.ID == c.NodeID
-		}
-		if !found {
-			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
-		}
+	if err := c.validateRoles(); err != nil {
+		return err
 	}
 	if _, err := c.listenerSpecs(); err != nil {
 		return err
@@ -301,7 +308,7 @@ func (c *Config) Validate() error {
 		name string
 		ok   bool
 	}{
-		{"node.id", c.NodeID >= 0},
+		{"node.id", c.NodeID >= 0 || c.NodeID == AllocateNodeID},
 		{"log.flush.interval.ms", c.FlushIntervalMs > 0},
 		{"num.partitions", c.NumPartitions > 0},
 		{"default.replication.factor", c.DefaultReplicationFactor > 0 || c.DefaultReplicationFactor == -1},

@@ -147,7 +147,7 @@ type secureCluster struct {
 	brokers []*testBroker
 }
 
-func startSecureCluster(t *testing.T) *secureCluster {
+func startSecureCluster(t *testing.T, mutate ...func(*Config)) *secureCluster {
 	pki := newTestPKI(t)
 	sc := &secureCluster{pki: pki}
 	var raftLns []net.Listener
@@ -165,7 +165,7 @@ func startSecureCluster(t *testing.T) *secureCluster {
 		id := int32(i + 1)
 		pair, err := pki.ca.Issue(fmt.Sprintf("broker%d", id), fmt.Sprintf("broker%d", id), []string{"127.0.0.1"}, time.Hour)
 		require.NoError(t, err)
-		sc.brokers = append(sc.brokers, launchTestBroker(t, t.TempDir(), func(c *Config) {
+		sc.brokers = append(sc.brokers, launchTestBroker(t, t.TempDir(), append([]func(*Config){func(c *Config) {
 			c.NodeID = id
 			c.ControllerQuorumVoters = strings.Join(voters, ",")
 			c.ControllerListener = raftLns[i]
@@ -180,7 +180,7 @@ func startSecureCluster(t *testing.T) *secureCluster {
 			c.SSLPrincipalMappingRules = "RULE:^CN=([^,]*),.*$/$1/,DEFAULT"
 			c.BrokerPrincipals = principals
 			c.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin", PasswordFile: passFile}}
-		}))
+		}}, mutate...)...))
 	}
 	for _, tb := range sc.brokers {
 		select {

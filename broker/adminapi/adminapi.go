@@ -75,4 +75,11 @@ const (
 	EventConfigChanged        EventType = "config_changed"
 	EventPartitionsCreated    EventType = "partitions_created"
 	EventScramChanged         EventType = "scram_credential_changed"
+	// Nodes and the metadata quorum: a node id handed out by the controller, a node that follows
+	// the metadata log as a Raft non-voter (an observer), a controller added to or removed from
+	// the voters.
+	EventNodeIDAllocated   EventType = "node_id_allocated"
+	EventObserverJoined    EventType = "observer_joined"
+	EventControllerAdded   EventType = "controller_added"
+	EventControllerRemoved EventType = "controller_removed"
 )

@@ -100,6 +100,7 @@ func (q *Quorum) runController(ctx context.Context) {
 		q.log.Info("no longer the active controller", "node", q.cfg.NodeID)
 	}()
 
+	q.registerSelf(ctx)
 	q.bootstrapScram(ctx)
 	tick := time.NewTicker(min(max(q.cfg.SessionTimeout/10, 10*time.Millisecond), 100*time.Millisecond))
 	defer tick.Stop()
@@ -279,6 +280,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 		if b, ok := q.Image().Brokers[req.BrokerID]; ok && b.Epoch == req.BrokerEpoch && !b.Fenced {
 			s.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 			s.reportApplied(b.ID, req.AppliedIndex)
+			s.heardFrom(b.ID, req.AppliedIndex, q.Image().Index)
 			return false, nil
 		}
 	}
@@ -291,6 +293,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	b, ok := img.Brokers[req.BrokerID]
 	if ok && b.Epoch == req.BrokerEpoch {
 		c.sessions.reportApplied(b.ID, req.AppliedIndex)
+		c.sessions.heardFrom(b.ID, req.AppliedIndex, img.Index)
 	}
 	switch {
 	case !ok:

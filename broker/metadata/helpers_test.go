@@ -93,8 +93,9 @@ func (c *cluster) stop(id int32) Config {
 		c.t.Fatalf("node %d did not stop", id)
 	}
 	cfg := nd.cfg
+	addr := cfg.raftAddr()
 	cfg.Listener = nil
-	cfg.Listen = cfg.voterAddr()
+	cfg.Listen = addr
 	return cfg
 }
 

@@ -140,6 +140,10 @@ var recordKinds = map[string]struct {
 	"client_quota":          {func() record { return &clientQuotaRecord{} }, 1},
 	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
 	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
+	// Node ids and the Raft quorum (nodes.go).
+	"allocate_node_id":    {func() record { return &allocateNodeIDRecord{} }, 1},
+	"quorum_change":       {func() record { return &quorumChangeRecord{} }, 1},
+	"register_controller": {func() record { return &registerControllerRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -223,6 +227,11 @@ func deref(r record) record {
 	case *removeTenantRecord:
 		return *r
 	case *planRecord:
+	case *allocateNodeIDRecord:
+		return *r
+	case *quorumChangeRecord:
+		return *r
+	case *registerControllerRecord:
 		return *r
 	}
 	return r

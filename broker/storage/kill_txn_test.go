@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker/record"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // crashTxnChildEnv names the directory a re-executed test binary writes
@@ -36,7 +37,7 @@ func TestKillDuringTransactions(t *testing.T) {
 		cmd.Env = append(os.Environ(), crashTxnChildEnv+"="+dir)
 		require.NoError(t, cmd.Start())
 		want := int64(round+1) * 150 << 10
-		waitFor(t, 30*time.Second, func() bool { return logBytes(dir) > want })
+		testutil.WaitFor(t, 30*time.Second, "the writer to pass the log size to kill at", func() bool { return logBytes(dir) > want })
 		require.NoError(t, cmd.Process.Kill())
 		_ = cmd.Wait()
 

@@ -36,6 +36,7 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"certs":    runCerts,
 
 	"transactions": runTransactions,
+	"cluster":      runCluster,
 }
 
 // summaries are the one-line descriptions `sluice help` prints.
@@ -45,6 +46,7 @@ var summaries = map[string]string{
 	"broker":   "run a Kafka-compatible broker",
 	"certs":    "a private CA and broker and client certificates (PEM) for TLS and mTLS",
 	"chaos":    "kill and restart brokers under load and check nothing acknowledged is lost",
+	"cluster":  "the metadata quorum: describe-quorum, add-controller, remove-controller",
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"quotas":   "set and list client quotas per user and client id",
 	"users":    "create, delete and list SCRAM users",
