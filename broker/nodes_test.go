@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestBrokerOnlyNodeJoinsSecureCluster adds a broker without node.id to a cluster whose
@@ -95,7 +96,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 	crResp, err := cr.RequestWith(ctx, sc.admin(t))
 	require.NoError(t, err)
 	require.NoError(t, kerr.ErrorForCode(crResp.Topics[0].ErrorCode))
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the new broker to lead on-new-broker/0 with three in sync", func() bool {
 		p, ok := nb.quorum.Image().Partition("on-new-broker", 0)
 		return ok && p.Leader == id && len(p.ISR) == 3
 	})
@@ -106,7 +107,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 	dqt.Topic = "__cluster_metadata"
 	dqt.Partitions = append(dqt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
 	dq.Topics = append(dq.Topics, dqt)
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "DescribeQuorum to list the new broker as an observer", func() bool {
 		resp, err := dq.RequestWith(ctx, sc.admin(t))
 		if err != nil || resp.ErrorCode != 0 {
 			return false
@@ -142,7 +143,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, users.Error())
 		// Every broker must have applied alice's credential before she can log in to any.
-		waitFor(t, 20*time.Second, func() bool {
+		testutil.WaitFor(t, 20*time.Second, "every broker to apply alice's credential", func() bool {
 			for _, b := range append([]*testBroker{nb}, sc.brokers...) {
 				if b.quorum.Image().ScramCredentials["alice"] == nil {
 					return false
