@@ -75,4 +75,11 @@ const (
 	EventConfigChanged        EventType = "config_changed"
 	EventPartitionsCreated    EventType = "partitions_created"
 	EventScramChanged         EventType = "scram_credential_changed"
+	// A partition reassignment (KIP-455) started, completed or was cancelled; the detail names the
+	// replicas and the cause (admin, balance, drain, disk).
+	EventReassignmentStarted   EventType = "reassignment_started"
+	EventReassignmentCompleted EventType = "reassignment_completed"
+	EventReassignmentCancelled EventType = "reassignment_cancelled"
+	// A drained, stopped broker was removed from the metadata (UnregisterBroker).
+	EventBrokerUnregistered EventType = "broker_unregistered"
 )

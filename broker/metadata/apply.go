@@ -250,6 +250,10 @@ func (b *builder) apply(s stamped) error {
 		return b.applyACLs(r)
 	case scramCredentialRecord, removeScramCredentialRecord:
 		return b.applyScram(t, s.rec)
+	case reassignPartitionRecord:
+		return b.applyReassign(t, r)
+	case unregisterBrokerRecord:
+		return b.applyUnregister(t, r)
 
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)

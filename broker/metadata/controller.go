@@ -149,14 +149,22 @@ func (q *Quorum) reconcile(ctx context.Context, forcePreferred bool) {
 		preferred, c.preferredDue = true, now.Add(q.cfg.PreferredLeaderInterval)
 	}
 	recs = append(recs, planPartitions(img, dead, preferred)...)
-	if len(recs) == 0 {
-		return
+	if len(recs) > 0 {
+		if _, err := q.proposeLocked(ctx, recs); err != nil {
+			q.log.Warn("controller could not apply changes", "records", len(recs), "err", err)
+			return
+		}
+		q.log.Info("controller applied changes", "records", len(recs), "fenced", len(dead))
 	}
-	if _, err := q.proposeLocked(ctx, recs); err != nil {
-		q.log.Warn("controller could not apply changes", "records", len(recs), "err", err)
-		return
+	// Reassignments complete in an entry of their own, planned on the image after the changes
+	// above, so that no two records of one entry change the same partition.
+	if done := planReassignments(q.Image()); len(done) > 0 {
+		if _, err := q.proposeLocked(ctx, done); err != nil {
+			q.log.Warn("controller could not complete reassignments", "records", len(done), "err", err)
+			return
+		}
+		q.log.Info("reassignments completed", "partitions", len(done))
 	}
-	q.log.Info("controller applied changes", "records", len(recs), "fenced", len(dead))
 }
 
 // kick asks the controller loop for a preferred-leader check now.

@@ -140,6 +140,9 @@ var recordKinds = map[string]struct {
 	"client_quota":          {func() record { return &clientQuotaRecord{} }, 1},
 	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
 	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
+	// Reassignment (reassign.go).
+	"reassign_partition": {func() record { return &reassignPartitionRecord{} }, 1},
+	"unregister_broker":  {func() record { return &unregisterBrokerRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -217,6 +220,10 @@ func deref(r record) record {
 	case *scramCredentialRecord:
 		return *r
 	case *removeScramCredentialRecord:
+		return *r
+	case *reassignPartitionRecord:
+		return *r
+	case *unregisterBrokerRecord:
 		return *r
 	}
 	return r

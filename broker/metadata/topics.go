@@ -218,6 +218,9 @@ func (q *Quorum) AlterPartition(ctx context.Context, topicID [16]byte, partition
 	if pref := np.Replicas[0]; pref != np.Leader && slices.Contains(np.ISR, pref) && !slices.Contains(p.ISR, pref) {
 		q.kick()
 	}
+	if np.Reassigning() {
+		q.kick() // an adding replica may have caught up
+	}
 	return np, nil
 }
 
