@@ -162,7 +162,9 @@ func (img *Image) hostedBy(id int32) (topic string, partition int32, ok bool) {
 }
 
 // Reassigning reports whether a reassignment of the partition is in progress.
-func (p Partition) Reassigning() bool { return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0 }
+func (p Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
 
 // targetReplicas is the replica set a reassignment of p ends with (Replicas when none is in progress).
 func targetReplicas(p Partition) []int32 {
