@@ -63,6 +63,11 @@ var apiAuthorization = map[int16]string{
 	62: "CLUSTER_ACTION cluster",
 	63: "CLUSTER_ACTION cluster",
 	67: "CLUSTER_ACTION cluster",
+	// Reassignment and elections (scale-reassign).
+	43: "ALTER cluster",
+	45: "ALTER cluster",
+	46: "DESCRIBE cluster",
+	64: "ALTER cluster",
 }
 
 // validateAuthorizer checks authorizer.class.name and super.users.

@@ -41,6 +41,24 @@ func (b *Broker) becomeLeader(p *partition) {
 	}
 }
 
+// syncFollowersLocked makes a leader's follower states match its replicas after a
+// reassignment changed them at the same leader epoch: adding replicas get a state
+// (they catch up and join the ISR like any follower), removed ones lose theirs.
+// p.mu must be held.
+func (p *partition) syncFollowersLocked() {
+	now := time.Now()
+	for r := range p.followers {
+		if !slices.Contains(p.replicas, r) {
+			delete(p.followers, r)
+		}
+	}
+	for _, r := range p.replicas {
+		if r != p.b.cfg.NodeID && p.followers[r] == nil {
+			p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+		}
+	}
+}
+
 // becomeFollower makes p follow its leader, truncating divergent entries first.
 func (b *Broker) becomeFollower(p *partition) {
 	leader, epoch, _ := p.state()

@@ -129,7 +129,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	}
 
 	b.mu.Lock()
-	var becameLeader, becameFollower []*partition
+	var becameLeader, becameFollower, resynced []*partition
 	for _, mt := range img.SortedTopics() {
 		t := b.topicIDs[mt.ID]
 		if t == nil {
@@ -169,6 +169,8 @@ func (b *Broker) applyImage(img *metadata.Image) {
 				becameLeader = append(becameLeader, p)
 			case roleFollower:
 				becameFollower = append(becameFollower, p)
+			case roleReplicasChanged:
+				resynced = append(resynced, p)
 			}
 		}
 	}
@@ -179,6 +181,9 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	}
 	for _, p := range becameLeader {
 		b.becomeLeader(p)
+	}
+	for _, p := range resynced {
+		p.maybeAdvanceHW() // removed replicas no longer hold the high watermark back
 	}
 	b.groups.TopicsChanged(deletedTopics, resizedTopics)
 	b.appliedIndex.Store(img.Index)
@@ -285,6 +290,8 @@ const (
 	roleSame roleChange = iota
 	roleLeader
 	roleFollower
+	// roleReplicasChanged: still leading at the same epoch, with other replicas (reassignment).
+	roleReplicasChanged
 )
 
 // update takes the partition's state from the image and reports a role change:
@@ -303,11 +310,16 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 			p.b.metrics.isrExpands.Inc()
 		}
 	}
+	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
 	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
 	if p.pendingISR != nil && slices.Equal(p.pendingISR, mp.ISR) {
 		p.pendingISR = nil
 	}
 	if !newEpoch {
+		if replicasChanged && p.isLeader {
+			p.syncFollowersLocked() // replica.go: a reassignment added or removed replicas
+			return roleReplicasChanged
+		}
 		return roleSame
 	}
 	p.leader, p.leaderEpoch = mp.Leader, mp.LeaderEpoch
