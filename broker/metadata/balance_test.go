@@ -198,4 +198,3 @@ func sameSet(a, b []int32) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
-
