@@ -64,6 +64,8 @@ func (q *Quorum) runController(ctx context.Context) {
 	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); q.watchStalls(ctx, c.sessions) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); q.runBalancer(ctx) }() // autobalance.go
 	// Every broker this controller has not heard from yet is probed: the previous controller
 	// (usually the one that died), and after a restart of the whole cluster, the old incarnations
 	// of brokers that are starting again and cannot register while an old session lasts.
@@ -320,6 +322,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 		if _, err := q.proposeWithPlan(ctx, []record{unfenceBrokerRecord{ID: b.ID, Epoch: b.Epoch}}); err != nil {
 			return true, err
 		}
+		q.kickBalance() // a broker joined or came back
 		c.sessions.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 		return false, nil
 	default:

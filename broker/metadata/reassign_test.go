@@ -3,6 +3,8 @@ package metadata
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,4 +267,94 @@ func TestElectLeadersController(t *testing.T) {
 	res, err = q.ElectLeaders(ctx, ElectUnclean, TopicPartitions{"e": {0}})
 	require.NoError(t, err)
 	require.True(t, errors.Is(res[0].Err, kerr.ElectionNotNeeded))
+}
+
+// TestAutoBalanceNewBroker checks the controller's balancer: a broker that joins gets replicas,
+// at most MaxMoves at a time, each move an event; a cordoned broker gets none and loses its own.
+func TestAutoBalanceNewBroker(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	moved := map[string]int{}
+	c := newCluster(t, 0, func(cfg *Config) {
+		cfg.PreferredLeaderInterval = -1
+		cfg.AutoBalance = AutoBalanceConfig{Interval: 200 * time.Millisecond, MaxMoves: 2, OnMoves: func(cause string, n int) {
+			mu.Lock()
+			moved[cause] += n
+			mu.Unlock()
+		}}
+	})
+	q := c.waitController(10 * time.Second)
+	for id := int32(1); id <= 3; id++ {
+		c.startBroker(id)
+	}
+	c.waitLive(5*time.Second, 1, 2, 3)
+	_, err := q.CreateTopic(ctx, "b", -1, -1, [][]int32{{1, 2}, {2, 3}, {3, 1}, {1, 2}, {2, 3}, {3, 1}}, nil)
+	require.NoError(t, err)
+
+	// Play the leaders: every adding replica catches up at once.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			img := q.Image()
+			tp := img.Topic("b")
+			for i, p := range tp.Partitions {
+				for _, a := range p.AddingReplicas {
+					if !slices.Contains(p.ISR, a) {
+						q.AlterPartition(ctx, tp.ID, int32(i), p.Leader, p.LeaderEpoch, p.PartitionEpoch, append(slices.Clone(p.ISR), a))
+						break
+					}
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	maxInFlight := 0
+	c.startBroker(4)
+	testutil.WaitFor(t, 20*time.Second, "broker 4 holds its share", func() bool {
+		img := q.Image()
+		maxInFlight = max(maxInFlight, len(img.Reassignments(nil)))
+		n := 0
+		for _, p := range img.Topic("b").Partitions {
+			if slices.Contains(p.Replicas, 4) && !p.Reassigning() {
+				n++
+			}
+		}
+		return n == 3
+	})
+	require.LessOrEqual(t, maxInFlight, 2)
+	mu.Lock()
+	require.GreaterOrEqual(t, moved[CauseBalance], 3)
+	mu.Unlock()
+	started := 0
+	for _, e := range q.Image().Events {
+		if e.Type == EventReassignmentStarted {
+			started++
+			require.Contains(t, e.Detail, "cause balance")
+		}
+	}
+	require.GreaterOrEqual(t, started, 3)
+
+	// Cordoning broker 4 moves everything off it.
+	require.NoError(t, q.AlterBrokerConfigs(ctx, "4", map[string]string{CordonConfig: "*"}))
+	testutil.WaitFor(t, 20*time.Second, "broker 4 drained", func() bool {
+		_, _, hosted := q.Image().hostedBy(4)
+		return !hosted
+	})
+	mu.Lock()
+	require.GreaterOrEqual(t, moved[CauseDrain], 3)
+	mu.Unlock()
+	// New topics avoid the cordoned broker.
+	tp, err := q.CreateTopic(ctx, "after", 8, 3, nil, nil)
+	require.NoError(t, err)
+	for _, p := range tp.Partitions {
+		require.NotContains(t, p.Replicas, int32(4))
+	}
 }

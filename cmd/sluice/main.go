@@ -32,6 +32,9 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"quotas":   runQuotas,
 	"users":    runUsers,
 	"certs":    runCerts,
+	// Reassignment, elections, drain (scale-reassign).
+	"partitions": runPartitions,
+	"cluster":    runCluster,
 }
 
 // summaries are the one-line descriptions `sluice help` prints.
@@ -44,6 +47,9 @@ var summaries = map[string]string{
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"quotas":   "set and list client quotas per user and client id",
 	"users":    "create, delete and list SCRAM users",
+	// Reassignment, elections, drain (scale-reassign).
+	"partitions": "reassign partitions, list reassignments, elect leaders",
+	"cluster":    "drain a broker before stopping it, unregister a drained broker",
 }
 
 func main() {
