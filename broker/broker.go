@@ -71,6 +71,10 @@ type Broker struct {
 	groups   *group.Coordinator
 	pids     producerIDs
 	fetchers fetchers
+	// throttles are the replication throttles (throttle.go).
+	throttles replicationThrottles
+	// balanceMetrics are the reassignment and balance metrics (balance.go).
+	balanceMetrics *balanceMetrics
 
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
@@ -151,6 +155,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		b.registry = prometheus.NewRegistry()
 	}
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.balanceMetrics = newBalanceMetrics(b, b.registry) // balance.go
 	b.initLimits()
 	b.fetchers.init(b)
 	if b.hwCheckpoint, err = loadHWCheckpoint(cfg.DataDir); err != nil {
@@ -195,6 +200,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Listener:                cfg.ControllerListener,
 		TLS:                     raftServerTLS,
 		DialTLS:                 raftDialTLS,
+		AutoBalance:             b.autoBalanceConfig(), // balance.go
 	})
 	if err != nil {
 		ln.Close()
@@ -426,6 +432,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 // maintain runs periodic flushes (flush=interval) and retention/compaction.
 func (b *Broker) maintain(ctx context.Context) {
 	flushEvery := time.Duration(b.cfg.FlushIntervalMs) * time.Millisecond
+	b.watchReplicationThrottles() // throttle.go
 	// log.flush.interval.ms is a dynamic broker config.
 	flushChanged := make(chan time.Duration, 1)
 	b.onBrokerConfigChange([]string{"log.flush.interval.ms"}, func(v map[string]string) {

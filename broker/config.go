@@ -158,6 +158,8 @@ type Config struct {
 	Limits `yaml:",inline"`
 	// Quotas holds the client quota windows (quota.go).
 	Quotas QuotaConfig `yaml:",inline"`
+	// Balance holds broker.rack and the automatic balancing settings (balance.go).
+	Balance BalanceConfig `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -210,6 +212,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
+	c.Balance.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -300,6 +303,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
+		return err
+	}
+	if err := c.Balance.validate(); err != nil {
 		return err
 	}
 	return c.Quotas.validate()

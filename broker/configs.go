@@ -134,8 +134,6 @@ var ignoredTopicConfigs = map[string]string{
 	"file.delete.delay.ms":                    "deleted segments are removed at once",
 	"flush.messages":                          "fsync follows the broker's flush policy (flush, log.flush.interval.ms)",
 	"flush.ms":                                "fsync follows the broker's flush policy (flush, log.flush.interval.ms)",
-	"follower.replication.throttled.replicas": "replication is not throttled",
-	"leader.replication.throttled.replicas":   "replication is not throttled",
 	"local.retention.bytes":                   "there is no tiered storage: all data is local",
 	"local.retention.ms":                      "there is no tiered storage: all data is local",
 	"max.compaction.lag.ms":                   "compaction runs every log.retention.check.interval.ms over all sealed segments",
