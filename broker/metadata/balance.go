@@ -72,14 +72,16 @@ const CauseDrain = "drain"
 type balanceState struct {
 	brokers  map[int32]BalanceBroker
 	racks    int
-	replicas map[int32]int   // replica count by broker
-	leaders  map[int32]int   // preferred-leader count by broker
-	bytes    map[int32]int64 // bytes by broker
+	replicas map[int32]int            // replica count by broker
+	topicN   map[string]map[int32]int // replica count by topic and broker
+	leaders  map[int32]int            // preferred-leader count by broker
+	bytes    map[int32]int64          // bytes by broker
 	parts    []BalancePartition
 }
 
 func newBalanceState(brokers []BalanceBroker, parts []BalancePartition) *balanceState {
-	s := &balanceState{brokers: map[int32]BalanceBroker{}, replicas: map[int32]int{}, leaders: map[int32]int{}, bytes: map[int32]int64{}}
+	s := &balanceState{brokers: map[int32]BalanceBroker{}, replicas: map[int32]int{}, topicN: map[string]map[int32]int{},
+		leaders: map[int32]int{}, bytes: map[int32]int64{}}
 	racks := map[string]bool{}
 	for _, b := range brokers {
 		s.brokers[b.ID] = b
@@ -91,8 +93,12 @@ func newBalanceState(brokers []BalanceBroker, parts []BalancePartition) *balance
 	for _, p := range parts {
 		p.Replicas = slices.Clone(p.Replicas)
 		s.parts = append(s.parts, p)
+		if s.topicN[p.Topic] == nil {
+			s.topicN[p.Topic] = map[int32]int{}
+		}
 		for i, r := range p.Replicas {
 			s.replicas[r]++
+			s.topicN[p.Topic][r]++
 			s.bytes[r] += p.Bytes
 			if i == 0 {
 				s.leaders[r]++
@@ -166,6 +172,8 @@ func (s *balanceState) move(i int, from, to int32) Move {
 	p.Reassigning = true
 	s.replicas[from]--
 	s.replicas[to]++
+	s.topicN[p.Topic][from]--
+	s.topicN[p.Topic][to]++
 	s.bytes[from] -= p.Bytes
 	s.bytes[to] += p.Bytes
 	if idx == 0 {
@@ -232,9 +240,13 @@ func PlanBalance(brokers []BalanceBroker, parts []BalancePartition, cfg BalanceC
 			}
 		}
 	}
-	// 2. Replica counts, then bytes.
+	// 2. Replica counts per topic (so each topic spreads over the brokers, as CreateTopics
+	// places it), then in total, then bytes.
 	for budget > 0 {
-		m, ok := s.countMove(cfg)
+		m, ok := s.topicMove(cfg)
+		if !ok {
+			m, ok = s.countMove(cfg)
+		}
 		if !ok {
 			m, ok = s.byteMove(cfg)
 		}
@@ -268,7 +280,59 @@ func (s *balanceState) eligibleIDs(cfg BalanceConfig) []int32 {
 	return ids
 }
 
-// countMove moves one replica from the broker with the most replicas to the one with the fewest.
+// topicMove moves one replica of a topic from the broker with the most replicas of it to the one
+// with the fewest, while they differ by more than one.
+func (s *balanceState) topicMove(cfg BalanceConfig) (Move, bool) {
+	ids := s.eligibleIDs(cfg)
+	if len(ids) < 2 {
+		return Move{}, false
+	}
+	topics := make([]string, 0, len(s.topicN))
+	for t := range s.topicN {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, t := range topics {
+		n := s.topicN[t]
+		byLoad := slices.Clone(ids)
+		sort.SliceStable(byLoad, func(i, j int) bool {
+			a, b := byLoad[i], byLoad[j]
+			if n[a] != n[b] {
+				return n[a] > n[b]
+			}
+			return s.replicas[a] > s.replicas[b]
+		})
+		for _, from := range byLoad {
+			for k := len(byLoad) - 1; k >= 0; k-- {
+				to := byLoad[k]
+				if n[from]-n[to] <= 1 {
+					break
+				}
+				if i, ok := s.pickOf(t, from, to); ok {
+					return s.move(i, from, to), true
+				}
+			}
+		}
+	}
+	return Move{}, false
+}
+
+// pickOf returns the smallest partition of topic t on from that may move to to.
+func (s *balanceState) pickOf(t string, from, to int32) (int, bool) {
+	best := -1
+	for i, p := range s.parts {
+		if p.Topic != t || p.Reassigning || !slices.Contains(p.Replicas, from) || slices.Contains(p.Replicas, to) || !s.rackOK(p, from, to) {
+			continue
+		}
+		if best < 0 || p.Bytes < s.parts[best].Bytes {
+			best = i
+		}
+	}
+	return best, best >= 0
+}
+
+// countMove moves one replica from the broker with the most replicas to the one with the fewest,
+// choosing a partition whose topic it does not unbalance.
 func (s *balanceState) countMove(cfg BalanceConfig) (Move, bool) {
 	ids := s.eligibleIDs(cfg)
 	if len(ids) < 2 {
@@ -328,6 +392,10 @@ func (s *balanceState) pick(from, to int32, gap int64) (int, bool) {
 	for i, p := range s.parts {
 		if p.Reassigning || !slices.Contains(p.Replicas, from) || slices.Contains(p.Replicas, to) || !s.rackOK(p, from, to) {
 			continue
+		}
+		if n := s.topicN[p.Topic]; gap < 0 && n[from] <= n[to] {
+			continue // a count move keeps the topic balanced; a byte move may not, and the
+			// topic's next move, of its smallest partition, makes the pair a swap
 		}
 		score := p.Bytes
 		if gap >= 0 {

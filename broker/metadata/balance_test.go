@@ -91,11 +91,25 @@ func TestPlanBalance(t *testing.T) {
 			require.Contains(t, m.To, int32(4))
 			require.Equal(t, CauseBalance, m.Cause)
 		}
+		parts = append(parts, partsOn("u", 4, 2, []int32{1, 2}, 5000)...)
 		final, _ := converge(t, brokersN(4), parts, cfg)
 		replicas, leaders := counts(final)
+		perTopic := map[string]map[int32]int{}
+		for _, p := range final {
+			if perTopic[p.Topic] == nil {
+				perTopic[p.Topic] = map[int32]int{}
+			}
+			for _, r := range p.Replicas {
+				perTopic[p.Topic][r]++
+			}
+		}
 		for id := int32(1); id <= 4; id++ {
-			require.InDelta(t, 9, replicas[id], 1, "replicas of %d: %v", id, replicas)
-			require.InDelta(t, 3, leaders[id], 1, "leaders of %d: %v", id, leaders)
+			require.InDelta(t, 9, perTopic["t"][id], 1, "topic t on %d: %v", id, perTopic)
+			require.Equal(t, 2, perTopic["u"][id], "topic u on %d: %v", id, perTopic)
+		}
+		for id := int32(1); id <= 4; id++ {
+			require.InDelta(t, 11, replicas[id], 1, "replicas of %d: %v", id, replicas)
+			require.InDelta(t, 4, leaders[id], 1, "leaders of %d: %v", id, leaders)
 		}
 	})
 
@@ -170,10 +184,10 @@ func TestPlanBalance(t *testing.T) {
 	t.Run("bytes balance with even counts", func(t *testing.T) {
 		// Counts are even (2 each) but broker 1 holds the two big partitions.
 		parts := []BalancePartition{
-			{Topic: "t", Partition: 0, Replicas: []int32{1}, Bytes: 1000},
-			{Topic: "t", Partition: 1, Replicas: []int32{1}, Bytes: 1000},
-			{Topic: "t", Partition: 2, Replicas: []int32{2}, Bytes: 10},
-			{Topic: "t", Partition: 3, Replicas: []int32{2}, Bytes: 10},
+			{Topic: "a", Partition: 0, Replicas: []int32{1}, Bytes: 1000},
+			{Topic: "b", Partition: 0, Replicas: []int32{1}, Bytes: 1000},
+			{Topic: "a", Partition: 1, Replicas: []int32{2}, Bytes: 10},
+			{Topic: "b", Partition: 1, Replicas: []int32{2}, Bytes: 10},
 		}
 		final, _ := converge(t, brokersN(2), parts, BalanceConfig{MaxMoves: 1, ByteTolerance: 0.1})
 		var on1 int64
@@ -183,6 +197,8 @@ func TestPlanBalance(t *testing.T) {
 			}
 		}
 		require.Less(t, on1, int64(1500), "broker 1 shed a big partition: %v", final)
+		replicas, _ := counts(final)
+		require.Equal(t, 2, replicas[1], "counts stay even: %v", final)
 	})
 
 	t.Run("dead broker receives nothing", func(t *testing.T) {

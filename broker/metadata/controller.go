@@ -166,6 +166,7 @@ func (q *Quorum) reconcile(ctx context.Context, forcePreferred bool) {
 			return
 		}
 		q.log.Info("reassignments completed", "partitions", len(done))
+		q.kickBalance() // room for the next moves
 	}
 }
 

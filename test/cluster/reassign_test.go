@@ -275,7 +275,7 @@ func TestDrainAndUnregister(t *testing.T) {
 // fourth: the controller's balancer moves replicas (and preferred leaders) to it until replica
 // counts differ by at most one, and every acknowledged record is read back.
 func TestBalancerMovesToNewBroker(t *testing.T) {
-	cl := startPartialCluster(t, 4, 3, "flush: always\nauto.balance.interval.ms: 500\nauto.balance.max.moves: 2\n")
+	cl := startPartialCluster(t, 4, 3, "flush: always\nauto.balance.interval.ms: 500\nauto.balance.max.moves: 4\noffsets.topic.num.partitions: 6\n")
 	const topic = "balanced"
 	createTopic(t, cl, topic, 6, 2, 1)
 	prod := newProducer(t, newClient(t, cl), 0)
