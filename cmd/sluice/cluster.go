@@ -125,6 +125,9 @@ func clusterDrain(ctx context.Context, args []string, out io.Writer) error {
 
 	wctx, stop := context.WithTimeout(ctx, timeout)
 	defer stop()
+	// A partition asked to move is not asked again for a while: the Metadata answer
+	// of a broker that has not applied the move yet would show it unmoved.
+	asked := map[string]time.Time{}
 	for {
 		moves, hosted, err := drainMoves(wctx, adm, id)
 		if err != nil {
@@ -134,22 +137,29 @@ func clusterDrain(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "broker %d holds no replicas and leads no partition: safe to stop\n", id)
 			return nil
 		}
-		if len(moves) > 0 {
-			req := kadm.AlterPartitionAssignmentsReq{}
-			for _, m := range moves {
+		req := kadm.AlterPartitionAssignmentsReq{}
+		for _, m := range moves {
+			key := fmt.Sprintf("%s-%d", m.Topic, m.Partition)
+			if time.Since(asked[key]) > 15*time.Second {
+				asked[key] = time.Now()
 				req.Assign(m.Topic, m.Partition, m.To)
 			}
+		}
+		if len(req) > 0 {
 			res, err := adm.AlterPartitionAssignments(wctx, req)
 			if err != nil {
 				return fmt.Errorf("cluster drain: %w", err)
 			}
+			started := 0
 			res.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
 				if r.Err != nil {
-					fmt.Fprintf(out, "moving %s-%d failed (retrying): %v %s\n", r.Topic, r.Partition, r.Err, r.ErrMessage)
-				} else {
-					fmt.Fprintf(out, "moving %s-%d off broker %d\n", r.Topic, r.Partition, id)
+					fmt.Fprintf(out, "moving %s-%d failed (will retry): %v %s\n", r.Topic, r.Partition, r.Err, r.ErrMessage)
+					delete(asked, fmt.Sprintf("%s-%d", r.Topic, r.Partition))
+					return
 				}
+				started++
 			})
+			fmt.Fprintf(out, "moving %d partitions off broker %d (%d replicas left on it)\n", started, id, hosted)
 		}
 		select {
 		case <-wctx.Done():
