@@ -142,7 +142,9 @@ func TestReassignWithKadm(t *testing.T) {
 	}
 	res, err = adm.AlterPartitionAssignments(ctx, req)
 	require.NoError(t, err)
-	res.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err, "%s-%d", r.Topic, r.Partition) })
+	res.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+		require.NoError(t, r.Err, "%s-%d", r.Topic, r.Partition)
+	})
 	listed, err := adm.ListPartitionReassignments(ctx, nil)
 	require.NoError(t, err)
 	listed.Each(func(r kadm.ListPartitionReassignmentsResponse) {
