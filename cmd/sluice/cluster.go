@@ -8,12 +8,10 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/clientsec"
@@ -97,7 +95,7 @@ func clusterDrain(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return err
 	}
-	adm, closeAdm, err := adminClient(bootstrap, sec)
+	adm, closeAdm, err := newAdminClient(bootstrap, sec)
 	if err != nil {
 		return err
 	}
@@ -172,12 +170,12 @@ func clusterDrain(ctx context.Context, args []string, out io.Writer) error {
 // drainMoves reads the cluster and returns the moves that take replicas off
 // broker id (none for partitions being reassigned already) and how many
 // replicas it still holds.
-func drainMoves(ctx context.Context, adm *kadm.Client, id int32) ([]metadata.Move, int, error) {
+func drainMoves(ctx context.Context, adm *adminClient, id int32) ([]metadata.Move, int, error) {
 	md, err := adm.Metadata(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("cluster drain: %w", err)
 	}
-	inFlight, err := adm.ListPartitionReassignments(ctx, nil)
+	inFlight, err := adm.listReassignments(ctx, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("cluster drain: %w", err)
 	}
@@ -222,18 +220,14 @@ func clusterUnregister(ctx context.Context, args []string, out io.Writer) error 
 		}
 		return err
 	}
-	secOpts, err := sec.Opts()
+	adm, closeAdm, err := newAdminClient(bootstrap, sec)
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...)}, secOpts...)...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+	defer closeAdm()
 	req := kmsg.NewPtrUnregisterBrokerRequest()
 	req.BrokerID = id
-	resp, err := req.RequestWith(ctx, cl)
+	resp, err := req.RequestWith(ctx, adm.kcl)
 	if err != nil {
 		return fmt.Errorf("cluster unregister: %w", err)
 	}

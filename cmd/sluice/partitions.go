@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/clientsec"
 )
@@ -91,7 +93,7 @@ func partitionsCommand(ctx context.Context, args []string, out io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("partitions %s: unexpected argument %q", sub, fs.Arg(0))
 	}
-	adm, closeAdm, err := adminClient(*bootstrap, &sec)
+	adm, closeAdm, err := newAdminClient(*bootstrap, &sec)
 	if err != nil {
 		return err
 	}
@@ -179,8 +181,15 @@ func partitionsCommand(ctx context.Context, args []string, out io.Writer) error 
 	return nil
 }
 
-// adminClient connects a kadm client to the seed brokers with the CLI's security flags.
-func adminClient(bootstrap string, sec *clientsec.Config) (*kadm.Client, func(), error) {
+// adminClient is a kadm client and the kgo client under it, for requests kadm
+// does not send as the CLI needs them.
+type adminClient struct {
+	*kadm.Client
+	kcl *kgo.Client
+}
+
+// newAdminClient connects to the seed brokers with the CLI's security flags.
+func newAdminClient(bootstrap string, sec *clientsec.Config) (*adminClient, func(), error) {
 	secOpts, err := sec.Opts()
 	if err != nil {
 		return nil, nil, err
@@ -189,7 +198,34 @@ func adminClient(bootstrap string, sec *clientsec.Config) (*kadm.Client, func(),
 	if err != nil {
 		return nil, nil, err
 	}
-	return kadm.NewClient(cl), cl.Close, nil
+	return &adminClient{Client: kadm.NewClient(cl), kcl: cl}, cl.Close, nil
+}
+
+// listReassignments is ListPartitionReassignments for the partitions of set,
+// or with set nil for every partition (kadm sends no request for an empty set).
+func (a *adminClient) listReassignments(ctx context.Context, set kadm.TopicsSet) (kadm.ListPartitionReassignmentsResponses, error) {
+	if set != nil {
+		return a.ListPartitionReassignments(ctx, set)
+	}
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	resp, err := req.RequestWith(ctx, a.kcl)
+	if err != nil {
+		return nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, err
+	}
+	out := kadm.ListPartitionReassignmentsResponses{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if out[t.Topic] == nil {
+				out[t.Topic] = map[int32]kadm.ListPartitionReassignmentsResponse{}
+			}
+			out[t.Topic][p.Partition] = kadm.ListPartitionReassignmentsResponse{Topic: t.Topic, Partition: p.Partition,
+				Replicas: p.Replicas, AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas}
+		}
+	}
+	return out, nil
 }
 
 func readPlan(path string) (*reassignmentPlan, error) {
@@ -235,7 +271,7 @@ func parseBrokerIDs(s string) ([]int32, error) {
 
 // setReplicationThrottle sets (or with rate empty, removes) the cluster-wide
 // leader and follower replication throttle rates.
-func setReplicationThrottle(ctx context.Context, adm *kadm.Client, rate string) error {
+func setReplicationThrottle(ctx context.Context, adm *adminClient, rate string) error {
 	op, val := kadm.SetConfig, kadm.StringPtr(rate)
 	if rate == "" {
 		op, val = kadm.DeleteConfig, nil
@@ -259,7 +295,7 @@ func setReplicationThrottle(ctx context.Context, adm *kadm.Client, rate string) 
 
 // waitReassigned polls ListPartitionReassignments until none of req's partitions
 // is being reassigned.
-func waitReassigned(ctx context.Context, adm *kadm.Client, req kadm.AlterPartitionAssignmentsReq) error {
+func waitReassigned(ctx context.Context, adm *adminClient, req kadm.AlterPartitionAssignmentsReq) error {
 	set := kadm.TopicsSet{}
 	for t, ps := range req {
 		for p := range ps {
@@ -267,7 +303,7 @@ func waitReassigned(ctx context.Context, adm *kadm.Client, req kadm.AlterPartiti
 		}
 	}
 	for {
-		res, err := adm.ListPartitionReassignments(ctx, set)
+		res, err := adm.listReassignments(ctx, set)
 		if err == nil && len(res) == 0 {
 			return nil
 		}
@@ -279,7 +315,7 @@ func waitReassigned(ctx context.Context, adm *kadm.Client, req kadm.AlterPartiti
 	}
 }
 
-func reassignmentStatus(ctx context.Context, adm *kadm.Client, topic string, out io.Writer) error {
+func reassignmentStatus(ctx context.Context, adm *adminClient, topic string, out io.Writer) error {
 	var set kadm.TopicsSet
 	if topic != "" {
 		md, err := adm.Metadata(ctx, topic)
@@ -294,7 +330,7 @@ func reassignmentStatus(ctx context.Context, adm *kadm.Client, topic string, out
 			return fmt.Errorf("partitions status: topic %q does not exist", topic)
 		}
 	}
-	res, err := adm.ListPartitionReassignments(ctx, set)
+	res, err := adm.listReassignments(ctx, set)
 	if err != nil {
 		return fmt.Errorf("partitions status: %w", err)
 	}
@@ -326,7 +362,7 @@ func idList(ids []int32) string {
 	return strings.Join(s, ",")
 }
 
-func electLeaders(ctx context.Context, adm *kadm.Client, typ, topic string, partition int32, out io.Writer) error {
+func electLeaders(ctx context.Context, adm *adminClient, typ, topic string, partition int32, out io.Writer) error {
 	how := kadm.ElectPreferredReplica
 	switch typ {
 	case "preferred":
