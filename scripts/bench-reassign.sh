@@ -28,8 +28,12 @@ for i in 1 2 3; do start $i; done
 BOOT="127.0.0.1:${KAFKA[1]},127.0.0.1:${KAFKA[2]},127.0.0.1:${KAFKA[3]}"
 until "$BIN" partitions status --bootstrap "$BOOT" >/dev/null 2>&1; do sleep 0.5; done
 echo "loading topic 'moving' (6 partitions, RF 3 on brokers 1-3): $LOAD_RECORDS x 1000 B"
-"$BIN" bench --bootstrap "$BOOT" --topic moving --partitions 6 --replication-factor 3 --mode produce --keep-topic \
-  --records "$LOAD_RECORDS" --record-size 1000 --acks 1 >/dev/null
+for try in $(seq 60); do # until three brokers are live
+  "$BIN" bench --bootstrap "$BOOT" --topic moving --partitions 6 --replication-factor 3 --mode produce --keep-topic \
+    --records "$LOAD_RECORDS" --record-size 1000 --acks 1 >/dev/null 2>"$DIR/load.err" && break
+  [ "$try" = 60 ] && { cat "$DIR/load.err"; exit 1; }
+  sleep 1
+done
 start 4
 BOOT="$BOOT,127.0.0.1:${KAFKA[4]}"
 sleep 5
