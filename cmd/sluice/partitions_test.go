@@ -45,8 +45,12 @@ func TestPartitionsAndClusterCommands(t *testing.T) {
 		err := cmd(ctx, append(args[:1:1], append([]string{"--bootstrap", b.Addr()}, args[1:]...)...), &out)
 		return out.String(), err
 	}
-	parts := func(ctx context.Context, args []string, out *bytes.Buffer) error { return partitionsCommand(ctx, args, out) }
-	cluster := func(ctx context.Context, args []string, out *bytes.Buffer) error { return clusterCommand(ctx, args, out) }
+	parts := func(ctx context.Context, args []string, out *bytes.Buffer) error {
+		return partitionsCommand(ctx, args, out)
+	}
+	cluster := func(ctx context.Context, args []string, out *bytes.Buffer) error {
+		return clusterCommand(ctx, args, out)
+	}
 
 	out, err := run(parts, "status")
 	require.NoError(t, err)
