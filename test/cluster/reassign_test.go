@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/chaos"
 )
 
@@ -304,8 +307,26 @@ func TestBalancerMovesToNewBroker(t *testing.T) {
 	t.Logf("balanced: %+v", v.Partitions[topic])
 	requireAllAcknowledged(t, cl, topic, 6, prod)
 
-	// Each move is counted in the controller's metrics.
+	// Each move is counted in the controller's metrics and is a cluster event.
 	moves, err := scrapeSum(ctx, cl, "sluice_partition_moves_total")
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, moves, 3.0, "balance moves counted")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cl.Node(1).MetricsAddr+"/api/v1/events?since=0", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var events []adminapi.Event
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&events))
+	started, completed := 0, 0
+	for _, e := range events {
+		switch {
+		case e.Type == adminapi.EventReassignmentStarted && strings.Contains(e.Detail, "cause balance"):
+			started++
+		case e.Type == adminapi.EventReassignmentCompleted:
+			completed++
+		}
+	}
+	require.GreaterOrEqual(t, started, 3, "balance moves in /api/v1/events")
+	require.GreaterOrEqual(t, completed, 3)
 }
