@@ -315,6 +315,7 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	sent := time.Now()
 	kresp, err := peer.request(rctx, req)
 	if err != nil {
 		return err
@@ -322,6 +323,22 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 	resp := kresp.(*kmsg.FetchResponse)
 	if resp.ErrorCode != 0 {
 		return kerr.ErrorForCode(resp.ErrorCode)
+	}
+	got := 0
+	for _, st := range resp.Topics {
+		for _, sp := range st.Partitions {
+			got += len(sp.RecordBatches)
+		}
+	}
+	if got == 0 && len(throttled) > 0 && time.Since(sent) < time.Duration(req.MaxWaitMillis)*time.Millisecond/4 {
+		// An empty answer that did not wait for data: the leader's throttle held back
+		// the data it has (throttle.go). Wait a little instead of asking again at once.
+		defer func() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}()
 	}
 	for _, st := range resp.Topics {
 		for _, sp := range st.Partitions {
