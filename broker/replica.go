@@ -251,9 +251,11 @@ func (p *partition) waitReplicated(ctx context.Context, target int64, timeout ti
 	for {
 		p.addWaiter(ch)
 		p.mu.Lock()
-		isLeader, deleted, isrLen := p.isLeader, p.deleted, len(p.isr)
+		isLeader, deleted, moved, isrLen := p.isLeader, p.deleted, p.movedAway, len(p.isr)
 		p.mu.Unlock()
 		switch {
+		case deleted && moved:
+			return kafkaErr(kerr.NotLeaderForPartition, "the partition moved off this broker before the batch was replicated")
 		case deleted:
 			return kerr.UnknownTopicOrPartition
 		case !isLeader:

@@ -59,6 +59,9 @@ type partition struct {
 	pendingISR       []int32 // an AlterPartition in flight
 	waiters          []chan struct{}
 	deleted          bool
+	// movedAway: deleted because a reassignment took this broker off the
+	// replicas, while the topic lives on (waiters get NOT_LEADER_OR_FOLLOWER).
+	movedAway bool
 }
 
 // followerState is what a leader knows of one follower, from its fetches.
@@ -118,6 +121,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 		b.fetchers.remove(p)
 		p.mu.Lock()
 		p.deleted, p.isLeader = true, false
+		p.movedAway = img.TopicByID(p.topic.id) != nil
 		p.mu.Unlock()
 		p.notifyAppend()
 		if err := p.log.Delete(); err != nil {
