@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# bench-reassign.sh measures what partition moves take from client traffic: acks=all produce
+# reassign.sh measures what partition moves take from client traffic: acks=all produce
 # throughput of `sluice bench` on a 4-broker loopback cluster without moves, and while a loaded
 # topic's replicas move onto broker 4 under a replication throttle (sluice partitions reassign
 # --throttle). Runs alternate (quiet, moving, quiet, moving, ...) so machine load hits both alike.
-# Usage: scripts/bench-reassign.sh [SLUICE_BIN] (default: builds ./cmd/sluice)
+# Usage: bench/reassign.sh [SLUICE_BIN] (default: builds ./cmd/sluice)
 # Env: RUNS (3), THROTTLE bytes/s (10485760), LOAD_RECORDS (200000 x 1000 B), BENCH_SECONDS (15).
 set -euo pipefail
 BIN=${1:-}

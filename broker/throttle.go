@@ -98,14 +98,17 @@ func (r *byteRate) record(now time.Time, n int) {
 	r.tokens -= float64(n)
 }
 
-// maxFetch is how many bytes a throttled fetch asks for at most: a second's worth.
+// maxFetch is how many bytes a throttled fetch asks for per partition: a tenth
+// of a second's worth (16 KiB to def), so that a throttled copy arrives in small
+// steps and does not hold up the fetches of in-sync partitions sharing the
+// fetcher (acks=all waits for those).
 func (r *byteRate) maxFetch(def int32) int32 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.rate == 0 || r.rate >= float64(def) {
+	if r.rate == 0 {
 		return def
 	}
-	return int32(max(r.rate, 1024))
+	return int32(min(max(r.rate/10, 16<<10), float64(def)))
 }
 
 // replicationThrottles are a broker's leader and follower throttles.
