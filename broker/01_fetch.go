@@ -154,8 +154,20 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 			if err == nil && replica >= 0 && !recorded {
 				err = p.onReplicaFetch(replica, rp.FetchOffset)
 			}
+			throttled, skip := false, false
+			if err == nil && replica >= 0 {
+				skip, throttled = b.leaderThrottle(p, replica) // throttle.go
+			}
 			if err == nil {
-				err = b.readPartition(cc, p, rp, &sp, &budget, total == 0, replica >= 0, req.IsolationLevel == 1)
+				if skip {
+					var none int64 // a zero budget: offsets only, no records
+					err = b.readPartition(cc, p, rp, &sp, &none, false, true, req.IsolationLevel == 1)
+				} else {
+					err = b.readPartition(cc, p, rp, &sp, &budget, total == 0, replica >= 0, req.IsolationLevel == 1)
+				}
+			}
+			if throttled {
+				b.throttles.leader.record(time.Now(), len(sp.RecordBatches))
 			}
 			if errors.Is(err, storage.ErrClosed) {
 				err = kerr.UnknownTopicOrPartition

@@ -75,6 +75,11 @@ var apiAuthorization = map[int16]string{
 	61: "READ topic",
 	80: "ALTER cluster",
 	81: "ALTER cluster",
+	// Reassignment and elections (scale-reassign).
+	43: "ALTER cluster",
+	45: "ALTER cluster",
+	46: "DESCRIBE cluster",
+	64: "ALTER cluster",
 }
 
 // validateAuthorizer checks authorizer.class.name and super.users.

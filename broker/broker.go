@@ -75,6 +75,10 @@ type Broker struct {
 	txns       *txn.Coordinator
 	txnMarkers *txnMarkerWriter
 	fetchers   fetchers
+	// throttles are the replication throttles (throttle.go).
+	throttles replicationThrottles
+	// balanceMetrics are the reassignment and balance metrics (balance.go).
+	balanceMetrics *balanceMetrics
 
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
@@ -155,7 +159,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	// The broker's own registry, never the global one, so brokers can share a process.
 	b.registry = prometheus.NewRegistry()
 	b.metrics = newBrokerMetrics(b, b.registry)
-	b.registry.MustRegister(&quorumCollector{b}) // nodes.go
+	b.registry.MustRegister(&quorumCollector{b})        // nodes.go
+	b.balanceMetrics = newBalanceMetrics(b, b.registry) // balance.go
 	b.initLimits()
 	b.tenants = newTenantManager(b, b.registry)
 	b.fetchers.init(b)
@@ -214,6 +219,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		// A controller-only node is reached at its endpoints in the image's controllers.
 		ControllerEndpoints: b.controllerOnlyEndpoints(),
 		ControllerRole:      cfg.isController(),
+		AutoBalance:         b.autoBalanceConfig(), // balance.go
 	})
 	if err != nil {
 		ln.Close()
@@ -464,6 +470,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 // maintain runs periodic flushes (flush=interval) and retention/compaction.
 func (b *Broker) maintain(ctx context.Context) {
 	flushEvery := time.Duration(b.cfg.FlushIntervalMs) * time.Millisecond
+	b.watchReplicationThrottles() // throttle.go
 	// log.flush.interval.ms is a dynamic broker config.
 	flushChanged := make(chan time.Duration, 1)
 	b.onBrokerConfigChange([]string{"log.flush.interval.ms"}, func(v map[string]string) {

@@ -181,13 +181,16 @@ func (s *controllerSession) request(ctx context.Context, req kmsg.Request) (kmsg
 func (b *Broker) register(ctx context.Context, s *controllerSession) (int64, error) {
 	host, port := b.advertisedAddr()
 	if b.quorum.IsController() {
-		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: b.ctl.incarnation, Listeners: b.endpoints()})
+		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, Rack: b.cfg.Balance.BrokerRack, IncarnationID: b.ctl.incarnation, Listeners: b.endpoints()})
 	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
 	req.Version = 0
 	req.BrokerID = b.cfg.NodeID
 	req.ClusterID = b.cfg.ClusterID
 	req.IncarnationID = b.ctl.incarnation
+	if rack := b.cfg.Balance.BrokerRack; rack != "" {
+		req.Rack = &rack
+	}
 	for _, e := range b.endpoints() {
 		l := kmsg.NewBrokerRegistrationRequestListener()
 		l.Name, l.Host, l.Port, l.SecurityProtocol = e.Name, e.Host, uint16(e.Port), securityProtocolID(e.SecurityProtocol)

@@ -42,6 +42,7 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroke
 				c.OffsetsTopicReplicationFactor = 1
 				c.OffsetsTopicNumPartitions = 2
 				c.TransactionStateLogNumPartitions = 2
+				c.Balance.AutoBalanceEnable = ptr(false) // tests that balance turn it on
 			}}, mutate...)...)
 		}()
 	}

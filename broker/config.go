@@ -196,6 +196,8 @@ type Config struct {
 
 	// nodeIDDefaulted is set when node.id was not given and defaulted to 1 (nodes.go).
 	nodeIDDefaulted bool
+	// Balance holds broker.rack and the automatic balancing settings (balance.go).
+	Balance BalanceConfig `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -262,6 +264,7 @@ func (c *Config) applyDefaults() {
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
 	c.Tenants.applyDefaults()
+	c.Balance.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -349,6 +352,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
+		return err
+	}
+	if err := c.Balance.validate(); err != nil {
 		return err
 	}
 	if err := c.Quotas.validate(); err != nil {

@@ -206,7 +206,7 @@ func forEachErrorCode(v reflect.Value, fn func(int16)) {
 type brokerCollector struct{ b *Broker }
 
 var (
-	descURP         = prometheus.NewDesc("sluice_under_replicated_partitions", "Partitions led by this broker whose ISR is smaller than their replica set.", nil, nil)
+	descURP         = prometheus.NewDesc("sluice_under_replicated_partitions", "Partitions led by this broker whose ISR is smaller than their replica set (the replicas a reassignment is adding excluded, as in Kafka).", nil, nil)
 	descUnderMinISR = prometheus.NewDesc("sluice_under_min_isr_partitions", "Partitions led by this broker whose ISR is smaller than min.insync.replicas.", nil, nil)
 	descOffline     = prometheus.NewDesc("sluice_offline_partitions", "Partitions without a leader; reported by the active controller only, 0 elsewhere.", nil, nil)
 	descLeaderCount = prometheus.NewDesc("sluice_leader_partitions", "Partitions this broker leads.", nil, nil)
@@ -268,6 +268,11 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		if isLeader {
 			leader = 1
 			leading++
+			// As in Kafka, a reassignment's adding replicas do not count: a move is not
+			// under-replication.
+			if mp, ok := b.quorum.Image().Partition(p.topic.name, p.index); ok {
+				replicas -= len(mp.AddingReplicas)
+			}
 			if isr < replicas {
 				urp++
 			}

@@ -82,4 +82,11 @@ const (
 	EventObserverJoined    EventType = "observer_joined"
 	EventControllerAdded   EventType = "controller_added"
 	EventControllerRemoved EventType = "controller_removed"
+	// A partition reassignment (KIP-455) started, completed or was cancelled; the detail names the
+	// replicas and the cause (admin, balance, drain, disk).
+	EventReassignmentStarted   EventType = "reassignment_started"
+	EventReassignmentCompleted EventType = "reassignment_completed"
+	EventReassignmentCancelled EventType = "reassignment_cancelled"
+	// A drained, stopped broker was removed from the metadata (UnregisterBroker).
+	EventBrokerUnregistered EventType = "broker_unregistered"
 )

@@ -54,7 +54,8 @@ func newCluster(t *testing.T, n int, mod func(*Config)) *cluster {
 		voters = append(voters, Voter{ID: i, Addr: l.Addr().String()})
 	}
 	for i := int32(1); i <= int32(max(n, 1)); i++ {
-		cfg := Config{NodeID: i, Voters: voters, Dir: t.TempDir(), Logger: testLogger(t), SessionTimeout: time.Second}
+		cfg := Config{NodeID: i, Voters: voters, Dir: t.TempDir(), Logger: testLogger(t), SessionTimeout: time.Second,
+			AutoBalance: AutoBalanceConfig{Disabled: true}} // tests that balance enable it
 		if n > 0 {
 			cfg.Listener = listeners[i]
 		}

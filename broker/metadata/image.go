@@ -96,6 +96,10 @@ type Partition struct {
 	LeaderEpoch int32
 	// PartitionEpoch grows on every change of leader or ISR; AlterPartition requests must name it.
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas describe a reassignment in progress (KIP-455): Replicas
+	// is then the target replicas followed by the removing ones. Both are empty when none is.
+	AddingReplicas   []int32 `json:",omitempty"`
+	RemovingReplicas []int32 `json:",omitempty"`
 }
 
 // EventType names what happened in a cluster event; the names are those of the admin interface.
@@ -120,6 +124,11 @@ const (
 	EventObserverJoined       = adminapi.EventObserverJoined
 	EventControllerAdded      = adminapi.EventControllerAdded
 	EventControllerRemoved    = adminapi.EventControllerRemoved
+	// Reassignment events (reassign.go).
+	EventReassignmentStarted   = adminapi.EventReassignmentStarted
+	EventReassignmentCompleted = adminapi.EventReassignmentCompleted
+	EventReassignmentCancelled = adminapi.EventReassignmentCancelled
+	EventBrokerUnregistered    = adminapi.EventBrokerUnregistered
 )
 
 // Event is a cluster event with the time its record was proposed, as the admin interface

@@ -107,6 +107,8 @@ type Config struct {
 	InitialScramCredentials []ScramChange
 	// Logger receives the quorum's and Raft's logs (Raft's at warn and above). Nil discards them.
 	Logger *slog.Logger
+	// AutoBalance configures the controller's automatic balancing (autobalance.go).
+	AutoBalance AutoBalanceConfig
 }
 
 func (c *Config) setDefaults() error {
@@ -200,6 +202,8 @@ type Quorum struct {
 	sess   atomic.Pointer[sessions] // the active controller's broker sessions, nil when not
 	isCtl  atomic.Bool
 	kickCh chan struct{} // asks the controller loop for a preferred-leader check now
+	// balanceKick asks the balancer for a round now (autobalance.go).
+	balanceKick chan struct{}
 	// peerLost is signalled when a Raft connection from another voter ends (see watchLeaderLoss).
 	peerLost chan struct{}
 	// prevLeader is the last Raft leader other than this node (-1: none seen):
@@ -215,6 +219,7 @@ type Quorum struct {
 // and to shut it down.
 func Open(cfg Config) (*Quorum, error) {
 	q := &Quorum{kickCh: make(chan struct{}, 1), peerLost: make(chan struct{}, 1), closed: make(chan struct{})}
+	q.balanceKick = make(chan struct{}, 1) // autobalance.go
 	ok := false
 	defer func() {
 		if !ok {

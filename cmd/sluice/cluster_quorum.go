@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,35 +17,18 @@ import (
 	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
-// clusterVerbs are the verbs of `sluice cluster`, each parsing its own flags.
-var clusterVerbs = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
-	"describe-quorum":   runDescribeQuorum,
-	"add-controller":    runAddController,
-	"remove-controller": runRemoveController,
-}
-
-// runCluster is `sluice cluster VERB --bootstrap ...`: the cluster's membership over
-// the Kafka protocol (DescribeQuorum, AddRaftVoter, RemoveRaftVoter), like
-// kafka-metadata-quorum.sh.
-func runCluster(ctx context.Context, args []string) error {
-	var verbs []string
-	for v := range clusterVerbs {
-		verbs = append(verbs, v)
+// The quorum's verbs of `sluice cluster` (DescribeQuorum, AddRaftVoter, RemoveRaftVoter over the
+// Kafka protocol, like kafka-metadata-quorum.sh); each parses its own flags with args[0] the verb.
+func init() {
+	for verb, f := range map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
+		"describe-quorum":   runDescribeQuorum,
+		"add-controller":    runAddController,
+		"remove-controller": runRemoveController,
+	} {
+		clusterSubcommands[verb] = func(ctx context.Context, args []string, out io.Writer) error {
+			return f(ctx, append([]string{verb}, args...), out)
+		}
 	}
-	sort.Strings(verbs)
-	usage := "usage: sluice cluster " + strings.Join(verbs, "|") + " --bootstrap host:port [client security flags] [NODE_ID]"
-	if len(args) == 0 {
-		return fmt.Errorf("%s", usage)
-	}
-	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		fmt.Println(usage + "; 'sluice cluster describe-quorum --help' lists the flags")
-		return flag.ErrHelp
-	}
-	f := clusterVerbs[args[0]]
-	if f == nil {
-		return fmt.Errorf("cluster: unknown verb %q; %s", args[0], usage)
-	}
-	return f(ctx, args, os.Stdout)
 }
 
 // clusterClient parses the common flags of a cluster verb (args[0] is the verb) and
