@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -98,57 +99,74 @@ func (c *Config) Validate() error {
 
 // Opts are the franz-go options for these settings; nil for PLAINTEXT.
 func (c *Config) Opts() ([]kgo.Opt, error) {
-	if err := c.Validate(); err != nil {
+	tc, mech, err := c.Parts()
+	if err != nil {
 		return nil, err
 	}
-	p := c.protocol()
 	var opts []kgo.Opt
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	return opts, nil
+}
+
+// Parts are these settings as a TLS client configuration (nil without TLS) and a
+// SASL mechanism (nil without SASL), for a client that speaks the protocol itself
+// (the gateway's backend connections).
+func (c *Config) Parts() (*tls.Config, sasl.Mechanism, error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	p := c.protocol()
+	var tc *tls.Config
 	if p == "SSL" || p == "SASL_SSL" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.SSLCALocation != "" {
 			pem, err := os.ReadFile(c.SSLCALocation)
 			if err != nil {
-				return nil, fmt.Errorf("ssl.ca.location: %w", err)
+				return nil, nil, fmt.Errorf("ssl.ca.location: %w", err)
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ssl.ca.location: %s holds no PEM certificate", c.SSLCALocation)
+				return nil, nil, fmt.Errorf("ssl.ca.location: %s holds no PEM certificate", c.SSLCALocation)
 			}
 		}
 		if c.SSLCertificateLocation != "" {
 			cert, err := tls.LoadX509KeyPair(c.SSLCertificateLocation, c.SSLKeyLocation)
 			if err != nil {
-				return nil, fmt.Errorf("ssl.certificate.location: %w", err)
+				return nil, nil, fmt.Errorf("ssl.certificate.location: %w", err)
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	if strings.HasPrefix(p, "SASL_") {
-		var pass string
-		if c.SASLPasswordFile != "" {
-			raw, err := os.ReadFile(c.SASLPasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("sasl.password.file: %w", err)
-			}
-			pass = strings.TrimRight(string(raw), "\r\n")
-		} else {
-			env := c.SASLPasswordEnv
-			if env == "" {
-				env = DefaultPasswordEnv
-			}
-			if pass = os.Getenv(env); pass == "" {
-				return nil, fmt.Errorf("sasl.password.env: %s is empty", env)
-			}
+	if !strings.HasPrefix(p, "SASL_") {
+		return tc, nil, nil
+	}
+	var pass string
+	if c.SASLPasswordFile != "" {
+		raw, err := os.ReadFile(c.SASLPasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sasl.password.file: %w", err)
 		}
-		switch strings.ToUpper(c.SASLMechanism) {
-		case "PLAIN":
-			opts = append(opts, kgo.SASL(plain.Auth{User: c.SASLUsername, Pass: pass}.AsMechanism()))
-		case "SCRAM-SHA-256":
-			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha256Mechanism()))
-		default:
-			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha512Mechanism()))
+		pass = strings.TrimRight(string(raw), "\r\n")
+	} else {
+		env := c.SASLPasswordEnv
+		if env == "" {
+			env = DefaultPasswordEnv
+		}
+		if pass = os.Getenv(env); pass == "" {
+			return nil, nil, fmt.Errorf("sasl.password.env: %s is empty", env)
 		}
 	}
-	return opts, nil
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "PLAIN":
+		return tc, plain.Auth{User: c.SASLUsername, Pass: pass}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return tc, scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha256Mechanism(), nil
+	default:
+		return tc, scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha512Mechanism(), nil
+	}
 }
