@@ -154,6 +154,11 @@ var errUnsupportedVersion = errors.New("unsupported version")
 // start decodes a frame and starts forwarding it.
 func (cc *clientConn) start(frame []byte) (*pending, error) {
 	req, corr, err := parseRequest(frame)
+	if req != nil && req.Key() == 18 {
+		if _, hi, _ := cc.g.versions(18); req.GetVersion() > hi {
+			err = errUnsupportedVersion
+		}
+	}
 	if errors.Is(err, errUnsupportedVersion) && req.Key() == 18 {
 		// Kafka answers an ApiVersions it cannot parse with UNSUPPORTED_VERSION
 		// and its versions, at v0, so the client can pick one.

@@ -80,13 +80,13 @@ func (g *Gateway) versions(key int16) (lo, hi int16, ok bool) {
 	}
 	req := kmsg.RequestForKey(key)
 	hi = req.MaxVersion()
-	if key == 18 || key == 10 {
-		if key == 18 {
-			hi = min(hi, 4)
+	blo, bhi, ok := g.cluster.brokerVersions(key)
+	if key == 18 || key == 10 { // answered by the gateway itself
+		if ok {
+			hi = min(hi, bhi)
 		}
 		return 0, hi, true
 	}
-	blo, bhi, ok := g.cluster.brokerVersions(key)
 	if !ok {
 		return 0, 0, false
 	}
