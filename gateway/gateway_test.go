@@ -20,15 +20,9 @@ import (
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
-var (
-	binPath string
-	binErr  error
-)
-
-// TestMain builds cmd/sluice once (or takes $SLUICE_BIN) for the broker
-// processes, and checks for leaked goroutines.
+// TestMain removes the sluice binary the process tests built (they build it on
+// first use, or take $SLUICE_BIN) and checks for leaked goroutines.
 func TestMain(m *testing.M) {
-	binPath, binErr = testutil.BuildSluice()
 	code := m.Run()
 	testutil.RemoveBuilt()
 	if code == 0 {
@@ -62,10 +56,10 @@ func (l *lockedBuffer) String() string {
 // cleanup.
 func startCluster(t *testing.T, n int) *chaos.Cluster {
 	t.Helper()
-	require.NoError(t, binErr)
+	bin := testutil.SluiceBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: binPath, Dir: t.TempDir(), Brokers: n})
+	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: bin, Dir: t.TempDir(), Brokers: n})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -17,9 +17,13 @@ import (
 // three-broker cluster in the test process whose partition leaders can be moved
 // at will, so that a stale leader is met deterministically.
 
+func kfakeCluster() (*kfake.Cluster, error) {
+	return kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "a", "b"))
+}
+
 func startFake(t *testing.T) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "a", "b"))
+	c, err := kfakeCluster()
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
