@@ -26,7 +26,10 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testutil.RemoveBuilt()
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := goleak.Find(
+			// sarama's metrics registry starts one process-wide meter ticker.
+			goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+		); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1
 		}
