@@ -174,7 +174,7 @@ func (b *backend) send(req kmsg.Request) (*future, error) {
 		return nil, b.err
 	}
 	b.corr++
-	buf := make([]byte, 4, 256)
+	buf := make([]byte, 4, 256+sizeHint(req))
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(b.corr))
@@ -299,4 +299,25 @@ func (b *backend) retire() {
 		}
 		b.close(errors.New("retired"))
 	}()
+}
+
+// sizeHint is the bulk of a message's encoding (its record batches), so that
+// the buffer it is encoded into is allocated once.
+func sizeHint(m any) int {
+	n := 0
+	switch m := m.(type) {
+	case *kmsg.ProduceRequest:
+		for _, t := range m.Topics {
+			for _, p := range t.Partitions {
+				n += len(p.Records) + 32
+			}
+		}
+	case *kmsg.FetchResponse:
+		for _, t := range m.Topics {
+			for _, p := range t.Partitions {
+				n += len(p.RecordBatches) + 64
+			}
+		}
+	}
+	return n
 }

@@ -212,7 +212,7 @@ func (cc *clientConn) writeLoop() {
 		if p.resp == nil {
 			continue // acks=0
 		}
-		buf := make([]byte, 4, 256)
+		buf := make([]byte, 4, 256+sizeHint(p.resp))
 		buf = binary.BigEndian.AppendUint32(buf, uint32(p.corr))
 		if p.flexHdr {
 			buf = append(buf, 0)

@@ -134,7 +134,7 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 		sub := kmsg.NewPtrFetchRequest()
 		sub.Version, sub.ReplicaID, sub.ReplicaState = req.Version, -1, req.ReplicaState
 		sub.MaxWaitMillis, sub.MinBytes, sub.IsolationLevel, sub.Rack = req.MaxWaitMillis, req.MinBytes, req.IsolationLevel, req.Rack
-		sub.MaxBytes = max(req.MaxBytes/int32(max(n, 1)), 1)
+		sub.MaxBytes = fetchShare(req.MaxBytes, n)
 		sub.SessionID, sub.SessionEpoch = 0, -1
 		last := -1
 		for _, p := range ps {
@@ -417,4 +417,18 @@ func handleDescribeProducers(cc *clientConn, kreq kmsg.Request) (func(context.Co
 		return resp
 	}
 	return cc.split(api)
+}
+
+// fetchResponseBudget bounds a merged fetch response: each of n brokers may
+// return the client's whole fetch.max.bytes (as each would to a client
+// connected directly), as long as the sum stays within this, below the 100 MiB
+// clients accept by default (librdkafka's receive.message.max.bytes, kgo's
+// BrokerMaxReadBytes).
+const fetchResponseBudget = 50 << 20
+
+// fetchShare is each of n brokers' max bytes of a fetch for maxBytes.
+func fetchShare(maxBytes int32, n int) int32 {
+	n = max(n, 1)
+	total := min(int64(maxBytes)*int64(n), max(int64(maxBytes), fetchResponseBudget))
+	return int32(max(total/int64(n), 1))
 }
