@@ -32,7 +32,16 @@ type clientConn struct {
 	seq    int
 
 	mu       sync.Mutex // guards backends
-	backends map[int32]*backend
+	backends map[backendKey]*backend
+}
+
+// backendKey names one of a client's backend connections: fetches have their
+// own, so that a long poll does not hold up the client's produce requests and
+// heartbeats queued behind it on one connection (librdkafka sends everything
+// for a broker on one connection).
+type backendKey struct {
+	id    int32
+	fetch bool
 }
 
 // pending is a request being forwarded; done is closed when resp (nil: no
@@ -55,7 +64,7 @@ type handler func(cc *clientConn, req kmsg.Request) (finish func(ctx context.Con
 func newClientConn(ctx context.Context, g *Gateway, nc net.Conn) *clientConn {
 	ctx, cancel := context.WithCancel(ctx)
 	return &clientConn{g: g, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan *pending, g.cfg.MaxInflightPerConnection),
-		backends: map[int32]*backend{}}
+		backends: map[backendKey]*backend{}}
 }
 
 // serve reads and forwards requests until the client leaves or sends something
@@ -236,24 +245,24 @@ func (cc *clientConn) writeLoop() {
 
 // backend returns this client's connection to broker id at addr, dialing it if
 // there is none or the one there is has failed or moved.
-func (cc *clientConn) backend(ctx context.Context, id int32, addr string) (*backend, error) {
+func (cc *clientConn) backend(ctx context.Context, k backendKey, addr string) (*backend, error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.backends == nil {
 		return nil, net.ErrClosed
 	}
-	if b := cc.backends[id]; b != nil {
+	if b := cc.backends[k]; b != nil {
 		if b.addr == addr && b.usable() {
 			return b, nil
 		}
 		b.retire()
-		delete(cc.backends, id)
+		delete(cc.backends, k)
 	}
 	b, err := cc.g.dialer.dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	cc.backends[id] = b
+	cc.backends[k] = b
 	return b, nil
 }
 
@@ -262,7 +271,7 @@ func (cc *clientConn) backend(ctx context.Context, id int32, addr string) (*back
 func (cc *clientConn) sendTo(id int32, addr string, req kmsg.Request) (*future, error) {
 	ctx, cancel := context.WithTimeout(cc.ctx, 10*time.Second)
 	defer cancel()
-	b, err := cc.backend(ctx, id, addr)
+	b, err := cc.backend(ctx, backendKey{id, req.Key() == 1}, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -152,6 +152,7 @@ type Gateway struct {
 	host    string
 	port    int32
 	memory  *semaphore.Weighted
+	marks   marks // partitions' last fetched offsets
 
 	mu    sync.Mutex
 	conns map[*clientConn]struct{}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -151,6 +152,34 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 	names := idNames(api.parts)
 	var throttle int32
 	api.onResp = func(r kmsg.Response) { throttle = max(throttle, r.(*kmsg.FetchResponse).ThrottleMillis) }
+	// A long poll ends when one broker's answer brings the client's minimum
+	// bytes or an error: the client is answered at once, as the broker would
+	// answer a direct client, instead of waiting out the other brokers' polls.
+	// Their partitions are answered as "nothing new yet": no records, and the
+	// offsets (high watermark, last stable, log start) the gateway last saw for
+	// them. A partition whose offsets the gateway has not seen yet is waited
+	// for, so no client is told a made-up high watermark.
+	var got int
+	var news bool
+	answered := map[tp]bool{}
+	api.enough = func() bool {
+		if !news && got < int(max(req.MinBytes, 1)) {
+			return false
+		}
+		for _, p := range api.parts {
+			if _, ok := cc.g.marks.get(tp{p.topic, p.partition}); !ok && !answered[tp{p.topic, p.partition}] {
+				return false
+			}
+		}
+		return true
+	}
+	api.pending = func(p part) any {
+		r := kmsg.NewFetchResponseTopicPartition()
+		r.Partition, r.RecordBatches = p.partition, []byte{}
+		m, _ := cc.g.marks.get(tp{p.topic, p.partition})
+		r.HighWatermark, r.LastStableOffset, r.LogStartOffset = m.hw, m.lso, m.logStart
+		return r
+	}
 	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
 		fr := r.(*kmsg.FetchResponse)
 		for _, t := range fr.Topics {
@@ -166,6 +195,12 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 				p.PreferredReadReplica = -1
 				if p.RecordBatches == nil {
 					p.RecordBatches = []byte{} // librdkafka loops on a null record set
+				}
+				got += len(p.RecordBatches)
+				news = news || p.ErrorCode != 0
+				answered[tp{name, p.Partition}] = true
+				if p.ErrorCode == 0 {
+					cc.g.marks.put(tp{name, p.Partition}, mark{p.HighWatermark, p.LastStableOffset, p.LogStartOffset})
 				}
 				put(tp{name, p.Partition}, p, p.ErrorCode)
 			}
@@ -431,4 +466,33 @@ func fetchShare(maxBytes int32, n int) int32 {
 	n = max(n, 1)
 	total := min(int64(maxBytes)*int64(n), max(int64(maxBytes), fetchResponseBudget))
 	return int32(max(total/int64(n), 1))
+}
+
+// mark is a partition's offsets as a fetch last reported them.
+type mark struct{ hw, lso, logStart int64 }
+
+// marks are the partitions' last reported offsets, for the partitions of a
+// merged fetch whose broker has not answered yet.
+type marks struct {
+	mu sync.Mutex
+	m  map[tp]mark
+}
+
+func (m *marks) get(k tp) (mark, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[k]
+	return v, ok
+}
+
+func (m *marks) put(k tp, v mark) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[tp]mark{}
+	}
+	if len(m.m) > 1<<20 {
+		clear(m.m) // bounded: partitions come and go
+	}
+	m.m[k] = v
 }

@@ -53,6 +53,12 @@ type splitAPI struct {
 	// lost is true when the request was sent but its answer lost with the
 	// connection, so it may or may not have been carried out.
 	retry func(code int16, lost bool) bool
+	// enough, when set, is asked after each broker's answer whether the client
+	// can be answered without waiting for the others (a long-polling fetch that
+	// has its minimum bytes); pending is then the result of a part whose broker
+	// has not answered.
+	enough  func() bool
+	pending func(p part) any
 	// noResponse: acks=0, nothing is awaited or answered.
 	noResponse bool
 	// timeout bounds the whole request, retries included.
@@ -93,6 +99,13 @@ func (cc *clientConn) groupByLeader(ps []part) (groups map[int32][]part, addrs m
 	return groups, addrs, failed
 }
 
+// arrival is a sub-request's outcome.
+type arrival struct {
+	s    sent
+	resp kmsg.Response
+	err  error
+}
+
 // sent is a sub-request on its way.
 type sent struct {
 	parts []part
@@ -126,6 +139,11 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 		defer cancel()
 		res := make([]any, len(api.parts))
 		codes := make([]int16, len(api.parts))
+		if api.pending != nil {
+			for i, p := range api.parts {
+				res[i] = api.pending(p)
+			}
+		}
 		for i, c := range failed {
 			codes[i] = c
 			res[i] = api.errResult(api.parts[i], c)
@@ -133,29 +151,35 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 		round := first
 		for attempt := 0; ; attempt++ {
 			var again []part
+			arrived := make(chan arrival, len(round))
 			for _, s := range round {
-				var resp kmsg.Response
-				err := s.err
-				if err == nil && s.f != nil {
-					resp, err = cc.await(ctx, s.f, s.start)
-				}
-				if err != nil {
-					if ctx.Err() != nil && cc.ctx.Err() != nil {
+				go func() {
+					a := arrival{s: s, err: s.err}
+					if a.err == nil && s.f != nil {
+						a.resp, a.err = cc.await(ctx, s.f, s.start)
+					}
+					arrived <- a
+				}()
+			}
+			for n := len(round); n > 0; n-- {
+				a := <-arrived
+				if a.err != nil {
+					if cc.ctx.Err() != nil {
 						return nil, cc.ctx.Err()
 					}
-					for _, p := range s.parts {
+					for _, p := range a.s.parts {
 						i := key[tp{p.topic, p.partition}]
 						codes[i], res[i] = codeNotLeader, api.errResult(p, codeNotLeader)
-						if api.retry(codeNotLeader, s.err == nil) {
+						if api.retry(codeNotLeader, a.s.err == nil) {
 							again = append(again, p)
 						}
 					}
 					continue
 				}
 				if api.onResp != nil {
-					api.onResp(resp)
+					api.onResp(a.resp)
 				}
-				api.results(resp, func(t tp, r any, code int16) {
+				api.results(a.resp, func(t tp, r any, code int16) {
 					i, ok := key[t]
 					if !ok {
 						return
@@ -165,6 +189,9 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 						again = append(again, api.parts[i])
 					}
 				})
+				if api.enough != nil && api.enough() {
+					break // the brokers still waiting hold back nothing the client asked for
+				}
 			}
 			if len(again) == 0 || attempt >= 8 || ctx.Err() != nil {
 				break
