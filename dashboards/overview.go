@@ -114,6 +114,19 @@ func clusterOverview() *Dashboard {
 			q("in metadata", `max(kafka_brokers{C})`).
 			q("unfenced", `max(sluice_brokers{C, state="unfenced"})`).
 			q("ready", `sum(sluice_broker_ready{C})`).size(12, 8),
+
+		row("Gateway"),
+		timeseries("Gateway requests by API", "reqps").
+			desc("Client requests the gateways (sluice gateway, job gateway) answered, by API; result error means the client's connection was closed.").
+			q("{{api}} {{result}}", `sum by (api, result) (rate(sluice_gateway_requests_total{C}[$__rate_interval]))`),
+		timeseries("Gateway backend latency p99", "s").
+			desc("99th percentile of the time from the gateway sending a request to a broker to its answer, by API; a fetch includes its long poll.").
+			q("{{api}}", `histogram_quantile(0.99, sum by (api, le) (rate(sluice_gateway_backend_request_seconds_bucket{C}[$__rate_interval])))`),
+		timeseries("Gateway connections, retries, refreshes", "short").
+			desc("Client connections open on the gateways; requests sent again after a leader or coordinator moved, and metadata refreshes, per second. Retries rise while brokers join, drain or fail.").
+			q("connections", `sum(sluice_gateway_connections{C})`).
+			q("retries/s", `sum(rate(sluice_gateway_retries_total{C}[$__rate_interval]))`).
+			q("refreshes/s", `sum(rate(sluice_gateway_metadata_refreshes_total{C}[$__rate_interval]))`),
 	)
 	return d
 }

@@ -178,6 +178,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	}
 	g.reg = reg
 	g.metrics = newMetrics(reg)
+	g.metrics.init()
 	g.dialer = &dialer{tls: tc, mech: mech, clientID: gatewayClientID, timeout: 10 * time.Second, maxFrame: 1 << 30}
 	g.cluster = newCluster(cfg.Bootstrap, g.dialer, g.metrics)
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -35,6 +37,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		badRequests: f.NewCounter(prometheus.CounterOpts{Name: "sluice_gateway_bad_requests_total",
 			Help: "Client connections closed for a malformed, oversized or unsupported request."}),
 	}
+}
+
+// init creates the series of every API the gateway routes, at zero, so that
+// dashboards and alerts see them before the first retry.
+func (m *metrics) init() {
+	for key := range routes {
+		name := kmsg.NameForKey(key)
+		m.retries.WithLabelValues(name)
+	}
+	m.refreshes.WithLabelValues("ok")
+	m.refreshes.WithLabelValues("error")
 }
 
 // result is the label of an outcome.
