@@ -31,8 +31,9 @@ type clientConn struct {
 	queue  chan *pending
 	seq    int
 
-	mu       sync.Mutex // guards backends
-	backends map[backendKey]*backend
+	mu        sync.Mutex // guards backends and leftovers
+	backends  map[backendKey]*backend
+	leftovers map[tp]leftover // fetch answers that came after the client was answered
 }
 
 // backendKey names one of a client's backend connections: fetches have their

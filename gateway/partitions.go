@@ -131,10 +131,43 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 	// A fetch is not sent again: the client fetches again anyway, and a second
 	// long poll would double its wait.
 	api.retry = func(int16, bool) bool { return false }
+	names, index := idNames(api.parts), tpIndex(api.parts)
+	// Answers that came after the client was answered are kept on the
+	// connection and given to the client's next fetch of the same offsets.
+	var got int
+	api.preset = func(p part) (any, bool) {
+		rp := req.Topics[p.ti].Partitions[p.pi]
+		r, ok := cc.takeLeftover(tp{p.topic, p.partition}, rp.FetchOffset, req.IsolationLevel)
+		if ok {
+			got += len(r.RecordBatches)
+		}
+		return r, ok
+	}
+	api.leftover = func(r kmsg.Response) {
+		fr := r.(*kmsg.FetchResponse)
+		for _, t := range fr.Topics {
+			name := t.Topic
+			if ids {
+				name = names[t.TopicID]
+			}
+			for _, p := range t.Partitions {
+				k := tp{name, p.Partition}
+				if i, ok := index[k]; ok && p.ErrorCode == 0 && fr.ErrorCode == 0 && len(p.RecordBatches) > 0 {
+					rp := req.Topics[api.parts[i].ti].Partitions[api.parts[i].pi]
+					p.CurrentLeader = kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: -1, LeaderEpoch: -1}
+					p.PreferredReadReplica = -1
+					cc.keepLeftover(k, rp.FetchOffset, req.IsolationLevel, p)
+				}
+			}
+		}
+	}
 	api.sub = func(ps []part, n int) kmsg.Request {
 		sub := kmsg.NewPtrFetchRequest()
 		sub.Version, sub.ReplicaID, sub.ReplicaState = req.Version, -1, req.ReplicaState
 		sub.MaxWaitMillis, sub.MinBytes, sub.IsolationLevel, sub.Rack = req.MaxWaitMillis, req.MinBytes, req.IsolationLevel, req.Rack
+		if got >= int(max(req.MinBytes, 1)) {
+			sub.MaxWaitMillis = 0 // the client has its bytes already: no long poll
+		}
 		sub.MaxBytes = fetchShare(req.MaxBytes, n)
 		sub.SessionID, sub.SessionEpoch = 0, -1
 		last := -1
@@ -149,7 +182,6 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 		}
 		return sub
 	}
-	names := idNames(api.parts)
 	var throttle int32
 	api.onResp = func(r kmsg.Response) { throttle = max(throttle, r.(*kmsg.FetchResponse).ThrottleMillis) }
 	// A long poll ends when one broker's answer brings the client's minimum
@@ -159,7 +191,6 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 	// offsets (high watermark, last stable, log start) the gateway last saw for
 	// them. A partition whose offsets the gateway has not seen yet is waited
 	// for, so no client is told a made-up high watermark.
-	var got int
 	var news bool
 	answered := map[tp]bool{}
 	api.enough = func() bool {
@@ -495,4 +526,42 @@ func (m *marks) put(k tp, v mark) {
 		clear(m.m) // bounded: partitions come and go
 	}
 	m.m[k] = v
+}
+
+// leftover is a partition's fetch answer that came after the client was
+// answered: records from offset, kept for the client's next fetch.
+type leftover struct {
+	offset    int64
+	isolation int8
+	at        time.Time
+	resp      kmsg.FetchResponseTopicPartition
+}
+
+// leftoverMaxAge bounds how long a leftover is offered.
+const leftoverMaxAge = 10 * time.Second
+
+func (cc *clientConn) keepLeftover(k tp, offset int64, isolation int8, r kmsg.FetchResponseTopicPartition) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.leftovers == nil {
+		cc.leftovers = map[tp]leftover{}
+	}
+	if len(cc.leftovers) >= 10000 {
+		return // bounded: a client fetching that many partitions refetches instead
+	}
+	cc.leftovers[k] = leftover{offset: offset, isolation: isolation, at: time.Now(), resp: r}
+}
+
+func (cc *clientConn) takeLeftover(k tp, offset int64, isolation int8) (kmsg.FetchResponseTopicPartition, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	l, ok := cc.leftovers[k]
+	if !ok {
+		return kmsg.FetchResponseTopicPartition{}, false
+	}
+	delete(cc.leftovers, k)
+	if l.offset != offset || l.isolation != isolation || time.Since(l.at) > leftoverMaxAge {
+		return kmsg.FetchResponseTopicPartition{}, false
+	}
+	return l.resp, true
 }

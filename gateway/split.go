@@ -59,6 +59,11 @@ type splitAPI struct {
 	// has not answered.
 	enough  func() bool
 	pending func(p part) any
+	// leftover, when set, takes the answers that came after the client was
+	// answered.
+	leftover func(kmsg.Response)
+	// preset, when set, may answer a part without asking a broker.
+	preset func(p part) (any, bool)
 	// noResponse: acks=0, nothing is awaited or answered.
 	noResponse bool
 	// timeout bounds the whole request, retries included.
@@ -129,7 +134,24 @@ func (cc *clientConn) sendGroups(api *splitAPI, groups map[int32][]part, addrs m
 // now, in request order; finish waits, retries and merges.
 func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response, error), error) {
 	key := tpIndex(api.parts)
-	groups, addrs, failed := cc.groupByLeader(api.parts)
+	var presets map[int]any
+	toSend := api.parts
+	if api.preset != nil {
+		presets = map[int]any{}
+		toSend = nil
+		for i, p := range api.parts {
+			if r, ok := api.preset(p); ok {
+				presets[i] = r
+			} else {
+				toSend = append(toSend, p)
+			}
+		}
+	}
+	groups, addrs, failedSent := cc.groupByLeader(toSend)
+	failed := map[int]int16{}
+	for i, c := range failedSent {
+		failed[key[tp{toSend[i].topic, toSend[i].partition}]] = c
+	}
 	first := cc.sendGroups(api, groups, addrs)
 	if api.noResponse {
 		return func(context.Context) (kmsg.Response, error) { return nil, nil }, nil
@@ -148,20 +170,28 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 			codes[i] = c
 			res[i] = api.errResult(api.parts[i], c)
 		}
+		for i, r := range presets {
+			res[i] = r
+		}
 		round := first
 		for attempt := 0; ; attempt++ {
 			var again []part
 			arrived := make(chan arrival, len(round))
 			for _, s := range round {
 				go func() {
+					// not ctx: an answer that comes after the client's may be
+					// kept for its next request (leftover)
+					wctx, wcancel := context.WithTimeout(cc.ctx, api.timeout)
+					defer wcancel()
 					a := arrival{s: s, err: s.err}
 					if a.err == nil && s.f != nil {
-						a.resp, a.err = cc.await(ctx, s.f, s.start)
+						a.resp, a.err = cc.await(wctx, s.f, s.start)
 					}
 					arrived <- a
 				}()
 			}
-			for n := len(round); n > 0; n-- {
+			n := len(round)
+			for ; n > 0; n-- {
 				a := <-arrived
 				if a.err != nil {
 					if cc.ctx.Err() != nil {
@@ -190,8 +220,18 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 					}
 				})
 				if api.enough != nil && api.enough() {
+					n--
 					break // the brokers still waiting hold back nothing the client asked for
 				}
+			}
+			if n > 0 && api.leftover != nil {
+				go func() {
+					for ; n > 0; n-- {
+						if a := <-arrived; a.err == nil {
+							api.leftover(a.resp)
+						}
+					}
+				}()
 			}
 			if len(again) == 0 || attempt >= 8 || ctx.Err() != nil {
 				break
