@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -84,6 +86,12 @@ type testGateway struct {
 // failed.
 func startGateway(t *testing.T, bootstrap []string, adjust ...func(*Config)) *testGateway {
 	t.Helper()
+	return startGatewayCtx(t, context.Background(), bootstrap, adjust...)
+}
+
+// startGatewayCtx is startGateway for a gateway that stops when ctx ends.
+func startGatewayCtx(t *testing.T, parent context.Context, bootstrap []string, adjust ...func(*Config)) *testGateway {
+	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", Bootstrap: bootstrap, NodeID: 100, MetadataMaxAge: 2 * time.Second}
 	for _, a := range adjust {
 		a(&cfg)
@@ -92,7 +100,7 @@ func startGateway(t *testing.T, bootstrap []string, adjust ...func(*Config)) *te
 	reg := prometheus.NewRegistry()
 	g, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(parent)
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
 	t.Cleanup(func() {
@@ -301,5 +309,124 @@ func TestGatewayBrokerKilled(t *testing.T) {
 	for p, seqs := range want {
 		// idempotence: exactly the acknowledged records, in order, no duplicates
 		require.Equal(t, seqs, got[p], "partition %d", p)
+	}
+}
+
+// roundRobin is a TCP load balancer for tests: each connection goes to the
+// next live backend; a backend that refuses is skipped.
+type roundRobin struct {
+	ln       net.Listener
+	mu       sync.Mutex
+	backends []string
+	next     int
+	wg       sync.WaitGroup
+	conns    map[net.Conn]struct{}
+}
+
+func (rr *roundRobin) serve() {
+	defer rr.wg.Done()
+	for {
+		c, err := rr.ln.Accept()
+		if err != nil {
+			return
+		}
+		var up net.Conn
+		for i := 0; i < len(rr.backends) && up == nil; i++ {
+			rr.mu.Lock()
+			addr := rr.backends[rr.next%len(rr.backends)]
+			rr.next++
+			rr.mu.Unlock()
+			up, _ = net.DialTimeout("tcp", addr, 2*time.Second)
+		}
+		if up == nil {
+			c.Close()
+			continue
+		}
+		rr.mu.Lock()
+		rr.conns[c], rr.conns[up] = struct{}{}, struct{}{}
+		rr.mu.Unlock()
+		rr.wg.Add(2)
+		pipe := func(dst, src net.Conn) {
+			defer rr.wg.Done()
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			rr.mu.Lock()
+			delete(rr.conns, dst)
+			delete(rr.conns, src)
+			rr.mu.Unlock()
+		}
+		go pipe(up, c)
+		go pipe(c, up)
+	}
+}
+
+// TestTwoGatewaysBehindOneAddress runs two gateway instances with the same
+// node id and advertised address (a round-robin load balancer in front of
+// both). A producer and a consumer group know only that address; one instance
+// is stopped midway, the clients reconnect through the other and carry on
+// without an error: no client state lives in an instance.
+func TestTwoGatewaysBehindOneAddress(t *testing.T) {
+	cl := startCluster(t, 3)
+	lbLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	lbAddr := lbLn.Addr().String()
+	require.NoError(t, lbLn.Close()) // the balancer binds it again below
+	adv := func(c *Config) { c.Advertised = lbAddr }
+	ctxA, stopA := context.WithCancel(context.Background())
+	a := startGatewayCtx(t, ctxA, cl.Bootstrap(), adv)
+	b := startGateway(t, cl.Bootstrap(), adv)
+	ln, err := net.Listen("tcp", lbAddr)
+	require.NoError(t, err)
+	rr := &roundRobin{ln: ln, backends: []string{a.Addr(), b.Addr()}, conns: map[net.Conn]struct{}{}}
+	rr.wg.Add(1)
+	go rr.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		rr.mu.Lock()
+		for c := range rr.conns {
+			c.Close()
+		}
+		rr.mu.Unlock()
+		rr.wg.Wait()
+	})
+
+	const topic = "two-gateways"
+	createTopic(t, lbAddr, topic, 4, 3)
+	ctx := testCtx(t, 3*time.Minute)
+	prod := newClient(t, lbAddr, kgo.RequiredAcks(kgo.AllISRAcks()))
+	cons := newClient(t, lbAddr, kgo.ConsumerGroup("two-gateways"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			require.NoError(t, prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprint(i))}).FirstErr())
+		}
+	}
+	consume := func(n int) {
+		for len(seen) < n {
+			fs := cons.PollFetches(ctx)
+			require.NoError(t, ctx.Err(), "consumed %d of %d", len(seen), n)
+			fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+			fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+		}
+	}
+	produce(0, 200)
+	consume(200)
+	stopA() // instance A goes away: its clients' connections close
+	testutil.WaitFor(t, 30*time.Second, "gateway A stopped", func() bool {
+		c, err := net.DialTimeout("tcp", a.Addr(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	rr.mu.Lock()
+	rr.backends = []string{b.Addr()}
+	rr.mu.Unlock()
+	produce(200, 400)
+	consume(400)
+	for i := 0; i < 400; i++ {
+		require.True(t, seen[fmt.Sprint(i)], "record %d", i)
 	}
 }
