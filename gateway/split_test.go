@@ -169,3 +169,47 @@ func TestCoordinatorMovedIsRetried(t *testing.T) {
 	require.Zero(t, commit().Topics[0].Partitions[0].ErrorCode)
 	require.Greater(t, testutil.ToFloat64(g.metrics.retries.WithLabelValues("OffsetCommit")), 0.0)
 }
+
+// TestFetchShare: each broker of a merged fetch may return the client's whole
+// fetch.max.bytes while the sum stays within the budget; past it the budget is
+// shared.
+func TestFetchShare(t *testing.T) {
+	for _, tc := range []struct {
+		max  int32
+		n    int
+		want int32
+	}{
+		{4 << 20, 1, 4 << 20},
+		{4 << 20, 3, 4 << 20},
+		{50 << 20, 1, 50 << 20},
+		{50 << 20, 2, 25 << 20},
+		{30 << 20, 3, (50 << 20) / 3},
+		{90 << 20, 3, 30 << 20}, // a client asking for more than the budget keeps its own total
+		{1, 5, 1},
+		{0, 3, 1},
+	} {
+		require.Equal(t, tc.want, fetchShare(tc.max, tc.n), "max %d over %d brokers", tc.max, tc.n)
+	}
+}
+
+// TestIdempotentBatches tells batches with a producer id (safe to send again)
+// from those without.
+func TestIdempotentBatches(t *testing.T) {
+	plain := batch(t, "x")
+	idem := kmsg.RecordBatch{}
+	require.NoError(t, idem.ReadFrom(plain))
+	idem.ProducerID, idem.ProducerEpoch, idem.FirstSequence = 7, 0, 0
+	req := func(b ...[]byte) *kmsg.ProduceRequest {
+		r := kmsg.NewPtrProduceRequest()
+		rt := kmsg.ProduceRequestTopic{Topic: "a"}
+		for i, x := range b {
+			rt.Partitions = append(rt.Partitions, kmsg.ProduceRequestTopicPartition{Partition: int32(i), Records: x})
+		}
+		r.Topics = []kmsg.ProduceRequestTopic{rt}
+		return r
+	}
+	require.False(t, idempotentBatches(req(plain)))
+	require.True(t, idempotentBatches(req(idem.AppendTo(nil))))
+	require.False(t, idempotentBatches(req(idem.AppendTo(nil), plain)))
+	require.False(t, idempotentBatches(req([]byte{1, 2, 3})))
+}
