@@ -430,3 +430,81 @@ func TestTwoGatewaysBehindOneAddress(t *testing.T) {
 		require.True(t, seen[fmt.Sprint(i)], "record %d", i)
 	}
 }
+
+// TestAdminThroughGateway uses kadm through the gateway alone for the requests
+// it splits or fans out: groups spread over several coordinators are listed
+// (ListGroups to every broker), described and deleted (per coordinator),
+// records deleted and offsets listed per leader, and configs read.
+func TestAdminThroughGateway(t *testing.T) {
+	cl := startCluster(t, 3)
+	g := startGateway(t, cl.Bootstrap())
+	const topic = "gw-admin"
+	createTopic(t, g.Addr(), topic, 6, 3)
+	ctx := testCtx(t, 3*time.Minute)
+	adm := kadm.NewClient(newClient(t, g.Addr()))
+
+	prod := newClient(t, g.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := int32(0); p < 6; p++ {
+		for i := 0; i < 10; i++ {
+			require.NoError(t, prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte("v")}).FirstErr())
+		}
+	}
+	// twelve groups: with 3 brokers their coordinators are spread
+	var groups []string
+	for i := 0; i < 12; i++ {
+		grp := fmt.Sprintf("gw-admin-%d", i)
+		groups = append(groups, grp)
+		resp, err := adm.CommitOffsets(ctx, grp, kadm.OffsetsFromRecords(kgo.Record{Topic: topic, Partition: int32(i % 6), Offset: int64(i)}))
+		require.NoError(t, err)
+		require.NoError(t, resp.Error())
+	}
+	listed, err := adm.ListGroups(ctx)
+	require.NoError(t, err)
+	for _, grp := range groups {
+		require.Contains(t, listed.Groups(), grp)
+	}
+	described, err := adm.DescribeGroups(ctx, groups...)
+	require.NoError(t, err)
+	require.Len(t, described, len(groups))
+	for _, d := range described {
+		require.NoError(t, d.Err)
+	}
+	offs := adm.FetchManyOffsets(ctx, groups...)
+	require.NoError(t, offs.Error())
+	for i, grp := range groups {
+		o, ok := offs[grp].Fetched.Lookup(topic, int32(i%6))
+		require.True(t, ok, grp)
+		require.Equal(t, int64(i+1), o.At) // a committed record means its next offset
+	}
+	deleted, err := adm.DeleteGroups(ctx, groups[:6]...)
+	require.NoError(t, err)
+	require.NoError(t, deleted.Error())
+	listed, err = adm.ListGroups(ctx)
+	require.NoError(t, err)
+	require.NotContains(t, listed.Groups(), groups[0])
+	require.Contains(t, listed.Groups(), groups[11])
+
+	// DeleteRecords and ListOffsets per leader
+	del := kadm.Offsets{}
+	for p := int32(0); p < 6; p++ {
+		del.Add(kadm.Offset{Topic: topic, Partition: p, At: int64(p)})
+	}
+	dr, err := adm.DeleteRecords(ctx, del)
+	require.NoError(t, err)
+	require.NoError(t, dr.Error())
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	require.NoError(t, err)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	require.NoError(t, err)
+	for p := int32(0); p < 6; p++ {
+		s, _ := starts.Lookup(topic, p)
+		e, _ := ends.Lookup(topic, p)
+		require.NoError(t, s.Err)
+		require.Equal(t, int64(p), s.Offset, "start of %d", p)
+		require.Equal(t, int64(10), e.Offset, "end of %d", p)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, topic)
+	require.NoError(t, err)
+	_, err = rc.On(topic, nil)
+	require.NoError(t, err)
+}
