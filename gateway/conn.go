@@ -279,22 +279,6 @@ func (cc *clientConn) sendTo(id int32, addr string, req kmsg.Request) (*future, 
 	return b.send(req)
 }
 
-// call sends req to broker id and waits for the response, recording the
-// backend latency.
-func (cc *clientConn) call(ctx context.Context, id int32, addr string, req kmsg.Request) (kmsg.Response, error) {
-	start := time.Now()
-	f, err := cc.sendTo(id, addr, req)
-	if err != nil {
-		return nil, err
-	}
-	if f == nil {
-		return nil, nil
-	}
-	resp, err := f.wait(ctx)
-	cc.g.metrics.backend.WithLabelValues(kmsg.NameForKey(req.Key())).Observe(time.Since(start).Seconds())
-	return resp, err
-}
-
 // await waits for a future sent at start, recording the backend latency.
 func (cc *clientConn) await(ctx context.Context, f *future, start time.Time) (kmsg.Response, error) {
 	resp, err := f.wait(ctx)
