@@ -244,3 +244,23 @@ func FuzzRequest(f *testing.F) {
 		cc.mu.Unlock()
 	})
 }
+
+// TestLongPollEndsWithItsClient: a client that leaves during a ten-minute long
+// poll frees its connection at the gateway at once, not when the poll ends.
+func TestLongPollEndsWithItsClient(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs())
+	conn, err := net.Dial("tcp", g.Addr())
+	require.NoError(t, err)
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.SetVersion(11)
+	fetch.ReplicaID, fetch.MaxWaitMillis, fetch.MinBytes, fetch.MaxBytes = -1, 600_000, 1, 1<<20
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "a", Partitions: []kmsg.FetchRequestTopicPartition{fp}}}
+	_, err = conn.Write(encode(fetch))
+	require.NoError(t, err)
+	waitGauge(t, g.reg, "sluice_gateway_connections", 1)
+	require.NoError(t, conn.Close())
+	waitGauge(t, g.reg, "sluice_gateway_connections", 0)
+}

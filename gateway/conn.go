@@ -88,6 +88,9 @@ func (cc *clientConn) serve() {
 		cc.writeLoop()
 	}()
 	err := cc.readLoop()
+	// The client is gone (or sent what closes the connection): requests still
+	// being forwarded end now rather than at the end of their long polls.
+	cc.cancel()
 	close(cc.queue)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && cc.ctx.Err() == nil {
 		cc.g.logger.Info("closing client connection", "remote", cc.nc.RemoteAddr().String(), "err", err)
