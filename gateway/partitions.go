@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func handleProduce(cc *clientConn, kreq kmsg.Request) (func(context.Context) (km
 	names := idNames(api.parts)
 	var throttle int32
 	api.onResp = func(r kmsg.Response) { throttle = max(throttle, r.(*kmsg.ProduceResponse).ThrottleMillis) }
-	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
+	api.results = func(r kmsg.Response, put func(tp, any, int16) bool) {
 		for _, t := range r.(*kmsg.ProduceResponse).Topics {
 			name := t.Topic
 			if ids {
@@ -131,7 +132,7 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 	// A fetch is not sent again: the client fetches again anyway, and a second
 	// long poll would double its wait.
 	api.retry = func(int16, bool) bool { return false }
-	names, index := idNames(api.parts), tpIndex(api.parts)
+	names := idNames(api.parts)
 	// Answers that came after the client was answered are kept on the
 	// connection and given to the client's next fetch of the same offsets.
 	var got int
@@ -143,23 +144,23 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 		}
 		return r, ok
 	}
-	api.leftover = func(r kmsg.Response) {
-		fr := r.(*kmsg.FetchResponse)
-		for _, t := range fr.Topics {
-			name := t.Topic
-			if ids {
-				name = names[t.TopicID]
-			}
-			for _, p := range t.Partitions {
-				k := tp{name, p.Partition}
-				if i, ok := index[k]; ok && p.ErrorCode == 0 && fr.ErrorCode == 0 && len(p.RecordBatches) > 0 {
-					rp := req.Topics[api.parts[i].ti].Partitions[api.parts[i].pi]
-					p.CurrentLeader = kmsg.FetchResponseTopicPartitionCurrentLeader{LeaderID: -1, LeaderEpoch: -1}
-					p.PreferredReadReplica = -1
-					cc.keepLeftover(k, rp.FetchOffset, req.IsolationLevel, p)
-				}
-			}
+	api.keep = func(p part, r any, code int16) {
+		fp := r.(kmsg.FetchResponseTopicPartition)
+		if code != 0 || len(fp.RecordBatches) == 0 {
+			return
 		}
+		offset := req.Topics[p.ti].Partitions[p.pi].FetchOffset
+		if p.ahead {
+			offset = p.offset
+		}
+		cc.keepLeftover(tp{p.topic, p.partition}, offset, req.IsolationLevel, fp)
+	}
+	// A partition answered from a leftover is read ahead from the offset after
+	// its records, so that the brokers keep working while the client handles
+	// this answer, as they would with a client fetching from each directly.
+	api.ahead = func(p part, r any) (int64, bool) {
+		next, ok := nextOffset(r.(kmsg.FetchResponseTopicPartition).RecordBatches)
+		return next, ok
 	}
 	api.sub = func(ps []part, n int) kmsg.Request {
 		sub := kmsg.NewPtrFetchRequest()
@@ -178,7 +179,11 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 				last = p.ti
 			}
 			st := &sub.Topics[len(sub.Topics)-1]
-			st.Partitions = append(st.Partitions, req.Topics[p.ti].Partitions[p.pi])
+			fp := req.Topics[p.ti].Partitions[p.pi]
+			if p.ahead {
+				fp.FetchOffset = p.offset
+			}
+			st.Partitions = append(st.Partitions, fp)
 		}
 		return sub
 	}
@@ -211,7 +216,7 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 		r.HighWatermark, r.LastStableOffset, r.LogStartOffset = m.hw, m.lso, m.logStart
 		return r
 	}
-	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
+	api.results = func(r kmsg.Response, put func(tp, any, int16) bool) {
 		fr := r.(*kmsg.FetchResponse)
 		for _, t := range fr.Topics {
 			name := t.Topic
@@ -227,13 +232,14 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 				if p.RecordBatches == nil {
 					p.RecordBatches = []byte{} // librdkafka loops on a null record set
 				}
-				got += len(p.RecordBatches)
-				news = news || p.ErrorCode != 0
-				answered[tp{name, p.Partition}] = true
 				if p.ErrorCode == 0 {
 					cc.g.marks.put(tp{name, p.Partition}, mark{p.HighWatermark, p.LastStableOffset, p.LogStartOffset})
 				}
-				put(tp{name, p.Partition}, p, p.ErrorCode)
+				if put(tp{name, p.Partition}, p, p.ErrorCode) {
+					got += len(p.RecordBatches)
+					news = news || p.ErrorCode != 0
+					answered[tp{name, p.Partition}] = true
+				}
 			}
 		}
 	}
@@ -289,7 +295,7 @@ func handleListOffsets(cc *clientConn, kreq kmsg.Request) (func(context.Context)
 	}
 	var throttle int32
 	api.onResp = func(r kmsg.Response) { throttle = max(throttle, r.(*kmsg.ListOffsetsResponse).ThrottleMillis) }
-	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
+	api.results = func(r kmsg.Response, put func(tp, any, int16) bool) {
 		for _, t := range r.(*kmsg.ListOffsetsResponse).Topics {
 			for _, p := range t.Partitions {
 				put(tp{t.Topic, p.Partition}, p, p.ErrorCode)
@@ -348,7 +354,7 @@ func handleOffsetForLeaderEpoch(cc *clientConn, kreq kmsg.Request) (func(context
 	api.onResp = func(r kmsg.Response) {
 		throttle = max(throttle, r.(*kmsg.OffsetForLeaderEpochResponse).ThrottleMillis)
 	}
-	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
+	api.results = func(r kmsg.Response, put func(tp, any, int16) bool) {
 		for _, t := range r.(*kmsg.OffsetForLeaderEpochResponse).Topics {
 			for _, p := range t.Partitions {
 				put(tp{t.Topic, p.Partition}, p, p.ErrorCode)
@@ -402,7 +408,7 @@ func handleDeleteRecords(cc *clientConn, kreq kmsg.Request) (func(context.Contex
 	}
 	var throttle int32
 	api.onResp = func(r kmsg.Response) { throttle = max(throttle, r.(*kmsg.DeleteRecordsResponse).ThrottleMillis) }
-	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
+	api.results = func(r kmsg.Response, put func(tp, any, int16) bool) {
 		for _, t := range r.(*kmsg.DeleteRecordsResponse).Topics {
 			for _, p := range t.Partitions {
 				put(tp{t.Topic, p.Partition}, p, p.ErrorCode)
@@ -456,7 +462,7 @@ func handleDescribeProducers(cc *clientConn, kreq kmsg.Request) (func(context.Co
 	}
 	var throttle int32
 	api.onResp = func(r kmsg.Response) { throttle = max(throttle, r.(*kmsg.DescribeProducersResponse).ThrottleMillis) }
-	api.results = func(r kmsg.Response, put func(tp, any, int16)) {
+	api.results = func(r kmsg.Response, put func(tp, any, int16) bool) {
 		for _, t := range r.(*kmsg.DescribeProducersResponse).Topics {
 			for _, p := range t.Partitions {
 				put(tp{t.Topic, p.Partition}, p, p.ErrorCode)
@@ -564,4 +570,22 @@ func (cc *clientConn) takeLeftover(k tp, offset int64, isolation int8) (kmsg.Fet
 		return kmsg.FetchResponseTopicPartition{}, false
 	}
 	return l.resp, true
+}
+
+// nextOffset is the offset after the last record of a fetch answer's record
+// batches (v2 batches: base offset + last offset delta + 1); false when there
+// is no complete batch.
+func nextOffset(batches []byte) (int64, bool) {
+	next, ok := int64(0), false
+	for len(batches) >= 61 {
+		length := int64(binary.BigEndian.Uint32(batches[8:12]))
+		if length < 49 || int64(len(batches)) < 12+length {
+			break // a partial batch at the end of the answer
+		}
+		base := int64(binary.BigEndian.Uint64(batches[0:8]))
+		delta := int64(int32(binary.BigEndian.Uint32(batches[23:27])))
+		next, ok = base+delta+1, true
+		batches = batches[12+length:]
+	}
+	return next, ok
 }

@@ -24,6 +24,11 @@ type part struct {
 	id        [16]byte // the topic's id when the request uses ids
 	partition int32
 	ti, pi    int // indexes of the topic and partition in the client's request
+	// ahead marks a read-ahead: the partition was answered from what an
+	// earlier request brought, and is asked for again from offset so that the
+	// client's next request finds it waiting.
+	ahead  bool
+	offset int64
 }
 
 // tp names a partition in results.
@@ -42,7 +47,7 @@ type splitAPI struct {
 	// sub builds a request for the given partitions, at the client's version.
 	sub func(ps []part, nGroups int) kmsg.Request
 	// results calls put for every partition result of a broker's response.
-	results func(resp kmsg.Response, put func(tp, any, int16))
+	results func(resp kmsg.Response, put func(tp, any, int16) bool)
 	// onResp, when set, sees every broker response (throttles).
 	onResp func(kmsg.Response)
 	// errResult is the result of a partition that failed with code.
@@ -59,11 +64,13 @@ type splitAPI struct {
 	// has not answered.
 	enough  func() bool
 	pending func(p part) any
-	// leftover, when set, takes the answers that came after the client was
-	// answered.
-	leftover func(kmsg.Response)
-	// preset, when set, may answer a part without asking a broker.
+	// keep, when set, takes the results that are not for this answer: those
+	// that came after the client was answered, and read-aheads.
+	keep func(p part, r any, code int16)
+	// preset, when set, may answer a part without asking a broker; ahead then
+	// says from which offset to read ahead for the client's next request.
 	preset func(p part) (any, bool)
+	ahead  func(p part, r any) (int64, bool)
 	// noResponse: acks=0, nothing is awaited or answered.
 	noResponse bool
 	// timeout bounds the whole request, retries included.
@@ -111,6 +118,15 @@ type arrival struct {
 	err  error
 }
 
+// byTP indexes the parts of a sub-request.
+func (s sent) byTP() map[tp]part {
+	m := make(map[tp]part, len(s.parts))
+	for _, p := range s.parts {
+		m[tp{p.topic, p.partition}] = p
+	}
+	return m
+}
+
 // sent is a sub-request on its way.
 type sent struct {
 	parts []part
@@ -142,6 +158,13 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 		for i, p := range api.parts {
 			if r, ok := api.preset(p); ok {
 				presets[i] = r
+				if api.ahead != nil {
+					if off, ok := api.ahead(p, r); ok {
+						q := p
+						q.ahead, q.offset = true, off
+						toSend = append(toSend, q)
+					}
+				}
 			} else {
 				toSend = append(toSend, p)
 			}
@@ -150,7 +173,9 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 	groups, addrs, failedSent := cc.groupByLeader(toSend)
 	failed := map[int]int16{}
 	for i, c := range failedSent {
-		failed[key[tp{toSend[i].topic, toSend[i].partition}]] = c
+		if !toSend[i].ahead {
+			failed[key[tp{toSend[i].topic, toSend[i].partition}]] = c
+		}
 	}
 	first := cc.sendGroups(api, groups, addrs)
 	if api.noResponse {
@@ -198,6 +223,9 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 						return nil, cc.ctx.Err()
 					}
 					for _, p := range a.s.parts {
+						if p.ahead {
+							continue
+						}
 						i := key[tp{p.topic, p.partition}]
 						codes[i], res[i] = codeNotLeader, api.errResult(p, codeNotLeader)
 						if api.retry(codeNotLeader, a.s.err == nil) {
@@ -209,27 +237,43 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 				if api.onResp != nil {
 					api.onResp(a.resp)
 				}
-				api.results(a.resp, func(t tp, r any, code int16) {
+				inSent := a.s.byTP()
+				api.results(a.resp, func(t tp, r any, code int16) bool {
 					i, ok := key[t]
 					if !ok {
-						return
+						return false
+					}
+					if p := inSent[t]; p.ahead {
+						if api.keep != nil {
+							api.keep(p, r, code)
+						}
+						return false
 					}
 					codes[i], res[i] = code, r
 					if code != 0 && api.retry(code, false) {
 						again = append(again, api.parts[i])
 					}
+					return true
 				})
 				if api.enough != nil && api.enough() {
 					n--
 					break // the brokers still waiting hold back nothing the client asked for
 				}
 			}
-			if n > 0 && api.leftover != nil {
+			if n > 0 && api.keep != nil {
 				go func() {
 					for ; n > 0; n-- {
-						if a := <-arrived; a.err == nil {
-							api.leftover(a.resp)
+						a := <-arrived
+						if a.err != nil {
+							continue
 						}
+						inSent := a.s.byTP()
+						api.results(a.resp, func(t tp, r any, code int16) bool {
+							if p, ok := inSent[t]; ok {
+								api.keep(p, r, code)
+							}
+							return false
+						})
 					}
 				}()
 			}

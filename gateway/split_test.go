@@ -213,3 +213,21 @@ func TestIdempotentBatches(t *testing.T) {
 	require.False(t, idempotentBatches(req(idem.AppendTo(nil), plain)))
 	require.False(t, idempotentBatches(req([]byte{1, 2, 3})))
 }
+
+// TestNextOffset reads the offset after the last complete batch of a fetch
+// answer.
+func TestNextOffset(t *testing.T) {
+	one := batch(t, "x") // base offset 0, one record
+	rb := kmsg.RecordBatch{}
+	require.NoError(t, rb.ReadFrom(one))
+	rb.FirstOffset, rb.LastOffsetDelta = 10, 4
+	second := rb.AppendTo(nil)
+	next, ok := nextOffset(append(append([]byte{}, one...), second...))
+	require.True(t, ok)
+	require.Equal(t, int64(15), next)
+	next, ok = nextOffset(append(append([]byte{}, one...), second[:30]...)) // a partial batch at the end
+	require.True(t, ok)
+	require.Equal(t, int64(1), next)
+	_, ok = nextOffset(nil)
+	require.False(t, ok)
+}
