@@ -101,8 +101,11 @@ func (l *Log) compact(cfg Config, nowMs int64) error {
 		}
 	}
 
+	if l.markerHorizon == nil {
+		l.markerHorizon = make(map[int64]int64)
+	}
 	c := cleaner{cfg: cfg, nowMs: nowMs, latest: latest, expiry: math.MaxInt64,
-		isAborted: isAborted, txnKept: make(map[int64]bool)}
+		isAborted: isAborted, txnKept: make(map[int64]bool), horizon: l.markerHorizon}
 	for _, s := range segs {
 		if err := l.cleanSegment(&c, s); err != nil {
 			return err
@@ -124,6 +127,10 @@ type cleaner struct {
 	// txnKept records, per producer, whether its transaction since its last
 	// marker kept any record; batches are cleaned in offset order.
 	txnKept map[int64]bool
+	// horizon is Log.markerHorizon; removed lists the markers this pass
+	// dropped, whose aborted transaction index entries go with them.
+	horizon map[int64]int64
+	removed map[int64]bool
 }
 
 // keep reports whether the record at off with timestamp ts survives.
@@ -147,12 +154,26 @@ func (c *cleaner) clean(h record.Header, b []byte) ([]byte, error) {
 		kept := c.txnKept[h.ProducerID]
 		delete(c.txnKept, h.ProducerID)
 		if kept || !h.HasProducerID() {
+			delete(c.horizon, h.BaseOffset)
 			return b, nil
 		}
-		if c.nowMs-h.MaxTimestamp > c.cfg.DeleteRetentionMs {
+		// The transaction's records are gone: the marker stays for
+		// delete.retention.ms more, so a consumer that read them still
+		// sees how the transaction ended.
+		horizon, ok := c.horizon[h.BaseOffset]
+		if !ok {
+			horizon = c.nowMs + c.cfg.DeleteRetentionMs
+			c.horizon[h.BaseOffset] = horizon
+		}
+		if c.nowMs > horizon {
+			delete(c.horizon, h.BaseOffset)
+			if c.removed == nil {
+				c.removed = make(map[int64]bool)
+			}
+			c.removed[h.BaseOffset] = true
 			return nil, nil
 		}
-		c.expiry = min(c.expiry, h.MaxTimestamp+c.cfg.DeleteRetentionMs+1)
+		c.expiry = min(c.expiry, horizon+1)
 		return b, nil
 	}
 	if c.isAborted(h) {
@@ -244,7 +265,14 @@ func (l *Log) cleanSegment(c *cleaner, s *segment) (err error) {
 	}
 	ns.next = max(ns.next, s.next) // keep the offset range even if the tail went
 	ns.rollTs = s.rollTs
-	ns.aborted = s.aborted
+	// An abort marker that went takes its index entry along: a consumer
+	// told of an aborted transaction would otherwise skip the producer's
+	// records until a marker that no longer exists.
+	for _, a := range s.aborted {
+		if !c.removed[a.LastOffset] {
+			ns.aborted = append(ns.aborted, a)
+		}
+	}
 	ns.finish()
 
 	l.mu.Lock()
@@ -273,6 +301,11 @@ func (l *Log) cleanSegment(c *cleaner, s *segment) (err error) {
 	l.segs[i] = ns
 	if err := ns.writeIndexes(false); err != nil {
 		l.logger.Warn("writing indexes of compacted segment", "segment", s.base, "err", err)
+	}
+	if len(ns.aborted) != len(s.aborted) {
+		if err := ns.writeTxnIndex(true); err != nil {
+			l.logger.Warn("writing aborted transaction index of compacted segment", "segment", s.base, "err", err)
+		}
 	}
 	l.logger.Info("compacted segment", "base_offset", s.base, "bytes_before", s.size, "bytes_after", ns.size)
 	return nil

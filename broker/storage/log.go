@@ -92,6 +92,12 @@ type Log struct {
 	// were compacted, and no kept tombstone expires before tombstoneExpiry.
 	cleanedTo       int64
 	tombstoneExpiry int64
+	// markerHorizon holds, by offset, when a transaction marker whose
+	// records are all gone may be removed: delete.retention.ms after the
+	// compaction that found it so (Kafka's delete horizon, KIP-534). Kept
+	// in memory; after a restart the horizon starts again, which only
+	// delays the removal.
+	markerHorizon map[int64]int64
 }
 
 // Open opens the log in dir, creating the directory if needed, and recovers
@@ -147,12 +153,16 @@ func (l *Log) recover() error {
 	}
 	l.logStart = readLogStart(l.dir)
 	interval := l.cfg.IndexIntervalBytes
+	txnIndexBad := false
 	for i, base := range bases {
 		s, err := openSegment(l.dir, base)
 		if err != nil {
 			return err
 		}
-		s.loadTxnIndex()
+		if !s.loadTxnIndex() {
+			l.logger.Warn("malformed aborted transaction index, rebuilding from the data", "segment", filepath.Base(s.path))
+			txnIndexBad = true
+		}
 		l.segs = append(l.segs, s)
 		last := i == len(bases)-1
 		if !last && s.loadIndexes(interval) {
@@ -180,6 +190,11 @@ func (l *Log) recover() error {
 			}
 		}
 	}
+	for _, s := range l.segs {
+		if len(s.aborted) > 0 {
+			s.dropStaleAborted()
+		}
+	}
 	if len(l.segs) == 0 {
 		s, err := createSegment(l.dir, max(l.logStart, 0))
 		if err != nil {
@@ -200,6 +215,9 @@ func (l *Log) recover() error {
 	l.epochs.truncateBefore(l.logStart)
 
 	ps, from := loadSnapshot(l.dir, leo)
+	if txnIndexBad {
+		ps, from = newProducerState(), -1
+	}
 	if err := l.replayProducers(ps, from); err != nil {
 		return err
 	}

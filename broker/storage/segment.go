@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,13 +346,17 @@ const attrLogAppendTime = 0x08
 // offset, int64 each, big endian.
 const txnIndexEntrySize = 34
 
-// loadTxnIndex reads the segment's aborted transaction index. A missing or
-// malformed file yields an empty index; recovery replays what it must.
-func (s *segment) loadTxnIndex() {
+// loadTxnIndex reads the segment's aborted transaction index. A missing
+// file is an empty index; a malformed one is reported (ok false) so that
+// recovery rebuilds every index from the data.
+func (s *segment) loadTxnIndex() (ok bool) {
 	s.aborted = nil
 	b, err := os.ReadFile(s.path + txnIndexSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
 	if err != nil || len(b)%txnIndexEntrySize != 0 {
-		return
+		return false
 	}
 	var out []AbortedTxn
 	for ; len(b) > 0; b = b[txnIndexEntrySize:] {
@@ -363,11 +368,12 @@ func (s *segment) loadTxnIndex() {
 		}
 		if binary.BigEndian.Uint16(b) != 0 || a.FirstOffset > a.LastOffset || a.LastOffset < s.base ||
 			(len(out) > 0 && a.LastOffset <= out[len(out)-1].LastOffset) {
-			return
+			return false
 		}
 		out = append(out, a)
 	}
 	s.aborted = out
+	return true
 }
 
 // writeTxnIndex persists the aborted transaction index, removing the file
@@ -395,4 +401,24 @@ func (s *segment) writeTxnIndex(sync bool) error {
 		return fmt.Errorf("storage: %w", err)
 	}
 	return nil
+}
+
+// dropStaleAborted removes index entries whose abort marker is not in the
+// segment (a crash between a compaction's swap and its index rewrite), so a
+// consumer is never told to wait for a marker that is gone. It walks batch
+// headers from the offset index, one interval per entry.
+func (s *segment) dropStaleAborted() {
+	s.aborted = slices.DeleteFunc(s.aborted, func(a AbortedTxn) bool {
+		for pos := s.lookup(a.LastOffset); pos < s.size; {
+			h, err := s.peekHeader(pos)
+			if err != nil || h.BaseOffset > a.LastOffset {
+				return true
+			}
+			if h.BaseOffset == a.LastOffset {
+				return !h.IsControl() || h.ProducerID != a.ProducerID
+			}
+			pos += int64(h.Size())
+		}
+		return true
+	})
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -292,8 +293,36 @@ func TestCompactionWithTransactions(t *testing.T) {
 	require.Contains(t, got, entry{0, false, "committed-a"})
 	require.Contains(t, got, entry{2, true, ""})
 	require.NotContains(t, got, entry{3, false, "aborted-a"})
-	require.NotContains(t, got, entry{4, true, ""}, "abort marker without records, past delete.retention.ms")
+	require.NotContains(t, got, entry{4, true, ""}, "its records went at the first pass, delete.retention.ms ago")
+	require.Contains(t, got, entry{2, true, ""}, "a commit marker whose transaction kept records stays")
 	require.Contains(t, got, entry{7, false, "open-c"})
+	require.Empty(t, l.AbortedTxns(0, l.LogEndOffset()), "the index entry went with its marker")
+}
+
+// TestStaleAbortedEntryDroppedOnOpen: an index entry whose marker is not in
+// its segment (a crash between a compaction's swap and its index rewrite) is
+// dropped when the log opens.
+func TestStaleAbortedEntryDroppedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, testConfig())
+	mustAppend(t, l, txnBatch(1, 0, 0, 2)) // 0-1
+	marker(t, l, 1, 0, false, 0)           // 2
+	l.mu.Lock()
+	require.NoError(t, l.roll(l.cfg))
+	l.segs[0].aborted = append([]AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 1, LastStableOffset: 2}}, l.segs[0].aborted...)
+	require.NoError(t, l.segs[0].writeTxnIndex(true))
+	l.mu.Unlock()
+	mustAppend(t, l, plain(1).build())
+	require.NoError(t, l.Close())
+	l = openLog(t, dir, testConfig())
+	require.Equal(t, []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 2, LastStableOffset: 3}}, l.AbortedTxns(0, 4))
+	require.NoError(t, l.Close())
+
+	// A malformed index file is rebuilt from the data, snapshot or not.
+	require.NoError(t, os.WriteFile(segmentFile(dir, 0, txnIndexSuffix), []byte("garbage"), 0o644))
+	l = openLog(t, dir, testConfig())
+	defer l.Close()
+	require.Equal(t, []AbortedTxn{{ProducerID: 1, FirstOffset: 0, LastOffset: 2, LastStableOffset: 3}}, l.AbortedTxns(0, 4))
 }
 
 // TestSnapshotVersion1StillLoads: a producer snapshot written before
