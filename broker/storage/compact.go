@@ -32,8 +32,9 @@ import (
 // abort); records of aborted transactions (from the aborted transaction
 // indexes) are removed and never count as a key's latest value; a transaction
 // marker stays while any record of its transaction is kept, and once none is,
-// until delete.retention.ms after the marker was written, so a read_committed
-// consumer that read the records also sees how the transaction ended.
+// for delete.retention.ms after the pass that found so (Kafka's delete
+// horizon), so a read_committed consumer that read the records also sees how
+// the transaction ended; an abort marker's index entry goes with it.
 func (l *Log) compact(cfg Config, nowMs int64) error {
 	l.mu.Lock()
 	if err := l.checkOpen(); err != nil {
