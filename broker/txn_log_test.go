@@ -296,9 +296,10 @@ func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 	require.Equal(t, int64(30), off)
 }
 
-// TestTransactionalProduceNeedsVerification: with KIP-890's verification on and
-// no transaction coordinator to answer, a transactional batch that would open a
-// transaction is refused with a retriable error and writes nothing.
+// TestTransactionalProduceNeedsVerification: with KIP-890's verification on, a
+// transactional batch of a producer the transaction coordinator never saw (no
+// InitProducerId, no AddPartitionsToTxn) is refused as Kafka refuses it,
+// INVALID_PRODUCER_ID_MAPPING, and writes nothing: no hanging transaction.
 func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	tb := startTestBroker(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -308,7 +309,7 @@ func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	require.NoError(t, err)
 	f := newTxnFake(t, tb, "verified")
 	sp := f.produce(true, "unverified")
-	require.Equal(t, kerr.NotEnoughReplicas.Code, sp.ErrorCode, "%v", sp.ErrorMessage)
+	require.Equal(t, kerr.InvalidProducerIDMapping.Code, sp.ErrorCode, "%v", sp.ErrorMessage)
 	ends, err := adm.ListEndOffsets(ctx, "verified")
 	require.NoError(t, err)
 	o, _ := ends.Lookup("verified", 0)
