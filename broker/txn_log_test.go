@@ -297,9 +297,9 @@ func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 }
 
 // TestTransactionalProduceNeedsVerification: with KIP-890's verification on, a
-// transactional batch of a producer the transaction coordinator never saw (no
-// InitProducerId, no AddPartitionsToTxn) is refused as Kafka refuses it,
-// INVALID_PRODUCER_ID_MAPPING, and writes nothing: no hanging transaction.
+// transactional batch of a transactional id the coordinator does not know is
+// refused with the coordinator's answer (INVALID_PRODUCER_ID_MAPPING) and
+// writes nothing.
 func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	tb := startTestBroker(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
