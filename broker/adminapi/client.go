@@ -19,7 +19,8 @@ import (
 // the first broker that answers; writes are carried out by the active controller only (the
 // source of truth is the metadata log), so a write goes to each broker in turn until the
 // controller takes it: the others answer 421 Misdirected Request, and while the cluster has no
-// controller (503) the client waits and tries again until ctx is done.
+// controller (503) the client waits and tries again until ctx is done. When every URL answers 421
+// for three rounds (the controller is none of them), that answer is returned.
 type Client struct {
 	// URLs are the brokers' admin interfaces, e.g. "http://127.0.0.1:9644" (admin.listen).
 	URLs []string
@@ -119,8 +120,12 @@ func (c *Client) write(ctx context.Context, method, path string, in, out any) er
 		return errors.New("adminapi: no broker admin URL")
 	}
 	bo := backoff.New(100*time.Millisecond, 2*time.Second)
+	// Rounds in which every broker answered that it is not the controller: the controller is
+	// none of the URLs, unless it is moving; after a few such rounds that answer is final.
+	misdirected := 0
 	for {
 		var last error
+		all421 := true
 		for _, u := range c.URLs {
 			err := c.do(ctx, u, method, path, in, out)
 			var ae *APIError
@@ -132,7 +137,12 @@ func (c *Client) write(ctx context.Context, method, path string, in, out any) er
 			case errors.As(err, &ae) && ae.Status != http.StatusServiceUnavailable:
 				return err
 			default:
-				last = err
+				last, all421 = err, false
+			}
+		}
+		if all421 {
+			if misdirected++; misdirected >= 3 {
+				return last
 			}
 		}
 		if ctx.Err() != nil {

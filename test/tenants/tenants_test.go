@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -188,6 +189,17 @@ func TestTwoTenants(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, users.Error())
+	// A broker that is not the controller refuses a change with 421 naming the controller; the
+	// client given every broker goes on to the controller.
+	for i := range c.brokers {
+		_, err := (&adminapi.Client{URLs: []string{c.admin.URLs[i]}}).PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
+		var ae *adminapi.APIError
+		if err != nil && errors.As(err, &ae) && ae.Status == http.StatusMisdirectedRequest {
+			require.Contains(t, ae.Message, "is not the controller; changes go to the controller (broker")
+			continue
+		}
+		require.NoError(t, err, "broker %d", i+1)
+	}
 	_, err = c.admin.PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
 	require.NoError(t, err)
 	for _, tn := range []adminapi.Tenant{
