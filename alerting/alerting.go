@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/sluicemq/sluice/alerting/dispatch"
 	"github.com/sluicemq/sluice/alerting/notify/slack"
 	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -68,7 +68,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Manager, 
 	if err != nil {
 		return nil, err
 	}
-	lo := weblisten.Options{Name: "alerting API", Address: cfg.Listen, WebConfigFile: cfg.path(cfg.WebConfigFile),
+	lo := weblisten.Options{Name: "alerting API", Address: cfg.Listen, WebConfigFile: config.Path(cfg.dir, cfg.WebConfigFile),
 		ConfigField: "web_config_file (--web.config.file)", StateChanging: true}
 	if len(tokens) > 0 {
 		lo.OwnAuth = "bearer tokens"
@@ -153,7 +153,7 @@ func (m *Manager) ApplyConfig(cfg Config) error {
 	}
 	var pats []string
 	for _, p := range cfg.RuleFiles {
-		pats = append(pats, cfg.path(p))
+		pats = append(pats, config.Path(cfg.dir, p))
 	}
 	more, err := rules.ExpandFiles(pats)
 	if err != nil {
@@ -251,12 +251,4 @@ func (m *Manager) silenceLabels(ctx context.Context, labels map[string]string, d
 		return "", errors.New("alert group has no labels to silence by")
 	}
 	return m.dispatcher.SetSilence(ctx, dispatch.Silence{Matchers: ms, EndsAt: time.Now().Add(d), CreatedBy: by, Comment: comment})
-}
-
-func readSecretFile(p string) (string, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }

@@ -1,10 +1,8 @@
 package alerting
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -13,10 +11,10 @@ import (
 	"time"
 
 	amconfig "github.com/prometheus/alertmanager/config"
-	"gopkg.in/yaml.v3"
 
 	"github.com/sluicemq/sluice/alerting/dispatch"
 	"github.com/sluicemq/sluice/alerting/rules"
+	"github.com/sluicemq/sluice/internal/config"
 )
 
 // Config is `sluice alerting`'s YAML file. Rule files are Prometheus rule files and the routing
@@ -141,9 +139,7 @@ func LoadConfig(path string) (Config, error) {
 // ParseConfig decodes YAML over DefaultConfig and validates the result.
 func ParseConfig(b []byte) (Config, error) {
 	cfg := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := config.DecodeBytes(b, &cfg); err != nil {
 		return Config{}, err
 	}
 	return cfg, cfg.Validate()
@@ -215,7 +211,7 @@ func (c *Config) maxSilence() time.Duration {
 func (c *Config) apiTokens() ([]string, error) {
 	switch {
 	case c.API.TokenFile != "":
-		b, err := os.ReadFile(c.path(c.API.TokenFile))
+		b, err := os.ReadFile(config.Path(c.dir, c.API.TokenFile))
 		if err != nil {
 			return nil, fmt.Errorf("api: token_file: %w", err)
 		}
@@ -235,9 +231,12 @@ func (c *Config) apiTokens() ([]string, error) {
 		}
 		return toks, nil
 	case c.API.TokenEnv != "":
-		tok := strings.TrimSpace(os.Getenv(c.API.TokenEnv))
-		if len(tok) < minTokenLen {
-			return nil, fmt.Errorf("api: token_env: $%s is empty or shorter than %d characters", c.API.TokenEnv, minTokenLen)
+		tok, err := config.Secret{FileKey: "token_file", EnvKey: "token_env", Env: c.API.TokenEnv}.Read(c.dir)
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		if tok = strings.TrimSpace(tok); len(tok) < minTokenLen {
+			return nil, fmt.Errorf("api: token_env: $%s is shorter than %d characters", c.API.TokenEnv, minTokenLen)
 		}
 		return []string{tok}, nil
 	}
@@ -275,13 +274,6 @@ func (t *TicketsConfig) endpoint() string {
 	return strings.TrimSuffix(t.URL, "/") + TicketsPath
 }
 
-func (c *Config) path(p string) string {
-	if p == "" || filepath.IsAbs(p) || c.dir == "" {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
-
 func (c *Config) defaultRules() bool { return c.DefaultRules == nil || *c.DefaultRules }
 
 // externalURL is the URL notifications link to.
@@ -310,7 +302,7 @@ func (c *Config) loadRouting() (*amconfig.Config, error) {
 	if c.RoutingFile == "" {
 		return amconfig.Load(defaultRouting)
 	}
-	p := c.path(c.RoutingFile)
+	p := config.Path(c.dir, c.RoutingFile)
 	ac, err := amconfig.LoadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -319,15 +311,15 @@ func (c *Config) loadRouting() (*amconfig.Config, error) {
 }
 
 func (c *Config) signingSecret() (string, error) {
-	switch {
-	case c.Slack.SigningSecretFile != "":
-		b, err := os.ReadFile(c.path(c.Slack.SigningSecretFile))
-		if err != nil {
-			return "", fmt.Errorf("slack signing_secret_file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	case c.Slack.SigningSecretEnv != "":
-		return os.Getenv(c.Slack.SigningSecretEnv), nil
+	s, err := config.Secret{FileKey: "signing_secret_file", EnvKey: "signing_secret_env",
+		File: c.Slack.SigningSecretFile, Env: c.Slack.SigningSecretEnv}.Read(c.dir)
+	if err != nil {
+		return "", fmt.Errorf("slack: %w", err)
 	}
-	return "", nil
+	return s, nil
+}
+
+// token is the ticket service's API token setting.
+func (t *TicketsConfig) token() config.Secret {
+	return config.Secret{FileKey: "token_file", EnvKey: "token_env", File: t.TokenFile, Env: t.TokenEnv}
 }

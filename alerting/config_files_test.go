@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/config"
 )
 
 // TestConfigFiles loads every file under testdata/config: each valid one loads, each invalid
@@ -53,8 +55,8 @@ func TestConfigDefaults(t *testing.T) {
 	full, err := LoadConfig(filepath.Join("testdata", "config", "valid", "full.yaml"))
 	require.NoError(t, err)
 	require.Equal(t, "https://alerts.example.com", full.externalURL())
-	require.Equal(t, filepath.Join("testdata", "config", "valid", "alertmanager.yml"), full.path(full.RoutingFile), "relative to the config file")
-	require.Equal(t, "/etc/sluice/tickets-token", full.path(full.Tickets.TokenFile))
+	require.Equal(t, filepath.Join("testdata", "config", "valid", "alertmanager.yml"), config.Path(full.dir, full.RoutingFile), "relative to the config file")
+	require.Equal(t, "/etc/sluice/tickets-token", config.Path(full.dir, full.Tickets.TokenFile))
 	require.Equal(t, "http://127.0.0.1:8090/api/v1/integrations/alertmanager", full.Tickets.endpoint())
 	env, err := LoadConfig(filepath.Join("testdata", "config", "valid", "tickets-env.yaml"))
 	require.NoError(t, err)

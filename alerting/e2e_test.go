@@ -34,22 +34,6 @@ import (
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
-}
-
 // procCluster is three `sluice broker` processes with metrics listeners.
 type procCluster struct {
 	t       *testing.T
@@ -69,7 +53,7 @@ func buildSluice(t *testing.T) string {
 }
 
 func startProcCluster(t *testing.T, bin string) *procCluster {
-	ports := freePorts(t, 9)
+	ports := testutil.Ports(t, 9)
 	c := &procCluster{t: t, bin: bin, dir: t.TempDir()}
 	for i := range 3 {
 		c.kafka = append(c.kafka, fmt.Sprintf("127.0.0.1:%d", ports[3*i]))

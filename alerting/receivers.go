@@ -3,7 +3,6 @@ package alerting
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/sluicemq/sluice/alerting/notify/email"
 	"github.com/sluicemq/sluice/alerting/notify/logging"
 	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/internal/config"
 )
 
 // buildReceiver turns one alertmanager.yml receiver into integrations: slack_configs and
@@ -33,7 +33,7 @@ func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, 
 			Token: string(sc.AppToken),
 		}
 		if sc.AppTokenFile != "" {
-			tok, err := readSecretFile(sc.AppTokenFile)
+			tok, err := config.Secret{FileKey: fmt.Sprintf("receiver %s: slack_configs[%d].app_token_file", rcv.Name, i), File: sc.AppTokenFile}.Read("")
 			if err != nil {
 				return nil, err
 			}
@@ -48,7 +48,7 @@ func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, 
 			case sc.APIURL != nil:
 				c.WebhookURL = sc.APIURL.String()
 			case sc.APIURLFile != "":
-				u, err := readSecretFile(sc.APIURLFile)
+				u, err := config.Secret{FileKey: fmt.Sprintf("receiver %s: slack_configs[%d].api_url_file", rcv.Name, i), File: sc.APIURLFile}.Read("")
 				if err != nil {
 					return nil, err
 				}
@@ -68,7 +68,7 @@ func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, 
 			SendResolved: ec.SendResolved(), TLSPolicy: email.TLSMandatory,
 		}
 		if ec.AuthPasswordFile != "" {
-			p, err := readSecretFile(ec.AuthPasswordFile)
+			p, err := config.Secret{FileKey: fmt.Sprintf("receiver %s: email_configs[%d].auth_password_file", rcv.Name, i), File: ec.AuthPasswordFile}.Read("")
 			if err != nil {
 				return nil, err
 			}
@@ -120,14 +120,15 @@ func (m *Manager) buildReceiver(rcv amconfig.Receiver, tmpl *template.Template, 
 func (m *Manager) ticketsIntegration(cfg *Config, tmpl *template.Template, receiver string, idx int) (notify.Integration, error) {
 	auth := &commoncfg.Authorization{Type: "Bearer"}
 	if cfg.Tickets.TokenFile != "" {
-		auth.CredentialsFile = cfg.path(cfg.Tickets.TokenFile)
-		if _, err := os.Stat(auth.CredentialsFile); err != nil {
-			return notify.Integration{}, fmt.Errorf("token_file: %w", err)
+		// Read at every send, so a rotated token takes effect without a reload; checked here.
+		auth.CredentialsFile = config.Path(cfg.dir, cfg.Tickets.TokenFile)
+		if _, err := cfg.Tickets.token().Read(cfg.dir); err != nil {
+			return notify.Integration{}, err
 		}
 	} else {
-		tok := os.Getenv(cfg.Tickets.TokenEnv)
-		if tok == "" {
-			return notify.Integration{}, fmt.Errorf("token_env: $%s is empty", cfg.Tickets.TokenEnv)
+		tok, err := cfg.Tickets.token().Read(cfg.dir)
+		if err != nil {
+			return notify.Integration{}, err
 		}
 		auth.Credentials = commoncfg.Secret(tok)
 	}

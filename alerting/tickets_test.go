@@ -176,7 +176,7 @@ func TestTicketsTokenFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	t.Setenv("SLUICE_TEST_TICKETS_TOKEN", "")
 	_, err = New(cfg, nil, nil)
-	require.ErrorContains(t, err, "tickets: token_env: $SLUICE_TEST_TICKETS_TOKEN is empty")
+	require.ErrorContains(t, err, "tickets: token_env: the environment variable SLUICE_TEST_TICKETS_TOKEN is unset or empty")
 
 	t.Setenv("SLUICE_TEST_TICKETS_TOKEN", "tok-123")
 	m, err := New(cfg, nil, nil)

@@ -55,6 +55,9 @@ func newPhase(records, recordSize int64, elapsed time.Duration) Phase {
 type Round struct {
 	Produce Phase // Produce is zero in ModeConsume.
 	Consume Phase // Consume is zero in ModeProduce.
+	// TxnProduce is the transactional produce phase, run right after
+	// Produce (then idempotent) when Config.TransactionalRecords is set.
+	TxnProduce Phase
 }
 
 // Result is what Run measured.
@@ -65,6 +68,11 @@ type Result struct {
 	Rounds      []Round // Rounds holds every repetition, in order.
 	Produce     Phase   // Produce is the round with the median produce rate, with that round's latency.
 	Consume     Phase   // Consume is the round with the median consume rate.
+	// TxnProduce is the round with the median transactional produce rate
+	// (Config.TransactionalRecords), and TxnRatio its records/s over the
+	// median idempotent produce rate of the same run.
+	TxnProduce Phase
+	TxnRatio   float64
 }
 
 // Run benchmarks the broker at cfg.Bootstrap, printing its configuration
@@ -115,8 +123,21 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		if cfg.Mode != ModeConsume {
-			if round.Produce, err = produce(ctx, cfg, slab); err != nil {
+		if cfg.Mode != ModeConsume && cfg.TransactionalRecords > 0 {
+			// The reference and the transactional phase alternate in
+			// every run, so both see the same machine.
+			ref := cfg
+			ref.Idempotent = true
+			if round.Produce, err = produce(ctx, ref, slab, 0); err != nil {
+				return res, err
+			}
+			fmt.Fprintf(out, "run %d produce (idempotent): %s\n", i+1, round.Produce)
+			if round.TxnProduce, err = produce(ctx, ref, slab, cfg.TransactionalRecords); err != nil {
+				return res, fmt.Errorf("transactional produce: %w", err)
+			}
+			fmt.Fprintf(out, "run %d produce (transactional, %d records per transaction): %s\n", i+1, cfg.TransactionalRecords, round.TxnProduce)
+		} else if cfg.Mode != ModeConsume {
+			if round.Produce, err = produce(ctx, cfg, slab, 0); err != nil {
 				return res, err
 			}
 			fmt.Fprintf(out, "run %d produce: %s\n", i+1, round.Produce)
@@ -144,8 +165,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	}
 	res.Produce = median(res.Rounds, func(r Round) Phase { return r.Produce })
 	res.Consume = median(res.Rounds, func(r Round) Phase { return r.Consume })
+	if cfg.TransactionalRecords > 0 {
+		res.TxnProduce = median(res.Rounds, func(r Round) Phase { return r.TxnProduce })
+		if res.Produce.RecordsPerSec > 0 {
+			res.TxnRatio = res.TxnProduce.RecordsPerSec / res.Produce.RecordsPerSec
+		}
+		fmt.Fprintf(out, "median produce (idempotent): %s\nmedian produce (transactional): %s\nratio transactional/idempotent (medians): %.2f\n",
+			res.Produce, res.TxnProduce, res.TxnRatio)
+	}
 	if cfg.Runs > 1 {
-		if cfg.Mode != ModeConsume {
+		if cfg.Mode != ModeConsume && cfg.TransactionalRecords == 0 {
 			fmt.Fprintf(out, "median produce: %s\n", res.Produce)
 		}
 		if cfg.Mode != ModeProduce {
@@ -320,12 +349,15 @@ func printConfig(out io.Writer, res Result, rf int, created bool) {
 		{"mode", c.Mode},
 		{"load", load + ", " + strconv.Itoa(c.Runs) + " run(s)"},
 		{"record", strconv.Itoa(c.RecordSize) + " B random value, no key, no headers"},
-		{"acks", c.Acks + idem(c.Idempotent)},
+		{"acks", c.Acks + idem(c.Idempotent || c.TransactionalRecords > 0)},
 		{"compression", c.Compression},
 		{"producers", strconv.Itoa(c.Producers)},
 		{"batch", fmt.Sprintf("max %d B, linger %s, %d in flight, %d buffered records", c.BatchMaxBytes, linger, c.MaxInflight, c.MaxBufferedRecords)},
 		{"fetch", fmt.Sprintf("max %d B, direct consumer from the first offset produced", c.FetchMaxBytes)},
 		{"latency", fmt.Sprintf("every %dth record produced, from its Produce call to its acknowledgement", LatencySampleEvery)},
+	}
+	if c.TransactionalRecords > 0 {
+		rows = append(rows, [2]string{"transactions", fmt.Sprintf("each run produces idempotently, then transactionally with %d records per transaction (one transactional id per producer; flush, commit, begin)", c.TransactionalRecords)})
 	}
 	fmt.Fprintln(tw, "sluice bench")
 	for _, r := range rows {

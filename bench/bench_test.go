@@ -198,6 +198,9 @@ func TestConfigComplete(t *testing.T) {
 		{"FetchMaxBytes", Config{FetchMaxBytes: 10}},
 		{"Mode", Config{Mode: "read"}},
 		{"Runs", Config{Runs: -1}},
+		{"TransactionalRecords", Config{TransactionalRecords: -1}},
+		{"TransactionalRecords", Config{TransactionalRecords: 1000, Mode: ModeProduce}},
+		{"TransactionalRecords", Config{TransactionalRecords: 1000, Acks: "all"}},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			if tc.field != "Bootstrap" {
@@ -314,4 +317,48 @@ func TestCreatedTopicTakesClusterDefaultAndIsDeleted(t *testing.T) {
 			require.ErrorIs(t, tds[topic].Err, kerr.UnknownTopicOrPartition, out.String())
 		}
 	}
+}
+
+// TestRunTransactional compares transactional with idempotent produce in the same run against kfake,
+// which serves transactions: every transactional record is committed (no transaction is left open:
+// the last stable offsets equal the high watermarks) and the ratio is reported.
+func TestRunTransactional(t *testing.T) {
+	f := startFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Bootstrap: f.Bootstrap(), Records: 10_500, Acks: "all", Mode: ModeProduce, Producers: 2,
+		Partitions: 3, Runs: 2, TransactionalRecords: 1_000, Topic: "txn-bench"}
+	var out bytes.Buffer
+	res, err := Run(ctx, cfg, &out)
+	require.NoError(t, err, out.String())
+	require.Len(t, res.Rounds, 2)
+	for _, r := range res.Rounds {
+		require.Equal(t, cfg.Records, r.Produce.Records)
+		require.Equal(t, cfg.Records, r.TxnProduce.Records)
+		require.Positive(t, r.TxnProduce.RecordsPerSec)
+	}
+	require.Positive(t, res.TxnRatio)
+	require.InDelta(t, res.TxnProduce.RecordsPerSec/res.Produce.RecordsPerSec, res.TxnRatio, 1e-9)
+	require.Contains(t, out.String(), "run 1 produce (idempotent): ")
+	require.Contains(t, out.String(), "run 2 produce (transactional, 1000 records per transaction): ")
+	require.Contains(t, out.String(), "ratio transactional/idempotent (medians): ")
+	require.Contains(t, out.String(), "acks                 all, idempotent")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, cfg.Topic)
+	require.NoError(t, err)
+	stable, err := adm.ListCommittedOffsets(ctx, cfg.Topic)
+	require.NoError(t, err)
+	var hw int64
+	ends.Each(func(o kadm.ListedOffset) {
+		s, _ := stable.Lookup(o.Topic, o.Partition)
+		require.Equal(t, o.Offset, s.Offset, "partition %d: a transaction is still open", o.Partition)
+		hw += o.Offset
+	})
+	// Two runs of idempotent and transactional records, plus a commit marker per transaction and
+	// partition it wrote to.
+	require.Greater(t, hw, 4*cfg.Records)
 }

@@ -143,6 +143,14 @@ type Config struct {
 	// Runs is how many times the benchmark is repeated, default 1. The
 	// figures reported in Result are the medians.
 	Runs int
+
+	// TransactionalRecords, if positive, makes every run produce twice:
+	// first with the idempotent producer, then with transactional
+	// producers that commit a transaction after every TransactionalRecords
+	// records (Kafka's transactional.id, one per producer), and reports
+	// the ratio of the two rates. It requires Acks "all" and Mode
+	// produce; zero (the default) produces once, without transactions.
+	TransactionalRecords int64
 }
 
 // FieldError is returned by Config.Complete for an invalid field. It names
@@ -250,6 +258,12 @@ func (c Config) Complete() (Config, error) {
 		return c, &FieldError{"Mode", fmt.Sprintf("%q", c.Mode), "must be produce, consume or both"}
 	case c.Runs < 1:
 		return c, &FieldError{"Runs", c.Runs, "must be at least 1"}
+	case c.TransactionalRecords < 0:
+		return c, &FieldError{"TransactionalRecords", c.TransactionalRecords, "must not be negative"}
+	case c.TransactionalRecords > 0 && c.Acks != "all":
+		return c, &FieldError{"TransactionalRecords", c.TransactionalRecords, `requires Acks "all"`}
+	case c.TransactionalRecords > 0 && c.Mode != ModeProduce:
+		return c, &FieldError{"TransactionalRecords", c.TransactionalRecords, "requires Mode produce (transaction markers take offsets the consume phase would wait for)"}
 	}
 	return c, nil
 }

@@ -77,10 +77,21 @@ func (c Config) producerOpts() []kgo.Opt {
 // the duration), each producing asynchronously and counting completions
 // in a promise, and the phase ends when every record is acknowledged.
 // Every LatencySampleEvery-th record of each producer is timed.
-func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
+//
+// With txnRecords > 0 every producer is transactional (a transactional id
+// of its own) and commits a transaction after each txnRecords records:
+// it flushes, ends the transaction with a commit and begins the next, as
+// Kafka's Java producer does in commitTransaction. The phase's time
+// includes the last commit.
+func produce(ctx context.Context, cfg Config, slab *valueSlab, txnRecords int64) (Phase, error) {
 	clients := make([]*kgo.Client, cfg.Producers)
+	txnPrefix := fmt.Sprintf("sluice-bench-%d", time.Now().UnixNano())
 	for i := range clients {
-		cl, err := kgo.NewClient(cfg.producerOpts()...)
+		opts := cfg.producerOpts()
+		if txnRecords > 0 {
+			opts = append(opts, kgo.TransactionalID(fmt.Sprintf("%s-%d", txnPrefix, i)))
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			closeAll(clients)
 			return Phase{}, fmt.Errorf("producer client: %w", err)
@@ -144,6 +155,24 @@ func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// end flushes and commits the open transaction, if any.
+			inTxn := false
+			end := func() bool {
+				if !inTxn {
+					return true
+				}
+				inTxn = false
+				err := cl.Flush(ctx)
+				if err == nil {
+					err = cl.EndTransaction(ctx, kgo.TryCommit)
+				}
+				if err != nil {
+					err = fmt.Errorf("commit: %w", err)
+					firstErr.CompareAndSwap(nil, &err)
+					return false
+				}
+				return true
+			}
 			// Each producer walks its own stride through the slab.
 			next := int64(i) * (int64(len(slab.data)/slab.size) / int64(cfg.Producers))
 			var (
@@ -161,6 +190,17 @@ func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 				if sent&1023 == 0 && ctx.Err() != nil {
 					break
 				}
+				if txnRecords > 0 && sent%txnRecords == 0 {
+					if !end() {
+						break
+					}
+					if err := cl.BeginTransaction(); err != nil {
+						err = fmt.Errorf("begin transaction: %w", err)
+						firstErr.CompareAndSwap(nil, &err)
+						break
+					}
+					inTxn = true
+				}
 				r := recs.Get().(*kgo.Record)
 				r.Value = slab.value(next)
 				next++
@@ -177,6 +217,9 @@ func produce(ctx context.Context, cfg Config, slab *valueSlab) (Phase, error) {
 				cl.Produce(ctx, r, promise)
 			}
 			produced.Add(sent)
+			if txnRecords > 0 {
+				end()
+			}
 			_ = cl.Flush(ctx)
 		}()
 	}

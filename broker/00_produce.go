@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/record"
 	"github.com/sluicemq/sluice/broker/storage"
 )
 
@@ -37,8 +38,19 @@ import (
 //     partitions; a transactional id needs WRITE on it, else every partition gets
 //     TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Idempotence is authorized by
 //     InitProducerId, as in Kafka 3.x.
-//   - Transactional produce is not supported (no transaction coordinator yet):
-//     a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//   - Transactional batches (attribute bit 4) need the request's transactional id
+//     (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the partition, as Kafka). The
+//     log tracks each producer's open transaction: a batch from an older producer
+//     epoch gets INVALID_PRODUCER_EPOCH (every version, as Kafka's log answers), a
+//     non-transactional batch inside an open transaction INVALID_TXN_STATE. Control
+//     batches are refused (INVALID_RECORD): only WriteTxnMarkers writes markers.
+//   - KIP-890 part 1 (transaction.partition.verification.enable, default true): before
+//     a producer's first transactional batch of a transaction on a partition, the
+//     leader asks the transaction coordinator (AddPartitionsToTxn v4, VerifyOnly)
+//     whether the partition was added; if not, INVALID_TXN_STATE and nothing is
+//     written; a coordinator that cannot answer gives NOT_ENOUGH_REPLICAS (retriable).
+//     Once the transaction is open on the partition no further round trip is made,
+//     and a marker that ends it between verification and append fails the append.
 
 func init() { register(0, 3, 13, (*Broker).handleProduce) }
 
@@ -52,8 +64,6 @@ func (b *Broker) handleProduce(cc *conn, kreq kmsg.Request) (kmsg.Response, erro
 		allErr = kerr.InvalidRequiredAcks
 	case req.TransactionID != nil && !cc.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID):
 		allErr = kerr.TransactionalIDAuthorizationFailed
-	case req.TransactionID != nil:
-		allErr = kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
 	}
 
 	for _, rt := range req.Topics {
@@ -98,6 +108,9 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 	if len(rp.Records) == 0 {
 		return kafkaErr(kerr.InvalidRecord, "no record batch")
 	}
+	if record.Transactional(rp.Records) && req.TransactionID == nil {
+		return kafkaErr(kerr.TransactionalIDAuthorizationFailed, "transactional records need the request's transactional id")
+	}
 	if err := b.checkTenantDisk(p.topic.name); err != nil { // tenant.go
 		return err
 	}
@@ -117,7 +130,12 @@ func (b *Broker) produceTo(cc *conn, req *kmsg.ProduceRequest, rt kmsg.ProduceRe
 		}
 	}
 	_, epoch, _ := p.state()
-	res, err := p.log.Append(rp.Records, epoch)
+	var res storage.AppendResult
+	if req.TransactionID != nil && record.Transactional(rp.Records) {
+		res, err = b.appendTransactional(cc.ctx, p, *req.TransactionID, rp.Records, epoch)
+	} else {
+		res, err = p.log.Append(rp.Records, epoch)
+	}
 	if errors.Is(err, storage.ErrClosed) {
 		return kerr.UnknownTopicOrPartition
 	}

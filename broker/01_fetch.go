@@ -23,8 +23,15 @@ import (
 //   - MaxBytes bounds the response and PartitionMaxBytes each partition, except that
 //     the first non-empty partition returns at least one whole batch (KIP-74).
 //   - Only leaders serve fetches (else NOT_LEADER_OR_FOLLOWER). Consumers read up to
-//     the high watermark; READ_COMMITTED equals READ_UNCOMMITTED (no transactions),
-//     so LastStableOffset is the high watermark.
+//     the high watermark (READ_UNCOMMITTED) or the last stable offset (READ_COMMITTED):
+//     the smaller of the high watermark and the first offset of the oldest open
+//     transaction. LastStableOffset is returned either way. READ_COMMITTED answers
+//     carry AbortedTransactions for the fetched range, from the aborted transaction
+//     indexes (.txnindex) of the segments from the fetch offset on, so no data is
+//     scanned; the client drops those producers' batches up to their abort marker.
+//     Control batches are returned as stored (clients skip them). A waiting
+//     READ_COMMITTED fetch wakes when the LSO moves: markers move it only once the
+//     high watermark passes them, and high watermark moves wake every waiter.
 //   - Followers fetch with their broker id as ReplicaID (ReplicaState from v15): they
 //     read up to the log end offset, and their fetch offset is their log end offset,
 //     which moves the high watermark and their place in the ISR.
@@ -147,8 +154,20 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 			if err == nil && replica >= 0 && !recorded {
 				err = p.onReplicaFetch(replica, rp.FetchOffset)
 			}
+			throttled, skip := false, false
+			if err == nil && replica >= 0 {
+				skip, throttled = b.leaderThrottle(p, replica) // throttle.go
+			}
 			if err == nil {
-				err = b.readPartition(cc, p, rp, &sp, &budget, total == 0, replica >= 0)
+				if skip {
+					var none int64 // a zero budget: offsets only, no records
+					err = b.readPartition(cc, p, rp, &sp, &none, false, true, req.IsolationLevel == 1)
+				} else {
+					err = b.readPartition(cc, p, rp, &sp, &budget, total == 0, replica >= 0, req.IsolationLevel == 1)
+				}
+			}
+			if throttled {
+				b.throttles.leader.record(time.Now(), len(sp.RecordBatches))
 			}
 			if errors.Is(err, storage.ErrClosed) {
 				err = kerr.UnknownTopicOrPartition
@@ -162,12 +181,17 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 	return total
 }
 
-func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int64, first, replica bool) error {
+func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *int64, first, replica, readCommitted bool) error {
 	hw := p.hw.Load()
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+	lso := p.lastStable(hw)
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, lso, p.log.LogStartOffset()
 	upTo := hw // consumers read committed data only
-	if replica {
+	switch {
+	case replica:
 		upTo = p.log.LogEndOffset()
+	case readCommitted:
+		upTo = lso
+		sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 	}
 	if rp.FetchOffset == upTo {
 		return nil
@@ -195,9 +219,17 @@ func (b *Broker) readPartition(cc *conn, p *partition, rp *kmsg.FetchRequestTopi
 	*budget -= int64(len(data))
 	sp.RecordBatches = data
 	if !replica && len(data) > 0 {
-		var n int64
+		var n, end int64
 		for h := range record.Batches(data) {
 			n += int64(h.LastOffsetDelta) + 1
+			end = h.NextOffset()
+		}
+		if readCommitted {
+			for _, a := range p.log.AbortedTxns(rp.FetchOffset, end) {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+			}
 		}
 		b.metrics.bytesOut.WithLabelValues(p.topic.name).Add(float64(len(data)))
 		b.metrics.recordsOut.WithLabelValues(p.topic.name).Add(float64(n))
@@ -218,8 +250,11 @@ func (b *Broker) fetchAvailable(req *kmsg.FetchRequest) int {
 				return 1 << 30 // errors are answered at once
 			}
 			end := p.hw.Load()
-			if replicaID(req) >= 0 {
+			switch {
+			case replicaID(req) >= 0:
 				end = p.log.LogEndOffset()
+			case req.IsolationLevel == 1:
+				end = p.lastStable(end)
 			}
 			switch {
 			case end > rp.FetchOffset:
@@ -252,4 +287,13 @@ func (b *Broker) unregisterFetchWaiter(req *kmsg.FetchRequest, wake chan struct{
 			}
 		}
 	}
+}
+
+// lastStable is the partition's last stable offset given its high watermark
+// hw: read_committed consumers read below it.
+func (p *partition) lastStable(hw int64) int64 {
+	if first := p.log.FirstUnstableOffset(); first >= 0 && first < hw {
+		return first
+	}
+	return hw
 }

@@ -21,7 +21,8 @@ import (
 //   - v4+: CurrentLeaderEpoch is checked and LeaderEpoch returned.
 //   - Authorization: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED for
 //     its partitions.
-//   - READ_COMMITTED equals READ_UNCOMMITTED (no transactions).
+//   - READ_COMMITTED (IsolationLevel 1, v2+): the latest offset (-1) is the last stable
+//     offset, and a timestamp lookup finds only offsets below it.
 
 func init() { register(2, 1, 10, (*Broker).handleListOffsets) }
 
@@ -38,7 +39,7 @@ func (b *Broker) handleListOffsets(cc *conn, kreq kmsg.Request) (kmsg.Response, 
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			err := error(kerr.TopicAuthorizationFailed)
 			if authorized {
-				err = b.listOffset(req.Version, rt.Topic, &rp, &sp)
+				err = b.listOffset(req.Version, req.IsolationLevel == 1, rt.Topic, &rp, &sp)
 			}
 			if errors.Is(err, storage.ErrClosed) {
 				err = kerr.UnknownTopicOrPartition
@@ -51,7 +52,7 @@ func (b *Broker) handleListOffsets(cc *conn, kreq kmsg.Request) (kmsg.Response, 
 	return resp, nil
 }
 
-func (b *Broker) listOffset(version int16, topicName string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) error {
+func (b *Broker) listOffset(version int16, readCommitted bool, topicName string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) error {
 	cur := int32(-1)
 	if version >= 4 {
 		cur = rp.CurrentLeaderEpoch
@@ -61,12 +62,16 @@ func (b *Broker) listOffset(version int16, topicName string, rp *kmsg.ListOffset
 		return err
 	}
 	_, epoch, _ := p.state()
+	end := p.hw.Load()
+	if readCommitted {
+		end = p.lastStable(end)
+	}
 	switch rp.Timestamp {
 	case -2, -4:
 		sp.Offset = p.log.LogStartOffset()
 		sp.LeaderEpoch = epoch
 	case -1:
-		sp.Offset = p.hw.Load()
+		sp.Offset = end
 		sp.LeaderEpoch = epoch
 	case -3:
 		sp.Offset, sp.Timestamp = p.log.MaxTimestamp()
@@ -75,7 +80,7 @@ func (b *Broker) listOffset(version int16, topicName string, rp *kmsg.ListOffset
 		if rp.Timestamp < 0 {
 			return kafkaErr(kerr.InvalidRequest, "unsupported special timestamp")
 		}
-		if off, ts, ok := p.log.OffsetForTimestamp(rp.Timestamp); ok && off < p.hw.Load() {
+		if off, ts, ok := p.log.OffsetForTimestamp(rp.Timestamp); ok && off < end {
 			sp.Offset, sp.Timestamp = off, ts
 			sp.LeaderEpoch = epoch
 		}

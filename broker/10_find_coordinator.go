@@ -12,7 +12,10 @@ import (
 //     __consumer_offsets partition, so coordinators move with leadership; before
 //     the offsets topic exists (it is created once enough brokers are live) or
 //     while that partition has no leader: COORDINATOR_NOT_AVAILABLE.
-//   - Transaction coordinators (key type 1) are not available: no transactions yet.
+//   - The coordinator of a transactional id (key type 1) is the leader of its
+//     __transaction_state partition (Kafka's hash of the id modulo
+//     transaction.state.log.num.partitions); COORDINATOR_NOT_AVAILABLE before that
+//     topic exists or while the partition has no leader.
 //   - v4+ answers several keys at once (batched, KIP-699).
 //   - Authorization: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) or on
 //     the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
@@ -39,8 +42,11 @@ func (b *Broker) handleFindCoordinator(cc *conn, kreq kmsg.Request) (kmsg.Respon
 			}
 			return p.Leader, 0, nil
 		case 1:
-			m := "transactions are not supported"
-			return -1, kerr.CoordinatorNotAvailable.Code, &m
+			p, ok := img.Partition(txnTopic, b.txns.PartitionFor(key))
+			if !ok || p.Leader < 0 {
+				return -1, kerr.CoordinatorNotAvailable.Code, nil
+			}
+			return p.Leader, 0, nil
 		default:
 			m := "unknown coordinator type"
 			return -1, kerr.InvalidRequest.Code, &m

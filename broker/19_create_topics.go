@@ -127,7 +127,7 @@ func requestedAssignment(rt *kmsg.CreateTopicsRequestTopic) ([][]int32, error) {
 }
 
 func (b *Broker) createTopicFromRequest(cc *conn, validateOnly bool, rt *kmsg.CreateTopicsRequestTopic, st *kmsg.CreateTopicsResponseTopic, readyBy time.Time) error {
-	if rt.Topic == offsetsTopic {
+	if internalTopic(rt.Topic) {
 		return kafkaErr(kerr.InvalidRequest, "the internal topic is created by the broker")
 	}
 	if err := validTopicName(rt.Topic); err != nil {

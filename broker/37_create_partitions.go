@@ -64,7 +64,7 @@ func (b *Broker) createPartitions(cc *conn, rt *kmsg.CreatePartitionsRequestTopi
 	if mt == nil {
 		return kerr.UnknownTopicOrPartition
 	}
-	if rt.Topic == offsetsTopic {
+	if internalTopic(rt.Topic) {
 		return kafkaErr(kerr.InvalidRequest, "partitions of internal topics cannot be added")
 	}
 	have := int32(len(mt.Partitions))

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/config"
 )
 
 // security is a broker's TLS, SASL and principal state shared by its connections.
@@ -64,15 +63,15 @@ func newSecurity(cfg *Config, reg prometheus.Registerer, specs []listenerSpec) (
 	}
 	for _, sp := range specs {
 		if sp.interBroker && sp.sasl() {
-			pass, err := os.ReadFile(cfg.SASLInterBrokerPasswordFile)
+			pass, err := config.Secret{FileKey: "sasl.inter.broker.password.file", File: cfg.SASLInterBrokerPasswordFile}.Read("")
 			if err != nil {
-				return nil, fmt.Errorf("sasl.inter.broker.password.file: %w", err)
+				return nil, err
 			}
 			m := cfg.SASLMechanismInterBrokerProtocol
 			if m == "" {
 				m = mechSCRAM512
 			}
-			s.peerSASL = &peerSASL{mechanism: m, user: cfg.SASLInterBrokerUsername, password: []byte(strings.TrimRight(string(pass), "\r\n"))}
+			s.peerSASL = &peerSASL{mechanism: m, user: cfg.SASLInterBrokerUsername, password: []byte(pass)}
 		}
 	}
 	f := promauto.With(reg)
@@ -91,18 +90,13 @@ func newSecurity(cfg *Config, reg prometheus.Registerer, specs []listenerSpec) (
 func initialSCRAM(users []InitialSCRAMUser) ([]metadata.ScramChange, error) {
 	var out []metadata.ScramChange
 	for i, u := range users {
-		var pass string
-		if u.PasswordFile != "" {
-			raw, err := os.ReadFile(u.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("scram.initial.users[%d].password.file: %w", i, err)
-			}
-			pass = strings.TrimRight(string(raw), "\r\n")
-		} else {
-			pass = os.Getenv(u.PasswordEnv)
+		pass, err := config.Secret{FileKey: fmt.Sprintf("scram.initial.users[%d].password.file", i),
+			EnvKey: fmt.Sprintf("scram.initial.users[%d].password.env", i), File: u.PasswordFile, Env: u.PasswordEnv}.Read("")
+		if err != nil {
+			return nil, err
 		}
 		if pass == "" {
-			return nil, fmt.Errorf("scram.initial.users[%d]: the password of %q is empty", i, u.Name)
+			return nil, fmt.Errorf("scram.initial.users[%d]: %q has no password.file or password.env", i, u.Name)
 		}
 		mech := u.Mechanism
 		if mech == "" {

@@ -42,6 +42,9 @@ var apiAuthorization = map[int16]string{
 	21: "DELETE topic",
 	22: "IDEMPOTENT_WRITE cluster or WRITE on some topic; WRITE transactional id",
 	23: "CLUSTER_ACTION cluster, else DESCRIBE topic",
+	24: "WRITE transactional id; WRITE topic; v4+ (brokers) CLUSTER_ACTION cluster",
+	25: "WRITE transactional id; READ group",
+	26: "WRITE transactional id",
 	29: "DESCRIBE cluster",
 	30: "ALTER cluster",
 	31: "ALTER cluster",
@@ -57,12 +60,26 @@ var apiAuthorization = map[int16]string{
 	49: "ALTER_CONFIGS cluster",
 	50: "DESCRIBE cluster",
 	51: "ALTER cluster",
+	55: "DESCRIBE cluster",
 	56: "CLUSTER_ACTION cluster",
 	58: "CLUSTER_ACTION cluster, then the forwarded request as the client",
 	60: "none; KIP-430 operations need DESCRIBE cluster",
 	62: "CLUSTER_ACTION cluster",
 	63: "CLUSTER_ACTION cluster",
+	65: "DESCRIBE transactional id; DESCRIBE topic (partitions filtered)",
+	66: "DESCRIBE transactional id (filtered)",
 	67: "CLUSTER_ACTION cluster",
+	// Transactions, partition side.
+	27: "CLUSTER_ACTION cluster, on a broker-only listener",
+	28: "WRITE transactional id; READ group; READ topic",
+	61: "READ topic",
+	80: "ALTER cluster",
+	81: "ALTER cluster",
+	// Reassignment and elections (scale-reassign).
+	43: "ALTER cluster",
+	45: "ALTER cluster",
+	46: "DESCRIBE cluster",
+	64: "ALTER cluster",
 }
 
 // validateAuthorizer checks authorizer.class.name and super.users.

@@ -121,6 +121,6 @@ func TestAuthorizationSASLUsers(t *testing.T) {
 		require.Contains(t, out, "0 topics")
 		out, stderr, err = kcatAs(t, addr, "admin", "admin-secret", "", "-L")
 		require.NoError(t, err, stderr)
-		require.Contains(t, out, "4 topics", "the three and __consumer_offsets")
+		require.Contains(t, out, "5 topics", "the three, __consumer_offsets and __transaction_state")
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/storage"
+	"github.com/sluicemq/sluice/broker/txn"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -68,9 +69,16 @@ type Broker struct {
 	// heartbeatNow asks runHeartbeats for a heartbeat at once (new leaderships).
 	heartbeatNow chan struct{}
 
-	groups   *group.Coordinator
-	pids     producerIDs
-	fetchers fetchers
+	groups *group.Coordinator
+	pids   producerIDs
+	// txns is the transaction coordinator; txnMarkers sends its markers (txn_topic.go).
+	txns       *txn.Coordinator
+	txnMarkers *txnMarkerWriter
+	fetchers   fetchers
+	// throttles are the replication throttles (throttle.go).
+	throttles replicationThrottles
+	// balanceMetrics are the reassignment and balance metrics (balance.go).
+	balanceMetrics *balanceMetrics
 
 	appliedMu sync.Mutex
 	applied   chan struct{} // closed and replaced after each applyImage
@@ -148,11 +156,11 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}
 	b.authz.cfg = acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowEveryoneIfNoACLFound}
 	b.ctl = controllerLink{b: b, incarnation: newIncarnation(), peers: map[int32]*peer{}}
-	b.registry = cfg.Registry
-	if b.registry == nil {
-		b.registry = prometheus.NewRegistry()
-	}
+	// The broker's own registry, never the global one, so brokers can share a process.
+	b.registry = prometheus.NewRegistry()
 	b.metrics = newBrokerMetrics(b, b.registry)
+	b.registry.MustRegister(&quorumCollector{b})        // nodes.go
+	b.balanceMetrics = newBalanceMetrics(b, b.registry) // balance.go
 	b.initLimits()
 	b.tenants = newTenantManager(b, b.registry)
 	b.fetchers.init(b)
@@ -184,6 +192,12 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 	raftServerTLS, raftDialTLS := b.raftTLSConfigs()
+	bootstrap, _ := cfg.bootstrapServers()
+	if cfg.NodeID, err = resolveNodeID(&cfg, b.joinClient(voters, bootstrap, raftDialTLS)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b.cfg.NodeID = cfg.NodeID
 	b.quorum, err = metadata.Open(metadata.Config{
 		NodeID:            cfg.NodeID,
 		Listen:            cfg.ControllerListen,
@@ -198,6 +212,14 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		Listener:                cfg.ControllerListener,
 		TLS:                     raftServerTLS,
 		DialTLS:                 raftDialTLS,
+		// Joining the quorum (nodes.go).
+		Bootstrap:      bootstrap,
+		NodePrincipals: cfg.BrokerPrincipals,
+		PeerPrincipal:  b.raftPeerPrincipal,
+		// A controller-only node is reached at its endpoints in the image's controllers.
+		ControllerEndpoints: b.controllerOnlyEndpoints(),
+		ControllerRole:      cfg.isController(),
+		AutoBalance:         b.autoBalanceConfig(), // balance.go
 	})
 	if err != nil {
 		ln.Close()
@@ -220,6 +242,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		_, ok := b.quorum.Image().Partition(topic, partition)
 		return ok
 	})
+	b.txns = b.newTxnCoordinator()
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
 	b.applyImage(b.quorum.Image())
@@ -279,6 +302,7 @@ func (b *Broker) Run(ctx context.Context) error {
 		ln, err := weblisten.Listen(weblisten.Options{Name: name, Address: listen, WebConfigFile: b.cfg.WebConfigFile,
 			ConfigField: "web.config.file (--web.config.file)"}, b.logger)
 		if err != nil {
+			b.txns.Close()
 			b.closeLogs()
 			b.quorum.Close()
 			b.closeListeners()
@@ -305,10 +329,11 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer stopQuorum()
 
 	var wg, quorumWG sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	quorumWG.Add(1)
 	go func() { defer quorumWG.Done(); errs <- b.quorum.Run(quorumCtx) }()
-	wg.Add(5)
+	wg.Add(6)
+	go func() { defer wg.Done(); errs <- b.txns.Run(ctx) }()
 	go func() { defer wg.Done(); b.watchTLS(ctx) }()
 	go func() { defer wg.Done(); errs <- b.groups.Run(ctx) }()
 	go func() { defer wg.Done(); b.maintain(ctx) }()
@@ -319,7 +344,14 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.acceptOthers(ctx)
 	b.logListeners()
 	heartbeatsDone := make(chan struct{})
-	go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	if b.cfg.isBroker() {
+		go func() { defer close(heartbeatsDone); b.runHeartbeats(ctx) }()
+	} else {
+		// A controller-only node never registers as a broker: it serves the brokers'
+		// controller requests (and admin requests) as soon as it runs.
+		close(heartbeatsDone)
+		b.readyOnce.Do(func() { close(b.ready) })
+	}
 	b.fetchers.start(ctx)
 
 	var pprofSrv *http.Server
@@ -353,6 +385,10 @@ func (b *Broker) Run(ctx context.Context) error {
 		select {
 		case <-b.ready:
 			host, port := b.advertisedAddr()
+			if !b.cfg.isBroker() {
+				b.logger.Info("controller ready", "node_id", b.cfg.NodeID, "listen", b.Addr(), "data_dir", b.cfg.DataDir, "process_roles", "controller")
+				return
+			}
 			b.logger.Info("broker ready", "node_id", b.cfg.NodeID, "listen", b.Addr(),
 				"advertised", net.JoinHostPort(host, strconv.Itoa(int(port))), "data_dir", b.cfg.DataDir, "flush", b.cfg.Flush)
 		case <-ctx.Done():
@@ -384,6 +420,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.isrWG.Wait()
 	b.ctl.closePeers()
 	b.groups.Close()
+	b.txns.Close()
+	b.txnMarkers.close()
 	if err := b.writeHWCheckpoint(); err != nil {
 		b.logger.Warn("writing high watermark checkpoint", "err", err)
 	}
@@ -420,6 +458,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		}
 		seen = img.Index
 		b.maybeCreateOffsetsTopic(ctx)
+		b.maybeCreateTxnTopic(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -431,6 +470,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 // maintain runs periodic flushes (flush=interval) and retention/compaction.
 func (b *Broker) maintain(ctx context.Context) {
 	flushEvery := time.Duration(b.cfg.FlushIntervalMs) * time.Millisecond
+	b.watchReplicationThrottles() // throttle.go
 	// log.flush.interval.ms is a dynamic broker config.
 	flushChanged := make(chan time.Duration, 1)
 	b.onBrokerConfigChange([]string{"log.flush.interval.ms"}, func(v map[string]string) {

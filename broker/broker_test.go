@@ -42,6 +42,7 @@ func startTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBro
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dir
 	cfg.OffsetsTopicNumPartitions = 4
+	cfg.TransactionStateLogNumPartitions = 4
 	cfg.GroupInitialRebalanceDelayMs = ptr[int64](0)
 	for _, m := range mutate {
 		m(&cfg)
@@ -237,7 +238,7 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 }
 
 func TestApiVersionsListsRegistrations(t *testing.T) {
-	want := []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 29, 30, 31, 32, 33, 35, 36, 37, 42, 44, 47, 48, 49, 50, 51, 56, 58, 60, 62, 63, 67}
+	want := []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 37, 42, 44, 47, 48, 49, 50, 51, 55, 56, 58, 60, 61, 62, 63, 65, 66, 67, 80, 81}
 	var got []int16
 	for _, k := range apiVersionKeys() {
 		got = append(got, k.ApiKey)

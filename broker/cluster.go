@@ -32,6 +32,9 @@ type controllerLink struct {
 	// which hold a connection for up to their max wait, like Kafka's
 	// broker-to-controller channel.
 	ctlPeers map[int32]*peer
+	// txnPeers are connections to transaction coordinators for KIP-890's
+	// verification of produce requests (txn_verify.go).
+	txnPeers map[int32]*peer
 }
 
 // peerFor returns the connection to another broker's Kafka listener used for
@@ -43,13 +46,11 @@ func (b *Broker) peerFor(id int32) (*peer, error) {
 // peerIn returns the connection to broker id kept in peers, (re)opening it when
 // the broker's address changed.
 func (b *Broker) peerIn(peers *map[int32]*peer, id int32) (*peer, error) {
-	br, ok := b.quorum.Image().Brokers[id]
-	if !ok {
-		return nil, fmt.Errorf("broker %d is not registered", id)
-	}
-	addr := br.Addr(b.interBrokerListener().name)
+	// A controller-only node is not a registered broker; its endpoints are in the image's
+	// controllers.
+	addr := b.quorum.Image().ControllerEndpoint(id, b.interBrokerListener().name)
 	if addr == "" {
-		return nil, fmt.Errorf("broker %d has no %s listener", id, b.interBrokerListener().name)
+		return nil, fmt.Errorf("node %d is not registered with a %s listener", id, b.interBrokerListener().name)
 	}
 	l := &b.ctl
 	l.mu.Lock()
@@ -79,6 +80,10 @@ func (l *controllerLink) closePeers() {
 	for id, p := range l.ctlPeers {
 		p.close()
 		delete(l.ctlPeers, id)
+	}
+	for id, p := range l.txnPeers {
+		p.close()
+		delete(l.txnPeers, id)
 	}
 }
 
@@ -113,13 +118,9 @@ type controllerSession struct {
 // controller or its registered address changed (a restarted controller may
 // listen elsewhere).
 func (s *controllerSession) to(id int32) (*peer, error) {
-	br, ok := s.b.quorum.Image().Brokers[id]
-	if !ok {
-		return nil, fmt.Errorf("controller %d is not registered", id)
-	}
-	addr := br.Addr(s.b.interBrokerListener().name)
+	addr := s.b.quorum.Image().ControllerEndpoint(id, s.b.interBrokerListener().name)
 	if addr == "" {
-		return nil, fmt.Errorf("controller %d has no %s listener", id, s.b.interBrokerListener().name)
+		return nil, fmt.Errorf("controller %d is not registered with a %s listener", id, s.b.interBrokerListener().name)
 	}
 	if s.p != nil && s.ctlID == id && s.p.addr == addr {
 		return s.p, nil
@@ -180,13 +181,16 @@ func (s *controllerSession) request(ctx context.Context, req kmsg.Request) (kmsg
 func (b *Broker) register(ctx context.Context, s *controllerSession) (int64, error) {
 	host, port := b.advertisedAddr()
 	if b.quorum.IsController() {
-		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: b.ctl.incarnation, Listeners: b.endpoints()})
+		return b.quorum.RegisterBroker(ctx, metadata.Broker{ID: b.cfg.NodeID, Host: host, Port: port, Rack: b.cfg.Balance.BrokerRack, IncarnationID: b.ctl.incarnation, Listeners: b.endpoints()})
 	}
 	req := kmsg.NewPtrBrokerRegistrationRequest()
 	req.Version = 0
 	req.BrokerID = b.cfg.NodeID
 	req.ClusterID = b.cfg.ClusterID
 	req.IncarnationID = b.ctl.incarnation
+	if rack := b.cfg.Balance.BrokerRack; rack != "" {
+		req.Rack = &rack
+	}
 	for _, e := range b.endpoints() {
 		l := kmsg.NewBrokerRegistrationRequestListener()
 		l.Name, l.Host, l.Port, l.SecurityProtocol = e.Name, e.Host, uint16(e.Port), securityProtocolID(e.SecurityProtocol)

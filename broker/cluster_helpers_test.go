@@ -41,6 +41,8 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroke
 				c.ControllerListener = lns[i]
 				c.OffsetsTopicReplicationFactor = 1
 				c.OffsetsTopicNumPartitions = 2
+				c.TransactionStateLogNumPartitions = 2
+				c.Balance.AutoBalanceEnable = ptr(false) // tests that balance turn it on
 			}}, mutate...)...)
 		}()
 	}

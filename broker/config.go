@@ -1,20 +1,14 @@
 package broker
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"gopkg.in/yaml.v3"
-
-	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -42,6 +36,18 @@ type Config struct {
 	// controller.quorum.voters format, "1@host:port,2@host:port,3@host:port".
 	// Empty makes this broker a one-voter quorum of its own.
 	ControllerQuorumVoters string `yaml:"controller.quorum.voters"`
+	// ProcessRoles is Kafka's process.roles: "broker,controller" (the default: a voter of
+	// the metadata quorum that also hosts partitions), "broker" (hosts partitions and
+	// follows the metadata log as an observer, a Raft non-voter, without voting; it needs
+	// controller.listen, which the controller replicates the log to) or "controller"
+	// (a voter that hosts no partitions, does not register as a broker and serves no
+	// clients). See nodes.go.
+	ProcessRoles string `yaml:"process.roles"`
+	// ControllerQuorumBootstrapServers lists controller (Raft) addresses, host:port
+	// separated by commas, like Kafka's controller.quorum.bootstrap.servers (KIP-853): a
+	// node that is not one of controller.quorum.voters asks them to join the metadata
+	// quorum as an observer. Default: the addresses of controller.quorum.voters.
+	ControllerQuorumBootstrapServers string `yaml:"controller.quorum.bootstrap.servers"`
 	// BrokerSessionTimeoutMs is how long the controller waits for a broker's
 	// heartbeat before fencing it and moving its leaderships, like Kafka's
 	// broker.session.timeout.ms. Default 9000, Kafka's. It applies to a broker
@@ -123,6 +129,35 @@ type Config struct {
 	// GroupMaxSize is like Kafka's group.max.size. Default 0 (unlimited).
 	GroupMaxSize int `yaml:"group.max.size"`
 
+	// TransactionPartitionVerificationEnable is like Kafka's
+	// transaction.partition.verification.enable (KIP-890): before the first
+	// transactional batch of a transaction on a partition, the leader asks the
+	// transaction coordinator whether the partition was added to it. Default true.
+	TransactionPartitionVerificationEnable *bool `yaml:"transaction.partition.verification.enable"`
+	// TransactionStateLogNumPartitions is the partition count of __transaction_state, like
+	// Kafka's transaction.state.log.num.partitions. Default 50.
+	TransactionStateLogNumPartitions int32 `yaml:"transaction.state.log.num.partitions"`
+	// TransactionStateLogReplicationFactor is the replication factor of __transaction_state,
+	// like Kafka's transaction.state.log.replication.factor, capped by the quorum size. Default 3.
+	TransactionStateLogReplicationFactor int16 `yaml:"transaction.state.log.replication.factor"`
+	// TransactionStateLogMinISR is the min.insync.replicas of __transaction_state, like Kafka's
+	// transaction.state.log.min.isr, capped by its replication factor. Default 2.
+	TransactionStateLogMinISR int `yaml:"transaction.state.log.min.isr"`
+	// TransactionMaxTimeoutMs is the longest transaction.timeout.ms a producer may ask for,
+	// like Kafka's transaction.max.timeout.ms. Default 900000 (15 minutes).
+	TransactionMaxTimeoutMs int64 `yaml:"transaction.max.timeout.ms"`
+	// TransactionAbortTimedOutTransactionCleanupIntervalMs is how often transactions open
+	// longer than their timeout are aborted, like Kafka's
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms. Default 10000.
+	TransactionAbortTimedOutTransactionCleanupIntervalMs int64 `yaml:"transaction.abort.timed.out.transaction.cleanup.interval.ms"`
+	// TransactionalIDExpirationMs is how long an idle transactional id is kept, like Kafka's
+	// transactional.id.expiration.ms. Default 604800000 (7 days).
+	TransactionalIDExpirationMs int64 `yaml:"transactional.id.expiration.ms"`
+	// TransactionRemoveExpiredTransactionCleanupIntervalMs is how often expired transactional
+	// ids are removed, like Kafka's transaction.remove.expired.transaction.cleanup.interval.ms.
+	// Default 3600000.
+	TransactionRemoveExpiredTransactionCleanupIntervalMs int64 `yaml:"transaction.remove.expired.transaction.cleanup.interval.ms"`
+
 	// AdminListen, when set, serves the admin HTTP interface there:
 	// /api/v1/cluster and /api/v1/events (cluster events from the metadata log),
 	// and the tenant and plan API (writes for admins only, see tenant_http.go).
@@ -130,9 +165,6 @@ type Config struct {
 	// MetricsListen, when set, serves Prometheus metrics at /metrics, with /healthz
 	// and /readyz (and the admin interface), on that address.
 	MetricsListen string `yaml:"metrics.listen"`
-	// Registry is where the broker registers its metrics; nil makes a registry of
-	// its own. Never the global registry, so brokers can share a process.
-	Registry *prometheus.Registry `yaml:"-"`
 	// PprofListen, when set, serves net/http/pprof on that address: loopback only unless
 	// WebConfigFile authenticates (basic auth or client certificates).
 	PprofListen string `yaml:"pprof.listen"`
@@ -161,6 +193,11 @@ type Config struct {
 	Quotas QuotaConfig `yaml:",inline"`
 	// Tenants holds the tenant metering and enforcement settings (tenant.go).
 	Tenants TenantConfig `yaml:",inline"`
+
+	// nodeIDDefaulted is set when node.id was not given and defaulted to 1 (nodes.go).
+	nodeIDDefaulted bool
+	// Balance holds broker.rack and the automatic balancing settings (balance.go).
+	Balance BalanceConfig `yaml:",inline"`
 }
 
 // DefaultDataDir is log.dir when none is given: sluice-data/broker-<node.id>
@@ -179,7 +216,10 @@ func DefaultConfig() Config {
 }
 
 func (c *Config) applyDefaults() {
-	setDefault(&c.NodeID, 1)
+	if c.NodeID == 0 {
+		c.NodeID, c.nodeIDDefaulted = 1, true
+	}
+	c.brokerOnlyNodeID()
 	setDefault(&c.Listen, "127.0.0.1:9092")
 	setDefault(&c.DataDir, DefaultDataDir(c.NodeID))
 	setDefault(&c.ClusterID, "sluice")
@@ -211,9 +251,20 @@ func (c *Config) applyDefaults() {
 	if c.GroupInitialRebalanceDelayMs == nil {
 		c.GroupInitialRebalanceDelayMs = ptr[int64](3000)
 	}
+	if c.TransactionPartitionVerificationEnable == nil {
+		c.TransactionPartitionVerificationEnable = ptr(true)
+	}
+	setDefault(&c.TransactionStateLogNumPartitions, 50)
+	setDefault(&c.TransactionStateLogReplicationFactor, 3)
+	setDefault(&c.TransactionStateLogMinISR, 2)
+	setDefault(&c.TransactionMaxTimeoutMs, 900000)
+	setDefault(&c.TransactionAbortTimedOutTransactionCleanupIntervalMs, 10000)
+	setDefault(&c.TransactionalIDExpirationMs, 604800000)
+	setDefault(&c.TransactionRemoveExpiredTransactionCleanupIntervalMs, 3600000)
 	c.Limits.applyDefaults()
 	c.Quotas.applyDefaults()
 	c.Tenants.applyDefaults()
+	c.Balance.applyDefaults()
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -240,18 +291,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("advertised.listen: %q is not host:port: %w", c.AdvertisedListen, err)
 		}
 	}
-	if c.ControllerQuorumVoters != "" {
-		voters, err := metadata.ParseVoters(c.ControllerQuorumVoters)
-		if err != nil {
-			return fmt.Errorf("controller.quorum.voters: %w", err)
-		}
-		found := false
-		for _, v := range voters {
-			found = found || v.ID == c.NodeID
-		}
-		if !found {
-			return fmt.Errorf("controller.quorum.voters: node.id %d is not one of the voters", c.NodeID)
-		}
+	if err := c.validateRoles(); err != nil {
+		return err
 	}
 	if _, err := c.listenerSpecs(); err != nil {
 		return err
@@ -270,7 +311,7 @@ func (c *Config) Validate() error {
 		name string
 		ok   bool
 	}{
-		{"node.id", c.NodeID >= 0},
+		{"node.id", c.NodeID >= 0 || c.NodeID == AllocateNodeID},
 		{"log.flush.interval.ms", c.FlushIntervalMs > 0},
 		{"num.partitions", c.NumPartitions > 0},
 		{"default.replication.factor", c.DefaultReplicationFactor > 0 || c.DefaultReplicationFactor == -1},
@@ -291,6 +332,13 @@ func (c *Config) Validate() error {
 		{"group.max.session.timeout.ms", c.GroupMaxSessionTimeoutMs >= c.GroupMinSessionTimeoutMs},
 		{"group.initial.rebalance.delay.ms", *c.GroupInitialRebalanceDelayMs >= 0},
 		{"group.max.size", c.GroupMaxSize >= 0},
+		{"transaction.state.log.num.partitions", c.TransactionStateLogNumPartitions > 0},
+		{"transaction.state.log.replication.factor", c.TransactionStateLogReplicationFactor > 0},
+		{"transaction.state.log.min.isr", c.TransactionStateLogMinISR > 0},
+		{"transaction.max.timeout.ms", c.TransactionMaxTimeoutMs > 0 && c.TransactionMaxTimeoutMs <= math.MaxInt32},
+		{"transaction.abort.timed.out.transaction.cleanup.interval.ms", c.TransactionAbortTimedOutTransactionCleanupIntervalMs > 0},
+		{"transactional.id.expiration.ms", c.TransactionalIDExpirationMs > 0},
+		{"transaction.remove.expired.transaction.cleanup.interval.ms", c.TransactionRemoveExpiredTransactionCleanupIntervalMs > 0},
 	}
 	for _, chk := range checks {
 		if !chk.ok {
@@ -304,6 +352,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(c.SocketRequestMaxBytes); err != nil {
+		return err
+	}
+	if err := c.Balance.validate(); err != nil {
 		return err
 	}
 	if err := c.Quotas.validate(); err != nil {
@@ -328,16 +379,22 @@ func LoadConfig(path string) (Config, error) {
 // DecodeConfig is LoadConfig without Validate, for callers that complete the
 // file with flags (a broker's own listeners) and validate the result.
 func DecodeConfig(path string) (Config, error) {
-	raw, err := os.ReadFile(path)
+	var c Config
+	dir, err := config.Decode(path, &c)
 	if err != nil {
 		return Config{}, err
 	}
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
+	c.resolvePaths(dir)
 	c.applyDefaults()
 	return c, nil
+}
+
+// resolvePaths makes the file paths of a configuration file relative to its directory, dir.
+func (c *Config) resolvePaths(dir string) {
+	for _, p := range []*string{&c.WebConfigFile, &c.SSLKeystoreLocation, &c.SSLTruststoreLocation, &c.SASLInterBrokerPasswordFile} {
+		*p = config.Path(dir, *p)
+	}
+	for i := range c.InitialSCRAMUsers {
+		c.InitialSCRAMUsers[i].PasswordFile = config.Path(dir, c.InitialSCRAMUsers[i].PasswordFile)
+	}
 }

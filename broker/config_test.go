@@ -62,6 +62,7 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-overrides.yaml", "max.connections.per.ip.overrides"},
 		{"invalid-quota-window.yaml", "quota.window.num"},
 		{"invalid-max-connections.yaml", "max.connections"},
+		{"invalid-txn-timeout.yaml", "transaction.max.timeout.ms"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadConfig("testdata/config/" + tc.file)

@@ -265,6 +265,31 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 	req.MinBytes = 1
 	req.MaxBytes = 16 << 20
 	req.SessionID, req.SessionEpoch = 0, -1
+	// Throttled replicas (throttle.go) are left out while the follower throttle
+	// is used up; if that leaves nothing, wait until it is not.
+	now := time.Now()
+	over, wait := b.throttles.follower.exceeded(now)
+	throttled := map[*partition]bool{}
+	if b.throttles.follower.limited() {
+		kept := parts[:0:0]
+		for _, p := range parts {
+			if b.replicaThrottled(p, b.cfg.NodeID, b.cfg.NodeID, followerThrottledReplicasDef) {
+				throttled[p] = true
+				if over {
+					continue
+				}
+			}
+			kept = append(kept, p)
+		}
+		parts = kept
+	}
+	if len(parts) == 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(wait, time.Second)):
+		}
+		return nil
+	}
 	byTopic := map[string]int{}
 	for _, p := range parts {
 		i, ok := byTopic[p.topic.name]
@@ -283,10 +308,14 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 		rp.LastFetchedEpoch = -1
 		rp.LogStartOffset = p.log.LogStartOffset()
 		rp.PartitionMaxBytes = 4 << 20
+		if throttled[p] {
+			rp.PartitionMaxBytes = b.throttles.follower.maxFetch(rp.PartitionMaxBytes)
+		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	sent := time.Now()
 	kresp, err := peer.request(rctx, req)
 	if err != nil {
 		return err
@@ -294,6 +323,22 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 	resp := kresp.(*kmsg.FetchResponse)
 	if resp.ErrorCode != 0 {
 		return kerr.ErrorForCode(resp.ErrorCode)
+	}
+	got := 0
+	for _, st := range resp.Topics {
+		for _, sp := range st.Partitions {
+			got += len(sp.RecordBatches)
+		}
+	}
+	if got == 0 && len(throttled) > 0 && time.Since(sent) < time.Duration(req.MaxWaitMillis)*time.Millisecond/4 {
+		// An empty answer that did not wait for data: the leader's throttle held back
+		// the data it has (throttle.go). Wait a little instead of asking again at once.
+		defer func() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}()
 	}
 	for _, st := range resp.Topics {
 		for _, sp := range st.Partitions {
@@ -316,6 +361,9 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 				continue
 			default:
 				continue // fenced or moved leadership: the next image says where to go
+			}
+			if throttled[p] {
+				b.throttles.follower.record(time.Now(), len(sp.RecordBatches))
 			}
 			if len(sp.RecordBatches) > 0 {
 				if _, err := p.log.AppendReplicated(sp.RecordBatches); err != nil {

@@ -69,8 +69,17 @@ func (b *Broker) brokerOnlyDenied(cc *conn, id int32) string {
 		// shorthand's BROKER listener): the machine is the trust boundary.
 		return ""
 	}
+	if id < 0 {
+		return "negative broker id"
+	}
 	want, bound := b.sec.brokers[id]
 	if !bound {
+		// A node id the controller allocated belongs to the broker principal that asked
+		// for it ("": asked on a loopback-trusted controller listener, any broker
+		// principal).
+		if owner, ok := b.quorum.Image().NodePrincipal(id); ok && b.isBrokerPrincipal(cc.principal) && (owner == "" || owner == cc.principal) {
+			return ""
+		}
 		return "broker id " + strconv.Itoa(int(id)) + " has no principal in broker.principals"
 	}
 	if want != cc.principal {

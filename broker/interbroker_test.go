@@ -12,13 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 
 	"github.com/sluicemq/sluice/broker/metadata"
 )
@@ -125,7 +128,7 @@ func TestHijackOnPlaintextDefault(t *testing.T) {
 	defer cancel()
 	_, err := adm.CreateTopic(ctx, 1, 1, nil, "victim")
 	require.NoError(t, err)
-	waitFor(t, 10*time.Second, func() bool { return tb.quorum.Image().Topic("victim") != nil })
+	testutil.WaitFor(t, 10*time.Second, `tb.quorum.Image().Topic("victim") != nil`, func() bool { return tb.quorum.Image().Topic("victim") != nil })
 
 	newAttacker(t, tb.Addr(), nil).hijack(tb.quorum, tb.cfg.ClusterID, 1, "victim")
 
@@ -144,7 +147,7 @@ type secureCluster struct {
 	brokers []*testBroker
 }
 
-func startSecureCluster(t *testing.T) *secureCluster {
+func startSecureCluster(t *testing.T, mutate ...func(*Config)) *secureCluster {
 	pki := newTestPKI(t)
 	sc := &secureCluster{pki: pki}
 	var raftLns []net.Listener
@@ -162,7 +165,7 @@ func startSecureCluster(t *testing.T) *secureCluster {
 		id := int32(i + 1)
 		pair, err := pki.ca.Issue(fmt.Sprintf("broker%d", id), fmt.Sprintf("broker%d", id), []string{"127.0.0.1"}, time.Hour)
 		require.NoError(t, err)
-		sc.brokers = append(sc.brokers, launchTestBroker(t, t.TempDir(), func(c *Config) {
+		sc.brokers = append(sc.brokers, launchTestBroker(t, t.TempDir(), append([]func(*Config){func(c *Config) {
 			c.NodeID = id
 			c.ControllerQuorumVoters = strings.Join(voters, ",")
 			c.ControllerListener = raftLns[i]
@@ -177,7 +180,7 @@ func startSecureCluster(t *testing.T) *secureCluster {
 			c.SSLPrincipalMappingRules = "RULE:^CN=([^,]*),.*$/$1/,DEFAULT"
 			c.BrokerPrincipals = principals
 			c.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin", PasswordFile: passFile}}
-		}))
+		}}, mutate...)...))
 	}
 	for _, tb := range sc.brokers {
 		select {
@@ -225,7 +228,7 @@ func (sc *secureCluster) admin(t *testing.T) *kgo.Client {
 // controller is the broker that is the active controller now.
 func (sc *secureCluster) controller(t *testing.T) *testBroker {
 	var ctl *testBroker
-	waitFor(t, 20*time.Second, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a controller", func() bool {
 		for _, b := range sc.brokers {
 			if b.quorum.IsController() {
 				ctl = b
@@ -245,7 +248,7 @@ func TestSecureClusterReplicatesAndRefusesHijack(t *testing.T) {
 
 	// Replication and controller requests run over the mTLS BROKER listener.
 	adm := kadm.NewClient(cl)
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every broker to see three live brokers", func() bool {
 		for _, b := range sc.brokers {
 			if len(b.quorum.Image().LiveBrokers()) != 3 {
 				return false
@@ -256,7 +259,7 @@ func TestSecureClusterReplicatesAndRefusesHijack(t *testing.T) {
 	resp, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": ptr("3")}, "secure")
 	require.NoError(t, err)
 	require.NoError(t, resp.Err)
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "partition secure/0 to have three in-sync replicas", func() bool {
 		p, ok := sc.brokers[0].quorum.Image().Partition("secure", 0)
 		return ok && len(p.ISR) == 3
 	})
@@ -387,7 +390,7 @@ func TestSASLInterBrokerListener(t *testing.T) {
 			t.Fatalf("broker %d not ready within 60s", tb.cfg.NodeID)
 		}
 	}
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "every broker to see three live brokers", func() bool {
 		for _, b := range brokers {
 			if len(b.quorum.Image().LiveBrokers()) != 3 {
 				return false
@@ -401,7 +404,7 @@ func TestSASLInterBrokerListener(t *testing.T) {
 	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": ptr("3")}, "sasl-ib")
 	require.NoError(t, err)
 	require.NoError(t, resp.Err)
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, "partition sasl-ib/0 to have three in-sync replicas", func() bool {
 		p, ok := brokers[0].quorum.Image().Partition("sasl-ib", 0)
 		return ok && len(p.ISR) == 3
 	})
@@ -415,5 +418,5 @@ func TestSASLInterBrokerListener(t *testing.T) {
 }
 
 func testutilCounter(b *testBroker, listener, mech string) float64 {
-	return testutil.ToFloat64(b.sec.authOK.WithLabelValues(listener, mech))
+	return promtestutil.ToFloat64(b.sec.authOK.WithLabelValues(listener, mech))
 }

@@ -92,7 +92,9 @@ type Security struct {
 	// inter-broker listener ("1": "User:broker1", or the mapped certificate subject).
 	// Broker-only APIs are served only to these principals, and a broker may register
 	// and heartbeat only under its own id. Required when the inter-broker listener
-	// authenticates.
+	// authenticates. The entry -1 names the principal of brokers started without a
+	// node.id (process.roles=broker): it may ask the controller for node ids, and
+	// each allocated id is then bound to it.
 	BrokerPrincipals map[int32]string `yaml:"broker.principals"`
 
 	// ControllerListener, when set, is a bound listener the Raft transport uses instead
@@ -356,7 +358,7 @@ func (c *Config) listenerSpecs() ([]listenerSpec, error) {
 	if c.raftTLS() && sec.SSLKeystoreLocation == "" || c.raftTLS() && sec.SSLTruststoreLocation == "" {
 		return nil, fmt.Errorf("ssl.keystore.location, ssl.truststore.location: required by the SSL Raft transport")
 	}
-	if c.ControllerQuorumVoters != "" && !c.raftTLS() && sec.ControllerListener == nil {
+	if (c.ControllerQuorumVoters != "" || c.ControllerQuorumBootstrapServers != "") && !c.raftTLS() && sec.ControllerListener == nil {
 		bind := c.ControllerListen
 		if bind == "" {
 			if voters, err := metadata.ParseVoters(c.ControllerQuorumVoters); err == nil {

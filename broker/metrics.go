@@ -18,7 +18,7 @@ import (
 
 // brokerMetrics are the broker's Prometheus metrics, named sluice_*, covering what
 // operators watch on Kafka. They are registered on the broker's own registry
-// (Config.Registry), never the global one, so several brokers can share a process.
+// (Broker.Registry), never the global one, so several brokers can share a process.
 type brokerMetrics struct {
 	requests      *prometheus.CounterVec
 	requestErrors *prometheus.CounterVec
@@ -206,7 +206,7 @@ func forEachErrorCode(v reflect.Value, fn func(int16)) {
 type brokerCollector struct{ b *Broker }
 
 var (
-	descURP         = prometheus.NewDesc("sluice_under_replicated_partitions", "Partitions led by this broker whose ISR is smaller than their replica set.", nil, nil)
+	descURP         = prometheus.NewDesc("sluice_under_replicated_partitions", "Partitions led by this broker whose ISR is smaller than their replica set (the replicas a reassignment is adding excluded, as in Kafka).", nil, nil)
 	descUnderMinISR = prometheus.NewDesc("sluice_under_min_isr_partitions", "Partitions led by this broker whose ISR is smaller than min.insync.replicas.", nil, nil)
 	descOffline     = prometheus.NewDesc("sluice_offline_partitions", "Partitions without a leader; reported by the active controller only, 0 elsewhere.", nil, nil)
 	descLeaderCount = prometheus.NewDesc("sluice_leader_partitions", "Partitions this broker leads.", nil, nil)
@@ -234,11 +234,21 @@ var (
 	descReady       = prometheus.NewDesc("sluice_broker_ready", "1 once the broker is registered and unfenced.", nil, nil)
 )
 
+// Transactions on the partition side.
+var (
+	descLSO    = prometheus.NewDesc("sluice_log_last_stable_offset", "Last stable offset of a partition's replica on this broker: read_committed consumers read below it.", []string{"topic", "partition"}, nil)
+	descLSOLag = prometheus.NewDesc("sluice_partition_lso_lag", "High watermark minus last stable offset of a partition's replica on this broker: offsets held back from read_committed consumers by open transactions.", []string{"topic", "partition"}, nil)
+	txnDescs   = []*prometheus.Desc{descLSO, descLSOLag}
+)
+
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descURP, descUnderMinISR, descOffline, descLeaderCount, descActiveCtl, descBrokers,
 		descLogSize, descLogSegments, descLogEnd, descLogStart, descHW, descLeader, descDirUsed, descDirFree, descDirTotal,
 		descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLast, descMetaIndex,
 		descGroups, descMembers, descRebalances, descConns, descReady} {
+		ch <- d
+	}
+	for _, d := range txnDescs {
 		ch <- d
 	}
 }
@@ -258,6 +268,11 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		if isLeader {
 			leader = 1
 			leading++
+			// As in Kafka, a reassignment's adding replicas do not count: a move is not
+			// under-replication.
+			if mp, ok := b.quorum.Image().Partition(p.topic.name, p.index); ok {
+				replicas -= len(mp.AddingReplicas)
+			}
 			if isr < replicas {
 				urp++
 			}
@@ -271,6 +286,10 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLogEnd, float64(p.log.LogEndOffset()), p.topic.name, part)
 		gauge(descLogStart, float64(p.log.LogStartOffset()), p.topic.name, part)
 		gauge(descHW, float64(p.hw.Load()), p.topic.name, part)
+		hw := p.hw.Load()
+		lso := p.lastStable(hw)
+		gauge(descLSO, float64(lso), p.topic.name, part)
+		gauge(descLSOLag, float64(hw-lso), p.topic.name, part)
 	}
 	gauge(descURP, float64(urp))
 	gauge(descUnderMinISR, float64(underMin))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/record"
+	"github.com/sluicemq/sluice/broker/storage"
 )
 
 // offsetsStore keeps the group coordinator's records in the __consumer_offsets
@@ -36,9 +37,14 @@ func (s offsetsStore) Append(ctx context.Context, p int32, recs []group.Record) 
 	for i, r := range recs {
 		krecs[i] = kmsg.Record{Key: r.Key, Value: r.Value}
 	}
-	batch := record.Build(0, time.Now().UnixMilli(), krecs)
 	_, epoch, _ := part.state()
-	res, err := part.log.Append(batch, epoch)
+	var res storage.AppendResult
+	if txn := recs[0].Txn; txn != nil {
+		batch := record.BuildTransactional(time.Now().UnixMilli(), txn.ProducerID, txn.ProducerEpoch, krecs)
+		res, err = part.log.AppendAsCoordinator(batch, epoch)
+	} else {
+		res, err = part.log.Append(record.Build(0, time.Now().UnixMilli(), krecs), epoch)
+	}
 	if err != nil {
 		return fmt.Errorf("appending to %s-%d: %w", offsetsTopic, p, err)
 	}
@@ -63,6 +69,19 @@ func (s offsetsStore) Load(p int32, fn func(group.Record) error) error {
 			break
 		}
 		for h, batch := range record.Batches(data) {
+			if h.IsControl() {
+				if m, err := record.ParseMarker(batch); err == nil && h.BaseOffset >= off {
+					if err := fn(group.Record{Txn: &group.TxnRecord{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Marker: true, Commit: m.Commit}}); err != nil {
+						return err
+					}
+				}
+				off = h.NextOffset()
+				continue
+			}
+			var txn *group.TxnRecord
+			if h.IsTransactional() {
+				txn = &group.TxnRecord{ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch}
+			}
 			recs, err := record.Records(batch)
 			if err != nil {
 				return fmt.Errorf("%s-%d offset %d: %w", offsetsTopic, p, h.BaseOffset, err)
@@ -71,7 +90,7 @@ func (s offsetsStore) Load(p int32, fn func(group.Record) error) error {
 				if h.BaseOffset+int64(r.OffsetDelta) < off {
 					continue
 				}
-				if err := fn(group.Record{Key: recs[i].Key, Value: recs[i].Value}); err != nil {
+				if err := fn(group.Record{Key: recs[i].Key, Value: recs[i].Value, Txn: txn}); err != nil {
 					return err
 				}
 			}

@@ -39,6 +39,25 @@ func (b *Broker) becomeLeader(p *partition) {
 			b.logger.Warn("loading groups", "partition", p.index, "err", err)
 		}
 	}
+	b.onTxnLeadership(p, true)
+}
+
+// syncFollowersLocked makes a leader's follower states match its replicas after a
+// reassignment changed them at the same leader epoch: adding replicas get a state
+// (they catch up and join the ISR like any follower), removed ones lose theirs.
+// p.mu must be held.
+func (p *partition) syncFollowersLocked() {
+	now := time.Now()
+	for r := range p.followers {
+		if !slices.Contains(p.replicas, r) {
+			delete(p.followers, r)
+		}
+	}
+	for _, r := range p.replicas {
+		if r != p.b.cfg.NodeID && p.followers[r] == nil {
+			p.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+		}
+	}
 }
 
 // becomeFollower makes p follow its leader, truncating divergent entries first.
@@ -48,6 +67,7 @@ func (b *Broker) becomeFollower(p *partition) {
 	if p.topic.name == offsetsTopic {
 		b.groups.UnloadPartition(p.index)
 	}
+	b.onTxnLeadership(p, false)
 	if leader < 0 {
 		b.fetchers.remove(p)
 		b.logger.Info("partition offline", "topic", p.topic.name, "partition", p.index, "leader_epoch", epoch)
@@ -233,9 +253,11 @@ func (p *partition) waitReplicated(ctx context.Context, target int64, timeout ti
 	for {
 		p.addWaiter(ch)
 		p.mu.Lock()
-		isLeader, deleted, isrLen := p.isLeader, p.deleted, len(p.isr)
+		isLeader, deleted, moved, isrLen := p.isLeader, p.deleted, p.movedAway, len(p.isr)
 		p.mu.Unlock()
 		switch {
+		case deleted && moved:
+			return kafkaErr(kerr.NotLeaderForPartition, "the partition moved off this broker before the batch was replicated")
 		case deleted:
 			return kerr.UnknownTopicOrPartition
 		case !isLeader:

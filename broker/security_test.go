@@ -23,7 +23,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,6 +32,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 
 	"github.com/sluicemq/sluice/stack/localca"
 )
@@ -125,19 +128,8 @@ func startSecure(t *testing.T, mod func(*Config)) (*Broker, *syncBuffer) {
 		t.Fatalf("broker not ready; log:\n%s", logs.String())
 	}
 	// The initial credentials are written by the first controller term.
-	waitFor(t, 10*time.Second, func() bool { _, ok := b.quorum.Image().Scram("admin", mechSCRAM512); return ok })
+	testutil.WaitFor(t, 10*time.Second, "the initial SCRAM user in the metadata", func() bool { _, ok := b.quorum.Image().Scram("admin", mechSCRAM512); return ok })
 	return b, logs
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func saslSSLConfig(pki *testPKI, mechanisms string) func(*Config) {
@@ -240,7 +232,7 @@ func TestSASLSSLMechanisms(t *testing.T) {
 		require.ErrorIs(t, ping(t, client(scram.Auth{User: "alice", Pass: "alice-pw"}.AsSha256Mechanism())...), kerr.SaslAuthenticationFailed)
 	})
 
-	failures := testutil.ToFloat64(b.sec.authFailed.WithLabelValues("CLIENT", mechSCRAM512))
+	failures := promtestutil.ToFloat64(b.sec.authFailed.WithLabelValues("CLIENT", mechSCRAM512))
 	require.GreaterOrEqual(t, failures, 1.0)
 	require.Contains(t, logs.String(), "authentication failed")
 	require.Contains(t, logs.String(), "remote=127.0.0.1:")
@@ -440,19 +432,19 @@ func TestReauthentication(t *testing.T) {
 	cl := newClient(t, addr, kgo.SASL(mech))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	before := testutil.ToFloat64(b.sec.authOK.WithLabelValues("CLIENT", mechSCRAM512))
+	before := promtestutil.ToFloat64(b.sec.authOK.WithLabelValues("CLIENT", mechSCRAM512))
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		_, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 		require.NoError(t, err)
 		time.Sleep(100 * time.Millisecond)
 	}
-	require.Greater(t, testutil.ToFloat64(b.sec.authOK.WithLabelValues("CLIENT", mechSCRAM512)), before+1, "re-authenticated")
+	require.Greater(t, promtestutil.ToFloat64(b.sec.authOK.WithLabelValues("CLIENT", mechSCRAM512)), before+1, "re-authenticated")
 
 	a := newAttacker(t, addr, nil)
 	require.NoError(t, saslClientAuth(a, "admin", "admin-secret"))
 	a.do(kmsg.NewPtrMetadataRequest())
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the broker to close the connection", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := a.p.request(ctx, kmsg.NewPtrMetadataRequest())

@@ -59,6 +59,9 @@ type partition struct {
 	pendingISR       []int32 // an AlterPartition in flight
 	waiters          []chan struct{}
 	deleted          bool
+	// movedAway: deleted because a reassignment took this broker off the
+	// replicas, while the topic lives on (waiters get NOT_LEADER_OR_FOLLOWER).
+	movedAway bool
 }
 
 // followerState is what a leader knows of one follower, from its fetches.
@@ -118,6 +121,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 		b.fetchers.remove(p)
 		p.mu.Lock()
 		p.deleted, p.isLeader = true, false
+		p.movedAway = img.TopicByID(p.topic.id) != nil
 		p.mu.Unlock()
 		p.notifyAppend()
 		if err := p.log.Delete(); err != nil {
@@ -129,11 +133,11 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	}
 
 	b.mu.Lock()
-	var becameLeader, becameFollower []*partition
+	var becameLeader, becameFollower, resynced []*partition
 	for _, mt := range img.SortedTopics() {
 		t := b.topicIDs[mt.ID]
 		if t == nil {
-			t = &topic{name: mt.Name, id: mt.ID, internal: mt.Name == offsetsTopic, configs: map[string]string{}}
+			t = &topic{name: mt.Name, id: mt.ID, internal: internalTopic(mt.Name), configs: map[string]string{}}
 			b.topics[t.name] = t
 			b.topicIDs[t.id] = t
 		}
@@ -169,6 +173,8 @@ func (b *Broker) applyImage(img *metadata.Image) {
 				becameLeader = append(becameLeader, p)
 			case roleFollower:
 				becameFollower = append(becameFollower, p)
+			case roleReplicasChanged:
+				resynced = append(resynced, p)
 			}
 		}
 	}
@@ -179,6 +185,9 @@ func (b *Broker) applyImage(img *metadata.Image) {
 	}
 	for _, p := range becameLeader {
 		b.becomeLeader(p)
+	}
+	for _, p := range resynced {
+		p.maybeAdvanceHW() // removed replicas no longer hold the high watermark back
 	}
 	b.groups.TopicsChanged(deletedTopics, resizedTopics)
 	b.appliedIndex.Store(img.Index)
@@ -285,6 +294,8 @@ const (
 	roleSame roleChange = iota
 	roleLeader
 	roleFollower
+	// roleReplicasChanged: still leading at the same epoch, with other replicas (reassignment).
+	roleReplicasChanged
 )
 
 // update takes the partition's state from the image and reports a role change:
@@ -303,11 +314,16 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 			p.b.metrics.isrExpands.Inc()
 		}
 	}
+	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
 	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
 	if p.pendingISR != nil && slices.Equal(p.pendingISR, mp.ISR) {
 		p.pendingISR = nil
 	}
 	if !newEpoch {
+		if replicasChanged && p.isLeader {
+			p.syncFollowersLocked() // replica.go: a reassignment added or removed replicas
+			return roleReplicasChanged
+		}
 		return roleSame
 	}
 	p.leader, p.leaderEpoch = mp.Leader, mp.LeaderEpoch

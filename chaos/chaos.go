@@ -62,7 +62,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	if err := createTopic(ctx, cl, cfg); err != nil {
 		return rep, err
 	}
-	if err := cl.WaitHealthy(ctx, cfg.RejoinTimeout, cfg.Topic); err != nil {
+	topics := []string{cfg.Topic}
+	if cfg.Mode == ModeTxn {
+		out := cfg
+		out.Topic = outputTopic(cfg)
+		if err := createTopic(ctx, cl, out); err != nil {
+			return rep, err
+		}
+		topics = append(topics, out.Topic)
+	}
+	if err := cl.WaitHealthy(ctx, cfg.RejoinTimeout, topics...); err != nil {
 		return rep, err
 	}
 	say("topic %s ready: %d partitions, RF %d, min.insync.replicas %d", cfg.Topic, cfg.Partitions, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
@@ -78,10 +87,29 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 	if err := waitEveryPartitionAcked(ctx, cfg, l); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
+	var (
+		pl      *pipeline
+		coord   func(context.Context, int) (int32, error)
+		adm     *kadm.Client
+		markers []string
+	)
+	if cfg.Mode == ModeTxn {
+		pl = startPipeline(ctx, cfg, cl.Bootstrap())
+		defer pl.stop()
+		admCl, err := kgo.NewClient(kgo.SeedBrokers(cl.Bootstrap()...), kgo.MetadataMinAge(100*time.Millisecond))
+		if err != nil {
+			return rep, err
+		}
+		defer admCl.Close()
+		adm = kadm.NewClient(admCl)
+		coord = func(ctx context.Context, n int) (int32, error) { return pl.coordinator(ctx, adm, n) }
+		say("exactly-once pipeline started: %d sessions in group %s, %s -> %s, aborted transactions on %s",
+			cfg.Transformers, groupName(cfg), cfg.Topic, outputTopic(cfg), outputTopic(cfg))
+	}
 
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0))
 	for n := 1; n <= cfg.Kills && len(rep.Problems) == 0 && ctx.Err() == nil; n++ {
-		k := killOne(ctx, cl, cfg, l, rng, n)
+		k := killOne(ctx, cl, cfg, l, rng, n, coord)
 		rep.Kills = append(rep.Kills, k)
 		acked, failed := l.counts()
 		var fo []string
@@ -90,9 +118,22 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 				fo = append(fo, fmt.Sprintf("%d:%dms", p, d.Milliseconds()))
 			}
 		}
-		say("kill %d/%d: broker %d (controller %v) led %v, failover %v, down %v, rejoined in %v, controller now %d; acked %d failed %d %s",
-			n, cfg.Kills, k.Victim, k.WasController, k.Led, fo, k.Down.Round(time.Millisecond),
-			k.Rejoin.Round(time.Millisecond), k.NewController, acked, failed, k.Problem)
+		k.Resumed = -1
+		if pl != nil {
+			if d, ok := pl.resumedAfter(k.At); ok {
+				k.Resumed = d
+			}
+		}
+		resumed := ""
+		if pl != nil {
+			resumed = "; pipeline resumed after " + k.Resumed.Round(time.Millisecond).String()
+			if k.Resumed < 0 {
+				resumed = "; pipeline has committed no transaction since (yet)"
+			}
+		}
+		say("kill %d/%d: broker %d (controller %v, coordinator %v) led %v, failover %v, down %v, rejoined in %v, controller now %d; acked %d failed %d%s %s",
+			n, cfg.Kills, k.Victim, k.WasController, k.WasCoordinator, k.Led, fo, k.Down.Round(time.Millisecond),
+			k.Rejoin.Round(time.Millisecond), k.NewController, acked, failed, resumed, k.Problem)
 		if k.Problem != "" {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("kill %d (broker %d): %s", n, k.Victim, k.Problem))
 		}
@@ -106,6 +147,29 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	rep.Producing = time.Since(producingSince)
+	if pl != nil {
+		rep.Txn = &TxnReport{}
+		say("waiting for the pipeline to commit every input offset")
+		if err := pl.waitCaughtUp(context.WithoutCancel(ctx), adm, cfg.CatchUpTimeout); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+		}
+		pl.stop()
+		// A pipeline may resume after the victim rejoined: measure every kill again at the end.
+		for i := range rep.Kills {
+			rep.Kills[i].Resumed = -1
+			if d, ok := pl.resumedAfter(rep.Kills[i].At); ok {
+				rep.Kills[i].Resumed = d
+			}
+		}
+		rep.Txn.Stats, rep.Txn.Errors, markers = pl.snapshot()
+		if c, err := checkPipeline(context.WithoutCancel(ctx), cfg, cl.Bootstrap(), markers); err != nil {
+			rep.Problems = append(rep.Problems, "pipeline check after the kills: "+err.Error())
+		} else {
+			rep.Txn.Check = c
+			say("read_committed check: %d input, %d output: missing %d, duplicated %d, aborted visible %d, offset mismatches %d, markers in the log %d of %d",
+				c.Input, c.Output, c.Missing, c.Duplicated, c.AbortedVisible, c.OffsetMismatch, c.MarkersSeenUncommitted, c.Markers)
+		}
+	}
 	acks, failures, dataLoss := l.snapshot()
 	rep.Acked, rep.Failed = l.counts()
 	rep.Failures = topFailures(failures, 5)
@@ -137,6 +201,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Report, error) {
 			rep.Problems = append(rep.Problems, "restart all: "+err.Error())
 		} else if c, ok := check("after restarting all brokers"); ok {
 			rep.AfterRestartAll = &c
+			if rep.Txn != nil {
+				if c, err := checkPipeline(context.WithoutCancel(ctx), cfg, cl.Bootstrap(), markers); err != nil {
+					rep.Problems = append(rep.Problems, "pipeline check after restarting all brokers: "+err.Error())
+				} else {
+					rep.Txn.AfterRestartAll = &c
+				}
+			}
 		}
 	}
 	rep.Duration = time.Since(start)
@@ -185,7 +256,10 @@ func waitEveryPartitionAcked(ctx context.Context, cfg Config, l *ledger) error {
 
 // killOne kills one broker of a healthy cluster, measures the failover of the partitions it led,
 // restarts it and waits until every ISR is full again.
-func killOne(ctx context.Context, cl *Cluster, cfg Config, l *ledger, rng *rand.Rand, n int) Kill {
+//
+// With coord (ModeTxn), the kills that do not hit the controller hit the transaction coordinator coord
+// names, when it is running; coord's error falls back to a random broker.
+func killOne(ctx context.Context, cl *Cluster, cfg Config, l *ledger, rng *rand.Rand, n int, coord func(context.Context, int) (int32, error)) Kill {
 	k := Kill{N: n, Victim: -1, NewController: -1, Failover: map[int32]time.Duration{}}
 	view, err := cl.healthy(ctx, []string{cfg.Topic})
 	if err != nil {
@@ -203,11 +277,17 @@ func killOne(ctx context.Context, cl *Cluster, cfg Config, l *ledger, rng *rand.
 	} else {
 		others := slices.DeleteFunc(slices.Clone(running), func(id int32) bool { return id == ctl })
 		k.Victim = others[rng.IntN(len(others))]
+		if coord != nil {
+			if c, err := coord(ctx, n); err == nil && slices.Contains(running, c) {
+				k.Victim, k.WasCoordinator = c, true
+			}
+		}
 	}
 	k.WasController = k.Victim == ctl
 	k.Led = view.LeaderOf(cfg.Topic, k.Victim)
 
 	killedAt := time.Now()
+	k.At = killedAt
 	watchers := make([]*watcher, len(k.Led))
 	for i, p := range k.Led {
 		watchers[i] = l.watch(p, killedAt)

@@ -48,6 +48,50 @@ func TestChaosShort(t *testing.T) {
 	require.NotNil(t, rep.AfterRestartAll)
 }
 
+// TestChaosTxnShort is a short transactional chaos run: the exactly-once pipeline copies the topic
+// while four brokers are killed (the controller twice, transaction coordinators otherwise), then all
+// brokers are killed and restarted at once. Every input record must be in the read_committed output
+// exactly once, no record of an aborted transaction may be visible, and the group's offsets must
+// match the output.
+func TestChaosTxnShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-broker cluster")
+	}
+	bin := sluiceBin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Config{
+		Bin:        bin,
+		Dir:        t.TempDir(),
+		Mode:       ModeTxn,
+		Partitions: 3,
+		Kills:      4,
+		Rate:       300,
+		MinDown:    200 * time.Millisecond,
+		MaxDown:    700 * time.Millisecond,
+		RestartAll: true,
+		Seed:       1,
+	}, testWriter{t})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	rep.Write(&buf)
+	t.Log(buf.String())
+	require.True(t, rep.OK(), "chaos run failed; see the report above")
+	require.NotNil(t, rep.Txn)
+	require.NotZero(t, rep.Txn.Stats.Committed)
+	require.NotZero(t, rep.Txn.Stats.MarkerTxns)
+	require.NotZero(t, rep.Txn.Check.Input)
+	require.Equal(t, rep.Txn.Check.Markers, rep.Txn.Check.MarkersSeenUncommitted)
+	require.NotNil(t, rep.Txn.AfterRestartAll)
+	coordinatorKills := 0
+	for _, k := range rep.Kills {
+		if k.WasCoordinator {
+			coordinatorKills++
+		}
+	}
+	require.NotZero(t, coordinatorKills, "some kill hit a transaction coordinator")
+}
+
 // TestClusterSingleBroker exercises the process harness on a one-broker cluster (no
 // --controller-quorum): start, Metadata, SIGKILL, restart in place, SIGTERM.
 func TestClusterSingleBroker(t *testing.T) {

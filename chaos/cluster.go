@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/loopback"
 )
 
 // readyLine is what `sluice broker` logs once it serves Kafka.
@@ -487,24 +488,15 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 	return w.file.Write(p)
 }
 
-// freeLoopbackPorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
+// freeLoopbackPorts reserves n distinct loopback ports for the cluster's processes. They stay
+// reserved until this process exits, since nodes restart in place on the same ports for the
+// cluster's whole life (see package loopback).
 func freeLoopbackPorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	p, err := loopback.Reserve(n)
+	if err != nil {
+		return nil, err
 	}
-	return ports, nil
+	return p.List(), nil
 }
 
 func tailLines(s string, n int) string {

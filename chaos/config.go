@@ -67,6 +67,18 @@ type Config struct {
 	RestartAll bool
 	// Seed seeds the choice of victims and down times; 0 uses the clock.
 	Seed int64
+	// Mode is ModeIdempotent (default) or ModeTxn, which adds the exactly-once pipeline and its
+	// read_committed checker.
+	Mode string
+	// Transformers is the number of GroupTransactSessions of the pipeline (ModeTxn), each with a
+	// transactional id of its own, default 2.
+	Transformers int
+	// TransactionTimeout is the pipeline's transaction.timeout.ms, default 60s.
+	TransactionTimeout time.Duration
+	// CatchUpTimeout bounds the wait, after the kills, until the pipeline has committed every input
+	// offset (ModeTxn), default 3m.
+	CatchUpTimeout time.Duration
+
 	// Hogs is the number of CPU hogs (busy loops in processes of their own, at the brokers' priority)
 	// kept running from the start of the cluster to the end of the run, to measure failover on a busy
 	// machine; default 0.
@@ -114,10 +126,20 @@ func (c *Config) SetDefaults() error {
 	defDur(&c.MaxDown, 2*time.Second)
 	defDur(&c.FailoverTimeout, 20*time.Second)
 	defDur(&c.RejoinTimeout, 60*time.Second)
+	if c.Mode == "" {
+		c.Mode = ModeIdempotent
+	}
+	def(&c.Transformers, 2)
+	defDur(&c.TransactionTimeout, time.Minute)
+	defDur(&c.CatchUpTimeout, 3*time.Minute)
 	if c.Seed == 0 {
 		c.Seed = time.Now().UnixNano()
 	}
 	switch {
+	case c.Mode != ModeIdempotent && c.Mode != ModeTxn:
+		return fmt.Errorf("chaos: mode %q is not %s or %s", c.Mode, ModeIdempotent, ModeTxn)
+	case c.Transformers < 1:
+		return fmt.Errorf("chaos: transformers %d must be positive", c.Transformers)
 	case c.Hogs < 0:
 		return fmt.Errorf("chaos: hogs %d is negative", c.Hogs)
 	case c.Brokers < 2:

@@ -30,6 +30,14 @@ type Kill struct {
 	Down, Rejoin time.Duration
 	// Problem describes what went wrong, if anything.
 	Problem string
+	// At is when the SIGKILL was sent.
+	At time.Time
+	// WasCoordinator says the victim was the transaction coordinator of one of the pipeline's
+	// transactional ids (ModeTxn; FindCoordinator key type 1).
+	WasCoordinator bool
+	// Resumed is the time from the kill to the pipeline's first committed transaction after it
+	// (ModeTxn; -1 if none followed).
+	Resumed time.Duration
 }
 
 // Report is the outcome of a chaos run.
@@ -54,6 +62,8 @@ type Report struct {
 	// AfterRestartAll is the verdict after all brokers were killed and restarted at once (nil when not
 	// done).
 	AfterRestartAll *Check
+	// Txn is the exactly-once pipeline's outcome (ModeTxn only).
+	Txn *TxnReport
 	// Problems are the failures that stopped or spoiled the run (a broker that did not rejoin, a stuck
 	// failover, a read-back that did not finish).
 	Problems []string
@@ -99,7 +109,79 @@ func (r Report) OK() bool {
 	if len(r.Problems) > 0 || len(r.Kills) < r.Config.Kills || r.Check.Violations() > 0 {
 		return false
 	}
+	if r.Txn != nil && (r.Txn.Check.Violations() > 0 || r.Txn.AfterRestartAll != nil && r.Txn.AfterRestartAll.Violations() > 0) {
+		return false
+	}
 	return r.AfterRestartAll == nil || r.AfterRestartAll.Violations() == 0
+}
+
+// TxnReport is the outcome of the exactly-once pipeline of a ModeTxn run.
+type TxnReport struct {
+	// Stats count the pipeline's transactions and records.
+	Stats TxnStats
+	// Errors are the most frequent errors of the pipeline's clients.
+	Errors []string
+	// Check is the read_committed checker's verdict after the kills.
+	Check TxnCheck
+	// AfterRestartAll is the verdict after all brokers were killed and restarted at once.
+	AfterRestartAll *TxnCheck
+}
+
+// ResumedSamples returns, sorted, the time from each kill to the pipeline's next committed
+// transaction, of the kills keep accepts (nil: all).
+func (r Report) ResumedSamples(keep func(Kill) bool) []time.Duration {
+	var ds []time.Duration
+	for _, k := range r.Kills {
+		if k.Resumed >= 0 && (keep == nil || keep(k)) {
+			ds = append(ds, k.Resumed)
+		}
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+func writeTxn(w io.Writer, r Report) {
+	t := r.Txn
+	c := r.Config
+	fmt.Fprintf(w, "\nexactly-once pipeline: %d GroupTransactSessions (read_committed, transaction.timeout.ms %v) copy %s to %s\n",
+		c.Transformers, c.TransactionTimeout, c.Topic, outputTopic(c))
+	fmt.Fprintf(w, "  transactions: %d committed, %d aborted by the pipeline (rebalances), %d session restarts; %d input records committed\n",
+		t.Stats.Committed, t.Stats.Aborted, t.Stats.Restarts, t.Stats.Records)
+	fmt.Fprintf(w, "  deliberately aborted transactions: %d, %d marker records acknowledged\n", t.Stats.MarkerTxns, t.Stats.MarkerRecords)
+	coord := 0
+	for _, k := range r.Kills {
+		if k.WasCoordinator {
+			coord++
+		}
+	}
+	fmt.Fprintf(w, "  kills of a transaction coordinator: %d\n", coord)
+	fmt.Fprintf(w, "  %-4s %-7s %-10s %-11s %s\n", "kill", "victim", "controller", "coordinator", "pipeline resumed")
+	for _, k := range r.Kills {
+		resumed := "never"
+		if k.Resumed >= 0 {
+			resumed = k.Resumed.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "  %-4d %-7d %-10v %-11v %s\n", k.N, k.Victim, k.WasController, k.WasCoordinator, resumed)
+	}
+	fmt.Fprintf(w, "pipeline resumed (kill -> next committed transaction):\n")
+	writeDist(w, "all kills", r.ResumedSamples(nil))
+	writeDist(w, "controller kills", r.ResumedSamples(func(k Kill) bool { return k.WasController }))
+	writeDist(w, "coordinator kills", r.ResumedSamples(func(k Kill) bool { return k.WasCoordinator }))
+	for _, e := range t.Errors {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	writeTxnCheck(w, "after the kills", t.Check)
+	if t.AfterRestartAll != nil {
+		writeTxnCheck(w, "after killing and restarting all brokers at once", *t.AfterRestartAll)
+	}
+}
+
+func writeTxnCheck(w io.Writer, title string, c TxnCheck) {
+	fmt.Fprintf(w, "\nread_committed check %s: %d input records, %d output records: missing %d, duplicated %d, foreign %d, aborted visible %d, offset mismatches %d; aborted markers in the log %d of %d\n",
+		title, c.Input, c.Output, c.Missing, c.Duplicated, c.Foreign, c.AbortedVisible, c.OffsetMismatch, c.MarkersSeenUncommitted, c.Markers)
+	for _, e := range c.Examples {
+		fmt.Fprintf(w, "      %s\n", e)
+	}
 }
 
 // Write prints the report for people.
@@ -168,10 +250,17 @@ func (r Report) Write(w io.Writer) {
 	if r.AfterRestartAll != nil {
 		writeCheck(w, "after killing and restarting all brokers at once", *r.AfterRestartAll)
 	}
+	if r.Txn != nil {
+		writeTxn(w, r)
+	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p)
 	}
 	if r.OK() {
+		if r.Txn != nil {
+			fmt.Fprintf(w, "\nRESULT: PASS (0 lost, 0 duplicated, 0 reordered; exactly once, nothing aborted visible)\n")
+			return
+		}
 		fmt.Fprintf(w, "\nRESULT: PASS (0 lost, 0 duplicated, 0 reordered)\n")
 	} else {
 		fmt.Fprintf(w, "\nRESULT: FAIL\n")

@@ -5,7 +5,7 @@ package dashboards
 // metadata quorum, and the process.
 func brokerDetail() *Dashboard {
 	d := newDashboard("sluice-broker", "Sluice / Broker",
-		"One broker in depth: requests, latency split like Kafka's RequestMetrics (queue, local, remote, response send), fsync, log dirs, clients, Raft and purgatory.")
+		"One broker in depth: requests, latency split like Kafka's RequestMetrics (queue, local, remote, response send), fsync, log dirs, clients, Raft and purgatory, transactions coordinated.")
 	d.vars(
 		queryVar("instance", "Broker", `label_values(sluice_broker_ready{cluster=~"$cluster"}, instance)`, true),
 		queryVar("api", "API", `label_values(sluice_requests_total{cluster=~"$cluster", instance=~"$instance"}, api)`, true),
@@ -125,6 +125,22 @@ func brokerDetail() *Dashboard {
 			q("{{instance}}", `rate(sluice_group_rebalances_total{B}[$__rate_interval])`),
 		timeseries("Leader elections (as controller)", "short").
 			q("{{instance}} {{type}}", `rate(sluice_leader_elections_total{B}[$__rate_interval])`),
+
+		row("Transactions"),
+		timeseries("Ongoing transactions", "short").
+			desc("Transactions this broker coordinates (its __transaction_state partitions) that are open now.").
+			q("{{instance}}", `sluice_txn_ongoing{B}`),
+		timeseries("Oldest ongoing transaction", "s").
+			desc("Age of the oldest open transaction this broker coordinates. Past transaction.max.timeout.ms (15 min by default) the coordinator should have aborted it (alert SluiceTransactionOpenTooLong).").
+			q("{{instance}}", `sluice_txn_oldest_age_seconds{B}`).
+			thresholds(steps("green", 900, "red")),
+		timeseries("Transactions ended", "short").
+			desc("Transactions completed per second, by result.").
+			q("{{instance}} {{result}}", `sum by (instance, result) (rate(sluice_txn_completed_total{B}[$__rate_interval]))`),
+		timeseries("Fenced producers and timed-out transactions", "short").
+			desc("Producers fenced by a newer one with the same transactional id, and transactions the coordinator aborted because they passed their transaction.timeout.ms.").
+			q("{{instance}} fenced", `rate(sluice_txn_fenced_total{B}[$__rate_interval])`).
+			q("{{instance}} timed out", `rate(sluice_txn_timed_out_total{B}[$__rate_interval])`),
 
 		row("Process"),
 		timeseries("CPU", "percentunit").

@@ -23,6 +23,8 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/exporter"
+	"github.com/sluicemq/sluice/gateway"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // prometheusSeries are series Prometheus writes itself: the state of
@@ -220,17 +222,20 @@ func TestMetricsExist(t *testing.T) {
 	// The exporter has seen the group once it reports the lag committed
 	// below, in records and in seconds.
 	var exporterFams map[string]*dto.MetricFamily
-	waitFor(t, 20*time.Second, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the exporter's lag series", func() bool {
 		exporterFams = scrape(t, e.Addr())
 		return hasSample(exporterFams, "kafka_consumergroup_lag", map[string]string{"consumergroup": testGroup, "partition": "0"}, 5) &&
 			hasSample(exporterFams, "sluice_consumergroup_lag_seconds", map[string]string{"consumergroup": testGroup, "partition": "0"}, -1) &&
 			hasSample(exporterFams, "sluice_consumergroup_partition_committed", map[string]string{"consumergroup": testGroup, "partition": "2"}, 0)
 	})
 	brokerFams := scrape(t, b.MetricsAddr())
+	gw := startGateway(t, b.Addr())
+	gatewayTraffic(ctx, t, gw.Addr())
 
 	cat := catalog{}
 	cat.add("broker", brokerFams)
 	cat.add("exporter", exporterFams)
+	cat.add("gateway", scrape(t, gw.MetricsAddr()))
 
 	used := map[string]bool{}
 	var problems []string
@@ -295,8 +300,9 @@ func TestMetricsExist(t *testing.T) {
 }
 
 const (
-	testTopic = "dash-orders"
-	testGroup = "dash-billing"
+	testTopic    = "dash-orders"
+	testGroup    = "dash-billing"
+	testTxnTopic = "dash-payments"
 )
 
 func testLogger() *slog.Logger {
@@ -339,12 +345,13 @@ func startBroker(t *testing.T) *broker.Broker {
 	case <-time.After(20 * time.Second):
 		t.Fatal("broker not ready within 20s")
 	}
-	waitFor(t, 5*time.Second, func() bool { return b.MetricsAddr() != "" })
+	testutil.WaitFor(t, 5*time.Second, `b.MetricsAddr() != ""`, func() bool { return b.MetricsAddr() != "" })
 	return b
 }
 
 // makeTraffic creates a topic of three partitions with ten records each,
-// fails one request on purpose so an error code is counted, and leaves a
+// fails one request on purpose so an error code is counted, commits one
+// transaction and aborts another on a topic of its own, and leaves a
 // consumer group member that consumed everything but committed partition 0
 // at 5 (lag 5), partition 1 at 10 (caught up) and partition 2 not at all.
 // The returned consumer stays in the group until closed.
@@ -365,6 +372,19 @@ func makeTraffic(ctx context.Context, t *testing.T, addr string) *kgo.Client {
 	require.NoError(t, producer.ProduceSync(ctx, records...).FirstErr())
 	_, err = adm.CreateTopic(ctx, 3, 1, nil, testTopic)
 	require.Error(t, err, "creating the topic twice fails with TOPIC_ALREADY_EXISTS, counted in sluice_request_errors_total")
+
+	// One committed and one aborted transaction on a topic of their own, so that the coordinator's
+	// counters have both results.
+	_, err = adm.CreateTopic(ctx, 1, 1, nil, testTxnTopic)
+	require.NoError(t, err)
+	txn, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(testTxnTopic), kgo.TransactionalID("dash-txn"))
+	require.NoError(t, err)
+	defer txn.Close()
+	for _, end := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort} {
+		require.NoError(t, txn.BeginTransaction())
+		require.NoError(t, txn.ProduceSync(ctx, &kgo.Record{Value: []byte("in a transaction")}).FirstErr())
+		require.NoError(t, txn.EndTransaction(ctx, end))
+	}
 
 	consumer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(testGroup), kgo.ConsumeTopics(testTopic),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -467,14 +487,35 @@ next:
 	return false
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+// startGateway starts `sluice gateway` in front of bootstrap, with /metrics.
+func startGateway(t *testing.T, bootstrap string) *gateway.Gateway {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
+	g, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Bootstrap: []string{bootstrap},
+		MetricsListen: "127.0.0.1:0"}, testLogger(), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("gateway did not stop")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	return g
+}
+
+// gatewayTraffic produces and fetches through the gateway so that its
+// labelled series exist.
+func gatewayTraffic(ctx context.Context, t *testing.T, addr string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(testTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: testTopic, Value: []byte("through the gateway")}).FirstErr())
+	fs := cl.PollFetches(ctx)
+	require.NoError(t, fs.Err0())
 }

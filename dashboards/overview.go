@@ -114,6 +114,45 @@ func clusterOverview() *Dashboard {
 			q("in metadata", `max(kafka_brokers{C})`).
 			q("unfenced", `max(sluice_brokers{C, state="unfenced"})`).
 			q("ready", `sum(sluice_broker_ready{C})`).size(12, 8),
+
+		// Balance: partition moves and the spread the controller's balancer evens out.
+		row("Balance"),
+		stat("Reassignments in progress", "none").
+			desc("Partitions being moved (KIP-455 reassignments), reported by the active controller; the balancer keeps at most auto.balance.max.moves going.").
+			instant("", `sum(sluice_reassignments_in_progress{C})`).
+			thresholds(steps("green", 1, "blue")),
+		stat("Cordoned brokers", "none").
+			desc("Brokers cordoned (cordoned.log.dirs) or being drained: nothing new is placed on them.").
+			instant("", `sum(max by (broker) (sluice_broker_cordoned{C}))`).
+			thresholds(steps("green", 1, "orange")),
+		stat("Replica spread", "percentunit").
+			desc("(most - fewest replicas on a broker) / mean, cordoned brokers excluded; the balancer aims for at most one replica of difference.").
+			instant("", `(max(max by (broker) (sluice_broker_replicas{C}) unless on (broker) (max by (broker) (sluice_broker_cordoned{C}) == 1)) - min(max by (broker) (sluice_broker_replicas{C}) unless on (broker) (max by (broker) (sluice_broker_cordoned{C}) == 1))) / avg(max by (broker) (sluice_broker_replicas{C}) unless on (broker) (max by (broker) (sluice_broker_cordoned{C}) == 1))`).
+			thresholds(steps("green", 0.1, "orange", 0.25, "red")),
+		timeseries("Partition moves by reason", "short").
+			desc("Reassignments the balancer started per second: balance (a broker joined or the spread is uneven), disk (over auto.balance.disk.threshold), drain (cordoned broker).").
+			q("{{reason}}", `sum by (reason) (rate(sluice_partition_moves_total{C}[$__rate_interval]))`),
+		timeseries("Replicas by broker", "short").
+			desc("Replicas assigned to each broker (targets of moves in progress), as the active controller sees them.").
+			q("broker {{broker}}", `max by (broker) (sluice_broker_replicas{C})`),
+		timeseries("Leaders by broker (controller)", "short").
+			desc("Partitions each broker leads, as the active controller sees them.").
+			q("broker {{broker}}", `max by (broker) (sluice_broker_leaders{C})`),
+		timeseries("Bytes on disk by broker", "bytes").
+			desc("Bytes of partition logs on each broker: the balancer evens them out within auto.balance.bytes.tolerance.").
+			q("{{instance}}", `sum by (instance) (sluice_log_size_bytes{C})`),
+		row("Gateway"),
+		timeseries("Gateway requests by API", "reqps").
+			desc("Client requests the gateways (sluice gateway, job gateway) answered, by API; result error means the client's connection was closed.").
+			q("{{api}} {{result}}", `sum by (api, result) (rate(sluice_gateway_requests_total{C}[$__rate_interval]))`),
+		timeseries("Gateway backend latency p99", "s").
+			desc("99th percentile of the time from the gateway sending a request to a broker to its answer, by API; a fetch includes its long poll.").
+			q("{{api}}", `histogram_quantile(0.99, sum by (api, le) (rate(sluice_gateway_backend_request_seconds_bucket{C}[$__rate_interval])))`),
+		timeseries("Gateway connections, retries, refreshes", "short").
+			desc("Client connections open on the gateways; requests sent again after a leader or coordinator moved, and metadata refreshes, per second. Retries rise while brokers join, drain or fail.").
+			q("connections", `sum(sluice_gateway_connections{C})`).
+			q("retries/s", `sum(rate(sluice_gateway_retries_total{C}[$__rate_interval]))`).
+			q("refreshes/s", `sum(rate(sluice_gateway_metadata_refreshes_total{C}[$__rate_interval]))`),
 	)
 	return d
 }

@@ -4,7 +4,7 @@ package dashboards
 // partitions, offsets and replication from the exporter.
 func topicDetail() *Dashboard {
 	d := newDashboard("sluice-topic", "Sluice / Topic",
-		"Topics: bytes and records in and out (brokers), partitions, offsets, replicas and ISR (exporter), log size (brokers).")
+		"Topics: bytes and records in and out (brokers), partitions, offsets, replicas and ISR, LSO lag of transactions (exporter), log size (brokers).")
 	d.vars(queryVar("topic", "Topic", `label_values(sluice_log_size_bytes{cluster=~"$cluster"}, topic)`, true))
 	d.layout(
 		row("Summary"),
@@ -61,6 +61,17 @@ func topicDetail() *Dashboard {
 			q("{{topic}}/{{partition}}", `max by (topic, partition) (sluice_log_end_offset{T}) - min by (topic, partition) (sluice_log_end_offset{T})`),
 		timeseries("High watermark by partition", "short").
 			q("{{topic}}/{{partition}}", `max by (topic, partition) (sluice_log_high_watermark{T} and on (instance, topic, partition) sluice_partition_leader{T} == 1)`),
+
+		row("Transactions"),
+		stat("Max LSO lag", "short").
+			desc("Largest number of records between a partition's last stable offset and its high watermark: what read_committed consumers cannot read yet because a transaction is open (exporter, ListOffsets read_committed vs read_uncommitted).").
+			instant("", `max(kafka_topic_partition_lso_lag{T}) or vector(0)`).thresholds(steps("green", 1, "orange")),
+		timeseries("LSO lag by partition", "short").
+			desc("Records above the last stable offset, per partition. Busy transactional topics always show some; an LSO lag that only grows while the LSO stands still is a hanging transaction (alert SluiceLastStableOffsetStuck).").
+			q("{{topic}}/{{partition}}", `max by (topic, partition) (kafka_topic_partition_lso_lag{T})`),
+		timeseries("Last stable offset by partition", "short").
+			desc("High watermark minus LSO lag: a flat line under a rising high watermark is a transaction that does not end.").
+			q("{{topic}}/{{partition}}", `max by (topic, partition) (kafka_topic_partition_current_offset{T} - kafka_topic_partition_lso_lag{T})`),
 
 		row("Storage"),
 		timeseries("Log size by topic", "bytes").

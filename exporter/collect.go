@@ -24,9 +24,10 @@ const (
 	stageStartOffsets   = "start_offsets"
 	stageEndOffsets     = "end_offsets"
 	stageLagTime        = "lag_time"
+	stageStableOffsets  = "stable_offsets"
 )
 
-var stages = []string{stageMetadata, stageListGroups, stageDescribeGroups, stageFetchOffsets, stageStartOffsets, stageEndOffsets, stageLagTime}
+var stages = []string{stageMetadata, stageListGroups, stageDescribeGroups, stageFetchOffsets, stageStartOffsets, stageEndOffsets, stageLagTime, stageStableOffsets}
 
 // groupPartitionKey names a partition of a group, the key of its status window.
 type groupPartitionKey struct {
@@ -161,6 +162,17 @@ func (e *Exporter) collect(ctx context.Context) (*snapshot, error) {
 			}
 		}
 	}
+	// Last stable offsets (ListOffsets with isolation_level read_committed)
+	// right after the end offsets: the LSO never passes the high
+	// watermark, so reading it second can only understate the LSO lag of
+	// a partition written in between (clamped to 0), never report a lag
+	// that is not there.
+	var stable kadm.ListedOffsets
+	if len(topics) > 0 {
+		if stable, err = e.adm.ListCommittedOffsets(ctx, topics...); err != nil {
+			e.stageError(stageStableOffsets, err)
+		}
+	}
 	now := time.Now()
 	s.at = now
 
@@ -189,6 +201,9 @@ func (e *Exporter) collect(ctx context.Context) (*snapshot, error) {
 			}
 			ps.current, ps.hasCurr = endOf(tp)
 			ps.oldest, ps.hasOldest = startOf(tp)
+			if o, ok := stable.Lookup(tp.topic, tp.partition); ok && o.Err == nil && o.Offset >= 0 && ps.hasCurr {
+				ps.lsoLag, ps.hasLSOLag = max(0, ps.current-o.Offset), true
+			}
 			ts.partitions = append(ts.partitions, ps)
 		}
 		s.topics = append(s.topics, ts)

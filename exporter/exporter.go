@@ -66,30 +66,14 @@ type Exporter struct {
 	closeOnce sync.Once
 }
 
-// Option changes how New builds an Exporter.
-type Option func(*options)
-
-type options struct{ reg *prometheus.Registry }
-
-// WithRegistry registers the exporter's metrics on reg and serves reg at
-// /metrics, instead of a registry of the exporter's own that also holds Go
-// runtime and process metrics.
-func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o.reg = reg } }
-
 // New validates cfg and returns an Exporter. It does not contact the cluster;
 // Run or Collect do. Call Close if Run is never called.
-func New(cfg Config, logger *slog.Logger, opts ...Option) (*Exporter, error) {
+func New(cfg Config, logger *slog.Logger) (*Exporter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.reg == nil {
-		o.reg = prometheus.NewRegistry()
-		o.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	seeds := make([]string, len(cfg.Bootstrap))
 	for i, b := range cfg.Bootstrap {
 		seeds[i] = strings.TrimSpace(b)
@@ -111,7 +95,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Exporter, error) {
 	e := &Exporter{
 		cfg:        cfg,
 		logger:     logger,
-		reg:        o.reg,
+		reg:        reg,
 		kcl:        kcl,
 		adm:        kadm.NewClient(kcl),
 		topicRe:    regexp.MustCompile(cfg.TopicFilter),
@@ -145,7 +129,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Exporter, error) {
 	})
 	e.errorsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_exporter_collection_errors_total",
-		Help: "Errors met by collections, by stage: metadata, list_groups, describe_groups, fetch_offsets, start_offsets, end_offsets, lag_time.",
+		Help: "Errors met by collections, by stage: metadata, list_groups, describe_groups, fetch_offsets, start_offsets, end_offsets, lag_time, stable_offsets.",
 	}, []string{"stage"})
 	for _, st := range stages {
 		e.errorsTotal.WithLabelValues(st)

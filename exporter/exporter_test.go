@@ -255,3 +255,41 @@ func TestCollectFailsWithoutCluster(t *testing.T) {
 	rec := httptestGet(e.Handler(), "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, rec)
 }
+
+// TestLSOLag leaves a transaction open on one partition while plain records are written after it:
+// the exporter shows the records between the last stable offset and the high watermark, 0 on the
+// other partitions, and 0 once the transaction commits.
+func TestLSOLag(t *testing.T) {
+	b := startBroker(t)
+	kcl := newClient(t, b.addr)
+	adm := kadm.NewClient(kcl)
+	createTopic(t, adm, "payments", 2)
+	produce(t, kcl, "payments", 1, 4, nil)
+
+	txn := newClient(t, b.addr, kgo.TransactionalID("exporter-lso-lag"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, txn.BeginTransaction())
+	recs := make([]*kgo.Record, 5)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "payments", Partition: 0, Value: []byte("in a transaction")}
+	}
+	require.NoError(t, txn.ProduceSync(ctx, recs...).FirstErr())
+	produce(t, kcl, "payments", 0, 3, nil)
+
+	e := newExporter(t, testConfig(b.addr))
+	collect(t, e)
+	m := scrape(t, e.Handler())
+	assert.Equal(t, 8.0, m.value(t, "kafka_topic_partition_current_offset", "topic=payments", "partition=0"))
+	assert.Equal(t, 8.0, m.value(t, "kafka_topic_partition_lso_lag", "topic=payments", "partition=0"),
+		"5 records of the open transaction and 3 written after it")
+	assert.Equal(t, 0.0, m.value(t, "kafka_topic_partition_lso_lag", "topic=payments", "partition=1"))
+	assert.Equal(t, 0.0, m.value(t, "sluice_exporter_collection_errors_total", "stage=stable_offsets"))
+
+	require.NoError(t, txn.EndTransaction(ctx, kgo.TryCommit))
+	testutil.WaitFor(t, 30*time.Second, "LSO lag 0 after the commit", func() bool {
+		collect(t, e)
+		v, ok := scrape(t, e.Handler()).get("kafka_topic_partition_lso_lag", "topic=payments", "partition=0")
+		return ok && v == 0
+	})
+}

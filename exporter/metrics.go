@@ -31,6 +31,8 @@ type partitionSnap struct {
 	preferred          bool
 	oldest, current    int64
 	hasOldest, hasCurr bool
+	lsoLag             int64 // high watermark - last stable offset
+	hasLSOLag          bool
 }
 
 type groupSnap struct {
@@ -83,6 +85,10 @@ var (
 	descGroupLagSum      = prometheus.NewDesc("kafka_consumergroup_lag_sum", "Current Approximate Lag of a ConsumerGroup at Topic for all partitions", groupTopicLabels, nil)
 	descGroupMembers     = prometheus.NewDesc("kafka_consumergroup_members", "Amount of members in a consumer group", []string{"consumergroup"}, nil)
 
+	descLSOLag = prometheus.NewDesc("kafka_topic_partition_lso_lag",
+		"Records between the last stable offset and the high watermark of this Topic/Partition (ListOffsets read_committed vs read_uncommitted): what read_committed consumers cannot read yet because a transaction is open. Not in kafka_exporter.",
+		topicLabels, nil)
+
 	descCommitted = prometheus.NewDesc("sluice_consumergroup_partition_committed",
 		"1 if the consumer group has a committed offset for this partition of a topic it consumes, 0 if not (kafka_consumergroup_current_offset and _lag are then absent, never -1).",
 		groupPartitionLabels, nil)
@@ -108,7 +114,7 @@ type snapshotCollector struct {
 // Describe sends every description the collector may emit.
 func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBrokers, descBrokerInfo, descTopicPartitions, descCurrentOffset,
-		descOldestOffset, descInSyncReplicas, descLeader, descLeaderPreferred, descReplicas, descUnderReplicated,
+		descOldestOffset, descInSyncReplicas, descLeader, descLeaderPreferred, descReplicas, descUnderReplicated, descLSOLag,
 		descGroupOffset, descGroupOffsetSum, descGroupLag, descGroupLagSum, descGroupMembers,
 		descCommitted, descUncommitted, descLagSeconds, descStatus, descWorstStatus} {
 		ch <- d
@@ -139,6 +145,9 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			if p.hasOldest {
 				gauge(descOldestOffset, float64(p.oldest), t.name, p.id)
+			}
+			if p.hasLSOLag {
+				gauge(descLSOLag, float64(p.lsoLag), t.name, p.id)
 			}
 			gauge(descInSyncReplicas, float64(p.isr), t.name, p.id)
 			gauge(descLeader, float64(p.leader), t.name, p.id)

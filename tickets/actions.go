@@ -178,6 +178,9 @@ func (s *Service) errorStatus(path string, err error) (int, string) {
 	case errors.As(err, &pe):
 		return 400, pe.Error()
 	}
+	if code, msg, ok := tenantErrorStatus(err); ok {
+		return code, msg
+	}
 	s.log.Error("database", "path", path, "err", err)
 	return 500, "database error"
 }

@@ -87,12 +87,13 @@ func (s *Service) createUser(ctx context.Context, p principal, req userRequest) 
 	return role, s.store.CreateUserBy(ctx, req.Username, req.Password, role, p.Name)
 }
 
-// userChange is an admin's change of a user: role, disable, enable or
-// password (reset).
+// userChange is an admin's change of a user: role, disable, enable,
+// password (reset) or tenant (membership; empty for none).
 type userChange struct {
 	Action   string
 	Role     string
 	Password string
+	Tenant   string
 }
 
 func (s *Service) changeUser(ctx context.Context, p principal, id uint, ch userChange) (*store.User, error) {
@@ -113,8 +114,10 @@ func (s *Service) changeUser(ctx context.Context, p principal, id uint, ch userC
 			return nil, fieldErrors{err.Error()}
 		}
 		return s.store.ResetPassword(ctx, id, ch.Password, p.Name)
+	case "tenant":
+		return s.setUserTenant(ctx, p, id, ch.Tenant)
 	}
-	return nil, fieldErrors{"action: one of role, disable, enable, password"}
+	return nil, fieldErrors{"action: one of role, disable, enable, password, tenant"}
 }
 
 // changeOwnPassword lets a logged-in user change their password; the

@@ -27,6 +27,9 @@ type principal struct {
 	Token bool
 	// CSRF is the session's CSRF token; empty for API tokens.
 	CSRF string
+	// Tenant is the tenant a member belongs to (a user's, or a token
+	// owner's); empty for staff.
+	Tenant string
 }
 
 const principalKey = "sluice.principal"
@@ -49,6 +52,7 @@ func who(c *gin.Context) principal { return c.MustGet(principalKey).(principal) 
 //	GET/POST /api/v1/users, POST /api/v1/users/:id/{role,disable,enable,password} (admin)
 //	GET  /api/v1/audit (admin)
 //	GET  /api/v1/silences; POST /api/v1/silences, DELETE /api/v1/silences/:id (operator)
+//	tenants, plans, usage and statements (api_tenants.go)
 //	the web UI (ui.go)
 func (s *Service) routes() (http.Handler, error) {
 	r := gin.New()
@@ -67,7 +71,7 @@ func (s *Service) routes() (http.Handler, error) {
 	if h := s.slackInteractions(); h != nil {
 		r.POST("/api/v1/integrations/slack/interactions", h)
 	}
-	api := r.Group("/api/v1", s.bearerAuth)
+	api := r.Group("/api/v1", s.bearerAuth, s.tenantFence)
 	op, admin := requireRole(store.RoleOperator), requireRole(store.RoleAdmin)
 	api.POST("/integrations/alertmanager", op, s.alertmanagerWebhook)
 	api.GET("/incidents", s.listIncidents)
@@ -98,6 +102,7 @@ func (s *Service) routes() (http.Handler, error) {
 	api.GET("/silences", s.apiListSilences)
 	api.POST("/silences", op, s.apiCreateSilence)
 	api.DELETE("/silences/:id", op, s.apiExpireSilence)
+	s.tenantAPIRoutes(api)
 	s.uiRoutes(r)
 	r.NoRoute(func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
@@ -140,7 +145,7 @@ func (s *Service) bearerAuth(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "invalid token")
 		return
 	}
-	p := principal{Name: "token:" + t.Name, Role: t.Role, Token: true}
+	p := principal{Name: "token:" + t.Name, Role: t.Role, Token: true, Tenant: t.OwnerTenant}
 	if t.OwnerID != nil {
 		p.UserID = *t.OwnerID
 	}

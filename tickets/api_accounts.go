@@ -76,10 +76,11 @@ func (s *Service) listUsers(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"users": us})
 }
 
-// userChangeRequest is the body of POST /api/v1/users/:id/{role,password}.
+// userChangeRequest is the body of POST /api/v1/users/:id/{role,password,tenant}.
 type userChangeRequest struct {
 	Role     string `json:"role"`
 	Password string `json:"password"`
+	Tenant   string `json:"tenant"`
 }
 
 // apiUserAction changes the user in the path as the last path element says:
@@ -94,7 +95,7 @@ func (s *Service) apiUserAction(c *gin.Context) {
 	if !decodeJSON(c, &req, s.cfg.MaxBodyBytes, action == "disable" || action == "enable") {
 		return
 	}
-	u, err := s.changeUser(c.Request.Context(), who(c), id, userChange{Action: action, Role: req.Role, Password: req.Password})
+	u, err := s.changeUser(c.Request.Context(), who(c), id, userChange{Action: action, Role: req.Role, Password: req.Password, Tenant: req.Tenant})
 	if err != nil {
 		s.storeFail(c, err)
 		return

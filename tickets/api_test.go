@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -282,7 +283,7 @@ func TestSnapshotOfARealBroker(t *testing.T) {
 	var snap struct {
 		Snapshot snapshot.Snapshot
 	}
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the incident's snapshot", func() bool {
 		code, body := ts.do("GET", fmt.Sprintf("/api/v1/incidents/%d/snapshot", id), ts.viewer, nil)
 		return code == 200 && json.Unmarshal(body, &snap) == nil
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -58,7 +59,7 @@ func TestBrowserIncidentPage(t *testing.T) {
 		amAlert{"SluiceBrokerDown", "fpd", "firing", t0, map[string]string{"broker": "2", "kafka_address": "127.0.0.1:9093", "instance": "127.0.0.1:9643"}})).Opened[0]
 	// The automatic snapshot has no cluster to observe here (no admin URL);
 	// the one the demo's fault records is stored after it.
-	waitFor(t, 10*time.Second, func() bool { return ts.incident(id).Snapshot != nil })
+	testutil.WaitFor(t, 10*time.Second, `ts.incident(id).Snapshot != nil`, func() bool { return ts.incident(id).Snapshot != nil })
 	data, err := json.Marshal(brokerDownSnapshot(id, ts.clock.Now()))
 	require.NoError(t, err)
 	require.NoError(t, ts.Store().SaveSnapshot(context.Background(), &store.Snapshot{IncidentID: id, CapturedAt: ts.clock.Now().Add(time.Second),

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -106,7 +107,7 @@ func TestBrowser(t *testing.T) {
 	ts.clock.Advance(3 * time.Minute)
 	id := ts.notify(amPayload("SluiceUnderReplicatedPartitions", "firing", 0,
 		amAlert{"SluiceUnderReplicatedPartitions", "fp1", "firing", t0, map[string]string{"broker": "1", "topic": "orders"}})).Opened[0]
-	waitFor(t, 10*time.Second, func() bool { return ts.incident(id).Snapshot != nil })
+	testutil.WaitFor(t, 10*time.Second, `ts.incident(id).Snapshot != nil`, func() bool { return ts.incident(id).Snapshot != nil })
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))

@@ -10,13 +10,12 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
-	"gopkg.in/yaml.v3"
 
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/sla"
@@ -92,6 +91,10 @@ type Config struct {
 	ExternalURL string `yaml:"external_url"`
 	// Notifications send incident and ticket changes to Slack and email.
 	Notifications notify.Config `yaml:"notifications"`
+	// Metering collects per-tenant usage samples every minute (metering.go).
+	Metering MeteringConfig `yaml:"metering"`
+	// Billing prices tenant usage for the monthly statements (billing.go).
+	Billing BillingConfig `yaml:"billing"`
 }
 
 // DefaultConfig returns the configuration used without a file or flags.
@@ -114,30 +117,34 @@ func DefaultConfig() Config {
 // defaults and validates the result.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	f, err := os.Open(path)
+	dir, err := config.Decode(path, &cfg)
 	if err != nil {
 		return cfg, err
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("%s: %w", path, err)
-	}
+	cfg.resolvePaths(dir)
+	cfg.setDefaults()
 	return cfg, cfg.Validate()
 }
 
-// Validate checks the configuration and fills the zero values with defaults.
-func (c *Config) Validate() error {
+// resolvePaths makes the file paths of a configuration file relative to its directory, dir.
+func (c *Config) resolvePaths(dir string) {
+	c.WebConfigFile = config.Path(dir, c.WebConfigFile)
+	c.Notifications.ResolvePaths(dir)
+	c.Snapshot.KafkaSecurity.ResolvePaths(dir)
+	for i, p := range c.Snapshot.LogFiles {
+		c.Snapshot.LogFiles[i] = config.Path(dir, p)
+	}
+	for _, hc := range []*commoncfg.HTTPClientConfig{&c.AlertingHTTPConfig, &c.Snapshot.AdminHTTPConfig, &c.Snapshot.PrometheusHTTPConfig} {
+		hc.SetDirectory(dir)
+	}
+}
+
+// setDefaults fills the zero values the file or the code that built the configuration left, and
+// derives the settings that follow from others; LoadConfig and New call it.
+func (c *Config) setDefaults() {
 	def := DefaultConfig()
 	if c.Listen == "" {
 		c.Listen = def.Listen
-	}
-	if c.Database == "" && c.DataDir == "" {
-		return errors.New("data_dir: required when no database URL is given")
-	}
-	if c.ReopenWindow < 0 {
-		return errors.New("reopen_window: negative")
 	}
 	if c.TransientWindow == 0 {
 		c.TransientWindow = def.TransientWindow
@@ -154,9 +161,6 @@ func (c *Config) Validate() error {
 	if _, ok := c.SLATargets["default"]; !ok {
 		c.SLATargets["default"] = def.SLATargets["default"]
 	}
-	if err := c.SLATargets.Validate(); err != nil {
-		return err
-	}
 	if c.SLAWindow <= 0 {
 		c.SLAWindow = def.SLAWindow
 	}
@@ -166,17 +170,37 @@ func (c *Config) Validate() error {
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = def.SessionTTL
 	}
-	if c.TokenTTL < 0 || c.TokenTTL > 366*24*time.Hour {
-		return errors.New("token_ttl: from 0 (the default, 90 days) to 8784h")
-	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = def.TokenTTL
 	}
-	if c.ClusterCacheAge < 0 {
-		return errors.New("cluster_cache_age: negative")
-	}
 	if c.ClusterCacheAge == 0 {
 		c.ClusterCacheAge = def.ClusterCacheAge
+	}
+	c.Snapshot = c.Snapshot.WithDefaults()
+	c.Metering.setDefaults(c.Snapshot)
+	c.Billing.setDefaults()
+	c.ExternalURL = strings.TrimSuffix(c.ExternalURL, "/")
+	if strings.HasPrefix(c.ExternalURL, "https://") {
+		c.SecureCookies = true // browsers reach us over HTTPS
+	}
+}
+
+// Validate checks the configuration; it changes nothing.
+func (c *Config) Validate() error {
+	if c.Database == "" && c.DataDir == "" {
+		return errors.New("data_dir: required when no database URL is given")
+	}
+	if c.ReopenWindow < 0 {
+		return errors.New("reopen_window: negative")
+	}
+	if err := c.SLATargets.Validate(); err != nil {
+		return err
+	}
+	if c.TokenTTL < 0 || c.TokenTTL > 366*24*time.Hour {
+		return errors.New("token_ttl: from 0 (the default, 90 days) to 8784h")
+	}
+	if c.ClusterCacheAge < 0 {
+		return errors.New("cluster_cache_age: negative")
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -193,7 +217,12 @@ func (c *Config) Validate() error {
 			return errors.New("database: the URL's password is the example of deploy/secrets/postgres_password.example (change-me-...); set your own")
 		}
 	}
-	c.Snapshot = c.Snapshot.WithDefaults()
+	if err := c.Metering.validate(); err != nil {
+		return err
+	}
+	if err := c.Billing.validate(); err != nil {
+		return err
+	}
 	for _, hc := range []struct {
 		field string
 		cfg   *commoncfg.HTTPClientConfig
@@ -212,10 +241,6 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(c.ExternalURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("external_url %q: want http(s)://host[:port][/path]", c.ExternalURL)
-		}
-		c.ExternalURL = strings.TrimSuffix(c.ExternalURL, "/")
-		if u.Scheme == "https" {
-			c.SecureCookies = true // browsers reach us over HTTPS
 		}
 	}
 	if err := c.Notifications.Validate(); err != nil {

@@ -24,6 +24,10 @@ func TestLoadConfig(t *testing.T) {
 		{"bad_trusted_proxy.yaml", `trusted_proxies: "proxy.example.com" is neither an IP address nor a CIDR`},
 		{"bad_token_ttl.yaml", "token_ttl: from 0"},
 		{"signing_secret_webhook.yaml", "signing_secret_file/env needs a bot token"},
+		{"metering_short_retention.yaml", "metering.retention: at least 9600h (400 days)"},
+		{"billing_float_price.yaml", `"1e-2": want a decimal such as 12.50`},
+		{"billing_bad_currency.yaml", `billing.currency: "euro"`},
+		{"billing_unknown_price.yaml", "field storage_gb not found"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			cfg, err := LoadConfig(filepath.Join("testdata", "config", tc.file))
@@ -45,6 +49,12 @@ func TestLoadConfig(t *testing.T) {
 			require.Equal(t, []string{"127.0.0.1", "10.0.0.0/8"}, cfg.TrustedProxies)
 			require.Equal(t, 720*time.Hour, cfg.TokenTTL)
 			require.Equal(t, 30*time.Second, cfg.ClusterCacheAge)
+			require.Equal(t, "http://127.0.0.1:9090", cfg.Metering.PrometheusURL, "the snapshot's Prometheus by default")
+			require.Equal(t, 400*24*time.Hour, cfg.Metering.Retention)
+			require.Equal(t, Money(12_500_000), cfg.Billing.Prices.ProduceMBs)
+			require.Equal(t, Money(4_100_000), cfg.Billing.Prices.FetchMBs)
+			require.Equal(t, Money(23_000), cfg.Billing.Prices.DiskGB)
+			require.Equal(t, 25, cfg.Billing.HeadroomPercent)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package tickets
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,15 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 )
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestDiagnosisNamesTheLostBroker stops one broker of a three-broker in-process
 // cluster and checks the incident's snapshot names it and counts the partitions
@@ -33,7 +26,7 @@ func TestDiagnosisNamesTheLostBroker(t *testing.T) {
 	var voters []string
 	ctrl := make([]string, 3)
 	for i := range ctrl {
-		ctrl[i] = freePort(t)
+		ctrl[i] = testutil.Addrs(t, 1)[0]
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ctrl[i]))
 	}
 	type node struct {
@@ -44,7 +37,7 @@ func TestDiagnosisNamesTheLostBroker(t *testing.T) {
 	for i := range nodes {
 		cfg := broker.DefaultConfig()
 		cfg.NodeID = int32(i + 1)
-		cfg.Listen = freePort(t)
+		cfg.Listen = testutil.Addrs(t, 1)[0]
 		cfg.ControllerListen = ctrl[i]
 		cfg.ControllerQuorumVoters = strings.Join(voters, ",")
 		cfg.DataDir = t.TempDir()
@@ -89,7 +82,7 @@ func TestDiagnosisNamesTheLostBroker(t *testing.T) {
 	})
 	nodes[1].stop() // broker 2
 	capt := snapshot.NewCapturer(snapshot.Config{AdminURLs: []string{nodes[0].b.AdminAddr()}})
-	waitFor(t, 20*time.Second, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a snapshot showing the under-replicated partitions", func() bool {
 		s := capt.Capture(context.Background(), snapshot.Target{}, time.Now())
 		return s.Cluster != nil && len(s.UnderReplicated) >= 6
 	})
@@ -97,7 +90,7 @@ func TestDiagnosisNamesTheLostBroker(t *testing.T) {
 	id := ts.notify(amPayload("SluiceUnderReplicatedPartitions", "firing", 0,
 		amAlert{"SluiceUnderReplicatedPartitions", "fpu", "firing", t0, map[string]string{"topic": "orders"}})).Opened[0]
 	var diag string
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the incident's diagnosis", func() bool {
 		d := ts.incident(id)
 		if d.Snapshot != nil {
 			diag = d.Snapshot.Diagnosis

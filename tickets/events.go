@@ -165,6 +165,7 @@ func (s *Service) outboxEvent(ctx context.Context, m *store.OutboxMessage) (noti
 			return ev, fmt.Errorf("incident %d: %w", *m.IncidentID, err)
 		}
 		ev.Incident, ev.URL = inc, s.pageURL(fmt.Sprintf("/incidents/%d", inc.ID))
+		ev.Tenant = s.tenantRoute(ctx, inc.ID)
 	case m.TicketID != nil:
 		d, err := s.store.TicketDetail(ctx, *m.TicketID)
 		if err != nil {

@@ -102,6 +102,12 @@ const testAdminPassword = "correct horse battery"
 
 func startService(t testing.TB, mutate ...func(*Config)) *testService {
 	t.Helper()
+	return startServiceWith(t, Options{}, mutate...)
+}
+
+// startServiceWith is startService with opts (its clock is the test's).
+func startServiceWith(t testing.TB, opts Options, mutate ...func(*Config)) *testService {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -117,7 +123,8 @@ func startService(t testing.TB, mutate ...func(*Config)) *testService {
 	}
 	clock := &testClock{now: time.Date(2026, 5, 1, 10, 45, 0, 0, time.UTC)}
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := New(ctx, cfg, testLogger(), Options{Now: clock.Now})
+	opts.Now = clock.Now
+	svc, err := New(ctx, cfg, testLogger(), opts)
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -245,18 +252,6 @@ func (ts *testService) incidents(query string) []store.Incident {
 	var out struct{ Incidents []store.Incident }
 	ts.must(http.StatusOK, "GET", "/api/v1/incidents"+query, ts.viewer, nil, &out)
 	return out.Incidents
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func itoa(id uint) string { return fmt.Sprint(id) }

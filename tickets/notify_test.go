@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/notify"
 )
 
@@ -183,10 +184,10 @@ func TestNotifications(t *testing.T) {
 	t.Run("incident from an alert answers in the alert's thread", func(t *testing.T) {
 		mark := fs.count()
 		id := ts.notify(payload).Opened[0]
-		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+1 })
+		testutil.WaitFor(t, 5*time.Second, `fs.count() >= mark+1`, func() bool { return fs.count() >= mark+1 })
 		ts.must(http.StatusOK, "POST", fmt.Sprintf("/api/v1/incidents/%d/ack", id), ts.operator, nil, nil)
 		ts.must(http.StatusCreated, "POST", fmt.Sprintf("/api/v1/incidents/%d/comments", id), ts.operator, map[string]string{"body": "swapping the disk"}, nil)
-		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+3 })
+		testutil.WaitFor(t, 5*time.Second, `fs.count() >= mark+3`, func() bool { return fs.count() >= mark+3 })
 		calls := fs.since(mark)
 		require.Len(t, calls, 3)
 		for _, c := range calls {
@@ -199,7 +200,7 @@ func TestNotifications(t *testing.T) {
 		require.Contains(t, calls[1].Text, "acknowledged by token:operator")
 		require.Contains(t, calls[2].Text, "swapping the disk")
 		require.Contains(t, calls[2].Text, fmt.Sprintf("<https://tickets.example.com/incidents/%d|Open in Sluice OPS>", id))
-		waitFor(t, 5*time.Second, func() bool { return len(sink.subjects()) >= 3 })
+		testutil.WaitFor(t, 5*time.Second, `len(sink.subjects()) >= 3`, func() bool { return len(sink.subjects()) >= 3 })
 		subjects := sink.subjects()
 		require.Contains(t, subjects[0], fmt.Sprintf("Incident #%d", id))
 		require.Contains(t, subjects[1], "acknowledged")
@@ -209,7 +210,7 @@ func TestNotifications(t *testing.T) {
 		mark, mails := fs.count(), len(sink.subjects())
 		var tk struct{ ID uint }
 		ts.must(http.StatusCreated, "POST", "/api/v1/tickets", ts.operator, map[string]string{"title": "Broker 2 disk is failing", "priority": "P2"}, &tk)
-		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+1 })
+		testutil.WaitFor(t, 5*time.Second, `fs.count() >= mark+1`, func() bool { return fs.count() >= mark+1 })
 		first := fs.since(mark)[0]
 		require.Equal(t, "chat.postMessage", first.Method)
 		require.Equal(t, "#ops", first.Channel)
@@ -218,7 +219,7 @@ func TestNotifications(t *testing.T) {
 		require.Contains(t, first.Blocks, "Broker 2 disk is failing")
 
 		ts.must(http.StatusCreated, "POST", fmt.Sprintf("/api/v1/tickets/%d/comments", tk.ID), ts.operator, map[string]string{"body": "ordered a new disk"}, nil)
-		waitFor(t, 5*time.Second, func() bool { return fs.count() >= mark+3 })
+		testutil.WaitFor(t, 5*time.Second, `fs.count() >= mark+3`, func() bool { return fs.count() >= mark+3 })
 		calls := fs.since(mark + 1)
 		require.Equal(t, "chat.update", calls[0].Method, "the ticket's message is kept up to date")
 		require.Equal(t, "chat.postMessage", calls[1].Method)
@@ -226,7 +227,7 @@ func TestNotifications(t *testing.T) {
 		require.Contains(t, calls[1].Text, "ordered a new disk")
 
 		ts.must(http.StatusOK, "POST", fmt.Sprintf("/api/v1/tickets/%d/status", tk.ID), ts.operator, map[string]string{"status": "resolved"}, nil)
-		waitFor(t, 5*time.Second, func() bool { return len(sink.subjects()) >= mails+3 })
+		testutil.WaitFor(t, 5*time.Second, `len(sink.subjects()) >= mails+3`, func() bool { return len(sink.subjects()) >= mails+3 })
 		subjects := sink.subjects()[mails:]
 		require.Contains(t, subjects[0], fmt.Sprintf("Ticket #%d", tk.ID))
 		require.Contains(t, subjects[0], "filed by token:operator")
@@ -268,8 +269,8 @@ func TestTransientIncidentDoesNotPage(t *testing.T) {
 	require.Empty(t, pending, "the pages wait out the window")
 	require.Zero(t, fs.count())
 	ts.clock.Advance(2 * time.Minute)
-	waitFor(t, 30*time.Second, func() bool { return fs.count() >= 1 })
-	waitFor(t, 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, `fs.count() >= 1`, func() bool { return fs.count() >= 1 })
+	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool {
 		p, err := ts.Store().PendingOutbox(context.Background(), 10)
 		return err == nil && len(p) == 0
 	})

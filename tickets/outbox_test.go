@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -94,7 +95,7 @@ func TestNotificationSurvivesRestart(t *testing.T) {
 	// Second life: both changes are delivered, in order, once.
 	second := f.open()
 	stop := f.run(second)
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the second instance to deliver every message", func() bool {
 		for _, m := range outbox(t, second) {
 			if m.DeliveredAt == nil {
 				return false
@@ -115,7 +116,7 @@ func TestNotificationSurvivesRestart(t *testing.T) {
 	require.Equal(t, "chat.postMessage", calls[0].Method)
 	require.Contains(t, calls[0].Text, "opened")
 	// The snapshot job queued with the incident ran too.
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the snapshot taken by the second instance", func() bool {
 		_, err := second.Store().LatestSnapshot(ctx, id, false)
 		return err == nil
 	})
@@ -143,7 +144,7 @@ func TestNotificationHonoursRetryAfter(t *testing.T) {
 	_, err := svc.fileTicket(ctx, principal{Name: "otto", Role: store.RoleOperator}, &ticketRequest{Title: tk.Title, Priority: tk.Priority})
 	require.NoError(t, err)
 	var m store.OutboxMessage
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the first delivery attempt", func() bool {
 		ms := outbox(t, svc)
 		m = ms[0]
 		return len(ms) == 1 && m.Attempts == 1
@@ -160,7 +161,7 @@ func TestNotificationHonoursRetryAfter(t *testing.T) {
 
 	f.clock.Advance(31 * time.Second)
 	svc.kick()
-	waitFor(t, 10*time.Second, func() bool { return outbox(t, svc)[0].DeliveredAt != nil })
+	testutil.WaitFor(t, 10*time.Second, `outbox(t, svc)[0].DeliveredAt != nil`, func() bool { return outbox(t, svc)[0].DeliveredAt != nil })
 	require.Equal(t, 1, f.slack.count())
 	require.Equal(t, 2, outbox(t, svc)[0].Attempts)
 }
@@ -213,7 +214,7 @@ func TestSnapshotSecretsHiddenFromViewers(t *testing.T) {
 	ctx := context.Background()
 	id := ts.notify(amPayload("BrokerDown", "firing", 0, amAlert{"BrokerDown", "fp1", "firing", t0, nil})).Opened[0]
 	// The automatic snapshot first, so that ours is the latest.
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the incident's snapshot", func() bool {
 		_, err := ts.Store().LatestSnapshot(ctx, id, false)
 		return err == nil
 	})

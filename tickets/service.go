@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	commoncfg "github.com/prometheus/common/config"
 
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/internal/weblisten"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/silences"
@@ -36,6 +36,8 @@ type Service struct {
 	capturer *snapshot.Capturer
 	silences *silences.Client // nil without alerting_url
 	notifier *notify.Notifier
+	meter    *meter      // nil without a Prometheus to meter from
+	tenants  tenantAdmin // nil without broker admin URLs
 	handler  http.Handler
 	pages    pages
 	logins   *loginThrottle
@@ -63,13 +65,15 @@ type Service struct {
 type Options struct {
 	// Now is the clock, time.Now by default.
 	Now func() time.Time
-	// Registry receives the service's metrics; a new one by default.
-	Registry *prometheus.Registry
+
+	// tenants replaces the brokers' tenant API in unit tests.
+	tenants tenantAdmin
 }
 
 // New opens the database, applies migrations, binds the listen address and,
 // when all that worked, creates the first admin if there is no user.
 func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*Service, error) {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -80,11 +84,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: logger, store: st, reg: opts.Registry, capturer: snapshot.NewCapturer(cfg.Snapshot),
+	s := &Service{cfg: cfg, log: logger, store: st, reg: prometheus.NewRegistry(), capturer: snapshot.NewCapturer(cfg.Snapshot),
 		outboxKick: make(chan struct{}, 1), snapKick: make(chan struct{}, 1), ready: make(chan struct{}), logins: newLoginThrottle()}
-	if s.reg == nil {
-		s.reg = prometheus.NewRegistry()
-	}
 	if cfg.AlertingURL != "" {
 		hc, err := commoncfg.NewClientFromConfig(cfg.AlertingHTTPConfig, "sluice_tickets_alerting")
 		if err != nil {
@@ -105,6 +106,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		Logger: logger.With("component", "notify"), Registerer: s.reg}); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	s.tenants = opts.tenants
+	if s.tenants == nil && len(cfg.Snapshot.AdminURLs) > 0 {
+		if s.tenants, err = newHTTPTenantAdmin(cfg.Snapshot.AdminURLs, cfg.Snapshot.AdminHTTPConfig); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if cfg.Metering.PrometheusURL != "" {
+		if s.meter, err = newMeter(cfg.Metering, st, logger.With("component", "metering")); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	f := promauto.With(s.reg)
 	s.webhookTotal = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_webhook_notifications_total",
@@ -172,15 +186,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 // refuseExampleKafkaPassword fails when the snapshot's Kafka SASL password is
 // still the change-me placeholder of deploy/secrets.
 func refuseExampleKafkaPassword(file, env string) error {
-	pw := ""
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("snapshot: kafka_security: sasl.password.file: %w", err)
-		}
-		pw = string(b)
-	} else if env != "" {
-		pw = os.Getenv(env)
+	pw, err := config.Secret{FileKey: "sasl.password.file", EnvKey: "sasl.password.env", File: file, Env: env}.Read("")
+	if err != nil {
+		return fmt.Errorf("snapshot: kafka_security: %w", err)
 	}
 	if store.IsExamplePassword(pw) {
 		return errors.New("snapshot: kafka_security: the SASL password is the example of deploy/secrets/*.example (change-me-...); set your own")
@@ -214,6 +222,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.workers.Add(1)
 	go s.outboxWorker(wctx)
+	if s.meter != nil {
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			s.meter.run(wctx)
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if err := ln.Serve(srv, nil); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -66,7 +67,7 @@ func TestSlackButtonsOnIncidentMessages(t *testing.T) {
 	ts := &testService{Service: svc, t: t, base: "http://" + svc.Addr(), operator: tok, viewer: tok}
 	id := ts.notify(amPayload("BrokerDown", "firing", 0, amAlert{"BrokerDown", "fp1", "firing", t0, nil})).Opened[0]
 	// Delivered: the message is posted and recorded, so its buttons answer.
-	waitFor(t, 10*time.Second, func() bool { ms := outbox(t, svc); return len(ms) > 0 && ms[0].DeliveredAt != nil })
+	testutil.WaitFor(t, 10*time.Second, "the Slack message to be delivered", func() bool { ms := outbox(t, svc); return len(ms) > 0 && ms[0].DeliveredAt != nil })
 	msg := f.slack.since(0)[0]
 	require.Contains(t, msg.Blocks, slack.ActionAck)
 	require.Contains(t, msg.Blocks, slack.ActionOpen)
@@ -89,7 +90,7 @@ func TestSlackButtonsOnIncidentMessages(t *testing.T) {
 	require.Equal(t, store.StatusResolved, d.Status)
 	require.Equal(t, "slack:U123", d.ResolvedBy)
 	// Both changes are announced through the outbox: the message turns green.
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the Slack message to be updated as RESOLVED", func() bool {
 		for _, c := range f.slack.since(0) {
 			if c.Method == "chat.update" && strings.Contains(c.Blocks, "RESOLVED") {
 				return true

@@ -163,7 +163,7 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	r.POST("/login", s.login)
 	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/incidents") })
 
-	w := r.Group("/", s.sessionAuth, s.csrfCheck)
+	w := r.Group("/", s.sessionAuth, s.tenantFence, s.csrfCheck)
 	op := s.uiRequireRole(store.RoleOperator)
 	w.POST("/logout", s.logout)
 	w.GET("/incidents", s.incidentsPage)
@@ -201,6 +201,7 @@ func (s *Service) uiRoutes(r *gin.Engine) {
 	w.POST("/admin/users/:id/enable", admin, s.uiUserAction)
 	w.POST("/admin/users/:id/password", admin, s.uiUserAction)
 	w.GET("/admin/audit", admin, s.auditPage)
+	s.tenantUIRoutes(w, admin)
 }
 
 func randomString() string {
@@ -283,7 +284,7 @@ func (s *Service) sessionAuth(c *gin.Context) {
 	if err == nil {
 		sess, u, err := s.store.LookupSession(c.Request.Context(), v)
 		if err == nil {
-			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, UserID: u.ID, CSRF: sess.CSRFToken})
+			c.Set(principalKey, principal{Name: u.Username, Role: u.Role, UserID: u.ID, CSRF: sess.CSRFToken, Tenant: u.Tenant})
 			c.Next()
 			return
 		}

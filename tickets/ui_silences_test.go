@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/alerting"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/silences"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -39,7 +40,7 @@ func startAlerting(t *testing.T, mutate ...func(*alerting.Config)) string {
 		require.NoError(t, <-done)
 	})
 	base := "http://" + m.Addr()
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "Alertmanager to be ready", func() bool {
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
 			return false

@@ -83,6 +83,16 @@ var packCases = map[string]struct{ bad, good string }{
 		bad:  `up{job="exporter",instance="e"} 0x100`,
 		good: `up{job="exporter",instance="e"} 1x100`,
 	},
+	"SluiceTransactionOpenTooLong": {
+		bad:  `sluice_txn_oldest_age_seconds{instance="b1"} 1000x100`,
+		good: `sluice_txn_oldest_age_seconds{instance="b1"} 30x100`,
+	},
+	"SluiceLastStableOffsetStuck": {
+		// The LSO (current offset - LSO lag) stays at 95 while the lag is 5.
+		bad: "kafka_topic_partition_current_offset{topic=\"t\",partition=\"0\"} 100x100\nkafka_topic_partition_lso_lag{topic=\"t\",partition=\"0\"} 5x100",
+		// Transactions come and go: there is always some LSO lag, but the LSO moves.
+		good: "kafka_topic_partition_current_offset{topic=\"t\",partition=\"0\"} 100+10x100\nkafka_topic_partition_lso_lag{topic=\"t\",partition=\"0\"} 5x100",
+	},
 }
 
 // TestDefaultPack evaluates every alert expression of the default pack through the PromQL

@@ -22,6 +22,7 @@ func bind(rt kmsg.ACLResourceType, pt kmsg.ACLResourcePatternType, name, princip
 }
 
 func TestAuthorize(t *testing.T) {
+	t.Parallel()
 	bindings := []Binding{
 		bind(topic, prefix, "team-a.", "User:alice", "*", kmsg.ACLOperationWrite, allow),
 		bind(topic, literal, "team-a.secret", "User:alice", "*", kmsg.ACLOperationAll, deny),
@@ -75,6 +76,7 @@ func TestAuthorize(t *testing.T) {
 }
 
 func TestAllowIfNoACL(t *testing.T) {
+	t.Parallel()
 	a := New(Config{AllowIfNoACL: true}, []Binding{
 		bind(topic, literal, "guarded", "User:alice", "*", kmsg.ACLOperationRead, allow),
 	})
@@ -85,6 +87,7 @@ func TestAllowIfNoACL(t *testing.T) {
 }
 
 func TestAuthorizeAny(t *testing.T) {
+	t.Parallel()
 	a := New(Config{}, []Binding{
 		bind(topic, prefix, "a-", "User:alice", "*", kmsg.ACLOperationWrite, allow),
 		bind(topic, literal, "b", "User:bob", "*", kmsg.ACLOperationWrite, allow),
@@ -100,6 +103,7 @@ func TestAuthorizeAny(t *testing.T) {
 }
 
 func TestAuthorizedOperations(t *testing.T) {
+	t.Parallel()
 	a := New(Config{}, []Binding{
 		bind(topic, literal, "t", "User:alice", "*", kmsg.ACLOperationRead, allow),
 	})
@@ -108,6 +112,7 @@ func TestAuthorizedOperations(t *testing.T) {
 }
 
 func TestFilterMatches(t *testing.T) {
+	t.Parallel()
 	str := func(s string) *string { return &s }
 	lit := bind(topic, literal, "orders", "User:alice", "*", kmsg.ACLOperationRead, allow)
 	wild := bind(topic, literal, "*", "User:alice", "*", kmsg.ACLOperationRead, allow)
@@ -142,6 +147,7 @@ func TestFilterMatches(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := bind(topic, literal, "t", "User:alice", "*", kmsg.ACLOperationRead, allow)
 	require.NoError(t, good.Validate())
 	for name, mut := range map[string]func(*Binding){

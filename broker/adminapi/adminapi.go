@@ -75,4 +75,18 @@ const (
 	EventConfigChanged        EventType = "config_changed"
 	EventPartitionsCreated    EventType = "partitions_created"
 	EventScramChanged         EventType = "scram_credential_changed"
+	// Nodes and the metadata quorum: a node id handed out by the controller, a node that follows
+	// the metadata log as a Raft non-voter (an observer), a controller added to or removed from
+	// the voters.
+	EventNodeIDAllocated   EventType = "node_id_allocated"
+	EventObserverJoined    EventType = "observer_joined"
+	EventControllerAdded   EventType = "controller_added"
+	EventControllerRemoved EventType = "controller_removed"
+	// A partition reassignment (KIP-455) started, completed or was cancelled; the detail names the
+	// replicas and the cause (admin, balance, drain, disk).
+	EventReassignmentStarted   EventType = "reassignment_started"
+	EventReassignmentCompleted EventType = "reassignment_completed"
+	EventReassignmentCancelled EventType = "reassignment_cancelled"
+	// A drained, stopped broker was removed from the metadata (UnregisterBroker).
+	EventBrokerUnregistered EventType = "broker_unregistered"
 )

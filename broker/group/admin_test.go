@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func TestListAndDescribeWithFilters(t *testing.T) {
@@ -131,5 +133,5 @@ func TestEmptyGroupWithoutOffsetsIsDropped(t *testing.T) {
 	leave := kmsg.NewPtrLeaveGroupRequest()
 	leave.Group, leave.MemberID = "g", r.MemberID
 	require.Zero(t, c.LeaveGroup(ctx, leave).ErrorCode)
-	waitFor(t, 5*time.Second, func() bool { return len(c.ListGroups(ctx, kmsg.NewPtrListGroupsRequest()).Groups) == 0 })
+	testutil.WaitFor(t, 5*time.Second, `len(c.ListGroups(ctx, kmsg.NewPtrListGroupsRequest()).Groups) == 0`, func() bool { return len(c.ListGroups(ctx, kmsg.NewPtrListGroupsRequest()).Groups) == 0 })
 }

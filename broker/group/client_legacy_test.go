@@ -10,6 +10,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestKafkaGoReader runs segmentio/kafka-go's group reader, which speaks
@@ -40,7 +42,7 @@ func TestKafkaGoReader(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done; r.Close() })
 
-	waitFor(t, 10*time.Second, func() bool { return stableWith(ctx, adm, "kg", 1, 4) })
+	testutil.WaitFor(t, 10*time.Second, `stableWith(ctx, adm, "kg", 1, 4)`, func() bool { return stableWith(ctx, adm, "kg", 1, 4) })
 	require.NoError(t, r.CommitMessages(ctx, kafka.Message{Topic: "t", Partition: 2, Offset: 9}))
 	require.Equal(t, int64(10), c.CommittedOffsets("kg")["t"][2])
 	for _, api := range []string{"JoinGroup", "SyncGroup", "Heartbeat", "OffsetCommit", "OffsetFetch"} {
@@ -78,7 +80,7 @@ func TestSaramaConsumerGroup(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done; require.NoError(t, cg.Close()) })
 
-	waitFor(t, 10*time.Second, func() bool { return stableWith(ctx, adm, "sg", 1, 4) })
+	testutil.WaitFor(t, 10*time.Second, `stableWith(ctx, adm, "sg", 1, 4)`, func() bool { return stableWith(ctx, adm, "sg", 1, 4) })
 	sess := recv(t, h.claimed)
 	sess.MarkOffset("t", 1, 5, "")
 	sess.Commit()

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // wireServer is just enough of a Kafka broker, on 127.0.0.1:0, for real
@@ -344,11 +346,11 @@ func TestRealClients(t *testing.T) {
 			a := newGroupConsumer(t, srv.addr(), "cg", opts(1)...)
 			b := newGroupConsumer(t, srv.addr(), "cg", opts(2)...)
 
-			waitFor(t, 10*time.Second, func() bool { return stableWith(ctx, adm, "cg", 2, 4) })
+			testutil.WaitFor(t, 10*time.Second, `stableWith(ctx, adm, "cg", 2, 4)`, func() bool { return stableWith(ctx, adm, "cg", 2, 4) })
 
 			// Offsets committed by a member land in the coordinator.
 			require.NoError(t, a.CommitRecords(ctx, &kgo.Record{Topic: "t", Partition: 0, Offset: 41, LeaderEpoch: -1}))
-			waitFor(t, 5*time.Second, func() bool { return c.CommittedOffsets("cg")["t"][0] == 42 })
+			testutil.WaitFor(t, 5*time.Second, `c.CommittedOffsets("cg")["t"][0] == 42`, func() bool { return c.CommittedOffsets("cg")["t"][0] == 42 })
 			fetched, err := adm.FetchOffsets(ctx, "cg")
 			require.NoError(t, err)
 			o, ok := fetched.Lookup("t", 0)
@@ -363,7 +365,7 @@ func TestRealClients(t *testing.T) {
 				require.NoError(t, resp.Error())
 			}
 			b.Close()
-			waitFor(t, 10*time.Second, func() bool { return stableWith(ctx, adm, "cg", 1, 4) })
+			testutil.WaitFor(t, 10*time.Second, `stableWith(ctx, adm, "cg", 1, 4)`, func() bool { return stableWith(ctx, adm, "cg", 1, 4) })
 
 			listed, err := adm.ListGroups(ctx)
 			require.NoError(t, err)

@@ -19,12 +19,27 @@ import (
 // tombstone that deletes the key.
 type Record struct {
 	Key, Value []byte
+	// Txn is set for the records of a transaction: offsets committed with
+	// TxnOffsetCommit, which the Store writes as one transactional batch of
+	// the producer, and, when loading, the transaction markers that end them.
+	Txn *TxnRecord
+}
+
+// TxnRecord ties a Record to a producer's transaction.
+type TxnRecord struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	// Marker is set for a transaction marker read back by Load (Key and
+	// Value are then empty); Commit tells a commit from an abort.
+	Marker, Commit bool
 }
 
 // Store is the durable log behind the coordinator: the broker implements it
 // over the partitions of __consumer_offsets.
 type Store interface {
-	// Append writes recs to partition and returns once they are durable. The
+	// Append writes recs to partition and returns once they are durable; recs
+	// with Txn set (all or none) go in one transactional batch of that
+	// producer and epoch, whose epoch the log checks. The
 	// coordinator calls it with a group lock held, so it must not call back into
 	// the Coordinator. An error that is a *kerr.Error is translated into the
 	// response code Kafka would send for it; any other error is answered with
@@ -141,6 +156,12 @@ type Coordinator struct {
 	groups     map[string]*group
 	epoch      uint64
 	closed     bool
+	// commitOrder numbers offset commit records in append (and replay)
+	// order; see offsetCommit.order.
+	commitOrder atomic.Uint64
+	// loadingTxns are transaction completions (CompleteTxnOffsets) for
+	// partitions still loading, applied once their groups are installed.
+	loadingTxns map[int32][]txnCompletion
 
 	timers     timerQueue
 	rebalances atomic.Uint64 // rebalances started, for Stats
@@ -211,6 +232,11 @@ func clientFrom(ctx context.Context) clientInfo {
 func (c *Coordinator) PartitionFor(group string) int32 {
 	return partitionFor(group, c.cfg.NumPartitions)
 }
+
+// PartitionFor is the partition of an internal topic with n partitions that
+// holds key, Kafka's Utils.abs(key.hashCode) % n: groups in __consumer_offsets,
+// transactional ids in __transaction_state.
+func PartitionFor(key string, n int32) int32 { return partitionFor(key, n) }
 
 func partitionFor(group string, n int32) int32 {
 	var h int32
@@ -341,9 +367,14 @@ func (c *Coordinator) LoadPartition(ctx context.Context, p int32) error {
 		delete(c.partitions, p)
 		return fmt.Errorf("load __consumer_offsets partition %d: %w", p, err)
 	}
+	completions := c.loadingTxns[p]
+	delete(c.loadingTxns, p)
 	for _, g := range groups {
 		c.groups[g.id] = g
 		g.mu.Lock()
+		for _, tc := range completions {
+			g.completeTxn(tc.pid, tc.commit)
+		}
 		g.armAll()
 		g.mu.Unlock()
 	}
@@ -358,6 +389,7 @@ func (c *Coordinator) LoadPartition(ctx context.Context, p int32) error {
 func (c *Coordinator) UnloadPartition(p int32) {
 	c.mu.Lock()
 	delete(c.partitions, p)
+	delete(c.loadingTxns, p)
 	var unloaded []*group
 	for id, g := range c.groups {
 		if g.partition == p {

@@ -129,6 +129,11 @@ type offsetCommit struct {
 	metadata    string
 	commitTime  time.Time
 	expireTime  time.Time // set only by v1-v4 commits with an explicit retention
+	// order is when the commit's record was appended, among the
+	// coordinator's commits (Coordinator.commitOrder): a transaction's
+	// offsets replace on commit only offsets appended before them, as Kafka
+	// compares the records' log offsets.
+	order uint64
 }
 
 // group is one classic group. Every field except id, partition, c, dead and
@@ -166,6 +171,9 @@ type group struct {
 	// deletion: members of that generation or older may not commit them.
 	staleTopics map[string]int32
 	offsets     map[string]map[int32]offsetCommit
+	// pendingTxn holds transactional offset commits by producer id until
+	// the transaction's marker commits or aborts them (txn.go).
+	pendingTxn map[int64]map[topicPartition]offsetCommit
 }
 
 func newGroup(c *Coordinator, id string, partition int32) *group {

@@ -36,7 +36,7 @@ func (s *memStore) Append(ctx context.Context, p int32, recs []Record) error {
 		return s.failErr
 	}
 	for _, r := range recs {
-		s.logs[p] = append(s.logs[p], Record{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value)})
+		s.logs[p] = append(s.logs[p], Record{Key: append([]byte(nil), r.Key...), Value: cloneValue(r.Value), Txn: r.Txn})
 	}
 	return nil
 }
@@ -114,17 +114,6 @@ func startCoordinator(t *testing.T, cfg Config, store Store) *Coordinator {
 		require.NoError(t, <-done)
 	})
 	return c
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func testCtx(t *testing.T) context.Context {

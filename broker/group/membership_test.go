@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func TestPartitionForMatchesKafka(t *testing.T) {
@@ -173,7 +175,7 @@ func TestSessionExpiryRemovesMember(t *testing.T) {
 
 		// Only one member keeps heartbeating; the other's session expires and
 		// the group rebalances without it.
-		waitFor(t, 5*time.Second, func() bool {
+		testutil.WaitFor(t, 5*time.Second, "the dead member to be removed (a rebalance)", func() bool {
 			code := heartbeat(ctx, c, "g", alive, gen)
 			require.Contains(t, []int16{0, kerr.RebalanceInProgress.Code}, code)
 			return code == kerr.RebalanceInProgress.Code
@@ -186,7 +188,7 @@ func TestSessionExpiryRemovesMember(t *testing.T) {
 
 		// When the last member goes silent too, the group ends up Empty with a
 		// new generation written to the store.
-		waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
+		testutil.WaitFor(t, 5*time.Second, `describe(ctx, t, c, "g").State == "Empty"`, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
 	})
 }
 
@@ -203,7 +205,7 @@ func TestRebalanceTimeoutRemovesMembersThatDoNotRejoin(t *testing.T) {
 		// heartbeating but never rejoins.
 		o.version, o.member = 5, ids[0]
 		j := joinAsync(ctx, c, "g", o)
-		waitFor(t, 5*time.Second, func() bool { return heartbeat(ctx, c, "g", ids[1], gen) == kerr.RebalanceInProgress.Code })
+		testutil.WaitFor(t, 5*time.Second, `heartbeat(ctx, c, "g", ids[1], gen) == kerr.RebalanceInProgress.Code`, func() bool { return heartbeat(ctx, c, "g", ids[1], gen) == kerr.RebalanceInProgress.Code })
 		r := recv(t, j)
 		require.Zero(t, r.ErrorCode)
 		require.Equal(t, gen+1, r.Generation)
@@ -224,7 +226,7 @@ func TestSyncTimeoutRemovesMembersThatDoNotSync(t *testing.T) {
 		// Nobody syncs, not even the leader: after the rebalance timeout both
 		// are dropped and the group empties instead of hanging in
 		// CompletingRebalance.
-		waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
+		testutil.WaitFor(t, 5*time.Second, `describe(ctx, t, c, "g").State == "Empty"`, func() bool { return describe(ctx, t, c, "g").State == "Empty" })
 	})
 }
 
@@ -235,7 +237,7 @@ func TestStaticMemberRejoinWithoutRebalance(t *testing.T) {
 			c := startCoordinator(t, delayConfig(), newMemStore())
 			s := joinFull(ctx, t, c, "g", joinOpts{version: v, instance: "i1"})
 			// The static member joins first so that it leads.
-			waitFor(t, 5*time.Second, func() bool { return len(describe(ctx, t, c, "g").Members) == 1 })
+			testutil.WaitFor(t, 5*time.Second, `len(describe(ctx, t, c, "g").Members) == 1`, func() bool { return len(describe(ctx, t, c, "g").Members) == 1 })
 			d := joinFull(ctx, t, c, "g", joinOpts{version: v})
 			rs, rd := recv(t, s), recv(t, d)
 			require.Zero(t, rs.ErrorCode)
@@ -280,7 +282,7 @@ func TestStaticMemberRejoinWithoutRebalance(t *testing.T) {
 			// Rejoining with a different subscription does rebalance.
 			j := joinAsync(ctx, c, "g", joinOpts{version: v, instance: "i1",
 				protocols: []protocol{{name: "range", metadata: consumerMeta("t1", "t2")}}})
-			waitFor(t, 5*time.Second, func() bool {
+			testutil.WaitFor(t, 5*time.Second, "the rebalance to reach the other member", func() bool {
 				return heartbeat(ctx, c, "g", rd.MemberID, gen) == kerr.RebalanceInProgress.Code
 			})
 			rj := recv(t, joinAsync(ctx, c, "g", joinOpts{version: v, member: rd.MemberID}))
@@ -391,7 +393,7 @@ func TestNotCoordinatorAndLoading(t *testing.T) {
 	store.loadGate = gate
 	loaded := make(chan error, 1)
 	go func() { loaded <- c.LoadPartition(ctx, p) }()
-	waitFor(t, 5*time.Second, func() bool { return c.IsCoordinator("g") })
+	testutil.WaitFor(t, 5*time.Second, `c.IsCoordinator("g")`, func() bool { return c.IsCoordinator("g") })
 	require.Equal(t, kerr.CoordinatorLoadInProgress.Code, c.JoinGroup(ctx, joinOpts{version: 5}.request("g")).ErrorCode)
 	lg := kmsg.NewPtrListGroupsRequest()
 	require.Equal(t, kerr.CoordinatorLoadInProgress.Code, c.ListGroups(ctx, lg).ErrorCode)
@@ -408,7 +410,7 @@ func TestUnloadReleasesBlockedRequests(t *testing.T) {
 	cfg.InitialRebalanceDelay = time.Hour // the join can only end by unloading
 	c := startCoordinator(t, cfg, newMemStore())
 	j := joinAsync(ctx, c, "g", joinOpts{version: 3})
-	waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "PreparingRebalance" })
+	testutil.WaitFor(t, 5*time.Second, `describe(ctx, t, c, "g").State == "PreparingRebalance"`, func() bool { return describe(ctx, t, c, "g").State == "PreparingRebalance" })
 	c.UnloadPartition(c.PartitionFor("g"))
 	require.Equal(t, kerr.NotCoordinator.Code, recv(t, j).ErrorCode)
 	require.False(t, c.IsCoordinator("g"))

@@ -141,6 +141,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		return setAll(appendCode(err, true))
 	}
 	for i, tp := range tps {
+		commits[i].order = c.commitOrder.Add(1)
 		g.setOffset(tp, commits[i])
 	}
 	return resp
@@ -185,8 +186,10 @@ func (g *group) deleteOffset(tp topicPartition) {
 // OffsetFetch serves OffsetFetch v0-v9. Partitions without a commit answer
 // offset -1. A nil topic list (v2+) returns every committed offset of the
 // group. v0-v1 report group-level errors on every requested partition, v2-v7
-// at the top level, and v8+ per group of the multi-group form. RequireStable
-// (v7+) never waits: Sluice has no transactional offset commits pending.
+// at the top level, and v8+ per group of the multi-group form. With
+// RequireStable (v7+, KIP-447) a partition with a transactional commit still
+// pending answers UNSTABLE_OFFSET_COMMIT (offset -1), so the consumer retries
+// once the transaction ends.
 func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
@@ -200,7 +203,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 					want[t.Topic] = append(want[t.Topic], t.Partitions...)
 				}
 			}
-			topics, code := c.fetchOffsets(rg.Group, rg.Topics != nil, topicsInOrder(rg.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) string { return t.Topic }), want)
+			topics, code := c.fetchOffsets(rg.Group, rg.Topics != nil, topicsInOrder(rg.Topics, func(t kmsg.OffsetFetchRequestGroupTopic) string { return t.Topic }), want, req.RequireStable)
 			sg.ErrorCode = code
 			for _, t := range topics {
 				st := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -222,7 +225,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 		want[t.Topic] = append(want[t.Topic], t.Partitions...)
 	}
 	order := topicsInOrder(req.Topics, func(t kmsg.OffsetFetchRequestTopic) string { return t.Topic })
-	topics, code := c.fetchOffsets(req.Group, listed, order, want)
+	topics, code := c.fetchOffsets(req.Group, listed, order, want, req.Version >= 7 && req.RequireStable)
 	if code != 0 {
 		if req.Version >= 2 {
 			resp.ErrorCode = code
@@ -262,8 +265,9 @@ func missingOffset(p int32, code int16) kmsg.OffsetFetchResponseTopicPartition {
 }
 
 // fetchOffsets answers the requested partitions of group (all committed ones
-// when listed is false), or a group-level error code.
-func (c *Coordinator) fetchOffsets(name string, listed bool, order []string, want map[string][]int32) ([]kmsg.OffsetFetchResponseTopic, int16) {
+// when listed is false), or a group-level error code. requireStable reports
+// partitions with pending transactional offsets as UNSTABLE_OFFSET_COMMIT.
+func (c *Coordinator) fetchOffsets(name string, listed bool, order []string, want map[string][]int32, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
 	g, code := c.lockGroup(name, false)
 	if code != 0 {
 		return nil, code
@@ -275,6 +279,9 @@ func (c *Coordinator) fetchOffsets(name string, listed bool, order []string, wan
 	}
 	var out []kmsg.OffsetFetchResponseTopic
 	answer := func(topic string, p int32) kmsg.OffsetFetchResponseTopicPartition {
+		if requireStable && g != nil && g.hasPendingTxnOffset(topicPartition{topic, p}) {
+			return missingOffset(p, kerr.UnstableOffsetCommit.Code)
+		}
 		oc, ok := offsets[topic][p]
 		if !ok {
 			return missingOffset(p, 0)
@@ -394,7 +401,7 @@ func (g *group) deleteOffsets(ctx context.Context, tps []topicPartition) error {
 	for _, ps := range g.offsets {
 		remaining += len(ps)
 	}
-	dies := g.state == stateEmpty && remaining == len(gone)
+	dies := g.state == stateEmpty && remaining == len(gone) && len(g.pendingTxn) == 0
 	if dies && g.generation > 0 {
 		// Groups that only ever stored offsets never wrote metadata.
 		recs = append(recs, Record{Key: groupKey(g.id)})

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 type commitOpts struct {
@@ -200,7 +202,7 @@ func TestMemberCommits(t *testing.T) {
 	// A commit while the group completes a rebalance is refused, one while
 	// it prepares one is accepted.
 	j := joinAsync(ctx, c, "g", joinOpts{version: 5, member: ids[0]})
-	waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "PreparingRebalance" })
+	testutil.WaitFor(t, 5*time.Second, `describe(ctx, t, c, "g").State == "PreparingRebalance"`, func() bool { return describe(ctx, t, c, "g").State == "PreparingRebalance" })
 	requireCommit(t, c, "g", commitOpts{version: 7, gen: gen, member: ids[1]}, offs, 0)
 	rj := recv(t, joinAsync(ctx, c, "g", joinOpts{version: 5, member: ids[1]}))
 	require.Zero(t, rj.ErrorCode)
@@ -264,7 +266,7 @@ func TestOffsetsExpireInEmptyGroups(t *testing.T) {
 		requireCommit(t, c, "g", commitOpts{version: 7, gen: -1}, map[string]map[int32]int64{"t": {0: 1}}, 0)
 		// A v2 commit with its own, longer retention outlives the group default.
 		requireCommit(t, c, "h", commitOpts{version: 2, gen: -1, retention: time.Hour}, map[string]map[int32]int64{"t": {0: 1}}, 0)
-		waitFor(t, 5*time.Second, func() bool { return c.CommittedOffsets("g") == nil })
+		testutil.WaitFor(t, 5*time.Second, `c.CommittedOffsets("g") == nil`, func() bool { return c.CommittedOffsets("g") == nil })
 		require.NotNil(t, c.CommittedOffsets("h"))
 
 		var tombstone bool

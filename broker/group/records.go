@@ -186,15 +186,52 @@ func decodeRecord(r Record) (decoded, error) {
 func (c *Coordinator) replay(ctx context.Context, p int32) ([]*group, error) {
 	offsets := make(map[string]map[string]map[int32]offsetCommit)
 	metas := make(map[string]*kmsg.GroupMetadataValue)
+	// pending holds transactional offsets by producer, then group, until
+	// their marker.
+	pending := make(map[int64]map[string]map[topicPartition]offsetCommit)
 	n := 0
 	err := c.store.Load(p, func(r Record) error {
 		n++
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if r.Txn != nil && r.Txn.Marker {
+			for gid, ps := range pending[r.Txn.ProducerID] {
+				for tp, oc := range ps {
+					if !r.Txn.Commit {
+						break
+					}
+					if offsets[gid] == nil {
+						offsets[gid] = make(map[string]map[int32]offsetCommit)
+					}
+					if offsets[gid][tp.topic] == nil {
+						offsets[gid][tp.topic] = make(map[int32]offsetCommit)
+					}
+					if cur, ok := offsets[gid][tp.topic][tp.partition]; !ok || cur.order < oc.order {
+						offsets[gid][tp.topic][tp.partition] = oc
+					}
+				}
+			}
+			delete(pending, r.Txn.ProducerID)
+			return nil
+		}
 		d, err := decodeRecord(r)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", n-1, err)
+		}
+		if d.isOffset && d.offset != nil {
+			d.offset.order = c.commitOrder.Add(1)
+		}
+		if r.Txn != nil && d.isOffset && d.offset != nil {
+			pid := r.Txn.ProducerID
+			if pending[pid] == nil {
+				pending[pid] = make(map[string]map[topicPartition]offsetCommit)
+			}
+			if pending[pid][d.group] == nil {
+				pending[pid][d.group] = make(map[topicPartition]offsetCommit)
+			}
+			pending[pid][d.group][topicPartition{d.topic, d.partition}] = *d.offset
+			return nil
 		}
 		switch {
 		case d.isOffset:
@@ -246,6 +283,21 @@ func (c *Coordinator) replay(ctx context.Context, p int32) ([]*group, error) {
 			byID[id] = g
 		}
 		g.offsets = os
+	}
+	// Transactions still open at the end of the log keep their offsets
+	// pending until their marker arrives.
+	for pid, groups := range pending {
+		for id, ps := range groups {
+			g := byID[id]
+			if g == nil {
+				g = newGroup(c, id, p)
+				g.stateTime = time.Time{}
+				byID[id] = g
+			}
+			for tp, oc := range ps {
+				g.setPendingTxnOffset(pid, tp, oc)
+			}
+		}
 	}
 	return slicesOfValues(byID), nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func TestRestartRestoresGroupsAndOffsets(t *testing.T) {
@@ -74,7 +76,7 @@ func TestRestoredMembersExpireWithoutHeartbeats(t *testing.T) {
 		c1.Close()
 
 		c2 := startCoordinator(t, delayConfig(), store)
-		waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c2, "g").State == "Empty" })
+		testutil.WaitFor(t, 5*time.Second, `describe(ctx, t, c2, "g").State == "Empty"`, func() bool { return describe(ctx, t, c2, "g").State == "Empty" })
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestTopicsChanged: deleting a subscribed topic rebalances the group, removes
@@ -20,8 +22,8 @@ func TestTopicsChanged(t *testing.T) {
 	requireCommit(t, c, "other", commitOpts{version: 7, gen: otherGen, member: otherIDs[0]}, map[string]map[int32]int64{"t2": {0: 7}}, 0)
 
 	c.TopicsChanged([]string{"t1"}, []string{"t1"}) // deleted and created again
-	waitFor(t, 5*time.Second, func() bool { return describe(ctx, t, c, "g").State == "PreparingRebalance" })
-	waitFor(t, 5*time.Second, func() bool { return len(c.CommittedOffsets("g")["t1"]) == 0 })
+	testutil.WaitFor(t, 5*time.Second, `describe(ctx, t, c, "g").State == "PreparingRebalance"`, func() bool { return describe(ctx, t, c, "g").State == "PreparingRebalance" })
+	testutil.WaitFor(t, 5*time.Second, `len(c.CommittedOffsets("g")["t1"]) == 0`, func() bool { return len(c.CommittedOffsets("g")["t1"]) == 0 })
 	require.Equal(t, "Stable", describe(ctx, t, c, "other").State)
 	require.Equal(t, int64(7), c.CommittedOffsets("other")["t2"][0])
 

@@ -252,6 +252,12 @@ func (b *builder) apply(s stamped) error {
 		return b.applyScram(t, s.rec)
 	case tenantRecord, removeTenantRecord, planRecord:
 		return b.applyTenant(s.rec)
+	case allocateNodeIDRecord, quorumChangeRecord, registerControllerRecord:
+		return b.applyNodes(t, s.rec)
+	case reassignPartitionRecord:
+		return b.applyReassign(t, r)
+	case unregisterBrokerRecord:
+		return b.applyUnregister(t, r)
 
 	default:
 		return fmt.Errorf("unhandled record %T", s.rec)

@@ -64,6 +64,8 @@ func (q *Quorum) runController(ctx context.Context) {
 	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); q.watchStalls(ctx, c.sessions) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); q.runBalancer(ctx) }() // autobalance.go
 	// Every broker this controller has not heard from yet is probed: the previous controller
 	// (usually the one that died), and after a restart of the whole cluster, the old incarnations
 	// of brokers that are starting again and cannot register while an old session lasts.
@@ -100,6 +102,7 @@ func (q *Quorum) runController(ctx context.Context) {
 		q.log.Info("no longer the active controller", "node", q.cfg.NodeID)
 	}()
 
+	q.registerSelf(ctx)
 	q.bootstrapScram(ctx)
 	tick := time.NewTicker(min(max(q.cfg.SessionTimeout/10, 10*time.Millisecond), 100*time.Millisecond))
 	defer tick.Stop()
@@ -149,14 +152,23 @@ func (q *Quorum) reconcile(ctx context.Context, forcePreferred bool) {
 		preferred, c.preferredDue = true, now.Add(q.cfg.PreferredLeaderInterval)
 	}
 	recs = append(recs, planPartitions(img, dead, preferred)...)
-	if len(recs) == 0 {
-		return
+	if len(recs) > 0 {
+		if _, err := q.proposeLocked(ctx, recs); err != nil {
+			q.log.Warn("controller could not apply changes", "records", len(recs), "err", err)
+			return
+		}
+		q.log.Info("controller applied changes", "records", len(recs), "fenced", len(dead))
 	}
-	if _, err := q.proposeLocked(ctx, recs); err != nil {
-		q.log.Warn("controller could not apply changes", "records", len(recs), "err", err)
-		return
+	// Reassignments complete in an entry of their own, planned on the image after the changes
+	// above, so that no two records of one entry change the same partition.
+	if done := planReassignments(q.Image()); len(done) > 0 {
+		if _, err := q.proposeLocked(ctx, done); err != nil {
+			q.log.Warn("controller could not complete reassignments", "records", len(done), "err", err)
+			return
+		}
+		q.log.Info("reassignments completed", "partitions", len(done))
+		q.kickBalance() // room for the next moves
 	}
-	q.log.Info("controller applied changes", "records", len(recs), "fenced", len(dead))
 }
 
 // kick asks the controller loop for a preferred-leader check now.
@@ -279,6 +291,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 		if b, ok := q.Image().Brokers[req.BrokerID]; ok && b.Epoch == req.BrokerEpoch && !b.Fenced {
 			s.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 			s.reportApplied(b.ID, req.AppliedIndex)
+			s.heardFrom(b.ID, req.AppliedIndex, q.Image().Index)
 			return false, nil
 		}
 	}
@@ -291,6 +304,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 	b, ok := img.Brokers[req.BrokerID]
 	if ok && b.Epoch == req.BrokerEpoch {
 		c.sessions.reportApplied(b.ID, req.AppliedIndex)
+		c.sessions.heardFrom(b.ID, req.AppliedIndex, img.Index)
 	}
 	switch {
 	case !ok:
@@ -312,6 +326,7 @@ func (q *Quorum) Heartbeat(ctx context.Context, req HeartbeatRequest) (fenced bo
 		if _, err := q.proposeWithPlan(ctx, []record{unfenceBrokerRecord{ID: b.ID, Epoch: b.Epoch}}); err != nil {
 			return true, err
 		}
+		q.kickBalance() // a broker joined or came back
 		c.sessions.renew(b.ID, req.Conn, time.Now().Add(q.cfg.SessionTimeout))
 		return false, nil
 	default:

@@ -78,6 +78,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	img.NextProducerIDBlock = s.NextProducerIDBlock
 	img.Events = s.Events
 	img.BrokerConfigs = s.BrokerConfigs
+	img.AllocatedNodeIDs, img.NextNodeID, img.Controllers = s.AllocatedNodeIDs, s.NextNodeID, s.Controllers
+	img.ControllerCapable = s.ControllerCapable
 	for _, cq := range s.ClientQuotas {
 		if img.ClientQuotas == nil {
 			img.ClientQuotas = map[string]ClientQuota{}
@@ -140,13 +142,22 @@ type snapshotData struct {
 	// Tenants and Plans, like ClientQuotas, are only set once their records were applied.
 	Tenants []TenantState   `json:"tenants,omitempty"`
 	Plans   []adminapi.Plan `json:"plans,omitempty"`
+	// AllocatedNodeIDs and NextNodeID are absent before node ids were allocated (nodes.go).
+	AllocatedNodeIDs map[int32]string `json:"allocated_node_ids,omitempty"`
+	NextNodeID       int32            `json:"next_node_id,omitempty"`
+	// Controllers is absent before controller-only nodes existed.
+	Controllers map[int32][]Endpoint `json:"controllers,omitempty"`
+	// ControllerCapable is absent before observers existed.
+	ControllerCapable map[int32]bool `json:"controller_capable,omitempty"`
 }
 
 type fsmSnapshot struct{ img *Image }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	d := snapshotData{V: snapshotVersion, Index: s.img.Index, NextProducerIDBlock: s.img.NextProducerIDBlock, Events: s.img.Events,
-		ScramCredentials: s.img.ScramCredentials, BrokerConfigs: s.img.BrokerConfigs}
+		ScramCredentials: s.img.ScramCredentials, BrokerConfigs: s.img.BrokerConfigs,
+		AllocatedNodeIDs: s.img.AllocatedNodeIDs, NextNodeID: s.img.NextNodeID, Controllers: s.img.Controllers,
+		ControllerCapable: s.img.ControllerCapable}
 	for _, b := range s.img.Brokers {
 		d.Brokers = append(d.Brokers, b)
 	}

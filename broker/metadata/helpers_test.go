@@ -54,7 +54,8 @@ func newCluster(t *testing.T, n int, mod func(*Config)) *cluster {
 		voters = append(voters, Voter{ID: i, Addr: l.Addr().String()})
 	}
 	for i := int32(1); i <= int32(max(n, 1)); i++ {
-		cfg := Config{NodeID: i, Voters: voters, Dir: t.TempDir(), Logger: testLogger(t), SessionTimeout: time.Second}
+		cfg := Config{NodeID: i, Voters: voters, Dir: t.TempDir(), Logger: testLogger(t), SessionTimeout: time.Second,
+			AutoBalance: AutoBalanceConfig{Disabled: true}} // tests that balance enable it
 		if n > 0 {
 			cfg.Listener = listeners[i]
 		}
@@ -93,8 +94,9 @@ func (c *cluster) stop(id int32) Config {
 		c.t.Fatalf("node %d did not stop", id)
 	}
 	cfg := nd.cfg
+	addr := cfg.raftAddr()
 	cfg.Listener = nil
-	cfg.Listen = cfg.voterAddr()
+	cfg.Listen = addr
 	return cfg
 }
 

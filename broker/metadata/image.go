@@ -35,6 +35,17 @@ type Image struct {
 	Tenants map[string]TenantState
 	// Plans holds the tenants' plans by name; nil until the first is created.
 	Plans map[string]adminapi.Plan
+	// AllocatedNodeIDs holds every node id the controller allocated (nodes.go), with the principal
+	// that asked for it ("" on an unauthenticated controller listener). Ids are never reused.
+	AllocatedNodeIDs map[int32]string
+	// NextNodeID is the next node id the controller allocates (0: FirstAllocatedNodeID).
+	NextNodeID int32
+	// Controllers holds the Kafka endpoints of controller-only nodes (process.roles=controller),
+	// which brokers send their controller requests to; other controllers are in Brokers.
+	Controllers map[int32][]Endpoint
+	// ControllerCapable holds the observers with the controller role, which AddController may
+	// make voters, and voters that were added or removed dynamically.
+	ControllerCapable map[int32]bool
 
 	topicsByID map[[16]byte]*Topic
 }
@@ -85,6 +96,10 @@ type Partition struct {
 	LeaderEpoch int32
 	// PartitionEpoch grows on every change of leader or ISR; AlterPartition requests must name it.
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas describe a reassignment in progress (KIP-455): Replicas
+	// is then the target replicas followed by the removing ones. Both are empty when none is.
+	AddingReplicas   []int32 `json:",omitempty"`
+	RemovingReplicas []int32 `json:",omitempty"`
 }
 
 // EventType names what happened in a cluster event; the names are those of the admin interface.
@@ -105,6 +120,15 @@ const (
 	EventConfigChanged        = adminapi.EventConfigChanged
 	EventPartitionsCreated    = adminapi.EventPartitionsCreated
 	EventScramChanged         = adminapi.EventScramChanged
+	EventNodeIDAllocated      = adminapi.EventNodeIDAllocated
+	EventObserverJoined       = adminapi.EventObserverJoined
+	EventControllerAdded      = adminapi.EventControllerAdded
+	EventControllerRemoved    = adminapi.EventControllerRemoved
+	// Reassignment events (reassign.go).
+	EventReassignmentStarted   = adminapi.EventReassignmentStarted
+	EventReassignmentCompleted = adminapi.EventReassignmentCompleted
+	EventReassignmentCancelled = adminapi.EventReassignmentCancelled
+	EventBrokerUnregistered    = adminapi.EventBrokerUnregistered
 )
 
 // Event is a cluster event with the time its record was proposed, as the admin interface

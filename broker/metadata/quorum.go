@@ -1,14 +1,17 @@
 package metadata
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +40,27 @@ type Config struct {
 	// NodeID. Every voter must be started with the same list. Empty makes a one-voter quorum with an
 	// in-memory transport, still with a durable log and snapshots in Dir.
 	Voters []Voter
+	// Bootstrap lists Raft addresses of controllers, Kafka's `controller.quorum.bootstrap.servers`
+	// (KIP-853): a node that is not one of Voters (or runs without Voters) asks them to let it
+	// follow the metadata log as an observer (a Raft non-voter); it then needs a Raft listener of
+	// its own (Listen or Listener), which the controller replicates to. Empty: the addresses of
+	// Voters.
+	Bootstrap []string
+	// NodePrincipals are the principals configured node ids are bound to (`broker.principals`):
+	// only the principal of an id may join as that id. Ids the controller allocated are bound to
+	// the principal that asked for them.
+	NodePrincipals map[int32]string
+	// PeerPrincipal names the principal of a peer on the Raft listener from its TLS connection
+	// state (nil, or a plain TCP listener: "", the loopback trust of an unauthenticated
+	// controller listener).
+	PeerPrincipal func(tls.ConnectionState) string
+	// ControllerRole says this node has the controller role (process.roles): an observer with it
+	// may be made a voter (AddController), a broker-only one may not. Static voters have it.
+	ControllerRole bool
+	// ControllerEndpoints, set on a controller-only node (process.roles=controller), are its
+	// Kafka endpoints, recorded in the log when it becomes the active controller so that
+	// brokers, which find other controllers among the registered brokers, can reach it.
+	ControllerEndpoints []Endpoint
 	// Dir holds the Raft log (raft.db, BoltDB) and snapshots. Required.
 	Dir string
 	// SessionTimeout is how long the controller waits for a broker heartbeat before fencing the broker
@@ -83,6 +107,8 @@ type Config struct {
 	InitialScramCredentials []ScramChange
 	// Logger receives the quorum's and Raft's logs (Raft's at warn and above). Nil discards them.
 	Logger *slog.Logger
+	// AutoBalance configures the controller's automatic balancing (autobalance.go).
+	AutoBalance AutoBalanceConfig
 }
 
 func (c *Config) setDefaults() error {
@@ -92,7 +118,7 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	def(&c.SessionTimeout, 9*time.Second)
-	if len(c.Voters) == 0 {
+	if len(c.Voters) == 0 && len(c.Bootstrap) == 0 {
 		// A one-voter quorum has nobody to hold a false election against; its heartbeat timeout
 		// only delays its start.
 		def(&c.HeartbeatTimeout, 500*time.Millisecond)
@@ -122,10 +148,31 @@ func (c *Config) setDefaults() error {
 	case c.ElectionTimeout < c.HeartbeatTimeout:
 		return fmt.Errorf("metadata: election timeout %s is shorter than the heartbeat timeout %s", c.ElectionTimeout, c.HeartbeatTimeout)
 	}
-	if len(c.Voters) > 0 && c.voterAddr() == "" {
-		return fmt.Errorf("metadata: node id %d is not in the controller quorum voters", c.NodeID)
+	if c.observer() && c.Listen == "" && c.Listener == nil {
+		return fmt.Errorf("metadata: node id %d is not in the controller quorum voters and has no controller listener to follow the metadata log from", c.NodeID)
+	}
+	if c.observer() && len(c.bootstrapAddrs()) == 0 {
+		return fmt.Errorf("metadata: node id %d has no controller quorum to join", c.NodeID)
 	}
 	return nil
+}
+
+// observer reports whether this node starts outside the static voters and joins the quorum.
+func (c *Config) observer() bool {
+	return (len(c.Voters) > 0 || len(c.Bootstrap) > 0) && c.voterAddr() == ""
+}
+
+// raftAddr is the address this node's Raft transport advertises.
+func (c *Config) raftAddr() string {
+	switch {
+	case c.voterAddr() != "":
+		return c.voterAddr()
+	case c.Listen != "":
+		return c.Listen
+	case c.Listener != nil:
+		return c.Listener.Addr().String()
+	}
+	return ""
 }
 
 func (c *Config) voterAddr() string {
@@ -155,6 +202,8 @@ type Quorum struct {
 	sess   atomic.Pointer[sessions] // the active controller's broker sessions, nil when not
 	isCtl  atomic.Bool
 	kickCh chan struct{} // asks the controller loop for a preferred-leader check now
+	// balanceKick asks the balancer for a round now (autobalance.go).
+	balanceKick chan struct{}
 	// peerLost is signalled when a Raft connection from another voter ends (see watchLeaderLoss).
 	peerLost chan struct{}
 	// prevLeader is the last Raft leader other than this node (-1: none seen):
@@ -170,6 +219,7 @@ type Quorum struct {
 // and to shut it down.
 func Open(cfg Config) (*Quorum, error) {
 	q := &Quorum{kickCh: make(chan struct{}, 1), peerLost: make(chan struct{}, 1), closed: make(chan struct{})}
+	q.balanceKick = make(chan struct{}, 1) // autobalance.go
 	ok := false
 	defer func() {
 		if !ok {
@@ -198,7 +248,7 @@ func Open(cfg Config) (*Quorum, error) {
 	}
 	var trans raft.Transport
 	var servers []raft.Server
-	if len(cfg.Voters) == 0 {
+	if len(cfg.Voters) == 0 && len(cfg.Bootstrap) == 0 {
 		// A stable address: the one-voter configuration is stored in the log and must still name us
 		// after a restart.
 		addr, t := raft.NewInmemTransport(raft.ServerAddress("sluice-node-" + strconv.Itoa(int(cfg.NodeID))))
@@ -210,6 +260,7 @@ func Open(cfg Config) (*Quorum, error) {
 			return nil, err
 		}
 		q.stream.onLost = q.connLost
+		q.stream.onJoin = q.serveJoin
 		q.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: q.stream, MaxPool: 3, Timeout: 2 * time.Second, Logger: hlog,
 		})
@@ -231,9 +282,15 @@ func Open(cfg Config) (*Quorum, error) {
 		return nil, fmt.Errorf("metadata: start raft: %w", err)
 	}
 	// Every voter bootstraps with the same configuration on first start; afterwards the stored
-	// configuration wins and bootstrapping is refused, which is expected.
-	if err := q.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-		return nil, fmt.Errorf("metadata: bootstrap quorum: %w", err)
+	// configuration wins and bootstrapping is refused, which is expected. An observer never
+	// bootstraps: it learns the configuration from the controller once it has joined.
+	if cfg.observer() {
+		servers = nil
+	}
+	if len(servers) > 0 {
+		if err := q.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("metadata: bootstrap quorum: %w", err)
+		}
 	}
 	ok = true
 	return q, nil
@@ -262,8 +319,9 @@ func (q *Quorum) Run(ctx context.Context) error {
 	defer watchWG.Wait()
 	defer stopWatch()
 	if q.stream != nil {
-		watchWG.Add(1)
+		watchWG.Add(2)
 		go func() { defer watchWG.Done(); q.watchLeaderLoss(watchCtx) }()
+		go func() { defer watchWG.Done(); q.joinLoop(watchCtx) }()
 	}
 	watch := time.NewTicker(50 * time.Millisecond)
 	defer watch.Stop()
@@ -378,12 +436,15 @@ type streamLayer struct {
 	closed bool
 	// onLost is called when an accepted connection is closed by the other side.
 	onLost func()
+	// onJoin serves a join request (join.go) on an accepted connection whose first byte is
+	// joinMagic; r reads the request after that byte.
+	onJoin func(c net.Conn, r io.Reader)
 }
 
 func newStreamLayer(cfg Config) (*streamLayer, error) {
-	adv, err := net.ResolveTCPAddr("tcp", cfg.voterAddr())
+	adv, err := net.ResolveTCPAddr("tcp", cfg.raftAddr())
 	if err != nil {
-		return nil, fmt.Errorf("metadata: voter address %q: %w", cfg.voterAddr(), err)
+		return nil, fmt.Errorf("metadata: controller address %q: %w", cfg.raftAddr(), err)
 	}
 	l := cfg.Listener
 	if l == nil {
@@ -447,10 +508,26 @@ type trackedConn struct {
 	net.Conn
 	raw net.Conn // the TCP connection under a TLS one
 	s   *streamLayer
+	// started is set once the first byte was read (only raft's goroutine reads).
+	started bool
 }
 
-// Read reports a connection closed by the other side to the stream layer's onLost.
+// Read reports a connection closed by the other side to the stream layer's onLost. The first byte
+// of an accepted connection tells a join request (join.go) from Raft's RPCs: a join request is
+// served here, on raft's goroutine for the connection, which then sees the connection end.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if !c.started && c.s.onJoin != nil && len(p) > 0 {
+		c.started = true
+		n, err := c.Conn.Read(p)
+		if n > 0 && p[0] == joinMagic {
+			c.s.onJoin(c.Conn, io.MultiReader(bytes.NewReader(slices.Clone(p[1:n])), c.Conn))
+			return 0, io.EOF
+		}
+		if err != nil && lostConn(err) && c.s.onLost != nil {
+			c.s.onLost()
+		}
+		return n, err
+	}
 	n, err := c.Conn.Read(p)
 	if err != nil && lostConn(err) && c.s.onLost != nil {
 		c.s.onLost()

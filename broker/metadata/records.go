@@ -140,6 +140,13 @@ var recordKinds = map[string]struct {
 	"client_quota":          {func() record { return &clientQuotaRecord{} }, 1},
 	"create_acls":           {func() record { return &createACLsRecord{} }, 1},
 	"delete_acls":           {func() record { return &deleteACLsRecord{} }, 1},
+	// Node ids and the Raft quorum (nodes.go).
+	"allocate_node_id":    {func() record { return &allocateNodeIDRecord{} }, 1},
+	"quorum_change":       {func() record { return &quorumChangeRecord{} }, 1},
+	"register_controller": {func() record { return &registerControllerRecord{} }, 1},
+	// Reassignment (reassign.go).
+	"reassign_partition": {func() record { return &reassignPartitionRecord{} }, 1},
+	"unregister_broker":  {func() record { return &unregisterBrokerRecord{} }, 1},
 }
 
 // encodeEntry encodes records stamped with t as one log entry.
@@ -223,6 +230,16 @@ func deref(r record) record {
 	case *removeTenantRecord:
 		return *r
 	case *planRecord:
+		return *r
+	case *allocateNodeIDRecord:
+		return *r
+	case *quorumChangeRecord:
+		return *r
+	case *registerControllerRecord:
+		return *r
+	case *reassignPartitionRecord:
+		return *r
+	case *unregisterBrokerRecord:
 		return *r
 	}
 	return r

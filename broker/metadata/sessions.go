@@ -22,6 +22,8 @@ type sessions struct {
 	// appliedCh is closed and replaced whenever it grows (see Quorum.WaitLeadersApplied).
 	applied   map[int32]uint64
 	appliedCh chan struct{}
+	// progressOf is each broker's metadata log progress for DescribeQuorum (nodes.go).
+	progressOf map[int32]memberProgress
 }
 
 type session struct {
@@ -35,7 +37,7 @@ type session struct {
 }
 
 func newSessions() *sessions {
-	return &sessions{m: map[int32]*session{}, applied: map[int32]uint64{}, appliedCh: make(chan struct{})}
+	return &sessions{m: map[int32]*session{}, applied: map[int32]uint64{}, appliedCh: make(chan struct{}), progressOf: map[int32]memberProgress{}}
 }
 
 // reportApplied records that broker id has applied the metadata log up to index.

@@ -59,7 +59,7 @@ func (q *Quorum) CreateTopic(ctx context.Context, name string, partitions int32,
 		if partitions < 1 {
 			return Topic{}, kafkaErrf(kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value.")
 		}
-		live := img.liveBrokerIDs()
+		live := img.assignableBrokerIDs() // autobalance.go: not on cordoned brokers
 		rf := int(replicationFactor)
 		if rf == -1 {
 			rf = max(1, min(3, len(live)))
@@ -135,7 +135,7 @@ func (q *Quorum) CreatePartitions(ctx context.Context, name string, count int32,
 			return Topic{}, err
 		}
 	} else {
-		live := img.liveBrokerIDs()
+		live := img.assignableBrokerIDs() // autobalance.go: not on cordoned brokers
 		if rf > len(live) {
 			return Topic{}, kafkaErrf(kerr.InvalidReplicationFactor, "Replication factor: %d larger than available brokers: %d.", rf, len(live))
 		}
@@ -217,6 +217,9 @@ func (q *Quorum) AlterPartition(ctx context.Context, topicID [16]byte, partition
 	np := img.TopicByID(topicID).Partitions[partition]
 	if pref := np.Replicas[0]; pref != np.Leader && slices.Contains(np.ISR, pref) && !slices.Contains(p.ISR, pref) {
 		q.kick()
+	}
+	if np.Reassigning() {
+		q.kick() // an adding replica may have caught up
 	}
 	return np, nil
 }

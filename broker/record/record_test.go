@@ -24,6 +24,7 @@ func testRecords() []kmsg.Record {
 }
 
 func TestBuildRoundTrip(t *testing.T) {
+	t.Parallel()
 	b := Build(100, 1_700_000_000_000, testRecords())
 	h, err := ValidateProduced(b)
 	require.NoError(t, err)
@@ -60,6 +61,7 @@ func TestBuildRoundTrip(t *testing.T) {
 }
 
 func TestValidateErrors(t *testing.T) {
+	t.Parallel()
 	good := Build(0, 1, testRecords())
 	mutate := func(f func(b []byte) []byte) []byte {
 		return f(append([]byte(nil), good...))
@@ -112,6 +114,7 @@ func TestValidateErrors(t *testing.T) {
 }
 
 func TestSetters(t *testing.T) {
+	t.Parallel()
 	b := Build(0, 1000, testRecords())
 	SetBaseOffset(b, 42)
 	SetPartitionLeaderEpoch(b, 7)
@@ -129,6 +132,7 @@ func TestSetters(t *testing.T) {
 }
 
 func TestIncrementSequence(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ seq, n, want int32 }{
 		{0, 0, 0},
 		{0, 4, 4},
@@ -144,6 +148,7 @@ func TestIncrementSequence(t *testing.T) {
 }
 
 func TestBatches(t *testing.T) {
+	t.Parallel()
 	var set []byte
 	for i := range 3 {
 		set = append(set, Build(int64(i*10), 1, testRecords())...)
@@ -209,6 +214,7 @@ func compressed(t testing.TB, c Compression, recs []kmsg.Record) []byte {
 }
 
 func TestRecordsCompressed(t *testing.T) {
+	t.Parallel()
 	for _, c := range []Compression{CompressionGzip, CompressionSnappy, CompressionSnappy + 8, CompressionLZ4, CompressionZstd} {
 		t.Run(c.String(), func(t *testing.T) {
 			b := compressed(t, c, testRecords())
@@ -233,6 +239,7 @@ func TestRecordsCompressed(t *testing.T) {
 }
 
 func TestRecordsMalformed(t *testing.T) {
+	t.Parallel()
 	b := Build(0, 1, testRecords())
 	// Claim a longer first record than there is.
 	b[HeaderSize] = 0x7e

@@ -38,13 +38,43 @@ type AppendResult struct {
 // nothing, if any batch is invalid; errors wrap the kerr code to return.
 // With FlushAlways it returns after an fsync covering the data.
 func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendFrom(records, leaderEpoch, originClient, nil)
+}
+
+// AppendTransactional is Append for a producer's transactional batches after
+// KIP-890's verification: guard is what TxnGuard returned before the
+// partition was verified with the transaction coordinator. A batch that would
+// start a transaction after a marker ended the verified one is refused with
+// kerr.InvalidTxnState, so a late batch cannot open a transaction the
+// coordinator does not know (a hanging transaction).
+func (l *Log) AppendTransactional(records []byte, leaderEpoch int32, guard uint64) (AppendResult, error) {
+	return l.appendFrom(records, leaderEpoch, originClient, &guard)
+}
+
+// AppendAsCoordinator is Append for batches a coordinator on this broker
+// writes, Kafka's AppendOrigin.COORDINATOR: the group coordinator's
+// transactional offset commits carry the producer's id and epoch but no
+// sequence, so only the producer epoch is checked.
+func (l *Log) AppendAsCoordinator(records []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendFrom(records, leaderEpoch, originCoordinator, nil)
+}
+
+// appendOrigin is who wrote a batch the leader appends.
+type appendOrigin int8
+
+const (
+	originClient appendOrigin = iota
+	originCoordinator
+)
+
+func (l *Log) appendFrom(records []byte, leaderEpoch int32, origin appendOrigin, guard *uint64) (AppendResult, error) {
 	headers, err := validateBatches(records, l.maxMessage.Load())
 	if err != nil {
 		return AppendResult{}, err
 	}
 
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, leaderEpoch, false)
+	res, err := l.appendLocked(records, headers, leaderEpoch, false, nil, origin, guard)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || res.Duplicate || flush != FlushAlways {
@@ -56,14 +86,45 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 	return res, nil
 }
 
+// AppendMarker writes the control batch that ends producer m.ProducerID's
+// transaction, as the partition leader does for the transaction coordinator
+// (WriteTxnMarkers): a commit makes the transaction's data visible to
+// read_committed consumers, an abort adds it to the aborted transaction
+// index. It returns an error wrapping kerr.InvalidProducerEpoch for a
+// marker from an older producer epoch, and kerr.TransactionCoordinatorFenced
+// for one from an older coordinator epoch than the producer's last marker;
+// neither changes anything. With FlushAlways it returns after an fsync.
+func (l *Log) AppendMarker(m record.Marker, leaderEpoch int32) (AppendResult, error) {
+	records := record.BuildMarker(0, l.now().UnixMilli(), m)
+	h, err := record.ParseHeader(records)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	l.mu.Lock()
+	res, err := l.appendLocked(records, []record.Header{h}, leaderEpoch, false, &m, originCoordinator, nil)
+	flush := l.cfg.Flush
+	l.mu.Unlock()
+	if err != nil || flush != FlushAlways {
+		return res, err
+	}
+	if err := l.sync.waitFor(context.Background(), l, res.LastOffset+1, false); err != nil {
+		return AppendResult{}, fmt.Errorf("storage: fsync after append: %w", err)
+	}
+	return res, nil
+}
+
 // validateBatches checks every batch before any lock is taken; CRCs are the
-// expensive part of an append.
+// expensive part of an append. Control batches are written only by the
+// broker (AppendMarker), never accepted from a producer, as in Kafka.
 func validateBatches(records []byte, maxBytes int32) ([]record.Header, error) {
 	var headers []record.Header
 	for b := records; len(b) > 0; {
 		h, err := record.ValidateProduced(b)
 		if err != nil {
 			return nil, err
+		}
+		if h.IsControl() {
+			return nil, fmt.Errorf("storage: producers cannot write control batches: %w", kerr.InvalidRecord)
 		}
 		if h.Size() > int(maxBytes) {
 			return nil, fmt.Errorf("storage: batch of %d bytes exceeds max.message.bytes %d: %w",
@@ -100,7 +161,7 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("storage: append without batches: %w", kerr.CorruptMessage)
 	}
 	l.mu.Lock()
-	res, err := l.appendLocked(records, headers, -1, true)
+	res, err := l.appendLocked(records, headers, -1, true, nil, originClient, nil)
 	flush := l.cfg.Flush
 	l.mu.Unlock()
 	if err != nil || flush != FlushAlways {
@@ -113,8 +174,10 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 }
 
 // appendLocked does the append under mu. Replicated batches keep the
-// offsets, epochs and timestamps they carry.
-func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool) (AppendResult, error) {
+// offsets, epochs and timestamps they carry. marker is set for a marker
+// the leader writes (AppendMarker), whose one batch is records; guard for a
+// verified transactional append (AppendTransactional).
+func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch int32, replicated bool, marker *record.Marker, origin appendOrigin, guard *uint64) (AppendResult, error) {
 	if err := l.checkOpen(); err != nil {
 		return AppendResult{}, err
 	}
@@ -135,15 +198,23 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 	off := l.leo.Load()
 	if replicated {
 		logAppendTime = -1
+		b := records
 		for _, h := range headers {
 			if h.BaseOffset != off {
 				return AppendResult{}, fmt.Errorf("storage: replicated batch at offset %d, log end offset %d: %w",
 					h.BaseOffset, off, kerr.OffsetOutOfRange)
 			}
 			if h.HasProducerID() {
-				txn.update(h)
+				var m *record.Marker
+				if h.IsControl() {
+					if pm, err := record.ParseMarker(b[:h.Size()]); err == nil {
+						m = &pm
+					}
+				}
+				txn.update(h, m)
 			}
 			off = h.NextOffset()
+			b = b[h.Size():]
 		}
 	}
 	for i := range headers {
@@ -159,9 +230,30 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 			h.Attributes |= attrLogAppendTime
 			h.MaxTimestamp = logAppendTime
 		}
+		if marker != nil {
+			if err := txn.checkMarker(*marker); err != nil {
+				return AppendResult{}, err
+			}
+			txn.update(*h, marker)
+			off = h.NextOffset()
+			continue
+		}
+		if origin == originCoordinator {
+			if err := txn.checkEpoch(*h); err != nil {
+				return AppendResult{}, err
+			}
+			txn.update(*h, nil)
+			off = h.NextOffset()
+			continue
+		}
 		dup, err := txn.check(*h)
 		if err != nil {
 			return AppendResult{}, err
+		}
+		if guard != nil && dup == nil {
+			if err := txn.checkGuard(*h, *guard); err != nil {
+				return AppendResult{}, err
+			}
 		}
 		if dup != nil {
 			if len(headers) > 1 {
@@ -173,7 +265,7 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 				LogAppendTime: -1, LogStartOffset: l.LogStartOffset(), Duplicate: true,
 			}, nil
 		}
-		txn.update(*h)
+		txn.update(*h, nil)
 		off = h.NextOffset()
 	}
 	for b, i := records, 0; i < len(headers) && !replicated; i++ {
@@ -218,10 +310,14 @@ func (l *Log) appendLocked(records []byte, headers []record.Header, leaderEpoch 
 	} else {
 		epochChanged = l.epochs.assign(leaderEpoch, first)
 	}
+	s.aborted = append(s.aborted, txn.aborted...)
 	l.leo.Store(last + 1)
 	logStart := l.logStart
 	l.segMu.Unlock()
 	txn.commit()
+	if txn.txn {
+		l.firstUnstable.Store(l.producers.firstUnstable())
+	}
 	if epochChanged {
 		if err := l.epochs.write(); err != nil {
 			l.logger.Warn("writing leader epoch checkpoint", "err", err)
@@ -259,6 +355,11 @@ func (l *Log) roll(cfg Config) error {
 	}
 	if err := old.writeIndexes(cfg.Flush == FlushAlways); err != nil {
 		l.logger.Warn("writing indexes of rolled segment", "segment", old.base, "err", err)
+	}
+	// Before the snapshot at the new base: recovery replays from the
+	// snapshot, so the sealed segment's aborted index must exist by then.
+	if err := old.writeTxnIndex(true); err != nil {
+		l.logger.Warn("writing aborted transaction index of rolled segment", "segment", old.base, "err", err)
 	}
 	l.segMu.Lock()
 	l.segs = append(l.segs, s)

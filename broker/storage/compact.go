@@ -26,19 +26,37 @@ import (
 // Compaction runs under maintMu only: sealed segments change only under
 // maintMu, so appends and reads continue while it reads and writes; mu and
 // segMu are taken just to swap a cleaned segment in.
+//
+// Transactions are cleaned as Kafka's cleaner does: only segments below the
+// first unstable offset are cleaned (an open transaction's records may still
+// abort); records of aborted transactions (from the aborted transaction
+// indexes) are removed and never count as a key's latest value; a transaction
+// marker stays while any record of its transaction is kept, and once none is,
+// until delete.retention.ms after the marker was written, so a read_committed
+// consumer that read the records also sees how the transaction ended.
 func (l *Log) compact(cfg Config, nowMs int64) error {
 	l.mu.Lock()
 	if err := l.checkOpen(); err != nil {
 		l.mu.Unlock()
 		return err
 	}
+	unstable := l.firstUnstable.Load()
 	l.segMu.RLock()
 	var segs []*segment
 	for _, s := range l.segs[:len(l.segs)-1] {
 		if cfg.MinCompactionLagMs > 0 && s.maxTs > nowMs-cfg.MinCompactionLagMs {
 			break
 		}
+		if unstable >= 0 && s.next > unstable {
+			break
+		}
 		segs = append(segs, s)
+	}
+	aborted := make(map[int64][]AbortedTxn)
+	for _, s := range l.segs {
+		for _, a := range s.aborted {
+			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
+		}
 	}
 	l.segMu.RUnlock()
 	l.mu.Unlock()
@@ -50,10 +68,21 @@ func (l *Log) compact(cfg Config, nowMs int64) error {
 		return nil // nothing new, and no retained tombstone has expired
 	}
 
+	isAborted := func(h record.Header) bool {
+		if !h.IsTransactional() || h.IsControl() {
+			return false
+		}
+		for _, a := range aborted[h.ProducerID] {
+			if a.FirstOffset <= h.BaseOffset && h.BaseOffset <= a.LastOffset {
+				return true
+			}
+		}
+		return false
+	}
 	latest := make(map[string]int64)
 	for _, s := range segs {
 		err := forEachBatch(s, func(h record.Header, b []byte) error {
-			if h.IsControl() {
+			if h.IsControl() || isAborted(h) {
 				return nil
 			}
 			recs, err := record.Records(b)
@@ -72,7 +101,8 @@ func (l *Log) compact(cfg Config, nowMs int64) error {
 		}
 	}
 
-	c := cleaner{cfg: cfg, nowMs: nowMs, latest: latest, expiry: math.MaxInt64}
+	c := cleaner{cfg: cfg, nowMs: nowMs, latest: latest, expiry: math.MaxInt64,
+		isAborted: isAborted, txnKept: make(map[int64]bool)}
 	for _, s := range segs {
 		if err := l.cleanSegment(&c, s); err != nil {
 			return err
@@ -88,7 +118,12 @@ type cleaner struct {
 	cfg    Config
 	nowMs  int64
 	latest map[string]int64
-	expiry int64 // earliest time a kept tombstone may go
+	expiry int64 // earliest time a kept tombstone or marker may go
+
+	isAborted func(record.Header) bool
+	// txnKept records, per producer, whether its transaction since its last
+	// marker kept any record; batches are cleaned in offset order.
+	txnKept map[int64]bool
 }
 
 // keep reports whether the record at off with timestamp ts survives.
@@ -109,8 +144,29 @@ func (c *cleaner) keep(r *kmsg.Record, off, ts int64) bool {
 // batch itself if all survive, or nil if none do.
 func (c *cleaner) clean(h record.Header, b []byte) ([]byte, error) {
 	if h.IsControl() {
+		kept := c.txnKept[h.ProducerID]
+		delete(c.txnKept, h.ProducerID)
+		if kept || !h.HasProducerID() {
+			return b, nil
+		}
+		if c.nowMs-h.MaxTimestamp > c.cfg.DeleteRetentionMs {
+			return nil, nil
+		}
+		c.expiry = min(c.expiry, h.MaxTimestamp+c.cfg.DeleteRetentionMs+1)
 		return b, nil
 	}
+	if c.isAborted(h) {
+		return nil, nil
+	}
+	out, err := c.cleanRecords(h, b)
+	if err == nil && out != nil && h.IsTransactional() {
+		c.txnKept[h.ProducerID] = true
+	}
+	return out, err
+}
+
+// cleanRecords is clean for a data batch.
+func (c *cleaner) cleanRecords(h record.Header, b []byte) ([]byte, error) {
 	recs, err := record.Records(b)
 	if err != nil {
 		return nil, err
@@ -188,6 +244,7 @@ func (l *Log) cleanSegment(c *cleaner, s *segment) (err error) {
 	}
 	ns.next = max(ns.next, s.next) // keep the offset range even if the tail went
 	ns.rollTs = s.rollTs
+	ns.aborted = s.aborted
 	ns.finish()
 
 	l.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // crashChildEnv names the directory a re-executed test binary produces into
@@ -40,7 +42,7 @@ func TestKillDuringProduce(t *testing.T) {
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
 		require.NoError(t, cmd.Start())
 		want := int64(round+1) * 200 << 10
-		waitFor(t, 20*time.Second, func() bool { return logBytes(dir) > want })
+		testutil.WaitFor(t, 20*time.Second, `logBytes(dir) > want`, func() bool { return logBytes(dir) > want })
 		require.NoError(t, cmd.Process.Kill())
 		_ = cmd.Wait()
 

@@ -6,6 +6,7 @@
 // A Log directory holds, like Kafka's:
 //
 //	NNNN.log / .index / .timeindex   segments named by their base offset
+//	NNNN.txnindex                    aborted transactions whose marker is in the segment
 //	NNNN.snapshot                    producer state as of offset NNNN
 //	leader-epoch-checkpoint          start offset of each leader epoch
 //	log-start-offset                 the log start offset set by DeleteRecords
@@ -76,9 +77,12 @@ type Log struct {
 	logStart int64
 	epochs   *epochCache
 
-	leo        atomic.Int64 // log end offset, published after each append
-	interval   atomic.Int32 // index.interval.bytes, for readers
-	maxMessage atomic.Int32 // max.message.bytes, checked before taking mu
+	leo atomic.Int64 // log end offset, published after each append
+	// firstUnstable is the first offset of the oldest open transaction, -1
+	// when none is open; published after each append.
+	firstUnstable atomic.Int64
+	interval      atomic.Int32 // index.interval.bytes, for readers
+	maxMessage    atomic.Int32 // max.message.bytes, checked before taking mu
 
 	sync    groupSync
 	bg      sync.WaitGroup // background fsyncs of rolled segments
@@ -148,6 +152,7 @@ func (l *Log) recover() error {
 		if err != nil {
 			return err
 		}
+		s.loadTxnIndex()
 		l.segs = append(l.segs, s)
 		last := i == len(bases)-1
 		if !last && s.loadIndexes(interval) {
@@ -198,14 +203,20 @@ func (l *Log) recover() error {
 	if err := l.replayProducers(ps, from); err != nil {
 		return err
 	}
-	l.producers = ps
+	l.setProducers(ps)
 	l.logger.Debug("opened log", "segments", len(l.segs), "log_start_offset", l.logStart, "log_end_offset", leo)
 	return nil
 }
 
 // replayProducers applies every batch at or after offset from to ps by
-// walking batch headers.
+// walking batch headers (reading control batches whole for their marker),
+// and rebuilds the aborted transaction index from there: entries whose
+// marker is at or after from are dropped and found again. The caller holds
+// mu and segMu, or is Open.
 func (l *Log) replayProducers(ps *producerState, from int64) error {
+	for _, s := range l.segs {
+		s.aborted = slices.DeleteFunc(s.aborted, func(a AbortedTxn) bool { return a.LastOffset >= from })
+	}
 	for _, s := range l.segs {
 		if s.next <= from {
 			continue
@@ -217,12 +228,67 @@ func (l *Log) replayProducers(ps *producerState, from int64) error {
 				return fmt.Errorf("storage: replay producer state: %w", err)
 			}
 			if h.LastOffset() >= from {
-				ps.observe(h)
+				var marker *record.Marker
+				if h.IsControl() && h.HasProducerID() {
+					marker = s.readMarker(pos, h)
+				}
+				s.aborted = append(s.aborted, ps.observe(h, marker)...)
 			}
 			pos += int64(h.Size())
 		}
 	}
 	return nil
+}
+
+// readMarker decodes the transaction marker of the control batch at pos,
+// or returns nil if it holds none (Kafka ignores unknown control records).
+func (s *segment) readMarker(pos int64, h record.Header) *record.Marker {
+	b := make([]byte, h.Size())
+	if _, err := s.f.ReadAt(b, pos); err != nil {
+		return nil
+	}
+	m, err := record.ParseMarker(b)
+	if err != nil {
+		return nil
+	}
+	return &m
+}
+
+// setProducers installs recovered producer state; the caller holds mu or
+// is Open.
+func (l *Log) setProducers(ps *producerState) {
+	l.producers = ps
+	l.firstUnstable.Store(ps.firstUnstable())
+}
+
+// FirstUnstableOffset returns the first offset of the oldest transaction
+// still open on this log, or -1 when none is. The last stable offset is the
+// smaller of it and the high watermark.
+func (l *Log) FirstUnstableOffset() int64 { return l.firstUnstable.Load() }
+
+// AbortedTxns answers a read_committed fetch of [from, upTo): the aborted
+// transactions with data in that range, from the aborted transaction
+// indexes of the segment holding from and the later ones, stopping, as
+// Kafka does, at the first entry whose last stable offset reaches upTo
+// (every transaction that began before upTo has ended by then).
+func (l *Log) AbortedTxns(from, upTo int64) []AbortedTxn {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	var out []AbortedTxn
+	if len(l.segs) == 0 {
+		return nil
+	}
+	for _, s := range l.segs[l.segmentFor(from):] {
+		for _, a := range s.aborted {
+			if a.LastOffset >= from && a.FirstOffset < upTo {
+				out = append(out, a)
+			}
+			if a.LastStableOffset >= upTo {
+				return out
+			}
+		}
+	}
+	return out
 }
 
 func readLogStart(dir string) int64 {
@@ -557,6 +623,7 @@ func (l *Log) close() error {
 	active := l.active()
 	active.finish()
 	errs = append(errs, active.writeIndexes(true))
+	errs = append(errs, active.writeTxnIndex(true))
 	errs = append(errs, l.producers.writeSnapshot(l.dir, l.leo.Load()))
 	for _, s := range l.segs {
 		errs = append(errs, s.f.Close())

@@ -257,6 +257,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := l.replayProducers(ps, from); err != nil {
 		return err
 	}
-	l.producers = ps
+	l.setProducers(ps)
+	if err := s.writeTxnIndex(false); err != nil {
+		return err
+	}
 	return l.epochs.write()
 }

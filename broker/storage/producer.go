@@ -38,6 +38,20 @@ type producerEntry struct {
 	epoch   int16
 	batches []producerBatch // oldest first, at most producerBatchesKept
 	lastTs  int64           // max timestamp of the last batch
+	// coordEpoch is the coordinator epoch of the last transaction marker,
+	// -1 before any: a marker from an older coordinator is fenced.
+	coordEpoch int32
+	// txnFirst is the first offset of the producer's ongoing transaction
+	// on this partition, -1 when none is open.
+	txnFirst int64
+	// markers counts the transaction markers written for the producer
+	// since the log was opened: KIP-890's verification guard. Not in
+	// snapshots; a guard never outlives the process that took it.
+	markers uint64
+}
+
+func newProducerEntry(epoch int16) *producerEntry {
+	return &producerEntry{epoch: epoch, coordEpoch: -1, txnFirst: -1}
 }
 
 func (e *producerEntry) clone() *producerEntry {
@@ -57,14 +71,43 @@ func (e *producerEntry) add(h record.Header) {
 	e.lastTs = h.MaxTimestamp
 }
 
-// producerState tracks idempotent producers of one partition, Kafka's
-// ProducerStateManager. It is guarded by Log.mu.
+// producerState tracks idempotent and transactional producers of one
+// partition, Kafka's ProducerStateManager. It is guarded by Log.mu.
 type producerState struct {
 	producers map[int64]*producerEntry
+	// ongoing maps the producers with an open transaction to its first
+	// offset; the smallest is the first unstable offset, which bounds the
+	// last stable offset.
+	ongoing map[int64]int64
 }
 
 func newProducerState() *producerState {
-	return &producerState{producers: make(map[int64]*producerEntry)}
+	return &producerState{producers: make(map[int64]*producerEntry), ongoing: make(map[int64]int64)}
+}
+
+// firstUnstable returns the first offset of the oldest open transaction,
+// or -1 when none is open.
+func (ps *producerState) firstUnstable() int64 {
+	first := int64(-1)
+	for _, off := range ps.ongoing {
+		if first < 0 || off < first {
+			first = off
+		}
+	}
+	return first
+}
+
+// AbortedTxn is one entry of a segment's aborted transaction index, Kafka's
+// AbortedTxn: the producer, the offsets of the transaction's first batch
+// and of its abort marker, and the last stable offset once it was aborted
+// (the first offset of the oldest transaction still open then, else the
+// marker's offset + 1). A read_committed consumer drops the producer's
+// transactional batches from FirstOffset until the marker.
+type AbortedTxn struct {
+	ProducerID       int64
+	FirstOffset      int64
+	LastOffset       int64
+	LastStableOffset int64
 }
 
 // producerTxn stages the effect of one Append on producer state, so that a
@@ -72,6 +115,12 @@ func newProducerState() *producerState {
 type producerTxn struct {
 	ps      *producerState
 	changed map[int64]*producerEntry
+	// txn is set once a transactional or control batch was staged: only
+	// then does commit update the open transactions.
+	txn bool
+	// aborted lists the transactions that abort markers of this append
+	// ended, in offset order.
+	aborted []AbortedTxn
 }
 
 func (ps *producerState) begin() *producerTxn {
@@ -92,6 +141,10 @@ func (t *producerTxn) check(h record.Header) (*producerBatch, error) {
 		return nil, nil
 	}
 	e := t.get(h.ProducerID)
+	if e != nil && e.txnFirst >= 0 && !h.IsTransactional() && h.ProducerEpoch == e.epoch {
+		return nil, fmt.Errorf("storage: producer %d wrote a non-transactional batch inside its open transaction: %w",
+			h.ProducerID, kerr.InvalidTxnState)
+	}
 	switch {
 	case e == nil:
 		if h.BaseSequence != 0 {
@@ -122,8 +175,61 @@ func (t *producerTxn) check(h record.Header) (*producerBatch, error) {
 	return nil, nil
 }
 
-// update records a batch that now has its offsets.
-func (t *producerTxn) update(h record.Header) {
+// checkGuard refuses a transactional batch that would start a transaction
+// when a marker was written for its producer since guard was taken.
+func (t *producerTxn) checkGuard(h record.Header, guard uint64) error {
+	if !h.IsTransactional() {
+		return nil
+	}
+	e := t.get(h.ProducerID)
+	var markers uint64
+	if e != nil {
+		if e.txnFirst >= 0 && e.epoch == h.ProducerEpoch {
+			return nil
+		}
+		markers = e.markers
+	}
+	if markers != guard {
+		return fmt.Errorf("storage: producer %d's transaction ended while the partition was verified: %w",
+			h.ProducerID, kerr.InvalidTxnState)
+	}
+	return nil
+}
+
+// checkEpoch refuses a coordinator-written batch from an older producer
+// epoch; coordinators write no sequences.
+func (t *producerTxn) checkEpoch(h record.Header) error {
+	if e := t.get(h.ProducerID); h.HasProducerID() && e != nil && h.ProducerEpoch < e.epoch {
+		return fmt.Errorf("storage: producer %d epoch %d is older than %d: %w",
+			h.ProducerID, h.ProducerEpoch, e.epoch, kerr.InvalidProducerEpoch)
+	}
+	return nil
+}
+
+// checkMarker validates a transaction marker the leader is about to write
+// for the coordinator (WriteTxnMarkers): it must not come from an older
+// producer epoch (INVALID_PRODUCER_EPOCH) or an older coordinator epoch than
+// the producer's last marker (TRANSACTION_COORDINATOR_FENCED).
+func (t *producerTxn) checkMarker(m record.Marker) error {
+	e := t.get(m.ProducerID)
+	if e == nil {
+		return nil
+	}
+	if m.ProducerEpoch < e.epoch {
+		return fmt.Errorf("storage: marker for producer %d epoch %d, producer is at epoch %d: %w",
+			m.ProducerID, m.ProducerEpoch, e.epoch, kerr.InvalidProducerEpoch)
+	}
+	if m.CoordinatorEpoch < e.coordEpoch {
+		return fmt.Errorf("storage: marker for producer %d from coordinator epoch %d, last marker had %d: %w",
+			m.ProducerID, m.CoordinatorEpoch, e.coordEpoch, kerr.TransactionCoordinatorFenced)
+	}
+	return nil
+}
+
+// update records a batch that now has its offsets. marker is the decoded
+// end transaction marker of a control batch (nil for data batches, and for
+// control batches that do not hold one, which change nothing but the epoch).
+func (t *producerTxn) update(h record.Header, marker *record.Marker) {
 	if !h.HasProducerID() {
 		return
 	}
@@ -135,7 +241,7 @@ func (t *producerTxn) update(h record.Header) {
 		if old := t.ps.producers[h.ProducerID]; old != nil {
 			e = old.clone()
 		} else {
-			e = &producerEntry{epoch: h.ProducerEpoch}
+			e = newProducerEntry(h.ProducerEpoch)
 		}
 		t.changed[h.ProducerID] = e
 	}
@@ -143,27 +249,140 @@ func (t *producerTxn) update(h record.Header) {
 		e.epoch, e.batches = h.ProducerEpoch, e.batches[:0]
 	}
 	if h.IsControl() {
+		if marker == nil {
+			return
+		}
+		t.txn = true
+		e.markers++
+		e.coordEpoch = marker.CoordinatorEpoch
+		if e.txnFirst >= 0 && !marker.Commit {
+			// The last stable offset once this transaction is gone:
+			// the oldest other open one, else just past the marker.
+			lso := h.BaseOffset + 1
+			if first := t.firstUnstableExcept(h.ProducerID); first >= 0 {
+				lso = min(lso, first)
+			}
+			t.aborted = append(t.aborted, AbortedTxn{
+				ProducerID: h.ProducerID, FirstOffset: e.txnFirst,
+				LastOffset: h.BaseOffset, LastStableOffset: lso,
+			})
+		}
+		e.txnFirst = -1
+		e.lastTs = h.MaxTimestamp
 		return
+	}
+	if h.IsTransactional() {
+		t.txn = true
+		if e.txnFirst < 0 {
+			e.txnFirst = h.BaseOffset
+		}
 	}
 	e.add(h)
 }
 
-func (t *producerTxn) commit() {
-	maps.Copy(t.ps.producers, t.changed)
+// firstUnstableExcept is the first offset of the oldest open transaction,
+// as staged, other than pid's; -1 if none.
+func (t *producerTxn) firstUnstableExcept(pid int64) int64 {
+	first := int64(-1)
+	consider := func(id, off int64) {
+		if id != pid && off >= 0 && (first < 0 || off < first) {
+			first = off
+		}
+	}
+	for id, off := range t.ps.ongoing {
+		if _, staged := t.changed[id]; !staged {
+			consider(id, off)
+		}
+	}
+	for id, e := range t.changed {
+		consider(id, e.txnFirst)
+	}
+	return first
 }
 
-// observe applies a batch read back from the log (recovery) to the state.
-func (ps *producerState) observe(h record.Header) {
+func (t *producerTxn) commit() {
+	maps.Copy(t.ps.producers, t.changed)
+	if !t.txn {
+		return
+	}
+	for id, e := range t.changed {
+		if e.txnFirst >= 0 {
+			t.ps.ongoing[id] = e.txnFirst
+		} else {
+			delete(t.ps.ongoing, id)
+		}
+	}
+}
+
+// observe applies a batch read back from the log (recovery, truncation) to
+// the state and returns the transactions it aborted.
+func (ps *producerState) observe(h record.Header, marker *record.Marker) []AbortedTxn {
 	t := ps.begin()
-	t.update(h)
+	t.update(h, marker)
 	t.commit()
+	return t.aborted
+}
+
+// ProducerInfo describes one producer of a partition, as DescribeProducers
+// reports it.
+type ProducerInfo struct {
+	ProducerID       int64
+	ProducerEpoch    int16
+	LastSequence     int32 // -1 when no batch of the current epoch is kept
+	LastTimestamp    int64
+	CoordinatorEpoch int32 // -1 before the first marker
+	// CurrentTxnStartOffset is the first offset of the producer's open
+	// transaction, -1 when none is open.
+	CurrentTxnStartOffset int64
+}
+
+// Producers lists the producers the log tracks, by producer ID.
+func (l *Log) Producers() []ProducerInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.producers == nil {
+		return nil
+	}
+	out := make([]ProducerInfo, 0, len(l.producers.producers))
+	for _, id := range slices.Sorted(maps.Keys(l.producers.producers)) {
+		e := l.producers.producers[id]
+		last := int32(-1)
+		if n := len(e.batches); n > 0 {
+			last = e.batches[n-1].lastSeq
+		}
+		out = append(out, ProducerInfo{
+			ProducerID: id, ProducerEpoch: e.epoch, LastSequence: last, LastTimestamp: e.lastTs,
+			CoordinatorEpoch: e.coordEpoch, CurrentTxnStartOffset: e.txnFirst,
+		})
+	}
+	return out
+}
+
+// TxnGuard answers KIP-890's question before a transactional batch of
+// producer pid at epoch: whether the producer has a transaction open on this
+// partition at that epoch (then no verification with the coordinator is
+// needed), and a guard to pass to AppendTransactional, which refuses to start
+// a transaction if a marker was written for the producer after the guard was
+// taken (the verified transaction ended meanwhile).
+func (l *Log) TxnGuard(pid int64, epoch int16) (open bool, guard uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.producers == nil {
+		return false, 0
+	}
+	e := l.producers.producers[pid]
+	if e == nil {
+		return false, 0
+	}
+	return e.txnFirst >= 0 && e.epoch == epoch, e.markers
 }
 
 // Snapshot file layout, all big endian: version uint16, count uint32, then
-// per producer: id int64, epoch int16, lastTs int64, n uint8, n times
-// (firstSeq, lastSeq int32, firstOffset, lastOffset int64); then a CRC32C of
-// everything before it.
-const snapshotVersion = 1
+// per producer: id int64, epoch int16, lastTs int64, (version 2:)
+// coordEpoch int32, txnFirst int64, n uint8, n times (firstSeq, lastSeq
+// int32, firstOffset, lastOffset int64); then a CRC32C of everything before
+// it. Version 1 snapshots (without transaction state) are still read.
+const snapshotVersion = 2
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -175,6 +394,8 @@ func (ps *producerState) encode() []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(id))
 		b = binary.BigEndian.AppendUint16(b, uint16(e.epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.lastTs))
+		b = binary.BigEndian.AppendUint32(b, uint32(e.coordEpoch))
+		b = binary.BigEndian.AppendUint64(b, uint64(e.txnFirst))
 		b = append(b, byte(len(e.batches)))
 		for _, pb := range e.batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(pb.firstSeq))
@@ -193,20 +414,33 @@ func decodeProducerState(b []byte) (*producerState, error) {
 		return nil, errBadSnapshot
 	}
 	b = b[:len(b)-4]
-	if binary.BigEndian.Uint16(b) != snapshotVersion {
+	version := binary.BigEndian.Uint16(b)
+	if version != 1 && version != snapshotVersion {
 		return nil, errBadSnapshot
+	}
+	fixed := 19
+	if version >= 2 {
+		fixed = 31
 	}
 	n := binary.BigEndian.Uint32(b[2:])
 	b = b[6:]
 	ps := newProducerState()
 	for range n {
-		if len(b) < 19 {
+		if len(b) < fixed {
 			return nil, errBadSnapshot
 		}
 		id := int64(binary.BigEndian.Uint64(b))
-		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(b[8:])), lastTs: int64(binary.BigEndian.Uint64(b[10:]))}
-		nb := int(b[18])
-		b = b[19:]
+		e := newProducerEntry(int16(binary.BigEndian.Uint16(b[8:])))
+		e.lastTs = int64(binary.BigEndian.Uint64(b[10:]))
+		if version >= 2 {
+			e.coordEpoch = int32(binary.BigEndian.Uint32(b[18:]))
+			e.txnFirst = int64(binary.BigEndian.Uint64(b[22:]))
+			if e.txnFirst >= 0 {
+				ps.ongoing[id] = e.txnFirst
+			}
+		}
+		nb := int(b[fixed-1])
+		b = b[fixed:]
 		if nb > producerBatchesKept || len(b) < nb*24 {
 			return nil, errBadSnapshot
 		}

@@ -23,6 +23,7 @@ const (
 	logSuffix       = ".log"
 	indexSuffix     = ".index"
 	timeIndexSuffix = ".timeindex"
+	txnIndexSuffix  = ".txnindex"
 	cleanedSuffix   = ".cleaned"
 	tmpSuffix       = ".tmp"
 )
@@ -58,6 +59,9 @@ type segment struct {
 	maxTs       int64 // largest batch max timestamp, -1 when none
 	maxTsOffset int64 // base offset of the batch holding maxTs
 	rollTs      int64 // wall-clock ms that segment.ms counts from, 0 before the first append
+	// aborted is the aborted transaction index: the transactions whose
+	// abort marker is in this segment, in marker order (.txnindex).
+	aborted []AbortedTxn
 
 	sinceIndex int64 // bytes appended since the last index entry; writer only
 }
@@ -85,6 +89,7 @@ func createSegment(dir string, base int64) (*segment, error) {
 	}
 	_ = os.Remove(p + indexSuffix)
 	_ = os.Remove(p + timeIndexSuffix)
+	_ = os.Remove(p + txnIndexSuffix)
 	return &segment{base: base, path: p, f: f, next: base, maxTs: -1, maxTsOffset: -1}, nil
 }
 
@@ -314,7 +319,7 @@ func (s *segment) finish() {
 func (s *segment) remove() error {
 	_ = s.f.Close()
 	var errs []error
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := os.Remove(s.path + suf); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -334,3 +339,60 @@ func (s *segment) lastModifiedMs() int64 {
 
 // attrLogAppendTime is the batch attribute bit for log append time.
 const attrLogAppendTime = 0x08
+
+// txnIndexEntrySize is the size of one .txnindex entry, as Kafka writes it:
+// version int16 (0), producer id, first offset, last offset and last stable
+// offset, int64 each, big endian.
+const txnIndexEntrySize = 34
+
+// loadTxnIndex reads the segment's aborted transaction index. A missing or
+// malformed file yields an empty index; recovery replays what it must.
+func (s *segment) loadTxnIndex() {
+	s.aborted = nil
+	b, err := os.ReadFile(s.path + txnIndexSuffix)
+	if err != nil || len(b)%txnIndexEntrySize != 0 {
+		return
+	}
+	var out []AbortedTxn
+	for ; len(b) > 0; b = b[txnIndexEntrySize:] {
+		a := AbortedTxn{
+			ProducerID:       int64(binary.BigEndian.Uint64(b[2:])),
+			FirstOffset:      int64(binary.BigEndian.Uint64(b[10:])),
+			LastOffset:       int64(binary.BigEndian.Uint64(b[18:])),
+			LastStableOffset: int64(binary.BigEndian.Uint64(b[26:])),
+		}
+		if binary.BigEndian.Uint16(b) != 0 || a.FirstOffset > a.LastOffset || a.LastOffset < s.base ||
+			(len(out) > 0 && a.LastOffset <= out[len(out)-1].LastOffset) {
+			return
+		}
+		out = append(out, a)
+	}
+	s.aborted = out
+}
+
+// writeTxnIndex persists the aborted transaction index, removing the file
+// when it is empty, and fsyncs it if sync is set.
+func (s *segment) writeTxnIndex(sync bool) error {
+	if len(s.aborted) == 0 {
+		if err := os.Remove(s.path + txnIndexSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("storage: %w", err)
+		}
+		return nil
+	}
+	b := make([]byte, 0, txnIndexEntrySize*len(s.aborted))
+	for _, a := range s.aborted {
+		b = binary.BigEndian.AppendUint16(b, 0)
+		b = binary.BigEndian.AppendUint64(b, uint64(a.ProducerID))
+		b = binary.BigEndian.AppendUint64(b, uint64(a.FirstOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(a.LastOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(a.LastStableOffset))
+	}
+	write := durable.WriteFileNoSync
+	if sync {
+		write = durable.WriteFile
+	}
+	if err := write(s.path+txnIndexSuffix, b, 0o644); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
+}

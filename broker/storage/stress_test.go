@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/record"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // TestConcurrentEverything runs appends, reads, timestamp lookups,
@@ -78,7 +79,7 @@ func TestConcurrentEverything(t *testing.T) {
 			l.EndOffsetForEpoch(1)
 		}
 	})
-	waitFor(t, 30*time.Second, func() bool { return l.LogEndOffset() > 1000 || t.Failed() })
+	testutil.WaitFor(t, 30*time.Second, `l.LogEndOffset() > 1000 || t.Failed()`, func() bool { return l.LogEndOffset() > 1000 || t.Failed() })
 	stop.Store(true)
 	wg.Wait()
 	require.Greater(t, l.NumSegments(), 1)

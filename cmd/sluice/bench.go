@@ -51,6 +51,7 @@ func runBench(ctx context.Context, args []string) error {
 	fetch := fs.Int("fetch-max-bytes", bench.DefaultFetchMaxBytes, "maximum fetch response size in bytes")
 	fs.StringVar(&cfg.Mode, "mode", bench.DefaultMode, "produce, consume or both")
 	fs.IntVar(&cfg.Runs, "runs", bench.DefaultRuns, "repetitions; the medians are printed last")
+	fs.Int64Var(&cfg.TransactionalRecords, "transactional-records", 0, "if set, each run produces idempotently and then transactionally with this many `records` per transaction, and prints the ratio (needs --acks all --mode produce)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

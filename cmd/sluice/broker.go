@@ -18,7 +18,9 @@ func runBroker(ctx context.Context, args []string) error {
 	configPath := fs.String("config", "", "optional broker YAML file (Kafka's names for Kafka settings)")
 	listen := fs.String("listen", "", "Kafka listener address host:port (default 127.0.0.1:9092)")
 	dataDir := fs.String("data-dir", "", "directory for partition logs and broker state, held exclusively (default sluice-data/broker-<node id>)")
-	nodeID := fs.Int("node-id", 0, "node id (default 1)")
+	nodeID := fs.Int("node-id", 0, "node id (default 1; a broker-only node without one, or -1, gets one from the controller and keeps it in --data-dir)")
+	roles := fs.String("process-roles", "", "Kafka's process.roles: broker,controller (default), broker (joins the quorum as an observer) or controller")
+	bootstrapServers := fs.String("controller-quorum-bootstrap-servers", "", "Kafka's controller.quorum.bootstrap.servers: controller (Raft) addresses host:port[,host:port] a node outside the voters joins through")
 	advertised := fs.String("advertised-listen", "", "address given to clients (default: the listen address)")
 	keystore := fs.String("ssl-keystore-location", "", "Kafka's ssl.keystore.location: PEM file with this broker's key and certificate chain")
 	listeners := fs.String("listeners", "", "Kafka's listeners: NAME://host:port[,...] (with listener.security.protocol.map in --config); replaces --listen")
@@ -49,6 +51,11 @@ func runBroker(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	// Before the other flags: a node id given on the command line wins over
+	// process.roles' default.
+	if flagSet(fs, "process-roles") {
+		cfg.SetProcessRoles(*roles)
+	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "listen":
@@ -69,6 +76,8 @@ func runBroker(ctx context.Context, args []string) error {
 			cfg.ControllerListen = *controllerListen
 		case "controller-quorum":
 			cfg.ControllerQuorumVoters = *quorum
+		case "controller-quorum-bootstrap-servers":
+			cfg.ControllerQuorumBootstrapServers = *bootstrapServers
 		case "flush":
 			cfg.Flush = *flush
 		case "metrics-listen":
@@ -82,7 +91,7 @@ func runBroker(ctx context.Context, args []string) error {
 		}
 	})
 	// The default log.dir follows the node id given on the command line.
-	if !flagSet(fs, "data-dir") && cfg.DataDir == broker.DefaultDataDir(1) {
+	if !flagSet(fs, "data-dir") && (cfg.DataDir == broker.DefaultDataDir(1) || cfg.DataDir == broker.DefaultDataDir(broker.AllocateNodeID)) {
 		cfg.DataDir = broker.DefaultDataDir(cfg.NodeID)
 	}
 	if err := cfg.Validate(); err != nil {

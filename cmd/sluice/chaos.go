@@ -12,7 +12,10 @@ import (
 
 // runChaos is `sluice chaos`: it starts a local cluster of `sluice broker` processes, kills brokers
 // while idempotent producers write, and checks that no acknowledged record was lost, duplicated or
-// reordered. It fails when any was, or when the run hit a problem.
+// reordered. With --mode txn an exactly-once pipeline copies the topic in transactions while the
+// kills also hit the transaction coordinators, and a read_committed checker verifies that every input
+// record is in the output once and nothing of an aborted transaction is visible. It fails when a
+// promise was broken, or when the run hit a problem.
 func runChaos(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	var cfg chaos.Config
@@ -37,6 +40,9 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.RejoinTimeout, "rejoin-timeout", 0, "longest wait for a restarted broker to rejoin every ISR (default 60s)")
 	fs.BoolVar(&cfg.RestartAll, "restart-all", true, "after the kills, kill and restart all brokers at once and check again")
 	fs.Int64Var(&cfg.Seed, "seed", 0, "random seed for victims and down times (default: the clock)")
+	fs.StringVar(&cfg.Mode, "mode", chaos.ModeIdempotent, "idempotent, or txn: add an exactly-once consume-transform-produce pipeline (GroupTransactSessions, read_committed) and aborted transactions, checked by a read_committed reader")
+	fs.IntVar(&cfg.Transformers, "transformers", 2, "GroupTransactSessions of the txn mode's pipeline, one transactional id each")
+	fs.DurationVar(&cfg.TransactionTimeout, "transaction-timeout", 0, "the pipeline's transaction.timeout.ms (default 1m)")
 	fs.IntVar(&cfg.Hogs, "hogs", 0, "CPU hogs (busy loops at the brokers' priority) running throughout, to measure failover on a busy machine")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,7 +69,7 @@ func runChaos(ctx context.Context, args []string) error {
 	}
 	rep.Write(os.Stdout)
 	if !rep.OK() {
-		return errors.New("acknowledged records were lost, duplicated or reordered, or the run hit a problem (see the report)")
+		return errors.New("acknowledged records were lost, duplicated or reordered, exactly-once was broken, or the run hit a problem (see the report)")
 	}
 	return nil
 }

@@ -34,6 +34,10 @@ var subcommands = map[string]func(context.Context, []string) error{
 	"tenants":  runTenants,
 	"plans":    runPlans,
 	"certs":    runCerts,
+
+	"transactions": runTransactions,
+	"cluster":      runCluster,
+	"partitions":   runPartitions,
 }
 
 // summaries are the one-line descriptions `sluice help` prints.
@@ -43,11 +47,15 @@ var summaries = map[string]string{
 	"broker":   "run a Kafka-compatible broker",
 	"certs":    "a private CA and broker and client certificates (PEM) for TLS and mTLS",
 	"chaos":    "kill and restart brokers under load and check nothing acknowledged is lost",
+	"cluster":  "the metadata quorum (describe-quorum, add-controller, remove-controller); drain and unregister a broker",
 	"exporter": "the metrics sidecar (kafka_exporter names, honest lag)",
 	"quotas":   "set and list client quotas per user and client id",
 	"users":    "create, delete and list SCRAM users",
 	"tenants":  "create, delete, list and show tenants; their plans and principals",
 	"plans":    "create and list the tenants' plans (bandwidth, disk, partitions, connections)",
+
+	"transactions": "list, describe and abort transactions, like kafka-transactions.sh",
+	"partitions":   "reassign partitions, list reassignments, elect leaders",
 }
 
 func main() {

@@ -1,5 +1,6 @@
 // Package testutil is the project's one test-support package: polling with a deadline instead of
-// sleeping, and the sluice binary that process tests run.
+// sleeping, loopback ports reserved for child processes, and the sluice binary that process tests
+// run.
 //
 // Process tests use the binary `make test` builds before running them (it exports SLUICE_BIN); run
 // alone with `go test`, a package builds cmd/sluice once per test binary. A build failure fails the
@@ -7,6 +8,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicemq/sluice/internal/loopback"
 )
 
 // pollInterval is how often WaitFor checks its condition.
@@ -27,26 +31,65 @@ func WaitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // WaitForErr is WaitFor for a condition that can say why it is not met yet: the last error is
-// part of the failure message.
+// part of the failure message. An error wrapped by Permanent ends the wait at once.
 func WaitForErr(tb testing.TB, d time.Duration, what string, cond func() (bool, error)) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
 	var last error
 	for {
+		start := time.Now()
 		ok, err := cond()
 		if ok {
 			return
+		}
+		var p permanent
+		if errors.As(err, &p) {
+			tb.Fatalf("%s: %v", what, p.err)
 		}
 		last = err
 		if time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(pollInterval)
+		// A slow condition (an HTTP query, a client request) is not polled faster than it runs.
+		time.Sleep(max(pollInterval, time.Since(start)))
 	}
 	if last != nil {
 		tb.Fatalf("timed out after %v waiting for %s: %v", d, what, last)
 	}
 	tb.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+// Permanent marks a condition's error that no amount of waiting fixes (a process died): WaitForErr
+// fails at once.
+func Permanent(err error) error { return permanent{err} }
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Ports reserves n loopback ports for the test (see package loopback: no other process or test is
+// given them) and releases them at cleanup. Use them for processes that must be told their port;
+// in-process servers should listen on 127.0.0.1:0 instead.
+func Ports(tb testing.TB, n int) []int {
+	tb.Helper()
+	p, err := loopback.Reserve(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Release)
+	return p.List()
+}
+
+// Addrs is Ports as 127.0.0.1:port addresses.
+func Addrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	p, err := loopback.Reserve(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Release)
+	return p.Addrs()
 }
 
 var (

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // The alerts a killed broker must raise: its own target down, and the partitions it followed
@@ -75,20 +77,20 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 	defer p.stop()
 	alive := func() error {
 		if err := s.alive(); err != nil {
-			return permanent{err}
+			return testutil.Permanent(err)
 		}
 		if err := p.alive(); err != nil {
-			return permanent{err}
+			return testutil.Permanent(err)
 		}
 		return nil
 	}
-	waitFor(t, 90*time.Second, "every target up and every rule group evaluated", func() (bool, error) {
+	testutil.WaitForErr(t, 90*time.Second, "every target up and every rule group evaluated", func() (bool, error) {
 		if err := alive(); err != nil {
 			return false, err
 		}
 		return p.ready(ctx)
 	})
-	waitFor(t, 60*time.Second, "no drill alert firing before the fault", func() (bool, error) {
+	testutil.WaitForErr(t, 60*time.Second, "no drill alert firing before the fault", func() (bool, error) {
 		f, err := p.firing(ctx)
 		if err != nil {
 			return false, err
@@ -107,7 +109,7 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 	l, err := startLoad(seeds, topic)
 	require.NoError(t, err)
 	defer l.close()
-	waitFor(t, 30*time.Second, "acknowledgements on every partition", func() (bool, error) {
+	testutil.WaitForErr(t, 30*time.Second, "acknowledgements on every partition", func() (bool, error) {
 		return l.minAcked() >= 100, nil
 	})
 	ackedBefore, _ := l.counts()
@@ -132,7 +134,7 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 		}
 		return nil
 	}
-	waitFor(t, 4*time.Minute, fmt.Sprintf("incidents of %v with a snapshot", drillAlerts), func() (bool, error) {
+	testutil.WaitForErr(t, 4*time.Minute, fmt.Sprintf("incidents of %v with a snapshot", drillAlerts), func() (bool, error) {
 		if err := alive(); err != nil {
 			return false, err
 		}
@@ -185,7 +187,7 @@ func drill(t *testing.T, ctx context.Context, s *stack, topic string, victim int
 	restartAt := time.Now()
 	require.NoError(t, s.cluster.Restart(ctx, victim))
 	t.Logf("%s: broker %d restarted and ready %s after the restart", cluster, victim, time.Since(restartAt).Round(100*time.Millisecond))
-	waitFor(t, 4*time.Minute, "every incident of the fault resolved by its alarms", func() (bool, error) {
+	testutil.WaitForErr(t, 4*time.Minute, "every incident of the fault resolved by its alarms", func() (bool, error) {
 		if err := alive(); err != nil {
 			return false, err
 		}

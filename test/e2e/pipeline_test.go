@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // pipeline is what turns the brokers' metrics into notifications to the ticket service: real
@@ -119,7 +121,7 @@ func startPromPipeline(t *testing.T, s *stack, cluster, promBin, amBin string) *
 
 	d := s.configData(cluster)
 	d.RuleFiles = []string{rules}
-	d.AlertmanagerAddr = freeAddr(t)
+	d.AlertmanagerAddr = testutil.Addrs(t, 1)[0]
 	amCfg := alertmanagerConfig(t, dir, d)
 	promCfg := prometheusConfig(t, dir, d, s.promAddr)
 	for _, check := range [][]string{{"promtool", "check", "config", promCfg}, {"amtool", "check-config", amCfg}} {
@@ -245,7 +247,7 @@ func startSluicePipeline(t *testing.T, s *stack, cluster string) *sluicePipeline
 	t.Helper()
 	dir := t.TempDir()
 	d := s.configData(cluster)
-	d.Listen = freeAddr(t)
+	d.Listen = testutil.Addrs(t, 1)[0]
 	d.DataDir = filepath.Join(dir, "data")
 	cfg := render(t, dir, "alerting.yaml", d)
 	p := &sluicePipeline{url: "http://" + d.Listen}

@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -110,43 +108,6 @@ func tailFile(path string, lines int) string {
 	}
 	return strings.Join(ls, "\n")
 }
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitFor polls cond every 200ms until it holds, fails the test after d, and reports the last
-// error cond gave. A cond error wrapped in permanent ends the wait at once.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-			var p permanent
-			if errors.As(err, &p) {
-				t.Fatalf("%s: %v", what, err)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last error: %v", d, what, last)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// permanent marks an error that no amount of waiting fixes (a process died).
-type permanent struct{ error }
 
 // getJSON GETs url with an optional bearer token and decodes a 200 answer into v.
 func getJSON(ctx context.Context, url, token string, v any) error {

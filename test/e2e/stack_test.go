@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/chaos"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // stack is what both drill modes share: the brokers, the exporter and the ticket service.
@@ -58,7 +59,7 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	t.Cleanup(s.cluster.Close)
 
 	bootstrap := strings.Join(s.cluster.Bootstrap(), ",")
-	s.exporterAddr = freeAddr(t)
+	s.exporterAddr = testutil.Addrs(t, 1)[0]
 	s.exporter = s.start(t, "exporter", []string{sluiceBin, "exporter", "--bootstrap", bootstrap,
 		"--listen", s.exporterAddr, "--interval", "5s"})
 
@@ -72,8 +73,8 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 	for _, n := range s.cluster.Nodes() {
 		admins = append(admins, n.MetricsAddr)
 	}
-	s.promAddr = freeAddr(t)
-	ticketsAddr := freeAddr(t)
+	s.promAddr = testutil.Addrs(t, 1)[0]
+	ticketsAddr := testutil.Addrs(t, 1)[0]
 	s.ticketsURL = "http://" + ticketsAddr
 	s.tickets = s.start(t, "tickets", []string{sluiceBin, "tickets", "--listen", ticketsAddr, "--data-dir", ticketsDir,
 		"--admin-url", strings.Join(admins, ","), "--bootstrap", bootstrap,
@@ -81,9 +82,9 @@ func startStack(t *testing.T, ctx context.Context) *stack {
 		"--broker-logs", filepath.Join(s.dir, "brokers", "node-*.log")},
 		"SLUICE_ADMIN_PASSWORD="+randomHex(12))
 
-	waitFor(t, 30*time.Second, "exporter and ticket service ready", func() (bool, error) {
+	testutil.WaitForErr(t, 30*time.Second, "exporter and ticket service ready", func() (bool, error) {
 		if err := s.alive(); err != nil {
-			return false, permanent{err}
+			return false, testutil.Permanent(err)
 		}
 		if ok, err := httpOK("http://" + s.exporterAddr + "/readyz"); !ok {
 			return false, err

@@ -3,11 +3,11 @@ package notify
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/sluicemq/sluice/alerting/notify/email"
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -148,21 +148,15 @@ func (e *EmailConfig) emailConfig(password string) email.Config {
 		InsecureSkipVerify: e.InsecureSkipVerify, Username: e.Username, Password: password, SendResolved: true}
 }
 
-// secret reads a value from a file (trimmed) or an environment variable.
-func secret(what, file, env string) (string, error) {
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", what, err)
+// ResolvePaths makes the section's relative file paths relative to dir, the directory of the
+// configuration file they were read from.
+func (c *Config) ResolvePaths(dir string) {
+	if s := c.Slack; s != nil {
+		for _, p := range []*string{&s.TokenFile, &s.WebhookURLFile, &s.SigningSecretFile, &s.AlertingMessagesFile} {
+			*p = config.Path(dir, *p)
 		}
-		return strings.TrimSpace(string(b)), nil
-	case env != "":
-		v := os.Getenv(env)
-		if v == "" {
-			return "", fmt.Errorf("%s: environment variable %s is empty", what, env)
-		}
-		return v, nil
 	}
-	return "", nil
+	if e := c.Email; e != nil {
+		e.PasswordFile = config.Path(dir, e.PasswordFile)
+	}
 }

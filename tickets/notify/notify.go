@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/alertmanager/alert"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/sluicemq/sluice/alerting/notify/email"
 	"github.com/sluicemq/sluice/alerting/notify/slack"
+	"github.com/sluicemq/sluice/internal/config"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -43,6 +45,19 @@ type Event struct {
 	// URL is the incident's or ticket's page.
 	URL string
 	At  time.Time
+	// Tenant, for an incident of a tenant's alerts, is where the tenant
+	// wants them: the event goes there as well as to operations.
+	Tenant *TenantRoute
+}
+
+// TenantRoute is a tenant's own notification channel, set on the tenant:
+// a Slack channel (posted with the bot token; an incoming webhook is bound
+// to its one channel) and an email address (through the configured SMTP
+// server).
+type TenantRoute struct {
+	Tenant       string
+	SlackChannel string
+	Email        string
 }
 
 // Options are what New needs besides the configuration.
@@ -66,6 +81,10 @@ type Notifier struct {
 	channel  string
 	signing  string // the Slack app's signing secret; "" without buttons
 	email    *email.Notifier
+	emailPW  string // for the tenants' own addresses
+
+	tenantMu    sync.Mutex
+	tenantEmail map[string]*email.Notifier // by address
 
 	sent *prometheus.CounterVec
 }
@@ -95,18 +114,19 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		Help: "Delivery attempts of notifications of incident and ticket changes, by integration (slack, email) and result (ok, failed)."},
 		[]string{"integration", "result"})
 	if s := cfg.Slack; s != nil {
-		token, err := secret("slack token", s.TokenFile, s.TokenEnv)
+		token, err := config.Secret{FileKey: "slack: token_file", EnvKey: "slack: token_env", File: s.TokenFile, Env: s.TokenEnv}.Read("")
 		if err != nil {
 			return nil, err
 		}
-		hook, err := secret("slack webhook URL", s.WebhookURLFile, s.WebhookURLEnv)
+		hook, err := config.Secret{FileKey: "slack: webhook_url_file", EnvKey: "slack: webhook_url_env", File: s.WebhookURLFile, Env: s.WebhookURLEnv}.Read("")
 		if err != nil {
 			return nil, err
 		}
 		if n.store, err = slack.OpenStore(opts.StorePath); err != nil {
 			return nil, fmt.Errorf("slack message store %s: %w", opts.StorePath, err)
 		}
-		if n.signing, err = secret("slack signing secret", s.SigningSecretFile, s.SigningSecretEnv); err != nil {
+		signing := config.Secret{FileKey: "slack: signing_secret_file", EnvKey: "slack: signing_secret_env", File: s.SigningSecretFile, Env: s.SigningSecretEnv}
+		if n.signing, err = signing.Read(""); err != nil {
 			return nil, err
 		}
 		sc := slack.Config{Token: token, Channel: s.Channel, APIURL: s.APIURL, SendResolved: true, MaxAlerts: 1, OpenButton: true}
@@ -126,7 +146,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		}
 	}
 	if e := cfg.Email; e != nil {
-		pw, err := secret("email password", e.PasswordFile, e.PasswordEnv)
+		pw, err := config.Secret{FileKey: "email: password_file", EnvKey: "email: password_env", File: e.PasswordFile, Env: e.PasswordEnv}.Read("")
 		if err != nil {
 			return nil, err
 		}
@@ -136,6 +156,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if n.email, err = email.New(e.emailConfig(pw)); err != nil {
 			return nil, err
 		}
+		n.emailPW = pw
 	}
 	return n, nil
 }
@@ -200,7 +221,52 @@ func (n *Notifier) Deliver(ctx context.Context, ev Event, done []string) (nowDon
 			return n.email.Notify(withGroup(ctx, key, a), a)
 		})
 	}
+	if r := ev.Tenant; r != nil {
+		// The tenant's integrations are named after their destination, so
+		// a changed channel gets the next retry too.
+		if r.SlackChannel != "" && n.slackAPI != nil {
+			attempt(IntegrationSlack+":"+r.SlackChannel, func(ctx context.Context) amnotify.NotifyVerdict {
+				text := fmt.Sprintf("[tenant %s] %s", r.Tenant, ev.headline())
+				if ev.URL != "" {
+					text += fmt.Sprintf("\n<%s|Open in Sluice OPS>", ev.URL)
+				}
+				_, _, err := n.slackAPI.PostMessageContext(ctx, r.SlackChannel, goslack.MsgOptionText(text, false))
+				return slack.Verdict(err)
+			})
+		}
+		if r.Email != "" && n.email != nil {
+			a, key := toAlert(ev)
+			attempt(IntegrationEmail+":"+r.Email, func(ctx context.Context) amnotify.NotifyVerdict {
+				en, err := n.tenantEmailNotifier(r.Email)
+				if err != nil {
+					return amnotify.Unrecoverable(err, amnotify.ClientErrorReason)
+				}
+				return en.Notify(withGroup(ctx, key, a), a)
+			})
+		}
+	}
 	return nowDone, retry, delay, errors.Join(errs...)
+}
+
+// tenantEmailNotifier is the email notifier of the configured SMTP server
+// to one tenant address.
+func (n *Notifier) tenantEmailNotifier(addr string) (*email.Notifier, error) {
+	n.tenantMu.Lock()
+	defer n.tenantMu.Unlock()
+	if en := n.tenantEmail[addr]; en != nil {
+		return en, nil
+	}
+	cfg := *n.cfg.Email
+	cfg.To = []string{addr}
+	en, err := email.New(cfg.emailConfig(n.emailPW))
+	if err != nil {
+		return nil, err
+	}
+	if n.tenantEmail == nil {
+		n.tenantEmail = map[string]*email.Notifier{}
+	}
+	n.tenantEmail[addr] = en
+	return en, nil
 }
 
 func (n *Notifier) count(integration string, err error) {

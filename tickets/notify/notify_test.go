@@ -42,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 func TestEnvSecretMustBeSet(t *testing.T) {
 	t.Setenv("SLUICE_TEST_EMPTY", "")
 	_, err := New(Config{Slack: &SlackConfig{TokenEnv: "SLUICE_TEST_EMPTY", Channel: "#ops"}}, Options{})
-	require.ErrorContains(t, err, "SLUICE_TEST_EMPTY is empty")
+	require.ErrorContains(t, err, "SLUICE_TEST_EMPTY is unset or empty")
 }
 
 func TestEventsBecomeAlerts(t *testing.T) {

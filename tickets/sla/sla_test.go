@@ -10,6 +10,7 @@ import (
 )
 
 func TestQuantile(t *testing.T) {
+	t.Parallel()
 	require.Equal(t, 0.0, Quantile(nil, 0.5))
 	require.Equal(t, 7.0, Quantile([]float64{7}, 0.9))
 	require.Equal(t, 2.5, Quantile([]float64{4, 1, 3, 2}, 0.5))
@@ -17,6 +18,7 @@ func TestQuantile(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	det := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	ts := func(d time.Duration) *time.Time { v := det.Add(d); return &v }
 	tg := DefaultTargets()

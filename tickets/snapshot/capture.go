@@ -108,6 +108,10 @@ func (c *Capturer) Capture(ctx context.Context, target Target, now time.Time) *S
 // getJSON decodes the JSON answer of a GET. Errors, which snapshots show,
 // name the URL without its password (net/http already strips it from its own).
 func (c *Capturer) getJSON(ctx context.Context, client *http.Client, u string, v any) error {
+	return getJSON(ctx, client, u, v)
+}
+
+func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return errors.New("bad URL (not shown: it may hold a password)")
@@ -446,6 +450,22 @@ func exprOf(generatorURL string) string {
 }
 
 func (c *Capturer) queryRange(ctx context.Context, expr string, start, end time.Time, step time.Duration, ch *Chart) error {
+	series, err := QueryRange(ctx, c.prom, c.cfg.PrometheusURL, expr, start, end, step)
+	if err != nil {
+		return err
+	}
+	if len(series) > 10 {
+		series = series[:10]
+	}
+	ch.Series = append(ch.Series, series...)
+	return nil
+}
+
+// QueryRange runs a range query of the Prometheus HTTP API at baseURL (a
+// Prometheus, or Sluice's alerting, which serves the same API) and returns
+// its series. The ticket service's one Prometheus client: fault snapshot
+// charts and tenant metering both use it.
+func QueryRange(ctx context.Context, client *http.Client, baseURL, expr string, start, end time.Time, step time.Duration) ([]Series, error) {
 	v := url.Values{"query": {expr}, "start": {fmtUnix(start)}, "end": {fmtUnix(end)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
 	var resp struct {
 		Status string `json:"status"`
@@ -458,17 +478,15 @@ func (c *Capturer) queryRange(ctx context.Context, expr string, start, end time.
 			} `json:"result"`
 		} `json:"data"`
 	}
-	u := strings.TrimRight(normalizeURL(c.cfg.PrometheusURL), "/") + "/api/v1/query_range?" + v.Encode()
-	if err := c.getJSON(ctx, c.prom, u, &resp); err != nil {
-		return err
+	u := strings.TrimRight(normalizeURL(baseURL), "/") + "/api/v1/query_range?" + v.Encode()
+	if err := getJSON(ctx, client, u, &resp); err != nil {
+		return nil, err
 	}
 	if resp.Status != "success" {
-		return fmt.Errorf("query failed: %s", resp.Error)
+		return nil, fmt.Errorf("query failed: %s", resp.Error)
 	}
-	for i, r := range resp.Data.Result {
-		if i >= 10 {
-			break
-		}
+	var out []Series
+	for _, r := range resp.Data.Result {
 		se := Series{Labels: r.Metric, Points: [][2]float64{}}
 		for _, p := range r.Values {
 			ts, _ := p[0].(float64)
@@ -479,9 +497,9 @@ func (c *Capturer) queryRange(ctx context.Context, expr string, start, end time.
 			}
 			se.Points = append(se.Points, [2]float64{ts, val})
 		}
-		ch.Series = append(ch.Series, se)
+		out = append(out, se)
 	}
-	return nil
+	return out, nil
 }
 
 func fmtUnix(t time.Time) string {

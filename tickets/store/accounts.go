@@ -102,6 +102,7 @@ func (s *Store) TokenRole(ctx context.Context, tok string) (*APIToken, error) {
 			t.Role = u.Role // the owner was demoted: the token follows
 		}
 		t.Owner = u.Username
+		t.OwnerTenant = u.Tenant
 	}
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= time.Minute {
 		if err := db.Model(&APIToken{}).Where("id = ?", t.ID).Update("last_used_at", now).Error; err != nil {

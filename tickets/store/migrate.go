@@ -183,6 +183,37 @@ var migrations = []migration{
 		`ALTER TABLE incidents ADD COLUMN metadata_index BIGINT NOT NULL DEFAULT 0`,
 		`ALTER TABLE incidents ADD COLUMN transient BOOLEAN NOT NULL DEFAULT FALSE`,
 	}},
+	{5, "tenant metering samples, counter marks, tenant members", []string{
+		// One row per tenant per minute, integers only (see TenantSample).
+		// The primary key serves a tenant's period queries; the minute index
+		// the retention job and the all-tenant statements.
+		`CREATE TABLE tenant_samples (
+			tenant TEXT NOT NULL,
+			minute BIGINT NOT NULL,
+			bytes_in BIGINT NOT NULL DEFAULT 0,
+			bytes_out BIGINT NOT NULL DEFAULT 0,
+			requests BIGINT NOT NULL DEFAULT 0,
+			throttle_ms BIGINT NOT NULL DEFAULT 0,
+			disk_bytes BIGINT NOT NULL DEFAULT 0,
+			partitions BIGINT NOT NULL DEFAULT 0,
+			plan_produce_bps BIGINT NOT NULL DEFAULT 0,
+			plan_fetch_bps BIGINT NOT NULL DEFAULT 0,
+			plan_disk_bytes BIGINT NOT NULL DEFAULT 0,
+			plan_partitions BIGINT NOT NULL DEFAULT 0,
+			plan_connections BIGINT NOT NULL DEFAULT 0,
+			source SMALLINT NOT NULL DEFAULT 0,
+			PRIMARY KEY (tenant, minute))`,
+		`CREATE INDEX tenant_samples_minute ON tenant_samples (minute)`,
+		// The last counter value read of each broker series, so that the
+		// next collection (also after a restart) counts from there.
+		`CREATE TABLE metering_marks (
+			series TEXT PRIMARY KEY,
+			tenant TEXT NOT NULL,
+			metric TEXT NOT NULL,
+			minute BIGINT NOT NULL,
+			value BIGINT NOT NULL)`,
+		`ALTER TABLE users ADD COLUMN tenant TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // expand turns a dialect-neutral statement into the SQL of dialect.

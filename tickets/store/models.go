@@ -214,6 +214,9 @@ type User struct {
 	DisabledAt *time.Time `json:"disabled_at"`
 	// PasswordChangedAt is when the password was last changed or reset.
 	PasswordChangedAt *time.Time `json:"password_changed_at"`
+	// Tenant, when set, makes the user a member of that tenant: they see
+	// only the tenant's own usage and statements, nothing of the cluster.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Disabled reports whether the account is disabled.
@@ -241,6 +244,9 @@ type APIToken struct {
 	OwnerID *uint `json:"owner_id"`
 	// Owner is the owner's user name, filled by ListTokens.
 	Owner string `json:"owner,omitempty" gorm:"-"`
+	// OwnerTenant is the tenant the owner is a member of, filled by
+	// TokenRole: the token is fenced to it.
+	OwnerTenant string `json:"-" gorm:"-"`
 }
 
 // Expired reports whether the token has expired at now.

@@ -31,6 +31,9 @@ func (s *Store) SetUserRole(ctx context.Context, id uint, role Role, actor strin
 		if err := tx.First(&u, id).Error; err != nil {
 			return notFound(err)
 		}
+		if role == RoleAdmin && u.Tenant != "" {
+			return fmt.Errorf("%w: %s is a member of tenant %s; an admin cannot be a tenant member", ErrConflict, u.Username, u.Tenant)
+		}
 		if u.Role == RoleAdmin && role != RoleAdmin && !u.Disabled() {
 			if err := otherAdmins(tx, u.ID); err != nil {
 				return err
