@@ -59,7 +59,7 @@ func TestTenantAdminAPI(t *testing.T) {
 	_, err := cl.PutPlan(ctx, adminapi.Plan{Name: "small", ProduceBytesPerSecond: 1 << 20, Partitions: 4, Connections: 2})
 	require.NoError(t, err)
 	pay, err := cl.PutTenant(ctx, adminapi.Tenant{Name: "pay", Plan: "small", Principals: []string{"User:alice"}, Prefixes: []string{"pay."},
-		Notify: adminapi.TenantNotify{SlackChannel: "#pay", Email: "pay@example.com"}})
+		SlackChannel: "#pay", Email: "pay@example.com"})
 	require.NoError(t, err)
 	require.Equal(t, "pay", pay.Name)
 	got, err := cl.Tenant(ctx, "pay")

@@ -189,12 +189,13 @@ func TestTwoTenants(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, users.Error())
-	// A broker that is not the controller refuses a change with 421 naming the controller; the
+	// A broker that is not the controller refuses a change with 503 naming the controller; the
 	// client given every broker goes on to the controller.
 	for i := range c.brokers {
 		_, err := (&adminapi.Client{URLs: []string{c.admin.URLs[i]}}).PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
 		var ae *adminapi.APIError
-		if err != nil && errors.As(err, &ae) && ae.Status == http.StatusMisdirectedRequest {
+		if err != nil && errors.As(err, &ae) && ae.NotController {
+			require.Equal(t, http.StatusServiceUnavailable, ae.Status)
 			require.Contains(t, ae.Message, "is not the controller; changes go to the controller (broker")
 			continue
 		}
