@@ -288,6 +288,12 @@ func TestTwoTenants(t *testing.T) {
 	t.Run("isolation", func(t *testing.T) {
 		ids, err := kadm.NewClient(admin).ListTopics(ctx, "shop.orders", "pay.orders")
 		require.NoError(t, err)
+		// Its own transactional id works.
+		ip := kmsg.NewPtrInitProducerIDRequest()
+		ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr("pay.tx"), 10000
+		ipResp, err := ip.RequestWith(ctx, clients["alice"])
+		require.NoError(t, err)
+		require.Zero(t, ipResp.ErrorCode, "InitProducerId with the tenant's own transactional id: %v", kerr.ErrorForCode(ipResp.ErrorCode))
 		isolation(t, ctx, clients["alice"], "shop.orders", ids["shop.orders"].ID, "shop.readers", "shop.tx")
 		isolation(t, ctx, clients["bob"], "pay.orders", ids["pay.orders"].ID, "pay.readers", "pay.tx")
 	})
