@@ -17,7 +17,9 @@ import (
 func TestTenantTableSplitsThePlan(t *testing.T) {
 	cfg := DefaultConfig()
 	tm := newTenantManager(&Broker{cfg: cfg}, prometheus.NewRegistry())
-	part := func(leader int32) metadata.Partition { return metadata.Partition{Leader: leader, Replicas: []int32{1, 2, 3}} }
+	part := func(leader int32) metadata.Partition {
+		return metadata.Partition{Leader: leader, Replicas: []int32{1, 2, 3}}
+	}
 	img := &metadata.Image{Index: 7,
 		Brokers: map[int32]metadata.Broker{1: {ID: 1}, 2: {ID: 2}, 3: {ID: 3, Fenced: true}},
 		Topics: map[string]*metadata.Topic{
