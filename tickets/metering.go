@@ -122,12 +122,12 @@ type meterGauge struct {
 }
 
 var meterGauges = []meterGauge{
-	// Every broker reports the tenant's bytes of the replicas it holds, so
-	// their sum is the logical size times the replication factor.
+	// Every broker reports the log size times the replication factor of
+	// the tenant's partitions it leads, and how many it leads: the sums are
+	// the tenant's.
 	{"sum by (tenant) (sluice_tenant_disk_bytes)", func(s *store.TenantSample, v int64) { s.DiskBytes = v }},
-	// Partitions and plans come from the metadata log: every broker
-	// reports the same figure.
-	{"max by (tenant) (sluice_tenant_partitions)", func(s *store.TenantSample, v int64) { s.Partitions = v }},
+	{"sum by (tenant) (sluice_tenant_partitions)", func(s *store.TenantSample, v int64) { s.Partitions = v }},
+	// Plans come from the metadata log: every broker reports the same.
 	{"max by (tenant) (sluice_tenant_plan_produce_bytes_per_second)", func(s *store.TenantSample, v int64) { s.PlanProduceBps = v }},
 	{"max by (tenant) (sluice_tenant_plan_fetch_bytes_per_second)", func(s *store.TenantSample, v int64) { s.PlanFetchBps = v }},
 	{"max by (tenant) (sluice_tenant_plan_disk_bytes)", func(s *store.TenantSample, v int64) { s.PlanDiskBytes = v }},

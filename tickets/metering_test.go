@@ -210,7 +210,7 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 			require.Equal(t, out, r.BytesOut, "%s minute %d bytes out", tenant, i)
 			require.Equal(t, req, r.Requests, "%s minute %d requests", tenant, i)
 			require.Equal(t, h.disk(tn, 1, i)+h.disk(tn, 2, i), r.DiskBytes, "%s minute %d disk", tenant, i)
-			require.Equal(t, int64(6+tn), r.Partitions)
+			require.Equal(t, int64(2*(6+tn)), r.Partitions, "partitions led by each broker, summed")
 			require.Equal(t, int64(5_000_000*(tn+1)), r.PlanProduceBps)
 			require.Equal(t, int64(100), r.PlanConnections)
 		}
