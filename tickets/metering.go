@@ -176,7 +176,7 @@ func (m *meter) run(ctx context.Context) {
 		} else if n > 0 {
 			m.log.Debug("tenant metering: collected", "samples", n)
 		}
-		if _, err := m.st.DeleteTenantSamplesBefore(ctx, m.now().Add(-m.cfg.Retention)); err != nil && ctx.Err() == nil {
+		if err := m.expire(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("tenant metering: retention", "err", err)
 		}
 		select {
@@ -185,6 +185,15 @@ func (m *meter) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// expire deletes the samples older than the retention.
+func (m *meter) expire(ctx context.Context) error {
+	n, err := m.st.DeleteTenantSamplesBefore(ctx, m.now().Add(-m.cfg.Retention))
+	if n > 0 {
+		m.log.Info("tenant metering: samples past the retention deleted", "samples", n, "retention", m.cfg.Retention)
+	}
+	return err
 }
 
 // collect counts the minutes from the last one counted up to now minus the

@@ -220,3 +220,27 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 		require.GreaterOrEqual(t, spread, h.holeTo-h.holeFrom-2, "%s: the hole's minutes are marked spread", tenant)
 	}
 }
+
+// TestMeteringRetentionKeeps400Days: the retention job deletes samples
+// older than metering.retention and keeps the 400 days before.
+func TestMeteringRetentionKeeps400Days(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Options{DataDir: t.TempDir(), Database: testDatabase(t)})
+	require.NoError(t, err)
+	defer st.Close()
+	cfg := MeteringConfig{PrometheusURL: "http://127.0.0.1:1"}
+	cfg.setDefaults(DefaultConfig().Snapshot)
+	require.NoError(t, cfg.validate())
+	m, err := newMeter(cfg, st, testLogger())
+	require.NoError(t, err)
+	now := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	old, kept := now.Add(-401*24*time.Hour), now.Add(-399*24*time.Hour)
+	ctx := context.Background()
+	require.NoError(t, st.RecordMetering(ctx, []store.TenantSample{
+		{Tenant: "a", Minute: store.UnixMinute(old), BytesIn: 1}, {Tenant: "a", Minute: store.UnixMinute(kept), BytesIn: 2}}, nil))
+	require.NoError(t, m.expire(ctx))
+	rows, err := st.TenantSamples(ctx, "a", old.Add(-time.Hour), now)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, int64(2), rows[0].BytesIn)
+}
