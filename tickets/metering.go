@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/sluicemq/sluice/tickets/snapshot"
@@ -147,15 +149,23 @@ type meter struct {
 	log   *slog.Logger
 	now   func() time.Time
 	query func(ctx context.Context, expr string, start, end time.Time) ([]snapshot.Series, error)
+
+	collections *prometheus.CounterVec // by result
+	counted     prometheus.Gauge       // the end of the last minute counted
 }
 
-func newMeter(cfg MeteringConfig, st *store.Store, log *slog.Logger) (*meter, error) {
+func newMeter(cfg MeteringConfig, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*meter, error) {
 	hc, err := commoncfg.NewClientFromConfig(cfg.PrometheusHTTPConfig, "sluice_tickets_metering")
 	if err != nil {
 		return nil, fmt.Errorf("metering.prometheus_http_config: %w", err)
 	}
 	hc.Timeout = time.Minute
 	m := &meter{cfg: cfg, st: st, prom: hc, log: log, now: st.Now}
+	f := promauto.With(reg)
+	m.collections = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_metering_collections_total",
+		Help: "Tenant metering collections from the Prometheus query API, by result (ok, failed); failed minutes are collected at the next one."}, []string{"result"})
+	m.counted = f.NewGauge(prometheus.GaugeOpts{Name: "sluice_tickets_metering_counted_until_seconds",
+		Help: "Unix time up to which tenant usage has been counted into samples; time() minus it is how far metering lags."})
 	m.query = func(ctx context.Context, expr string, start, end time.Time) ([]snapshot.Series, error) {
 		return snapshot.QueryRange(ctx, m.prom, m.cfg.PrometheusURL, expr, start, end, time.Minute)
 	}
@@ -168,13 +178,19 @@ func (m *meter) run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
-		if n, err := m.collect(ctx); err != nil {
+		n, err := m.collect(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			m.collections.WithLabelValues("failed").Inc()
 			m.log.Warn("tenant metering: collection failed; the minutes are collected at the next attempt", "err", err)
-		} else if n > 0 {
+		} else {
+			m.collections.WithLabelValues("ok").Inc()
 			m.log.Debug("tenant metering: collected", "samples", n)
+		}
+		if marks, err := m.st.MeteringMarks(ctx); err == nil {
+			m.counted.Set(float64(marks["cursor"].Minute * 60))
 		}
 		if err := m.expire(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("tenant metering: retention", "err", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/internal/testutil"
@@ -156,7 +157,7 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 	cfg := MeteringConfig{PrometheusURL: promURL}
 	cfg.setDefaults(DefaultConfig().Snapshot)
 	require.NoError(t, cfg.validate())
-	m, err := newMeter(cfg, st, testLogger())
+	m, err := newMeter(cfg, st, testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	clock := h.t0.Add(-time.Hour) // before the history: nothing to meter
 	m.now = func() time.Time { return clock }
@@ -230,7 +231,7 @@ func TestMeteringRetentionKeeps400Days(t *testing.T) {
 	cfg := MeteringConfig{PrometheusURL: "http://127.0.0.1:1"}
 	cfg.setDefaults(DefaultConfig().Snapshot)
 	require.NoError(t, cfg.validate())
-	m, err := newMeter(cfg, st, testLogger())
+	m, err := newMeter(cfg, st, testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	now := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
 	m.now = func() time.Time { return now }

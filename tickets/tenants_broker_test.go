@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -125,7 +126,7 @@ func TestTenantsThroughARealBroker(t *testing.T) {
 	mcfg := MeteringConfig{PrometheusURL: "http://" + promAddr}
 	mcfg.setDefaults(ts.cfg.Snapshot)
 	require.NoError(t, mcfg.validate())
-	m, err := newMeter(mcfg, ts.Store(), testLogger())
+	m, err := newMeter(mcfg, ts.Store(), testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	testutil.WaitForErr(t, 60*time.Second, "prometheus has alpha's plan", func() (bool, error) {
 		series, err := m.query(ctx, "sluice_tenant_plan_disk_bytes", time.Now(), time.Now())
