@@ -21,7 +21,7 @@ import (
 
 const (
 	maxPrincipals = 100
-	maxPrefixes   = 50
+	maxPrefixes   = 20
 	// maxPlanValue bounds a plan's limits (an exabyte, or 10^18 per second).
 	maxPlanValue = 1_000_000_000_000_000_000
 )
