@@ -269,11 +269,16 @@ func (s *Service) tenantStatement(ctx context.Context, p principal, name, period
 	if err != nil {
 		return nil, nil, fieldErrors{err.Error()}
 	}
+	plans, planErr := s.clusterPlans(ctx)
+	return s.statementOf(ctx, p, name, period, from, to, plans, planErr)
+}
+
+// statementOf is tenantStatement once authorized, with the cluster's plans.
+func (s *Service) statementOf(ctx context.Context, p principal, name, period string, from, to time.Time, plans []NamedPlan, planErr error) (*Statement, []store.TenantSample, error) {
 	samples, err := s.store.TenantSamples(ctx, name, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
-	plans, planErr := s.clusterPlans(ctx)
 	if len(samples) == 0 && p.Tenant == "" {
 		// Staff asking for a name with no samples: it must at least be a
 		// tenant of the cluster.
@@ -332,9 +337,13 @@ func (s *Service) periodStatements(ctx context.Context, p principal, period stri
 		sort.Strings(names)
 		names = compactStrings(names)
 	}
+	plans, planErr := s.clusterPlans(ctx)
 	out := make([]Statement, 0, len(names))
 	for _, n := range names {
-		st, _, err := s.tenantStatement(ctx, p, n, period)
+		if err := authorizeTenantRead(p, n); err != nil {
+			return nil, err
+		}
+		st, _, err := s.statementOf(ctx, p, n, period, from, to, plans, planErr)
 		if err != nil {
 			return nil, err
 		}
