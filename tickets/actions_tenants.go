@@ -21,7 +21,7 @@ import (
 
 const (
 	maxPrincipals = 100
-	maxPrefixes   = 50
+	maxPrefixes   = 20
 	// maxPlanValue bounds a plan's limits (an exabyte, or 10^18 per second).
 	maxPlanValue = 1_000_000_000_000_000_000
 )
@@ -121,12 +121,12 @@ func validateTenant(t *Tenant) error {
 			fe.add("prefixes", "%q: 1 to 249 letters, digits or ._- (Kafka's topic name characters)", clipText(px, 80))
 		}
 	}
-	if t.SlackChannel != "" && !slackChannelPattern.MatchString(t.SlackChannel) {
-		fe.add("slack_channel", "a Slack channel name such as #payments-alerts")
+	if t.Notify.SlackChannel != "" && !slackChannelPattern.MatchString(t.Notify.SlackChannel) {
+		fe.add("notify.slack_channel", "a Slack channel name such as #payments-alerts")
 	}
-	if t.Email != "" {
-		if a, err := mail.ParseAddress(t.Email); err != nil || a.Address != t.Email || len(t.Email) > 254 || strings.ContainsAny(t.Email, ",\"") {
-			fe.add("email", "a plain address such as team@example.com")
+	if t.Notify.Email != "" {
+		if a, err := mail.ParseAddress(t.Notify.Email); err != nil || a.Address != t.Notify.Email || len(t.Notify.Email) > 254 || strings.ContainsAny(t.Notify.Email, ",\"") {
+			fe.add("notify.email", "a plain address such as team@example.com")
 		}
 	}
 	return fe.err()
@@ -214,7 +214,7 @@ func validatePlan(pl *Plan) error {
 		field string
 		v     int64
 	}{{"produce_bytes_per_second", pl.ProduceBytesPerSecond}, {"fetch_bytes_per_second", pl.FetchBytesPerSecond},
-		{"disk_bytes", pl.DiskBytes}, {"partitions", pl.Partitions}, {"connections", pl.Connections}} {
+		{"disk_bytes", pl.DiskBytes}, {"partitions", int64(pl.Partitions)}, {"connections", int64(pl.Connections)}} {
 		if f.v < 0 || f.v > maxPlanValue {
 			fe.add(f.field, "a whole number from 0 (unlimited) to 10^18")
 		}
@@ -242,7 +242,7 @@ func (s *Service) savePlan(ctx context.Context, p principal, pl Plan) (*Plan, er
 		return nil, err
 	}
 	detail := fmt.Sprintf("produce %d B/s, fetch %d B/s, disk %d B, %d partitions, %d connections",
-		pl.ProduceBytesPerSecond, pl.FetchBytesPerSecond, pl.DiskBytes, pl.Partitions, pl.Connections)
+		pl.ProduceBytesPerSecond, pl.FetchBytesPerSecond, pl.DiskBytes, int64(pl.Partitions), int64(pl.Connections))
 	return out, s.store.Audit(ctx, p.Name, "plan.put", "plan "+pl.Name, detail)
 }
 
@@ -269,11 +269,16 @@ func (s *Service) tenantStatement(ctx context.Context, p principal, name, period
 	if err != nil {
 		return nil, nil, fieldErrors{err.Error()}
 	}
+	plans, planErr := s.clusterPlans(ctx)
+	return s.statementOf(ctx, p, name, period, from, to, plans, planErr)
+}
+
+// statementOf is tenantStatement once authorized, with the cluster's plans.
+func (s *Service) statementOf(ctx context.Context, p principal, name, period string, from, to time.Time, plans []NamedPlan, planErr error) (*Statement, []store.TenantSample, error) {
 	samples, err := s.store.TenantSamples(ctx, name, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
-	plans, planErr := s.clusterPlans(ctx)
 	if len(samples) == 0 && p.Tenant == "" {
 		// Staff asking for a name with no samples: it must at least be a
 		// tenant of the cluster.
@@ -302,7 +307,7 @@ func (s *Service) clusterPlans(ctx context.Context) ([]NamedPlan, error) {
 	}
 	out := make([]NamedPlan, len(ps))
 	for i, pl := range ps {
-		out[i] = NamedPlan{Name: pl.Name, PlanLimits: pl.limits()}
+		out[i] = NamedPlan{Name: pl.Name, PlanLimits: planLimits(pl)}
 	}
 	return out, nil
 }
@@ -332,9 +337,13 @@ func (s *Service) periodStatements(ctx context.Context, p principal, period stri
 		sort.Strings(names)
 		names = compactStrings(names)
 	}
+	plans, planErr := s.clusterPlans(ctx)
 	out := make([]Statement, 0, len(names))
 	for _, n := range names {
-		st, _, err := s.tenantStatement(ctx, p, n, period)
+		if err := authorizeTenantRead(p, n); err != nil {
+			return nil, err
+		}
+		st, _, err := s.statementOf(ctx, p, n, period, from, to, plans, planErr)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -89,7 +90,7 @@ func (s *Service) uiSaveTenant(c *gin.Context) {
 		Principals: c.PostForm("principals"), Prefixes: c.PostForm("prefixes"),
 		SlackChannel: strings.TrimSpace(c.PostForm("slack_channel")), Email: strings.TrimSpace(c.PostForm("email"))}
 	t := Tenant{Name: f.Name, Plan: f.Plan, Principals: splitList(f.Principals), Prefixes: splitList(f.Prefixes),
-		SlackChannel: f.SlackChannel, Email: f.Email}
+		Notify: adminapi.TenantNotify{SlackChannel: f.SlackChannel, Email: f.Email}}
 	if _, err := s.saveTenant(c.Request.Context(), who(c), t); err != nil {
 		code, msg := s.errorStatus(c.Request.URL.Path, err)
 		s.renderTenants(c, code, tenantsData{Form: f, Errors: []string{msg}})
@@ -108,13 +109,23 @@ func parseScaled(field, v string, unit int64, fe *fieldErrors) int64 {
 	return n * unit
 }
 
+// parseCount reads a count typed in a form (partitions, connections).
+func parseCount(field, v string, fe *fieldErrors) int32 {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+	if err != nil || n < 0 {
+		fe.add(field, "a whole number from 0 (unlimited) to %d", math.MaxInt32)
+		return 0
+	}
+	return int32(n)
+}
+
 func (s *Service) uiSavePlan(c *gin.Context) {
 	f := planForm{Name: strings.TrimSpace(c.PostForm("name")), ProduceMBs: c.PostForm("produce_mb_s"), FetchMBs: c.PostForm("fetch_mb_s"),
 		DiskGB: c.PostForm("disk_gb"), Partitions: c.PostForm("partitions"), Connections: c.PostForm("connections")}
 	var fe fieldErrors
 	pl := Plan{Name: f.Name, ProduceBytesPerSecond: parseScaled("produce_mb_s", f.ProduceMBs, 1_000_000, &fe),
 		FetchBytesPerSecond: parseScaled("fetch_mb_s", f.FetchMBs, 1_000_000, &fe), DiskBytes: parseScaled("disk_gb", f.DiskGB, 1_000_000_000, &fe),
-		Partitions: parseScaled("partitions", f.Partitions, 1, &fe), Connections: parseScaled("connections", f.Connections, 1, &fe)}
+		Partitions: parseCount("partitions", f.Partitions, &fe), Connections: parseCount("connections", f.Connections, &fe)}
 	err := fe.err()
 	if err == nil {
 		_, err = s.savePlan(c.Request.Context(), who(c), pl)
