@@ -194,6 +194,11 @@ func (q *Quorum) RemoveObserver(ctx context.Context, id int32) error {
 		return err
 	}
 	defer q.ctlMu.Unlock()
+	return q.forgetObserver(id)
+}
+
+// forgetObserver is RemoveObserver with ctlMu held (UnregisterBroker calls it too).
+func (q *Quorum) forgetObserver(id int32) error {
 	cfg, err := q.configuration()
 	if err != nil {
 		return err
