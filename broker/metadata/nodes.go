@@ -398,10 +398,11 @@ func (q *Quorum) DescribeQuorum() (QuorumState, error) {
 			st.Observers = append(st.Observers, m)
 		}
 	}
-	// Brokers that heartbeat but are not in the Raft configuration (a one-voter quorum's brokers
-	// do not exist; kept for completeness) are observers too.
+	// Live brokers that heartbeat but are not in the Raft configuration (taken out with
+	// RemoveObserver while running) are observers too; unregistered and fenced ones are not.
+	img := q.Image()
 	for _, id := range s.reported() {
-		if slices.ContainsFunc(cfg.Servers, func(sv raft.Server) bool { return sv.ID == serverID(id) }) {
+		if !img.Live(id) || slices.ContainsFunc(cfg.Servers, func(sv raft.Server) bool { return sv.ID == serverID(id) }) {
 			continue
 		}
 		p, _ := s.progress(id)
