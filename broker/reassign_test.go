@@ -14,11 +14,18 @@ import (
 )
 
 // TestReassignmentThrottled moves a partition off its leader onto a new broker with
-// follower.replication.throttled.rate set through kadm: the copy cannot finish faster than the
+// follower.replication.throttled.rate, then (on a new cluster) leader.replication.throttled.rate, set
+// through kadm: the copy cannot finish faster than the
 // throttle allows (a lower bound, which a busy machine only lengthens), the reassignment is listed
 // while it runs, and afterwards the old leader has deleted its copy and every record is read back
 // from the new replicas.
 func TestReassignmentThrottled(t *testing.T) {
+	for _, side := range []string{"follower", "leader"} {
+		t.Run(side, func(t *testing.T) { testReassignmentThrottled(t, side+".replication.throttled.rate") })
+	}
+}
+
+func testReassignmentThrottled(t *testing.T, config string) {
 	brokers := startTestCluster(t, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -57,12 +64,14 @@ func TestReassignmentThrottled(t *testing.T) {
 	require.NoError(t, cl.Flush(ctx))
 
 	const rate = 512 << 10
-	ac, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.rate", Value: kadm.StringPtr(fmt.Sprint(rate))}})
+	ac, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: config, Value: kadm.StringPtr(fmt.Sprint(rate))}})
 	require.NoError(t, err)
 	for _, r := range ac {
 		require.NoError(t, r.Err)
 	}
-	waitUntil(t, 10*time.Second, "throttle applied on broker 4", func() bool { return brokers[3].throttles.follower.limited() })
+	waitUntil(t, 10*time.Second, "throttle applied", func() bool {
+		return brokers[3].throttles.follower.limited() || brokers[0].throttles.leader.limited()
+	})
 
 	start := time.Now()
 	req := kadm.AlterPartitionAssignmentsReq{}
@@ -82,7 +91,7 @@ func TestReassignmentThrottled(t *testing.T) {
 	took := time.Since(start)
 	// About 2 MiB at 512 KiB/s with a one-second burst: at least 2 s.
 	require.Greater(t, took, 2*time.Second, "the copy was not throttled")
-	t.Logf("2 MiB copied under a %d B/s follower throttle in %v", rate, took.Round(time.Millisecond))
+	t.Logf("2 MiB copied under %s=%d in %v", config, rate, took.Round(time.Millisecond))
 	waitUntil(t, 10*time.Second, "broker 1 deleted its copy", func() bool { return brokers[0].partitionOf("thr", 0) == nil })
 
 	// Every record is there, read from the new leader.
