@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestReassignmentThrottled moves a partition off its leader onto a new broker with
@@ -107,4 +109,45 @@ func testReassignmentThrottled(t *testing.T, config string) {
 			got++
 		})
 	}
+}
+
+// TestReassignmentAuthorization checks that a principal without ALTER (DESCRIBE for the list) on
+// the cluster can neither move partitions, cancel, elect leaders, unregister a broker nor list
+// reassignments, and that nothing changes; and that cluster ALTER and DESCRIBE allow them.
+func TestReassignmentAuthorization(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:admin"))
+	createTopics(t, tb, "guarded")
+	ctx := context.Background()
+	cl := newClient(t, tb.Addr())
+	adm := kadm.NewClient(cl)
+
+	req := kadm.AlterPartitionAssignmentsReq{}
+	req.Assign("guarded", 0, []int32{1})
+	_, err := adm.AlterPartitionAssignments(ctx, req)
+	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
+	_, err = adm.ListPartitionReassignments(ctx, kadm.TopicsSet{"guarded": {0: {}}})
+	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
+	el := kmsg.NewPtrElectLeadersRequest()
+	el.Version, el.ElectionType = 2, 1
+	elResp, err := el.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, elResp.ErrorCode)
+	un := kmsg.NewPtrUnregisterBrokerRequest()
+	un.BrokerID = 1
+	unResp, err := un.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, unResp.ErrorCode)
+	_, registered := tb.quorum.Image().Brokers[1]
+	require.True(t, registered, "the broker is still registered")
+	require.Empty(t, tb.quorum.Image().Reassignments(nil))
+
+	grant(t, tb, anon(kmsg.ACLResourceTypeCluster, kmsg.ACLResourcePatternTypeLiteral, "kafka-cluster", kmsg.ACLOperationAlter, kmsg.ACLPermissionTypeAllow))
+	res, err := adm.AlterPartitionAssignments(ctx, req)
+	require.NoError(t, err)
+	res.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err) })
+	elResp, err = el.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Zero(t, elResp.ErrorCode)
+	_, err = adm.ListPartitionReassignments(ctx, kadm.TopicsSet{"guarded": {0: {}}})
+	require.NoError(t, err, "ALTER implies DESCRIBE")
 }
