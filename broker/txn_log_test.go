@@ -297,9 +297,9 @@ func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 }
 
 // TestTransactionalProduceNeedsVerification: with KIP-890's verification on, a
-// transactional batch of a transactional id the coordinator does not know is
-// refused with the coordinator's answer (INVALID_PRODUCER_ID_MAPPING) and
-// writes nothing.
+// transactional batch that would open a transaction its coordinator does not
+// know (no InitProducerId for this producer) is refused with the coordinator's
+// INVALID_PRODUCER_ID_MAPPING and writes nothing.
 func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	tb := startTestBroker(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -308,6 +308,7 @@ func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	_, err := adm.CreateTopic(ctx, 1, 1, nil, "verified")
 	require.NoError(t, err)
 	f := newTxnFake(t, tb, "verified")
+	waitTxnCoordinator(t, tb.Addr(), f.txnID)
 	sp := f.produce(true, "unverified")
 	require.Equal(t, kerr.InvalidProducerIDMapping.Code, sp.ErrorCode, "%v", sp.ErrorMessage)
 	ends, err := adm.ListEndOffsets(ctx, "verified")

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/record"
 	"github.com/sluicemq/sluice/broker/storage"
 )
@@ -39,9 +40,14 @@ func (b *Broker) appendTransactional(ctx context.Context, p *partition, txnID st
 }
 
 // txnCoordinator returns the broker leading the __transaction_state partition of
-// txnID, as FindCoordinator answers it.
+// txnID (Kafka's Utils.abs(transactionalId.hashCode) % partitions).
 func (b *Broker) txnCoordinator(txnID string) (int32, error) {
-	p, ok := b.quorum.Image().Partition(txnTopic, b.txns.PartitionFor(txnID))
+	img := b.quorum.Image()
+	t := img.Topic(txnTopic)
+	if t == nil || len(t.Partitions) == 0 {
+		return -1, kafkaErr(kerr.CoordinatorNotAvailable, "no "+txnTopic+" topic")
+	}
+	p, ok := img.Partition(txnTopic, group.PartitionFor(txnID, int32(len(t.Partitions))))
 	if !ok || p.Leader < 0 {
 		return -1, kafkaErr(kerr.CoordinatorNotAvailable, "transaction coordinator has no leader")
 	}
