@@ -121,12 +121,12 @@ func validateTenant(t *Tenant) error {
 			fe.add("prefixes", "%q: 1 to 249 letters, digits or ._- (Kafka's topic name characters)", clipText(px, 80))
 		}
 	}
-	if t.Notify.SlackChannel != "" && !slackChannelPattern.MatchString(t.Notify.SlackChannel) {
-		fe.add("notify.slack_channel", "a Slack channel name such as #payments-alerts")
+	if t.SlackChannel != "" && !slackChannelPattern.MatchString(t.SlackChannel) {
+		fe.add("slack_channel", "a Slack channel name such as #payments-alerts")
 	}
-	if t.Notify.Email != "" {
-		if a, err := mail.ParseAddress(t.Notify.Email); err != nil || a.Address != t.Notify.Email || len(t.Notify.Email) > 254 || strings.ContainsAny(t.Notify.Email, ",\"") {
-			fe.add("notify.email", "a plain address such as team@example.com")
+	if t.Email != "" {
+		if a, err := mail.ParseAddress(t.Email); err != nil || a.Address != t.Email || len(t.Email) > 254 || strings.ContainsAny(t.Email, ",\"") {
+			fe.add("email", "a plain address such as team@example.com")
 		}
 	}
 	return fe.err()

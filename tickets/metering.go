@@ -87,18 +87,18 @@ func (m *MeteringConfig) setDefaults(snap snapshot.Config) {
 	}
 }
 
-// validate checks the configuration after setDefaults; it changes nothing.
+// validate checks the configuration; it changes nothing. Zero values are the defaults.
 func (m *MeteringConfig) validate() error {
-	if m.Interval < time.Second || m.Interval > time.Hour {
+	if m.Interval != 0 && (m.Interval < time.Second || m.Interval > time.Hour) {
 		return errors.New("metering.interval: from 1s to 1h")
 	}
 	if m.Delay < 0 || m.Delay > time.Hour {
 		return errors.New("metering.delay: from 0 to 1h")
 	}
-	if m.Backfill < time.Minute || m.Backfill > minMeteringRetention {
+	if m.Backfill != 0 && (m.Backfill < time.Minute || m.Backfill > minMeteringRetention) {
 		return errors.New("metering.backfill: from 1m to 9600h (400 days)")
 	}
-	if m.Retention < minMeteringRetention {
+	if m.Retention != 0 && m.Retention < minMeteringRetention {
 		return fmt.Errorf("metering.retention: at least 9600h (400 days), not %s", m.Retention)
 	}
 	if err := m.PrometheusHTTPConfig.Validate(); err != nil {

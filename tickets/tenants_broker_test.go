@@ -62,12 +62,12 @@ func TestTenantsThroughARealBroker(t *testing.T) {
 	require.Equal(t, small.Partitions, got.Partitions)
 
 	alpha := Tenant{Name: "alpha", Plan: "small", Prefixes: []string{"alpha."}, Principals: []string{"User:alpha-app"},
-		Notify: adminapi.TenantNotify{SlackChannel: "#alpha-alerts"}}
+		SlackChannel: "#alpha-alerts"}
 	ts.must(http.StatusOK, "PUT", "/api/v1/tenants/alpha", ts.admin, alpha, nil)
 	stored, err := direct.Tenant(ctx, "alpha")
 	require.NoError(t, err)
 	require.Equal(t, []string{"alpha."}, stored.Prefixes)
-	require.Equal(t, "#alpha-alerts", stored.Notify.SlackChannel)
+	require.Equal(t, "#alpha-alerts", stored.SlackChannel)
 
 	// The broker's own refusals come back with its message, and change nothing.
 	code, body := ts.do("PUT", "/api/v1/tenants/beta", ts.admin, Tenant{Plan: "gold", Prefixes: []string{"beta."}})

@@ -34,8 +34,8 @@ func (s *Service) tenantRoute(ctx context.Context, incidentID uint) *notify.Tena
 		s.log.Warn("tenant alert: the tenant's own channel is not notified: cannot read the tenant", "incident", incidentID, "tenant", name, "err", err)
 		return nil
 	}
-	if t.Notify.SlackChannel == "" && t.Notify.Email == "" {
+	if t.SlackChannel == "" && t.Email == "" {
 		return nil
 	}
-	return &notify.TenantRoute{Tenant: t.Name, SlackChannel: t.Notify.SlackChannel, Email: t.Notify.Email}
+	return &notify.TenantRoute{Tenant: t.Name, SlackChannel: t.SlackChannel, Email: t.Email}
 }

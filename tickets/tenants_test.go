@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/notify"
 	"github.com/sluicemq/sluice/tickets/store"
@@ -120,8 +119,8 @@ func startTenantFixture(t *testing.T) tenantFixture {
 		ts.must(http.StatusOK, "PUT", "/api/v1/plans/"+pl.Name, ts.admin, pl, nil)
 	}
 	for _, tn := range []Tenant{
-		{Name: "alpha", Plan: "small", Prefixes: []string{"alpha."}, Principals: []string{"User:alpha-app"}, Notify: adminapi.TenantNotify{SlackChannel: "#alpha-alerts"}},
-		{Name: "beta", Plan: "large", Prefixes: []string{"beta.", "shared.beta-"}, Principals: []string{"User:beta-app"}, Notify: adminapi.TenantNotify{Email: "beta@example.com"}},
+		{Name: "alpha", Plan: "small", Prefixes: []string{"alpha."}, Principals: []string{"User:alpha-app"}, SlackChannel: "#alpha-alerts"},
+		{Name: "beta", Plan: "large", Prefixes: []string{"beta.", "shared.beta-"}, Principals: []string{"User:beta-app"}, Email: "beta@example.com"},
 	} {
 		ts.must(http.StatusOK, "PUT", "/api/v1/tenants/"+tn.Name, ts.admin, tn, nil)
 	}
@@ -159,8 +158,8 @@ func TestTenantAdminAPIValidatesAndAudits(t *testing.T) {
 		{Tenant{Plan: "small"}, "prefixes"},
 		{Tenant{Plan: "small", Prefixes: []string{"alpha/x"}}, "prefixes"},
 		{Tenant{Plan: "small", Prefixes: []string{"g."}, Principals: []string{"alice"}}, "principals"},
-		{Tenant{Plan: "small", Prefixes: []string{"g."}, Notify: adminapi.TenantNotify{Email: "Gamma <g@example.com>"}}, "email"},
-		{Tenant{Plan: "small", Prefixes: []string{"g."}, Notify: adminapi.TenantNotify{SlackChannel: "#Gamma Alerts"}}, "slack_channel"},
+		{Tenant{Plan: "small", Prefixes: []string{"g."}, Email: "Gamma <g@example.com>"}, "email"},
+		{Tenant{Plan: "small", Prefixes: []string{"g."}, SlackChannel: "#Gamma Alerts"}, "slack_channel"},
 		{Tenant{Prefixes: []string{"g."}}, "plan"},
 		{Tenant{Plan: "gold", Prefixes: []string{"g."}}, "cluster refused: plan: no plan gold"},
 		{Tenant{Name: "delta", Plan: "small", Prefixes: []string{"g."}}, "differs from the path"},
@@ -384,7 +383,7 @@ func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
 	require.NoError(t, os.WriteFile(tokenFile, []byte("xoxb-test\n"), 0o600))
 	fake := newFakeTenantAdmin()
 	fake.plans["small"] = Plan{Name: "small"}
-	fake.tenants["payments"] = Tenant{Name: "payments", Plan: "small", Prefixes: []string{"payments."}, Notify: adminapi.TenantNotify{SlackChannel: "#payments-alerts", Email: "payments-team@example.com"}}
+	fake.tenants["payments"] = Tenant{Name: "payments", Plan: "small", Prefixes: []string{"payments."}, SlackChannel: "#payments-alerts", Email: "payments-team@example.com"}
 	ts := startServiceWith(t, Options{tenants: fake}, func(c *Config) {
 		c.Notifications = notify.Config{
 			Slack: &notify.SlackConfig{TokenFile: tokenFile, Channel: "#ops", APIURL: slackSrv.URL + "/api"},

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -90,7 +89,7 @@ func (s *Service) uiSaveTenant(c *gin.Context) {
 		Principals: c.PostForm("principals"), Prefixes: c.PostForm("prefixes"),
 		SlackChannel: strings.TrimSpace(c.PostForm("slack_channel")), Email: strings.TrimSpace(c.PostForm("email"))}
 	t := Tenant{Name: f.Name, Plan: f.Plan, Principals: splitList(f.Principals), Prefixes: splitList(f.Prefixes),
-		Notify: adminapi.TenantNotify{SlackChannel: f.SlackChannel, Email: f.Email}}
+		SlackChannel: f.SlackChannel, Email: f.Email}
 	if _, err := s.saveTenant(c.Request.Context(), who(c), t); err != nil {
 		code, msg := s.errorStatus(c.Request.URL.Path, err)
 		s.renderTenants(c, code, tenantsData{Form: f, Errors: []string{msg}})
