@@ -110,6 +110,8 @@ func DefaultConfig() Config {
 		SessionTTL:      12 * time.Hour,
 		TokenTTL:        90 * 24 * time.Hour,
 		ClusterCacheAge: 15 * time.Second,
+		Metering:        defaultMetering(),
+		Billing:         BillingConfig{Currency: "EUR", HeadroomPercent: 20},
 	}
 }
 

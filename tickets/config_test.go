@@ -58,3 +58,12 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultConfigValidates: a configuration built in code from
+// DefaultConfig (the local stack, the command line) passes Validate before
+// New fills anything.
+func TestDefaultConfigValidates(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	require.NoError(t, cfg.Validate())
+}

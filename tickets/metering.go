@@ -60,23 +60,30 @@ type MeteringConfig struct {
 
 const minMeteringRetention = 400 * 24 * time.Hour
 
-// setDefaults fills the zero values: the snapshot's Prometheus, 1m, 1m, 35
-// days, 400 days.
+// defaultMetering is the metering part of DefaultConfig: every minute, a
+// minute's delay, 35 days of backfill, 400 days kept.
+func defaultMetering() MeteringConfig {
+	return MeteringConfig{Interval: time.Minute, Delay: time.Minute, Backfill: 35 * 24 * time.Hour, Retention: minMeteringRetention}
+}
+
+// setDefaults fills the zero values with defaultMetering's, and the
+// Prometheus with the snapshot's.
 func (m *MeteringConfig) setDefaults(snap snapshot.Config) {
 	if m.PrometheusURL == "" && snap.PrometheusURL != "" {
 		m.PrometheusURL, m.PrometheusHTTPConfig = snap.PrometheusURL, snap.PrometheusHTTPConfig
 	}
+	def := defaultMetering()
 	if m.Interval == 0 {
-		m.Interval = time.Minute
+		m.Interval = def.Interval
 	}
 	if m.Delay == 0 {
-		m.Delay = time.Minute
+		m.Delay = def.Delay
 	}
 	if m.Backfill == 0 {
-		m.Backfill = 35 * 24 * time.Hour
+		m.Backfill = def.Backfill
 	}
 	if m.Retention == 0 {
-		m.Retention = minMeteringRetention
+		m.Retention = def.Retention
 	}
 }
 
