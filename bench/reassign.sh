@@ -54,7 +54,7 @@ for p in range(6):
 print(json.dumps({"version": 1, "partitions": parts}))
 PY
 }
-quiet=(); moving=(); dest=4
+quiet=(); moving=(); ratios=(); dest=4
 for r in $(seq "$RUNS"); do
   quiet+=("$(bench q$r)")
   plan $dest
@@ -63,10 +63,12 @@ for r in $(seq "$RUNS"); do
   moving+=("$(bench m$r)")
   wait $rpid || { cat "$DIR/reassign.log"; exit 1; }
   if [ "$dest" = 4 ]; then dest=3; else dest=4; fi
-  echo "run $r: quiet ${quiet[-1]} records/s, during moves ${moving[-1]} records/s"
+  ratios+=("$(python3 -c "print(round(${moving[-1]}/${quiet[-1]}, 3))")")
+  echo "run $r: quiet ${quiet[-1]} records/s, during moves ${moving[-1]} records/s, ratio ${ratios[-1]}"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mq=$(median "${quiet[@]}"); mm=$(median "${moving[@]}")
-echo "median quiet $mq records/s, median during moves $mm records/s, ratio $(python3 -c "print(round($mm/$mq, 2))")"
+echo "median quiet $mq records/s, median during moves $mm records/s, ratio of medians $(python3 -c "print(round($mm/$mq, 2))")"
+echo "median of the paired ratios (each moving run against the quiet run just before it): $(median "${ratios[@]}")"
 echo "config: 4 brokers on loopback, acks=all, RF 3, 6 partitions, 100 B records, ${BENCH_SECONDS}s per run, $RUNS runs;"
 echo "        moving 6 partitions of $LOAD_RECORDS x 1000 B (RF 3) onto/off broker 4 at --throttle $THROTTLE B/s"

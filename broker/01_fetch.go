@@ -162,6 +162,12 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 				if skip {
 					var none int64 // a zero budget: offsets only, no records
 					err = b.readPartition(cc, p, rp, &sp, &none, false, true, req.IsolationLevel == 1)
+				} else if throttled {
+					// At most a tenth of a second's worth of the throttle at once.
+					lb := min(budget, int64(b.throttles.leader.maxFetch(rp.PartitionMaxBytes)))
+					before := lb
+					err = b.readPartition(cc, p, rp, &sp, &lb, total == 0, true, req.IsolationLevel == 1)
+					budget -= before - lb
 				} else {
 					err = b.readPartition(cc, p, rp, &sp, &budget, total == 0, replica >= 0, req.IsolationLevel == 1)
 				}
@@ -255,6 +261,11 @@ func (b *Broker) fetchAvailable(req *kmsg.FetchRequest) int {
 				end = p.log.LogEndOffset()
 			case req.IsolationLevel == 1:
 				end = p.lastStable(end)
+			}
+			if r := replicaID(req); r >= 0 {
+				if skip, _ := b.leaderThrottle(p, r); skip {
+					continue // held back by the leader throttle (throttle.go): nothing to send yet
+				}
 			}
 			switch {
 			case end > rp.FetchOffset:

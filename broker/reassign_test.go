@@ -10,15 +10,24 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestReassignmentThrottled moves a partition off its leader onto a new broker with
-// follower.replication.throttled.rate set through kadm: the copy cannot finish faster than the
+// follower.replication.throttled.rate, then (on a new cluster) leader.replication.throttled.rate, set
+// through kadm: the copy cannot finish faster than the
 // throttle allows (a lower bound, which a busy machine only lengthens), the reassignment is listed
 // while it runs, and afterwards the old leader has deleted its copy and every record is read back
 // from the new replicas.
 func TestReassignmentThrottled(t *testing.T) {
+	for _, side := range []string{"follower", "leader"} {
+		t.Run(side, func(t *testing.T) { testReassignmentThrottled(t, side+".replication.throttled.rate") })
+	}
+}
+
+func testReassignmentThrottled(t *testing.T, config string) {
 	brokers := startTestCluster(t, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -57,12 +66,14 @@ func TestReassignmentThrottled(t *testing.T) {
 	require.NoError(t, cl.Flush(ctx))
 
 	const rate = 512 << 10
-	ac, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.rate", Value: kadm.StringPtr(fmt.Sprint(rate))}})
+	ac, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: config, Value: kadm.StringPtr(fmt.Sprint(rate))}})
 	require.NoError(t, err)
 	for _, r := range ac {
 		require.NoError(t, r.Err)
 	}
-	waitUntil(t, 10*time.Second, "throttle applied on broker 4", func() bool { return brokers[3].throttles.follower.limited() })
+	waitUntil(t, 10*time.Second, "throttle applied", func() bool {
+		return brokers[3].throttles.follower.limited() || brokers[0].throttles.leader.limited()
+	})
 
 	start := time.Now()
 	req := kadm.AlterPartitionAssignmentsReq{}
@@ -82,7 +93,7 @@ func TestReassignmentThrottled(t *testing.T) {
 	took := time.Since(start)
 	// About 2 MiB at 512 KiB/s with a one-second burst: at least 2 s.
 	require.Greater(t, took, 2*time.Second, "the copy was not throttled")
-	t.Logf("2 MiB copied under a %d B/s follower throttle in %v", rate, took.Round(time.Millisecond))
+	t.Logf("2 MiB copied under %s=%d in %v", config, rate, took.Round(time.Millisecond))
 	waitUntil(t, 10*time.Second, "broker 1 deleted its copy", func() bool { return brokers[0].partitionOf("thr", 0) == nil })
 
 	// Every record is there, read from the new leader.
@@ -98,4 +109,45 @@ func TestReassignmentThrottled(t *testing.T) {
 			got++
 		})
 	}
+}
+
+// TestReassignmentAuthorization checks that a principal without ALTER (DESCRIBE for the list) on
+// the cluster can neither move partitions, cancel, elect leaders, unregister a broker nor list
+// reassignments, and that nothing changes; and that cluster ALTER and DESCRIBE allow them.
+func TestReassignmentAuthorization(t *testing.T) {
+	tb := startTestBroker(t, t.TempDir(), withAuthorizer("User:admin"))
+	createTopics(t, tb, "guarded")
+	ctx := context.Background()
+	cl := newClient(t, tb.Addr())
+	adm := kadm.NewClient(cl)
+
+	req := kadm.AlterPartitionAssignmentsReq{}
+	req.Assign("guarded", 0, []int32{1})
+	_, err := adm.AlterPartitionAssignments(ctx, req)
+	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
+	_, err = adm.ListPartitionReassignments(ctx, kadm.TopicsSet{"guarded": {0: {}}})
+	require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
+	el := kmsg.NewPtrElectLeadersRequest()
+	el.Version, el.ElectionType = 2, 1
+	elResp, err := el.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, elResp.ErrorCode)
+	un := kmsg.NewPtrUnregisterBrokerRequest()
+	un.BrokerID = 1
+	unResp, err := un.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.ClusterAuthorizationFailed.Code, unResp.ErrorCode)
+	_, registered := tb.quorum.Image().Brokers[1]
+	require.True(t, registered, "the broker is still registered")
+	require.Empty(t, tb.quorum.Image().Reassignments(nil))
+
+	grant(t, tb, anon(kmsg.ACLResourceTypeCluster, kmsg.ACLResourcePatternTypeLiteral, "kafka-cluster", kmsg.ACLOperationAlter, kmsg.ACLPermissionTypeAllow))
+	res, err := adm.AlterPartitionAssignments(ctx, req)
+	require.NoError(t, err)
+	res.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err) })
+	elResp, err = el.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Zero(t, elResp.ErrorCode)
+	_, err = adm.ListPartitionReassignments(ctx, kadm.TopicsSet{"guarded": {0: {}}})
+	require.NoError(t, err, "ALTER implies DESCRIBE")
 }

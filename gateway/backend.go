@@ -174,7 +174,8 @@ func (b *backend) send(req kmsg.Request) (*future, error) {
 		return nil, b.err
 	}
 	b.corr++
-	buf := make([]byte, 4, 256+sizeHint(req))
+	buf := getBuf(256 + sizeHint(req))[:4]
+	defer func() { putBuf(buf) }() // written through, or copied into b.w
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(b.corr))

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +50,28 @@ type churnProducers struct {
 
 	mu   sync.Mutex
 	sent []string
+}
+
+// newChurnProducers starts a sarama and a kafka-go producer (kcat runs per
+// phase) that know only addr.
+func newChurnProducers(t *testing.T, addr, topic string) *churnProducers {
+	t.Helper()
+	scfg := sarama.NewConfig()
+	scfg.Version = sarama.V2_8_0_0
+	scfg.Producer.RequiredAcks = sarama.WaitForAll
+	scfg.Producer.Return.Successes = true
+	scfg.Producer.Retry.Max = 10
+	scfg.Producer.Retry.Backoff = 200 * time.Millisecond
+	scfg.Metadata.Retry.Backoff = 200 * time.Millisecond
+	sp, err := sarama.NewSyncProducer([]string{addr}, scfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { sp.Close() })
+	transport := &kafka.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Transport: transport, RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{},
+		BatchTimeout: 5 * time.Millisecond, MaxAttempts: 20, WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second}
+	t.Cleanup(func() { w.Close() })
+	return &churnProducers{t: t, addr: addr, topic: topic, sarama: sp, kgo: w}
 }
 
 func (c *churnProducers) phase(name string, n int) {
@@ -124,22 +149,7 @@ func TestClientsThroughBrokerChurn(t *testing.T) {
 	const topic = "churn"
 	createTopic(t, g.Addr(), topic, 3, 3)
 
-	scfg := sarama.NewConfig()
-	scfg.Version = sarama.V2_8_0_0
-	scfg.Producer.RequiredAcks = sarama.WaitForAll
-	scfg.Producer.Return.Successes = true
-	scfg.Producer.Retry.Max = 10
-	scfg.Producer.Retry.Backoff = 200 * time.Millisecond
-	scfg.Metadata.Retry.Backoff = 200 * time.Millisecond
-	sp, err := sarama.NewSyncProducer([]string{g.Addr()}, scfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { sp.Close() })
-	transport := &kafka.Transport{}
-	t.Cleanup(transport.CloseIdleConnections)
-	w := &kafka.Writer{Addr: kafka.TCP(g.Addr()), Topic: topic, Transport: transport, RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{},
-		BatchTimeout: 5 * time.Millisecond, MaxAttempts: 20, WriteBackoffMin: 100 * time.Millisecond, WriteBackoffMax: time.Second}
-	t.Cleanup(func() { w.Close() })
-	prods := &churnProducers{t: t, addr: g.Addr(), topic: topic, sarama: sp, kgo: w}
+	prods := newChurnProducers(t, g.Addr(), topic)
 
 	const n = 150
 	prods.phase("before", n)
@@ -151,26 +161,34 @@ func TestClientsThroughBrokerChurn(t *testing.T) {
 	prods.phase("restarted", n)
 	require.False(t, t.Failed())
 
-	want := map[string]bool{}
-	for _, v := range prods.sent {
-		want[v] = true
+	readBackThreeWays(t, g.Addr(), topic, prods.sent, 3*3*n, "churn")
+}
+
+// readBackThreeWays reads topic through the gateway with kcat (to the end of
+// every partition), a sarama consumer group and a kafka-go consumer group, and
+// requires each to see every value of sent (want of them, distinct).
+func readBackThreeWays(t *testing.T, addr, topic string, sent []string, want int, group string) {
+	t.Helper()
+	all := map[string]bool{}
+	for _, v := range sent {
+		all[v] = true
 	}
-	require.Len(t, want, 3*3*n)
+	require.Len(t, all, want)
 
 	// kcat reads every partition to its end
-	out, _ := kcat(t, g.Addr(), "", "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
+	out, _ := kcat(t, addr, "", "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n")
 	got := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		got[l] = true
 	}
-	requireAll(t, "kcat", want, got)
+	requireAll(t, "kcat", all, got)
 
 	// sarama in a consumer group
 	ccfg := sarama.NewConfig()
 	ccfg.Version = sarama.V2_8_0_0
 	ccfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	ccfg.Consumer.MaxWaitTime = 100 * time.Millisecond
-	grp, err := sarama.NewConsumerGroup([]string{g.Addr()}, "churn-sarama", ccfg)
+	grp, err := sarama.NewConsumerGroup([]string{addr}, group+"-sarama", ccfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { grp.Close() })
 	h := &collector{seen: map[string]bool{}}
@@ -185,24 +203,24 @@ func TestClientsThroughBrokerChurn(t *testing.T) {
 		}
 		consumed <- nil
 	}()
-	testutil.WaitFor(t, 2*time.Minute, "sarama group consumed everything", func() bool { return h.count() >= len(want) })
+	testutil.WaitFor(t, 2*time.Minute, "sarama group consumed everything", func() bool { return h.count() >= len(all) })
 	cancel()
 	require.NoError(t, <-consumed)
-	requireAll(t, "sarama", want, h.snapshot())
+	requireAll(t, "sarama", all, h.snapshot())
 
 	// kafka-go in a consumer group
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{g.Addr()}, GroupID: "churn-kafkago", Topic: topic,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group + "-kafkago", Topic: topic,
 		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond, SessionTimeout: 6 * time.Second,
 		HeartbeatInterval: 500 * time.Millisecond, RebalanceTimeout: 10 * time.Second})
 	t.Cleanup(func() { r.Close() })
 	kg := map[string]bool{}
 	rctx := testCtx(t, 2*time.Minute)
-	for len(kg) < len(want) {
+	for len(kg) < len(all) {
 		m, err := r.ReadMessage(rctx)
-		require.NoError(t, err, "kafka-go after %d of %d", len(kg), len(want))
+		require.NoError(t, err, "kafka-go after %d of %d", len(kg), len(all))
 		kg[string(m.Value)] = true
 	}
-	requireAll(t, "kafka-go", want, kg)
+	requireAll(t, "kafka-go", all, kg)
 }
 
 // waitInSync waits until every partition of topic has its full ISR back, so the
@@ -255,4 +273,97 @@ func (c *collector) snapshot() map[string]bool {
 		m[k] = true
 	}
 	return m
+}
+
+// brokerOnly is a broker-only node (process.roles=broker) started next to a
+// chaos cluster; it gets its node id from the controller.
+type brokerOnly struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+}
+
+// startBrokerOnly starts a broker-only node that joins cl and waits until it
+// serves. It is killed at cleanup.
+func startBrokerOnly(t *testing.T, cl *chaos.Cluster) *brokerOnly {
+	t.Helper()
+	var addrs []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addrs = append(addrs, l.Addr().String())
+		require.NoError(t, l.Close())
+	}
+	var quorum []string
+	for _, n := range cl.Nodes() {
+		quorum = append(quorum, n.ControllerAddr)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "broker.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte("flush: always\n"), 0o644))
+	cmd := exec.Command(testutil.SluiceBin(t), "broker", "--process-roles", "broker",
+		"--controller-quorum-bootstrap-servers", strings.Join(quorum, ","), "--listen", addrs[0],
+		"--controller-listen", addrs[1], "--metrics-listen", addrs[2], "--data-dir", filepath.Join(dir, "data"), "--config", cfgPath)
+	b := &brokerOnly{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = b.out, b.out
+	chaos.OwnProcessGroup(cmd)
+	require.NoError(t, cmd.Start())
+	go func() {
+		_ = cmd.Wait()
+		close(b.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-b.done
+		if t.Failed() {
+			t.Logf("broker-only node log:\n%s", tail(b.out.String(), 40))
+		}
+	})
+	testutil.WaitFor(t, 90*time.Second, "broker-only node ready", func() bool { return strings.Contains(b.out.String(), "broker ready") })
+	return b
+}
+
+// TestClientsThroughScaleOutAndDrain has kcat (librdkafka), sarama and kafka-go
+// produce with acks=all through the gateway while a broker-only node joins
+// (the controller's balancer moves replicas and leaders to it) and an original
+// broker is drained with `sluice cluster drain` and stopped; then each reads
+// everything back. No client saw an error and every acknowledged record is
+// read.
+func TestClientsThroughScaleOutAndDrain(t *testing.T) {
+	_, err := exec.LookPath(kcatPath)
+	require.NoError(t, err, "kcat is needed (apt-get install kcat; .ci/run installs it)")
+	cl := startCluster(t, 3)
+	g := startGateway(t, cl.Bootstrap())
+	const topic = "scale"
+	createTopic(t, g.Addr(), topic, 6, 3)
+	prods := newChurnProducers(t, g.Addr(), topic)
+	const n = 150
+
+	prods.phase("before", n)
+	startBrokerOnly(t, cl)
+	prods.phase("joined", n)
+
+	// drain broker 1 while the clients produce
+	drained := make(chan error, 1)
+	var drainOut []byte
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testutil.SluiceBin(t), "cluster", "drain", "--bootstrap", strings.Join(cl.Bootstrap(), ","), "1")
+		var err error
+		drainOut, err = cmd.CombinedOutput()
+		drained <- err
+	}()
+	prods.phase("draining", n)
+	select {
+	case err := <-drained:
+		require.NoError(t, err, "sluice cluster drain 1:\n%s", drainOut)
+	case <-time.After(4 * time.Minute):
+		t.Fatal("drain did not finish")
+	}
+	require.NoError(t, cl.Stop(1, 30*time.Second))
+	prods.phase("drained", n)
+	require.False(t, t.Failed())
+
+	readBackThreeWays(t, g.Addr(), topic, prods.sent, 4*3*n, "scale")
 }

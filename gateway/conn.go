@@ -52,6 +52,7 @@ type pending struct {
 	key     int16
 	flexHdr bool
 	size    int64
+	frame   []byte // the request's frame, reused once it is answered
 	done    chan struct{}
 	resp    kmsg.Response
 	err     error
@@ -113,7 +114,7 @@ func (cc *clientConn) readLoop() error {
 		if err := cc.g.memory.Acquire(cc.ctx, int64(n)); err != nil {
 			return err
 		}
-		frame := make([]byte, n)
+		frame := getBuf(int(n))[:n]
 		if _, err := io.ReadFull(r, frame); err != nil {
 			cc.g.memory.Release(int64(n))
 			return err
@@ -124,6 +125,7 @@ func (cc *clientConn) readLoop() error {
 			cc.g.metrics.badRequests.Inc()
 			return err
 		}
+		p.frame = frame
 		select {
 		case cc.queue <- p:
 		case <-cc.ctx.Done():
@@ -211,6 +213,7 @@ func (cc *clientConn) writeLoop() {
 	for p := range cc.queue {
 		<-p.done
 		cc.g.memory.Release(p.size)
+		putBuf(p.frame) // the request (whose records alias it) is done with
 		if failed {
 			continue
 		}
@@ -225,7 +228,7 @@ func (cc *clientConn) writeLoop() {
 		if p.resp == nil {
 			continue // acks=0
 		}
-		buf := make([]byte, 4, 256+sizeHint(p.resp))
+		buf := getBuf(256 + sizeHint(p.resp))[:4]
 		buf = binary.BigEndian.AppendUint32(buf, uint32(p.corr))
 		if p.flexHdr {
 			buf = append(buf, 0)
@@ -234,6 +237,7 @@ func (cc *clientConn) writeLoop() {
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		_ = cc.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		_, err := w.Write(buf)
+		putBuf(buf) // written through, or copied into w
 		if err == nil && len(cc.queue) == 0 {
 			err = w.Flush()
 		}
@@ -287,4 +291,28 @@ func (cc *clientConn) await(ctx context.Context, f *future, start time.Time) (km
 	resp, err := f.wait(ctx)
 	cc.g.metrics.backend.WithLabelValues(kmsg.NameForKey(f.req.Key())).Observe(time.Since(start).Seconds())
 	return resp, err
+}
+
+// bufPool recycles request frames and encoding buffers, which at full speed
+// are allocated (and zeroed) for every request otherwise.
+var bufPool sync.Pool
+
+// maxPooledBuf keeps a rare huge buffer from being held by the pool.
+const maxPooledBuf = 8 << 20
+
+// getBuf returns an empty buffer of capacity at least n.
+func getBuf(n int) []byte {
+	if v, ok := bufPool.Get().(*[]byte); ok && cap(*v) >= n {
+		return (*v)[:0]
+	}
+	return make([]byte, 0, max(n, 4096))
+}
+
+// putBuf returns a buffer nothing refers to any more.
+func putBuf(b []byte) {
+	if b == nil || cap(b) > maxPooledBuf {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
 }

@@ -89,42 +89,42 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// validate names the first bad field.
+// validate names the first bad setting, by its `sluice gateway` flag.
 func (c *Config) validate() error {
 	if c.Listen == "" {
-		return errors.New("listen: required")
+		return errors.New("--listen: required")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen %q: %w", c.Listen, err)
+		return fmt.Errorf("--listen %q: %w", c.Listen, err)
 	}
 	if !c.AllowUnauthenticated {
 		if err := weblisten.CheckAddress(c.Listen, "listen"); err != nil {
-			return fmt.Errorf("listen %q: the gateway does not authenticate clients, so it binds loopback only (or give --allow-unauthenticated behind a network that does)", c.Listen)
+			return fmt.Errorf("--listen %q: the gateway does not authenticate clients, so it binds loopback only (or give --allow-unauthenticated behind a network that does)", c.Listen)
 		}
 	}
 	if c.Advertised != "" {
 		if _, p, err := net.SplitHostPort(c.Advertised); err != nil {
-			return fmt.Errorf("advertised %q: %w", c.Advertised, err)
+			return fmt.Errorf("--advertised %q: %w", c.Advertised, err)
 		} else if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
-			return fmt.Errorf("advertised %q: bad port", c.Advertised)
+			return fmt.Errorf("--advertised %q: bad port", c.Advertised)
 		}
 	}
 	if len(c.Bootstrap) == 0 {
-		return errors.New("bootstrap: at least one broker is required")
+		return errors.New("--bootstrap: at least one broker is required")
 	}
 	for _, b := range c.Bootstrap {
 		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fmt.Errorf("bootstrap %q: %w", b, err)
+			return fmt.Errorf("--bootstrap %q: %w", b, err)
 		}
 	}
 	if c.NodeID < 0 {
-		return fmt.Errorf("node.id %d: must not be negative", c.NodeID)
+		return fmt.Errorf("--node-id %d: must not be negative", c.NodeID)
 	}
 	if c.MaxRequestBytes < 1024 {
-		return fmt.Errorf("socket.request.max.bytes %d: at least 1024", c.MaxRequestBytes)
+		return fmt.Errorf("--socket-request-max-bytes %d: at least 1024", c.MaxRequestBytes)
 	}
 	if c.MaxConnections < 1 {
-		return fmt.Errorf("max.connections %d: at least 1", c.MaxConnections)
+		return fmt.Errorf("--max-connections %d: at least 1", c.MaxConnections)
 	}
 	if c.MaxInflightPerConnection < 1 {
 		return fmt.Errorf("max.inflight.per.connection %d: at least 1", c.MaxInflightPerConnection)
@@ -133,7 +133,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("queued.max.request.bytes %d: at least socket.request.max.bytes", c.QueuedMaxRequestBytes)
 	}
 	if c.MetadataMaxAge < 100*time.Millisecond {
-		return fmt.Errorf("metadata.max.age.ms %v: at least 100ms", c.MetadataMaxAge)
+		return fmt.Errorf("--metadata-max-age %v: at least 100ms", c.MetadataMaxAge)
 	}
 	return c.Backend.Validate()
 }
@@ -183,7 +183,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	g.cluster = newCluster(cfg.Bootstrap, g.dialer, g.metrics)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("--listen: %w", err)
 	}
 	g.ln = ln
 	adv := cfg.Advertised
@@ -198,7 +198,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 			WebConfigFile: cfg.WebConfigFile}, logger)
 		if err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("metrics.listen: %w", err)
+			return nil, fmt.Errorf("--metrics-listen: %w", err)
 		}
 		g.web = w
 	}

@@ -508,3 +508,48 @@ func TestAdminThroughGateway(t *testing.T) {
 	_, err = rc.On(topic, nil)
 	require.NoError(t, err)
 }
+
+// TestTransactionsThroughGateway: a transactional producer that knows only the
+// gateway (its InitProducerId, AddPartitionsToTxn and EndTxn go to the
+// transaction coordinator, its batches to each leader) commits one
+// transaction and aborts another over partitions of three leaders; a
+// read_committed consumer through the gateway sees exactly the committed
+// records.
+func TestTransactionsThroughGateway(t *testing.T) {
+	cl := startCluster(t, 3)
+	g := startGateway(t, cl.Bootstrap())
+	const topic = "gw-txn"
+	createTopic(t, g.Addr(), topic, 6, 3)
+	ctx := testCtx(t, 3*time.Minute)
+	prod := newClient(t, g.Addr(), kgo.TransactionalID("gw-txn-producer"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	run := func(commit bool, prefix string) {
+		require.NoError(t, prod.BeginTransaction())
+		for p := int32(0); p < 6; p++ {
+			for i := 0; i < 5; i++ {
+				require.NoError(t, prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("%s-%d-%d", prefix, p, i))}).FirstErr())
+			}
+		}
+		require.NoError(t, prod.EndTransaction(ctx, kgo.TransactionEndTry(commit)))
+	}
+	run(true, "committed")
+	run(false, "aborted")
+	run(true, "committed-again")
+
+	cons := newClient(t, g.Addr(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	got := map[string]bool{}
+	for len(got) < 60 {
+		fs := cons.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "read %d of 60 committed records", len(got))
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			require.NotContains(t, string(r.Value), "aborted")
+			got[string(r.Value)] = true
+		})
+	}
+	// nothing else arrives: the aborted records stay hidden
+	ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	fs := cons.PollFetches(ectx)
+	fs.EachRecord(func(r *kgo.Record) { t.Errorf("unexpected record %s", r.Value) })
+}

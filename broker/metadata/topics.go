@@ -126,7 +126,7 @@ func (q *Quorum) CreatePartitions(ctx context.Context, name string, count int32,
 	case count < cur:
 		return Topic{}, kafkaErrf(kerr.InvalidPartitions, "Topic currently has %d partitions, which is higher than the requested %d.", cur, count)
 	}
-	rf := len(t.Partitions[0].Replicas)
+	rf := len(t.Partitions[0].TargetReplicas()) // not the union of a reassignment in progress
 	if assignment != nil {
 		if int32(len(assignment)) != count-cur {
 			return Topic{}, kafkaErrf(kerr.InvalidReplicaAssignment, "Attempted to add %d additional partition(s), but only %d assignment(s) were specified.", count-cur, len(assignment))
