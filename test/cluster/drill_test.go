@@ -130,6 +130,11 @@ func TestScalingDrill(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int32{1, 2, 4}, q.voters)
 	require.NotContains(t, q.observers, int32(3), "an unregistered broker leaves the Raft configuration")
+	events, err := adminEvents(ctx, cl.Node(1).MetricsAddr)
+	require.NoError(t, err)
+	for _, typ := range []string{"node_id_allocated", "observer_joined", "broker_joined", "controller_added", "controller_removed", "broker_unregistered", "reassignment_completed"} {
+		require.Contains(t, events, `"`+typ+`"`, "cluster event %s", typ)
+	}
 
 	// Stop the load, read everything, check.
 	require.NoError(t, chaos.WaitFor(ctx, 2*time.Minute, "ISRs full again", func(ctx context.Context) (bool, error) {
