@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -14,7 +15,8 @@ import (
 //     Raft configuration as an observer, so a node that is also a broker keeps serving;
 //     stop it to take it out for good. Refused with INVALID_REQUEST when it would leave
 //     fewer than three voters (metadata.MinVoters); VOTER_NOT_FOUND when it is not a
-//     voter. Removing the active controller itself makes it step down. Carried out by the
+//     voter. Asked to remove itself, the active controller hands leadership to another
+//     voter and forwards the request to it. Carried out by the
 //     active controller; other brokers forward it.
 //   - A ClusterID other than this cluster's: INCONSISTENT_CLUSTER_ID.
 //   - Authorization: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
@@ -35,6 +37,11 @@ func (b *Broker) handleRemoveRaftVoter(cc *conn, kreq kmsg.Request) (kmsg.Respon
 		ctx, cancel := context.WithTimeout(cc.ctx, quorumChangeTimeout(0))
 		err = b.quorum.RemoveController(ctx, req.VoterID)
 		cancel()
+		if errors.Is(err, kerr.NotController) && !b.quorum.IsController() {
+			// This controller was asked to remove itself and handed leadership over: the
+			// new controller carries it out.
+			return b.forwardToController(cc, req)
+		}
 	}
 	resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
 	return resp, nil

@@ -2,7 +2,6 @@ package metadata
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -298,7 +297,8 @@ func (q *Quorum) AddController(ctx context.Context, id int32) error {
 
 // RemoveController makes voter id an observer: it keeps following the metadata log (and serving as
 // a broker if it is one) but no longer votes, like Kafka's RemoveRaftVoter (KIP-853). It refuses to
-// leave fewer than MinVoters voters. Removing the active controller itself makes it step down.
+// leave fewer than MinVoters voters. Asked to remove itself, the active controller hands leadership
+// to another voter and answers NOT_CONTROLLER, so the request is retried there.
 func (q *Quorum) RemoveController(ctx context.Context, id int32) error {
 	if _, err := q.lockController(); err != nil {
 		return err
@@ -328,15 +328,23 @@ func (q *Quorum) RemoveController(ctx context.Context, id int32) error {
 		q.ctlMu.Unlock()
 		return kafkaErrf(kerr.InvalidRequest, "removing controller %d would leave %d voters, fewer than %d: add a controller first", id, len(voters)-1, MinVoters)
 	}
-	// The event first: once the leader removes itself it can no longer propose.
+	if id == q.cfg.NodeID {
+		// The active controller does not demote itself: it hands leadership to another voter
+		// at once (instead of leaving the quorum without a leader for an election timeout) and
+		// answers NOT_CONTROLLER, so the client retries with the new controller, which
+		// demotes this node.
+		q.ctlMu.Unlock()
+		if err := q.raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("metadata: hand over leadership before removing controller %d: %w", id, err)
+		}
+		return kafkaErrf(kerr.NotController, "controller %d handed over leadership; retry with the new controller", id)
+	}
 	if _, err := q.proposeLocked(ctx, []record{quorumChangeRecord{NodeID: id, Addr: string(addr), Change: "controller_removed"}}); err != nil {
 		q.ctlMu.Unlock()
 		return err
 	}
-	// Unlocked: a leader demoting itself steps down, and its controller loop needs ctlMu to stop.
 	q.ctlMu.Unlock()
-	if err := q.raft.DemoteVoter(serverID(id), 0, q.cfg.ApplyTimeout).Error(); err != nil &&
-		!(id == q.cfg.NodeID && errors.Is(err, raft.ErrLeadershipLost)) {
+	if err := q.raft.DemoteVoter(serverID(id), 0, q.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("metadata: remove controller %d: %w", id, err)
 	}
 	q.log.Info("controller removed from the metadata quorum", "node", id)

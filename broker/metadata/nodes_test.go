@@ -109,7 +109,19 @@ func TestObserversAndDynamicQuorum(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int32{1, 2, 3, observers[1]}, voters)
 
-	// The new voter takes part in the quorum: the log moves on with one of the old voters stopped.
+	// Asked to remove itself, the controller hands leadership over instead and answers
+	// NOT_CONTROLLER; nothing else changes.
+	ctl = c.waitController(10 * time.Second)
+	self := ctl.cfg.NodeID
+	require.ErrorIs(t, ctl.RemoveController(ctx, self), kerr.NotController)
+	testutil.WaitFor(t, 10*time.Second, "another controller", func() bool {
+		q := c.controller()
+		return q != nil && q.cfg.NodeID != self
+	})
+	voters, _, err = c.waitController(10 * time.Second).Members()
+	require.NoError(t, err)
+	require.Len(t, voters, 4)
+
 	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.RemoveController(ctx, observers[1]) })
 	require.NoError(t, err)
 	_, err = call(c, func(q *Quorum) (struct{}, error) { return struct{}{}, q.RemoveController(ctx, 2) })
