@@ -16,14 +16,15 @@ import (
 )
 
 // TestReassignmentThrottled moves a partition off its leader onto a new broker with
-// follower.replication.throttled.rate set through kadm: the copy cannot finish faster than the
+// follower.replication.throttled.rate, then (on a new cluster) leader.replication.throttled.rate, set
+// through kadm: the copy cannot finish faster than the
 // throttle allows (a lower bound, which a busy machine only lengthens), the reassignment is listed
 // while it runs, and afterwards the old leader has deleted its copy and every record is read back
 // from the new replicas.
 func TestReassignmentThrottled(t *testing.T) {
-	// Only the follower throttle: with leader.replication.throttled.rate alone, about one run in
-	// four under -race copied the 2 MiB in about a second (data intact); not understood yet.
-	testReassignmentThrottled(t, "follower.replication.throttled.rate")
+	for _, side := range []string{"follower", "leader"} {
+		t.Run(side, func(t *testing.T) { testReassignmentThrottled(t, side+".replication.throttled.rate") })
+	}
 }
 
 func testReassignmentThrottled(t *testing.T, config string) {
