@@ -31,13 +31,13 @@ demo: build
 # browser tests run once, without the race detector (chromium is slow enough);
 # the end-to-end drills (test/e2e, and the local stack's demo fault and
 # five-minute busy-machine run) are `make e2e`.
-RACE_PKGS := ./broker/... ./alerting/... ./exporter/... ./stack/... ./tickets/... ./bench/... ./dashboards/... ./internal/... ./cmd/...
+RACE_PKGS := ./broker/... ./alerting/... ./exporter/... ./stack/... ./tickets/... ./bench/... ./dashboards/... ./internal/... ./cmd/... ./gateway/...
 BROWSER := TestBrowser|TestBrowserIncidentPage
 STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault
 test: build
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(BROWSER)|$(STACK_DRILLS))$$' $(RACE_PKGS)
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 10m -run '^($(BROWSER))$$' ./tickets/
-	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(broker|alerting|exporter|stack|tickets|bench|dashboards|internal|cmd)(/|$$)|/test/e2e$$')
+	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(broker|alerting|exporter|stack|tickets|bench|dashboards|internal|cmd|gateway)(/|$$)|/test/e2e$$')
 
 # The race detector alone over every package with goroutines (a subset of make test).
 test-race: build
@@ -81,6 +81,7 @@ fuzz:
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzSASLExchanges$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzPrincipalRules$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
+	$(GO) test ./gateway/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
 	$(GO) test ./broker/ -count=1 -v -run '^TestSoakMutatedFrames$$' -soak $(SOAK) -timeout 15m
 
 clean:

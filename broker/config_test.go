@@ -41,6 +41,13 @@ func TestLoadConfig(t *testing.T) {
 	require.True(t, specs[1].interBroker)
 	require.True(t, c.raftTLS())
 
+	c, err = LoadConfig("testdata/config/valid-tenants.yaml")
+	require.NoError(t, err)
+	require.False(t, *c.Tenants.TenantMeteringEnable)
+	require.Equal(t, int64(2000), c.Tenants.TenantDiskCheckIntervalMs)
+	require.Equal(t, 50, c.Tenants.TenantMaxPrincipalTopicSeries)
+	require.Equal(t, "ops,platform", c.Tenants.AdminWriteUsers)
+
 	c, err = LoadConfig("testdata/config/valid-empty.yaml")
 	require.NoError(t, err)
 	require.Equal(t, DefaultConfig(), c)
@@ -63,6 +70,7 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-quota-window.yaml", "quota.window.num"},
 		{"invalid-max-connections.yaml", "max.connections"},
 		{"invalid-txn-timeout.yaml", "transaction.max.timeout.ms"},
+		{"invalid-tenant-disk-check.yaml", "tenant.disk.check.interval.ms"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadConfig("testdata/config/" + tc.file)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,15 +21,15 @@ import (
 
 // tenantHandler serves the tenant and plan management API (adminapi/tenants.go lists it). Any
 // broker answers reads from its copy of the metadata log; writes are carried out by the active
-// controller, which writes them to the metadata log, and the other brokers answer 421 so that
-// adminapi.Client tries the next one. Writes need an admin: a request the listener's web config
+// controller, which writes them to the metadata log, and the other brokers answer 503 with the
+// controller's id in adminapi.ControllerHeader, so that clients try the next broker. Writes need an admin: a request the listener's web config
 // authenticated (and, with admin.write.users, one of those users), or any request on a
 // loopback-only listener without web config; anything else gets 403.
 func (b *Broker) tenantHandler(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/tenants", func(w http.ResponseWriter, r *http.Request) {
-		out := []adminapi.Tenant{}
+		out := adminapi.TenantList{Tenants: []adminapi.Tenant{}}
 		for _, t := range b.quorum.Image().SortedTenants() {
-			out = append(out, t.Tenant)
+			out.Tenants = append(out.Tenants, t.Tenant)
 		}
 		writeJSON(w, out)
 	})
@@ -76,9 +77,9 @@ func (b *Broker) tenantHandler(mux *http.ServeMux) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /api/v1/plans", func(w http.ResponseWriter, r *http.Request) {
-		out := b.quorum.Image().SortedPlans()
-		if out == nil {
-			out = []adminapi.Plan{}
+		out := adminapi.PlanList{Plans: b.quorum.Image().SortedPlans()}
+		if out.Plans == nil {
+			out.Plans = []adminapi.Plan{}
 		}
 		writeJSON(w, out)
 	})
@@ -187,10 +188,14 @@ func (b *Broker) writeTenantError(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, metadata.ErrConflict):
 		status = http.StatusConflict
 	case errors.Is(err, metadata.ErrNotController):
-		status = http.StatusMisdirectedRequest
-		msg = fmt.Sprintf("broker %d is not the controller; changes go to the controller (broker %d)", b.cfg.NodeID, b.quorum.ControllerID())
-		if b.quorum.ControllerID() < 0 {
-			status, msg = http.StatusServiceUnavailable, "the cluster has no controller right now"
+		// 503 with the controller's id in a header: every client that tries the next broker on a
+		// 5xx (the ticket service's too) finds the controller.
+		status = http.StatusServiceUnavailable
+		id := b.quorum.ControllerID()
+		w.Header().Set(adminapi.ControllerHeader, strconv.Itoa(int(id)))
+		msg = fmt.Sprintf("broker %d is not the controller; changes go to the controller (broker %d)", b.cfg.NodeID, id)
+		if id < 0 {
+			msg = "the cluster has no controller right now"
 		}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status = http.StatusServiceUnavailable

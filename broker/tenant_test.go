@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -59,7 +60,7 @@ func TestTenantAdminAPI(t *testing.T) {
 	_, err := cl.PutPlan(ctx, adminapi.Plan{Name: "small", ProduceBytesPerSecond: 1 << 20, Partitions: 4, Connections: 2})
 	require.NoError(t, err)
 	pay, err := cl.PutTenant(ctx, adminapi.Tenant{Name: "pay", Plan: "small", Principals: []string{"User:alice"}, Prefixes: []string{"pay."},
-		Notify: adminapi.TenantNotify{SlackChannel: "#pay", Email: "pay@example.com"}})
+		SlackChannel: "#pay", Email: "pay@example.com"})
 	require.NoError(t, err)
 	require.Equal(t, "pay", pay.Name)
 	got, err := cl.Tenant(ctx, "pay")
@@ -241,4 +242,45 @@ func TestTenantPlanCaps(t *testing.T) {
 	require.True(t, ok)
 	require.Greater(t, u.DiskBytes, int64(20<<10))
 	require.Equal(t, 3, u.Partitions)
+}
+
+// TestTenantFetchPlan holds a tenant's consumer to its plan's fetch bandwidth (within 10%).
+func TestTenantFetchPlan(t *testing.T) {
+	b, cl := startTenantBroker(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const limit = 256 << 10
+	_, err := cl.PutPlan(ctx, adminapi.Plan{Name: "reader", FetchBytesPerSecond: limit})
+	require.NoError(t, err)
+	_, err = cl.PutTenant(ctx, adminapi.Tenant{Name: "pay", Plan: "reader", Principals: []string{"User:alice"}, Prefixes: []string{"pay."}})
+	require.NoError(t, err)
+	addr := b.ListenerAddr("CLIENT")
+	prod := saslUserClient(t, addr, "alice", "alice-pw", kgo.ProducerBatchCompression(kgo.NoCompression()))
+	_, err = kadm.NewClient(prod).CreateTopic(ctx, 1, 1, nil, "pay.events")
+	require.NoError(t, err)
+	const total = 3 << 20
+	for i := 0; i < total/(32<<10); i++ {
+		v := make([]byte, 32<<10)
+		rand.Read(v)
+		require.NoError(t, prod.ProduceSync(ctx, &kgo.Record{Topic: "pay.events", Value: v}).FirstErr())
+	}
+	cons := saslUserClient(t, addr, "alice", "alice-pw", kgo.ConsumeTopics("pay.events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<10), kgo.FetchMaxPartitionBytes(64<<10))
+	// The first window's worth passes at once; the rate is measured after it.
+	const warm = 512 << 10
+	var got int
+	var start time.Time
+	for got < total {
+		fs := cons.PollFetches(ctx)
+		require.NoError(t, ctx.Err())
+		fs.EachRecord(func(r *kgo.Record) { got += len(r.Value) })
+		if start.IsZero() && got >= warm {
+			start = time.Now()
+		}
+	}
+	rate := float64(got-warm) / time.Since(start).Seconds()
+	t.Logf("fetch plan %d B/s: consumed at %.0f B/s", limit, rate)
+	require.InDelta(t, limit, rate, limit*0.10)
+	u, _ := b.tenantUsage("pay")
+	require.Positive(t, u.ThrottleSeconds)
 }

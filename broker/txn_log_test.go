@@ -296,9 +296,10 @@ func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 	require.Equal(t, int64(30), off)
 }
 
-// TestTransactionalProduceNeedsVerification: with KIP-890's verification on and
-// no transaction coordinator to answer, a transactional batch that would open a
-// transaction is refused with a retriable error and writes nothing.
+// TestTransactionalProduceNeedsVerification: with KIP-890's verification on, a
+// transactional batch that would open a transaction its coordinator does not
+// know (no InitProducerId for this producer) is refused with the coordinator's
+// INVALID_PRODUCER_ID_MAPPING and writes nothing.
 func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	tb := startTestBroker(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -307,8 +308,9 @@ func TestTransactionalProduceNeedsVerification(t *testing.T) {
 	_, err := adm.CreateTopic(ctx, 1, 1, nil, "verified")
 	require.NoError(t, err)
 	f := newTxnFake(t, tb, "verified")
+	waitTxnCoordinator(t, tb.Addr(), f.txnID)
 	sp := f.produce(true, "unverified")
-	require.Equal(t, kerr.NotEnoughReplicas.Code, sp.ErrorCode, "%v", sp.ErrorMessage)
+	require.Equal(t, kerr.InvalidProducerIDMapping.Code, sp.ErrorCode, "%v", sp.ErrorMessage)
 	ends, err := adm.ListEndOffsets(ctx, "verified")
 	require.NoError(t, err)
 	o, _ := ends.Lookup("verified", 0)

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/record"
 	"github.com/sluicemq/sluice/broker/storage"
 )
@@ -19,9 +19,6 @@ import (
 // transaction. Without it a producer's late batch (sent before an abort, arriving
 // after the marker) would open a transaction the coordinator never ends: a hanging
 // transaction that holds the last stable offset back forever.
-
-// transactionStateTopic is the transaction coordinator's log, Kafka's name.
-const transactionStateTopic = "__transaction_state"
 
 // txnVerifyTimeout bounds the round trip to the transaction coordinator.
 const txnVerifyTimeout = 5 * time.Second
@@ -46,11 +43,11 @@ func (b *Broker) appendTransactional(ctx context.Context, p *partition, txnID st
 // txnID (Kafka's Utils.abs(transactionalId.hashCode) % partitions).
 func (b *Broker) txnCoordinator(txnID string) (int32, error) {
 	img := b.quorum.Image()
-	t := img.Topic(transactionStateTopic)
+	t := img.Topic(txnTopic)
 	if t == nil || len(t.Partitions) == 0 {
-		return -1, kafkaErr(kerr.CoordinatorNotAvailable, "no "+transactionStateTopic+" topic")
+		return -1, kafkaErr(kerr.CoordinatorNotAvailable, "no "+txnTopic+" topic")
 	}
-	p, ok := img.Partition(transactionStateTopic, javaStringPartition(txnID, int32(len(t.Partitions))))
+	p, ok := img.Partition(txnTopic, group.PartitionFor(txnID, int32(len(t.Partitions))))
 	if !ok || p.Leader < 0 {
 		return -1, kafkaErr(kerr.CoordinatorNotAvailable, "transaction coordinator has no leader")
 	}
@@ -110,19 +107,4 @@ func (b *Broker) verifyTxnPartition(ctx context.Context, txnID string, pid int64
 		return unavailable(err.Error())
 	}
 	return kafkaErr(err.(*kerr.Error), fmt.Sprintf("transaction %q has not added %s-%d", txnID, topic, partition))
-}
-
-// javaStringPartition is Utils.abs(s.hashCode) % n over Java's UTF-16 hash, as
-// Kafka places groups and transactional ids on their coordinator partitions.
-func javaStringPartition(s string, n int32) int32 {
-	var h int32
-	for _, u := range utf16.Encode([]rune(s)) {
-		h = 31*h + int32(u)
-	}
-	if h == -1<<31 {
-		h = 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % n
 }

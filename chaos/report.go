@@ -145,8 +145,8 @@ func writeTxn(w io.Writer, r Report) {
 	c := r.Config
 	fmt.Fprintf(w, "\nexactly-once pipeline: %d GroupTransactSessions (read_committed, transaction.timeout.ms %v) copy %s to %s\n",
 		c.Transformers, c.TransactionTimeout, c.Topic, outputTopic(c))
-	fmt.Fprintf(w, "  transactions: %d committed, %d aborted by the pipeline (rebalances), %d session restarts; %d input records committed\n",
-		t.Stats.Committed, t.Stats.Aborted, t.Stats.Restarts, t.Stats.Records)
+	fmt.Fprintf(w, "  transactions: %d committed, %d aborted by the pipeline (%d of them because a record failed, the others at rebalances), %d session restarts; %d input records committed\n",
+		t.Stats.Committed, t.Stats.Aborted, t.Stats.ProduceFailedAborts, t.Stats.Restarts, t.Stats.Records)
 	fmt.Fprintf(w, "  deliberately aborted transactions: %d, %d marker records acknowledged\n", t.Stats.MarkerTxns, t.Stats.MarkerRecords)
 	coord := 0
 	for _, k := range r.Kills {

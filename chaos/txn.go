@@ -60,6 +60,9 @@ type TxnStats struct {
 	Committed, Aborted int64
 	// Records counts the input records of committed transactions.
 	Records int64
+	// ProduceFailedAborts counts the pipeline's transactions aborted because a record of theirs
+	// failed (included in Aborted).
+	ProduceFailedAborts int64
 	// Restarts counts sessions closed after an error and opened again with the same transactional
 	// id (fencing the old one), as an exactly-once service does.
 	Restarts int64
@@ -168,10 +171,12 @@ func (pl *pipeline) session(ctx context.Context, s *kgo.GroupTransactSession) {
 			return
 		}
 		n := int64(fs.NumRecords())
+		var produceFailed atomic.Bool
 		fs.EachRecord(func(r *kgo.Record) {
 			s.Produce(ctx, &kgo.Record{Partition: r.Partition, Value: fmt.Appendf(nil, "%d/%d/%s", r.Partition, r.Offset, r.Value)},
 				func(_ *kgo.Record, err error) {
 					if err != nil {
+						produceFailed.Store(true)
 						pl.fail("transform produce", err)
 					}
 				})
@@ -179,9 +184,19 @@ func (pl *pipeline) session(ctx context.Context, s *kgo.GroupTransactSession) {
 		// Ending is not cut short by stop: a transaction left open would hold the last stable
 		// offset back until its timeout.
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*pl.cfg.FailoverTimeout)
-		committed, err := s.End(endCtx, kgo.TryCommit)
+		// A transaction with a failed record must abort, as Kafka's producer enforces (an abortable
+		// error) and kgo leaves to the application: committing it would commit the input offsets
+		// of records that are not in the output. Flush first, so every promise has run.
+		end := kgo.TryCommit
+		if err := s.Client().Flush(endCtx); err != nil || produceFailed.Load() {
+			end = kgo.TryAbort
+		}
+		committed, err := s.End(endCtx, end)
 		cancel()
 		pl.mu.Lock()
+		if end == kgo.TryAbort {
+			pl.stats.ProduceFailedAborts++
+		}
 		if committed {
 			pl.stats.Committed++
 			pl.stats.Records += n

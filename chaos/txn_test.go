@@ -91,3 +91,22 @@ func TestCheckPipeline(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigMode checks the txn mode's settings: defaults, and a clear error naming a bad mode or
+// transformer count.
+func TestConfigMode(t *testing.T) {
+	c := Config{Bin: "sluice"}
+	require.NoError(t, c.SetDefaults())
+	require.Equal(t, ModeIdempotent, c.Mode)
+	require.Equal(t, 2, c.Transformers)
+
+	c = Config{Bin: "sluice", Mode: ModeTxn, Transformers: 3}
+	require.NoError(t, c.SetDefaults())
+	require.Equal(t, 3, c.Transformers)
+	require.Equal(t, "chaos-out", outputTopic(c))
+
+	c = Config{Bin: "sluice", Mode: "exactly-once"}
+	require.ErrorContains(t, c.SetDefaults(), `mode "exactly-once" is not idempotent or txn`)
+	c = Config{Bin: "sluice", Mode: ModeTxn, Transformers: -1}
+	require.ErrorContains(t, c.SetDefaults(), "transformers -1")
+}

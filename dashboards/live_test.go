@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/exporter"
+	"github.com/sluicemq/sluice/gateway"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
@@ -228,10 +229,13 @@ func TestMetricsExist(t *testing.T) {
 			hasSample(exporterFams, "sluice_consumergroup_partition_committed", map[string]string{"consumergroup": testGroup, "partition": "2"}, 0)
 	})
 	brokerFams := scrape(t, b.MetricsAddr())
+	gw := startGateway(t, b.Addr())
+	gatewayTraffic(ctx, t, gw.Addr())
 
 	cat := catalog{}
 	cat.add("broker", brokerFams)
 	cat.add("exporter", exporterFams)
+	cat.add("gateway", scrape(t, gw.MetricsAddr()))
 
 	used := map[string]bool{}
 	var problems []string
@@ -481,4 +485,37 @@ next:
 		}
 	}
 	return false
+}
+
+// startGateway starts `sluice gateway` in front of bootstrap, with /metrics.
+func startGateway(t *testing.T, bootstrap string) *gateway.Gateway {
+	t.Helper()
+	g, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Bootstrap: []string{bootstrap},
+		MetricsListen: "127.0.0.1:0"}, testLogger(), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("gateway did not stop")
+		}
+	})
+	return g
+}
+
+// gatewayTraffic produces and fetches through the gateway so that its
+// labelled series exist.
+func gatewayTraffic(ctx context.Context, t *testing.T, addr string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(testTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: testTopic, Value: []byte("through the gateway")}).FirstErr())
+	fs := cl.PollFetches(ctx)
+	require.NoError(t, fs.Err0())
 }

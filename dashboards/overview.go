@@ -141,6 +141,18 @@ func clusterOverview() *Dashboard {
 		timeseries("Bytes on disk by broker", "bytes").
 			desc("Bytes of partition logs on each broker: the balancer evens them out within auto.balance.bytes.tolerance.").
 			q("{{instance}}", `sum by (instance) (sluice_log_size_bytes{C})`),
+		row("Gateway"),
+		timeseries("Gateway requests by API", "reqps").
+			desc("Client requests the gateways (sluice gateway, job gateway) answered, by API; result error means the client's connection was closed.").
+			q("{{api}} {{result}}", `sum by (api, result) (rate(sluice_gateway_requests_total{C}[$__rate_interval]))`),
+		timeseries("Gateway backend latency p99", "s").
+			desc("99th percentile of the time from the gateway sending a request to a broker to its answer, by API; a fetch includes its long poll.").
+			q("{{api}}", `histogram_quantile(0.99, sum by (api, le) (rate(sluice_gateway_backend_request_seconds_bucket{C}[$__rate_interval])))`),
+		timeseries("Gateway connections, retries, refreshes", "short").
+			desc("Client connections open on the gateways; requests sent again after a leader or coordinator moved, and metadata refreshes, per second. Retries rise while brokers join, drain or fail.").
+			q("connections", `sum(sluice_gateway_connections{C})`).
+			q("retries/s", `sum(rate(sluice_gateway_retries_total{C}[$__rate_interval]))`).
+			q("refreshes/s", `sum(rate(sluice_gateway_metadata_refreshes_total{C}[$__rate_interval]))`),
 	)
 	return d
 }

@@ -72,6 +72,9 @@ func topicDetail() *Dashboard {
 		timeseries("Last stable offset by partition", "short").
 			desc("High watermark minus LSO lag: a flat line under a rising high watermark is a transaction that does not end.").
 			q("{{topic}}/{{partition}}", `max by (topic, partition) (kafka_topic_partition_current_offset{T} - kafka_topic_partition_lso_lag{T})`),
+		timeseries("LSO lag on the leader (brokers)", "short").
+			desc("The same lag as each partition's leader reports it (sluice_partition_lso_lag), without the exporter.").
+			q("{{topic}}/{{partition}}", `max by (topic, partition) (sluice_partition_lso_lag{T} and on (instance, topic, partition) sluice_partition_leader{T} == 1)`),
 
 		row("Storage"),
 		timeseries("Log size by topic", "bytes").

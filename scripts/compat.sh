@@ -11,14 +11,18 @@
 # KGO_TEST_OAUTH_SEEDS; unsecured test tokens, loopback only). franz-go's suite
 # never combines TLS with SASL in one client, so the SASL tests cannot run over
 # SASL_SSL; tests in broker/ cover SASL_SSL with franz-go, sarama and kcat.
+# Mode gateway starts the 3-broker cluster and `sluice gateway` in front of it,
+# and gives the suite the gateway's address alone as KGO_SEEDS, KGO_TEST_RF=3:
+# the suite treats the gateway as the whole cluster.
 #
 # The franz-go version is the one go.mod requires. Its module tree is copied out
 # of the module cache into a writable work dir so that pkg/kgo still builds as
 # github.com/twmb/franz-go/pkg/kgo with its own go.mod and go.sum.
 #
 # Environment:
-#   COMPAT_MODE       single, cluster, secure, both (single and cluster) or
-#                     all (default): which Sluice deployments the suite runs
+#   COMPAT_MODE       single, cluster, secure, gateway, both (single and
+#                     cluster) or all (default: single, cluster, secure,
+#                     gateway): which Sluice deployments the suite runs
 #                     against, in that order; every mode runs even if an
 #                     earlier one fails
 #   COMPAT_DIR        work dir (default: a fresh mktemp -d, removed on exit)
@@ -71,10 +75,11 @@ case $MODE in
 single) MODES=(single) ;;
 cluster) MODES=(cluster) ;;
 secure) MODES=(secure) ;;
+gateway) MODES=(gateway) ;;
 both) MODES=(single cluster) ;;
-all) MODES=(single cluster secure) ;;
+all) MODES=(single cluster secure gateway) ;;
 *)
-	echo "compat: COMPAT_MODE $MODE is not single, cluster, secure, both or all" >&2
+	echo "compat: COMPAT_MODE $MODE is not single, cluster, secure, gateway, both or all" >&2
 	exit 2
 	;;
 esac
@@ -298,6 +303,32 @@ EOF
 	echo "compat: secure sluice broker serving mTLS on $SEEDS, SASL on 127.0.0.1:$aport"
 }
 
+# start_gateway starts `sluice gateway` in front of SEEDS (the brokers) on a
+# free loopback port, waits until it is ready, and sets SEEDS to its address
+# alone. It is stopped with the brokers.
+start_gateway() {
+	local dir="$COMPAT_DIR/gateway" gport mport
+	mkdir -p "$dir"
+	gport=$(free_port)
+	mport=$(free_port)
+	"$SLUICE_BIN" gateway --listen "127.0.0.1:$gport" --bootstrap "$SEEDS" --metrics-listen "127.0.0.1:$mport" \
+		>"$dir/gateway.log" 2>&1 &
+	BROKER_PIDS+=($!)
+	BROKER_LOGS+=("$dir/gateway.log")
+	echo "compat: started sluice gateway --listen 127.0.0.1:$gport --bootstrap $SEEDS (pid $!)"
+	local deadline=$((SECONDS + 30))
+	until grep -q "gateway ready" "$dir/gateway.log"; do
+		if ! kill -0 "${BROKER_PIDS[-1]}" 2>/dev/null || ((SECONDS >= deadline)); then
+			echo "compat: sluice gateway did not get ready; log follows" >&2
+			cat "$dir/gateway.log" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	SEEDS="127.0.0.1:$gport"
+	echo "compat: gateway serving $SEEDS (metrics on 127.0.0.1:$mport)"
+}
+
 SECURE_ENV=()
 VERBOSE=()
 if [[ "${COMPAT_VERBOSE:-0}" == 1 ]]; then
@@ -339,7 +370,7 @@ summary=()
 for mode in "${MODES[@]}"; do
 	case $mode in
 	single | secure) nodes=1 rf=1 ;;
-	cluster) nodes=3 rf=3 ;;
+	cluster | gateway) nodes=3 rf=3 ;;
 	esac
 	echo "compat: === $mode: $nodes broker(s), KGO_TEST_RF=$rf ==="
 	st=0
@@ -349,6 +380,13 @@ for mode in "${MODES[@]}"; do
 	if [[ $mode == secure ]]; then
 		if start_secure_broker; then
 			run_suite "$SEEDS" "$rf" "$SECURE_RECORDS" || st=$?
+		else
+			st=1
+		fi
+	elif [[ $mode == gateway ]]; then
+		if start_brokers "$nodes" "$mode" && start_gateway; then
+			run_suite "$SEEDS" "$rf" || st=$?
+			check_fencing || { [[ $st != 0 ]] || st=1; }
 		else
 			st=1
 		fi

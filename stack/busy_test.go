@@ -33,6 +33,7 @@ func TestBusyMachineRaisesNoIncident(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaPort, cfg.ControllerPort, cfg.MetricsPort, cfg.ExporterPort = base, base+3, base+6, base+9
 	cfg.AlertingPort, cfg.TicketsPort = base+10, base+11
+	cfg.GatewayPort, cfg.GatewayMetricsPort = 0, 0 // free ports
 	cfg.AdminPassword = "local-admin-pw"
 	cfg.Demo = &Demo{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -30,6 +30,8 @@ type opsWiring struct {
 	exporter      string
 	alertingAddr  string
 	ticketsAddr   string
+	// gatewayMetrics is the gateway's /metrics address, "" without a gateway.
+	gatewayMetrics string
 }
 
 type opsStarted struct {
@@ -118,6 +120,9 @@ func scrapeTargets(w opsWiring, cluster string) []rules.Target {
 	for i, m := range w.brokerMetrics {
 		ts = append(ts, rules.Target{Job: "broker", Address: m, Labels: map[string]string{
 			"cluster": cluster, "broker": strconv.Itoa(i + 1), "kafka_address": w.bootstrap[i]}})
+	}
+	if w.gatewayMetrics != "" {
+		ts = append(ts, rules.Target{Job: "gateway", Address: w.gatewayMetrics, Labels: map[string]string{"cluster": cluster}})
 	}
 	return append(ts, rules.Target{Job: "exporter", Address: w.exporter, Labels: map[string]string{"cluster": cluster}})
 }

@@ -31,6 +31,7 @@ func TestSecureStack(t *testing.T) {
 	cfg.Secure = true
 	cfg.KafkaPort, cfg.ControllerPort, cfg.MetricsPort, cfg.ExporterPort = base, base+1, base+2, base+3
 	cfg.AlertingPort, cfg.TicketsPort = base+4, base+5
+	cfg.GatewayPort, cfg.GatewayMetricsPort = 0, 0 // free ports
 	cfg.AdminPassword = "local-admin-pw"
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/exporter"
+	"github.com/sluicemq/sluice/gateway"
 )
 
 // Config is the local stack's layout. Zero values take the defaults of
@@ -52,6 +53,13 @@ type Config struct {
 	AdminPassword string
 	// Demo, when set, runs demo traffic and an optional fault (make demo).
 	Demo *Demo
+	// GatewayPort is the Kafka port of the gateway (`sluice gateway`), the one
+	// address clients need, default 9096; 0 picks a free port. The gateway does
+	// not authenticate clients, so a --secure stack has none.
+	GatewayPort int
+	// GatewayMetricsPort serves the gateway's /metrics, default 9652; 0 picks a
+	// free port.
+	GatewayMetricsPort int
 	// Secure serves Kafka with SASL_SSL only (`sluice dev --secure`): a local CA and
 	// the user admin with a generated password under DataDir/secure.
 	Secure bool
@@ -60,7 +68,8 @@ type Config struct {
 // DefaultConfig is the stack `make run` starts.
 func DefaultConfig() Config {
 	return Config{DataDir: "data", Host: "127.0.0.1", Brokers: 3, KafkaPort: 9092, ControllerPort: 9192,
-		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval", AlertingPort: 9095, TicketsPort: 8080}
+		MetricsPort: 9642, ExporterPort: 9308, Flush: "interval", AlertingPort: 9095, TicketsPort: 8080,
+		GatewayPort: 9096, GatewayMetricsPort: 9652}
 }
 
 // Run starts the stack, prints where everything is to out, and serves until ctx
@@ -164,6 +173,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		return nil
 	})
 
+	var gw *gateway.Gateway
+	if sec == nil {
+		gw, err = gateway.New(gateway.Config{Listen: addr(cfg.GatewayPort, 0), Bootstrap: bootstrap,
+			MetricsListen: addr(cfg.GatewayMetricsPort, 0)}, logger.With("part", "gateway"), nil)
+		if err != nil {
+			return shutdown(fmt.Errorf("gateway: %w", err))
+		}
+		g.Go(func() error {
+			if err := gw.Run(ctx); err != nil {
+				return fmt.Errorf("gateway: %w", err)
+			}
+			return nil
+		})
+	}
+
 	var metricsAddrs, adminURLs []string
 	for i := range brokers {
 		metricsAddrs = append(metricsAddrs, addr(cfg.MetricsPort, i))
@@ -172,13 +196,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 	ops, err := startOps(ctx, cfg, logger, opsWiring{
 		bootstrap: bootstrap, brokerMetrics: metricsAddrs, adminURLs: adminURLs,
 		exporter: ec.Listen, alertingAddr: addr(cfg.AlertingPort, 0), ticketsAddr: addr(cfg.TicketsPort, 0),
-		kafkaSecurity: ec.Security,
+		kafkaSecurity: ec.Security, gatewayMetrics: gatewayMetrics(gw),
 	}, g)
 	if err != nil {
 		return shutdown(err)
 	}
 
 	fmt.Fprintf(out, "\nSluice is running (Ctrl-C stops it; data stays under %s):\n", cfg.DataDir)
+	if gw != nil {
+		fmt.Fprintf(out, "  Kafka (use this)  %s  (the gateway: one stable address for the whole cluster)\n", gw.Addr())
+	}
 	fmt.Fprintf(out, "  Kafka bootstrap   %s\n", strings.Join(bootstrap, ","))
 	if sec != nil {
 		fmt.Fprintf(out, "  Kafka security    SASL_SSL, SCRAM-SHA-512 user admin, password in %s, CA %s\n", sec.passFile, sec.caFile)
@@ -188,6 +215,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		fmt.Fprintf(out, "  broker %d metrics  http://%s/metrics  (admin: /api/v1/cluster, /api/v1/events)\n", i+1, addr(cfg.MetricsPort, i))
 	}
 	fmt.Fprintf(out, "  exporter          http://%s/metrics\n", ec.Listen)
+	if gw != nil {
+		fmt.Fprintf(out, "  gateway metrics   http://%s/metrics\n", gw.MetricsAddr())
+	}
 	fmt.Fprintf(out, "  alerting          http://%s/api/v1/alerts  (rules: /api/v1/rules; a Prometheus data source for Grafana: http://%s)\n", addr(cfg.AlertingPort, 0), addr(cfg.AlertingPort, 0))
 	fmt.Fprintf(out, "  tickets and UI    http://%s/  %s\n\n", addr(cfg.TicketsPort, 0), ops.login)
 
@@ -210,4 +240,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 
 	<-ctx.Done()
 	return shutdown(nil)
+}
+
+// gatewayMetrics is the gateway's metrics address, "" without a gateway.
+func gatewayMetrics(gw *gateway.Gateway) string {
+	if gw == nil {
+		return ""
+	}
+	return gw.MetricsAddr()
 }

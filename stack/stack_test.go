@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // freeBase finds a port p such that p..p+n-1 are free on loopback.
@@ -69,6 +70,7 @@ func TestStackServesClusterAndExporter(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.KafkaPort, cfg.ControllerPort, cfg.MetricsPort, cfg.ExporterPort = base, base+3, base+6, base+9
 	cfg.AlertingPort, cfg.TicketsPort = base+10, base+11
+	cfg.GatewayPort, cfg.GatewayMetricsPort = 0, 0 // free ports
 	cfg.AdminPassword = "local-admin-pw"
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
@@ -102,6 +104,15 @@ func TestStackServesClusterAndExporter(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	require.Contains(t, out.String(), "Kafka bootstrap   127.0.0.1:"+strconv.Itoa(base))
+	// The gateway is printed as the address to use, and serves the cluster.
+	gwAddr := regexp.MustCompile(`Kafka \(use this\)  (\S+)`).FindStringSubmatch(out.String())
+	require.NotNil(t, gwAddr, out.String())
+	gcl, gerr := kgo.NewClient(kgo.SeedBrokers(gwAddr[1]), kgo.AllowAutoTopicCreation())
+	require.NoError(t, gerr)
+	defer gcl.Close()
+	gctx, gcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer gcancel()
+	require.NoError(t, gcl.ProduceSync(gctx, &kgo.Record{Topic: "through-gateway", Value: []byte("hello")}).FirstErr())
 	require.Contains(t, out.String(), "tickets and UI    http://127.0.0.1:"+strconv.Itoa(cfg.TicketsPort)+"/")
 	for _, u := range []string{
 		"http://127.0.0.1:" + strconv.Itoa(cfg.AlertingPort) + "/api/v1/rules",

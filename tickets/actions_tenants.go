@@ -21,7 +21,7 @@ import (
 
 const (
 	maxPrincipals = 100
-	maxPrefixes   = 50
+	maxPrefixes   = 20
 	// maxPlanValue bounds a plan's limits (an exabyte, or 10^18 per second).
 	maxPlanValue = 1_000_000_000_000_000_000
 )
@@ -214,7 +214,7 @@ func validatePlan(pl *Plan) error {
 		field string
 		v     int64
 	}{{"produce_bytes_per_second", pl.ProduceBytesPerSecond}, {"fetch_bytes_per_second", pl.FetchBytesPerSecond},
-		{"disk_bytes", pl.DiskBytes}, {"partitions", pl.Partitions}, {"connections", pl.Connections}} {
+		{"disk_bytes", pl.DiskBytes}, {"partitions", int64(pl.Partitions)}, {"connections", int64(pl.Connections)}} {
 		if f.v < 0 || f.v > maxPlanValue {
 			fe.add(f.field, "a whole number from 0 (unlimited) to 10^18")
 		}
@@ -242,7 +242,7 @@ func (s *Service) savePlan(ctx context.Context, p principal, pl Plan) (*Plan, er
 		return nil, err
 	}
 	detail := fmt.Sprintf("produce %d B/s, fetch %d B/s, disk %d B, %d partitions, %d connections",
-		pl.ProduceBytesPerSecond, pl.FetchBytesPerSecond, pl.DiskBytes, pl.Partitions, pl.Connections)
+		pl.ProduceBytesPerSecond, pl.FetchBytesPerSecond, pl.DiskBytes, int64(pl.Partitions), int64(pl.Connections))
 	return out, s.store.Audit(ctx, p.Name, "plan.put", "plan "+pl.Name, detail)
 }
 
@@ -269,11 +269,16 @@ func (s *Service) tenantStatement(ctx context.Context, p principal, name, period
 	if err != nil {
 		return nil, nil, fieldErrors{err.Error()}
 	}
+	plans, planErr := s.clusterPlans(ctx)
+	return s.statementOf(ctx, p, name, period, from, to, plans, planErr)
+}
+
+// statementOf is tenantStatement once authorized, with the cluster's plans.
+func (s *Service) statementOf(ctx context.Context, p principal, name, period string, from, to time.Time, plans []NamedPlan, planErr error) (*Statement, []store.TenantSample, error) {
 	samples, err := s.store.TenantSamples(ctx, name, from, to)
 	if err != nil {
 		return nil, nil, err
 	}
-	plans, planErr := s.clusterPlans(ctx)
 	if len(samples) == 0 && p.Tenant == "" {
 		// Staff asking for a name with no samples: it must at least be a
 		// tenant of the cluster.
@@ -302,7 +307,7 @@ func (s *Service) clusterPlans(ctx context.Context) ([]NamedPlan, error) {
 	}
 	out := make([]NamedPlan, len(ps))
 	for i, pl := range ps {
-		out[i] = NamedPlan{Name: pl.Name, PlanLimits: pl.limits()}
+		out[i] = NamedPlan{Name: pl.Name, PlanLimits: planLimits(pl)}
 	}
 	return out, nil
 }
@@ -332,9 +337,13 @@ func (s *Service) periodStatements(ctx context.Context, p principal, period stri
 		sort.Strings(names)
 		names = compactStrings(names)
 	}
+	plans, planErr := s.clusterPlans(ctx)
 	out := make([]Statement, 0, len(names))
 	for _, n := range names {
-		st, _, err := s.tenantStatement(ctx, p, n, period)
+		if err := authorizeTenantRead(p, n); err != nil {
+			return nil, err
+		}
+		st, _, err := s.statementOf(ctx, p, n, period, from, to, plans, planErr)
 		if err != nil {
 			return nil, err
 		}

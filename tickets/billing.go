@@ -153,9 +153,9 @@ func (b *BillingConfig) setDefaults() {
 	}
 }
 
-// validate checks the configuration after setDefaults; it changes nothing.
+// validate checks the configuration; it changes nothing. Zero values are the defaults.
 func (b *BillingConfig) validate() error {
-	if len(b.Currency) != 3 || strings.ToUpper(b.Currency) != b.Currency || strings.Trim(b.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+	if b.Currency != "" && len(b.Currency) != 3 || strings.ToUpper(b.Currency) != b.Currency || strings.Trim(b.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
 		return fmt.Errorf("billing.currency: %q is not a three-letter ISO 4217 code such as EUR", b.Currency)
 	}
 	if b.HeadroomPercent < 0 || b.HeadroomPercent > 1000 {

@@ -134,7 +134,7 @@ func (c *Config) resolvePaths(dir string) {
 	for i, p := range c.Snapshot.LogFiles {
 		c.Snapshot.LogFiles[i] = config.Path(dir, p)
 	}
-	for _, hc := range []*commoncfg.HTTPClientConfig{&c.AlertingHTTPConfig, &c.Snapshot.AdminHTTPConfig, &c.Snapshot.PrometheusHTTPConfig} {
+	for _, hc := range []*commoncfg.HTTPClientConfig{&c.AlertingHTTPConfig, &c.Snapshot.AdminHTTPConfig, &c.Snapshot.PrometheusHTTPConfig, &c.Metering.PrometheusHTTPConfig} {
 		hc.SetDirectory(dir)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/sluicemq/sluice/tickets/snapshot"
@@ -78,18 +80,18 @@ func (m *MeteringConfig) setDefaults(snap snapshot.Config) {
 	}
 }
 
-// validate checks the configuration after setDefaults; it changes nothing.
+// validate checks the configuration; it changes nothing. Zero values are the defaults.
 func (m *MeteringConfig) validate() error {
-	if m.Interval < time.Second || m.Interval > time.Hour {
+	if m.Interval != 0 && (m.Interval < time.Second || m.Interval > time.Hour) {
 		return errors.New("metering.interval: from 1s to 1h")
 	}
 	if m.Delay < 0 || m.Delay > time.Hour {
 		return errors.New("metering.delay: from 0 to 1h")
 	}
-	if m.Backfill < time.Minute || m.Backfill > minMeteringRetention {
+	if m.Backfill != 0 && (m.Backfill < time.Minute || m.Backfill > minMeteringRetention) {
 		return errors.New("metering.backfill: from 1m to 9600h (400 days)")
 	}
-	if m.Retention < minMeteringRetention {
+	if m.Retention != 0 && m.Retention < minMeteringRetention {
 		return fmt.Errorf("metering.retention: at least 9600h (400 days), not %s", m.Retention)
 	}
 	if err := m.PrometheusHTTPConfig.Validate(); err != nil {
@@ -122,12 +124,12 @@ type meterGauge struct {
 }
 
 var meterGauges = []meterGauge{
-	// Every broker reports the tenant's bytes of the replicas it holds, so
-	// their sum is the logical size times the replication factor.
+	// Every broker reports the log size times the replication factor of
+	// the tenant's partitions it leads, and how many it leads: the sums are
+	// the tenant's.
 	{"sum by (tenant) (sluice_tenant_disk_bytes)", func(s *store.TenantSample, v int64) { s.DiskBytes = v }},
-	// Partitions and plans come from the metadata log: every broker
-	// reports the same figure.
-	{"max by (tenant) (sluice_tenant_partitions)", func(s *store.TenantSample, v int64) { s.Partitions = v }},
+	{"sum by (tenant) (sluice_tenant_partitions)", func(s *store.TenantSample, v int64) { s.Partitions = v }},
+	// Plans come from the metadata log: every broker reports the same.
 	{"max by (tenant) (sluice_tenant_plan_produce_bytes_per_second)", func(s *store.TenantSample, v int64) { s.PlanProduceBps = v }},
 	{"max by (tenant) (sluice_tenant_plan_fetch_bytes_per_second)", func(s *store.TenantSample, v int64) { s.PlanFetchBps = v }},
 	{"max by (tenant) (sluice_tenant_plan_disk_bytes)", func(s *store.TenantSample, v int64) { s.PlanDiskBytes = v }},
@@ -147,15 +149,23 @@ type meter struct {
 	log   *slog.Logger
 	now   func() time.Time
 	query func(ctx context.Context, expr string, start, end time.Time) ([]snapshot.Series, error)
+
+	collections *prometheus.CounterVec // by result
+	counted     prometheus.Gauge       // the end of the last minute counted
 }
 
-func newMeter(cfg MeteringConfig, st *store.Store, log *slog.Logger) (*meter, error) {
+func newMeter(cfg MeteringConfig, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*meter, error) {
 	hc, err := commoncfg.NewClientFromConfig(cfg.PrometheusHTTPConfig, "sluice_tickets_metering")
 	if err != nil {
 		return nil, fmt.Errorf("metering.prometheus_http_config: %w", err)
 	}
 	hc.Timeout = time.Minute
 	m := &meter{cfg: cfg, st: st, prom: hc, log: log, now: st.Now}
+	f := promauto.With(reg)
+	m.collections = f.NewCounterVec(prometheus.CounterOpts{Name: "sluice_tickets_metering_collections_total",
+		Help: "Tenant metering collections from the Prometheus query API, by result (ok, failed); failed minutes are collected at the next one."}, []string{"result"})
+	m.counted = f.NewGauge(prometheus.GaugeOpts{Name: "sluice_tickets_metering_counted_until_seconds",
+		Help: "Unix time up to which tenant usage has been counted into samples; time() minus it is how far metering lags."})
 	m.query = func(ctx context.Context, expr string, start, end time.Time) ([]snapshot.Series, error) {
 		return snapshot.QueryRange(ctx, m.prom, m.cfg.PrometheusURL, expr, start, end, time.Minute)
 	}
@@ -168,15 +178,21 @@ func (m *meter) run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
-		if n, err := m.collect(ctx); err != nil {
+		n, err := m.collect(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			m.collections.WithLabelValues("failed").Inc()
 			m.log.Warn("tenant metering: collection failed; the minutes are collected at the next attempt", "err", err)
-		} else if n > 0 {
+		} else {
+			m.collections.WithLabelValues("ok").Inc()
 			m.log.Debug("tenant metering: collected", "samples", n)
 		}
-		if _, err := m.st.DeleteTenantSamplesBefore(ctx, m.now().Add(-m.cfg.Retention)); err != nil && ctx.Err() == nil {
+		if marks, err := m.st.MeteringMarks(ctx); err == nil {
+			m.counted.Set(float64(marks["cursor"].Minute * 60))
+		}
+		if err := m.expire(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("tenant metering: retention", "err", err)
 		}
 		select {
@@ -185,6 +201,15 @@ func (m *meter) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// expire deletes the samples older than the retention.
+func (m *meter) expire(ctx context.Context) error {
+	n, err := m.st.DeleteTenantSamplesBefore(ctx, m.now().Add(-m.cfg.Retention))
+	if n > 0 {
+		m.log.Info("tenant metering: samples past the retention deleted", "samples", n, "retention", m.cfg.Retention)
+	}
+	return err
 }
 
 // collect counts the minutes from the last one counted up to now minus the

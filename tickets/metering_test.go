@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/internal/testutil"
@@ -156,7 +157,7 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 	cfg := MeteringConfig{PrometheusURL: promURL}
 	cfg.setDefaults(DefaultConfig().Snapshot)
 	require.NoError(t, cfg.validate())
-	m, err := newMeter(cfg, st, testLogger())
+	m, err := newMeter(cfg, st, testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	clock := h.t0.Add(-time.Hour) // before the history: nothing to meter
 	m.now = func() time.Time { return clock }
@@ -210,7 +211,7 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 			require.Equal(t, out, r.BytesOut, "%s minute %d bytes out", tenant, i)
 			require.Equal(t, req, r.Requests, "%s minute %d requests", tenant, i)
 			require.Equal(t, h.disk(tn, 1, i)+h.disk(tn, 2, i), r.DiskBytes, "%s minute %d disk", tenant, i)
-			require.Equal(t, int64(6+tn), r.Partitions)
+			require.Equal(t, int64(2*(6+tn)), r.Partitions, "partitions led by each broker, summed")
 			require.Equal(t, int64(5_000_000*(tn+1)), r.PlanProduceBps)
 			require.Equal(t, int64(100), r.PlanConnections)
 		}
@@ -219,4 +220,28 @@ func TestMeteringBackfillsFromRealPrometheus(t *testing.T) {
 		require.Equal(t, holeWant, holeGot, "%s: bytes in over the hole", tenant)
 		require.GreaterOrEqual(t, spread, h.holeTo-h.holeFrom-2, "%s: the hole's minutes are marked spread", tenant)
 	}
+}
+
+// TestMeteringRetentionKeeps400Days: the retention job deletes samples
+// older than metering.retention and keeps the 400 days before.
+func TestMeteringRetentionKeeps400Days(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Options{DataDir: t.TempDir(), Database: testDatabase(t)})
+	require.NoError(t, err)
+	defer st.Close()
+	cfg := MeteringConfig{PrometheusURL: "http://127.0.0.1:1"}
+	cfg.setDefaults(DefaultConfig().Snapshot)
+	require.NoError(t, cfg.validate())
+	m, err := newMeter(cfg, st, testLogger(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	now := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	old, kept := now.Add(-401*24*time.Hour), now.Add(-399*24*time.Hour)
+	ctx := context.Background()
+	require.NoError(t, st.RecordMetering(ctx, []store.TenantSample{
+		{Tenant: "a", Minute: store.UnixMinute(old), BytesIn: 1}, {Tenant: "a", Minute: store.UnixMinute(kept), BytesIn: 2}}, nil))
+	require.NoError(t, m.expire(ctx))
+	rows, err := st.TenantSamples(ctx, "a", old.Add(-time.Hour), now)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.Equal(t, int64(2), rows[0].BytesIn)
 }

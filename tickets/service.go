@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) (*S
 		}
 	}
 	if cfg.Metering.PrometheusURL != "" {
-		if s.meter, err = newMeter(cfg.Metering, st, logger.With("component", "metering")); err != nil {
+		if s.meter, err = newMeter(cfg.Metering, st, logger.With("component", "metering"), s.reg); err != nil {
 			st.Close()
 			return nil, err
 		}

@@ -1,56 +1,38 @@
 package tickets
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	commoncfg "github.com/prometheus/common/config"
+
+	"github.com/sluicemq/sluice/broker/adminapi"
 )
 
 // Tenants and plans live in the cluster's metadata log: the service reads
-// and writes them through the brokers' admin API and keeps no copy of its
-// own, so brokers enforce them whether the service runs or not.
+// and writes them through the brokers' admin API (broker/adminapi, the
+// documents and client shared with the brokers and `sluice tenants`) and
+// keeps no copy of its own, so brokers enforce them whether the service
+// runs or not.
 
-// Tenant is a team sharing the cluster: its principals, the resource
-// prefixes it owns, its plan and where its alerts go.
-type Tenant struct {
-	Name string `json:"name"`
-	// Principals are Kafka principals such as User:alice.
-	Principals []string `json:"principals"`
-	// Prefixes are the topic and group name prefixes the tenant owns, such
-	// as payments.
-	Prefixes     []string `json:"prefixes"`
-	Plan         string   `json:"plan"`
-	SlackChannel string   `json:"slack_channel,omitempty"`
-	Email        string   `json:"email,omitempty"`
-}
+// Tenant is a team sharing the cluster (adminapi.Tenant).
+type Tenant = adminapi.Tenant
 
-// Plan is what a tenant pays for: peak bandwidths, disk, partitions and
-// connections.
-type Plan struct {
-	Name                  string `json:"name"`
-	ProduceBytesPerSecond int64  `json:"produce_bytes_per_second"`
-	FetchBytesPerSecond   int64  `json:"fetch_bytes_per_second"`
-	DiskBytes             int64  `json:"disk_bytes"`
-	Partitions            int64  `json:"partitions"`
-	Connections           int64  `json:"connections"`
-}
+// Plan is what a tenant pays for; a zero limit is unlimited (adminapi.Plan).
+type Plan = adminapi.Plan
 
-// limits are the plan's limits for billing.
-func (p Plan) limits() PlanLimits {
+// limits are a plan's limits for billing.
+func planLimits(p Plan) PlanLimits {
 	return PlanLimits{ProduceBps: p.ProduceBytesPerSecond, FetchBps: p.FetchBytesPerSecond, DiskBytes: p.DiskBytes,
-		Partitions: p.Partitions, Connections: p.Connections}
+		Partitions: int64(p.Partitions), Connections: int64(p.Connections)}
 }
 
-// TenantUsage is a tenant's current counters as the cluster reports them.
+// TenantUsage is a tenant's counters now, summed over the brokers that
+// answered (each counts what it serves and the disk of the partitions it
+// leads).
 type TenantUsage struct {
 	Tenant          string  `json:"tenant"`
 	BytesIn         int64   `json:"bytes_in"`
@@ -58,7 +40,11 @@ type TenantUsage struct {
 	Requests        int64   `json:"requests"`
 	ThrottleSeconds float64 `json:"throttle_seconds"`
 	DiskBytes       int64   `json:"disk_bytes"`
-	Partitions      int64   `json:"partitions"`
+	Partitions      int     `json:"partitions"`
+	Connections     int     `json:"connections"`
+	// Brokers is how many brokers answered; Missing says which did not.
+	Brokers int    `json:"brokers"`
+	Missing string `json:"missing,omitempty"`
 }
 
 // tenantAdmin is the brokers' tenant and plan API.
@@ -80,20 +66,12 @@ var errNoTenantAdmin = errors.New("tenants are managed through the brokers' admi
 var errBrokerUnreachable = errors.New("no broker admin API answered")
 
 // brokerAPIError is an answer of the brokers' admin API other than success.
-type brokerAPIError struct {
-	Status  int
-	Message string
-}
+type brokerAPIError = adminapi.APIError
 
-func (e *brokerAPIError) Error() string {
-	return fmt.Sprintf("broker admin API: %d %s", e.Status, e.Message)
-}
-
-// httpTenantAdmin speaks the brokers' admin API; it asks the brokers in
-// turn until one answers (any broker forwards a change to the controller).
+// httpTenantAdmin is the adminapi client with the service's HTTP client
+// configuration (snapshot.admin_http_config: basic auth, TLS).
 type httpTenantAdmin struct {
-	urls []string
-	hc   *http.Client
+	cl *adminapi.Client
 }
 
 func newHTTPTenantAdmin(urls []string, cfg commoncfg.HTTPClientConfig) (*httpTenantAdmin, error) {
@@ -102,118 +80,86 @@ func newHTTPTenantAdmin(urls []string, cfg commoncfg.HTTPClientConfig) (*httpTen
 		return nil, fmt.Errorf("snapshot.admin_http_config: %w", err)
 	}
 	hc.Timeout = 15 * time.Second
-	out := &httpTenantAdmin{hc: hc}
+	cl := &adminapi.Client{HTTP: hc}
 	for _, u := range urls {
 		if !strings.Contains(u, "://") {
 			u = "http://" + u
 		}
-		out.urls = append(out.urls, strings.TrimRight(u, "/"))
+		cl.URLs = append(cl.URLs, strings.TrimRight(u, "/"))
 	}
-	return out, nil
+	return &httpTenantAdmin{cl: cl}, nil
 }
 
-func (a *httpTenantAdmin) do(ctx context.Context, method, path string, in, out any) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return err
-		}
+// unreachable marks the errors that are not an answer of the API.
+func unreachable(err error) error {
+	var ae *adminapi.APIError
+	if err == nil || errors.As(err, &ae) || errors.Is(err, context.Canceled) {
+		return err
 	}
-	var errs []string
-	for _, base := range a.urls {
-		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
-		if err != nil {
-			return errors.New("bad admin URL (not shown: it may hold a password)")
-		}
-		if in != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := a.hc.Do(req)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-		resp.Body.Close()
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		if resp.StatusCode >= 500 {
-			errs = append(errs, fmt.Sprintf("%s: %s", req.URL.Redacted(), resp.Status))
-			continue
-		}
-		if resp.StatusCode >= 300 {
-			var e struct {
-				Error string `json:"error"`
-			}
-			msg := strings.TrimSpace(string(b))
-			if json.Unmarshal(b, &e) == nil && e.Error != "" {
-				msg = e.Error
-			}
-			if len(msg) > 500 {
-				msg = msg[:500]
-			}
-			return &brokerAPIError{Status: resp.StatusCode, Message: msg}
-		}
-		if out == nil || resp.StatusCode == http.StatusNoContent {
-			return nil
-		}
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("broker admin API %s: %w", req.URL.Redacted(), err)
-		}
-		return nil
-	}
-	return fmt.Errorf("%w: %s", errBrokerUnreachable, strings.Join(errs, "; "))
+	return fmt.Errorf("%w: %v", errBrokerUnreachable, err)
 }
 
 func (a *httpTenantAdmin) ListTenants(ctx context.Context) ([]Tenant, error) {
-	var out struct {
-		Tenants []Tenant `json:"tenants"`
-	}
-	return out.Tenants, a.do(ctx, http.MethodGet, "/api/v1/tenants", nil, &out)
+	ts, err := a.cl.Tenants(ctx)
+	return ts, unreachable(err)
 }
 
 func (a *httpTenantAdmin) GetTenant(ctx context.Context, name string) (*Tenant, error) {
-	var t Tenant
-	if err := a.do(ctx, http.MethodGet, "/api/v1/tenants/"+url.PathEscape(name), nil, &t); err != nil {
-		return nil, err
+	t, err := a.cl.Tenant(ctx, name)
+	if err != nil {
+		return nil, unreachable(err)
 	}
 	return &t, nil
 }
 
 func (a *httpTenantAdmin) PutTenant(ctx context.Context, t Tenant) (*Tenant, error) {
-	var out Tenant
-	if err := a.do(ctx, http.MethodPut, "/api/v1/tenants/"+url.PathEscape(t.Name), t, &out); err != nil {
-		return nil, err
+	out, err := a.cl.PutTenant(ctx, t)
+	if err != nil {
+		return nil, unreachable(err)
 	}
 	return &out, nil
 }
 
 func (a *httpTenantAdmin) DeleteTenant(ctx context.Context, name string) error {
-	return a.do(ctx, http.MethodDelete, "/api/v1/tenants/"+url.PathEscape(name), nil, nil)
+	return unreachable(a.cl.DeleteTenant(ctx, name))
 }
 
 func (a *httpTenantAdmin) ListPlans(ctx context.Context) ([]Plan, error) {
-	var out struct {
-		Plans []Plan `json:"plans"`
-	}
-	return out.Plans, a.do(ctx, http.MethodGet, "/api/v1/plans", nil, &out)
+	ps, err := a.cl.Plans(ctx)
+	return ps, unreachable(err)
 }
 
 func (a *httpTenantAdmin) PutPlan(ctx context.Context, p Plan) (*Plan, error) {
-	var out Plan
-	if err := a.do(ctx, http.MethodPut, "/api/v1/plans/"+url.PathEscape(p.Name), p, &out); err != nil {
-		return nil, err
+	out, err := a.cl.PutPlan(ctx, p)
+	if err != nil {
+		return nil, unreachable(err)
 	}
 	return &out, nil
 }
 
+// TenantUsage sums the answers of the brokers; a tenant no broker knows is
+// not found.
 func (a *httpTenantAdmin) TenantUsage(ctx context.Context, name string) (*TenantUsage, error) {
-	var u TenantUsage
-	if err := a.do(ctx, http.MethodGet, "/api/v1/tenants/"+url.PathEscape(name)+"/usage", nil, &u); err != nil {
-		return nil, err
+	us, err := a.cl.Usage(ctx, name)
+	var ae *adminapi.APIError
+	if len(us) == 0 {
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, unreachable(err)
 	}
-	return &u, nil
+	out := &TenantUsage{Tenant: name, Brokers: len(us)}
+	for _, u := range us {
+		out.BytesIn += int64(u.BytesIn)
+		out.BytesOut += int64(u.BytesOut)
+		out.Requests += int64(u.Requests)
+		out.ThrottleSeconds += u.ThrottleSeconds
+		out.DiskBytes += u.DiskBytes
+		out.Connections += u.Connections
+		out.Partitions = max(out.Partitions, u.Partitions) // cluster-wide on every broker
+	}
+	if err != nil {
+		out.Missing = err.Error()
+	}
+	return out, nil
 }

@@ -108,13 +108,23 @@ func parseScaled(field, v string, unit int64, fe *fieldErrors) int64 {
 	return n * unit
 }
 
+// parseCount reads a count typed in a form (partitions, connections).
+func parseCount(field, v string, fe *fieldErrors) int32 {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+	if err != nil || n < 0 {
+		fe.add(field, "a whole number from 0 (unlimited) to %d", math.MaxInt32)
+		return 0
+	}
+	return int32(n)
+}
+
 func (s *Service) uiSavePlan(c *gin.Context) {
 	f := planForm{Name: strings.TrimSpace(c.PostForm("name")), ProduceMBs: c.PostForm("produce_mb_s"), FetchMBs: c.PostForm("fetch_mb_s"),
 		DiskGB: c.PostForm("disk_gb"), Partitions: c.PostForm("partitions"), Connections: c.PostForm("connections")}
 	var fe fieldErrors
 	pl := Plan{Name: f.Name, ProduceBytesPerSecond: parseScaled("produce_mb_s", f.ProduceMBs, 1_000_000, &fe),
 		FetchBytesPerSecond: parseScaled("fetch_mb_s", f.FetchMBs, 1_000_000, &fe), DiskBytes: parseScaled("disk_gb", f.DiskGB, 1_000_000_000, &fe),
-		Partitions: parseScaled("partitions", f.Partitions, 1, &fe), Connections: parseScaled("connections", f.Connections, 1, &fe)}
+		Partitions: parseCount("partitions", f.Partitions, &fe), Connections: parseCount("connections", f.Connections, &fe)}
 	err := fe.err()
 	if err == nil {
 		_, err = s.savePlan(c.Request.Context(), who(c), pl)

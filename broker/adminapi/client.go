@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 // Client calls the tenant and plan management API of a cluster's brokers. Reads are answered by
 // the first broker that answers; writes are carried out by the active controller only (the
 // source of truth is the metadata log), so a write goes to each broker in turn until the
-// controller takes it: the others answer 421 Misdirected Request, and while the cluster has no
-// controller (503) the client waits and tries again until ctx is done.
+// controller takes it: the others answer 503 naming the controller in ControllerHeader, and while
+// the cluster has no controller the client waits and tries again until ctx is done. When every URL
+// answers that another broker is the controller for three rounds (the controller is none of them),
+// that answer is returned.
 type Client struct {
 	// URLs are the brokers' admin interfaces, e.g. "http://127.0.0.1:9644" (admin.listen).
 	URLs []string
@@ -30,10 +33,17 @@ type Client struct {
 	Username, Password string
 }
 
+// ControllerHeader is set on the 503 answer of a broker that is not the controller to a change:
+// the controller's broker id, -1 while there is none.
+const ControllerHeader = "Sluice-Controller-Id"
+
 // APIError is an error answer of the API.
 type APIError struct {
 	Status  int
 	Message string
+	// NotController says the broker refused a change because it is not the controller and a
+	// controller exists.
+	NotController bool
 }
 
 func (e *APIError) Error() string {
@@ -84,7 +94,8 @@ func (c *Client) do(ctx context.Context, base, method, path string, in, out any)
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
+		ctl, err := strconv.Atoi(resp.Header.Get(ControllerHeader))
+		return &APIError{Status: resp.StatusCode, Message: e.Error, NotController: err == nil && ctl >= 0}
 	}
 	if out == nil {
 		return nil
@@ -119,20 +130,29 @@ func (c *Client) write(ctx context.Context, method, path string, in, out any) er
 		return errors.New("adminapi: no broker admin URL")
 	}
 	bo := backoff.New(100*time.Millisecond, 2*time.Second)
+	// Rounds in which every broker answered that it is not the controller: the controller is
+	// none of the URLs, unless it is moving; after a few such rounds that answer is final.
+	misdirected := 0
 	for {
 		var last error
+		allMisdirected := true
 		for _, u := range c.URLs {
 			err := c.do(ctx, u, method, path, in, out)
 			var ae *APIError
 			switch {
 			case err == nil:
 				return nil
-			case errors.As(err, &ae) && ae.Status == http.StatusMisdirectedRequest:
+			case errors.As(err, &ae) && ae.NotController:
 				last = err // not the controller: the next broker
 			case errors.As(err, &ae) && ae.Status != http.StatusServiceUnavailable:
 				return err
 			default:
-				last = err
+				last, allMisdirected = err, false
+			}
+		}
+		if allMisdirected {
+			if misdirected++; misdirected >= 3 {
+				return last
 			}
 		}
 		if ctx.Err() != nil {
@@ -156,8 +176,8 @@ func pathOf(parts ...string) string {
 
 // Tenants lists the tenants.
 func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
-	var out []Tenant
-	return out, c.read(ctx, pathOf("tenants"), &out)
+	var out TenantList
+	return out.Tenants, c.read(ctx, pathOf("tenants"), &out)
 }
 
 // Tenant returns one tenant.
@@ -196,8 +216,8 @@ func (c *Client) Usage(ctx context.Context, name string) ([]TenantUsage, error) 
 
 // Plans lists the plans.
 func (c *Client) Plans(ctx context.Context) ([]Plan, error) {
-	var out []Plan
-	return out, c.read(ctx, pathOf("plans"), &out)
+	var out PlanList
+	return out.Plans, c.read(ctx, pathOf("plans"), &out)
 }
 
 // Plan returns one plan.

@@ -2,12 +2,12 @@ package adminapi
 
 // Tenants and plans (issue 17): the documents of the broker's management API
 //
-//	GET    /api/v1/tenants               []Tenant
+//	GET    /api/v1/tenants               TenantList
 //	GET    /api/v1/tenants/{name}        Tenant
 //	PUT    /api/v1/tenants/{name}        Tenant (creates or replaces; answers the stored Tenant)
 //	DELETE /api/v1/tenants/{name}
 //	GET    /api/v1/tenants/{name}/usage  TenantUsage (this broker's counters)
-//	GET    /api/v1/plans                 []Plan
+//	GET    /api/v1/plans                 PlanList
 //	GET    /api/v1/plans/{name}          Plan
 //	PUT    /api/v1/plans/{name}          Plan
 //
@@ -27,14 +27,20 @@ type Tenant struct {
 	// Prefixes are the tenant's namespace, e.g. "payments."; no prefix of one tenant may be a
 	// prefix of another's.
 	Prefixes []string `json:"prefixes"`
-	// Notify is where the tenant's own alerts go.
-	Notify TenantNotify `json:"notify"`
-}
-
-// TenantNotify is a tenant's notification channel: a Slack channel, an email address, or both.
-type TenantNotify struct {
+	// SlackChannel and Email are where the tenant's own alerts go: a Slack channel, an email
+	// address, or both.
 	SlackChannel string `json:"slack_channel,omitempty"`
 	Email        string `json:"email,omitempty"`
+}
+
+// TenantList is the answer of GET /api/v1/tenants.
+type TenantList struct {
+	Tenants []Tenant `json:"tenants"`
+}
+
+// PlanList is the answer of GET /api/v1/plans.
+type PlanList struct {
+	Plans []Plan `json:"plans"`
 }
 
 // Plan is what a tenant pays for. A zero limit means unlimited.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -108,49 +109,66 @@ func (c *Config) Validate() error {
 
 // Opts are the franz-go options for these settings; nil for PLAINTEXT.
 func (c *Config) Opts() ([]kgo.Opt, error) {
-	if err := c.Validate(); err != nil {
+	tc, mech, err := c.Parts()
+	if err != nil {
 		return nil, err
 	}
-	p := c.protocol()
 	var opts []kgo.Opt
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	return opts, nil
+}
+
+// Parts are these settings as a TLS client configuration (nil without TLS) and a
+// SASL mechanism (nil without SASL), for a client that speaks the protocol itself
+// (the gateway's backend connections).
+func (c *Config) Parts() (*tls.Config, sasl.Mechanism, error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	p := c.protocol()
+	var tc *tls.Config
 	if p == "SSL" || p == "SASL_SSL" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.SSLCALocation != "" {
 			pem, err := os.ReadFile(c.SSLCALocation)
 			if err != nil {
-				return nil, fmt.Errorf("ssl.ca.location: %w", err)
+				return nil, nil, fmt.Errorf("ssl.ca.location: %w", err)
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ssl.ca.location: %s holds no PEM certificate", c.SSLCALocation)
+				return nil, nil, fmt.Errorf("ssl.ca.location: %s holds no PEM certificate", c.SSLCALocation)
 			}
 		}
 		if c.SSLCertificateLocation != "" {
 			cert, err := tls.LoadX509KeyPair(c.SSLCertificateLocation, c.SSLKeyLocation)
 			if err != nil {
-				return nil, fmt.Errorf("ssl.certificate.location: %w", err)
+				return nil, nil, fmt.Errorf("ssl.certificate.location: %w", err)
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	if strings.HasPrefix(p, "SASL_") {
-		sec := config.Secret{FileKey: "sasl.password.file", EnvKey: "sasl.password.env", File: c.SASLPasswordFile, Env: c.SASLPasswordEnv}
-		if sec.File == "" && sec.Env == "" {
-			sec.Env = DefaultPasswordEnv
-		}
-		pass, err := sec.Read("")
-		if err != nil {
-			return nil, err
-		}
-		switch strings.ToUpper(c.SASLMechanism) {
-		case "PLAIN":
-			opts = append(opts, kgo.SASL(plain.Auth{User: c.SASLUsername, Pass: pass}.AsMechanism()))
-		case "SCRAM-SHA-256":
-			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha256Mechanism()))
-		default:
-			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha512Mechanism()))
-		}
+	if !strings.HasPrefix(p, "SASL_") {
+		return tc, nil, nil
 	}
-	return opts, nil
+	sec := config.Secret{FileKey: "sasl.password.file", EnvKey: "sasl.password.env", File: c.SASLPasswordFile, Env: c.SASLPasswordEnv}
+	if sec.File == "" && sec.Env == "" {
+		sec.Env = DefaultPasswordEnv
+	}
+	pass, err := sec.Read("")
+	if err != nil {
+		return nil, nil, err
+	}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "PLAIN":
+		return tc, plain.Auth{User: c.SASLUsername, Pass: pass}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return tc, scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha256Mechanism(), nil
+	default:
+		return tc, scram.Auth{User: c.SASLUsername, Pass: pass}.AsSha512Mechanism(), nil
+	}
 }

@@ -194,6 +194,11 @@ func (q *Quorum) RemoveObserver(ctx context.Context, id int32) error {
 		return err
 	}
 	defer q.ctlMu.Unlock()
+	return q.forgetObserver(id)
+}
+
+// forgetObserver is RemoveObserver with ctlMu held (UnregisterBroker calls it too).
+func (q *Quorum) forgetObserver(id int32) error {
 	cfg, err := q.configuration()
 	if err != nil {
 		return err
@@ -393,10 +398,11 @@ func (q *Quorum) DescribeQuorum() (QuorumState, error) {
 			st.Observers = append(st.Observers, m)
 		}
 	}
-	// Brokers that heartbeat but are not in the Raft configuration (a one-voter quorum's brokers
-	// do not exist; kept for completeness) are observers too.
+	// Live brokers that heartbeat but are not in the Raft configuration (taken out with
+	// RemoveObserver while running) are observers too; unregistered and fenced ones are not.
+	img := q.Image()
 	for _, id := range s.reported() {
-		if slices.ContainsFunc(cfg.Servers, func(sv raft.Server) bool { return sv.ID == serverID(id) }) {
+		if !img.Live(id) || slices.ContainsFunc(cfg.Servers, func(sv raft.Server) bool { return sv.ID == serverID(id) }) {
 			continue
 		}
 		p, _ := s.progress(id)

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -424,5 +425,10 @@ func (q *Quorum) UnregisterBroker(ctx context.Context, id int32) error {
 		return err
 	}
 	c.sessions.end(id)
+	// A broker-only node also leaves the Raft configuration (nodes.go); a voter stays until
+	// it is removed from the quorum (RemoveRaftVoter).
+	if err := q.forgetObserver(id); err != nil && !errors.Is(err, kerr.InvalidRequest) {
+		q.log.Warn("unregistered broker is still an observer of the metadata quorum", "broker", id, "err", err)
+	}
 	return nil
 }

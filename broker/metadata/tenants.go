@@ -161,12 +161,12 @@ func ValidateTenant(t *adminapi.Tenant) error {
 			return invalidf("prefixes: %q: want 1 to %d letters, digits, '.', '_' or '-'", p, maxTenantPrefixLen)
 		}
 	}
-	if c := t.Notify.SlackChannel; c != "" && (len(c) > 80 || !slackChannelRE.MatchString(c)) {
-		return invalidf("notify.slack_channel: %q is not a Slack channel name", c)
+	if c := t.SlackChannel; c != "" && (len(c) > 80 || !slackChannelRE.MatchString(c)) {
+		return invalidf("slack_channel: %q is not a Slack channel name", c)
 	}
-	if e := t.Notify.Email; e != "" {
+	if e := t.Email; e != "" {
 		if a, err := mail.ParseAddress(e); err != nil || a.Address != e || len(e) > maxNotifyLen {
-			return invalidf("notify.email: %q is not an email address", e)
+			return invalidf("email: %q is not an email address", e)
 		}
 	}
 	t.Principals = sortedUnique(t.Principals)

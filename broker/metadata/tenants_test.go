@@ -25,7 +25,7 @@ func TestTenants(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, adminapi.DiskPolicyReject, p.DiskPolicy, "the default disk policy")
 	pay, err := q.PutTenant(ctx, adminapi.Tenant{Name: "payments", Plan: "small", Principals: []string{"User:pay2", "User:pay", "User:pay"},
-		Prefixes: []string{"payments."}, Notify: adminapi.TenantNotify{SlackChannel: "#payments", Email: "pay@example.com"}})
+		Prefixes: []string{"payments."}, SlackChannel: "#payments", Email: "pay@example.com"})
 	require.NoError(t, err)
 	require.Equal(t, []string{"User:pay", "User:pay2"}, pay.Principals)
 	img := q.Image()
@@ -49,7 +49,7 @@ func TestTenants(t *testing.T) {
 		{adminapi.Tenant{Name: "shop", Plan: "small", Principals: []string{"User:*"}, Prefixes: []string{"shop."}}, ErrInvalid},
 		{adminapi.Tenant{Name: "shop", Plan: "small", Principals: []string{"alice"}, Prefixes: []string{"shop."}}, ErrInvalid},
 		{adminapi.Tenant{Name: "shop", Plan: "small", Prefixes: []string{"shop.", "shop.eu."}}, ErrInvalid},
-		{adminapi.Tenant{Name: "shop", Plan: "small", Prefixes: []string{"shop."}, Notify: adminapi.TenantNotify{Email: "not an address"}}, ErrInvalid},
+		{adminapi.Tenant{Name: "shop", Plan: "small", Prefixes: []string{"shop."}, Email: "not an address"}, ErrInvalid},
 	} {
 		_, err := q.PutTenant(ctx, bad.t)
 		require.ErrorIs(t, err, bad.want, "%+v", bad.t)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestMarkerRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, m := range []Marker{
 		{ProducerID: 1, ProducerEpoch: 2, Commit: true, CoordinatorEpoch: 3},
 		{ProducerID: 1 << 40, ProducerEpoch: 0, Commit: false, CoordinatorEpoch: 0},

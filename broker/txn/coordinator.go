@@ -145,6 +145,10 @@ type Coordinator struct {
 	// partitionCount is the __transaction_state partition count ids hash over.
 	partitionCount atomic.Int32
 
+	// completionWait bounds how long AddPartitions waits for the completion
+	// of the producer's previous transaction.
+	completionWait time.Duration
+
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -172,6 +176,8 @@ func New(cfg Config, store Store, markers MarkerWriter, pids ProducerIDSource, l
 		txns:       make(map[string]*txnMeta),
 		ctx:        ctx,
 		cancel:     cancel,
+
+		completionWait: 2 * time.Second,
 	}
 	c.partitionCount.Store(cfg.NumPartitions)
 	c.metrics = newMetrics(c, reg)

@@ -364,3 +364,40 @@ func TestFenceAtTheLastEpochRotates(t *testing.T) {
 	require.Equal(t, int16(0), next.Epoch)
 	require.Equal(t, kerr.InvalidProducerIDMapping.Code, e.c.EndTxn(ctx, "tx", pe.ProducerID, 32766, true), "the old producer id is gone")
 }
+
+func TestNextTransactionWaitsForTheCompletion(t *testing.T) {
+	e := newEnv(t, newMemStore(), Config{})
+	e.load(t, "tx")
+	pe := initPID(t, e, "tx", nil)
+	tp := []TopicPartition{{"a", 0}}
+	require.Zero(t, e.c.AddPartitions(ctx, "tx", pe.ProducerID, pe.Epoch, tp))
+	block := make(chan struct{})
+	e.markers.mu.Lock()
+	e.markers.block = block
+	e.markers.mu.Unlock()
+	require.Zero(t, e.c.EndTxn(ctx, "tx", pe.ProducerID, pe.Epoch, true))
+
+	// The next transaction's AddPartitions waits for the markers, then starts it.
+	added := make(chan int16)
+	go func() { added <- e.c.AddPartitions(ctx, "tx", pe.ProducerID, pe.Epoch, tp) }()
+	select {
+	case code := <-added:
+		t.Fatalf("AddPartitions answered %d before the markers were written", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(block)
+	require.Zero(t, <-added)
+	require.Equal(t, Ongoing, e.state(t, "tx"))
+	require.Len(t, e.markers.all(), 1)
+
+	// A completion that takes longer than the wait: CONCURRENT_TRANSACTIONS, as in Kafka.
+	e.c.completionWait = 10 * time.Millisecond
+	block = make(chan struct{})
+	e.markers.mu.Lock()
+	e.markers.block = block
+	e.markers.mu.Unlock()
+	require.Zero(t, e.c.EndTxn(ctx, "tx", pe.ProducerID, pe.Epoch, false))
+	require.Equal(t, kerr.ConcurrentTransactions.Code, e.c.AddPartitions(ctx, "tx", pe.ProducerID, pe.Epoch, tp))
+	close(block)
+	e.waitState(t, "tx", CompleteAbort)
+}

@@ -164,7 +164,14 @@ func checkProducerLocked(m *txnMeta, producerID int64, epoch int16) int16 {
 // AddPartitions serves AddPartitionsToTxn and AddOffsetsToTxn (with the
 // group's __consumer_offsets partition): it adds parts to the transaction of
 // id, starting one if none is ongoing. The code applies to every partition.
+//
+// A producer that begins its next transaction while the markers of its last
+// one are being written waits for them, up to completionWait, instead of
+// getting CONCURRENT_TRANSACTIONS at once and retrying after a backoff: the
+// answer is the same, sooner.
 func (c *Coordinator) AddPartitions(ctx context.Context, id string, producerID int64, epoch int16, parts []TopicPartition) int16 {
+	waited := false
+again:
 	c.mu.Lock()
 	p, e, code := c.statusLocked(id)
 	if code != 0 {
@@ -178,8 +185,20 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, producerID i
 	}
 	switch m.state {
 	case PrepareCommit, PrepareAbort:
+		done := m.completed
 		c.mu.Unlock()
-		return kerr.ConcurrentTransactions.Code
+		if done == nil || waited {
+			return kerr.ConcurrentTransactions.Code
+		}
+		waited = true
+		t := time.NewTimer(c.completionWait)
+		select {
+		case <-done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		goto again
 	case Ongoing:
 		added := false
 		for _, tp := range parts {
@@ -319,6 +338,9 @@ func (c *Coordinator) startCompletionLocked(m *txnMeta, p int32, seq uint64) {
 		CoordinatorEpoch: c.partitions[p].epoch,
 		Partitions:       m.sortedPartitions(),
 	}
+	if m.completed == nil {
+		m.completed = make(chan struct{})
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -366,10 +388,14 @@ func (c *Coordinator) complete(m *txnMeta, mk Markers, p int32, seq uint64) {
 		}
 		next.partitions = map[TopicPartition]struct{}{}
 		m.hasPending, m.pending = true, next.state
+		done := m.completed
 		c.mu.Unlock()
 		switch code := c.persist(ctx, m, next, p, seq); code {
 		case 0:
 			c.metrics.completed.WithLabelValues(result).Inc()
+			if done != nil {
+				close(done)
+			}
 			return
 		case kerr.NotCoordinator.Code:
 			return

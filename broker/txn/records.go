@@ -37,6 +37,10 @@ type txnMeta struct {
 	// pending is the state being written, 0xff-free: valid only with hasPending.
 	pending    State
 	hasPending bool
+
+	// completed is closed when the completion of a PrepareCommit or
+	// PrepareAbort is written; nil in other states.
+	completed chan struct{}
 }
 
 func (m *txnMeta) clone() *txnMeta {
@@ -46,6 +50,7 @@ func (m *txnMeta) clone() *txnMeta {
 		c.partitions[tp] = struct{}{}
 	}
 	c.hasPending = false
+	c.completed = nil
 	return &c
 }
 

@@ -153,7 +153,7 @@ func tenantsCommand(ctx context.Context, args []string, out io.Writer) error {
 	switch sub {
 	case "create":
 		t, err := cl.PutTenant(ctx, adminapi.Tenant{Name: pos[0], Plan: plan, Prefixes: prefixes, Principals: principals,
-			Notify: adminapi.TenantNotify{SlackChannel: slack, Email: email}})
+			SlackChannel: slack, Email: email})
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func tenantsCommand(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "name:          %s\nplan:          %s\nprefixes:      %s\nprincipals:    %s\nslack channel: %s\nemail:         %s\n",
-			t.Name, t.Plan, strings.Join(t.Prefixes, ", "), strings.Join(t.Principals, ", "), t.Notify.SlackChannel, t.Notify.Email)
+			t.Name, t.Plan, strings.Join(t.Prefixes, ", "), strings.Join(t.Principals, ", "), t.SlackChannel, t.Email)
 		usage, uerr := cl.Usage(ctx, pos[0])
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nBROKER\tBYTES IN\tBYTES OUT\tREQUESTS\tTHROTTLED S\tDISK BYTES\tCONNECTIONS")

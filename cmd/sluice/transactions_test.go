@@ -102,3 +102,58 @@ func TestTransactionsListDescribe(t *testing.T) {
 	_, err = run("frobnicate")
 	require.Error(t, err)
 }
+
+// TestTransactionsAbortHanging: a transaction open on a partition is aborted
+// the way kafka-transactions.sh abort does it (DescribeProducers finds the
+// producer by the transaction's first offset, WriteTxnMarkers ends it), and the
+// last stable offset moves past it.
+func TestTransactionsAbortHanging(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.OffsetsTopicNumPartitions = 2
+	cfg.TransactionStateLogNumPartitions = 2
+	b, err := broker.New(cfg, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	defer func() { stop(); require.NoError(t, <-done) }()
+	select {
+	case <-b.Ready():
+	case <-ctx.Done():
+		t.Fatal("broker not ready")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(ctx, 1, 1, nil, "orders")
+	require.NoError(t, err)
+
+	hang, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("hang"), kgo.TransactionTimeout(time.Minute))
+	require.NoError(t, err)
+	defer hang.Close()
+	require.NoError(t, hang.BeginTransaction())
+	require.NoError(t, hang.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("stuck")}).FirstErr())
+	lso := func() int64 {
+		offs, err := adm.ListCommittedOffsets(ctx, "orders")
+		require.NoError(t, err)
+		o, _ := offs.Lookup("orders", 0)
+		return o.Offset
+	}
+	require.Equal(t, int64(0), lso(), "the open transaction holds the last stable offset")
+
+	var out bytes.Buffer
+	err = transactionsCommand(ctx, []string{"abort", "--bootstrap", b.ListenerAddr("BROKER"),
+		"--topic", "orders", "--partition", "0", "--start-offset", "0"}, &out)
+	require.NoError(t, err)
+	require.Regexp(t, `^aborted the transaction of producer \d+ \(epoch 0\) on orders-0\n$`, out.String())
+	testutil.WaitFor(t, 30*time.Second, "the last stable offset past the abort marker", func() bool { return lso() == 2 })
+
+	err = transactionsCommand(ctx, []string{"abort", "--bootstrap", b.ListenerAddr("BROKER"),
+		"--topic", "orders", "--partition", "0", "--start-offset", "0"}, &out)
+	require.ErrorContains(t, err, "no open transaction starts at offset 0")
+}

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -188,6 +189,18 @@ func TestTwoTenants(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, users.Error())
+	// A broker that is not the controller refuses a change with 503 naming the controller; the
+	// client given every broker goes on to the controller.
+	for i := range c.brokers {
+		_, err := (&adminapi.Client{URLs: []string{c.admin.URLs[i]}}).PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
+		var ae *adminapi.APIError
+		if err != nil && errors.As(err, &ae) && ae.NotController {
+			require.Equal(t, http.StatusServiceUnavailable, ae.Status)
+			require.Contains(t, ae.Message, "is not the controller; changes go to the controller (broker")
+			continue
+		}
+		require.NoError(t, err, "broker %d", i+1)
+	}
 	_, err = c.admin.PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
 	require.NoError(t, err)
 	for _, tn := range []adminapi.Tenant{
@@ -275,6 +288,12 @@ func TestTwoTenants(t *testing.T) {
 	t.Run("isolation", func(t *testing.T) {
 		ids, err := kadm.NewClient(admin).ListTopics(ctx, "shop.orders", "pay.orders")
 		require.NoError(t, err)
+		// Its own transactional id works.
+		ip := kmsg.NewPtrInitProducerIDRequest()
+		ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr("pay.tx"), 10000
+		ipResp, err := ip.RequestWith(ctx, clients["alice"])
+		require.NoError(t, err)
+		require.Zero(t, ipResp.ErrorCode, "InitProducerId with the tenant's own transactional id: %v", kerr.ErrorForCode(ipResp.ErrorCode))
 		isolation(t, ctx, clients["alice"], "shop.orders", ids["shop.orders"].ID, "shop.readers", "shop.tx")
 		isolation(t, ctx, clients["bob"], "pay.orders", ids["pay.orders"].ID, "pay.readers", "pay.tx")
 	})

@@ -243,8 +243,19 @@ func TestFranzGroupTransactSession(t *testing.T) {
 				require.NoError(t, s.Begin())
 				fs.EachRecord(func(r *kgo.Record) {
 					s.Produce(ctx, &kgo.Record{Partition: r.Partition,
-						Value: fmt.Appendf(nil, "%d:%d:%s", r.Partition, r.Offset, r.Value)}, nil)
+						Value: fmt.Appendf(nil, "%d:%d:%s", r.Partition, r.Offset, r.Value)}, func(_ *kgo.Record, err error) {
+						if err != nil {
+							t.Errorf("transactional produce: %v", err) // the transaction must not commit then
+						}
+					})
 				})
+				// Every promise has run once the records are flushed; a failed one fails the test
+				// before the commit below could hide it.
+				require.NoError(t, s.Client().Flush(ctx))
+				if t.Failed() {
+					_, _ = s.End(ctx, kgo.TryAbort)
+					require.FailNow(t, "a transactional produce failed")
+				}
 				txns++
 				end := kgo.TryCommit
 				if txns%3 == 0 {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/sluicemq/sluice/gateway"
+)
+
+func init() {
+	subcommands["gateway"] = runGateway
+	summaries["gateway"] = "one stable Kafka address in front of the cluster (forwards to leaders and coordinators)"
+}
+
+// runGateway is `sluice gateway`: a Kafka-protocol gateway at --listen that
+// presents the cluster at --bootstrap as one broker.
+func runGateway(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	var cfg gateway.Config
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "client listener host:port")
+	fs.StringVar(&cfg.Advertised, "advertised", "", "host:port clients are told to use: the DNS name or load balancer address shared by every instance (default the bound --listen)")
+	bootstrap := fs.String("bootstrap", "", "brokers to learn the cluster from: host:port[,host:port] (required)")
+	nodeID := fs.Int("node-id", 0, "the broker id the gateway presents itself as; the same on every instance behind one name")
+	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "let --listen bind a non-loopback address although the gateway does not authenticate clients")
+	maxReq := fs.Int("socket-request-max-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", 1000, "client connections accepted at a time (max.connections)")
+	fs.DurationVar(&cfg.MetadataMaxAge, "metadata-max-age", 0, "how often the cluster's metadata is refreshed when nothing asks sooner (default 10s)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "HTTP address serving /metrics (default none)")
+	fs.StringVar(&cfg.WebConfigFile, "web.config.file", "", "exporter-toolkit web config protecting --metrics-listen")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cfg.Backend.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	logger, err := stderrLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	if *bootstrap != "" {
+		cfg.Bootstrap = strings.Split(*bootstrap, ",")
+	}
+	cfg.NodeID = int32(*nodeID)
+	cfg.MaxRequestBytes = int32(*maxReq)
+	g, err := gateway.New(cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx)
+}
