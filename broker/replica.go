@@ -152,6 +152,19 @@ func (p *partition) onReplicaFetch(replica int32, fetchOffset int64) error {
 	return nil
 }
 
+// checkFollower returns NOT_LEADER_OR_FOLLOWER unless replica is a follower this
+// leader knows: a replica fetch whose first round was refused (a broker that
+// applied a reassignment before its leader did) must not be served data in a
+// later round of its long poll.
+func (p *partition) checkFollower(replica int32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.followers[replica] == nil {
+		return kerr.NotLeaderForPartition
+	}
+	return nil
+}
+
 // checkISR shrinks the ISR of a led partition by the followers that have not caught
 // up within replica.lag.time.max.ms.
 func (p *partition) checkISR(lag time.Duration) {
