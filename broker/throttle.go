@@ -27,12 +27,17 @@ import (
 const (
 	leaderThrottleRate   = "leader.replication.throttled.rate"
 	followerThrottleRate = "follower.replication.throttled.rate"
+	// defaultReplicationThrottle is the rates' default, 10 MiB/s. Kafka's is unlimited; Sluice's
+	// automatic balancer moves replicas on its own, and unthrottled copies took three quarters of a
+	// small cluster's client throughput (docs/benchmarks.md, "The scaling drill"). Only replicas being
+	// added or listed in the throttled-replicas topic configs are slowed; in-sync followers never.
+	defaultReplicationThrottle = 10 << 20
 )
 
 func init() {
 	for _, name := range []string{leaderThrottleRate, followerThrottleRate} {
 		registerBrokerConfig(brokerConfigDef{name: name, typ: kmsg.ConfigTypeLong, scope: scopeCluster,
-			static: func(*Config) string { return i64(maxInt64) }, validate: intRange(1, maxInt64)})
+			static: func(*Config) string { return i64(defaultReplicationThrottle) }, validate: intRange(1, maxInt64)})
 	}
 }
 
