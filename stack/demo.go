@@ -48,11 +48,12 @@ func (d *Demo) setDefaults() error {
 
 const demoTopic = "demo-orders"
 
-// runDemo produces to demo-orders and consumes it with two groups until ctx ends,
-// injecting the configured fault. stopBroker stops a broker of the stack and
-// returns a function that starts it again.
-func runDemo(ctx context.Context, d Demo, bootstrap []string, stopBroker func(i int) (restart func() error, err error), out io.Writer) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...), kgo.DefaultProduceTopic(demoTopic), kgo.AllowAutoTopicCreation())
+// runDemo produces to demo-orders through produceVia and consumes it from
+// bootstrap with two groups until ctx ends, injecting the configured fault.
+// stopBroker stops a broker of the stack and returns a function that starts it
+// again.
+func runDemo(ctx context.Context, d Demo, bootstrap, produceVia []string, stopBroker func(i int) (restart func() error, err error), out io.Writer) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(produceVia...), kgo.DefaultProduceTopic(demoTopic), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,12 @@ func unfilter(e parser.Expr) parser.Expr {
 		if _, lit := n.RHS.(*parser.NumberLiteral); lit && n.Op.IsComparisonOperator() && !n.ReturnBool {
 			return unfilter(n.LHS)
 		}
+		if n.Op == parser.LUNLESS {
+			// `x unless on (g) (y == 1)` leaves out the matches of a filter: without
+			// the filter it would leave out everything, so only x is unfiltered.
+			n.LHS = unfilter(n.LHS)
+			break
+		}
 		n.LHS, n.RHS = unfilter(n.LHS), unfilter(n.RHS)
 	}
 	return e

@@ -231,7 +231,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 			return func() error { return startBroker(i) }, nil
 		}
 		g.Go(func() error {
-			if err := runDemo(ctx, d, bootstrap, stopBroker, out); err != nil && ctx.Err() == nil {
+			// The demo's producer writes through the gateway, as clients should, and its
+			// consumer groups read from the brokers, so the dashboards show both paths.
+			produceVia := bootstrap
+			if gw != nil {
+				produceVia = []string{gw.Addr()}
+			}
+			if err := runDemo(ctx, d, bootstrap, produceVia, stopBroker, out); err != nil && ctx.Err() == nil {
 				return fmt.Errorf("demo: %w", err)
 			}
 			return nil
