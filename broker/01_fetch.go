@@ -152,7 +152,7 @@ func (b *Broker) fetchOnce(cc *conn, req *kmsg.FetchRequest, resp *kmsg.FetchRes
 			sp.RecordBatches = []byte{}
 			p, err := b.fetchPartition(req.Version, rt, rp)
 			if err == nil && replica >= 0 && !recorded {
-				err = p.onReplicaFetch(replica, rp.FetchOffset)
+				err = p.onReplicaFetch(cc.ctx, replica, rp.FetchOffset)
 			} else if err == nil && replica >= 0 {
 				err = p.checkFollower(replica) // a later round of a long poll: still not one?
 			}

@@ -88,7 +88,6 @@ type Broker struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
-	runCtx    context.Context
 
 	connMu  sync.Mutex
 	conns   map[*conn]struct{}
@@ -150,7 +149,6 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		conns:    make(map[*conn]struct{}),
 		ready:    make(chan struct{}),
 		applied:  make(chan struct{}),
-		runCtx:   context.Background(),
 
 		heartbeatNow: make(chan struct{}, 1),
 	}
@@ -245,7 +243,7 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	b.txns = b.newTxnCoordinator()
 	// Open the replicas the last known metadata assigns here, so their logs are
 	// recovered before anything is served.
-	b.applyImage(b.quorum.Image())
+	b.applyImage(context.Background(), b.quorum.Image())
 	ok = true
 	return b, nil
 }
@@ -288,7 +286,6 @@ func (b *Broker) advertisedAddr() (string, int32) {
 func (b *Broker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b.runCtx = ctx
 	// metrics.listen and admin.listen serve the same handler; one listener when
 	// they name the same address.
 	for i, listen := range []string{b.cfg.MetricsListen, b.cfg.AdminListen} {
@@ -445,7 +442,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 	for {
 		changed := b.quorum.Changed()
 		img := b.quorum.Image()
-		b.applyImage(img)
+		b.applyImage(ctx, img)
 		if b.quorum.IsController() {
 			for _, e := range img.EventsSince(seen) {
 				switch e.Type {

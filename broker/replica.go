@@ -18,7 +18,7 @@ import (
 // watermark; the controller records each change (AlterPartition).
 
 // becomeLeader starts leading p at its current leader epoch.
-func (b *Broker) becomeLeader(p *partition) {
+func (b *Broker) becomeLeader(ctx context.Context, p *partition) {
 	b.fetchers.remove(p)
 	now := time.Now()
 	p.mu.Lock()
@@ -35,7 +35,7 @@ func (b *Broker) becomeLeader(p *partition) {
 	p.maybeAdvanceHW()
 	p.notifyAppend()
 	if p.topic.name == offsetsTopic {
-		if err := b.groups.LoadPartition(b.runCtx, p.index); err != nil {
+		if err := b.groups.LoadPartition(ctx, p.index); err != nil {
 			b.logger.Warn("loading groups", "partition", p.index, "err", err)
 		}
 	}
@@ -122,7 +122,7 @@ func (p *partition) maybeAdvanceHW() {
 // onReplicaFetch records a follower's fetch at fetchOffset: its log end offset and
 // whether it is caught up (Kafka's rules: it has everything the leader had at this
 // fetch, or at its previous fetch).
-func (p *partition) onReplicaFetch(replica int32, fetchOffset int64) error {
+func (p *partition) onReplicaFetch(ctx context.Context, replica int32, fetchOffset int64) error {
 	now := time.Now()
 	leo := p.log.LogEndOffset()
 	p.mu.Lock()
@@ -147,7 +147,7 @@ func (p *partition) onReplicaFetch(replica int32, fetchOffset int64) error {
 	p.mu.Unlock()
 	p.maybeAdvanceHW()
 	if expand != nil {
-		p.b.isrWG.Go(func() { p.b.changeISR(p, expand) })
+		p.b.isrWG.Go(func() { p.b.changeISR(ctx, p, expand) })
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func (p *partition) checkFollower(replica int32) error {
 
 // checkISR shrinks the ISR of a led partition by the followers that have not caught
 // up within replica.lag.time.max.ms.
-func (p *partition) checkISR(lag time.Duration) {
+func (p *partition) checkISR(ctx context.Context, lag time.Duration) {
 	now := time.Now()
 	p.mu.Lock()
 	if !p.isLeader || p.pendingISR != nil {
@@ -187,25 +187,27 @@ func (p *partition) checkISR(lag time.Duration) {
 	}
 	p.pendingISR = shrunk
 	p.mu.Unlock()
-	p.b.changeISR(p, shrunk)
+	p.b.changeISR(ctx, p, shrunk)
 }
 
 // changeISR asks the controller for a new ISR and applies the answer; the metadata
-// image confirms it later too.
-func (b *Broker) changeISR(p *partition, isr []int32) {
+// image confirms it later too. ctx is the broker's run (the ISR check loop) or the
+// follower's connection (an expansion its fetch started): either ending abandons
+// the request.
+func (b *Broker) changeISR(ctx context.Context, p *partition, isr []int32) {
 	p.mu.Lock()
 	epoch, pepoch := p.leaderEpoch, p.partitionEpoch
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(b.runCtx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res, err := b.alterPartition(ctx, p.topic.id, p.index, epoch, pepoch, isr)
+	res, err := b.alterPartition(cctx, p.topic.id, p.index, epoch, pepoch, isr)
 	p.mu.Lock()
 	if err != nil {
 		if slices.Equal(p.pendingISR, isr) {
 			p.pendingISR = nil
 		}
 		p.mu.Unlock()
-		if b.runCtx.Err() == nil {
+		if ctx.Err() == nil {
 			b.logger.Debug("ISR change refused", "topic", p.topic.name, "partition", p.index, "isr", isr, "err", err)
 		}
 		return
@@ -238,7 +240,7 @@ func (b *Broker) runISRChecks(ctx context.Context) {
 			return
 		case <-t.C:
 			for _, p := range b.allPartitions() {
-				p.checkISR(lag)
+				p.checkISR(ctx, lag)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,7 +112,8 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 // applyImage makes the local replicas match a metadata image: it opens logs of
 // new replicas, deletes those of deleted topics, applies config changes and
 // moves each partition into its role (leader or follower) for its leader epoch.
-func (b *Broker) applyImage(img *metadata.Image) {
+// ctx bounds what a new leadership starts (loading a coordinator's state).
+func (b *Broker) applyImage(ctx context.Context, img *metadata.Image) {
 	// Replicas that go away are deleted before any new one is opened: a topic
 	// deleted and created again under the same name reuses the directory.
 	deletedTopics, resizedTopics := b.topicChanges(img)
@@ -184,7 +186,7 @@ func (b *Broker) applyImage(img *metadata.Image) {
 		b.becomeFollower(p)
 	}
 	for _, p := range becameLeader {
-		b.becomeLeader(p)
+		b.becomeLeader(ctx, p)
 	}
 	for _, p := range resynced {
 		p.maybeAdvanceHW() // removed replicas no longer hold the high watermark back
