@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // scrape reads /metrics and returns the families by name.
@@ -84,7 +86,13 @@ func TestBrokerMetrics(t *testing.T) {
 
 	topic := map[string]string{"topic": "metered"}
 	part := map[string]string{"topic": "metered", "partition": "0"}
-	fams := scrape(t, tb.MetricsAddr())
+	// A request's total time is observed once its response is written, which can
+	// be just after the client has read it.
+	var fams map[string]*dto.MetricFamily
+	testutil.WaitFor(t, 10*time.Second, "the tenth produce request's total time", func() bool {
+		fams = scrape(t, tb.MetricsAddr())
+		return value(fams, "sluice_request_total_seconds", map[string]string{"api": "Produce"}) >= 10
+	})
 	require.Equal(t, 10.0, value(fams, "sluice_topic_records_in_total", topic))
 	require.Equal(t, 10.0, value(fams, "sluice_topic_records_out_total", topic))
 	require.Equal(t, 10.0*70, value(fams, "sluice_topic_bytes_in_total", topic), "ten single-record batches of 70 bytes (61-byte header, 9-byte record)")
