@@ -251,7 +251,7 @@ func TestApiVersionsListsRegistrations(t *testing.T) {
 func TestRecreatedTopicStartsEmpty(t *testing.T) {
 	dir := t.TempDir()
 	tb := startTestBroker(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl := newClient(t, tb.Addr(), kgo.DefaultProduceTopic("again"))
 	adm := kadm.NewClient(cl)
