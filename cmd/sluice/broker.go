@@ -29,7 +29,7 @@ func runBroker(ctx context.Context, args []string) error {
 	quorum := fs.String("controller-quorum", "", "metadata quorum voters, Kafka's controller.quorum.voters: 1@host:port,2@host:port,3@host:port (default: a quorum of this broker alone)")
 	flush := fs.String("flush", "", "flush policy: none, interval or always (default interval)")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz (and the admin interface) on this address")
-	adminListen := fs.String("admin-listen", "", "serve the admin HTTP interface (/api/v1/cluster, /api/v1/events, the tenant and plan API) on this address; loopback only unless --web.config.file authenticates")
+	adminListen := fs.String("admin-listen", "", "serve the admin HTTP interface (/api/v1/cluster, /api/v1/events, the tenant and plan API) on this address; tenant and plan writes need a user of --web.config.file, or a loopback listener without one")
 	pprofListen := fs.String("pprof", "", "serve net/http/pprof on this address (loopback only without --web.config.file)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web config: TLS, client certificates, basic auth users (bcrypt), headers of the metrics, admin and pprof listeners (default none: unauthenticated)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
