@@ -32,7 +32,7 @@ demo: build
 # the end-to-end drills (test/e2e, and the local stack's demo fault and
 # five-minute busy-machine run) are `make e2e`.
 RACE_PKGS := ./broker/... ./alerting/... ./exporter/... ./stack/... ./tickets/... ./bench/... ./dashboards/... ./internal/... ./cmd/... ./gateway/...
-BROWSER := TestBrowser|TestBrowserIncidentPage
+BROWSER := TestBrowser|TestBrowserIncidentPage|TestBrowserTenantPages
 STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault
 test: build
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(BROWSER)|$(STACK_DRILLS))$$' $(RACE_PKGS)
