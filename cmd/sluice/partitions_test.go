@@ -21,19 +21,9 @@ func TestPartitionsAndClusterCommands(t *testing.T) {
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	b, err := broker.New(cfg, nil)
-	require.NoError(t, err)
+	b := runTestBroker(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
-	select {
-	case <-b.Ready():
-	case <-ctx.Done():
-		t.Fatal("broker not ready")
-	}
 	kcl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	require.NoError(t, err)
 	defer kcl.Close()

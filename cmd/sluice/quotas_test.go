@@ -15,19 +15,9 @@ func TestQuotasSetList(t *testing.T) {
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	b, err := broker.New(cfg, nil)
-	require.NoError(t, err)
+	b := runTestBroker(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
-	select {
-	case <-b.Ready():
-	case <-ctx.Done():
-		t.Fatal("broker not ready")
-	}
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := quotasCommand(ctx, append(args[:1:1], append([]string{"--bootstrap", b.Addr()}, args[1:]...)...), &out)

@@ -18,19 +18,9 @@ func TestTenantsAndPlans(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	b, err := broker.New(cfg, nil)
-	require.NoError(t, err)
+	b := runTestBroker(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
-	select {
-	case <-b.Ready():
-	case <-ctx.Done():
-		t.Fatal("broker not ready")
-	}
 	admin := "http://" + b.AdminAddr()
 	tenants := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -23,19 +23,9 @@ func TestTransactionsListDescribe(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.OffsetsTopicNumPartitions = 2
 	cfg.TransactionStateLogNumPartitions = 2
-	b, err := broker.New(cfg, nil)
-	require.NoError(t, err)
+	b := runTestBroker(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
-	select {
-	case <-b.Ready():
-	case <-ctx.Done():
-		t.Fatal("broker not ready")
-	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	require.NoError(t, err)
 	defer cl.Close()
@@ -113,19 +103,9 @@ func TestTransactionsAbortHanging(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.OffsetsTopicNumPartitions = 2
 	cfg.TransactionStateLogNumPartitions = 2
-	b, err := broker.New(cfg, nil)
-	require.NoError(t, err)
+	b := runTestBroker(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	defer func() { stop(); require.NoError(t, <-done) }()
-	select {
-	case <-b.Ready():
-	case <-ctx.Done():
-		t.Fatal("broker not ready")
-	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	require.NoError(t, err)
 	defer cl.Close()
