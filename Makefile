@@ -21,9 +21,18 @@ run: build
 
 # The local stack with demo traffic and, after 30 s, a stopped broker that
 # becomes an incident (FAULT=consumer stalls a consumer group instead).
+# SCENARIO=scale runs the scaling scenario instead, on a new data-scale
+# directory: brokers and a controller join, a broker is drained and leaves,
+# one is killed (docs/operations.md, "The scaling demo").
 FAULT ?= broker
+SCENARIO ?=
 demo: build
+ifeq ($(SCENARIO),scale)
+	rm -rf data-scale
+	./bin/sluice demo --data-dir data-scale --scenario scale
+else
 	./bin/sluice demo --data-dir data --fault $(FAULT)
+endif
 
 # Every package once: the ones that run goroutines of their own under the race
 # detector, the rest (process-level tests, whose brokers are separate
