@@ -38,11 +38,11 @@ endif
 # detector, the rest (process-level tests, whose brokers are separate
 # processes, and pure code) without it. Process tests run bin/sluice. The
 # browser tests run once, without the race detector (chromium is slow enough);
-# the end-to-end drills (test/e2e, and the local stack's demo fault and
+# the end-to-end drills (test/e2e, and the local stack's demo fault, scaling scenario and
 # five-minute busy-machine run) are `make e2e`.
 RACE_PKGS := ./broker/... ./alerting/... ./exporter/... ./stack/... ./tickets/... ./bench/... ./dashboards/... ./internal/... ./cmd/... ./gateway/...
 BROWSER := TestBrowser|TestBrowserIncidentPage|TestBrowserTenantPages
-STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault
+STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault|TestDemoScaleScenario
 test: build
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(BROWSER)|$(STACK_DRILLS))$$' $(RACE_PKGS)
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 10m -run '^($(BROWSER))$$' ./tickets/

@@ -93,6 +93,8 @@ type Result struct {
 	// Before is the acknowledged records/s over the 10 s before the brokers
 	// were added; During over the time from their start to balance.
 	Before, During float64
+	// After is the acknowledged records/s over the 10 s after balance.
+	After float64
 	// TimeToBalance runs from the start of the new brokers to the first
 	// Metadata answer with the topic's replicas within one per broker and every
 	// ISR full.
@@ -231,6 +233,15 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	if err := load.firstError(); err != nil {
 		return res, err
 	}
+	// The steady rate on five brokers, for comparison: what the cluster does after the moves.
+	ackedAtBalance, balancedAt := load.acked.Load(), time.Now()
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(10 * time.Second):
+	}
+	res.After = float64(load.acked.Load()-ackedAtBalance) / time.Since(balancedAt).Seconds()
+	say("then %.0f records/s acknowledged over 10 s on the five brokers, %.2f of before", res.After, res.After/res.Before)
 
 	// A controller-only node joins the quorum; the leaving broker leaves it, is
 	// drained, stopped and unregistered.
