@@ -120,8 +120,8 @@ func (c *scaleCluster) start(ctx context.Context, p *scaleProc, ready string) er
 			return false, err
 		}
 		cur := string(raw)
-		cur = cur[strings.LastIndex(cur, marker):]
-		return strings.Contains(cur, `msg="`+ready+`"`), nil
+		i := strings.LastIndex(cur, marker)
+		return i >= 0 && strings.Contains(cur[i:], `msg="`+ready+`"`), nil
 	})
 }
 

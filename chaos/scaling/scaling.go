@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -151,7 +152,12 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return res, err
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(cfg.Out, "scaling: "+format+"\n", args...) }
+	var outMu sync.Mutex // the rate watcher says things too
+	say := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(cfg.Out, "scaling: "+format+"\n", args...)
+	}
 	var seeds []string
 	for _, b := range cfg.Brokers {
 		seeds = append(seeds, b.Addr)
