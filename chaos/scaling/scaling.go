@@ -15,6 +15,7 @@ package scaling
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/chaos"
 )
 
@@ -236,6 +238,9 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	res.During = float64(load.acked.Load()-ackedAtJoin) / res.TimeToBalance.Seconds()
 	say("balanced over %v %s after the brokers started; acknowledged %.0f records/s meanwhile, %.2f of before",
 		ids, res.TimeToBalance.Round(100*time.Millisecond), res.During, res.Ratio())
+	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joined, cfg.Topic); err == nil {
+		say("what the cluster did meanwhile (/api/v1/events): %s", sum)
+	}
 	if err := load.firstError(); err != nil {
 		return res, err
 	}
@@ -608,6 +613,47 @@ func describeQuorum(ctx context.Context, kcl *kgo.Client) (quorum, error) {
 	slices.Sort(q.voters)
 	slices.Sort(q.observers)
 	return q, nil
+}
+
+// balanceActivity summarizes the cluster events since from: moves started by cause and by topic
+// (the scenario's or internal), and leader changes.
+func balanceActivity(ctx context.Context, metricsAddr string, from time.Time, topic string) (string, error) {
+	raw, err := httpGet(ctx, "http://"+metricsAddr+"/api/v1/events")
+	if err != nil {
+		return "", err
+	}
+	var events []adminapi.Event
+	if err := json.Unmarshal([]byte(raw), &events); err != nil {
+		return "", err
+	}
+	causes := map[string]int{}
+	moves, ofTopic, leaders, isr := 0, 0, 0, 0
+	for _, e := range events {
+		if e.Time.Before(from) {
+			continue
+		}
+		switch e.Type {
+		case adminapi.EventReassignmentStarted:
+			moves++
+			if e.Topic == topic {
+				ofTopic++
+			}
+			if i := strings.LastIndex(e.Detail, "cause "); i >= 0 {
+				causes[e.Detail[i+len("cause "):]]++
+			}
+		case adminapi.EventLeaderElected:
+			leaders++
+		case adminapi.EventISRShrink, adminapi.EventISRExpand:
+			isr++
+		}
+	}
+	var byCause []string
+	for c, n := range causes {
+		byCause = append(byCause, fmt.Sprintf("%s %d", c, n))
+	}
+	slices.Sort(byCause)
+	return fmt.Sprintf("%d moves started (%s; %d of %s, %d of other topics), %d leader elections, %d ISR changes",
+		moves, strings.Join(byCause, ", "), ofTopic, topic, moves-ofTopic, leaders, isr), nil
 }
 
 // httpGet returns the body at url.
