@@ -2,6 +2,7 @@ package broker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -27,4 +28,19 @@ func TestLeaderKeepsNewerISRThanImage(t *testing.T) {
 	require.Equal(t, roleFollower, p.update(metadata.Partition{Replicas: []int32{1, 2, 3}, ISR: []int32{2, 3}, Leader: 2, LeaderEpoch: 3, PartitionEpoch: 7}, 1))
 	require.Equal(t, []int32{2, 3}, p.isr)
 	require.False(t, p.isLeader)
+}
+
+// TestBalanceRoundGapConfig: auto.balance.round.gap.ms defaults to a second, reaches the balancer,
+// and a value outside [1, 3600000] is refused by name.
+func TestBalanceRoundGapConfig(t *testing.T) {
+	c := DefaultConfig()
+	require.NoError(t, c.Validate())
+	require.Equal(t, int64(1000), c.Balance.AutoBalanceRoundGapMs)
+	b := &Broker{cfg: c}
+	require.Equal(t, time.Second, b.autoBalanceConfig().RoundGap)
+	for _, v := range []int64{-1, 3600001} {
+		c := DefaultConfig()
+		c.Balance.AutoBalanceRoundGapMs = v
+		require.ErrorContains(t, c.Validate(), "auto.balance.round.gap.ms")
+	}
 }
