@@ -21,19 +21,28 @@ run: build
 
 # The local stack with demo traffic and, after 30 s, a stopped broker that
 # becomes an incident (FAULT=consumer stalls a consumer group instead).
+# SCENARIO=scale runs the scaling scenario instead, on a new data-scale
+# directory: brokers and a controller join, a broker is drained and leaves,
+# one is killed (docs/operations.md, "The scaling demo").
 FAULT ?= broker
+SCENARIO ?=
 demo: build
+ifeq ($(SCENARIO),scale)
+	rm -rf data-scale
+	./bin/sluice demo --data-dir data-scale --scenario scale
+else
 	./bin/sluice demo --data-dir data --fault $(FAULT)
+endif
 
 # Every package once: the ones that run goroutines of their own under the race
 # detector, the rest (process-level tests, whose brokers are separate
 # processes, and pure code) without it. Process tests run bin/sluice. The
 # browser tests run once, without the race detector (chromium is slow enough);
-# the end-to-end drills (test/e2e, and the local stack's demo fault and
+# the end-to-end drills (test/e2e, and the local stack's demo fault, scaling scenario and
 # five-minute busy-machine run) are `make e2e`.
 RACE_PKGS := ./broker/... ./alerting/... ./exporter/... ./stack/... ./tickets/... ./bench/... ./dashboards/... ./internal/... ./cmd/... ./gateway/...
 BROWSER := TestBrowser|TestBrowserIncidentPage|TestBrowserTenantPages
-STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault
+STACK_DRILLS := TestBusyMachineRaisesNoIncident|TestDemoBrokerFault|TestDemoScaleScenario
 test: build
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -race -timeout 20m -skip '^($(BROWSER)|$(STACK_DRILLS))$$' $(RACE_PKGS)
 	SLUICE_BIN=$(CURDIR)/bin/sluice $(GO) test -count=1 -timeout 10m -run '^($(BROWSER))$$' ./tickets/

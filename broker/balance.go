@@ -33,6 +33,9 @@ type BalanceConfig struct {
 	AutoBalanceIntervalMs int64 `yaml:"auto.balance.interval.ms"`
 	// AutoBalanceMaxMoves bounds the reassignments in progress at once. Default 2.
 	AutoBalanceMaxMoves int `yaml:"auto.balance.max.moves"`
+	// AutoBalanceRoundGapMs is the least time between two balancer rounds that
+	// started moves, which paces moves that complete at once. Default 1000.
+	AutoBalanceRoundGapMs int64 `yaml:"auto.balance.round.gap.ms"`
 	// AutoBalanceDiskThreshold is the share of a broker's disk in use above which
 	// partitions move off it. Default 0.85.
 	AutoBalanceDiskThreshold float64 `yaml:"auto.balance.disk.threshold"`
@@ -47,6 +50,7 @@ func (c *BalanceConfig) applyDefaults() {
 	}
 	setDefault(&c.AutoBalanceIntervalMs, 10000)
 	setDefault(&c.AutoBalanceMaxMoves, 2)
+	setDefault(&c.AutoBalanceRoundGapMs, 1000)
 	setDefault(&c.AutoBalanceDiskThreshold, 0.85)
 	setDefault(&c.AutoBalanceBytesTolerance, 0.1)
 }
@@ -59,6 +63,8 @@ func (c *BalanceConfig) validate() error {
 		return fmt.Errorf("auto.balance.interval.ms: %d is below 100", c.AutoBalanceIntervalMs)
 	case c.AutoBalanceMaxMoves < 1 || c.AutoBalanceMaxMoves > 1000:
 		return fmt.Errorf("auto.balance.max.moves: %d is outside [1, 1000]", c.AutoBalanceMaxMoves)
+	case c.AutoBalanceRoundGapMs < 1 || c.AutoBalanceRoundGapMs > 3600000:
+		return fmt.Errorf("auto.balance.round.gap.ms: %d is outside [1, 3600000]", c.AutoBalanceRoundGapMs)
 	case !(c.AutoBalanceDiskThreshold > 0 && c.AutoBalanceDiskThreshold <= 1):
 		return fmt.Errorf("auto.balance.disk.threshold: %v is outside (0, 1]", c.AutoBalanceDiskThreshold)
 	case !(c.AutoBalanceBytesTolerance > 0) || math.IsInf(c.AutoBalanceBytesTolerance, 0):
@@ -74,6 +80,7 @@ func (b *Broker) autoBalanceConfig() metadata.AutoBalanceConfig {
 		Disabled:      !*c.AutoBalanceEnable,
 		Interval:      time.Duration(c.AutoBalanceIntervalMs) * time.Millisecond,
 		MaxMoves:      c.AutoBalanceMaxMoves,
+		RoundGap:      time.Duration(c.AutoBalanceRoundGapMs) * time.Millisecond,
 		DiskThreshold: c.AutoBalanceDiskThreshold,
 		ByteTolerance: c.AutoBalanceBytesTolerance,
 		Usage:         b.brokerUsage,

@@ -28,9 +28,9 @@ const (
 	leaderThrottleRate   = "leader.replication.throttled.rate"
 	followerThrottleRate = "follower.replication.throttled.rate"
 	// defaultReplicationThrottle is the rates' default, 10 MiB/s. Kafka's is unlimited; Sluice's
-	// automatic balancer moves replicas on its own, and unthrottled copies took three quarters of a
-	// small cluster's client throughput (docs/benchmarks.md, "The scaling drill"). Only replicas being
-	// added or listed in the throttled-replicas topic configs are slowed; in-sync followers never.
+	// automatic balancer moves replicas on its own, so its copies are bounded out of the box
+	// (docs/benchmarks.md, "Partition moves under client load" and "Scaling drill"). Only replicas
+	// being added or listed in the throttled-replicas topic configs are slowed; in-sync followers never.
 	defaultReplicationThrottle = 10 << 20
 )
 

@@ -306,6 +306,14 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	newEpoch := mp.LeaderEpoch != p.leaderEpoch
+	if !newEpoch && mp.PartitionEpoch < p.partitionEpoch {
+		// An image older than the AlterPartition answer this leader already
+		// applied (changeISR): the controller committed a newer ISR, which the
+		// image will bring. Going back to the older ISR would leave a replica
+		// the controller counts as in sync out of the high watermark, and that
+		// replica could then be elected without records acknowledged meanwhile.
+		return roleSame
+	}
 	if !newEpoch && p.isLeader && mp.PartitionEpoch > p.partitionEpoch {
 		// The controller changed the ISR of a partition led here (a fenced
 		// follower removed, or our own AlterPartition committed).

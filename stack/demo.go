@@ -27,6 +27,12 @@ type Demo struct {
 	FaultAfter time.Duration
 	// FaultFor is how long it lasts, default 2m.
 	FaultFor time.Duration
+	// Scenario is "" (traffic and the fault) or "scale": the scaling scenario
+	// (chaos/scaling) instead of the demo's traffic, on a new DataDir.
+	Scenario string
+	// Bin is the sluice binary the scaling scenario starts nodes and runs
+	// `sluice cluster` with.
+	Bin string
 }
 
 func (d *Demo) setDefaults() error {
@@ -38,6 +44,18 @@ func (d *Demo) setDefaults() error {
 	}
 	if d.FaultFor <= 0 {
 		d.FaultFor = 2 * time.Minute
+	}
+	switch d.Scenario {
+	case "":
+	case "scale":
+		if d.Fault != "" {
+			return fmt.Errorf("fault: %q: the scale scenario has its own faults, leave fault empty", d.Fault)
+		}
+		if d.Bin == "" {
+			return errNoBin
+		}
+	default:
+		return fmt.Errorf("scenario: %q is not scale (or empty)", d.Scenario)
 	}
 	switch d.Fault {
 	case "", "broker", "consumer":

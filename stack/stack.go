@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/chaos/scaling"
 	"github.com/sluicemq/sluice/exporter"
 	"github.com/sluicemq/sluice/gateway"
 )
@@ -87,6 +89,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 		var err error
 		if sec, err = prepareSecure(cfg); err != nil {
 			return err
+		}
+	}
+	if cfg.Demo != nil {
+		if err := cfg.Demo.setDefaults(); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		if cfg.Demo.Scenario == "scale" {
+			if cfg.Brokers != 3 {
+				return fmt.Errorf("brokers: %d, the scaling scenario runs on 3", cfg.Brokers)
+			}
+			if err := checkScaleDataDir(cfg.DataDir); err != nil {
+				return err
+			}
 		}
 	}
 	var voters []string
@@ -223,12 +238,31 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) er
 
 	if cfg.Demo != nil {
 		d := *cfg.Demo
-		if err := d.setDefaults(); err != nil {
-			return shutdown(fmt.Errorf("demo: %w", err))
-		}
 		stopBroker := func(i int) (func() error, error) {
 			stops[i]()
 			return func() error { return startBroker(i) }, nil
+		}
+		if d.Scenario == "scale" {
+			var quorum []string
+			var nodes []scaling.Node
+			for i := range brokers {
+				quorum = append(quorum, addr(cfg.ControllerPort, i))
+				nodes = append(nodes, scaling.Node{ID: int32(i + 1), Addr: bootstrap[i], MetricsAddr: metricsAddrs[i]})
+			}
+			sc := &scaleCluster{bin: d.Bin, dir: filepath.Join(cfg.DataDir, scaleNodesDir), quorum: strings.Join(quorum, ","),
+				flush: cfg.Flush, nodes: map[int32]*scaleProc{},
+				stopBroker: func(id int32) error { stops[id-1](); return nil }}
+			if err := os.MkdirAll(sc.dir, 0o700); err != nil {
+				return shutdown(err)
+			}
+			g.Go(func() error {
+				if err := runScaleDemo(ctx, sc, scaling.Config{Gateway: gw.Addr(), Brokers: nodes, Bin: d.Bin, Out: out}, out); err != nil {
+					return fmt.Errorf("scaling scenario: %w", err)
+				}
+				return nil
+			})
+			<-ctx.Done()
+			return shutdown(nil)
 		}
 		g.Go(func() error {
 			// The demo's producer writes through the gateway, as clients should, and its

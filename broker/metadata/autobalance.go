@@ -20,6 +20,11 @@ type AutoBalanceConfig struct {
 	// MaxMoves bounds the reassignments in progress at once (`auto.balance.max.moves`, default 2),
 	// which with the replication throttle bounds what moves take from client traffic.
 	MaxMoves int
+	// RoundGap is the least time between two rounds that started moves (`auto.balance.round.gap.ms`,
+	// default 1s): a small partition moves at once, and without a gap the next round would start
+	// on its completion, so the balancer's metadata and log churn, not the copying the throttle
+	// bounds, would take the clients' throughput (docs/benchmarks.md, "Scaling drill").
+	RoundGap time.Duration
 	// DiskThreshold is the share of a broker's disk in use above which partitions move off it
 	// (`auto.balance.disk.threshold`, default 0.85).
 	DiskThreshold float64
@@ -46,6 +51,9 @@ func (c AutoBalanceConfig) withDefaults() AutoBalanceConfig {
 	}
 	if c.MaxMoves <= 0 {
 		c.MaxMoves = 2
+	}
+	if c.RoundGap <= 0 {
+		c.RoundGap = time.Second
 	}
 	if c.DiskThreshold <= 0 {
 		c.DiskThreshold = 0.85
@@ -93,7 +101,14 @@ func (q *Quorum) runBalancer(ctx context.Context) {
 		case <-t.C:
 		case <-q.balanceKick:
 		}
-		q.balanceOnce(ctx, cfg)
+		if q.balanceOnce(ctx, cfg) > 0 {
+			// Pace the moves: kicks meanwhile (a completed move) wait for the gap's end.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(cfg.RoundGap):
+			}
+		}
 	}
 }
 
@@ -105,20 +120,20 @@ func (q *Quorum) kickBalance() {
 	}
 }
 
-// balanceOnce plans and starts one round of moves. It moves nothing while a broker that is not
-// cordoned is fenced: its replicas may come back, and until then the cluster is not what it is
-// balanced for.
-func (q *Quorum) balanceOnce(ctx context.Context, cfg AutoBalanceConfig) {
+// balanceOnce plans and starts one round of moves and returns how many it started. It moves
+// nothing while a broker that is not cordoned is fenced: its replicas may come back, and until then
+// the cluster is not what it is balanced for.
+func (q *Quorum) balanceOnce(ctx context.Context, cfg AutoBalanceConfig) int {
 	img := q.Image()
 	for _, b := range img.Brokers {
 		if b.Fenced && !img.Cordoned(b.ID) {
-			return
+			return 0
 		}
 	}
 	brokers, parts := q.balanceInput(ctx, img, cfg)
 	moves := PlanBalance(brokers, parts, BalanceConfig{MaxMoves: cfg.MaxMoves, ByteTolerance: cfg.ByteTolerance, DiskThreshold: cfg.DiskThreshold})
 	if len(moves) == 0 {
-		return
+		return 0
 	}
 	byCause := map[string][]ReassignmentRequest{}
 	for _, m := range moves {
@@ -129,12 +144,13 @@ func (q *Quorum) balanceOnce(ctx context.Context, cfg AutoBalanceConfig) {
 		causes = append(causes, c)
 	}
 	sort.Strings(causes)
+	total := 0
 	for _, cause := range causes {
 		reqs := byCause[cause]
 		errs, err := q.alterReassignments(ctx, reqs, true, cause)
 		if err != nil {
 			q.log.Warn("balancer could not start moves", "cause", cause, "err", err)
-			return
+			return total
 		}
 		started := 0
 		for i, e := range errs {
@@ -148,7 +164,9 @@ func (q *Quorum) balanceOnce(ctx context.Context, cfg AutoBalanceConfig) {
 		if cfg.OnMoves != nil && started > 0 {
 			cfg.OnMoves(cause, started)
 		}
+		total += started
 	}
+	return total
 }
 
 // balanceInput builds the balancer's picture of img, asking every live broker for its usage.
