@@ -30,6 +30,9 @@ type clientConn struct {
 	cancel context.CancelFunc
 	queue  chan *pending
 	seq    int
+	// single: the client is shown the cluster as one broker (view.go); set by
+	// its ApiVersions request, read by the handlers, all on the read loop.
+	single bool
 
 	mu        sync.Mutex // guards backends and leftovers
 	backends  map[backendKey]*backend

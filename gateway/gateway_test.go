@@ -168,17 +168,28 @@ func TestGatewayProduceConsume(t *testing.T) {
 	const topic, n = "gw-basic", 3000
 	createTopic(t, g.Addr(), topic, 6, 3)
 
-	// the client sees one broker: the gateway
+	// the client sees the cluster's brokers and leaders, every broker at the
+	// gateway's address
 	adm := kadm.NewClient(newClient(t, g.Addr()))
 	md, err := adm.Metadata(testCtx(t, 30*time.Second), topic)
 	require.NoError(t, err)
-	require.Len(t, md.Brokers, 1)
-	require.Equal(t, int32(100), md.Brokers[0].NodeID)
+	require.Len(t, md.Brokers, 3)
+	host, port, err := net.SplitHostPort(g.Addr())
+	require.NoError(t, err)
+	ids := map[int32]bool{}
+	for _, b := range md.Brokers {
+		require.Equal(t, host, b.Host)
+		require.Equal(t, port, fmt.Sprint(b.Port))
+		ids[b.NodeID] = true
+	}
 	require.Len(t, md.Topics[topic].Partitions, 6)
+	leaders := map[int32]bool{}
 	for _, p := range md.Topics[topic].Partitions {
-		require.Equal(t, int32(100), p.Leader)
+		require.True(t, ids[p.Leader], "leader %d is one of the brokers listed", p.Leader)
+		leaders[p.Leader] = true
 		require.Len(t, p.Replicas, 3)
 	}
+	require.Greater(t, len(leaders), 1, "the partitions' leaders are the cluster's, not one")
 
 	prod := newClient(t, g.Addr(), kgo.RequiredAcks(kgo.AllISRAcks()))
 	ctx := testCtx(t, 2*time.Minute)

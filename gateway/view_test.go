@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestSingleBrokerClient(t *testing.T) {
+	for _, c := range []struct {
+		name, version string
+		single        bool
+	}{
+		{"kgo", "1.22.3", false},
+		{"sarama", "1.45.0", false},
+		{"apache-kafka-java", "3.9.0", false},
+		{"", "", false},
+		{"librdkafka", "2.0.2", true},
+		{"librdkafka", "1.9.2", true},
+		{"librdkafka", "2.9.0", true},
+		{"librdkafka", "2.10.0", false},
+		{"librdkafka", "2.12.1-RC1", false},
+		{"librdkafka", "3.0.0", false},
+		{"librdkafka", "garbage", true},
+		{"confluent-kafka-python", "2.0.2-rdkafka-2.0.2", true},
+		{"confluent-kafka-python", "2.11.0-rdkafka-2.11.0", false},
+		{"confluent-kafka-go", "2.3.0", true}, // librdkafka's version not told
+		{"my-app", "1.0-librdkafka-2.0.2", true},
+	} {
+		require.Equal(t, c.single, singleBrokerClient(c.name, c.version), "%s %s", c.name, c.version)
+	}
+}
+
+// TestViewPerClient: a client is shown the cluster's brokers, each at the
+// gateway's address, with the real leaders and coordinators; a client built
+// on a librdkafka that cannot tell brokers at one address apart is shown the
+// gateway as the only broker.
+func TestViewPerClient(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs())
+	ctx := testCtx(t, time.Minute)
+	host, port, err := net.SplitHostPort(g.Addr())
+	require.NoError(t, err)
+
+	for _, sw := range []struct {
+		name, version string
+		single        bool
+	}{{"kgo", "1.0.0", false}, {"librdkafka", "2.10.0", false}, {"librdkafka", "2.0.2", true}} {
+		t.Run(sw.name+"-"+sw.version, func(t *testing.T) {
+			cl := newClient(t, g.Addr(), kgo.SoftwareNameAndVersion(sw.name, sw.version))
+			md := kmsg.NewPtrMetadataRequest()
+			md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("a")}}
+			mr, err := md.RequestWith(ctx, cl)
+			require.NoError(t, err)
+			fc := kmsg.NewPtrFindCoordinatorRequest()
+			fc.CoordinatorKey, fc.CoordinatorKeys = "g1", []string{"g1"}
+			fr, err := fc.RequestWith(ctx, cl)
+			require.NoError(t, err)
+			dc, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+			require.NoError(t, err)
+			require.Len(t, mr.Topics, 1)
+			require.Len(t, fr.Coordinators, 1)
+			coord := fr.Coordinators[0]
+			require.Zero(t, coord.ErrorCode)
+			require.Equal(t, host, coord.Host)
+			require.Equal(t, port, fmt.Sprint(coord.Port))
+
+			if sw.single {
+				require.Equal(t, []kmsg.MetadataResponseBroker{g.self()}, mr.Brokers)
+				require.Equal(t, int32(100), mr.ControllerID)
+				for _, p := range mr.Topics[0].Partitions {
+					require.Equal(t, int32(100), p.Leader)
+				}
+				require.Equal(t, int32(100), coord.NodeID)
+				require.Len(t, dc.Brokers, 1)
+				require.Equal(t, int32(100), dc.Brokers[0].NodeID)
+				return
+			}
+			require.Len(t, mr.Brokers, 3)
+			require.Len(t, dc.Brokers, 3)
+			ids := map[int32]bool{}
+			for _, b := range mr.Brokers {
+				require.Equal(t, host, b.Host)
+				require.Equal(t, port, fmt.Sprint(b.Port))
+				ids[b.NodeID] = true
+			}
+			for _, b := range dc.Brokers {
+				require.True(t, ids[b.NodeID], "DescribeCluster lists broker %d as Metadata does", b.NodeID)
+				require.Equal(t, host, b.Host)
+				require.Equal(t, port, fmt.Sprint(b.Port))
+			}
+			for _, p := range mr.Topics[0].Partitions {
+				require.Equal(t, c.LeaderFor("a", p.Partition), p.Leader)
+			}
+			require.Equal(t, c.CoordinatorFor("g1"), coord.NodeID)
+		})
+	}
+}
+
+// TestRequestToMovedLeader sends a Produce for a partition on the client's
+// connection to the broker that led it before it moved: the gateway routes by
+// partition, not by connection, so it is written on the new leader.
+func TestRequestToMovedLeader(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs(), func(cfg *Config) { cfg.MetadataMaxAge = time.Hour })
+	cl := rawClient(t, g.Addr())
+	ctx := testCtx(t, time.Minute)
+	old := c.LeaderFor("a", 2)
+	produce := func() *kmsg.ProduceResponse {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks, req.TimeoutMillis = -1, 10000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "a",
+			Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 2, Records: batch(t, "x")}}}}
+		resp, err := req.RequestWith(ctx, cl.Broker(int(old)))
+		require.NoError(t, err)
+		return resp
+	}
+	require.Zero(t, produce().Topics[0].Partitions[0].ErrorCode)
+	require.NoError(t, c.MoveTopicPartition("a", 2, (old+1)%3))
+	require.NotEqual(t, old, c.LeaderFor("a", 2))
+	p := produce().Topics[0].Partitions[0]
+	require.Zero(t, p.ErrorCode)
+	require.Equal(t, int64(1), p.BaseOffset)
+}
