@@ -59,7 +59,7 @@ func (l *lockedBuffer) String() string {
 
 // startCluster starts n `sluice broker` processes on loopback ports, killed at
 // cleanup.
-func startCluster(t *testing.T, n int) *chaos.Cluster {
+func startCluster(t testing.TB, n int) *chaos.Cluster {
 	t.Helper()
 	bin := testutil.SluiceBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -84,13 +84,13 @@ type testGateway struct {
 // startGateway starts a gateway in front of bootstrap on 127.0.0.1:0 and waits
 // until it serves. It is stopped at cleanup; its log is printed if the test
 // failed.
-func startGateway(t *testing.T, bootstrap []string, adjust ...func(*Config)) *testGateway {
+func startGateway(t testing.TB, bootstrap []string, adjust ...func(*Config)) *testGateway {
 	t.Helper()
 	return startGatewayCtx(t, context.Background(), bootstrap, adjust...)
 }
 
 // startGatewayCtx is startGateway for a gateway that stops when ctx ends.
-func startGatewayCtx(t *testing.T, parent context.Context, bootstrap []string, adjust ...func(*Config)) *testGateway {
+func startGatewayCtx(t testing.TB, parent context.Context, bootstrap []string, adjust ...func(*Config)) *testGateway {
 	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", Bootstrap: bootstrap, NodeID: 100, MetadataMaxAge: 2 * time.Second}
 	for _, a := range adjust {
@@ -128,7 +128,7 @@ func tail(s string, n int) string {
 }
 
 // newClient is a kgo client that knows only the gateway's address.
-func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.RetryTimeout(time.Minute)}, opts...)...)
@@ -145,7 +145,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 
 // createTopic creates a topic through the gateway, retrying while the cluster
 // settles.
-func createTopic(t *testing.T, addr, topic string, partitions int32, rf int16) {
+func createTopic(t testing.TB, addr, topic string, partitions int32, rf int16) {
 	t.Helper()
 	adm := kadm.NewClient(newClient(t, addr))
 	testutil.WaitForErr(t, time.Minute, "create "+topic, func() (bool, error) {
@@ -342,7 +342,10 @@ func (rr *roundRobin) serve() {
 			return
 		}
 		var up net.Conn
-		for i := 0; i < len(rr.backends) && up == nil; i++ {
+		rr.mu.Lock()
+		n := len(rr.backends)
+		rr.mu.Unlock()
+		for i := 0; i < n && up == nil; i++ {
 			rr.mu.Lock()
 			addr := rr.backends[rr.next%len(rr.backends)]
 			rr.next++
@@ -518,6 +521,18 @@ func TestAdminThroughGateway(t *testing.T) {
 	require.NoError(t, err)
 	_, err = rc.On(topic, nil)
 	require.NoError(t, err)
+
+	// every broker's own configs, asked of the broker of that id (any other
+	// answers INVALID_REQUEST)
+	md, err := adm.BrokerMetadata(ctx)
+	require.NoError(t, err)
+	require.Len(t, md.Brokers, 3)
+	for _, b := range md.Brokers {
+		bc, err := adm.DescribeBrokerConfigs(ctx, b.NodeID)
+		require.NoError(t, err)
+		_, err = bc.On(fmt.Sprint(b.NodeID), nil)
+		require.NoError(t, err, "broker %d", b.NodeID)
+	}
 }
 
 // TestTransactionsThroughGateway: a transactional producer that knows only the

@@ -44,7 +44,7 @@ func init() {
 		29: anyBroker,
 		30: anyBroker,
 		31: anyBroker,
-		32: anyBroker,
+		32: handleDescribeConfigs,
 		33: anyBroker,
 		35: anyBroker,
 		37: anyBroker,

@@ -148,3 +148,33 @@ func handleFindCoordinator(cc *clientConn, kreq kmsg.Request) (func(context.Cont
 		return resp, nil
 	}, nil
 }
+
+// handleDescribeConfigs sends a request about a broker's configs to that
+// broker, as a client connected to it directly would (a broker answers only
+// for itself, INVALID_REQUEST for another's id); topic configs and cluster
+// defaults (an empty broker name) go to any broker. A request naming several
+// brokers goes to the first one named, which answers for the others as Kafka
+// does.
+func handleDescribeConfigs(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
+	req := kreq.(*kmsg.DescribeConfigsRequest)
+	for _, r := range req.Resources {
+		if r.ResourceType != kmsg.ConfigResourceTypeBroker && r.ResourceType != kmsg.ConfigResourceTypeBrokerLogger {
+			continue
+		}
+		id, err := strconv.ParseInt(r.ResourceName, 10, 32)
+		if err != nil {
+			continue
+		}
+		addr, ok := cc.g.cluster.brokerAddr(int32(id))
+		if !ok {
+			continue
+		}
+		start := time.Now()
+		f, err := cc.sendTo(int32(id), addr, req)
+		if err != nil {
+			break // the broker cannot be reached: any other answers
+		}
+		return func(ctx context.Context) (kmsg.Response, error) { return cc.await(ctx, f, start) }, nil
+	}
+	return anyBroker(cc, req)
+}
