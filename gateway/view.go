@@ -27,7 +27,8 @@ import (
 //
 // librdkafka before 2.10 cannot tell brokers apart that share an address (it
 // takes a broker it does not know by id for the one at the same host:port and
-// renumbers it, so only one of them ever exists), so a client that says in its
+// renumbers it, so only one of them ever exists; "Identify brokers only by
+// broker id", librdkafka #4557, released in 2.10.0), so a client that says in its
 // ApiVersions request that it is built on such a librdkafka (kcat,
 // confluent-kafka-python and -go) is shown the cluster as one broker, the
 // gateway itself (Config.NodeID), leading every partition and coordinating
