@@ -21,6 +21,10 @@
 #   BUFFERED    --max-buffered-records, default 16384
 #   BENCH_FLAGS more `sluice bench` flags
 #   KEEP=1      keep the work dir (data and logs)
+#   BASELINE    another sluice binary (an older build): a second gateway of
+#               that build runs in front of the same brokers, and every round
+#               adds a run through it (path "baseline"), so that a change to the
+#               gateway is measured against the old one in the same session
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -116,6 +120,20 @@ until grep -q "gateway ready" "$work/gateway.log"; do
 done
 gateway="127.0.0.1:$gport"
 echo "cluster: $NODES broker(s) at $bootstrap; gateway at $gateway"
+paths=(direct gateway)
+if [[ -n ${BASELINE:-} ]]; then
+	bport=$(free_port)
+	"$BASELINE" gateway --listen "127.0.0.1:$bport" --bootstrap "$bootstrap" >"$work/baseline.log" 2>&1 &
+	pids+=($!)
+	until grep -q "gateway ready" "$work/baseline.log"; do
+		kill -0 "${pids[-1]}" 2>/dev/null || die "baseline gateway exited before it was ready"
+		((SECONDS < deadline)) || die "baseline gateway not ready after 60s"
+		sleep 0.1
+	done
+	baseline="127.0.0.1:$bport"
+	paths+=(baseline)
+	echo "baseline gateway ($BASELINE) at $baseline"
+fi
 
 # rate FILE PHASE prints the records/s of `run 1 PHASE:`.
 rate() { grep "^run 1 $2:" "$1" | sed 's/.* = \([0-9,]*\) records\/s.*/\1/' | tr -d , || echo 0; }
@@ -128,9 +146,10 @@ for acks in 1 all; do
 	mode=both
 	[[ $acks == 1 ]] && mode=produce
 	for i in $(seq "$RUNS"); do
-		for path in direct gateway; do
+		for path in "${paths[@]}"; do
 			seeds=$bootstrap
 			[[ $path == gateway ]] && seeds=$gateway
+			[[ $path == baseline ]] && seeds=$baseline
 			out="$work/$acks-$path-$i.txt"
 			# shellcheck disable=SC2206 # BENCH_FLAGS is split on purpose
 			cmd=("$SLUICE" bench --bootstrap "$seeds" --topic "gw-$$-$acks-$path-$i" --mode "$mode"
@@ -144,15 +163,17 @@ for acks in 1 all; do
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-printf '%-10s %-8s %18s %18s\n' acks path "produce records/s" "consume records/s"
+printf '%-6s %-22s %18s %18s\n' acks path "produce records/s" "consume records/s"
 for acks in 1 all; do
-	for path in direct gateway; do
+	for path in "${paths[@]}"; do
 		p=$(for i in $(seq "$RUNS"); do rate "$work/$acks-$path-$i.txt" produce; done | median)
 		c=$(for i in $(seq "$RUNS"); do rate "$work/$acks-$path-$i.txt" consume; done | median)
-		printf '%-10s %-8s %18s %18s\n' "$acks" "$path" "$p" "$c"
+		printf '%-6s %-22s %18s %18s\n' "$acks" "$path" "$p" "$c"
 		declare "p_${acks}_$path=$p" "c_${acks}_$path=$c"
 	done
-	pd="p_${acks}_direct" pg="p_${acks}_gateway" cd_="c_${acks}_direct" cg="c_${acks}_gateway"
-	printf '%-10s %-8s %18s %18s\n' "$acks" ratio "$(awk -v a="${!pg}" -v b="${!pd}" 'BEGIN{printf "%.2f", a/b}')" \
-		"$(awk -v a="${!cg}" -v b="${!cd_}" 'BEGIN{printf "%.2f", a/b}')"
+	for path in "${paths[@]:1}"; do
+		pd="p_${acks}_direct" pg="p_${acks}_$path" cd_="c_${acks}_direct" cg="c_${acks}_$path"
+		printf '%-6s %-22s %18s %18s\n' "$acks" "ratio $path/direct" "$(awk -v a="${!pg}" -v b="${!pd}" 'BEGIN{if (b > 0) printf "%.2f", a/b}')" \
+			"$(awk -v a="${!cg}" -v b="${!cd_}" 'BEGIN{if (b > 0) printf "%.2f", a/b}')"
+	done
 done

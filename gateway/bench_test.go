@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkGatewayProduce is the gateway's hot path: a kgo producer (acks=1,
-// 100-byte random records, no compression, as `sluice bench`) writes to a 6-partition RF 3 topic of three `sluice broker`
+// 100-byte random records, no compression, 1 MiB batches, 2 ms linger, as
+// bench/gateway.sh runs `sluice bench`) writes to a 6-partition RF 3 topic of three `sluice broker`
 // processes, alternately to the brokers directly and through an in-process
 // gateway, and reports both rates and their ratio. The gateway shares the
 // process with the producer, so `-cpuprofile` shows what it costs per record.
@@ -26,8 +27,8 @@ func BenchmarkGatewayProduce(b *testing.B) {
 	_, _ = rand.Read(value)
 	run := func(seeds ...string) time.Duration {
 		p, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.LeaderAck()),
-			kgo.DisableIdempotentWrite(), kgo.MaxBufferedRecords(16384), kgo.ProducerLinger(0),
-			kgo.ProducerBatchCompression(kgo.NoCompression()))
+			kgo.DisableIdempotentWrite(), kgo.MaxBufferedRecords(16384), kgo.ProducerLinger(2*time.Millisecond),
+			kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
 		require.NoError(b, err)
 		defer p.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

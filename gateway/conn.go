@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"sync"
 	"time"
@@ -296,26 +297,34 @@ func (cc *clientConn) await(ctx context.Context, f *future, start time.Time) (km
 	return resp, err
 }
 
-// bufPool recycles request frames and encoding buffers, which at full speed
-// are allocated (and zeroed) for every request otherwise.
-var bufPool sync.Pool
+// bufPools recycle request frames and encoding buffers, which at full speed
+// are allocated (and zeroed) for every request otherwise. Pool i holds buffers
+// of capacity at least 1<<i, so a 1 MiB produce frame is not handed a 4 KiB
+// buffer (and a new one allocated) because the last one put back was small.
+var bufPools [maxPooledShift + 1]sync.Pool
 
-// maxPooledBuf keeps a rare huge buffer from being held by the pool.
-const maxPooledBuf = 8 << 20
+// minPooledShift and maxPooledShift bound the pooled sizes: 4 KiB to 8 MiB (a
+// rare huge buffer is not held by a pool).
+const minPooledShift, maxPooledShift = 12, 23
 
 // getBuf returns an empty buffer of capacity at least n.
 func getBuf(n int) []byte {
-	if v, ok := bufPool.Get().(*[]byte); ok && cap(*v) >= n {
+	shift := max(bits.Len(uint(max(n, 1)-1)), minPooledShift)
+	if shift > maxPooledShift {
+		return make([]byte, 0, n)
+	}
+	if v, ok := bufPools[shift].Get().(*[]byte); ok {
 		return (*v)[:0]
 	}
-	return make([]byte, 0, max(n, 4096))
+	return make([]byte, 0, 1<<shift)
 }
 
 // putBuf returns a buffer nothing refers to any more.
 func putBuf(b []byte) {
-	if b == nil || cap(b) > maxPooledBuf {
+	shift := bits.Len(uint(cap(b))) - 1 // cap >= 1<<shift
+	if b == nil || shift < minPooledShift || shift > maxPooledShift {
 		return
 	}
 	b = b[:0]
-	bufPool.Put(&b)
+	bufPools[shift].Put(&b)
 }

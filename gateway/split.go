@@ -203,7 +203,7 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 			var again []part
 			arrived := make(chan arrival, len(round))
 			for _, s := range round {
-				go func() {
+				wait := func() {
 					// not ctx: an answer that comes after the client's may be
 					// kept for its next request (leftover)
 					wctx, wcancel := context.WithTimeout(cc.ctx, api.timeout)
@@ -213,7 +213,12 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 						a.resp, a.err = cc.await(wctx, s.f, s.start)
 					}
 					arrived <- a
-				}()
+				}
+				if len(round) == 1 {
+					wait() // the common case, one leader: no goroutine to hand the answer over
+				} else {
+					go wait()
+				}
 			}
 			n := len(round)
 			for ; n > 0; n-- {
