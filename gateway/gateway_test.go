@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -408,6 +409,20 @@ func TestTwoGatewaysBehindOneAddress(t *testing.T) {
 	const topic = "two-gateways"
 	createTopic(t, lbAddr, topic, 4, 3)
 	ctx := testCtx(t, 3*time.Minute)
+
+	// both instances show the same brokers, the cluster's ids at the shared address
+	views := map[string][]string{}
+	for _, inst := range []*testGateway{a, b} {
+		md, err := kadm.NewClient(newClient(t, inst.Addr())).BrokerMetadata(ctx)
+		require.NoError(t, err)
+		for _, br := range md.Brokers {
+			views[inst.Addr()] = append(views[inst.Addr()], fmt.Sprintf("%d@%s:%d", br.NodeID, br.Host, br.Port))
+		}
+		slices.Sort(views[inst.Addr()])
+	}
+	require.Len(t, views[a.Addr()], 3)
+	require.Equal(t, views[a.Addr()], views[b.Addr()])
+	require.Contains(t, views[a.Addr()][0], "@"+lbAddr)
 	prod := newClient(t, lbAddr, kgo.RequiredAcks(kgo.AllISRAcks()))
 	cons := newClient(t, lbAddr, kgo.ConsumerGroup("two-gateways"), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
