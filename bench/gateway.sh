@@ -113,6 +113,7 @@ fi
 gport=$(free_port)
 "$SLUICE" gateway --listen "127.0.0.1:$gport" --bootstrap "$bootstrap" >"$work/gateway.log" 2>&1 &
 pids+=($!)
+gpid=$!
 until grep -q "gateway ready" "$work/gateway.log"; do
 	kill -0 "${pids[-1]}" 2>/dev/null || die "gateway exited before it was ready"
 	((SECONDS < deadline)) || die "gateway not ready after 60s"
@@ -125,6 +126,7 @@ if [[ -n ${BASELINE:-} ]]; then
 	bport=$(free_port)
 	"$BASELINE" gateway --listen "127.0.0.1:$bport" --bootstrap "$bootstrap" >"$work/baseline.log" 2>&1 &
 	pids+=($!)
+	bpid=$!
 	until grep -q "gateway ready" "$work/baseline.log"; do
 		kill -0 "${pids[-1]}" 2>/dev/null || die "baseline gateway exited before it was ready"
 		((SECONDS < deadline)) || die "baseline gateway not ready after 60s"
@@ -134,6 +136,16 @@ if [[ -n ${BASELINE:-} ]]; then
 	paths+=(baseline)
 	echo "baseline gateway ($BASELINE) at $baseline"
 fi
+
+# cpu PID... prints the CPU seconds (user+system) the processes have used.
+cpu() {
+	local pid t=0
+	for pid in "$@"; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+	done
+	awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", t/hz}'
+}
+brokers=("${pids[@]:0:NODES}")
 
 # rate FILE PHASE prints the records/s of `run 1 PHASE:`.
 rate() { grep "^run 1 $2:" "$1" | sed 's/.* = \([0-9,]*\) records\/s.*/\1/' | tr -d , || echo 0; }
@@ -156,8 +168,14 @@ for acks in 1 all; do
 				--records "$RECORDS" --acks "$acks" --partitions "$PARTITIONS" --replication-factor "$NODES"
 				--topic-config min.insync.replicas=2 --max-buffered-records "$BUFFERED" $BENCH_FLAGS)
 			[[ $i == 1 ]] && echo "command: ${cmd[*]}"
+			gw=$gpid
+			[[ $path == baseline ]] && gw=$bpid
+			b0=$(cpu "${brokers[@]}") g0=$(cpu "$gw")
 			"${cmd[@]}" >"$out" 2>&1 || { cat "$out" >&2; die "bench $acks $path run $i failed"; }
-			echo "acks=$acks $path run $i: produce $(rate "$out" produce) records/s, consume $(rate "$out" consume) records/s (load $(cut -d' ' -f1 /proc/loadavg))"
+			b1=$(cpu "${brokers[@]}") g1=$(cpu "$gw")
+			# CPU seconds of the brokers and of the gateway during the run
+			# (direct runs: the gateway should be idle)
+			echo "acks=$acks $path run $i: produce $(rate "$out" produce) records/s, consume $(rate "$out" consume) records/s (load $(cut -d' ' -f1 /proc/loadavg); CPU s: brokers $(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.1f", b-a}'), gateway $(awk -v a="$g0" -v b="$g1" 'BEGIN{printf "%.1f", b-a}'))"
 		done
 	done
 done
