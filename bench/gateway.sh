@@ -6,8 +6,10 @@
 # fresh data dirs and free loopback ports, and one `sluice gateway` in front of
 # them. Then, for acks=1 and acks=all, it runs `sluice bench --mode both` RUNS
 # times against the brokers directly and RUNS times through the gateway,
-# interleaved (direct, gateway, direct, ...) so that both see the same load
-# from the rest of the machine, each run on a fresh topic of PARTITIONS
+# interleaved (direct, gateway, gateway, direct, ...: each round starts with
+# the next path) so that both see the same load from the rest of the machine,
+# each once the brokers are idle again (with acks=1 the followers copy a run's
+# records after it ends), each run on a fresh topic of PARTITIONS
 # partitions, replication factor NODES, min.insync.replicas 2. It prints every
 # run, the medians of produce and consume records/s per path, and the ratio
 # gateway/direct (acks=1 runs produce only: see below). The gateway, the brokers and the bench client share the cores.
@@ -147,6 +149,20 @@ cpu() {
 }
 brokers=("${pids[@]:0:NODES}")
 
+# settle waits (up to 30s) until the brokers are idle: with acks=1 the
+# followers copy a run's records after the producer is done, and that work
+# must not be charged to the next run.
+settle() {
+	local end=$((SECONDS + 30)) a b
+	while ((SECONDS < end)); do
+		a=$(cpu "${brokers[@]}")
+		sleep 0.5
+		b=$(cpu "${brokers[@]}")
+		awk -v a="$a" -v b="$b" 'BEGIN{exit !(b - a < 0.1)}' && return
+	done
+	echo "brokers still busy after 30s; running anyway"
+}
+
 # rate FILE PHASE prints the records/s of `run 1 PHASE:`.
 rate() { grep "^run 1 $2:" "$1" | sed 's/.* = \([0-9,]*\) records\/s.*/\1/' | tr -d , || echo 0; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
@@ -158,7 +174,11 @@ for acks in 1 all; do
 	mode=both
 	[[ $acks == 1 ]] && mode=produce
 	for i in $(seq "$RUNS"); do
-		for path in "${paths[@]}"; do
+		# each round starts with the next path, so no path always follows the
+		# same one
+		for k in $(seq 0 $((${#paths[@]} - 1))); do
+			path=${paths[(i + k) % ${#paths[@]}]}
+			settle
 			seeds=$bootstrap
 			[[ $path == gateway ]] && seeds=$gateway
 			[[ $path == baseline ]] && seeds=$baseline
