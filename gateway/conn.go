@@ -232,15 +232,24 @@ func (cc *clientConn) writeLoop() {
 		if p.resp == nil {
 			continue // acks=0
 		}
-		buf := getBuf(256 + sizeHint(p.resp))[:4]
+		var buf, raw []byte
+		if r, ok := p.resp.(rawResponse); ok {
+			raw = r.encoded // written as it is, after the header: no copy
+		}
+		buf = getBuf(256 + sizeHint(p.resp))[:4]
 		buf = binary.BigEndian.AppendUint32(buf, uint32(p.corr))
 		if p.flexHdr {
 			buf = append(buf, 0)
 		}
-		buf = p.resp.AppendTo(buf)
-		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+		if raw == nil {
+			buf = p.resp.AppendTo(buf)
+		}
+		binary.BigEndian.PutUint32(buf, uint32(len(buf)+len(raw)-4))
 		_ = cc.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		_, err := w.Write(buf)
+		if err == nil && raw != nil {
+			_, err = w.Write(raw)
+		}
 		putBuf(buf) // written through, or copied into w
 		if err == nil && len(cc.queue) == 0 {
 			err = w.Flush()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func TestSingleBrokerClient(t *testing.T) {
@@ -127,4 +130,102 @@ func TestRequestToMovedLeader(t *testing.T) {
 	p := produce().Topics[0].Partitions[0]
 	require.Zero(t, p.ErrorCode)
 	require.Equal(t, int64(1), p.BaseOffset)
+}
+
+// TestRawFetch: a fetch answered by one broker is passed on as the broker
+// encoded it only when nothing in it must be rewritten.
+func TestRawFetch(t *testing.T) {
+	clean := func() *kmsg.FetchResponse {
+		r := kmsg.NewPtrFetchResponse()
+		r.SetVersion(12)
+		p := kmsg.NewFetchResponseTopicPartition()
+		p.RecordBatches = []byte{}
+		r.Topics = []kmsg.FetchResponseTopic{{Topic: "a", Partitions: []kmsg.FetchResponseTopicPartition{p}}}
+		return r
+	}
+	enc := []byte{1}
+	require.NotNil(t, rawFetch(clean(), enc))
+	require.Nil(t, rawFetch(clean(), nil))
+	for name, spoil := range map[string]func(*kmsg.FetchResponse){
+		"error":          func(r *kmsg.FetchResponse) { r.ErrorCode = 1 },
+		"session":        func(r *kmsg.FetchResponse) { r.SessionID = 7 },
+		"brokers":        func(r *kmsg.FetchResponse) { r.Brokers = []kmsg.FetchResponseBroker{{NodeID: 1}} },
+		"partition":      func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].ErrorCode = 6 },
+		"null records":   func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].RecordBatches = nil },
+		"read replica":   func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].PreferredReadReplica = 2 },
+		"current leader": func(r *kmsg.FetchResponse) { r.Topics[0].Partitions[0].CurrentLeader.LeaderID = 2 },
+	} {
+		r := clean()
+		spoil(r)
+		require.Nil(t, rawFetch(r, enc), name)
+	}
+}
+
+// TestFetchOneLeader fetches partitions of one leader (the request goes whole
+// to it and its answer is passed on as encoded) and of several: the answers
+// are the same.
+func TestFetchOneLeader(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs())
+	cl := rawClient(t, g.Addr())
+	ctx := testCtx(t, time.Minute)
+	for p := int32(0); p < 6; p++ {
+		require.NoError(t, c.MoveTopicPartition("a", p, 0))
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks, req.TimeoutMillis = -1, 10000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "a",
+			Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: p, Records: batch(t, fmt.Sprint(p))}}}}
+		resp, err := req.RequestWith(ctx, cl)
+		require.NoError(t, err)
+		require.Zero(t, resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	fetch := func() *kmsg.FetchResponse {
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(12)
+		// MinBytes more than there is: every broker answers after MaxWait, so a
+		// merged answer holds every partition's records
+		req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 100, 1<<20, 1<<20
+		ft := kmsg.FetchRequestTopic{Topic: "a"}
+		for p := int32(5); p >= 0; p-- {
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.PartitionMaxBytes = p, 1<<20
+			ft.Partitions = append(ft.Partitions, fp)
+		}
+		req.Topics = []kmsg.FetchRequestTopic{ft}
+		resp, err := req.RequestWith(ctx, cl)
+		require.NoError(t, err)
+		return resp
+	}
+	check := func(r *kmsg.FetchResponse) {
+		require.Len(t, r.Topics, 1)
+		require.Len(t, r.Topics[0].Partitions, 6)
+		for i, p := range r.Topics[0].Partitions {
+			require.Equal(t, int32(5-i), p.Partition)
+			require.Zero(t, p.ErrorCode)
+			require.Equal(t, int64(1), p.HighWatermark)
+			require.Contains(t, string(p.RecordBatches), fmt.Sprint(p.Partition)) // the value produced
+			next, ok := nextOffset(p.RecordBatches)
+			require.True(t, ok)
+			require.Equal(t, int64(1), next)
+		}
+	}
+	check(fetch()) // one leader
+	for p := int32(0); p < 6; p++ {
+		require.NoError(t, c.MoveTopicPartition("a", p, p%3))
+	}
+	testutil.WaitFor(t, 30*time.Second, "the gateway sees three leaders", func() bool {
+		leaders := map[int32]bool{}
+		for p := int32(0); p < 6; p++ {
+			id, _, _, _ := g.cluster.leader("a", p)
+			leaders[id] = true
+		}
+		if len(leaders) < 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = g.cluster.refresh(ctx, 0)
+		}
+		return len(leaders) == 3
+	})
+	check(fetch()) // split over three and merged
 }
