@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -228,4 +230,37 @@ func TestFetchOneLeader(t *testing.T) {
 		return len(leaders) == 3
 	})
 	check(fetch()) // split over three and merged
+}
+
+// TestViewRealClients: Debian's kcat (librdkafka 2.0.2) lists the gateway as
+// the one broker; sarama lists the cluster's three, all at the gateway.
+func TestViewRealClients(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs())
+
+	out, _ := kcat(t, g.Addr(), "", "-L", "-J")
+	var md struct {
+		Brokers []struct {
+			ID   int32  `json:"id"`
+			Name string `json:"name"`
+		} `json:"brokers"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &md), out)
+	require.Len(t, md.Brokers, 1, out)
+	require.Equal(t, int32(100), md.Brokers[0].ID)
+	require.Equal(t, g.Addr(), md.Brokers[0].Name)
+
+	scfg := sarama.NewConfig()
+	scfg.Version = sarama.V2_8_0_0
+	sc, err := sarama.NewClient([]string{g.Addr()}, scfg)
+	require.NoError(t, err)
+	defer sc.Close()
+	brokers := sc.Brokers()
+	require.Len(t, brokers, 3)
+	for _, b := range brokers {
+		require.Equal(t, g.Addr(), b.Addr())
+	}
+	leader, err := sc.Leader("a", 2)
+	require.NoError(t, err)
+	require.Equal(t, c.LeaderFor("a", 2), leader.ID())
 }
