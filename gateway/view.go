@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"hash/crc32"
 	"strconv"
 	"strings"
 	"time"
@@ -105,10 +106,25 @@ func (g *Gateway) showCluster(dr *kmsg.DescribeClusterResponse, single bool) {
 // coordinator's id at the gateway's address, or (single) the gateway. Either
 // way the group's or transaction's requests are routed by the gateway, so the
 // id only spreads a client's coordinator traffic over its connections.
-func (cc *clientConn) coordinatorAnswer(ctx context.Context, typ int8, key string, single bool) (id int32, code int16) {
+//
+// A request naming more keys than maxCoordinatorLookups that the gateway
+// has not looked up yet gets, for the rest, a live broker chosen by the key's
+// hash: still served, since the gateway routes by key, without one client
+// sending the cluster a lookup per key.
+func (cc *clientConn) coordinatorAnswer(ctx context.Context, typ int8, key string, single bool, lookups *int) (id int32, code int16) {
 	if single {
 		return cc.g.cfg.NodeID, 0
 	}
+	if id, ok := cc.g.cluster.cachedCoordinator(coordKey{typ, key}); ok {
+		return id, 0
+	}
+	if *lookups >= maxCoordinatorLookups {
+		if id, _, ok := cc.g.cluster.anyBroker(int(crc32.ChecksumIEEE([]byte(key)) >> 1)); ok {
+			return id, 0
+		}
+		return -1, kerr.CoordinatorNotAvailable.Code
+	}
+	*lookups++
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	id, _, err := cc.g.cluster.coordinator(ctx, coordKey{typ, key})
@@ -122,6 +138,10 @@ func (cc *clientConn) coordinatorAnswer(ctx context.Context, typ int8, key strin
 	return id, 0
 }
 
+// maxCoordinatorLookups bounds the coordinators one FindCoordinator request
+// makes the gateway look up.
+const maxCoordinatorLookups = 100
+
 // handleFindCoordinator answers FindCoordinator from the gateway's cache of
 // coordinators (asking the cluster for the ones it does not know).
 func handleFindCoordinator(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
@@ -133,11 +153,12 @@ func handleFindCoordinator(cc *clientConn, kreq kmsg.Request) (func(context.Cont
 	}
 	return func(ctx context.Context) (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+		lookups := 0
 		for _, k := range keys {
 			c := kmsg.FindCoordinatorResponseCoordinator{Key: k, NodeID: -1, Port: -1}
 			if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
 				c.ErrorCode = kerr.InvalidRequest.Code
-			} else if c.NodeID, c.ErrorCode = cc.coordinatorAnswer(ctx, req.CoordinatorType, k, single); c.ErrorCode == 0 {
+			} else if c.NodeID, c.ErrorCode = cc.coordinatorAnswer(ctx, req.CoordinatorType, k, single, &lookups); c.ErrorCode == 0 {
 				c.Host, c.Port = cc.g.host, cc.g.port
 			}
 			if req.Version >= 4 {

@@ -264,3 +264,43 @@ func TestViewRealClients(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, c.LeaderFor("a", 2), leader.ID())
 }
+
+// TestFindCoordinatorManyKeys: a FindCoordinator naming many keys is
+// answered for every key, but makes the gateway look up at most
+// maxCoordinatorLookups of them (the attack: one request, a lookup per key).
+func TestFindCoordinatorManyKeys(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs())
+	cl := rawClient(t, g.Addr())
+	ctx := testCtx(t, time.Minute)
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.SetVersion(4)
+	for i := 0; i < 3*maxCoordinatorLookups; i++ {
+		req.CoordinatorKeys = append(req.CoordinatorKeys, fmt.Sprintf("group-%d", i))
+	}
+	resp, err := req.RequestWith(ctx, cl.Broker(0))
+	require.NoError(t, err)
+	require.Len(t, resp.Coordinators, 3*maxCoordinatorLookups)
+	for i, co := range resp.Coordinators {
+		require.Equal(t, req.CoordinatorKeys[i], co.Key)
+		require.Zero(t, co.ErrorCode)
+		require.GreaterOrEqual(t, co.NodeID, int32(0))
+		require.Less(t, co.NodeID, int32(3))
+		if i < maxCoordinatorLookups {
+			require.Equal(t, c.CoordinatorFor(co.Key), co.NodeID, "looked up: the real coordinator")
+		}
+	}
+	g.cluster.mu.RLock()
+	cached := len(g.cluster.coords)
+	g.cluster.mu.RUnlock()
+	require.LessOrEqual(t, cached, maxCoordinatorLookups)
+
+	// a group answered without a lookup is still served: the gateway routes by group
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.SetVersion(8)
+	commit.Group, commit.Generation = req.CoordinatorKeys[len(req.CoordinatorKeys)-1], -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "a", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3}}}}
+	cr, err := commit.RequestWith(ctx, cl.Broker(int(resp.Coordinators[len(resp.Coordinators)-1].NodeID)))
+	require.NoError(t, err)
+	require.Zero(t, cr.Topics[0].Partitions[0].ErrorCode)
+}
