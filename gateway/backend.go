@@ -54,6 +54,7 @@ type future struct {
 	done chan struct{}
 	resp kmsg.Response
 	err  error
+	raw  []byte // resp's encoding (after the response header), which resp aliases
 }
 
 // wait returns the response or the connection's error, or ctx's error.
@@ -256,7 +257,7 @@ func (b *backend) readLoop(r *bufio.Reader) {
 			b.close(f.err)
 			return
 		}
-		f.resp = resp
+		f.resp, f.raw = resp, body
 		close(f.done)
 	}
 }

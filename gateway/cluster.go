@@ -313,12 +313,29 @@ func (c *cluster) coordinator(ctx context.Context, k coordKey) (int32, string, e
 	}
 	addr = net.JoinHostPort(fr.Host, strconv.Itoa(int(fr.Port)))
 	c.mu.Lock()
+	if len(c.coords) >= maxCachedCoordinators {
+		clear(c.coords) // bounded: clients name any group or transactional id they like
+	}
 	c.coords[k] = fr.NodeID
 	if _, ok := c.brokers[fr.NodeID]; !ok {
 		c.brokers[fr.NodeID] = addr
 	}
 	c.mu.Unlock()
 	return fr.NodeID, addr, nil
+}
+
+// maxCachedCoordinators bounds the coordinators the gateway remembers.
+const maxCachedCoordinators = 100_000
+
+// cachedCoordinator is the coordinator of k if the gateway knows it.
+func (c *cluster) cachedCoordinator(k coordKey) (int32, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.coords[k]
+	if _, live := c.brokers[id]; !live {
+		return -1, false
+	}
+	return id, ok
 }
 
 // forgetCoordinator drops a cached coordinator that said it is not one.

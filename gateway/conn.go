@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"sync"
 	"time"
@@ -30,6 +31,9 @@ type clientConn struct {
 	cancel context.CancelFunc
 	queue  chan *pending
 	seq    int
+	// single: the client is shown the cluster as one broker (view.go); set by
+	// its ApiVersions request, read by the handlers, all on the read loop.
+	single bool
 
 	mu        sync.Mutex // guards backends and leftovers
 	backends  map[backendKey]*backend
@@ -45,15 +49,16 @@ type backendKey struct {
 	fetch bool
 }
 
-// pending is a request being forwarded; done is closed when resp (nil: no
-// answer, acks=0) or err (close the connection) is set.
+// pending is a request being forwarded: finish (run by the writer, in request
+// order) gives resp (nil: no answer, acks=0) or err (close the connection);
+// a request answered at once has resp and no finish.
 type pending struct {
 	corr    int32
 	key     int16
 	flexHdr bool
 	size    int64
 	frame   []byte // the request's frame, reused once it is answered
-	done    chan struct{}
+	finish  func(ctx context.Context) (kmsg.Response, error)
 	resp    kmsg.Response
 	err     error
 }
@@ -180,9 +185,7 @@ func (cc *clientConn) start(frame []byte) (*pending, error) {
 		resp := cc.g.apiVersions()
 		resp.SetVersion(0)
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		p := &pending{corr: corr, key: 18, size: int64(len(frame)), done: make(chan struct{}), resp: resp}
-		close(p.done)
-		return p, nil
+		return &pending{corr: corr, key: 18, size: int64(len(frame)), resp: resp}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -193,25 +196,26 @@ func (cc *clientConn) start(frame []byte) (*pending, error) {
 	if r == nil || !ok || req.GetVersion() < lo || req.GetVersion() > hi {
 		return nil, fmt.Errorf("%s v%d is not served by the gateway", kmsg.NameForKey(key), req.GetVersion())
 	}
-	p := &pending{corr: corr, key: key, flexHdr: req.IsFlexible() && key != 18, size: int64(len(frame)), done: make(chan struct{})}
 	finish, err := r(cc, req)
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		defer close(p.done)
-		p.resp, p.err = finish(cc.ctx)
-		cc.g.metrics.requests.WithLabelValues(kmsg.NameForKey(key), result(p.err)).Inc()
-	}()
-	return p, nil
+	return &pending{corr: corr, key: key, flexHdr: req.IsFlexible() && key != 18, size: int64(len(frame)), finish: finish}, nil
 }
 
-// writeLoop answers requests in the order they came.
+// writeLoop finishes requests and answers them, in the order they came. A
+// request's finish waits for its brokers' answers (sent when it was read),
+// merges and retries; it runs here rather than on a goroutine of its own
+// because its answer cannot be written before the earlier ones anyway, and a
+// handover less per request is less latency on a busy machine.
 func (cc *clientConn) writeLoop() {
 	w := bufio.NewWriterSize(cc.nc, 64<<10)
 	failed := false
 	for p := range cc.queue {
-		<-p.done
+		if p.finish != nil && !failed {
+			p.resp, p.err = p.finish(cc.ctx)
+			cc.g.metrics.requests.WithLabelValues(kmsg.NameForKey(p.key), result(p.err)).Inc()
+		}
 		cc.g.memory.Release(p.size)
 		putBuf(p.frame) // the request (whose records alias it) is done with
 		if failed {
@@ -228,15 +232,24 @@ func (cc *clientConn) writeLoop() {
 		if p.resp == nil {
 			continue // acks=0
 		}
-		buf := getBuf(256 + sizeHint(p.resp))[:4]
+		var buf, raw []byte
+		if r, ok := p.resp.(rawResponse); ok {
+			raw = r.encoded // written as it is, after the header: no copy
+		}
+		buf = getBuf(256 + sizeHint(p.resp))[:4]
 		buf = binary.BigEndian.AppendUint32(buf, uint32(p.corr))
 		if p.flexHdr {
 			buf = append(buf, 0)
 		}
-		buf = p.resp.AppendTo(buf)
-		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+		if raw == nil {
+			buf = p.resp.AppendTo(buf)
+		}
+		binary.BigEndian.PutUint32(buf, uint32(len(buf)+len(raw)-4))
 		_ = cc.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		_, err := w.Write(buf)
+		if err == nil && raw != nil {
+			_, err = w.Write(raw)
+		}
 		putBuf(buf) // written through, or copied into w
 		if err == nil && len(cc.queue) == 0 {
 			err = w.Flush()
@@ -293,26 +306,34 @@ func (cc *clientConn) await(ctx context.Context, f *future, start time.Time) (km
 	return resp, err
 }
 
-// bufPool recycles request frames and encoding buffers, which at full speed
-// are allocated (and zeroed) for every request otherwise.
-var bufPool sync.Pool
+// bufPools recycle request frames and encoding buffers, which at full speed
+// are allocated (and zeroed) for every request otherwise. Pool i holds buffers
+// of capacity at least 1<<i, so a 1 MiB produce frame is not handed a 4 KiB
+// buffer (and a new one allocated) because the last one put back was small.
+var bufPools [maxPooledShift + 1]sync.Pool
 
-// maxPooledBuf keeps a rare huge buffer from being held by the pool.
-const maxPooledBuf = 8 << 20
+// minPooledShift and maxPooledShift bound the pooled sizes: 4 KiB to 8 MiB (a
+// rare huge buffer is not held by a pool).
+const minPooledShift, maxPooledShift = 12, 23
 
 // getBuf returns an empty buffer of capacity at least n.
 func getBuf(n int) []byte {
-	if v, ok := bufPool.Get().(*[]byte); ok && cap(*v) >= n {
+	shift := max(bits.Len(uint(max(n, 1)-1)), minPooledShift)
+	if shift > maxPooledShift {
+		return make([]byte, 0, n)
+	}
+	if v, ok := bufPools[shift].Get().(*[]byte); ok {
 		return (*v)[:0]
 	}
-	return make([]byte, 0, max(n, 4096))
+	return make([]byte, 0, 1<<shift)
 }
 
 // putBuf returns a buffer nothing refers to any more.
 func putBuf(b []byte) {
-	if b == nil || cap(b) > maxPooledBuf {
+	shift := bits.Len(uint(cap(b))) - 1 // cap >= 1<<shift
+	if b == nil || shift < minPooledShift || shift > maxPooledShift {
 		return
 	}
 	b = b[:0]
-	bufPool.Put(&b)
+	bufPools[shift].Put(&b)
 }

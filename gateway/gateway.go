@@ -1,8 +1,9 @@
 // Package gateway is `sluice gateway`: one stable Kafka address in front of a
-// Sluice cluster. It presents the whole cluster as a single broker, itself: every
-// partition's leader and every coordinator is the gateway's node, advertised at
-// one address that several instances can share behind a DNS name or a TCP load
-// balancer. Each request is forwarded to the broker that must serve it
+// Sluice cluster. It shows clients the cluster's brokers, leaders and
+// coordinators, every broker advertised at the gateway's one address, which
+// several instances can share behind a DNS name or a TCP load balancer (clients
+// that cannot use several brokers at one address are shown the gateway as the
+// only broker: view.go). Each request is forwarded to the broker that must serve it
 // (partition leaders, group and transaction coordinators, any broker for admin
 // requests), split and merged when it spans brokers, so that brokers joining,
 // leaving, failing or moving partitions are invisible to clients.
@@ -39,8 +40,9 @@ type Config struct {
 	// load balancer address shared by every instance; default the bound Listen
 	// address.
 	Advertised string
-	// NodeID is the broker id the gateway presents itself as, the same on every
-	// instance behind one name; default 0.
+	// NodeID is the broker id the gateway presents itself as to clients that
+	// are shown the cluster as one broker (librdkafka before 2.10: view.go), the
+	// same on every instance behind one name; default 0.
 	NodeID int32
 	// Bootstrap lists brokers (host:port) to learn the cluster from. Required.
 	Bootstrap []string

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +60,7 @@ func (l *lockedBuffer) String() string {
 
 // startCluster starts n `sluice broker` processes on loopback ports, killed at
 // cleanup.
-func startCluster(t *testing.T, n int) *chaos.Cluster {
+func startCluster(t testing.TB, n int) *chaos.Cluster {
 	t.Helper()
 	bin := testutil.SluiceBin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -84,13 +85,13 @@ type testGateway struct {
 // startGateway starts a gateway in front of bootstrap on 127.0.0.1:0 and waits
 // until it serves. It is stopped at cleanup; its log is printed if the test
 // failed.
-func startGateway(t *testing.T, bootstrap []string, adjust ...func(*Config)) *testGateway {
+func startGateway(t testing.TB, bootstrap []string, adjust ...func(*Config)) *testGateway {
 	t.Helper()
 	return startGatewayCtx(t, context.Background(), bootstrap, adjust...)
 }
 
 // startGatewayCtx is startGateway for a gateway that stops when ctx ends.
-func startGatewayCtx(t *testing.T, parent context.Context, bootstrap []string, adjust ...func(*Config)) *testGateway {
+func startGatewayCtx(t testing.TB, parent context.Context, bootstrap []string, adjust ...func(*Config)) *testGateway {
 	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", Bootstrap: bootstrap, NodeID: 100, MetadataMaxAge: 2 * time.Second}
 	for _, a := range adjust {
@@ -128,7 +129,7 @@ func tail(s string, n int) string {
 }
 
 // newClient is a kgo client that knows only the gateway's address.
-func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.RetryTimeout(time.Minute)}, opts...)...)
@@ -145,7 +146,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 
 // createTopic creates a topic through the gateway, retrying while the cluster
 // settles.
-func createTopic(t *testing.T, addr, topic string, partitions int32, rf int16) {
+func createTopic(t testing.TB, addr, topic string, partitions int32, rf int16) {
 	t.Helper()
 	adm := kadm.NewClient(newClient(t, addr))
 	testutil.WaitForErr(t, time.Minute, "create "+topic, func() (bool, error) {
@@ -168,17 +169,28 @@ func TestGatewayProduceConsume(t *testing.T) {
 	const topic, n = "gw-basic", 3000
 	createTopic(t, g.Addr(), topic, 6, 3)
 
-	// the client sees one broker: the gateway
+	// the client sees the cluster's brokers and leaders, every broker at the
+	// gateway's address
 	adm := kadm.NewClient(newClient(t, g.Addr()))
 	md, err := adm.Metadata(testCtx(t, 30*time.Second), topic)
 	require.NoError(t, err)
-	require.Len(t, md.Brokers, 1)
-	require.Equal(t, int32(100), md.Brokers[0].NodeID)
+	require.Len(t, md.Brokers, 3)
+	host, port, err := net.SplitHostPort(g.Addr())
+	require.NoError(t, err)
+	ids := map[int32]bool{}
+	for _, b := range md.Brokers {
+		require.Equal(t, host, b.Host)
+		require.Equal(t, port, fmt.Sprint(b.Port))
+		ids[b.NodeID] = true
+	}
 	require.Len(t, md.Topics[topic].Partitions, 6)
+	leaders := map[int32]bool{}
 	for _, p := range md.Topics[topic].Partitions {
-		require.Equal(t, int32(100), p.Leader)
+		require.True(t, ids[p.Leader], "leader %d is one of the brokers listed", p.Leader)
+		leaders[p.Leader] = true
 		require.Len(t, p.Replicas, 3)
 	}
+	require.Greater(t, len(leaders), 1, "the partitions' leaders are the cluster's, not one")
 
 	prod := newClient(t, g.Addr(), kgo.RequiredAcks(kgo.AllISRAcks()))
 	ctx := testCtx(t, 2*time.Minute)
@@ -397,6 +409,20 @@ func TestTwoGatewaysBehindOneAddress(t *testing.T) {
 	const topic = "two-gateways"
 	createTopic(t, lbAddr, topic, 4, 3)
 	ctx := testCtx(t, 3*time.Minute)
+
+	// both instances show the same brokers, the cluster's ids at the shared address
+	views := map[string][]string{}
+	for _, inst := range []*testGateway{a, b} {
+		md, err := kadm.NewClient(newClient(t, inst.Addr())).BrokerMetadata(ctx)
+		require.NoError(t, err)
+		for _, br := range md.Brokers {
+			views[inst.Addr()] = append(views[inst.Addr()], fmt.Sprintf("%d@%s:%d", br.NodeID, br.Host, br.Port))
+		}
+		slices.Sort(views[inst.Addr()])
+	}
+	require.Len(t, views[a.Addr()], 3)
+	require.Equal(t, views[a.Addr()], views[b.Addr()])
+	require.Contains(t, views[a.Addr()][0], "@"+lbAddr)
 	prod := newClient(t, lbAddr, kgo.RequiredAcks(kgo.AllISRAcks()))
 	cons := newClient(t, lbAddr, kgo.ConsumerGroup("two-gateways"), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -510,6 +536,18 @@ func TestAdminThroughGateway(t *testing.T) {
 	require.NoError(t, err)
 	_, err = rc.On(topic, nil)
 	require.NoError(t, err)
+
+	// every broker's own configs, asked of the broker of that id (any other
+	// answers INVALID_REQUEST)
+	md, err := adm.BrokerMetadata(ctx)
+	require.NoError(t, err)
+	require.Len(t, md.Brokers, 3)
+	for _, b := range md.Brokers {
+		bc, err := adm.DescribeBrokerConfigs(ctx, b.NodeID)
+		require.NoError(t, err)
+		_, err = bc.On(fmt.Sprint(b.NodeID), nil)
+		require.NoError(t, err, "broker %d", b.NodeID)
+	}
 }
 
 // TestTransactionsThroughGateway: a transactional producer that knows only the

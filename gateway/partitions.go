@@ -243,6 +243,7 @@ func handleFetch(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg
 			}
 		}
 	}
+	api.raw = rawFetch
 	api.errResult = func(p part, code int16) any {
 		r := kmsg.NewFetchResponseTopicPartition()
 		r.Partition, r.ErrorCode, r.HighWatermark, r.LastStableOffset, r.LogStartOffset = p.partition, code, -1, -1, -1
@@ -588,4 +589,31 @@ func nextOffset(batches []byte) (int64, bool) {
 		batches = batches[12+length:]
 	}
 	return next, ok
+}
+
+// rawFetch answers a fetch that went whole to one broker with the broker's
+// encoding of its answer, saving a copy of every record, when there is
+// nothing in it to rewrite: no error, no session, no broker named (preferred
+// read replica, current leader, broker endpoints) and no null record set.
+func rawFetch(resp kmsg.Response, encoded []byte) kmsg.Response {
+	fr := resp.(*kmsg.FetchResponse)
+	if encoded == nil || fr.ErrorCode != 0 || fr.SessionID != 0 || len(fr.Brokers) > 0 {
+		return nil
+	}
+	for _, t := range fr.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 || p.RecordBatches == nil || p.PreferredReadReplica != -1 ||
+				p.CurrentLeader.LeaderID != -1 || p.CurrentLeader.LeaderEpoch != -1 {
+				return nil
+			}
+		}
+	}
+	return rawResponse{Response: resp, encoded: encoded}
+}
+
+// rawResponse is an answer passed on as the broker encoded it (after the
+// response header).
+type rawResponse struct {
+	kmsg.Response
+	encoded []byte
 }

@@ -44,7 +44,7 @@ func init() {
 		29: anyBroker,
 		30: anyBroker,
 		31: anyBroker,
-		32: anyBroker,
+		32: handleDescribeConfigs,
 		33: anyBroker,
 		35: anyBroker,
 		37: anyBroker,
@@ -113,6 +113,10 @@ func done(resp kmsg.Response) (func(context.Context) (kmsg.Response, error), err
 }
 
 func handleApiVersions(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
+	req := kreq.(*kmsg.ApiVersionsRequest)
+	if req.Version >= 3 {
+		cc.single = singleBrokerClient(req.ClientSoftwareName, req.ClientSoftwareVersion)
+	}
 	resp := cc.g.apiVersions()
 	resp.SetVersion(kreq.GetVersion())
 	return done(resp)
@@ -152,12 +156,13 @@ func (cc *clientConn) sendAny(req kmsg.Request) (*future, time.Time, error) {
 	return nil, time.Time{}, fmt.Errorf("forwarding %s: %w", kmsg.NameForKey(req.Key()), last)
 }
 
-// handleMetadata forwards the client's Metadata request and presents the
-// gateway as the only broker, the leader of every partition with a leader and
-// the controller. Partitions, replica counts, errors, topic ids and authorized
-// operations are the cluster's.
+// handleMetadata forwards the client's Metadata request and shows the answer as
+// the client must see it (view.go): the cluster's brokers at the gateway's
+// address, or the gateway as the only broker. Partitions, replicas, errors,
+// topic ids and authorized operations are the cluster's.
 func handleMetadata(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
 	req := kreq.(*kmsg.MetadataRequest)
+	single := cc.single
 	f, start, err := cc.sendAny(req)
 	if err != nil {
 		return nil, err
@@ -170,16 +175,7 @@ func handleMetadata(cc *clientConn, kreq kmsg.Request) (func(context.Context) (k
 		}
 		mr := resp.(*kmsg.MetadataResponse)
 		cc.g.cluster.apply(mr, all)
-		mr.Brokers = []kmsg.MetadataResponseBroker{cc.g.self()}
-		mr.ControllerID = cc.g.cfg.NodeID
-		for ti := range mr.Topics {
-			for pi := range mr.Topics[ti].Partitions {
-				p := &mr.Topics[ti].Partitions[pi]
-				if p.Leader >= 0 {
-					p.Leader = cc.g.cfg.NodeID
-				}
-			}
-		}
+		cc.g.showMetadata(mr, single)
 		return mr, nil
 	}, nil
 }
@@ -188,9 +184,9 @@ func (g *Gateway) self() kmsg.MetadataResponseBroker {
 	return kmsg.MetadataResponseBroker{NodeID: g.cfg.NodeID, Host: g.host, Port: g.port}
 }
 
-// handleDescribeCluster forwards and presents the gateway as the cluster's one
-// broker and controller.
+// handleDescribeCluster forwards and shows the answer as handleMetadata does.
 func handleDescribeCluster(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
+	single := cc.single
 	f, start, err := cc.sendAny(kreq)
 	if err != nil {
 		return nil, err
@@ -201,39 +197,9 @@ func handleDescribeCluster(cc *clientConn, kreq kmsg.Request) (func(context.Cont
 			return nil, err
 		}
 		dr := resp.(*kmsg.DescribeClusterResponse)
-		if dr.ErrorCode == 0 {
-			dr.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: cc.g.cfg.NodeID, Host: cc.g.host, Port: cc.g.port}}
-			dr.ControllerID = cc.g.cfg.NodeID
-		}
+		cc.g.showCluster(dr, single)
 		return dr, nil
 	}, nil
-}
-
-// handleFindCoordinator names the gateway as every coordinator; it finds the
-// real one when the group's or transaction's requests arrive.
-func handleFindCoordinator(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
-	req := kreq.(*kmsg.FindCoordinatorRequest)
-	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
-		if req.Version >= 4 {
-			for _, k := range req.CoordinatorKeys {
-				resp.Coordinators = append(resp.Coordinators, kmsg.FindCoordinatorResponseCoordinator{Key: k, NodeID: -1, Port: -1,
-					ErrorCode: kerr.InvalidRequest.Code})
-			}
-		} else {
-			resp.ErrorCode, resp.NodeID, resp.Port = kerr.InvalidRequest.Code, -1, -1
-		}
-		return done(resp)
-	}
-	if req.Version >= 4 {
-		for _, k := range req.CoordinatorKeys {
-			resp.Coordinators = append(resp.Coordinators, kmsg.FindCoordinatorResponseCoordinator{Key: k,
-				NodeID: cc.g.cfg.NodeID, Host: cc.g.host, Port: cc.g.port})
-		}
-	} else {
-		resp.NodeID, resp.Host, resp.Port = cc.g.cfg.NodeID, cc.g.host, cc.g.port
-	}
-	return done(resp)
 }
 
 // coordError is the coordinator error in a response, 0 if none.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -71,6 +72,10 @@ type splitAPI struct {
 	// says from which offset to read ahead for the client's next request.
 	preset func(p part) (any, bool)
 	ahead  func(p part, r any) (int64, bool)
+	// raw, when set, may answer the client with a broker's answer as the
+	// broker encoded it, when the request went whole to one broker at the
+	// first try and needs no rewriting; nil if it does.
+	raw func(resp kmsg.Response, encoded []byte) kmsg.Response
 	// noResponse: acks=0, nothing is awaited or answered.
 	noResponse bool
 	// timeout bounds the whole request, retries included.
@@ -116,6 +121,7 @@ type arrival struct {
 	s    sent
 	resp kmsg.Response
 	err  error
+	raw  []byte // resp's encoding
 }
 
 // byTP indexes the parts of a sub-request.
@@ -199,11 +205,16 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 			res[i] = r
 		}
 		round := first
+		// whole: the request went to one broker as it is, nothing answered
+		// from elsewhere; its answer, when nothing needs sending again
+		whole := len(first) == 1 && len(first[0].parts) == len(api.parts) && len(presets) == 0 && len(failed) == 0
+		var wholeResp kmsg.Response
+		var wholeRaw []byte
 		for attempt := 0; ; attempt++ {
 			var again []part
 			arrived := make(chan arrival, len(round))
 			for _, s := range round {
-				go func() {
+				wait := func() {
 					// not ctx: an answer that comes after the client's may be
 					// kept for its next request (leftover)
 					wctx, wcancel := context.WithTimeout(cc.ctx, api.timeout)
@@ -211,9 +222,15 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 					a := arrival{s: s, err: s.err}
 					if a.err == nil && s.f != nil {
 						a.resp, a.err = cc.await(wctx, s.f, s.start)
+						a.raw = s.f.raw
 					}
 					arrived <- a
-				}()
+				}
+				if len(round) == 1 {
+					wait() // the common case, one leader: no goroutine to hand the answer over
+				} else {
+					go wait()
+				}
 			}
 			n := len(round)
 			for ; n > 0; n-- {
@@ -236,6 +253,9 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 				}
 				if api.onResp != nil {
 					api.onResp(a.resp)
+				}
+				if attempt == 0 && whole {
+					wholeResp, wholeRaw = a.resp, a.raw
 				}
 				inSent := a.s.byTP()
 				api.results(a.resp, func(t tp, r any, code int16) bool {
@@ -297,6 +317,11 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 				codes[j], res[j] = c, api.errResult(again[i], c)
 			}
 			round = cc.sendGroups(api, groups, addrs)
+		}
+		if wholeResp != nil && api.raw != nil && !slices.ContainsFunc(codes, func(c int16) bool { return c != 0 }) {
+			if r := api.raw(wholeResp, wholeRaw); r != nil {
+				return r, nil
+			}
 		}
 		for i := range codes {
 			if codes[i] == codeNotLeader || codes[i] == kerr.LeaderNotAvailable.Code || codes[i] == kerr.UnknownTopicOrPartition.Code {

@@ -231,3 +231,17 @@ func TestNextOffset(t *testing.T) {
 	_, ok = nextOffset(nil)
 	require.False(t, ok)
 }
+
+// TestBufPool: a pooled buffer always has the capacity asked for, whatever
+// sizes were put back before.
+func TestBufPool(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 4095, 4096, 4097, 70000, 1 << 20, 1<<20 + 1, 8 << 20, 9 << 20} {
+		for i := 0; i < 3; i++ {
+			b := getBuf(n)
+			require.Zero(t, len(b))
+			require.GreaterOrEqual(t, cap(b), n)
+			putBuf(append(b, make([]byte, n)...))
+			putBuf(make([]byte, 5000)) // a small one put back must not be handed out for n
+		}
+	}
+}

@@ -15,14 +15,14 @@ func init() {
 }
 
 // runGateway is `sluice gateway`: a Kafka-protocol gateway at --listen that
-// presents the cluster at --bootstrap as one broker.
+// shows clients the brokers of the cluster at --bootstrap, all at its own address.
 func runGateway(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	var cfg gateway.Config
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "client listener host:port")
 	fs.StringVar(&cfg.Advertised, "advertised", "", "host:port clients are told to use: the DNS name or load balancer address shared by every instance (default the bound --listen)")
 	bootstrap := fs.String("bootstrap", "", "brokers to learn the cluster from: host:port[,host:port] (required)")
-	nodeID := fs.Int("node-id", 0, "the broker id the gateway presents itself as; the same on every instance behind one name")
+	nodeID := fs.Int("node-id", 0, "the broker id the gateway presents itself as to clients shown the cluster as one broker (librdkafka before 2.10); the same on every instance behind one name")
 	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "let --listen bind a non-loopback address although the gateway does not authenticate clients")
 	maxReq := fs.Int("socket-request-max-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 1000, "client connections accepted at a time (max.connections)")
