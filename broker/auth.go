@@ -23,6 +23,7 @@ type security struct {
 	oauth    *oauthValidator // nil without OAUTHBEARER
 	reauth   time.Duration
 	brokers  map[int32]string // broker.principals
+	gateways []string         // gateway.principals
 	peerSASL *peerSASL        // this broker's own credentials on a SASL inter-broker listener
 
 	authOK, authFailed *prometheus.CounterVec
@@ -38,9 +39,10 @@ type peerSASL struct {
 
 func newSecurity(cfg *Config, reg prometheus.Registerer, specs []listenerSpec) (*security, error) {
 	s := &security{
-		reauth:  time.Duration(cfg.ConnectionsMaxReauthMs) * time.Millisecond,
-		brokers: cfg.BrokerPrincipals,
-		failLog: rate.NewLimiter(rate.Every(time.Second), 5),
+		reauth:   time.Duration(cfg.ConnectionsMaxReauthMs) * time.Millisecond,
+		brokers:  cfg.BrokerPrincipals,
+		gateways: cfg.gatewayPrincipals(),
+		failLog:  rate.NewLimiter(rate.Every(time.Second), 5),
 	}
 	var err error
 	if s.rules, err = parsePrincipalRules(cfg.SSLPrincipalMappingRules); err != nil {
