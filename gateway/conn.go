@@ -34,6 +34,8 @@ type clientConn struct {
 	mu        sync.Mutex // guards backends and leftovers
 	backends  map[backendKey]*backend
 	leftovers map[tp]leftover // fetch answers that came after the client was answered
+
+	auth *clientAuth // nil: clients are not authenticated (auth.go)
 }
 
 // backendKey names one of a client's backend connections: fetches have their
@@ -56,6 +58,9 @@ type pending struct {
 	done    chan struct{}
 	resp    kmsg.Response
 	err     error
+	// closeAfter closes the connection once resp is written (a failed
+	// authentication).
+	closeAfter error
 }
 
 // handler starts serving a request: it sends what must be sent in request order
@@ -82,6 +87,7 @@ func (cc *clientConn) serve() {
 		}
 		cc.backends = nil
 		cc.mu.Unlock()
+		cc.releaseAuth()
 	}()
 	writerDone := make(chan struct{})
 	go func() {
@@ -107,9 +113,9 @@ func (cc *clientConn) readLoop() error {
 			return err
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 8 || n > cc.g.cfg.MaxRequestBytes {
+		if n < 8 || n > cc.frameLimit() {
 			cc.g.metrics.badRequests.Inc()
-			return fmt.Errorf("request frame of %d bytes (socket.request.max.bytes %d)", n, cc.g.cfg.MaxRequestBytes)
+			return fmt.Errorf("request frame of %d bytes (limit %d: socket.request.max.bytes, 512 KiB before authentication)", n, cc.frameLimit())
 		}
 		if err := cc.g.memory.Acquire(cc.ctx, int64(n)); err != nil {
 			return err
@@ -130,6 +136,9 @@ func (cc *clientConn) readLoop() error {
 		case cc.queue <- p:
 		case <-cc.ctx.Done():
 			return cc.ctx.Err()
+		}
+		if p.closeAfter != nil {
+			return p.closeAfter
 		}
 	}
 }
@@ -187,6 +196,11 @@ func (cc *clientConn) start(frame []byte) (*pending, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cc.auth != nil {
+		if p, handled, err := cc.authGate(req, corr, frame); handled {
+			return p, err
+		}
+	}
 	key := req.Key()
 	r := routes[key]
 	lo, hi, ok := cc.g.versions(key)
@@ -238,10 +252,10 @@ func (cc *clientConn) writeLoop() {
 		_ = cc.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		_, err := w.Write(buf)
 		putBuf(buf) // written through, or copied into w
-		if err == nil && len(cc.queue) == 0 {
+		if err == nil && (len(cc.queue) == 0 || p.closeAfter != nil) {
 			err = w.Flush()
 		}
-		if err != nil {
+		if err != nil || p.closeAfter != nil {
 			failed = true
 			cc.nc.Close()
 		}
@@ -270,6 +284,7 @@ func (cc *clientConn) backend(ctx context.Context, k backendKey, addr string) (*
 	if err != nil {
 		return nil, err
 	}
+	b.as = cc.forwardedAs()
 	cc.backends[k] = b
 	return b, nil
 }
