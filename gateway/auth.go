@@ -223,16 +223,17 @@ func (cc *clientConn) authGate(req kmsg.Request, corr int32, frame []byte) (p *p
 	return nil, false, nil
 }
 
-// saslVersions are the SASL versions the gateway serves: SaslHandshake v1 only
-// (v0's raw SASL frames are not relayed; every current client uses v1) and
-// SaslAuthenticate v0-2 (relayed to the brokers at v1).
+// saslVersions are the SASL versions the gateway serves: SaslHandshake v0-1
+// (librdkafka requires v0 in the range; a v0 handshake, whose raw SASL frames
+// the gateway does not relay, closes the connection: clients that know v1 use
+// it) and SaslAuthenticate v0-2 (relayed to the brokers at v1).
 func (g *Gateway) saslVersions(key int16) (lo, hi int16, ok bool) {
 	if !g.clientSASL() {
 		return 0, 0, false
 	}
 	switch key {
 	case 17:
-		return 1, 1, true
+		return 0, 1, true
 	case 36:
 		return 0, 2, true
 	}
