@@ -49,7 +49,7 @@ type secureCluster struct {
 	dir     string
 }
 
-func startSecureCluster(t *testing.T, mutate ...func(*broker.Config)) *secureCluster {
+func startSecureCluster(t testing.TB, mutate ...func(*broker.Config)) *secureCluster {
 	t.Helper()
 	const n = 2
 	dir := t.TempDir()
@@ -117,7 +117,8 @@ func startSecureCluster(t *testing.T, mutate ...func(*broker.Config)) *secureClu
 		}
 	}
 	admin := kadm.NewClient(sc.direct(t, "admin", scramMech("admin", 512)))
-	ctx := testCtx(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	// The initial users are written by the first controller term.
 	testutil.WaitForErr(t, 30*time.Second, "admin can describe the cluster", func() (bool, error) {
 		_, err := admin.ListBrokers(ctx)
@@ -156,7 +157,7 @@ func (sc *secureCluster) bootstrap() []string {
 }
 
 // direct is a client of the brokers themselves.
-func (sc *secureCluster) direct(t *testing.T, user string, mech sasl.Mechanism, opts ...kgo.Opt) *kgo.Client {
+func (sc *secureCluster) direct(t testing.TB, user string, mech sasl.Mechanism, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(sc.bootstrap()...), kgo.SASL(mech)}, opts...)...)
 	require.NoError(t, err)
