@@ -262,6 +262,28 @@ func TestGatewayAuthenticatesClients(t *testing.T) {
 		})
 	}
 
+	t.Run("acks=0", func(t *testing.T) {
+		// The Envelope is answered, the client is not: the gateway must not
+		// wait for, nor send, an answer.
+		adm := kadm.NewClient(gatewayClient(t, g, scramMech("alice", 512)))
+		before, err := adm.ListEndOffsets(ctx, "alice-t")
+		require.NoError(t, err)
+		cl := gatewayClient(t, g, scramMech("alice", 512), kgo.DefaultProduceTopic("alice-t"),
+			kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+		for range 10 {
+			require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Value: []byte("acks0")}).FirstErr())
+		}
+		sum := func(o kadm.ListedOffsets) (n int64) {
+			o.Each(func(l kadm.ListedOffset) { n += l.Offset })
+			return n
+		}
+		testutil.WaitForErr(t, 30*time.Second, "ten acks=0 records written", func() (bool, error) {
+			after, err := adm.ListEndOffsets(ctx, "alice-t")
+			return err == nil && sum(after)-sum(before) == 10, err
+		})
+		require.NoError(t, cl.Ping(ctx), "the connection still works")
+	})
+
 	t.Run("wrong password", func(t *testing.T) {
 		for _, mech := range []sasl.Mechanism{
 			scram.Auth{User: "alice", Pass: "not-" + securePasswords["alice"]}.AsSha512Mechanism(),
