@@ -117,7 +117,7 @@ func initialSCRAM(users []InitialSCRAMUser) ([]metadata.ScramChange, error) {
 // sets the principal from the client certificate, if one was sent.
 func (cc *conn) handshakeTLS() error {
 	l, sec := cc.listener, cc.b.sec
-	tc := tls.Server(cc.nc, sec.tls.serverConfig(l.clientAuth))
+	tc := tls.Server(cc.nc, sec.tls.ServerConfig(l.clientAuth))
 	ctx, cancel := context.WithTimeout(cc.ctx, 10*time.Second)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -310,11 +310,12 @@ func (b *Broker) ReloadTLS() error {
 	if b.sec.tls == nil {
 		return nil
 	}
-	if err := b.sec.tls.reload(); err != nil {
+	if err := b.sec.tls.Reload(); err != nil {
 		b.logger.Error("TLS reload failed; keeping the previous certificates", "err", err)
 		return err
 	}
-	b.logger.Info("TLS certificates reloaded", "keystore", b.sec.tls.keystore, "truststore", b.sec.tls.truststore)
+	keystore, truststore := b.sec.tls.Files()
+	b.logger.Info("TLS certificates reloaded", "keystore", keystore, "truststore", truststore)
 	return nil
 }
 
@@ -333,7 +334,7 @@ func (b *Broker) watchTLS(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if b.sec.tls.changed() {
+			if b.sec.tls.Changed() {
 				b.ReloadTLS()
 			}
 		}

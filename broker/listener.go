@@ -618,7 +618,7 @@ func (b *Broker) raftTLSConfigs() (server, dial *tls.Config) {
 		}
 		return fmt.Errorf("raft: User:%s is not in broker.principals", name)
 	}
-	server = b.sec.tls.serverConfig("required")
+	server = b.sec.tls.ServerConfig("required")
 	inner := server.GetConfigForClient
 	server.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 		c, err := inner(h)
@@ -627,7 +627,7 @@ func (b *Broker) raftTLSConfigs() (server, dial *tls.Config) {
 		}
 		return c, err
 	}
-	dial = b.sec.tls.clientConfig()
+	dial = b.sec.tls.ClientConfig()
 	check := dial.VerifyConnection
 	dial.VerifyConnection = func(cs tls.ConnectionState) error {
 		if err := check(cs); err != nil {

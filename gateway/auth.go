@@ -21,6 +21,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,12 +38,14 @@ import (
 
 	"github.com/sluicemq/sluice/broker/envelope"
 	"github.com/sluicemq/sluice/broker/saslprincipal"
+	"github.com/sluicemq/sluice/internal/tlsfiles"
 )
 
 // Client listener security protocols (Kafka's names).
 const (
 	protoPlaintext     = "PLAINTEXT"
 	protoSASLPlaintext = "SASL_PLAINTEXT"
+	protoSASLSSL       = "SASL_SSL"
 )
 
 // SASL mechanisms the gateway relays: those whose principal it can name from
@@ -105,14 +108,19 @@ func newAuthMetrics(reg prometheus.Registerer) *authMetrics {
 }
 
 // clientSASL reports whether clients must authenticate.
-func (g *Gateway) clientSASL() bool { return g.cfg.ClientSecurityProtocol == protoSASLPlaintext }
+func (g *Gateway) clientSASL() bool {
+	return g.cfg.ClientSecurityProtocol == protoSASLPlaintext || g.cfg.ClientSecurityProtocol == protoSASLSSL
+}
 
 // validateAuth checks the client authentication settings.
 func (c *Config) validateAuth() error {
 	switch c.ClientSecurityProtocol {
-	case protoPlaintext, protoSASLPlaintext:
+	case protoPlaintext, protoSASLPlaintext, protoSASLSSL:
 	default:
-		return fmt.Errorf("--client-security-protocol %q: PLAINTEXT or SASL_PLAINTEXT", c.ClientSecurityProtocol)
+		return fmt.Errorf("--client-security-protocol %q: PLAINTEXT, SASL_PLAINTEXT or SASL_SSL", c.ClientSecurityProtocol)
+	}
+	if (c.ClientSecurityProtocol == protoSASLSSL) != (c.SSLKeystoreLocation != "") {
+		return fmt.Errorf("--ssl-keystore-location %q: required with --client-security-protocol SASL_SSL, and only then", c.SSLKeystoreLocation)
 	}
 	if c.MaxUnauthenticatedConnections < 1 {
 		return fmt.Errorf("--max-unauthenticated-connections %d: at least 1", c.MaxUnauthenticatedConnections)
@@ -132,6 +140,13 @@ func (g *Gateway) initAuth(reg prometheus.Registerer, backendAuthenticates bool)
 	}
 	if !backendAuthenticates {
 		return errors.New("--client-security-protocol SASL_PLAINTEXT: the gateway must authenticate to the brokers (--sasl-mechanism or --tls-cert) as a principal of their gateway.principals")
+	}
+	if g.cfg.ClientSecurityProtocol == protoSASLSSL {
+		src, err := tlsfiles.New(g.cfg.SSLKeystoreLocation, "")
+		if err != nil {
+			return fmt.Errorf("--ssl-keystore-location: %w", err)
+		}
+		g.tls = src
 	}
 	g.auth = newAuthMetrics(reg)
 	g.unauthenticated = make(chan struct{}, g.cfg.MaxUnauthenticatedConnections)
@@ -483,10 +498,26 @@ func (cc *clientConn) forwardedAs() *forwardedAs {
 	return &forwardedAs{principal: cc.auth.principal, clientID: cc.auth.clientID, host: cc.auth.host}
 }
 
+// wrapTLS returns a new client connection of a SASL_SSL listener as a TLS
+// server connection (the handshake runs on the connection's first read, bounded
+// by the authentication timeout); it first reloads the keystore if the file
+// changed, so a renewed certificate is used without a restart.
+func (g *Gateway) wrapTLS(nc net.Conn) net.Conn {
+	if g.tls == nil {
+		return nc
+	}
+	if g.tls.Changed() {
+		if err := g.tls.Reload(); err != nil {
+			g.logger.Error("TLS reload failed; keeping the previous certificate", "err", err)
+		}
+	}
+	return tls.Server(nc, g.tls.ServerConfig("none"))
+}
+
 // authDescription says how clients are authenticated, for the ready line.
 func (g *Gateway) authDescription() string {
 	if g.clientSASL() {
-		return "SASL_PLAINTEXT (relayed to the brokers; requests in Envelopes as each client)"
+		return g.cfg.ClientSecurityProtocol + " (relayed to the brokers; requests in Envelopes as each client)"
 	}
 	return "none (loopback or --allow-unauthenticated)"
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +31,7 @@ import (
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/internal/testutil"
+	"github.com/sluicemq/sluice/stack/localca"
 )
 
 // Passwords of the secure cluster's users; the tests check none of them
@@ -571,4 +574,40 @@ func kcatFails(t *testing.T, addr string, args ...string) (string, string) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.Error(t, cmd.Run(), "kcat %s should fail\nstdout:\n%s", strings.Join(args, " "), stdout.String())
 	return stdout.String(), stderr.String()
+}
+
+// TestGatewaySASLSSL: with SASL_SSL the gateway's listener is TLS (its
+// certificate from a PEM keystore); franz-go and kcat authenticate over it
+// with SCRAM and act as alice; a client without TLS gets nothing.
+func TestGatewaySASLSSL(t *testing.T) {
+	sc := startSecureCluster(t)
+	ca, err := localca.New(t.TempDir(), "gateway test CA", time.Hour)
+	require.NoError(t, err)
+	pair, err := ca.Issue("gateway", "gateway", []string{"127.0.0.1"}, time.Hour)
+	require.NoError(t, err)
+	g, _ := startSecureGateway(t, sc, func(c *Config) {
+		c.ClientSecurityProtocol = "SASL_SSL"
+		c.SSLKeystoreLocation = pair.Keystore
+	})
+	ctx := testCtx(t, 2*time.Minute)
+	pem, err := os.ReadFile(ca.CertFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	cl := gatewayClient(t, g, scramMech("alice", 512), kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		kgo.DefaultProduceTopic("alice-t"))
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Value: []byte("over TLS")}).FirstErr())
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: "bob-t", Value: []byte("x")}).FirstErr()
+	require.ErrorIs(t, err, kerr.TopicAuthorizationFailed)
+
+	auth := []string{"-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location=" + ca.CertFile, "-X", "sasl.mechanisms=SCRAM-SHA-512",
+		"-X", "sasl.username=alice", "-X", "sasl.password=" + securePasswords["alice"]}
+	out, _ := kcat(t, g.Addr(), "", append(auth, "-C", "-t", "alice-t", "-o", "beginning", "-e", "-q")...)
+	require.Contains(t, out, "over TLS")
+
+	plainCl := newClient(t, g.Addr(), kgo.SASL(scramMech("alice", 512)), kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = kmsg.NewPtrMetadataRequest().RequestWith(pctx, plainCl)
+	require.Error(t, err, "a client without TLS")
 }

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sluicemq/sluice/broker/clientsec"
+	"github.com/sluicemq/sluice/internal/tlsfiles"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -73,16 +74,21 @@ type Config struct {
 
 	// ClientSecurityProtocol is the client listener's security protocol:
 	// PLAINTEXT (default: clients are not authenticated, requests go to the
-	// brokers as the gateway) or SASL_PLAINTEXT (clients authenticate with SASL,
+	// brokers as the gateway), SASL_PLAINTEXT (clients authenticate with SASL,
 	// relayed to the brokers, and their requests reach the brokers in Envelopes
-	// as their own principals; auth.go).
+	// as their own principals; auth.go) or SASL_SSL (the same over TLS).
 	ClientSecurityProtocol string
 	// MaxUnauthenticatedConnections bounds the client connections that have not
 	// authenticated yet, with SASL_PLAINTEXT; default 100.
 	MaxUnauthenticatedConnections int
 	// AuthenticationTimeout is how long a client connection may take to
-	// authenticate before it is closed, with SASL_PLAINTEXT; default 30s.
+	// authenticate (TLS handshake included) before it is closed, with SASL;
+	// default 30s.
 	AuthenticationTimeout time.Duration
+	// SSLKeystoreLocation is the client listener's private key and certificate
+	// chain in one PEM file, like the broker's ssl.keystore.location; required
+	// with ClientSecurityProtocol SASL_SSL, reloaded when the file changes.
+	SSLKeystoreLocation string
 }
 
 func (c *Config) applyDefaults() {
@@ -185,6 +191,7 @@ type Gateway struct {
 	auth            *authMetrics
 	unauthenticated chan struct{}
 	authFailLog     *rate.Limiter
+	tls             *tlsfiles.Source // SASL_SSL's certificate
 
 	mu    sync.Mutex
 	conns map[*clientConn]struct{}
@@ -325,8 +332,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 			nc.Close()
 			continue
 		}
-		cc := newClientConn(ctx, g, nc)
-		if !cc.admitClient() { // auth.go
+		cc := newClientConn(ctx, g, g.wrapTLS(nc)) // wrapTLS: auth.go
+		if !cc.admitClient() {                     // auth.go
 			g.mu.Unlock()
 			nc.Close()
 			continue
