@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/stack/localca"
@@ -610,4 +612,74 @@ func TestGatewaySASLSSL(t *testing.T) {
 	defer cancel()
 	_, err = kmsg.NewPtrMetadataRequest().RequestWith(pctx, plainCl)
 	require.Error(t, err, "a client without TLS")
+}
+
+// TestGatewayTenantMetering: a tenant whose principal is alice is metered for
+// what alice produces through the gateway (the brokers see alice, not the
+// gateway), and the per-principal series name alice.
+func TestGatewayTenantMetering(t *testing.T) {
+	sc := startSecureCluster(t, func(c *broker.Config) {
+		c.AdminListen = "127.0.0.1:0"
+		c.MetricsListen = "127.0.0.1:0"
+	})
+	g, _ := startSecureGateway(t, sc)
+	ctx := testCtx(t, 2*time.Minute)
+	admin := &adminapi.Client{}
+	for _, b := range sc.brokers {
+		admin.URLs = append(admin.URLs, "http://"+b.AdminAddr())
+	}
+	_, err := admin.PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 100})
+	require.NoError(t, err)
+	_, err = admin.PutTenant(ctx, adminapi.Tenant{Name: "pay", Plan: "standard", Principals: []string{"User:alice"}, Prefixes: []string{"alice-"}})
+	require.NoError(t, err)
+	// metric sums a series over both brokers' /metrics.
+	metric := func(prefix string) float64 {
+		var sum float64
+		for _, b := range sc.brokers {
+			page, err := httpGet("http://" + b.MetricsAddr() + "/metrics")
+			require.NoError(t, err)
+			for _, line := range strings.Split(page, "\n") {
+				if strings.HasPrefix(line, prefix) {
+					var v float64
+					_, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+					require.NoError(t, err)
+					sum += v
+				}
+			}
+		}
+		return sum
+	}
+	testutil.WaitFor(t, 30*time.Second, "both brokers know the tenant", func() bool {
+		for _, b := range sc.brokers {
+			page, err := httpGet("http://" + b.MetricsAddr() + "/metrics")
+			if err != nil || !strings.Contains(page, `sluice_tenant_plan_partitions{plan="standard",tenant="pay"}`) {
+				return false
+			}
+		}
+		return true
+	})
+	before := metric(`sluice_tenant_bytes_in_total{tenant="pay"}`)
+	cl := gatewayClient(t, g, scramMech("alice", 512), kgo.DefaultProduceTopic("alice-t"))
+	value := make([]byte, 10<<10)
+	_, _ = rand.Read(value) // incompressible: the meter counts batch bytes
+	for range 20 {
+		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr())
+	}
+	defer func() {
+		if t.Failed() {
+			for _, b := range sc.brokers {
+				page, _ := httpGet("http://" + b.MetricsAddr() + "/metrics")
+				for _, line := range strings.Split(page, "\n") {
+					if strings.Contains(line, "pay") || strings.Contains(line, "alice") {
+						t.Log(line)
+					}
+				}
+			}
+		}
+	}()
+	testutil.WaitFor(t, 30*time.Second, "alice's bytes metered to her tenant", func() bool {
+		return metric(`sluice_tenant_bytes_in_total{tenant="pay"}`)-before >= 20*10<<10
+	})
+	require.Positive(t, metric(`sluice_principal_topic_bytes_in_total{principal="User:alice",topic="alice-t"}`))
+	require.Zero(t, metric(`sluice_principal_topic_bytes_in_total{principal="User:gateway"`), "nothing is metered to the gateway")
 }
