@@ -425,6 +425,28 @@ func TestGatewaySASLBadInput(t *testing.T) {
 	}
 	require.NoError(t, good.Ping(ctx), "the authenticated client is unaffected")
 
+	t.Run("re-authentication as another user", func(t *testing.T) {
+		c := dial()
+		rawPlainLogin(t, c, "bob", securePasswords["bob"], false)
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.SetVersion(1)
+		hs.Mechanism = "PLAIN"
+		_, err := c.Write(encode(hs))
+		require.NoError(t, err)
+		_, err = readFrame(c)
+		require.NoError(t, err)
+		_, err = c.Write(auth([]byte("\x00alice\x00" + securePasswords["alice"])))
+		require.NoError(t, err)
+		body, err := readFrame(c)
+		require.NoError(t, err)
+		ar := kmsg.NewPtrSASLAuthenticateResponse()
+		ar.SetVersion(1)
+		require.NoError(t, ar.ReadFrom(body[4:]))
+		require.Equal(t, kerr.SaslAuthenticationFailed.Code, ar.ErrorCode)
+		require.Contains(t, *ar.ErrorMessage, "Cannot change principals")
+		expectEnds(t, c)
+	})
+
 	// Three connections that do not authenticate hold every slot: a fourth is
 	// closed at once; after the timeout they are closed and slots free again.
 	idle := []net.Conn{dial(), dial(), dial()}
@@ -462,7 +484,7 @@ func TestGatewayReauthentication(t *testing.T) {
 	c, err := net.Dial("tcp", g.Addr())
 	require.NoError(t, err)
 	defer c.Close()
-	rawPlainLogin(t, c, "bob", securePasswords["bob"])
+	rawPlainLogin(t, c, "bob", securePasswords["bob"], true)
 	testutil.WaitFor(t, 30*time.Second, "the expired session closed", func() bool {
 		if _, err := c.Write(encode(kmsg.NewPtrMetadataRequest())); err != nil {
 			return true
@@ -485,7 +507,7 @@ func TestGatewayReauthentication(t *testing.T) {
 }
 
 // rawPlainLogin authenticates a raw connection with PLAIN.
-func rawPlainLogin(t *testing.T, c net.Conn, user, pass string) {
+func rawPlainLogin(t *testing.T, c net.Conn, user, pass string, lifetime bool) {
 	t.Helper()
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.SetVersion(1)
@@ -506,7 +528,9 @@ func rawPlainLogin(t *testing.T, c net.Conn, user, pass string) {
 			require.Zero(t, r.ErrorCode)
 		case *kmsg.SASLAuthenticateResponse:
 			require.Zero(t, r.ErrorCode)
-			require.Positive(t, r.SessionLifetimeMillis)
+			if lifetime {
+				require.Positive(t, r.SessionLifetimeMillis)
+			}
 		}
 	}
 }
