@@ -707,3 +707,40 @@ func TestGatewayTenantMetering(t *testing.T) {
 	require.Positive(t, metric(`sluice_principal_topic_bytes_in_total{principal="User:alice",topic="alice-t"}`))
 	require.Zero(t, metric(`sluice_principal_topic_bytes_in_total{principal="User:gateway"`), "nothing is metered to the gateway")
 }
+
+// TestAuthConfig: the client authentication settings are validated, each error
+// naming its flag; an authenticating gateway may bind any address, and must
+// itself authenticate to the brokers.
+func TestAuthConfig(t *testing.T) {
+	pass := filepath.Join(t.TempDir(), "pass")
+	require.NoError(t, os.WriteFile(pass, []byte("secret\n"), 0o600))
+	backend := clientsec.Config{SecurityProtocol: "SASL_PLAINTEXT", SASLMechanism: "SCRAM-SHA-512", SASLUsername: "gateway", SASLPasswordFile: pass}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		err  string
+	}{
+		{"unknown protocol", Config{ClientSecurityProtocol: "SSL"}, "--client-security-protocol \"SSL\""},
+		{"SASL_SSL without a keystore", Config{ClientSecurityProtocol: "SASL_SSL"}, "--ssl-keystore-location"},
+		{"a keystore without SASL_SSL", Config{SSLKeystoreLocation: "/k.pem"}, "--ssl-keystore-location"},
+		{"unreadable keystore", Config{ClientSecurityProtocol: "SASL_SSL", SSLKeystoreLocation: pass, Backend: backend}, "--ssl-keystore-location"},
+		{"no backend credentials", Config{ClientSecurityProtocol: "SASL_PLAINTEXT"}, "must authenticate to the brokers"},
+		{"unauthenticated bound", Config{ClientSecurityProtocol: "SASL_PLAINTEXT", MaxUnauthenticatedConnections: -1}, "--max-unauthenticated-connections"},
+		{"authentication timeout", Config{ClientSecurityProtocol: "SASL_PLAINTEXT", AuthenticationTimeout: time.Millisecond}, "--authentication-timeout"},
+		{"plaintext on every address", Config{Listen: "0.0.0.0:0"}, "--listen"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			if cfg.Listen == "" {
+				cfg.Listen = "127.0.0.1:0"
+			}
+			cfg.Bootstrap = []string{"127.0.0.1:1"}
+			_, err := New(cfg, slog.New(slog.DiscardHandler), nil)
+			require.ErrorContains(t, err, c.err)
+		})
+	}
+	g, err := New(Config{Listen: "0.0.0.0:0", Bootstrap: []string{"127.0.0.1:1"}, ClientSecurityProtocol: "SASL_PLAINTEXT", Backend: backend},
+		slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err, "an authenticating gateway binds any address")
+	g.ln.Close()
+}
