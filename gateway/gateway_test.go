@@ -331,10 +331,13 @@ func (rr *roundRobin) serve() {
 		if err != nil {
 			return
 		}
+		rr.mu.Lock()
+		backends := rr.backends
+		rr.mu.Unlock()
 		var up net.Conn
-		for i := 0; i < len(rr.backends) && up == nil; i++ {
+		for i := 0; i < len(backends) && up == nil; i++ {
 			rr.mu.Lock()
-			addr := rr.backends[rr.next%len(rr.backends)]
+			addr := backends[rr.next%len(backends)]
 			rr.next++
 			rr.mu.Unlock()
 			up, _ = net.DialTimeout("tcp", addr, 2*time.Second)
