@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	envelopepkg "github.com/sluicemq/sluice/broker/envelope"
 )
 
 // Envelope: v0
@@ -28,6 +30,9 @@ import (
 //   - Served only on the inter-broker and controller listeners, as Kafka serves it
 //     only on privileged listeners; elsewhere CLUSTER_AUTHORIZATION_FAILED.
 //   - The principal travels as its Kafka string ("User:alice"); both ends are Sluice.
+//   - On a client listener, from a principal of gateway.principals: the requests
+//     of clients `sluice gateway` authenticated, data path included
+//     (gateway_envelope.go).
 
 func init() { register(58, 0, 0, (*Broker).handleEnvelope) }
 
@@ -37,6 +42,9 @@ var notForwardable = map[int16]bool{0: true, 1: true, 17: true, 18: true, 23: tr
 
 func (b *Broker) handleEnvelope(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.EnvelopeRequest)
+	if b.isGatewayConn(cc) {
+		return b.handleGatewayEnvelope(cc, req) // gateway_envelope.go
+	}
 	resp := req.ResponseKind().(*kmsg.EnvelopeResponse)
 	if (cc.listener != nil && !cc.listener.brokerOnly()) || !cc.authorizedCluster(kmsg.ACLOperationClusterAction) {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
@@ -84,46 +92,10 @@ func (b *Broker) handleEnvelope(cc *conn, kreq kmsg.Request) (kmsg.Response, err
 // envelope wraps a client's request for the controller with the client's principal
 // and address.
 func envelope(cc *conn, req kmsg.Request) *kmsg.EnvelopeRequest {
-	buf := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(req.GetVersion()))
-	buf = binary.BigEndian.AppendUint32(buf, 0)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(cc.clientID)))
-	buf = append(buf, cc.clientID...)
-	if req.IsFlexible() {
-		buf = append(buf, 0)
-	}
-	env := kmsg.NewPtrEnvelopeRequest()
-	env.RequestData = req.AppendTo(buf)
-	env.RequestPrincipal = []byte(cc.principalName())
-	if ip := net.ParseIP(cc.clientHost()); ip != nil {
-		if ip4 := ip.To4(); ip4 != nil {
-			ip = ip4
-		}
-		env.ClientHostAddress = ip
-	}
-	return env
+	return envelopepkg.Wrap(req, cc.clientID, cc.principalName(), cc.clientHost())
 }
 
 // unwrapEnvelope returns the response inside an Envelope response to req.
 func unwrapEnvelope(req kmsg.Request, resp kmsg.Response) (kmsg.Response, error) {
-	er := resp.(*kmsg.EnvelopeResponse)
-	if err := kerr.ErrorForCode(er.ErrorCode); err != nil {
-		return nil, err
-	}
-	body := er.ResponseData
-	if len(body) < 4 {
-		return nil, fmt.Errorf("short envelope response")
-	}
-	body = body[4:]
-	if req.IsFlexible() {
-		if len(body) < 1 {
-			return nil, fmt.Errorf("short envelope response")
-		}
-		body = body[1:]
-	}
-	inner := req.ResponseKind()
-	if err := inner.ReadFrom(body); err != nil {
-		return nil, fmt.Errorf("decoding forwarded %s response: %w", kmsg.NameForKey(req.Key()), err)
-	}
-	return inner, nil
+	return envelopepkg.Unwrap(req, resp.(*kmsg.EnvelopeResponse))
 }

@@ -23,6 +23,7 @@ type security struct {
 	oauth    *oauthValidator // nil without OAUTHBEARER
 	reauth   time.Duration
 	brokers  map[int32]string // broker.principals
+	gateways []string         // gateway.principals
 	peerSASL *peerSASL        // this broker's own credentials on a SASL inter-broker listener
 
 	authOK, authFailed *prometheus.CounterVec
@@ -38,9 +39,10 @@ type peerSASL struct {
 
 func newSecurity(cfg *Config, reg prometheus.Registerer, specs []listenerSpec) (*security, error) {
 	s := &security{
-		reauth:  time.Duration(cfg.ConnectionsMaxReauthMs) * time.Millisecond,
-		brokers: cfg.BrokerPrincipals,
-		failLog: rate.NewLimiter(rate.Every(time.Second), 5),
+		reauth:   time.Duration(cfg.ConnectionsMaxReauthMs) * time.Millisecond,
+		brokers:  cfg.BrokerPrincipals,
+		gateways: cfg.gatewayPrincipals(),
+		failLog:  rate.NewLimiter(rate.Every(time.Second), 5),
 	}
 	var err error
 	if s.rules, err = parsePrincipalRules(cfg.SSLPrincipalMappingRules); err != nil {
@@ -115,7 +117,7 @@ func initialSCRAM(users []InitialSCRAMUser) ([]metadata.ScramChange, error) {
 // sets the principal from the client certificate, if one was sent.
 func (cc *conn) handshakeTLS() error {
 	l, sec := cc.listener, cc.b.sec
-	tc := tls.Server(cc.nc, sec.tls.serverConfig(l.clientAuth))
+	tc := tls.Server(cc.nc, sec.tls.ServerConfig(l.clientAuth))
 	ctx, cancel := context.WithTimeout(cc.ctx, 10*time.Second)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -308,11 +310,12 @@ func (b *Broker) ReloadTLS() error {
 	if b.sec.tls == nil {
 		return nil
 	}
-	if err := b.sec.tls.reload(); err != nil {
+	if err := b.sec.tls.Reload(); err != nil {
 		b.logger.Error("TLS reload failed; keeping the previous certificates", "err", err)
 		return err
 	}
-	b.logger.Info("TLS certificates reloaded", "keystore", b.sec.tls.keystore, "truststore", b.sec.tls.truststore)
+	keystore, truststore := b.sec.tls.Files()
+	b.logger.Info("TLS certificates reloaded", "keystore", keystore, "truststore", truststore)
 	return nil
 }
 
@@ -331,7 +334,7 @@ func (b *Broker) watchTLS(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if b.sec.tls.changed() {
+			if b.sec.tls.Changed() {
 				b.ReloadTLS()
 			}
 		}

@@ -40,6 +40,7 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, "required", specs[1].clientAuth)
 	require.True(t, specs[1].interBroker)
 	require.True(t, c.raftTLS())
+	require.Equal(t, []string{"User:gateway"}, c.gatewayPrincipals())
 
 	c, err = LoadConfig("testdata/config/valid-tenants.yaml")
 	require.NoError(t, err)
@@ -71,6 +72,7 @@ func TestLoadConfig(t *testing.T) {
 		{"invalid-max-connections.yaml", "max.connections"},
 		{"invalid-txn-timeout.yaml", "transaction.max.timeout.ms"},
 		{"invalid-tenant-disk-check.yaml", "tenant.disk.check.interval.ms"},
+		{"invalid-gateway-principals.yaml", "gateway.principals: User:ANONYMOUS"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadConfig("testdata/config/" + tc.file)

@@ -67,6 +67,9 @@ type conn struct {
 	mutationThrottle time.Duration
 	quotaCache       quotaCache
 	tenantCache      tenantCache // tenant.go
+	// gatewayInner is the client a gateway's Envelopes on this connection
+	// come from (gateway_envelope.go).
+	gatewayInner *conn
 }
 
 // serve starts the goroutines of a new connection.

@@ -153,7 +153,7 @@ func (b *Broker) dialPeer(ctx context.Context, addr string) (net.Conn, time.Dura
 	}
 	ib := b.interBrokerListener()
 	if ib.tls() {
-		cfg := b.sec.tls.clientConfig()
+		cfg := b.sec.tls.ClientConfig()
 		host, _, _ := net.SplitHostPort(addr)
 		cfg.ServerName = host
 		tc := tls.Client(nc, cfg)

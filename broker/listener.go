@@ -97,6 +97,13 @@ type Security struct {
 	// each allocated id is then bound to it.
 	BrokerPrincipals map[int32]string `yaml:"broker.principals"`
 
+	// GatewayPrincipals are the principals `sluice gateway` instances authenticate as
+	// on client listeners, separated by semicolons like super.users ("User:gateway").
+	// Their Envelopes carry the requests of the clients the gateway authenticated,
+	// which are then served, authorized, quota'd and metered as those clients. Default
+	// empty: nobody; User:ANONYMOUS is refused.
+	GatewayPrincipals string `yaml:"gateway.principals"`
+
 	// ControllerListener, when set, is a bound listener the Raft transport uses instead
 	// of binding controller.listen (tests bind port 0 this way).
 	ControllerListener net.Listener `yaml:"-"`
@@ -402,6 +409,9 @@ func (c *Config) listenerSpecs() ([]listenerSpec, error) {
 			return nil, fmt.Errorf("broker.principals: %d: %q is not TYPE:name (e.g. User:broker1)", id, p)
 		}
 	}
+	if err := sec.validateGatewayPrincipals(); err != nil {
+		return nil, err
+	}
 	for i, u := range sec.InitialSCRAMUsers {
 		field := fmt.Sprintf("scram.initial.users[%d]", i)
 		if u.Name == "" {
@@ -608,7 +618,7 @@ func (b *Broker) raftTLSConfigs() (server, dial *tls.Config) {
 		}
 		return fmt.Errorf("raft: User:%s is not in broker.principals", name)
 	}
-	server = b.sec.tls.serverConfig("required")
+	server = b.sec.tls.ServerConfig("required")
 	inner := server.GetConfigForClient
 	server.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 		c, err := inner(h)
@@ -617,7 +627,7 @@ func (b *Broker) raftTLSConfigs() (server, dial *tls.Config) {
 		}
 		return c, err
 	}
-	dial = b.sec.tls.clientConfig()
+	dial = b.sec.tls.ClientConfig()
 	check := dial.VerifyConnection
 	dial.VerifyConnection = func(cs tls.ConnectionState) error {
 		if err := check(cs); err != nil {

@@ -544,6 +544,9 @@ func (cc *conn) isBrokerRequest(req kmsg.Request) bool {
 	switch r := req.(type) {
 	case *kmsg.FetchRequest:
 		return replicaID(r) >= 0
+	case *kmsg.EnvelopeRequest:
+		// A gateway's: the client request inside is counted as the client.
+		return cc.b.isGatewayConn(cc)
 	case *kmsg.AlterPartitionRequest, *kmsg.BrokerRegistrationRequest, *kmsg.BrokerHeartbeatRequest, *kmsg.AllocateProducerIDsRequest:
 		return true
 	}

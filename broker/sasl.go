@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/broker/saslprincipal"
 )
 
 // SASL mechanism names.
@@ -84,16 +84,12 @@ type plainExchange struct {
 }
 
 func (p *plainExchange) step(in []byte) ([]byte, bool, error) {
-	parts := bytes.Split(in, []byte{0})
-	if len(parts) != 3 {
-		return nil, false, &errAuthFailed{msg: "Invalid SASL/PLAIN message: expected authzid NUL user NUL password"}
-	}
-	authzid, user, pass := string(parts[0]), string(parts[1]), parts[2]
-	if user == "" || len(pass) == 0 {
+	user, pass, err := saslprincipal.Plain(in)
+	if errors.Is(err, saslprincipal.ErrEmptyCredential) {
 		return nil, false, authFailed(mechPlain)
 	}
-	if authzid != "" && authzid != user {
-		return nil, false, &errAuthFailed{msg: "Authentication failed: client requested an authorization id that is different from username"}
+	if err != nil {
+		return nil, false, &errAuthFailed{msg: err.Error()}
 	}
 	if !checkPassword(p.img(), user, pass) {
 		return nil, false, authFailed(mechPlain)
@@ -177,55 +173,16 @@ func newSCRAMExchange(mech string, img func() *metadata.Image) *scramExchange {
 	return &scramExchange{mech: mech, img: img}
 }
 
-// scramAttrs splits "k=v,k=v" keeping order; values may contain '='.
-func scramAttrs(s string) ([][2]string, bool) {
-	var out [][2]string
-	for _, f := range strings.Split(s, ",") {
-		if len(f) < 2 || f[1] != '=' {
-			return nil, false
-		}
-		out = append(out, [2]string{f[:1], f[2:]})
-	}
-	return out, true
-}
-
-// scramName decodes a saslname ("=2C" is ',', "=3D" is '='); ok is false for any
-// other '=' escape.
-func scramName(s string) (string, bool) {
-	r := strings.NewReplacer("=2C", ",", "=3D", "=")
-	out := r.Replace(s)
-	return out, !strings.Contains(strings.NewReplacer("=2C", "", "=3D", "").Replace(s), "=")
-}
-
 func (s *scramExchange) step(in []byte) ([]byte, bool, error) {
 	msg := string(in)
 	switch s.state {
 	case 0:
-		// gs2-header: "n,," or "y,," (no channel binding), optionally "a=authzid".
-		parts := strings.SplitN(msg, ",", 3)
-		if len(parts) != 3 || (parts[0] != "n" && parts[0] != "y") {
-			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-first message"}
+		first, err := saslprincipal.ParseSCRAMClientFirst(msg)
+		if err != nil {
+			return nil, false, &errAuthFailed{msg: err.Error()}
 		}
-		s.gs2Header = parts[0] + "," + parts[1] + ","
-		s.clientFirst = parts[2]
-		attrs, ok := scramAttrs(parts[2])
-		if !ok || len(attrs) < 2 || attrs[0][0] != "n" || attrs[1][0] != "r" || attrs[1][1] == "" {
-			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-first message"}
-		}
-		for _, a := range attrs[2:] {
-			if a[0] == "m" {
-				return nil, false, &errAuthFailed{msg: "Unsupported mandatory SCRAM extension"}
-			}
-		}
-		user, ok := scramName(attrs[0][1])
-		if !ok || user == "" {
-			return nil, false, &errAuthFailed{msg: "Invalid SCRAM username"}
-		}
-		if strings.HasPrefix(parts[1], "a=") {
-			if authz, _ := scramName(parts[1][2:]); authz != user {
-				return nil, false, &errAuthFailed{msg: "Authentication failed: Client requested an authorization id that is different from username"}
-			}
-		}
+		user := first.User
+		s.gs2Header, s.clientFirst = first.GS2Header, first.Bare
 		cred, ok := s.img().Scram(user, s.mech)
 		if !ok {
 			return nil, false, authFailed(s.mech)
@@ -233,7 +190,7 @@ func (s *scramExchange) step(in []byte) ([]byte, bool, error) {
 		snonce := make([]byte, 24)
 		rand.Read(snonce)
 		s.user, s.cred = user, cred
-		s.nonce = attrs[1][1] + base64.RawStdEncoding.EncodeToString(snonce)
+		s.nonce = first.Nonce + base64.RawStdEncoding.EncodeToString(snonce)
 		s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(cred.Salt) + ",i=" + strconv.Itoa(cred.Iterations)
 		s.state = 1
 		return []byte(s.serverFirst), false, nil
@@ -244,7 +201,7 @@ func (s *scramExchange) step(in []byte) ([]byte, bool, error) {
 			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-final message"}
 		}
 		withoutProof, proofB64 := msg[:i], msg[i+3:]
-		attrs, ok := scramAttrs(withoutProof)
+		attrs, ok := saslprincipal.SCRAMAttrs(withoutProof)
 		if !ok || len(attrs) < 2 || attrs[0][0] != "c" || attrs[1][0] != "r" {
 			return nil, false, &errAuthFailed{msg: "Invalid SCRAM client-final message"}
 		}

@@ -1,145 +1,18 @@
 package broker
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/sluicemq/sluice/internal/tlsfiles"
 )
 
-// tlsSource holds the broker's certificate and trusted CAs, read from the PEM files of
-// ssl.keystore.location and ssl.truststore.location, and hands out TLS configurations
-// that always use the newest ones: reload swaps them in without a restart, for new
-// connections (open ones keep the session they negotiated).
-type tlsSource struct {
-	keystore, truststore string
-
-	mu      sync.RWMutex
-	cert    *tls.Certificate
-	pool    *x509.CertPool
-	modTime time.Time // newest modification time of the two files when last read
-}
+// tlsSource is the broker's certificate and trusted CAs (internal/tlsfiles).
+type tlsSource = tlsfiles.Source
 
 func newTLSSource(keystore, truststore string) (*tlsSource, error) {
-	s := &tlsSource{keystore: keystore, truststore: truststore}
-	if err := s.reload(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// reload reads both files again; on any error the previous certificate and CAs stay.
-func (s *tlsSource) reload() error {
-	var mod time.Time
-	var cert *tls.Certificate
-	if s.keystore != "" {
-		pem, err := os.ReadFile(s.keystore)
-		if err != nil {
-			return fmt.Errorf("ssl.keystore.location: %w", err)
-		}
-		// One PEM file holds the key and the chain, as with Kafka's PEM keystore.
-		c, err := tls.X509KeyPair(pem, pem)
-		if err != nil {
-			return fmt.Errorf("ssl.keystore.location: %s: %w", s.keystore, err)
-		}
-		cert = &c
-		if st, err := os.Stat(s.keystore); err == nil {
-			mod = st.ModTime()
-		}
-	}
-	var pool *x509.CertPool
-	if s.truststore != "" {
-		pem, err := os.ReadFile(s.truststore)
-		if err != nil {
-			return fmt.Errorf("ssl.truststore.location: %w", err)
-		}
-		pool = x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("ssl.truststore.location: %s holds no PEM certificate", s.truststore)
-		}
-		if st, err := os.Stat(s.truststore); err == nil && st.ModTime().After(mod) {
-			mod = st.ModTime()
-		}
-	}
-	s.mu.Lock()
-	s.cert, s.pool, s.modTime = cert, pool, mod
-	s.mu.Unlock()
-	return nil
-}
-
-// changed reports whether either file changed on disk since it was last read.
-func (s *tlsSource) changed() bool {
-	s.mu.RLock()
-	last := s.modTime
-	s.mu.RUnlock()
-	for _, p := range []string{s.keystore, s.truststore} {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil && st.ModTime().After(last) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *tlsSource) current() (*tls.Certificate, *x509.CertPool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cert, s.pool
-}
-
-// serverConfig is the TLS configuration of a listener with the given ssl.client.auth.
-func (s *tlsSource) serverConfig(clientAuth string) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			cert, pool := s.current()
-			c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}, ClientCAs: pool}
-			switch clientAuth {
-			case "required":
-				c.ClientAuth = tls.RequireAndVerifyClientCert
-			case "requested":
-				c.ClientAuth = tls.VerifyClientCertIfGiven
-			}
-			return c, nil
-		},
-	}
-}
-
-// clientConfig is the TLS configuration this broker dials other brokers and controllers
-// with: it presents its own certificate (for mTLS) and trusts the truststore's CAs.
-func (s *tlsSource) clientConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			cert, _ := s.current()
-			if cert == nil {
-				return &tls.Certificate{}, nil
-			}
-			return cert, nil
-		},
-		// The server certificate is verified against the current truststore: RootCAs
-		// cannot change after the config is made, so verification is done here.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, pool := s.current()
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tls: the server sent no certificate")
-			}
-			opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(), DNSName: cs.ServerName}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
-		},
-	}
+	return tlsfiles.New(keystore, truststore)
 }
 
 // principalRule is one rule of ssl.principal.mapping.rules.

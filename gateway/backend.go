@@ -38,7 +38,8 @@ type backend struct {
 	addr     string
 	nc       net.Conn
 	maxFrame int32
-	expires  time.Time // zero: never; else the session's re-authentication deadline
+	expires  time.Time    // zero: never; else the session's re-authentication deadline
+	as       *forwardedAs // non-nil: requests go in Envelopes as this client (auth.go)
 
 	mu       sync.Mutex // guards everything below; held while writing a frame
 	corr     int32
@@ -49,12 +50,13 @@ type backend struct {
 
 // future is a response a backend connection has yet to deliver.
 type future struct {
-	req  kmsg.Request
-	corr int32
-	done chan struct{}
-	resp kmsg.Response
-	err  error
-	raw  []byte // resp's encoding (after the response header), which resp aliases
+	req   kmsg.Request
+	inner kmsg.Request // the request inside req, an Envelope (auth.go)
+	corr  int32
+	done  chan struct{}
+	resp  kmsg.Response
+	err   error
+	raw   []byte // resp's encoding (after the response header), which resp aliases; nil for an Envelope's
 }
 
 // wait returns the response or the connection's error, or ctx's error.
@@ -174,6 +176,10 @@ func (b *backend) send(req kmsg.Request) (*future, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
+	var inner kmsg.Request
+	if b.as != nil {
+		inner, req = req, b.as.wrap(req)
+	}
 	b.corr++
 	buf := getBuf(256 + sizeHint(req))[:4]
 	defer func() { putBuf(buf) }() // written through, or copied into b.w
@@ -189,8 +195,12 @@ func (b *backend) send(req kmsg.Request) (*future, error) {
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	var f *future
 	if p, ok := req.(*kmsg.ProduceRequest); !ok || p.Acks != 0 {
-		f = &future{req: req, corr: b.corr, done: make(chan struct{})}
+		f = &future{req: req, inner: inner, corr: b.corr, done: make(chan struct{})}
 		b.inflight = append(b.inflight, f)
+	}
+	ret := f
+	if p, ok := inner.(*kmsg.ProduceRequest); ok && p.Acks == 0 {
+		ret = nil // the Envelope is answered, the client is not
 	}
 	_ = b.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := b.w.Write(buf); err != nil {
@@ -201,7 +211,7 @@ func (b *backend) send(req kmsg.Request) (*future, error) {
 		b.failLocked(err)
 		return nil, err
 	}
-	return f, nil
+	return ret, nil
 }
 
 // gatewayClientID is the client id of the gateway's backend requests.
@@ -258,8 +268,19 @@ func (b *backend) readLoop(r *bufio.Reader) {
 			return
 		}
 		f.resp, f.raw = resp, body
+		if f.inner != nil {
+			f.resp, f.err = unwrapResponse(f.inner, resp)
+			f.raw = nil
+		}
 		close(f.done)
 	}
+}
+
+// failed is the connection's error, nil while it works.
+func (b *backend) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 // close ends the connection, failing every request in flight with err.

@@ -38,6 +38,8 @@ type clientConn struct {
 	mu        sync.Mutex // guards backends and leftovers
 	backends  map[backendKey]*backend
 	leftovers map[tp]leftover // fetch answers that came after the client was answered
+
+	auth *clientAuth // nil: clients are not authenticated (auth.go)
 }
 
 // backendKey names one of a client's backend connections: fetches have their
@@ -61,6 +63,9 @@ type pending struct {
 	finish  func(ctx context.Context) (kmsg.Response, error)
 	resp    kmsg.Response
 	err     error
+	// closeAfter closes the connection once resp is written (a failed
+	// authentication).
+	closeAfter error
 }
 
 // handler starts serving a request: it sends what must be sent in request order
@@ -87,6 +92,7 @@ func (cc *clientConn) serve() {
 		}
 		cc.backends = nil
 		cc.mu.Unlock()
+		cc.releaseAuth()
 	}()
 	writerDone := make(chan struct{})
 	go func() {
@@ -112,9 +118,9 @@ func (cc *clientConn) readLoop() error {
 			return err
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 8 || n > cc.g.cfg.MaxRequestBytes {
+		if n < 8 || n > cc.frameLimit() {
 			cc.g.metrics.badRequests.Inc()
-			return fmt.Errorf("request frame of %d bytes (socket.request.max.bytes %d)", n, cc.g.cfg.MaxRequestBytes)
+			return fmt.Errorf("request frame of %d bytes (limit %d: socket.request.max.bytes, 512 KiB before authentication)", n, cc.frameLimit())
 		}
 		if err := cc.g.memory.Acquire(cc.ctx, int64(n)); err != nil {
 			return err
@@ -135,6 +141,9 @@ func (cc *clientConn) readLoop() error {
 		case cc.queue <- p:
 		case <-cc.ctx.Done():
 			return cc.ctx.Err()
+		}
+		if p.closeAfter != nil {
+			return p.closeAfter
 		}
 	}
 }
@@ -189,6 +198,11 @@ func (cc *clientConn) start(frame []byte) (*pending, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cc.auth != nil {
+		if p, handled, err := cc.authGate(req, corr, frame); handled {
+			return p, err
+		}
 	}
 	key := req.Key()
 	r := routes[key]
@@ -251,10 +265,10 @@ func (cc *clientConn) writeLoop() {
 			_, err = w.Write(raw)
 		}
 		putBuf(buf) // written through, or copied into w
-		if err == nil && len(cc.queue) == 0 {
+		if err == nil && (len(cc.queue) == 0 || p.closeAfter != nil) {
 			err = w.Flush()
 		}
-		if err != nil {
+		if err != nil || p.closeAfter != nil {
 			failed = true
 			cc.nc.Close()
 		}
@@ -283,6 +297,7 @@ func (cc *clientConn) backend(ctx context.Context, k backendKey, addr string) (*
 	if err != nil {
 		return nil, err
 	}
+	b.as = cc.forwardedAs()
 	cc.backends[k] = b
 	return b, nil
 }

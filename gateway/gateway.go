@@ -27,8 +27,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
 
 	"github.com/sluicemq/sluice/broker/clientsec"
+	"github.com/sluicemq/sluice/internal/tlsfiles"
 	"github.com/sluicemq/sluice/internal/weblisten"
 )
 
@@ -71,6 +73,24 @@ type Config struct {
 	MetricsListen string
 	// WebConfigFile protects MetricsListen (exporter-toolkit web config).
 	WebConfigFile string
+
+	// ClientSecurityProtocol is the client listener's security protocol:
+	// PLAINTEXT (default: clients are not authenticated, requests go to the
+	// brokers as the gateway), SASL_PLAINTEXT (clients authenticate with SASL,
+	// relayed to the brokers, and their requests reach the brokers in Envelopes
+	// as their own principals; auth.go) or SASL_SSL (the same over TLS).
+	ClientSecurityProtocol string
+	// MaxUnauthenticatedConnections bounds the client connections that have not
+	// authenticated yet, with SASL_PLAINTEXT; default 100.
+	MaxUnauthenticatedConnections int
+	// AuthenticationTimeout is how long a client connection may take to
+	// authenticate (TLS handshake included) before it is closed, with SASL;
+	// default 30s.
+	AuthenticationTimeout time.Duration
+	// SSLKeystoreLocation is the client listener's private key and certificate
+	// chain in one PEM file, like the broker's ssl.keystore.location; required
+	// with ClientSecurityProtocol SASL_SSL, reloaded when the file changes.
+	SSLKeystoreLocation string
 }
 
 func (c *Config) applyDefaults() {
@@ -89,6 +109,15 @@ func (c *Config) applyDefaults() {
 	if c.MetadataMaxAge == 0 {
 		c.MetadataMaxAge = 10 * time.Second
 	}
+	if c.ClientSecurityProtocol == "" {
+		c.ClientSecurityProtocol = protoPlaintext
+	}
+	if c.MaxUnauthenticatedConnections == 0 {
+		c.MaxUnauthenticatedConnections = 100
+	}
+	if c.AuthenticationTimeout == 0 {
+		c.AuthenticationTimeout = 30 * time.Second
+	}
 }
 
 // validate names the first bad setting, by its `sluice gateway` flag.
@@ -99,7 +128,10 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
 	}
-	if !c.AllowUnauthenticated {
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	if !c.AllowUnauthenticated && c.ClientSecurityProtocol == protoPlaintext {
 		if err := weblisten.CheckAddress(c.Listen, "listen"); err != nil {
 			return fmt.Errorf("--listen %q: the gateway does not authenticate clients, so it binds loopback only (or give --allow-unauthenticated behind a network that does)", c.Listen)
 		}
@@ -156,6 +188,13 @@ type Gateway struct {
 	memory  *semaphore.Weighted
 	marks   marks // partitions' last fetched offsets
 
+	// Client authentication (auth.go); unauthenticated holds a slot per
+	// connection that has not authenticated yet.
+	auth            *authMetrics
+	unauthenticated chan struct{}
+	authFailLog     *rate.Limiter
+	tls             *tlsfiles.Source // SASL_SSL's certificate
+
 	mu    sync.Mutex
 	conns map[*clientConn]struct{}
 	wg    sync.WaitGroup
@@ -181,6 +220,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	g.reg = reg
 	g.metrics = newMetrics(reg)
 	g.metrics.init()
+	if err := g.initAuth(reg, mech != nil || (tc != nil && len(tc.Certificates) > 0)); err != nil {
+		return nil, err
+	}
 	g.dialer = &dialer{tls: tc, mech: mech, clientID: gatewayClientID, timeout: 10 * time.Second, maxFrame: 1 << 30}
 	g.cluster = newCluster(cfg.Bootstrap, g.dialer, g.metrics)
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -262,7 +304,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	g.logger.Info("gateway ready", "listen", g.Addr(), "advertised", net.JoinHostPort(g.host, strconv.Itoa(int(g.port))),
-		"node_id", g.cfg.NodeID, "auth", "none (loopback or --allow-unauthenticated)", "metrics", g.MetricsAddr())
+		"node_id", g.cfg.NodeID, "auth", g.authDescription(), "metrics", g.MetricsAddr())
 
 	g.wg.Add(1)
 	go func() {
@@ -292,7 +334,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 			nc.Close()
 			continue
 		}
-		cc := newClientConn(ctx, g, nc)
+		cc := newClientConn(ctx, g, g.wrapTLS(nc)) // wrapTLS: auth.go
+		if !cc.admitClient() {                     // auth.go
+			g.mu.Unlock()
+			nc.Close()
+			continue
+		}
 		g.conns[cc] = struct{}{}
 		g.wg.Add(1)
 		g.mu.Unlock()

@@ -79,7 +79,8 @@ func startCluster(t testing.TB, n int) *chaos.Cluster {
 // testGateway is an in-process gateway.
 type testGateway struct {
 	*Gateway
-	reg *prometheus.Registry
+	reg  *prometheus.Registry
+	logs *lockedBuffer
 }
 
 // startGateway starts a gateway in front of bootstrap on 127.0.0.1:0 and waits
@@ -117,7 +118,7 @@ func startGatewayCtx(t testing.TB, parent context.Context, bootstrap []string, a
 		}
 	})
 	testutil.WaitFor(t, 60*time.Second, "gateway ready", func() bool { return strings.Contains(logs.String(), "gateway ready") })
-	return &testGateway{Gateway: g, reg: reg}
+	return &testGateway{Gateway: g, reg: reg, logs: logs}
 }
 
 func tail(s string, n int) string {

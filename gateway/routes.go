@@ -75,6 +75,9 @@ var errBrokerOnly = errors.New("a broker-only request on the client listener")
 // versions is the range the gateway serves for key: what the brokers serve,
 // for the APIs it routes; ApiVersions and FindCoordinator it answers itself.
 func (g *Gateway) versions(key int16) (lo, hi int16, ok bool) {
+	if lo, hi, ok := g.saslVersions(key); ok { // auth.go
+		return lo, hi, true
+	}
 	if routes[key] == nil {
 		return 0, 0, false
 	}
@@ -174,7 +177,7 @@ func handleMetadata(cc *clientConn, kreq kmsg.Request) (func(context.Context) (k
 			return nil, err
 		}
 		mr := resp.(*kmsg.MetadataResponse)
-		cc.g.cluster.apply(mr, all)
+		cc.g.cluster.apply(mr, all && cc.auth == nil) // a client's view may be filtered by its ACLs
 		cc.g.showMetadata(mr, single)
 		return mr, nil
 	}, nil

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sluicemq/sluice/gateway"
 )
@@ -29,6 +30,10 @@ func runGateway(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.MetadataMaxAge, "metadata-max-age", 0, "how often the cluster's metadata is refreshed when nothing asks sooner (default 10s)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "HTTP address serving /metrics (default none)")
 	fs.StringVar(&cfg.WebConfigFile, "web.config.file", "", "exporter-toolkit web config protecting --metrics-listen")
+	fs.StringVar(&cfg.ClientSecurityProtocol, "client-security-protocol", "PLAINTEXT", "client listener: PLAINTEXT (no client authentication; requests reach the brokers as the gateway), SASL_PLAINTEXT (clients authenticate with SASL PLAIN or SCRAM, verified by the brokers, and act as themselves; the gateway's own principal must be in the brokers' gateway.principals) or SASL_SSL (the same over TLS, with --ssl-keystore-location)")
+	fs.StringVar(&cfg.SSLKeystoreLocation, "ssl-keystore-location", "", "PEM file with the client listener's private key and certificate chain (SASL_SSL; reloaded when it changes)")
+	fs.IntVar(&cfg.MaxUnauthenticatedConnections, "max-unauthenticated-connections", 100, "client connections that have not authenticated yet, at a time (SASL_PLAINTEXT, SASL_SSL)")
+	fs.DurationVar(&cfg.AuthenticationTimeout, "authentication-timeout", 30*time.Second, "time a client connection has to authenticate, TLS handshake included, before it is closed (SASL_PLAINTEXT, SASL_SSL)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	cfg.Backend.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {

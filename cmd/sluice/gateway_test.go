@@ -23,6 +23,9 @@ func TestGatewayBadFlags(t *testing.T) {
 		{[]string{"--bootstrap", "127.0.0.1:9092", "--max-connections", "-1"}, "--max-connections -1"},
 		{[]string{"--bootstrap", "127.0.0.1:9092", "--socket-request-max-bytes", "10"}, "--socket-request-max-bytes 10"},
 		{[]string{"--bootstrap", "127.0.0.1:9092", "--security-protocol", "SASL_SSL", "--sasl-username", ""}, "sasl.username"},
+		{[]string{"--bootstrap", "127.0.0.1:9092", "--client-security-protocol", "SSL"}, `--client-security-protocol "SSL"`},
+		{[]string{"--bootstrap", "127.0.0.1:9092", "--client-security-protocol", "SASL_SSL"}, "--ssl-keystore-location"},
+		{[]string{"--bootstrap", "127.0.0.1:9092", "--client-security-protocol", "SASL_PLAINTEXT", "--listen", "0.0.0.0:0"}, "must authenticate to the brokers"},
 	} {
 		r := sluice(t, "", append([]string{"gateway"}, tc.args...)...)
 		require.Equal(t, 1, r.code, "%v: %s", tc.args, r.stderr)
