@@ -34,10 +34,10 @@ type load struct {
 	redelivered int
 	ackTimes    []time.Time
 
-	stopFn    context.CancelFunc
-	wg        sync.WaitGroup
-	producers []*kgo.Client
-	consumer  *kgo.Client
+	stopProduce, stopConsume context.CancelFunc
+	producing, consuming     sync.WaitGroup
+	producers                []*kgo.Client
+	consumer                 *kgo.Client
 }
 
 func newLoad(gw, topic string) *load {
@@ -68,7 +68,9 @@ func (l *load) newConsumer() (*kgo.Client, error) {
 }
 
 func (l *load) start(ctx context.Context) error {
-	ctx, l.stopFn = context.WithCancel(ctx)
+	pctx, stopProduce := context.WithCancel(ctx)
+	cctx, stopConsume := context.WithCancel(ctx)
+	l.stopProduce, l.stopConsume = stopProduce, stopConsume
 	for id := range 2 {
 		kcl, err := kgo.NewClient(kgo.SeedBrokers(l.gw), kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordDeliveryTimeout(3*time.Minute),
@@ -78,10 +80,10 @@ func (l *load) start(ctx context.Context) error {
 			return err
 		}
 		l.producers = append(l.producers, kcl)
-		l.wg.Add(1)
+		l.producing.Add(1)
 		go func() {
-			defer l.wg.Done()
-			l.produce(ctx, kcl, id)
+			defer l.producing.Done()
+			l.produce(pctx, kcl, id)
 		}()
 	}
 	kcl, err := l.newConsumer()
@@ -90,10 +92,10 @@ func (l *load) start(ctx context.Context) error {
 		return err
 	}
 	l.consumer = kcl
-	l.wg.Add(1)
+	l.consuming.Add(1)
 	go func() {
-		defer l.wg.Done()
-		l.consume(ctx)
+		defer l.consuming.Done()
+		l.consume(cctx)
 	}()
 	return nil
 }
@@ -178,14 +180,12 @@ func (l *load) rate(window time.Duration) float64 {
 	return float64(len(l.ackTimes)-i) / span
 }
 
-// stop ends producing and waits for every outstanding acknowledgement; the consumer keeps going
-// until consumeAll.
+// stop ends producing and waits for every outstanding acknowledgement (each producing loop waits
+// for its records in flight before it returns; a Flush while the loops still produced could wait
+// for ever); the consumer keeps going until consumeAll.
 func (l *load) stop() {
-	for _, p := range l.producers {
-		p.Flush(context.Background())
-	}
-	l.stopFn()
-	l.wg.Wait()
+	l.stopProduce()
+	l.producing.Wait()
 	for _, p := range l.producers {
 		p.Close()
 	}
@@ -194,10 +194,12 @@ func (l *load) stop() {
 
 // close stops every client; safe after stop and more than once.
 func (l *load) close() {
-	if l.stopFn != nil {
-		l.stopFn()
+	if l.stopProduce != nil {
+		l.stopProduce()
+		l.stopConsume()
 	}
-	l.wg.Wait()
+	l.producing.Wait()
+	l.consuming.Wait()
 	for _, p := range l.producers {
 		p.Close()
 	}
@@ -212,6 +214,8 @@ func (l *load) close() {
 // acknowledged record was seen, and checks order and duplicates per partition. It returns the
 // number of records the group received more than once.
 func (l *load) consumeAll(ctx context.Context) (int, error) {
+	l.stopConsume()
+	l.consuming.Wait()
 	l.consumer.Close()
 	kcl, err := l.newConsumer()
 	if err != nil {
