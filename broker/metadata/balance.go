@@ -14,9 +14,8 @@ import (
 //     they differ by more than one; then, with replica counts even, partitions move from the
 //     broker with the most bytes to the one with the fewest while bytes differ by more than the
 //     tolerance;
-//   - then, once no data move is planned or in progress, preferred leaders (the first replica)
-//     rotate within a partition's replicas, from the broker that is preferred leader most often to
-//     the one least often (no data moves);
+//   - then preferred leaders (the first replica) rotate within a partition's replicas, from the
+//     broker that is preferred leader most often to the one least often (no data moves);
 //   - every new replica goes to a live, uncordoned broker with room on its disk, on a rack none of
 //     the partition's other replicas is on when the cluster has enough racks;
 //   - at most MaxMoves reassignments are in progress at a time, counting those already running, and
@@ -257,12 +256,7 @@ func PlanBalance(brokers []BalanceBroker, parts []BalancePartition, cfg BalanceC
 		add(m, CauseBalance)
 	}
 	// 3. Preferred leaders: a reorder completes at once and moves no data, so it does not count
-	// against the budget of moves in progress. It waits until no data move is planned or in
-	// progress: moves change which replicas a partition has and so its leader, and leaders evened
-	// out meanwhile would move again (each leader change holds up the partition's producers).
-	if len(out) > 0 || budget < cfg.MaxMoves {
-		return out
-	}
+	// against the budget of moves in progress.
 	for range len(s.parts) {
 		m, ok := s.leaderMove()
 		if !ok {

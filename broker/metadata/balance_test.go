@@ -214,33 +214,3 @@ func sameSet(a, b []int32) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
-
-// TestPlanBalanceLeadersAfterMoves: preferred leaders are evened out only once no data move is
-// planned or in progress, so a partition's leader does not move once for the leader count and again
-// when its replicas move.
-func TestPlanBalanceLeadersAfterMoves(t *testing.T) {
-	cfg := BalanceConfig{MaxMoves: 2, ByteTolerance: 0.1, DiskThreshold: 0.85}
-	// Replicas even (two per broker), preferred leaders not: broker 1 twice, broker 4 never.
-	parts := func() []BalancePartition {
-		return []BalancePartition{
-			{Topic: "t", Partition: 0, Replicas: []int32{1, 2}, Bytes: 100},
-			{Topic: "t", Partition: 1, Replicas: []int32{1, 4}, Bytes: 100},
-			{Topic: "t", Partition: 2, Replicas: []int32{2, 3}, Bytes: 100},
-			{Topic: "t", Partition: 3, Replicas: []int32{3, 4}, Bytes: 100},
-		}
-	}
-	moves := PlanBalance(brokersN(4), parts(), cfg)
-	require.Len(t, moves, 1)
-	require.True(t, sameSet(moves[0].From, moves[0].To), "a reorder, no data: %+v", moves[0])
-
-	inProgress := parts()
-	inProgress[3].Reassigning = true
-	require.Empty(t, PlanBalance(brokersN(4), inProgress, cfg), "no reorder while a move is in progress")
-
-	// A fifth broker: data moves first, and no reorder in the same plan.
-	moves = PlanBalance(brokersN(5), parts(), cfg)
-	require.NotEmpty(t, moves)
-	for _, m := range moves {
-		require.False(t, sameSet(m.From, m.To), "only data moves while replicas are uneven: %+v", m)
-	}
-}
