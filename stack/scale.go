@@ -180,7 +180,17 @@ func (c *scaleCluster) proc(id int32) *scaleProc {
 func (c *scaleCluster) Stop(ctx context.Context, id int32) error {
 	p := c.proc(id)
 	if p == nil {
-		return c.stopBroker(id)
+		// An original broker runs in the stack's process: a stop that hangs fails the step.
+		done := make(chan error, 1)
+		go func() { done <- c.stopBroker(id) }()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(90 * time.Second):
+			return fmt.Errorf("broker %d did not stop within 90s", id)
+		}
 	}
 	return p.signal(ctx, syscall.SIGTERM)
 }
