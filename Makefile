@@ -89,7 +89,7 @@ fuzz:
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzACLFilter$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzSASLExchanges$$' -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz '^FuzzPrincipalRules$$' -fuzztime 30s
-	$(GO) test ./broker/saslprincipal/ -run '^$$$$' -fuzz FuzzSCRAMClientFirst -fuzztime 30s
+	$(GO) test ./broker/saslprincipal/ -run '^$$' -fuzz FuzzSCRAMClientFirst -fuzztime 30s
 	$(GO) test ./broker/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
 	$(GO) test ./gateway/ -run '^$$' -fuzz FuzzRequest -fuzztime 30s
 	$(GO) test ./broker/ -count=1 -v -run '^TestSoakMutatedFrames$$' -soak $(SOAK) -timeout 15m
