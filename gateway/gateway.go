@@ -46,6 +46,10 @@ type Config struct {
 	// are shown the cluster as one broker (librdkafka before 2.10: view.go), the
 	// same on every instance behind one name; default 0.
 	NodeID int32
+	// SingleBroker shows every client the cluster as one broker, the gateway
+	// (NodeID), as clients on librdkafka before 2.10 always are (view.go);
+	// default false: the cluster's brokers, all at Advertised.
+	SingleBroker bool
 	// Bootstrap lists brokers (host:port) to learn the cluster from. Required.
 	Bootstrap []string
 	// Backend is how the gateway authenticates to the brokers.
