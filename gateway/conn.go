@@ -76,7 +76,7 @@ type handler func(cc *clientConn, req kmsg.Request) (finish func(ctx context.Con
 func newClientConn(ctx context.Context, g *Gateway, nc net.Conn) *clientConn {
 	ctx, cancel := context.WithCancel(ctx)
 	return &clientConn{g: g, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan *pending, g.cfg.MaxInflightPerConnection),
-		backends: map[backendKey]*backend{}, single: g.cfg.SingleBroker}
+		backends: map[backendKey]*backend{}, single: !g.cfg.PerBrokerView}
 }
 
 // serve reads and forwards requests until the client leaves or sends something

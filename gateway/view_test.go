@@ -305,11 +305,11 @@ func TestFindCoordinatorManyKeys(t *testing.T) {
 	require.Zero(t, cr.Topics[0].Partitions[0].ErrorCode)
 }
 
-// TestSingleBrokerOption: with SingleBroker (--single-broker) every client is
-// shown the gateway as the one broker.
-func TestSingleBrokerOption(t *testing.T) {
+// TestSingleBrokerDefault: without PerBrokerView (--per-broker-view) every
+// client is shown the gateway as the one broker.
+func TestSingleBrokerDefault(t *testing.T) {
 	c := startFake(t)
-	g := startGateway(t, c.ListenAddrs(), func(cfg *Config) { cfg.SingleBroker = true })
+	g := startGateway(t, c.ListenAddrs(), func(cfg *Config) { cfg.PerBrokerView = false })
 	ctx := testCtx(t, time.Minute)
 	md := kmsg.NewPtrMetadataRequest()
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("a")}}
