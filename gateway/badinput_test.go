@@ -224,18 +224,13 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p.finish != nil {
-			finished := make(chan struct{})
-			go func() {
-				defer close(finished)
-				p.resp, p.err = p.finish(cc.ctx)
-			}()
+		if p.done != nil {
 			select {
-			case <-finished:
+			case <-p.done:
 			case <-time.After(5 * time.Second): // a long poll: the client leaves
 				cc.cancel()
 				select {
-				case <-finished:
+				case <-p.done:
 				case <-time.After(10 * time.Second):
 					t.Fatalf("request not finished 10s after its client left")
 				}

@@ -46,6 +46,12 @@ type Config struct {
 	// are shown the cluster as one broker (librdkafka before 2.10: view.go), the
 	// same on every instance behind one name; default 0.
 	NodeID int32
+	// PerBrokerView shows clients the cluster's brokers, each at Advertised,
+	// instead of the gateway as the one broker (NodeID); clients on librdkafka
+	// before 2.10 always get the one broker (view.go). Default false: the
+	// scaling drill lost acknowledged records to its consumer with the
+	// per-broker view (not understood yet), so it is opt-in.
+	PerBrokerView bool
 	// Bootstrap lists brokers (host:port) to learn the cluster from. Required.
 	Bootstrap []string
 	// Backend is how the gateway authenticates to the brokers.

@@ -222,7 +222,9 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 					a := arrival{s: s, err: s.err}
 					if a.err == nil && s.f != nil {
 						a.resp, a.err = cc.await(wctx, s.f, s.start)
-						a.raw = s.f.raw
+						if a.err == nil {
+							a.raw = s.f.raw // set before done was closed
+						}
 					}
 					arrived <- a
 				}

@@ -304,3 +304,19 @@ func TestFindCoordinatorManyKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, cr.Topics[0].Partitions[0].ErrorCode)
 }
+
+// TestSingleBrokerDefault: without PerBrokerView (--per-broker-view) every
+// client is shown the gateway as the one broker.
+func TestSingleBrokerDefault(t *testing.T) {
+	c := startFake(t)
+	g := startGateway(t, c.ListenAddrs(), func(cfg *Config) { cfg.PerBrokerView = false })
+	ctx := testCtx(t, time.Minute)
+	md := kmsg.NewPtrMetadataRequest()
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("a")}}
+	mr, err := md.RequestWith(ctx, newClient(t, g.Addr()))
+	require.NoError(t, err)
+	require.Equal(t, []kmsg.MetadataResponseBroker{g.self()}, mr.Brokers)
+	for _, p := range mr.Topics[0].Partitions {
+		require.Equal(t, int32(100), p.Leader)
+	}
+}
