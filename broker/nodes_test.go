@@ -66,11 +66,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 		})
 	}
 	nb := startNew()
-	select {
-	case <-nb.Ready():
-	case <-time.After(90 * time.Second):
-		t.Fatal("broker-only node not ready")
-	}
+	nb.waitReady(t, 90*time.Second)
 	id := nb.cfg.NodeID
 	require.Equal(t, int32(AllocateNodeID), id, "the configuration asked for an id")
 	id = nb.Broker.cfg.NodeID
@@ -164,11 +160,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 	// A restart keeps the id.
 	nb.stop(t)
 	nb2 := startNew()
-	select {
-	case <-nb2.Ready():
-	case <-time.After(90 * time.Second):
-		t.Fatal("restarted broker-only node not ready")
-	}
+	nb2.waitReady(t, 90*time.Second)
 	require.Equal(t, id, nb2.Broker.cfg.NodeID)
 	require.Len(t, ctl.quorum.Image().AllocatedNodeIDs, 1, "no second id allocated")
 }

@@ -182,7 +182,10 @@ func Start(t testing.TB, cfg Config) *Cluster {
 			t.Fatalf("brokertest: broker %d not ready within 60s", i+1)
 		}
 	}
-	cl := c.AdminClient(t)
+	cl, err := kgo.NewClient(append(c.seeds(), c.adminAuth()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer cl.Close()
 	testutil.WaitForErr(t, 60*time.Second, fmt.Sprintf("a client to see %d brokers", n), func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -218,7 +221,7 @@ func (c *Cluster) Bootstrap() []string {
 // secure cluster opts must authenticate it (SCRAM).
 func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)}, opts...)...)
+	cl, err := kgo.NewClient(append(c.seeds(), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,10 +232,17 @@ func (c *Cluster) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 // AdminClient is Client authenticated as Admin in a secure cluster, and a plain Client otherwise.
 func (c *Cluster) AdminClient(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	if len(c.cfg.Users) > 0 {
-		opts = append([]kgo.Opt{SCRAM(Admin, c.cfg.Users[Admin])}, opts...)
+	return c.Client(t, append(c.adminAuth(), opts...)...)
+}
+
+func (c *Cluster) seeds() []kgo.Opt { return []kgo.Opt{kgo.SeedBrokers(c.Bootstrap()...)} }
+
+// adminAuth authenticates a client as Admin in a secure cluster.
+func (c *Cluster) adminAuth() []kgo.Opt {
+	if len(c.cfg.Users) == 0 {
+		return nil
 	}
-	return c.Client(t, opts...)
+	return []kgo.Opt{SCRAM(Admin, c.cfg.Users[Admin])}
 }
 
 // SCRAM is the client option that authenticates as user with SCRAM-SHA-512.
