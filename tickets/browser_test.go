@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -90,13 +91,7 @@ func TestBrowser(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.OffsetsTopicNumPartitions = 1
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan error, 1)
-	go func() { bdone <- b.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone })
-	<-b.Ready()
+	b := brokertest.Run(t, cfg)
 	prom := fakePrometheus(t)
 	am := startAlerting(t)
 	ts := startService(t, func(c *Config) {
@@ -135,7 +130,7 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	var status, diagnosis, ticketStatus, heading, newToken, silenceState, tokenExpires, passwordFlash string
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(ts.base+"/incidents"),
 		chromedp.WaitVisible(chromedp.ID("username")),
 		shot("tickets-login.png"),

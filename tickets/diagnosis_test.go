@@ -37,7 +37,7 @@ func TestDiagnosisNamesTheLostBroker(t *testing.T) {
 		cfg.Snapshot.AdminURLs = []string{c.Brokers[1].AdminAddr(), c.Brokers[0].AdminAddr()}
 		cfg.Snapshot.Timeout = 5 * time.Second
 	})
-	c.Stop(t, 1) // broker 2
+	c.Brokers[1].Stop(t) // broker 2
 	capt := snapshot.NewCapturer(snapshot.Config{AdminURLs: []string{c.Brokers[0].AdminAddr()}})
 	testutil.WaitFor(t, 20*time.Second, "a snapshot showing the under-replicated partitions", func() bool {
 		s := capt.Capture(context.Background(), snapshot.Target{}, time.Now())

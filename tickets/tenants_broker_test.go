@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/broker/adminapi"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -41,13 +42,7 @@ func TestTenantsThroughARealBroker(t *testing.T) {
 	cfg.MetricsListen = "127.0.0.1:0"
 	cfg.OffsetsTopicNumPartitions = 1
 	cfg.Tenants.TenantDiskCheckIntervalMs = 100
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan error, 1)
-	go func() { bdone <- b.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone })
-	<-b.Ready()
+	b := brokertest.Run(t, cfg)
 
 	ts := startService(t, func(c *Config) { c.Snapshot.AdminURLs = []string{b.AdminAddr()} })
 	direct := &adminapi.Client{URLs: []string{"http://" + b.AdminAddr()}}

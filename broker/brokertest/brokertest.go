@@ -58,12 +58,86 @@ type Config struct {
 // Cluster is a running cluster of in-process brokers.
 type Cluster struct {
 	// Brokers are the brokers, Brokers[i] with node id i+1.
-	Brokers []*broker.Broker
+	Brokers []*Broker
 	// Dir holds the users' password files (PasswordFile).
 	Dir string
 
-	cfg   Config
-	stops []func(testing.TB)
+	cfg Config
+}
+
+// Broker is an in-process broker started by Run or Start.
+type Broker struct {
+	*broker.Broker
+	// Config is the configuration it was started with.
+	Config broker.Config
+
+	done chan error
+	stop func(testing.TB)
+}
+
+// Run starts one broker with cfg as the test built it (listeners, data directory), waits until
+// it is ready and serves its admin and metrics listeners if cfg has them (90s at most), and stops
+// it at cleanup, failing the test if the broker ended with an error.
+func Run(t testing.TB, cfg broker.Config) *Broker {
+	t.Helper()
+	b := launch(t, cfg)
+	b.waitReady(t, 90*time.Second)
+	return b
+}
+
+// launch starts a broker without waiting for it: the brokers of a quorum must start together.
+func launch(t testing.TB, cfg broker.Config) *Broker {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.NodeID)
+	}
+	bb, err := broker.New(cfg, logger)
+	if err != nil {
+		t.Fatalf("brokertest: broker %d: %v", cfg.NodeID, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{Broker: bb, Config: cfg, done: make(chan error, 1)}
+	go func() { b.done <- bb.Run(ctx) }()
+	var once sync.Once
+	b.stop = func(t testing.TB) {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-b.done:
+				if err != nil {
+					t.Errorf("brokertest: broker %d stopped with %v", cfg.NodeID, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("brokertest: broker %d did not stop within 30s", cfg.NodeID)
+			}
+		})
+	}
+	t.Cleanup(func() { b.stop(t) })
+	return b
+}
+
+// waitReady fails the test unless the broker is ready, with its HTTP listeners served, within d.
+func (b *Broker) waitReady(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case <-b.Ready():
+	case err := <-b.done:
+		b.done <- err // for stop at cleanup
+		t.Fatalf("brokertest: broker %d stopped before it was ready: %v", b.Config.NodeID, err)
+	case <-time.After(d):
+		t.Fatalf("brokertest: broker %d not ready within %v", b.Config.NodeID, d)
+	}
+	testutil.WaitFor(t, d, "the broker's admin and metrics listeners", func() bool {
+		return (b.Config.AdminListen == "" || b.AdminAddr() != "") && (b.Config.MetricsListen == "" || b.MetricsAddr() != "")
+	})
+}
+
+// Stop stops the broker and waits until it has stopped (30s at most); stopping it again, or at
+// cleanup, does nothing.
+func (b *Broker) Stop(t testing.TB) {
+	t.Helper()
+	b.stop(t)
 }
 
 // Start starts the cluster cfg describes and waits until every broker is ready and a client sees
@@ -113,7 +187,12 @@ func Start(t testing.TB, cfg Config) *Cluster {
 		lns[i] = ln
 		voters[i] = fmt.Sprintf("%d@%s", i+1, ln.Addr())
 	}
-	dones := make([]chan error, n)
+	// A broker closes its Raft listener when it stops; these are the ones no broker took.
+	t.Cleanup(func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	})
 	for i := range n {
 		bc := broker.DefaultConfig()
 		bc.NodeID = int32(i + 1)
@@ -138,49 +217,10 @@ func Start(t testing.TB, cfg Config) *Cluster {
 		if cfg.Configure != nil {
 			cfg.Configure(&bc)
 		}
-		logger := slog.New(slog.DiscardHandler)
-		if testing.Verbose() {
-			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", bc.NodeID)
-		}
-		b, err := broker.New(bc, logger)
-		if err != nil {
-			// The brokers started so far stop at cleanup; the unused Raft listeners close.
-			for _, ln := range lns[i:] {
-				ln.Close()
-			}
-			t.Fatalf("brokertest: broker %d: %v", i+1, err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		dones[i] = done
-		go func() { done <- b.Run(ctx) }()
-		var once sync.Once
-		stop := func(t testing.TB) {
-			once.Do(func() {
-				cancel()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Errorf("broker %d stopped with %v", i+1, err)
-					}
-				case <-time.After(30 * time.Second):
-					t.Errorf("broker %d did not stop within 30s", i+1)
-				}
-			})
-		}
-		t.Cleanup(func() { stop(t) })
-		c.Brokers = append(c.Brokers, b)
-		c.stops = append(c.stops, stop)
+		c.Brokers = append(c.Brokers, launch(t, bc))
 	}
-	for i, b := range c.Brokers {
-		select {
-		case <-b.Ready():
-		case err := <-dones[i]:
-			dones[i] <- err // for the cleanup
-			t.Fatalf("brokertest: broker %d stopped before it was ready: %v", i+1, err)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("brokertest: broker %d not ready within 60s", i+1)
-		}
+	for _, b := range c.Brokers {
+		b.waitReady(t, 60*time.Second)
 	}
 	cl, err := kgo.NewClient(append(c.seeds(), c.adminAuth()...)...)
 	if err != nil {
@@ -262,13 +302,6 @@ func (c *Cluster) AdminURLs() []string {
 // AdminAPI is a client of the brokers' admin interfaces (tenants, plans).
 func (c *Cluster) AdminAPI() *adminapi.Client {
 	return &adminapi.Client{URLs: c.AdminURLs()}
-}
-
-// Stop stops Brokers[i] and waits until it has stopped (30s at most); stopping it again, or at
-// cleanup, does nothing.
-func (c *Cluster) Stop(t testing.TB, i int) {
-	t.Helper()
-	c.stops[i](t)
 }
 
 // Metric sums the series of the counter or gauge name over every broker's metrics, keeping the
