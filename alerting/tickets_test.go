@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,24 +61,6 @@ func (s *ticketService) find(status string) (map[string]any, bool) {
 	return nil, false
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startManager runs a Manager from a config file body until the test ends.
 func startManager(t *testing.T, dir, body string, logs io.Writer) *Manager {
 	t.Helper()
@@ -116,7 +97,7 @@ func TestDefaultRoutingToLogAndTickets(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	writeFile(t, dir, "tickets-token", "tok-123\n")
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	m := startManager(t, dir, fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
 default_rules: false

@@ -94,7 +94,7 @@ func BenchmarkGatewayClientAuth(b *testing.B) {
 // logging in to the brokers as User:gateway, and returns its address.
 func startBenchGateway(b *testing.B, sc *brokertest.Cluster, protocol string) string {
 	b.Helper()
-	logs := &lockedBuffer{}
+	logs := &testutil.Buffer{}
 	g, err := New(Config{Listen: "127.0.0.1:0", Bootstrap: sc.Bootstrap(), NodeID: 100, ClientSecurityProtocol: protocol,
 		Backend: clientsec.Config{SecurityProtocol: "SASL_PLAINTEXT", SASLMechanism: "SCRAM-SHA-512",
 			SASLUsername: "gateway", SASLPasswordFile: sc.PasswordFile("gateway")}},

@@ -99,7 +99,7 @@ func plainMech(user, pass string) sasl.Mechanism {
 
 // startSecureGateway starts a SASL_PLAINTEXT gateway that logs in to the
 // brokers as User:gateway; its log is returned.
-func startSecureGateway(t *testing.T, sc *brokertest.Cluster, adjust ...func(*Config)) (*testGateway, *lockedBuffer) {
+func startSecureGateway(t *testing.T, sc *brokertest.Cluster, adjust ...func(*Config)) (*testGateway, *testutil.Buffer) {
 	t.Helper()
 	pass := sc.PasswordFile("gateway")
 	g := startGateway(t, sc.Bootstrap(), append([]func(*Config){func(c *Config) {

@@ -1,6 +1,7 @@
 // Package testutil is the project's one test-support package: polling with a deadline instead of
-// sleeping, loopback ports reserved for child processes, and the sluice binary that process tests
-// run.
+// sleeping, loopback ports reserved for child processes, the sluice binary that process tests
+// run, and a log buffer servers write while the test reads it. In-process brokers for tests are
+// package broker/brokertest's (it imports the broker, which this package must not).
 //
 // Process tests use the binary `make test` builds before running them (it exports SLUICE_BIN); run
 // alone with `go test`, a package builds cmd/sluice once per test binary. A build failure fails the
@@ -8,6 +9,7 @@
 package testutil
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -138,4 +140,25 @@ func RemoveBuilt() {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+}
+
+// Buffer is a log sink that a server's goroutines (or a child process) write while the test reads
+// it: a bytes.Buffer behind a mutex. The zero value is ready to use.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
