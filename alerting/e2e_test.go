@@ -11,10 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -194,48 +191,6 @@ func (f *fakeSlack) count() int {
 	return len(f.calls)
 }
 
-// smtpSink is a real SMTP server (emersion/go-smtp) that keeps what it receives.
-type smtpSink struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-	raw  []string
-}
-
-func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{s: s}, nil }
-
-type smtpSession struct{ s *smtpSink }
-
-func (*smtpSession) Reset()                               {}
-func (*smtpSession) Logout() error                        { return nil }
-func (*smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (*smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (ss *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, m)
-	ss.s.raw = append(ss.s.raw, string(b))
-	ss.s.mu.Unlock()
-	return nil
-}
-
-func (s *smtpSink) find(subject string) (*mail.Message, string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, m := range s.msgs {
-		if strings.Contains(m.Header.Get("Subject"), subject) {
-			return m, s.raw[i], true
-		}
-	}
-	return nil, "", false
-}
-
 // webhookSink records Alertmanager webhook v4 payloads.
 type webhookSink struct {
 	mu  sync.Mutex
@@ -306,13 +261,7 @@ func TestEndToEndBrokerKill(t *testing.T) {
 	hooks := &webhookSink{}
 	hookSrv := httptest.NewServer(hooks)
 	defer hookSrv.Close()
-	sink := &smtpSink{}
-	smtpSrv := smtp.NewServer(sink)
-	smtpSrv.Domain = "localhost"
-	smtpL, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = smtpSrv.Serve(smtpL) }()
-	defer smtpSrv.Close()
+	sink := testutil.StartSMTP(t)
 
 	dir := t.TempDir()
 	routing := fmt.Sprintf(`
@@ -338,7 +287,7 @@ receivers:
     webhook_configs:
       - url: %s/hook
         send_resolved: true
-`, slackSrv.URL, smtpL.Addr().String(), hookSrv.URL)
+`, slackSrv.URL, sink.Addr, hookSrv.URL)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(routing), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "signing-secret"), []byte("s3cret\n"), 0o600))
 	var targets strings.Builder
@@ -393,7 +342,7 @@ targets:
 	testutil.WaitFor(t, 90*time.Second, "URP firing on slack, email and webhook", func() bool {
 		_, s := slackAPI.find("chat.postMessage", "SluiceUnderReplicatedPartitions")
 		// SluiceBrokerDown fires too, in a group (and an email) of its own.
-		_, _, e := sink.find("SluiceUnderReplicatedPartitions")
+		_, e := sink.Find("SluiceUnderReplicatedPartitions")
 		_, w := hooks.find("firing", "SluiceUnderReplicatedPartitions")
 		return s && e && w
 	})
@@ -405,7 +354,8 @@ targets:
 	for _, want := range []string{"FIRING", "critical", "Runbook", "SluiceUnderReplicatedPartitions.md", "grafana.example:3000/d/sluice-broker", "sluice_ack", "sluice_resolve", "sluice_silence_1h", "e2e", "*Broker*", "*Value*"} {
 		require.Contains(t, blocks, want)
 	}
-	msg, raw, _ := sink.find("SluiceUnderReplicatedPartitions")
+	msg, _ := sink.Find("SluiceUnderReplicatedPartitions")
+	raw := msg.Raw
 	require.Contains(t, msg.Header.Get("Subject"), "[FIRING")
 	require.Equal(t, "oncall@example.com", msg.Header.Get("To")[strings.Index(msg.Header.Get("To"), "oncall"):strings.Index(msg.Header.Get("To"), "com")+3])
 	require.NotEmpty(t, msg.Header.Get("Message-Id"))
@@ -456,7 +406,7 @@ targets:
 	cl.waitReady(victim)
 	testutil.WaitFor(t, 120*time.Second, "URP resolved on slack, email and webhook", func() bool {
 		_, s := slackAPI.find("chat.update", "RESOLVED")
-		_, _, e := sink.find("[RESOLVED] SluiceUnderReplicatedPartitions")
+		_, e := sink.Find("[RESOLVED] SluiceUnderReplicatedPartitions")
 		_, w := hooks.find("resolved", "SluiceUnderReplicatedPartitions")
 		return s && e && w
 	})
