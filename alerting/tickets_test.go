@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,13 +68,7 @@ func startManager(t *testing.T, dir, body string, logs io.Writer) *Manager {
 	require.NoError(t, err)
 	m, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	testutil.Start(t, "alerting", m.Run)
 	return m
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,9 +30,8 @@ func TestMain(m *testing.M) {
 // testBroker is a broker running in-process on a port chosen by the kernel.
 type testBroker struct {
 	*Broker
-	cfg    Config
-	cancel context.CancelFunc
-	done   chan error
+	cfg Config
+	run *testutil.Running
 }
 
 func startTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBroker {
@@ -44,19 +44,8 @@ func startTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBro
 	return tb
 }
 
-func (tb *testBroker) stop(t *testing.T) {
-	if tb.cancel == nil {
-		return
-	}
-	tb.cancel()
-	tb.cancel = nil
-	select {
-	case err := <-tb.done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("broker did not stop")
-	}
-}
+// stop stops the broker (testutil.Running.Stop); again, or at cleanup, it does nothing.
+func (tb *testBroker) stop(t *testing.T) { tb.run.Stop(t) }
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -80,24 +81,13 @@ func launchTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBr
 	}
 	b, err := New(cfg, logger)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	tb := &testBroker{Broker: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	go func() { tb.done <- b.Run(ctx) }()
-	t.Cleanup(func() { tb.stop(t) })
-	return tb
+	return &testBroker{Broker: b, cfg: cfg, run: testutil.Start(t, fmt.Sprintf("broker %d", cfg.NodeID), b.Run)}
 }
 
 // waitReady fails the test unless the broker is ready within d.
 func (tb *testBroker) waitReady(t *testing.T, d time.Duration) {
 	t.Helper()
-	select {
-	case <-tb.Ready():
-	case err := <-tb.done:
-		tb.done <- err // for stop at cleanup
-		t.Fatalf("broker %d stopped before it was ready: %v", tb.cfg.NodeID, err)
-	case <-time.After(d):
-		t.Fatalf("broker %d not ready within %v", tb.cfg.NodeID, d)
-	}
+	tb.run.WaitReady(t, tb.Ready(), d)
 }
 
 // waitUntil polls cond every 20ms until it holds or timeout passes.

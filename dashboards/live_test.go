@@ -410,25 +410,7 @@ func startExporter(t *testing.T, bootstrap string) *exporter.Exporter {
 	cfg.CollectTimeout = 10 * time.Second
 	e, err := exporter.New(cfg, testLogger())
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("exporter did not stop")
-		}
-	})
-	select {
-	case <-e.Ready():
-	case err := <-done:
-		t.Fatalf("exporter stopped before it listened: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("exporter not listening within 10s")
-	}
+	testutil.Start(t, "the exporter", e.Run).WaitReady(t, e.Ready(), time.Minute)
 	return e
 }
 
@@ -472,18 +454,7 @@ func startGateway(t *testing.T, bootstrap string) *gateway.Gateway {
 	g, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Bootstrap: []string{bootstrap},
 		MetricsListen: "127.0.0.1:0"}, testLogger(), nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("gateway did not stop")
-		}
-	})
+	testutil.Start(t, "the gateway", g.Run)
 	return g
 }
 

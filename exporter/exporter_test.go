@@ -190,14 +190,7 @@ func TestRunAndClusterGone(t *testing.T) {
 	// Generous: on a busy machine one collection can take seconds.
 	cfg.CollectTimeout = 5 * time.Second
 	e := newExporter(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	<-e.Ready()
+	testutil.Start(t, "the exporter", e.Run).WaitReady(t, e.Ready(), time.Minute)
 	base := "http://" + e.Addr()
 	get := func(path string) (int, metrics) {
 		resp, err := http.Get(base + path)

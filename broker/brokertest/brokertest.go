@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,8 +70,7 @@ type Broker struct {
 	// Config is the configuration it was started with.
 	Config broker.Config
 
-	done chan error
-	stop func(testing.TB)
+	run *testutil.Running
 }
 
 // Run starts one broker with cfg as the test built it (listeners, data directory), waits until
@@ -96,48 +94,23 @@ func launch(t testing.TB, cfg broker.Config) *Broker {
 	if err != nil {
 		t.Fatalf("brokertest: broker %d: %v", cfg.NodeID, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{Broker: bb, Config: cfg, done: make(chan error, 1)}
-	go func() { b.done <- bb.Run(ctx) }()
-	var once sync.Once
-	b.stop = func(t testing.TB) {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-b.done:
-				if err != nil {
-					t.Errorf("brokertest: broker %d stopped with %v", cfg.NodeID, err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("brokertest: broker %d did not stop within 30s", cfg.NodeID)
-			}
-		})
-	}
-	t.Cleanup(func() { b.stop(t) })
-	return b
+	return &Broker{Broker: bb, Config: cfg, run: testutil.Start(t, fmt.Sprintf("broker %d", cfg.NodeID), bb.Run)}
 }
 
 // waitReady fails the test unless the broker is ready, with its HTTP listeners served, within d.
 func (b *Broker) waitReady(t testing.TB, d time.Duration) {
 	t.Helper()
-	select {
-	case <-b.Ready():
-	case err := <-b.done:
-		b.done <- err // for stop at cleanup
-		t.Fatalf("brokertest: broker %d stopped before it was ready: %v", b.Config.NodeID, err)
-	case <-time.After(d):
-		t.Fatalf("brokertest: broker %d not ready within %v", b.Config.NodeID, d)
-	}
+	b.run.WaitReady(t, b.Ready(), d)
 	testutil.WaitFor(t, d, "the broker's admin and metrics listeners", func() bool {
 		return (b.Config.AdminListen == "" || b.AdminAddr() != "") && (b.Config.MetricsListen == "" || b.MetricsAddr() != "")
 	})
 }
 
-// Stop stops the broker and waits until it has stopped (30s at most); stopping it again, or at
-// cleanup, does nothing.
+// Stop stops the broker and waits until it has stopped (30s at most), failing the test if it
+// ended with an error; stopping it again, or at cleanup, does nothing.
 func (b *Broker) Stop(t testing.TB) {
 	t.Helper()
-	b.stop(t)
+	b.run.Stop(t)
 }
 
 // Start starts the cluster cfg describes and waits until every broker is ready and a client sees
