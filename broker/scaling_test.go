@@ -1,10 +1,17 @@
 package broker
 
 import (
+	"context"
+	"crypto/rand"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker/metadata"
 )
@@ -43,4 +50,90 @@ func TestBalanceRoundGapConfig(t *testing.T) {
 		c.Balance.AutoBalanceRoundGapMs = v
 		require.ErrorContains(t, c.Validate(), "auto.balance.round.gap.ms")
 	}
+}
+
+// TestReassignmentCompletesUnderLoad moves replicas of partitions led by broker 1 to broker 4 while
+// acks=all producers keep writing to them: the new replicas must join the ISR and the moves complete
+// although the producers never pause (the scaling drill saw moves that never completed while clients
+// produced, and completed at once when their leader stopped).
+func TestReassignmentCompletesUnderLoad(t *testing.T) {
+	brokers := startTestCluster(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var seeds []string
+	for _, tb := range brokers {
+		seeds = append(seeds, tb.Addr())
+	}
+	const parts = 8
+	assign := make([][]int32, parts)
+	for i := range assign {
+		assign[i] = []int32{1, 2, 3}
+	}
+	waitUntil(t, 10*time.Second, "topic load on brokers 1, 2, 3", func() bool {
+		for _, tb := range brokers {
+			if tb.quorum.IsController() {
+				_, err := tb.quorum.CreateTopic(ctx, "load", -1, -1, assign, nil)
+				return err == nil
+			}
+		}
+		return false
+	})
+	waitUntil(t, 10*time.Second, "leaders of load", func() bool {
+		for i := range parts {
+			p, ok := brokers[0].quorum.Image().Partition("load", int32(i))
+			if !ok || p.Leader != 1 || len(p.ISR) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	var acked atomic.Int64
+	var firstErr atomic.Value
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 2 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()))
+		require.NoError(t, err)
+		defer cl.Close()
+		wg.Go(func() {
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for pctx.Err() == nil {
+				<-tick.C
+				value := make([]byte, 200)
+				rand.Read(value)
+				cl.Produce(pctx, &kgo.Record{Topic: "load", Value: value}, func(_ *kgo.Record, err error) {
+					if err == nil {
+						acked.Add(1)
+					} else if pctx.Err() == nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+				})
+			}
+		})
+	}
+	waitUntil(t, 30*time.Second, "records acknowledged", func() bool { return acked.Load() > 500 })
+
+	adm := kadm.NewClient(newClient(t, seeds[0]))
+	req := kadm.AlterPartitionAssignmentsReq{}
+	for i := range parts {
+		req.Assign("load", int32(i), []int32{1, 2, 4})
+	}
+	ar, err := adm.AlterPartitionAssignments(ctx, req)
+	require.NoError(t, err)
+	ar.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err) })
+	before := acked.Load()
+	waitUntil(t, 60*time.Second, "load moved to 1,2,4 while the producers write", func() bool {
+		for i := range parts {
+			p, _ := brokers[0].quorum.Image().Partition("load", int32(i))
+			if !slices.Equal(p.Replicas, []int32{1, 2, 4}) {
+				return false
+			}
+		}
+		return true
+	})
+	require.Greater(t, acked.Load(), before, "the producers kept going")
+	stop()
+	wg.Wait()
+	require.Nil(t, firstErr.Load())
 }
