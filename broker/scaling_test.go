@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,9 +13,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/broker/record"
+	"github.com/sluicemq/sluice/broker/storage"
 )
 
 // TestLeaderKeepsNewerISRThanImage: a leader that applied its AlterPartition answer (ISR 1,2,3 at
@@ -136,4 +142,54 @@ func TestReassignmentCompletesUnderLoad(t *testing.T) {
 	stop()
 	wg.Wait()
 	require.Nil(t, firstErr.Load())
+}
+
+// TestUnsettledISRExpansionHoldsHighWatermark: a leader whose AlterPartition adding replica 4 ended
+// without an answer (a timeout: the controller may have committed it) keeps 4 in its maximal ISR, so
+// the high watermark does not pass 4's log end while the controller may count 4 in sync (the scaling
+// drill once elected such a new replica, which led with records missing); the change is asked
+// again, and only an answer that it was not made, or a metadata image past the partition epoch it
+// was asked at, settles it.
+func TestUnsettledISRExpansionHoldsHighWatermark(t *testing.T) {
+	l, err := storage.Open(t.TempDir(), storage.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer l.Close()
+	b := &Broker{cfg: Config{NodeID: 1}}
+	p := &partition{b: b, log: l, leader: 1, leaderEpoch: 2, partitionEpoch: 5, replicas: []int32{1, 2, 4}, isr: []int32{1, 2}, isLeader: true}
+	r := kmsg.NewRecord()
+	r.Value = []byte("v")
+	for range 10 {
+		_, err := l.Append(record.Build(0, time.Now().UnixMilli(), []kmsg.Record{r}), 2)
+		require.NoError(t, err)
+	}
+	p.followers = map[int32]*followerState{2: {leo: 10}, 4: {leo: 6}}
+
+	p.mu.Lock()
+	p.askISRLocked([]int32{1, 2, 4})
+	p.isrChangeFailedLocked([]int32{1, 2, 4}, context.DeadlineExceeded)
+	p.mu.Unlock()
+	p.maybeAdvanceHW()
+	require.Equal(t, int64(6), p.hw.Load(), "the high watermark waits for the replica that may be in the ISR")
+
+	p.mu.Lock()
+	require.Equal(t, []int32{1, 2, 4}, p.retryISRLocked(), "asked again")
+	require.Nil(t, p.retryISRLocked(), "one attempt at a time")
+	p.isrChangeFailedLocked([]int32{1, 2, 4}, kerr.InvalidUpdateVersion)
+	require.Nil(t, p.retryISRLocked(), "the next image settles it")
+	p.mu.Unlock()
+
+	// An image at the epoch it was asked at does not settle it; one past it does.
+	require.Equal(t, roleSame, p.update(metadata.Partition{Replicas: []int32{1, 2, 4}, ISR: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 5}, 1))
+	require.Equal(t, []int32{1, 2, 4}, p.maximalISR())
+	require.Equal(t, roleSame, p.update(metadata.Partition{Replicas: []int32{1, 2, 4}, ISR: []int32{1, 2}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 6}, 1))
+	require.Equal(t, []int32{1, 2}, p.maximalISR())
+	p.maybeAdvanceHW()
+	require.Equal(t, int64(10), p.hw.Load())
+
+	// INELIGIBLE_REPLICA: the controller did not make it at the current epoch.
+	p.mu.Lock()
+	p.askISRLocked([]int32{1, 2, 4})
+	p.isrChangeFailedLocked([]int32{1, 2, 4}, kerr.IneligibleReplica)
+	p.mu.Unlock()
+	require.Equal(t, []int32{1, 2}, p.maximalISR())
 }

@@ -57,9 +57,19 @@ type partition struct {
 	// the ISR only once it has everything up to it, so a replica missing data
 	// of earlier epochs can never be elected.
 	epochStartOffset int64
-	pendingISR       []int32 // an AlterPartition in flight
-	waiters          []chan struct{}
-	deleted          bool
+	// pendingISR is an ISR change asked for and not yet known to be committed or
+	// refused (Kafka's PendingPartitionChange): the high watermark waits for its
+	// members (maximalISR) until the controller's answer or a metadata image
+	// settles it, since a request whose answer was lost may have been committed.
+	// pendingBase is the partition epoch it was asked at; isrInFlight reports an
+	// AlterPartition on its way, isrRetry that none is and the change may be
+	// asked again (its last attempt's outcome is unknown).
+	pendingISR  []int32
+	pendingBase int32
+	isrInFlight bool
+	isrRetry    bool
+	waiters     []chan struct{}
+	deleted     bool
 	// movedAway: deleted because a reassignment took this broker off the
 	// replicas, while the topic lives on (waiters get NOT_LEADER_OR_FOLLOWER).
 	movedAway bool
@@ -326,8 +336,10 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 	}
 	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
 	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
-	if p.pendingISR != nil && slices.Equal(p.pendingISR, mp.ISR) {
-		p.pendingISR = nil
+	if p.pendingISR != nil && (slices.Equal(p.pendingISR, mp.ISR) || mp.PartitionEpoch > p.pendingBase) {
+		// Committed, or the partition moved past the epoch it was asked at, so
+		// the controller can no longer commit it: the image is the outcome.
+		p.clearPendingISRLocked()
 	}
 	if !newEpoch {
 		if replicasChanged && p.isLeader {
@@ -337,7 +349,7 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 		return roleSame
 	}
 	p.leader, p.leaderEpoch = mp.Leader, mp.LeaderEpoch
-	p.pendingISR = nil
+	p.clearPendingISRLocked()
 	if mp.Leader == self {
 		p.isLeader = true
 		return roleLeader
