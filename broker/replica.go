@@ -184,15 +184,15 @@ func (p *partition) clearPendingISRLocked() {
 	p.pendingISR, p.pendingBase, p.isrInFlight, p.isrRetry = nil, 0, false, false
 }
 
-// isrChangeFailed settles a pending ISR change whose AlterPartition failed with
+// isrChangeFailedLocked settles a pending ISR change whose AlterPartition failed with
 // err. Only an answer by which the controller says the change was not made at the
 // partition epoch it was asked at (INELIGIBLE_REPLICA, INVALID_REQUEST) drops it,
 // as Kafka does: after a lost or timed-out answer the change may have been
 // committed, so it stays pending (the high watermark waits for an added replica
 // the controller may count in sync, which could otherwise be elected without
-// records acknowledged meanwhile) and is asked again; after
-// FENCED_LEADER_EPOCH or INVALID_UPDATE_VERSION the next metadata image settles
-// it. p.mu must be held.
+// records acknowledged meanwhile) and is asked again; after an answer that the
+// partition moved on (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, a new leader,
+// the topic gone) the next metadata image settles it. p.mu must be held.
 func (p *partition) isrChangeFailedLocked(isr []int32, err error) {
 	if !slices.Equal(p.pendingISR, isr) {
 		return // settled meanwhile
@@ -201,8 +201,9 @@ func (p *partition) isrChangeFailedLocked(isr []int32, err error) {
 	switch {
 	case errors.Is(err, kerr.IneligibleReplica), errors.Is(err, kerr.InvalidRequest):
 		p.clearPendingISRLocked()
-	case errors.Is(err, kerr.FencedLeaderEpoch), errors.Is(err, kerr.InvalidUpdateVersion):
-		p.isrRetry = false // the image brings the outcome
+	case errors.Is(err, kerr.FencedLeaderEpoch), errors.Is(err, kerr.InvalidUpdateVersion),
+		errors.Is(err, kerr.NotLeaderForPartition), errors.Is(err, kerr.UnknownTopicID), errors.Is(err, kerr.UnknownTopicOrPartition):
+		p.isrRetry = false // the controller moved on: the image brings the outcome
 	default:
 		p.isrRetry = true
 	}
