@@ -355,6 +355,21 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 			switch sp.ErrorCode {
 			case 0:
 			case kerr.OffsetOutOfRange.Code:
+				if leo := p.log.LogEndOffset(); sp.LogStartOffset > leo {
+					// The leader deleted what we miss (retention, DeleteRecords): start
+					// over at its log start, like Kafka's follower, instead of asking
+					// for an offset it no longer has forever.
+					b.logger.Info("log behind the leader's log start; starting over there", "topic", p.topic.name,
+						"partition", p.index, "log_end_offset", leo, "leader_log_start_offset", sp.LogStartOffset)
+					if err := p.log.TruncateFullyAndStartAt(sp.LogStartOffset); err != nil {
+						b.logger.Error("starting the log at the leader's log start", "topic", p.topic.name, "partition", p.index, "err", err)
+						continue
+					}
+					if p.hw.Load() < sp.LogStartOffset {
+						p.hw.Store(sp.LogStartOffset)
+					}
+					continue
+				}
 				f.mu.Lock()
 				fs.truncating = true
 				f.mu.Unlock()

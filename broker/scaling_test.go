@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -192,4 +193,60 @@ func TestUnsettledISRExpansionHoldsHighWatermark(t *testing.T) {
 	p.isrChangeFailedLocked([]int32{1, 2, 4}, kerr.IneligibleReplica)
 	p.mu.Unlock()
 	require.Equal(t, []int32{1, 2}, p.maximalISR())
+}
+
+// TestReassignmentAfterDeleteRecords moves a partition whose log start the leader moved up with
+// DeleteRecords (retention does the same): the new replica cannot fetch offset 0 and must start at
+// the leader's log start, like Kafka's follower, or the move never completes (it asked for offset
+// 0 forever). Afterwards the new leader serves every record from the log start on.
+func TestReassignmentAfterDeleteRecords(t *testing.T) {
+	brokers := startTestCluster(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var seeds []string
+	for _, tb := range brokers {
+		seeds = append(seeds, tb.Addr())
+	}
+	waitUntil(t, 10*time.Second, "topic trimmed on brokers 1, 2, 3", func() bool {
+		for _, tb := range brokers {
+			if tb.quorum.IsController() {
+				_, err := tb.quorum.CreateTopic(ctx, "trimmed", -1, -1, [][]int32{{1, 2, 3}}, nil)
+				return err == nil
+			}
+		}
+		return false
+	})
+	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i := range 100 {
+		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "trimmed", Value: fmt.Appendf(nil, "record-%03d", i)}).FirstErr())
+	}
+	adm := kadm.NewClient(cl)
+	trim := kadm.Offsets{}
+	trim.Add(kadm.Offset{Topic: "trimmed", Partition: 0, At: 50})
+	dr, err := adm.DeleteRecords(ctx, trim)
+	require.NoError(t, err)
+	require.NoError(t, dr.Error())
+
+	req := kadm.AlterPartitionAssignmentsReq{}
+	req.Assign("trimmed", 0, []int32{4, 2, 3})
+	ar, err := adm.AlterPartitionAssignments(ctx, req)
+	require.NoError(t, err)
+	ar.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err) })
+	waitUntil(t, 60*time.Second, "trimmed-0 moved to 4,2,3 and led by 4", func() bool {
+		p, _ := brokers[0].quorum.Image().Partition("trimmed", 0)
+		return slices.Equal(p.Replicas, []int32{4, 2, 3}) && p.Leader == 4
+	})
+	require.Equal(t, int64(50), brokers[3].partitionOf("trimmed", 0).log.LogStartOffset())
+
+	consumer := newClient(t, seeds[3], kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"trimmed": {0: kgo.NewOffset().AtStart()}}))
+	next := 50
+	for next < 100 {
+		fs := consumer.PollFetches(ctx)
+		require.NoError(t, ctx.Err())
+		fs.EachRecord(func(r *kgo.Record) {
+			require.Equal(t, int64(next), r.Offset)
+			require.Equal(t, fmt.Sprintf("record-%03d", next), string(r.Value))
+			next++
+		})
+	}
 }
