@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -249,4 +250,31 @@ func TestReassignmentAfterDeleteRecords(t *testing.T) {
 			next++
 		})
 	}
+}
+
+// TestLeaderRecomputesHWWhenControllerShrinksISR: when the controller takes a fenced follower out
+// of the ISR (broker 2 killed), the leader computes its high watermark again on that image: the
+// parked acks=all produces complete without waiting for a fetch that may never come (the killed
+// follower was the only other ISR member) or running into their timeout.
+func TestLeaderRecomputesHWWhenControllerShrinksISR(t *testing.T) {
+	l, err := storage.Open(t.TempDir(), storage.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer l.Close()
+	b := &Broker{cfg: Config{NodeID: 1}}
+	b.metrics = newBrokerMetrics(b, prometheus.NewRegistry())
+	p := &partition{b: b, log: l, leader: 1, leaderEpoch: 2, partitionEpoch: 5, replicas: []int32{1, 2}, isr: []int32{1, 2}, isLeader: true}
+	r := kmsg.NewRecord()
+	r.Value = []byte("v")
+	for range 10 {
+		_, err := l.Append(record.Build(0, time.Now().UnixMilli(), []kmsg.Record{r}), 2)
+		require.NoError(t, err)
+	}
+	p.followers = map[int32]*followerState{2: {leo: 4}}
+	p.maybeAdvanceHW()
+	require.Equal(t, int64(4), p.hw.Load())
+
+	role := p.update(metadata.Partition{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 2, PartitionEpoch: 6}, 1)
+	require.Equal(t, roleReplicasChanged, role, "applyImage computes the high watermark again")
+	p.maybeAdvanceHW()
+	require.Equal(t, int64(10), p.hw.Load())
 }

@@ -306,7 +306,9 @@ const (
 	roleSame roleChange = iota
 	roleLeader
 	roleFollower
-	// roleReplicasChanged: still leading at the same epoch, with other replicas (reassignment).
+	// roleReplicasChanged: still leading at the same epoch, with other replicas (reassignment)
+	// or a smaller ISR (the controller removed a fenced follower): the high watermark is
+	// computed again, since no follower's fetch may come to move it.
 	roleReplicasChanged
 )
 
@@ -335,6 +337,7 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 		}
 	}
 	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
+	isrShrank := slices.ContainsFunc(p.isr, func(r int32) bool { return !slices.Contains(mp.ISR, r) })
 	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
 	if p.pendingISR != nil && (slices.Equal(p.pendingISR, mp.ISR) || mp.PartitionEpoch > p.pendingBase) {
 		// Committed, or the partition moved past the epoch it was asked at, so
@@ -344,6 +347,9 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 	if !newEpoch {
 		if replicasChanged && p.isLeader {
 			p.syncFollowersLocked() // replica.go: a reassignment added or removed replicas
+			return roleReplicasChanged
+		}
+		if isrShrank && p.isLeader {
 			return roleReplicasChanged
 		}
 		return roleSame
