@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -277,4 +278,45 @@ func TestLeaderRecomputesHWWhenControllerShrinksISR(t *testing.T) {
 	require.Equal(t, roleReplicasChanged, role, "applyImage computes the high watermark again")
 	p.maybeAdvanceHW()
 	require.Equal(t, int64(10), p.hw.Load())
+}
+
+// TestReplicaFetchBacksOffFailingPartition: a followed partition whose leader refuses it (here
+// broker 2 is made to follow b-0 from broker 1, which holds no replica of it, as when a follower's
+// image is behind its leader's) is retried after a backoff, like Kafka's replica.fetch.backoff.ms:
+// before, a fetcher with nothing else to fetch asked again at once, in a busy loop of hundreds of
+// requests a second, and a fetch answered at once with an error made a throttled fetcher pause
+// 100ms per round, holding back the replication of the in-sync partitions sharing it.
+func TestReplicaFetchBacksOffFailingPartition(t *testing.T) {
+	brokers := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitUntil(t, 10*time.Second, "topic b led by broker 3", func() bool {
+		for _, tb := range brokers {
+			if tb.quorum.IsController() {
+				_, err := tb.quorum.CreateTopic(ctx, "b", -1, -1, [][]int32{{3, 2}}, nil)
+				return err == nil
+			}
+		}
+		return false
+	})
+	waitUntil(t, 10*time.Second, "broker 2 follows b-0", func() bool {
+		p := brokers[1].partitionOf("b", 0)
+		if p == nil {
+			return false
+		}
+		leader, _, _ := p.state()
+		return leader == 3
+	})
+	brokers[1].fetchers.add(brokers[1].partitionOf("b", 0), 1) // refused by broker 1 every time
+
+	asked := func() float64 {
+		return promtestutil.ToFloat64(brokers[0].metrics.requests.WithLabelValues("OffsetForLeaderEpoch", "3"))
+	}
+	waitUntil(t, 10*time.Second, "broker 1 refused b-0", func() bool { return asked() > 0 })
+	before := asked()
+	time.Sleep(3 * time.Second) // a measurement window, not a wait for a condition
+	n := asked() - before
+	t.Logf("%.0f requests for b-0 in 3 s", n)
+	// One every 250 ms is 12; a busy loop is hundreds.
+	require.Less(t, n, 60.0, "the fetcher asked again at once after every refusal")
 }
