@@ -52,6 +52,12 @@ func TestDemoScaleScenario(t *testing.T) {
 		if t.Failed() {
 			lines := strings.Split(logs.String(), "\n")
 			t.Logf("last log lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+			// A broker whose stop hung left a goroutine dump (scaleCluster.dumpGoroutines).
+			dumps, _ := filepath.Glob(filepath.Join(cfg.DataDir, scaleNodesDir, "goroutines-*.txt"))
+			for _, d := range dumps {
+				b, _ := os.ReadFile(d)
+				t.Logf("%s:\n%s", d, b)
+			}
 		}
 	})
 	stopped := false
