@@ -1,7 +1,9 @@
 // Package scaling is the scaling scenario of issue 16, shared by the scaling drill
 // (test/cluster, TestScalingDrill) and `make demo SCENARIO=scale` (stack): idempotent
 // acks=all producers and a consumer group that know only the gateway's address;
-// two broker-only nodes join and the controller balances onto them by itself; a
+// two broker-only nodes join (the balancer paused with the dynamic config
+// auto.balance.enable=false while they do) and, once it is resumed, the
+// controller balances onto them by itself; a
 // controller-only node joins the quorum and an original broker leaves it, is
 // drained, stopped and unregistered; another broker is killed with SIGKILL and
 // restarted. Afterwards every acknowledged record was consumed, in order per
@@ -9,7 +11,8 @@
 // replicas, leaders and bytes are within 10% of the mean per broker.
 //
 // It measures the time to reach balance and the acknowledged throughput before
-// and during balancing, and reports them; it asserts no speed
+// the brokers joined, with them joined and nothing moving, during balancing and
+// after it, and reports them; it asserts no speed
 // (docs/benchmarks.md, "Scaling drill").
 package scaling
 
@@ -94,13 +97,20 @@ type Result struct {
 	// Added are the node ids the controller allocated to the two new brokers.
 	Added []int32
 	// Before is the acknowledged records/s over the 10 s before the brokers
-	// were added; During over the time from their start to balance.
+	// were added; During over the time from the balancer's resumption to balance.
 	Before, During float64
+	// Idle is the acknowledged records/s over 10 s with the new brokers joined
+	// and the balancer paused (auto.balance.enable=false): the same five
+	// processes as During with nothing moving, the baseline of what balancing
+	// itself costs.
+	Idle float64
 	// After is the acknowledged records/s over the 10 s after balance.
 	After float64
-	// TimeToBalance runs from the start of the new brokers to the first
-	// Metadata answer with the topic's replicas within one per broker and every
-	// ISR full.
+	// Joining is the time the two new brokers took to start and register.
+	Joining time.Duration
+	// TimeToBalance runs from the balancer's resumption, the new brokers
+	// registered, to the first Metadata answer with the topic's replicas
+	// within one per broker and every ISR full.
 	TimeToBalance time.Duration
 	// Acked is the number of records acknowledged, all of them consumed.
 	Acked int64
@@ -109,12 +119,21 @@ type Result struct {
 }
 
 // Ratio is During/Before, the share of its throughput client traffic kept
-// while partitions moved.
+// while partitions moved, against the three brokers before the new ones joined.
 func (r Result) Ratio() float64 {
 	if r.Before == 0 {
 		return 0
 	}
 	return r.During / r.Before
+}
+
+// IdleRatio is During/Idle, the share kept against the same five brokers with
+// nothing moving: what balancing itself costs the clients.
+func (r Result) IdleRatio() float64 {
+	if r.Idle == 0 {
+		return 0
+	}
+	return r.During / r.Idle
 }
 
 func (c *Config) defaults() error {
@@ -192,9 +211,15 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	res.Before = load.rate(10 * time.Second)
 	say("2 idempotent acks=all producers and group %q through the gateway %s: %.0f records/s acknowledged", loadGroup, cfg.Gateway, res.Before)
 
-	// Two broker-only nodes join; the controller balances by itself.
-	joined := time.Now()
-	ackedAtJoin := load.acked.Load()
+	// The balancer is paused while the brokers join, so that the cluster's rate
+	// with the new processes and nothing moving can be measured.
+	if err := setAutoBalance(ctx, admin, false); err != nil {
+		return res, err
+	}
+	say("balancer paused (auto.balance.enable=false, cluster default)")
+
+	// Two broker-only nodes join; the controller balances by itself once resumed.
+	joinStart := time.Now()
 	brokers := slices.Clone(cfg.Brokers)
 	var added []Node
 	for _, name := range []string{"broker-a", "broker-b"} {
@@ -208,7 +233,27 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 		say("%s joined as broker %d (%s), broker-only, its id allocated by the controller", name, n.ID, n.Addr)
 	}
 	ids := nodeIDs(brokers)
-	say("waiting for the balancer to move replicas and leaders onto %v (cluster events broker_joined, reassignment_completed)", res.Added)
+	res.Joining = time.Since(joinStart)
+	// 5 s for the new processes to settle, then 10 s measured with nothing moving.
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(15 * time.Second):
+	}
+	res.Idle = load.rate(10 * time.Second)
+	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joinStart, cfg.Topic); err == nil {
+		say("paused since the brokers joined (/api/v1/events): %s", sum)
+	}
+	say("joined, balancer paused: %.0f records/s acknowledged over 10 s on the five brokers, %.2f of before", res.Idle, res.Idle/res.Before)
+	if err := load.firstError(); err != nil {
+		return res, err
+	}
+	if err := setAutoBalance(ctx, admin, true); err != nil {
+		return res, err
+	}
+	joined := time.Now()
+	ackedAtJoin := load.acked.Load()
+	say("balancer resumed; waiting for it to move replicas and leaders onto %v (cluster events reassignment_started, reassignment_completed)", res.Added)
 	// The acknowledged rate every 5 s while the balancer works.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
@@ -236,8 +281,8 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	}
 	res.TimeToBalance = time.Since(joined)
 	res.During = float64(load.acked.Load()-ackedAtJoin) / res.TimeToBalance.Seconds()
-	say("balanced over %v %s after the brokers started; acknowledged %.0f records/s meanwhile, %.2f of before",
-		ids, res.TimeToBalance.Round(100*time.Millisecond), res.During, res.Ratio())
+	say("balanced over %v %s after the balancer resumed; acknowledged %.0f records/s meanwhile, %.2f of before, %.2f of joined and idle",
+		ids, res.TimeToBalance.Round(100*time.Millisecond), res.During, res.Ratio(), res.IdleRatio())
 	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joined, cfg.Topic); err == nil {
 		say("what the cluster did meanwhile (/api/v1/events): %s", sum)
 	}
@@ -613,6 +658,20 @@ func describeQuorum(ctx context.Context, kcl *kgo.Client) (quorum, error) {
 	slices.Sort(q.voters)
 	slices.Sort(q.observers)
 	return q, nil
+}
+
+// setAutoBalance sets the cluster-wide dynamic broker config auto.balance.enable.
+func setAutoBalance(ctx context.Context, kcl *kgo.Client, on bool) error {
+	rs, err := kadm.NewClient(kcl).AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig,
+		Name: "auto.balance.enable", Value: kadm.StringPtr(strconv.FormatBool(on))}})
+	if err == nil {
+		for _, r := range rs {
+			if r.Err != nil {
+				err = fmt.Errorf("auto.balance.enable=%v: %w: %s", on, r.Err, r.ErrMessage)
+			}
+		}
+	}
+	return err
 }
 
 // balanceActivity summarizes the cluster events since from: moves started by cause and by topic
