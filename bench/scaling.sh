@@ -6,7 +6,7 @@
 # and over the 10 s after, with the ratios during/before, during/idle and during/after. The drill
 # asserts no speed; this script is where its figures come from.
 # Usage: bench/scaling.sh [SLUICE_BIN] (default: builds ./cmd/sluice)
-# Env: RUNS (5).
+# Env: RUNS (5); LOGS, a directory that keeps each run's test log (run1.log ...).
 set -euo pipefail
 BIN=${1:-}
 RUNS=${RUNS:-5}
@@ -17,7 +17,10 @@ BIN=$(realpath "$BIN")
 go test -c -o "$DIR/cluster.test" ./test/cluster/
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start, $(date -u +%FT%TZ)"
 for i in $(seq "$RUNS"); do
-  if ! (cd test/cluster && SLUICE_BIN=$BIN "$DIR/cluster.test" -test.count=1 -test.run '^TestScalingDrill$' -test.v >"$DIR/run$i.log" 2>&1); then
+  ok=1
+  (cd test/cluster && SLUICE_BIN=$BIN "$DIR/cluster.test" -test.count=1 -test.run '^TestScalingDrill$' -test.v >"$DIR/run$i.log" 2>&1) || ok=0
+  if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS" && cp "$DIR/run$i.log" "$LOGS/"; fi
+  if [ $ok = 0 ]; then
     echo "run $i failed:"; grep -E -- '--- FAIL|Error:|Error Trace' -A3 "$DIR/run$i.log" | head -20
     continue
   fi
