@@ -57,3 +57,30 @@ func TestPlanBalanceFewLeaderChanges(t *testing.T) {
 	require.LessOrEqual(t, total, least+least/10)
 	require.Zero(t, twice)
 }
+
+// TestSmallPickLeaderThenSize: a count move from a broker that leads more than the target takes a
+// partition it leads, unless that one is much larger than the smallest (a count move copies little);
+// from a broker that does not lead more, one it does not lead.
+func TestSmallPickLeaderThenSize(t *testing.T) {
+	brokers := brokersN(3)
+	pick := func(parts []BalancePartition) string {
+		s := newBalanceState(brokers, parts)
+		i, ok := s.smallPick(1, 2, func(BalancePartition) bool { return true })
+		require.True(t, ok)
+		return s.parts[i].Topic
+	}
+	lead := func(bytes int64) []BalancePartition {
+		return []BalancePartition{
+			{Topic: "led", Replicas: []int32{1, 3}, Bytes: bytes},
+			{Topic: "follows", Replicas: []int32{3, 1}, Bytes: 1000},
+			{Topic: "x", Partition: 1, Replicas: []int32{1, 3}, Bytes: 1 << 40}, // broker 1 leads 2 more than 2
+		}
+	}
+	require.Equal(t, "led", pick(lead(2000)), "leads more: the led partition, about as small")
+	require.Equal(t, "follows", pick(lead(100<<20)), "the led partition is far larger")
+	require.Equal(t, "follows", pick([]BalancePartition{
+		{Topic: "led", Replicas: []int32{1, 3}, Bytes: 500},
+		{Topic: "follows", Replicas: []int32{3, 1}, Bytes: 1000},
+		{Topic: "y", Replicas: []int32{2, 3}, Bytes: 1000},
+	}), "leaders even: the partition broker 1 does not lead")
+}
