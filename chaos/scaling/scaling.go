@@ -97,7 +97,7 @@ type Result struct {
 	// Added are the node ids the controller allocated to the two new brokers.
 	Added []int32
 	// Before is the acknowledged records/s over the 10 s before the brokers
-	// were added; During over the time from the balancer's resumption to balance.
+	// were added; During over the windows the balancer worked until balance.
 	Before, During float64
 	// Idle is the acknowledged records/s over 10 s with the new brokers joined
 	// and the balancer paused (auto.balance.enable=false): the same five
@@ -106,11 +106,15 @@ type Result struct {
 	Idle float64
 	// After is the acknowledged records/s over the 10 s after balance.
 	After float64
+	// Pairs are the acknowledged records/s of each window of 10 s the balancer
+	// worked and of the 10 s paused right after it.
+	Pairs [][2]float64
 	// Joining is the time the two new brokers took to start and register.
 	Joining time.Duration
-	// TimeToBalance runs from the balancer's resumption, the new brokers
-	// registered, to the first Metadata answer with the topic's replicas
-	// within one per broker and every ISR full.
+	// TimeToBalance is the time the balancer worked (the paused windows left
+	// out), from its resumption with the new brokers registered to the first
+	// Metadata answer with the topic's replicas within one per broker and every
+	// ISR full.
 	TimeToBalance time.Duration
 	// Acked is the number of records acknowledged, all of them consumed.
 	Acked int64
@@ -125,6 +129,25 @@ func (r Result) Ratio() float64 {
 		return 0
 	}
 	return r.During / r.Before
+}
+
+// PairedRatio is the median over Pairs of the rate while moving over the rate
+// paused right after: the cost of balancing with the machine's drift paired out.
+func (r Result) PairedRatio() float64 {
+	var rs []float64
+	for _, p := range r.Pairs {
+		if p[1] > 0 {
+			rs = append(rs, p[0]/p[1])
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	slices.Sort(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2
+	}
+	return rs[len(rs)/2]
 }
 
 // IdleRatio is During/Idle, the share kept against the same five brokers with
@@ -273,16 +296,51 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 			last = n
 		}
 	}()
-	err = waitBalanced(ctx, admin, cfg.Topic, ids, 5*time.Minute, false, say)
+	// The balancer works in windows of 10 s, each followed by 10 s paused (after 2 s for the moves
+	// in progress to complete): on a machine whose load drifts, a moving window and the paused one
+	// right after it compare the same cluster at nearly the same time.
+	var moving time.Duration
+	var movingAcked int64
+	windowStart, windowAcked := joined, ackedAtJoin
+	for {
+		err = waitBalanced(ctx, admin, cfg.Topic, ids, pairWindow, false, say)
+		moving += time.Since(windowStart)
+		movingAcked += load.acked.Load() - windowAcked
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || moving > 5*time.Minute {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		movingRate := float64(load.acked.Load()-windowAcked) / time.Since(windowStart).Seconds()
+		if err := setAutoBalance(ctx, admin, false); err != nil {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		pausedRate, err := measurePaused(ctx, load)
+		if err != nil {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		res.Pairs = append(res.Pairs, [2]float64{movingRate, pausedRate})
+		say("  pair %d: %.0f records/s while moving, %.0f paused (%.2f)", len(res.Pairs), movingRate, pausedRate, movingRate/pausedRate)
+		if err := setAutoBalance(ctx, admin, true); err != nil {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		windowStart, windowAcked = time.Now(), load.acked.Load()
+	}
 	stopWatch()
 	<-watched
-	if err != nil {
-		return res, err
-	}
-	res.TimeToBalance = time.Since(joined)
-	res.During = float64(load.acked.Load()-ackedAtJoin) / res.TimeToBalance.Seconds()
-	say("balanced over %v %s after the balancer resumed; acknowledged %.0f records/s meanwhile, %.2f of before, %.2f of joined and idle",
-		ids, res.TimeToBalance.Round(100*time.Millisecond), res.During, res.Ratio(), res.IdleRatio())
+	res.TimeToBalance = moving
+	res.During = float64(movingAcked) / moving.Seconds()
+	say("balanced over %v after %s of balancing (%s with the paused windows); acknowledged %.0f records/s while moving, %.2f of before, %.2f of joined and idle, %.2f paired with the paused windows (median of %d)",
+		ids, res.TimeToBalance.Round(100*time.Millisecond), time.Since(joined).Round(time.Second), res.During, res.Ratio(), res.IdleRatio(), res.PairedRatio(), len(res.Pairs))
 	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joined, cfg.Topic); err == nil {
 		say("what the cluster did meanwhile (/api/v1/events): %s", sum)
 	}
@@ -658,6 +716,26 @@ func describeQuorum(ctx context.Context, kcl *kgo.Client) (quorum, error) {
 	slices.Sort(q.voters)
 	slices.Sort(q.observers)
 	return q, nil
+}
+
+// pairWindow is the length of a window the balancer works or is paused in.
+const pairWindow = 10 * time.Second
+
+// measurePaused waits 2 s for the moves in progress to complete and returns the
+// acknowledged records/s of the next pairWindow.
+func measurePaused(ctx context.Context, l *load) (float64, error) {
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	start, acked := time.Now(), l.acked.Load()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(pairWindow):
+	}
+	return float64(l.acked.Load()-acked) / time.Since(start).Seconds(), nil
 }
 
 // setAutoBalance sets the cluster-wide dynamic broker config auto.balance.enable.
