@@ -19,7 +19,7 @@ go test -c -o "$DIR/cluster.test" ./test/cluster/
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start, $(date -u +%FT%TZ)"
 for i in $(seq "$RUNS"); do
   ok=1
-  (cd test/cluster && SLUICE_BIN=$BIN "$DIR/cluster.test" -test.count=1 -test.run '^TestScalingDrill$' -test.v >"$DIR/run$i.log" 2>&1) || ok=0
+  (cd test/cluster && SLUICE_BIN=$BIN SCALING_PAIRED=1 "$DIR/cluster.test" -test.count=1 -test.run '^TestScalingDrill$' -test.v >"$DIR/run$i.log" 2>&1) || ok=0
   if [ -n "${LOGS:-}" ]; then mkdir -p "$LOGS" && cp "$DIR/run$i.log" "$LOGS/"; fi
   if [ $ok = 0 ]; then
     echo "run $i failed:"; grep -E -- '--- FAIL|Error:|Error Trace' -A3 "$DIR/run$i.log" | head -20

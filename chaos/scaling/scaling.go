@@ -90,6 +90,11 @@ type Config struct {
 	Controller int32
 	// Out receives a line per step and its outcome.
 	Out io.Writer
+	// Paired has the balancer work in windows of 10 s, each followed by 10 s
+	// paused, and reports their paired ratio (Result.Pairs); it makes the
+	// scenario about 100 s longer (bench/scaling.sh sets it). Without it the
+	// balancer works without a pause until balance.
+	Paired bool
 }
 
 // Result is what the scenario measured.
@@ -296,20 +301,24 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 			last = n
 		}
 	}()
-	// The balancer works in windows of 10 s, each followed by 10 s paused (after 2 s for the moves
-	// in progress to complete): on a machine whose load drifts, a moving window and the paused one
-	// right after it compare the same cluster at nearly the same time.
+	// With cfg.Paired the balancer works in windows of 10 s, each followed by 10 s paused (after
+	// 2 s for the moves in progress to complete): on a machine whose load drifts, a moving window
+	// and the paused one right after it compare the same cluster at nearly the same time.
+	window := 5 * time.Minute
+	if cfg.Paired {
+		window = pairWindow
+	}
 	var moving time.Duration
 	var movingAcked int64
 	windowStart, windowAcked := joined, ackedAtJoin
 	for {
-		err = waitBalanced(ctx, admin, cfg.Topic, ids, pairWindow, false, say)
+		err = waitBalanced(ctx, admin, cfg.Topic, ids, window, false, say)
 		moving += time.Since(windowStart)
 		movingAcked += load.acked.Load() - windowAcked
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil || moving > 5*time.Minute {
+		if ctx.Err() != nil || !cfg.Paired || moving > 5*time.Minute {
 			stopWatch()
 			<-watched
 			return res, err
