@@ -40,6 +40,8 @@ type clientConn struct {
 	leftovers map[tp]leftover // fetch answers that came after the client was answered
 
 	auth *clientAuth // nil: clients are not authenticated (auth.go)
+
+	produceOrder partitionOrder // order.go
 }
 
 // backendKey names one of a client's backend connections: fetches have their
