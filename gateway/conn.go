@@ -246,12 +246,30 @@ func (cc *clientConn) start(frame []byte) (*pending, error) {
 func (cc *clientConn) writeLoop() {
 	w := bufio.NewWriterSize(cc.nc, 64<<10)
 	failed := false
+	// flushed sends the answers written so far before the writer waits for
+	// the next one: an answer must not sit in the buffer until the answers
+	// after it are ready, or a client that pipelines (5 produce requests per
+	// broker) gets them in bursts and its window stalls.
+	flushed := func() {
+		if !failed && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				failed = true
+				cc.nc.Close()
+			}
+		}
+	}
 	for p := range cc.queue {
 		if p.finish != nil {
+			flushed()
 			p.resp, p.err = p.finish(cc.ctx)
 			cc.g.metrics.requests.WithLabelValues(kmsg.NameForKey(p.key), result(p.err)).Inc()
 		} else if p.done != nil {
-			<-p.done
+			select {
+			case <-p.done:
+			default:
+				flushed()
+				<-p.done
+			}
 		}
 		cc.g.memory.Release(p.size)
 		putBuf(p.frame) // the request (whose records alias it) is done with
