@@ -76,7 +76,7 @@ func startGateway(t testing.TB, bootstrap []string, adjust ...func(*Config)) *te
 // startGatewayCtx is startGateway for a gateway that stops when ctx ends.
 func startGatewayCtx(t testing.TB, parent context.Context, bootstrap []string, adjust ...func(*Config)) *testGateway {
 	t.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", Bootstrap: bootstrap, NodeID: 100, MetadataMaxAge: 2 * time.Second, PerBrokerView: true}
+	cfg := Config{Listen: "127.0.0.1:0", Bootstrap: bootstrap, NodeID: 100, MetadataMaxAge: 2 * time.Second}
 	for _, a := range adjust {
 		a(&cfg)
 	}
