@@ -12,8 +12,8 @@ const stopTimeout = 30 * time.Second
 // Running is a component's Run(ctx) started by Start: a broker, the exporter, the gateway, the
 // alerting or ticket service.
 type Running struct {
-	what   string
-	cancel context.CancelFunc
+	what    string
+	cancel  context.CancelFunc
 	done    chan error
 	stopped bool
 }
