@@ -99,7 +99,7 @@ func TestExcessConnectionsClosed(t *testing.T) {
 	defer cancel()
 	require.NoError(t, cl.ProduceSync(ctx, kgo.StringRecord("x")).FirstErr())
 
-	fams := scrape(t, tb.MetricsAddr())
+	fams := testutil.Scrape(t, tb.MetricsAddr())
 	require.Equal(t, 2.0, value(fams, "sluice_connections_rejected_total", map[string]string{"limit": "max.connections.per.ip"}))
 	require.Equal(t, 1.0, value(fams, "sluice_connections_rejected_total", map[string]string{"limit": "max.connections"}))
 }

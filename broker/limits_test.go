@@ -156,6 +156,6 @@ func TestHandlerPanicClosesOneConnection(t *testing.T) {
 	require.False(t, errors.Is(err, context.DeadlineExceeded), "closed, not left hanging: %v", err)
 
 	require.NoError(t, good.ProduceSync(ctx, kgo.StringRecord("after")).FirstErr(), "other connections keep being served")
-	fams := scrape(t, tb.MetricsAddr())
+	fams := testutil.Scrape(t, tb.MetricsAddr())
 	require.Equal(t, 1.0, value(fams, "sluice_request_handler_panics_total", map[string]string{"api": "Metadata"}))
 }

@@ -9,27 +9,12 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/internal/testutil"
 )
-
-// scrape reads /metrics and returns the families by name.
-func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return fams
-}
 
 // value is the value of the sample with the given labels (a subset), or -1.
 func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
@@ -90,7 +75,7 @@ func TestBrokerMetrics(t *testing.T) {
 	// be just after the client has read it.
 	var fams map[string]*dto.MetricFamily
 	testutil.WaitFor(t, 10*time.Second, "the tenth produce request's total time", func() bool {
-		fams = scrape(t, tb.MetricsAddr())
+		fams = testutil.Scrape(t, tb.MetricsAddr())
 		return value(fams, "sluice_request_total_seconds", map[string]string{"api": "Produce"}) >= 10
 	})
 	require.Equal(t, 10.0, value(fams, "sluice_topic_records_in_total", topic))
@@ -116,7 +101,7 @@ func TestBrokerMetrics(t *testing.T) {
 	// An error code is counted by API and name.
 	_, err = adm.CreateTopic(ctx, 1, 1, nil, "metered")
 	require.Error(t, err)
-	fams = scrape(t, tb.MetricsAddr())
+	fams = testutil.Scrape(t, tb.MetricsAddr())
 	require.Equal(t, 1.0, value(fams, "sluice_request_errors_total", map[string]string{"api": "CreateTopics", "error": "TOPIC_ALREADY_EXISTS"}))
 
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {

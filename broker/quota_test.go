@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/metadata"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 func quotaEntity(kv ...string) kadm.ClientQuotaEntity {
@@ -214,7 +215,7 @@ func TestProduceQuotaHeld(t *testing.T) {
 	require.Zero(t, free.throttles.Load(), "the other client is not throttled")
 	require.Greater(t, beside/alone, 0.8, "the unthrottled producer keeps its throughput (a loaded machine, the race detector, parallel tests)")
 
-	fams := scrape(t, tb.MetricsAddr())
+	fams := testutil.Scrape(t, tb.MetricsAddr())
 	require.Positive(t, value(fams, "sluice_quota_throttle_seconds_total", map[string]string{"quota": "producer_byte_rate", "client_id": "slow-app"}))
 	require.Positive(t, value(fams, "sluice_quota_usage_total", map[string]string{"quota": "producer_byte_rate", "client_id": "slow-app"}))
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
@@ -224,19 +222,19 @@ func TestMetricsExist(t *testing.T) {
 	// below, in records and in seconds.
 	var exporterFams map[string]*dto.MetricFamily
 	testutil.WaitFor(t, 20*time.Second, "the exporter's lag series", func() bool {
-		exporterFams = scrape(t, e.Addr())
+		exporterFams = testutil.Scrape(t, e.Addr())
 		return hasSample(exporterFams, "kafka_consumergroup_lag", map[string]string{"consumergroup": testGroup, "partition": "0"}, 5) &&
 			hasSample(exporterFams, "sluice_consumergroup_lag_seconds", map[string]string{"consumergroup": testGroup, "partition": "0"}, -1) &&
 			hasSample(exporterFams, "sluice_consumergroup_partition_committed", map[string]string{"consumergroup": testGroup, "partition": "2"}, 0)
 	})
-	brokerFams := scrape(t, b.MetricsAddr())
+	brokerFams := testutil.Scrape(t, b.MetricsAddr())
 	gw := startGateway(t, b.Addr())
 	gatewayTraffic(ctx, t, gw.Addr())
 
 	cat := catalog{}
 	cat.add("broker", brokerFams)
 	cat.add("exporter", exporterFams)
-	cat.add("gateway", scrape(t, gw.MetricsAddr()))
+	cat.add("gateway", testutil.Scrape(t, gw.MetricsAddr()))
 
 	used := map[string]bool{}
 	var problems []string
@@ -412,19 +410,6 @@ func startExporter(t *testing.T, bootstrap string) *exporter.Exporter {
 	require.NoError(t, err)
 	testutil.Start(t, "the exporter", e.Run).WaitReady(t, e.Ready(), time.Minute)
 	return e
-}
-
-// scrape reads /metrics and returns the families by name.
-func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return fams
 }
 
 // hasSample reports whether a family has a sample with the given labels
