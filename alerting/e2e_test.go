@@ -25,26 +25,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/chaos"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
-
-// startProcCluster starts three `sluice broker` processes with metrics listeners, killed at
-// cleanup; their logs are printed if the test failed.
-func startProcCluster(t *testing.T) *chaos.Cluster {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: testutil.SluiceBin(t), Dir: t.TempDir(), Brokers: 3})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker logs:\n%s", cl.Logs(60))
-		}
-		cl.Close()
-	})
-	return cl
-}
 
 // fakeSlack speaks the Web API methods the notifier and the interaction handler use.
 type fakeSlack struct {
@@ -150,7 +134,7 @@ func TestEndToEndBrokerKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-process cluster")
 	}
-	cl := startProcCluster(t)
+	cl := brokertest.StartProcesses(t, chaos.ClusterConfig{Brokers: 3})
 
 	kc, err := kgo.NewClient(kgo.SeedBrokers(cl.Bootstrap()...))
 	require.NoError(t, err)

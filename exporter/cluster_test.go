@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/chaos"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -20,17 +21,9 @@ func TestUnderReplicatedAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short: starts a 3-broker process cluster")
 	}
-	bin := testutil.SluiceBin(t)
+	cl := brokertest.StartProcesses(t, chaos.ClusterConfig{Brokers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: bin, Dir: t.TempDir(), Brokers: 3})
-	require.NoError(t, err, "start a 3-broker cluster")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker logs:\n%s", cl.Logs(40))
-		}
-		cl.Close()
-	})
 
 	kcl := newClient(t, cl.Bootstrap()[0])
 	adm := kadm.NewClient(kcl)

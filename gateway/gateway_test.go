@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/chaos"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -44,18 +45,7 @@ func TestMain(m *testing.M) {
 // cleanup.
 func startCluster(t testing.TB, n int) *chaos.Cluster {
 	t.Helper()
-	bin := testutil.SluiceBin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: bin, Dir: t.TempDir(), Brokers: n})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker logs:\n%s", cl.Logs(60))
-		}
-		cl.Close()
-	})
-	return cl
+	return brokertest.StartProcesses(t, chaos.ClusterConfig{Brokers: n})
 }
 
 // testGateway is an in-process gateway.

@@ -2,7 +2,8 @@
 // (the gateway, the ticket service, test/tenants): brokers sharing one Raft metadata quorum, every
 // listener on 127.0.0.1 port 0, each broker with a data directory of its own, all stopped at the
 // test's cleanup. Its Config says how secure the cluster is; everything else a test needs differently
-// goes through Config.Configure.
+// goes through Config.Configure. Run starts a single broker from a configuration the test built;
+// StartProcesses starts `sluice broker` processes instead, for tests that kill and restart them.
 //
 // The tests of package broker itself cannot import it (an import cycle): they use that package's
 // startTestCluster, the one other place a cluster is built in-process.

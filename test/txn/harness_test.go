@@ -31,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/chaos"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -128,16 +129,7 @@ func ownDeployment(t *testing.T, brokers int) *deployment {
 	t.Helper()
 	require.NoError(t, binErr)
 	d := &deployment{name: fmt.Sprintf("own-%d", brokers), brokers: brokers, rf: int16(min(brokers, 3)), minISR: min(brokers, 2)}
-	ctx := testCtx(t, 2*time.Minute)
-	var err error
-	d.cl, err = chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: binPath, Dir: t.TempDir(), Brokers: brokers})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("broker logs:\n%s", d.cl.Logs(80))
-		}
-		d.cl.Close()
-	})
+	d.cl = brokertest.StartProcesses(t, chaos.ClusterConfig{Bin: binPath, Brokers: brokers})
 	return d
 }
 
