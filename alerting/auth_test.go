@@ -12,7 +12,6 @@ import (
 
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 )
 
 const testAPIToken = "sluice-test-api-token-0123456789"
@@ -134,9 +133,7 @@ func TestNonLoopbackNeedsAuthentication(t *testing.T) {
 	_, err = New(cfg, nil, nil)
 	require.ErrorContains(t, err, "--web.config.file")
 
-	hash, err := bcrypt.GenerateFromPassword([]byte("grafana-pass"), bcrypt.MinCost)
-	require.NoError(t, err)
-	writeFile(t, dir, "web.yml", "basic_auth_users:\n  grafana: "+string(hash)+"\n")
+	testutil.WebConfig(t, dir, map[string]string{"grafana": "grafana-pass"})
 	writeFile(t, dir, "api-tokens", testAPIToken+"\n")
 	logs := &testutil.Buffer{}
 	m := startManager(t, dir, fmt.Sprintf("listen: 0.0.0.0:0\ndata_dir: %s\ndefault_rules: false\nweb_config_file: web.yml\napi:\n  token_file: api-tokens\n",

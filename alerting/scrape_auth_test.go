@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicemq/sluice/internal/weblisten"
 
@@ -26,9 +25,7 @@ import (
 // never show in the targets API.
 func TestScrapeTargetsBehindWebConfig(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
-	require.NoError(t, err)
-	web := writeFile(t, dir, "web.yml", "basic_auth_users:\n  prometheus: "+string(hash)+"\n")
+	web := testutil.WebConfig(t, dir, map[string]string{"prometheus": "scrape-pass"})
 	reg := prometheus.NewRegistry()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_test_gauge", Help: "test"})
 	g.Set(42)

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicemq/sluice/broker/adminapi"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // startTenantBroker starts a SASL broker with the authorizer on, the admin interface on loopback,
@@ -142,13 +140,7 @@ func TestTenantAdminWritesNeedAnAdmin(t *testing.T) {
 	})
 	t.Run("basic auth", func(t *testing.T) {
 		dir := t.TempDir()
-		hash := func(pw string) string {
-			h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-			require.NoError(t, err)
-			return string(h)
-		}
-		web := filepath.Join(dir, "web.yml")
-		require.NoError(t, os.WriteFile(web, []byte("basic_auth_users:\n  ops: "+hash("ops-pw")+"\n  prometheus: "+hash("prom-pw")+"\n"), 0o600))
+		web := testutil.WebConfig(t, dir, map[string]string{"ops": "ops-pw", "prometheus": "prom-pw"})
 		b, _ := startTenantBroker(t, func(c *Config) { c.WebConfigFile = web; c.Tenants.AdminWriteUsers = "ops" })
 		url := "http://" + b.AdminAddr()
 		var ae *adminapi.APIError

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -21,10 +20,7 @@ import (
 // with 401.
 func TestRealPrometheusScrapesBehindWebConfig(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
-	require.NoError(t, err)
-	web := filepath.Join(dir, "web.yml")
-	require.NoError(t, os.WriteFile(web, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600))
+	web := testutil.WebConfig(t, dir, map[string]string{"prometheus": "scrape-pass"})
 	tb := startTestBroker(t, filepath.Join(dir, "data"), func(c *Config) {
 		c.MetricsListen = "127.0.0.1:0"
 		c.WebConfigFile = web

@@ -3,12 +3,11 @@ package broker
 import (
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // TestHTTPListenersBehindWebConfig: with an exporter-toolkit web config holding a basic auth
@@ -16,10 +15,7 @@ import (
 // Prometheus' scrape config (basic_auth) sends works.
 func TestHTTPListenersBehindWebConfig(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
-	require.NoError(t, err)
-	web := filepath.Join(dir, "web.yml")
-	require.NoError(t, os.WriteFile(web, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600))
+	web := testutil.WebConfig(t, dir, map[string]string{"prometheus": "scrape-pass"})
 	tb := startTestBroker(t, filepath.Join(dir, "data"), func(c *Config) {
 		c.MetricsListen = "127.0.0.1:0"
 		c.WebConfigFile = web

@@ -11,17 +11,13 @@ import (
 
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // TestWebConfigBasicAuth: with kafka_exporter's --web.config.file holding a basic auth user,
 // the exporter answers nothing without the credentials Prometheus' scrape config sends.
 func TestWebConfigBasicAuth(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
-	require.NoError(t, err)
-	web := filepath.Join(dir, "web.yml")
-	require.NoError(t, os.WriteFile(web, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600))
+	web := testutil.WebConfig(t, dir, map[string]string{"prometheus": "scrape-pass"})
 	cfg := testConfig("127.0.0.1:1")
 	cfg.WebConfigFile = web
 	e := newExporter(t, cfg)

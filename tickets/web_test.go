@@ -12,20 +12,17 @@ import (
 
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/broker/brokertest"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 )
 
 // TestListenerWebConfig: the ticket service's listener takes an exporter-toolkit web config, so
 // Prometheus scrapes its /metrics with basic auth as it scrapes everything else.
 func TestListenerWebConfig(t *testing.T) {
-	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
-	require.NoError(t, err)
-	web := filepath.Join(t.TempDir(), "web.yml")
-	require.NoError(t, os.WriteFile(web, []byte("basic_auth_users:\n  prometheus: "+string(hash)+"\n"), 0o600))
+	web := testutil.WebConfig(t, t.TempDir(), map[string]string{"prometheus": "scrape-pass"})
 	ts := startService(t, func(c *Config) { c.WebConfigFile = web })
 	get := func(user, pass string) int {
 		req, _ := http.NewRequest(http.MethodGet, ts.base+"/metrics", nil)
@@ -48,10 +45,7 @@ func TestListenerWebConfig(t *testing.T) {
 // the snapshot says the broker refused, without echoing the password.
 func TestSnapshotOfBrokerBehindWebConfig(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte("admin-pass-123"), bcrypt.MinCost)
-	require.NoError(t, err)
-	web := filepath.Join(dir, "web.yml")
-	require.NoError(t, os.WriteFile(web, []byte("basic_auth_users:\n  tickets: "+string(hash)+"\n"), 0o600))
+	web := testutil.WebConfig(t, dir, map[string]string{"tickets": "admin-pass-123"})
 	pw := filepath.Join(dir, "admin-password")
 	require.NoError(t, os.WriteFile(pw, []byte("admin-pass-123\n"), 0o600))
 	cfg := broker.DefaultConfig()
