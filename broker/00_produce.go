@@ -32,6 +32,10 @@ import (
 //   - Idempotent batches (producer id >= 0) are sequence-checked by the log; a
 //     retried batch among the last five is answered with its original offset.
 //   - v13 names topics by ID.
+//   - v10+: NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH carry the partition's
+//     leader and epoch (CurrentLeader) and its address (NodeEndpoints), KIP-951
+//     (leaderhint.go). An acks=all batch parked when leadership moves is answered at
+//     once with NOT_LEADER_OR_FOLLOWER and the new leader.
 //   - Writes to internal topics are refused with INVALID_TOPIC_EXCEPTION.
 //   - Compacted topics (cleanup.policy includes compact) refuse records without
 //     a key: INVALID_RECORD for the partition, with a record error per keyless
@@ -111,6 +115,9 @@ func (b *Broker) handleProduce(cc *conn, kreq kmsg.Request) (kmsg.Response, erro
 	}
 	if req.Acks == 0 {
 		return nil, nil
+	}
+	if req.Version >= 10 {
+		b.produceLeaderHints(cc, resp) // leaderhint.go (KIP-951)
 	}
 	return resp, nil
 }
