@@ -404,6 +404,9 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 				}
 				f.mu.Lock()
 				fs.truncating = true
+				// Not at once: a truncation that finds nothing to cut would otherwise
+				// loop with this fetch as fast as the leader answers.
+				fs.delayedUntil = time.Now().Add(replicaFetchBackoff)
 				f.mu.Unlock()
 				continue
 			default:
