@@ -252,3 +252,53 @@ func (h hintHook) OnBrokerWrite(meta kgo.BrokerMetadata, key int16, _ int, _, _ 
 		h(meta.NodeID, key)
 	}
 }
+
+// TestParkedProduceAnsweredOnHandover: an acks=all produce waiting on its leader for a follower that
+// does not fetch is answered as soon as the leader hands leadership over (a preferred election), with
+// NOT_LEADER_OR_FOLLOWER and the new leader, not after its 60 s timeout.
+func TestParkedProduceAnsweredOnHandover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	brokers := startHintCluster(t, ctx)
+	// Broker 3 stops fetching hint-0: the high watermark stays below the next batch.
+	p3 := brokers[2].partitionOf("hint", 0)
+	require.NotNil(t, p3)
+	brokers[2].fetchers.remove(p3)
+
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 12, -1, 60000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "hint"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = record.Build(0, time.Now().UnixMilli(), []kmsg.Record{{Value: []byte("parked")}})
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	answered := make(chan *kmsg.ProduceResponse, 1)
+	go func() { answered <- request[*kmsg.ProduceResponse](t, brokers[0].Addr(), req) }()
+	select {
+	case resp := <-answered:
+		t.Fatalf("answered before the handover: %+v", resp.Topics[0].Partitions[0])
+	case <-time.After(time.Second):
+	}
+
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers[1].Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	reassign := kadm.AlterPartitionAssignmentsReq{}
+	reassign.Assign("hint", 0, []int32{2, 1, 3})
+	ar, err := kadm.NewClient(cl).AlterPartitionAssignments(ctx, reassign)
+	require.NoError(t, err)
+	ar.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err) })
+	select {
+	case resp := <-answered:
+		sp := resp.Topics[0].Partitions[0]
+		require.Equal(t, kerr.NotLeaderForPartition.Code, sp.ErrorCode)
+		require.Equal(t, int32(2), sp.CurrentLeader.LeaderID)
+		require.Len(t, resp.Brokers, 1)
+		require.Equal(t, int32(2), resp.Brokers[0].NodeID)
+		t.Logf("answered %v after the reassignment was asked", time.Since(start).Round(time.Millisecond))
+	case <-time.After(45 * time.Second):
+		t.Fatal("the parked produce was not answered after the handover")
+	}
+}
