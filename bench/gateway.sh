@@ -23,7 +23,7 @@
 #   BUFFERED    --max-buffered-records, default 16384
 #   BENCH_FLAGS more `sluice bench` flags
 #   KEEP=1      keep the work dir (data and logs)
-#   GATEWAY_FLAGS  more `sluice gateway` flags, default --per-broker-view
+#   GATEWAY_FLAGS  more `sluice gateway` flags (e.g. --per-broker-view=false)
 #   BASELINE    another sluice binary (an older build): a second gateway of
 #               that build runs in front of the same brokers, and every round
 #               adds a run through it (path "baseline"), so that a change to the
@@ -115,7 +115,7 @@ if command -v kcat >/dev/null; then
 fi
 gport=$(free_port)
 # shellcheck disable=SC2086 # GATEWAY_FLAGS is split on purpose
-"$SLUICE" gateway --listen "127.0.0.1:$gport" --bootstrap "$bootstrap" ${GATEWAY_FLAGS---per-broker-view} >"$work/gateway.log" 2>&1 &
+"$SLUICE" gateway --listen "127.0.0.1:$gport" --bootstrap "$bootstrap" ${GATEWAY_FLAGS:-} >"$work/gateway.log" 2>&1 &
 pids+=($!)
 gpid=$!
 until grep -q "gateway ready" "$work/gateway.log"; do

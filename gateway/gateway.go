@@ -46,12 +46,13 @@ type Config struct {
 	// are shown the cluster as one broker (librdkafka before 2.10: view.go), the
 	// same on every instance behind one name; default 0.
 	NodeID int32
-	// PerBrokerView shows clients the cluster's brokers, each at Advertised,
-	// instead of the gateway as the one broker (NodeID); clients on librdkafka
-	// before 2.10 always get the one broker (view.go). Default false: the
-	// scaling drill lost acknowledged records to its consumer with the
-	// per-broker view (not understood yet), so it is opt-in.
-	PerBrokerView bool
+	// OneBrokerView shows every client the gateway as the cluster's one broker
+	// (NodeID) instead of the cluster's brokers, each at Advertised (view.go).
+	// Default false: clients are shown the cluster's brokers, and only clients
+	// on librdkafka before 2.10, which cannot tell brokers at one address
+	// apart, get the one broker (`sluice gateway --per-broker-view=false` sets
+	// it).
+	OneBrokerView bool
 	// Bootstrap lists brokers (host:port) to learn the cluster from. Required.
 	Bootstrap []string
 	// Backend is how the gateway authenticates to the brokers.

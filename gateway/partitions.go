@@ -45,6 +45,9 @@ func handleProduce(cc *clientConn, kreq kmsg.Request) (func(context.Context) (km
 	req := kreq.(*kmsg.ProduceRequest)
 	ids := req.Version >= 13
 	api := &splitAPI{key: 0, noResponse: req.Acks == 0, timeout: requestTimeout(req.TimeoutMillis)}
+	if req.Acks != 0 {
+		api.order = &cc.produceOrder // each partition's batches reach its leader in the client's order
+	}
 	for ti, t := range req.Topics {
 		name := cc.resolve(t.Topic, t.TopicID, ids)
 		for pi, p := range t.Partitions {

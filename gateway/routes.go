@@ -118,7 +118,7 @@ func done(resp kmsg.Response) (func(context.Context) (kmsg.Response, error), err
 func handleApiVersions(cc *clientConn, kreq kmsg.Request) (func(context.Context) (kmsg.Response, error), error) {
 	req := kreq.(*kmsg.ApiVersionsRequest)
 	if req.Version >= 3 {
-		cc.single = !cc.g.cfg.PerBrokerView || singleBrokerClient(req.ClientSoftwareName, req.ClientSoftwareVersion)
+		cc.single = cc.g.cfg.OneBrokerView || singleBrokerClient(req.ClientSoftwareName, req.ClientSoftwareVersion)
 	}
 	resp := cc.g.apiVersions()
 	resp.SetVersion(kreq.GetVersion())

@@ -78,6 +78,9 @@ type splitAPI struct {
 	raw func(resp kmsg.Response, encoded []byte) kmsg.Response
 	// noResponse: acks=0, nothing is awaited or answered.
 	noResponse bool
+	// order, when set, keeps each partition's requests in the client's order
+	// through leader changes (produce: order.go).
+	order *partitionOrder
 	// timeout bounds the whole request, retries included.
 	timeout time.Duration
 }
@@ -86,14 +89,22 @@ type splitAPI struct {
 // client retries (to the gateway again) as it would after a leader change.
 var codeNotLeader = kerr.NotLeaderForPartition.Code
 
-// groupByLeader assigns parts to leaders; parts without one get a code.
-func (cc *clientConn) groupByLeader(ps []part) (groups map[int32][]part, addrs map[int32]string, failed map[int]int16) {
+// groupByLeader assigns parts to leaders; parts without one get a code. With
+// order, a part whose partition has requests in flight goes where they went.
+func (cc *clientConn) groupByLeader(ps []part, order *partitionOrder) (groups map[int32][]part, addrs map[int32]string, failed map[int]int16) {
 	groups, addrs, failed = map[int32][]part{}, map[int32]string{}, map[int]int16{}
 	refreshed := false
 	for i, p := range ps {
 		if p.topic == "" {
 			failed[i] = kerr.UnknownTopicID.Code
 			continue
+		}
+		if order != nil {
+			if id, addr, ok := order.pinned(tp{p.topic, p.partition}); ok {
+				groups[id] = append(groups[id], ps[i])
+				addrs[id] = addr
+				continue
+			}
 		}
 		id, addr, known, ok := cc.g.cluster.leader(p.topic, p.partition)
 		if !known && !refreshed {
@@ -135,6 +146,8 @@ func (s sent) byTP() map[tp]part {
 
 // sent is a sub-request on its way.
 type sent struct {
+	id    int32
+	addr  string
 	parts []part
 	f     *future
 	err   error // the send failed: the request did not reach the broker
@@ -145,7 +158,7 @@ type sent struct {
 func (cc *clientConn) sendGroups(api *splitAPI, groups map[int32][]part, addrs map[int32]string) []sent {
 	out := make([]sent, 0, len(groups))
 	for id, ps := range groups {
-		s := sent{parts: ps, start: time.Now()}
+		s := sent{id: id, addr: addrs[id], parts: ps, start: time.Now()}
 		s.f, s.err = cc.sendTo(id, addrs[id], api.sub(ps, len(groups)))
 		out = append(out, s)
 	}
@@ -176,7 +189,10 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 			}
 		}
 	}
-	groups, addrs, failedSent := cc.groupByLeader(toSend)
+	if api.order != nil {
+		api.order.mu.Lock() // routed and sent in request order, no retry in between
+	}
+	groups, addrs, failedSent := cc.groupByLeader(toSend, api.order)
 	failed := map[int]int16{}
 	for i, c := range failedSent {
 		if !toSend[i].ahead {
@@ -184,10 +200,21 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 		}
 	}
 	first := cc.sendGroups(api, groups, addrs)
+	var tracked []part // the parts api.order counts in flight until finish
+	if api.order != nil {
+		for _, s := range first {
+			api.order.sent(s.parts, s.id, s.addr)
+			tracked = append(tracked, s.parts...)
+		}
+		api.order.mu.Unlock()
+	}
 	if api.noResponse {
 		return func(context.Context) (kmsg.Response, error) { return nil, nil }, nil
 	}
 	return func(ctx context.Context) (kmsg.Response, error) {
+		if api.order != nil {
+			defer api.order.done(tracked)
+		}
 		ctx, cancel := context.WithTimeout(ctx, api.timeout)
 		defer cancel()
 		res := make([]any, len(api.parts))
@@ -313,12 +340,29 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 			_ = cc.g.cluster.refresh(rctx, 100*time.Millisecond)
 			rcancel()
-			groups, addrs, failed := cc.groupByLeader(again)
+			if api.order != nil {
+				// Only a partition's sole request in flight is sent again
+				// by the gateway; the others keep the answer they have
+				// (NOT_LEADER_OR_FOLLOWER) and the client sends them
+				// again in order.
+				api.order.mu.Lock()
+				if again = api.order.alone(again); len(again) == 0 {
+					api.order.mu.Unlock()
+					break
+				}
+			}
+			groups, addrs, failed := cc.groupByLeader(again, nil)
 			for i, c := range failed {
 				j := key[tp{again[i].topic, again[i].partition}]
 				codes[j], res[j] = c, api.errResult(again[i], c)
 			}
 			round = cc.sendGroups(api, groups, addrs)
+			if api.order != nil {
+				for _, s := range round {
+					api.order.resent(s.parts, s.id, s.addr)
+				}
+				api.order.mu.Unlock()
+			}
 		}
 		if wholeResp != nil && api.raw != nil && !slices.ContainsFunc(codes, func(c int16) bool { return c != 0 }) {
 			if r := api.raw(wholeResp, wholeRaw); r != nil {

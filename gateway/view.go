@@ -15,10 +15,9 @@ import (
 // What a client is shown of the cluster (Metadata, DescribeCluster,
 // FindCoordinator).
 //
-// With Config.PerBrokerView (opt-in for now: see its comment) every broker of
-// the cluster is shown under its own node id, all at the gateway's advertised
-// address, with the cluster's leaders, controller and
-// coordinators. Clients key their connections by node id, so a client opens one
+// By default every broker of the cluster is shown under its own node id, all
+// at the gateway's advertised address, with the cluster's leaders, controller
+// and coordinators. Clients key their connections by node id, so a client opens one
 // connection to the gateway per broker and keeps its per-broker concurrency
 // (produce requests in flight, a fetch per broker); each request it sends then
 // usually holds partitions of one leader, which the gateway forwards without a
@@ -34,7 +33,7 @@ import (
 // ApiVersions request that it is built on such a librdkafka (kcat,
 // confluent-kafka-python and -go) is shown the cluster as one broker, the
 // gateway itself (Config.NodeID), leading every partition and coordinating
-// everything; so is every client without PerBrokerView.
+// everything; so is every client with Config.OneBrokerView.
 
 // singleBrokerClient reports whether a client that named itself so in
 // ApiVersions v3+ (client.software.name and .version, KIP-511) must be shown

@@ -305,11 +305,11 @@ func TestFindCoordinatorManyKeys(t *testing.T) {
 	require.Zero(t, cr.Topics[0].Partitions[0].ErrorCode)
 }
 
-// TestSingleBrokerDefault: without PerBrokerView (--per-broker-view) every
+// TestOneBrokerView: with OneBrokerView (--per-broker-view=false) every
 // client is shown the gateway as the one broker.
-func TestSingleBrokerDefault(t *testing.T) {
+func TestOneBrokerView(t *testing.T) {
 	c := startFake(t)
-	g := startGateway(t, c.ListenAddrs(), func(cfg *Config) { cfg.PerBrokerView = false })
+	g := startGateway(t, c.ListenAddrs(), func(cfg *Config) { cfg.OneBrokerView = true })
 	ctx := testCtx(t, time.Minute)
 	md := kmsg.NewPtrMetadataRequest()
 	md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("a")}}

@@ -440,25 +440,25 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	}
 	say("broker %d restarted", victim)
 
-	var q quorum
+	var q adminapi.Quorum
 	wantVoters := slices.DeleteFunc([]int32{1, 2, 3, cfg.Controller}, func(id int32) bool { return id == cfg.Leave })
 	if err := chaos.WaitFor(ctx, time.Minute, "the quorum", func(ctx context.Context) (bool, error) {
 		var err error
-		q, err = describeQuorum(ctx, admin)
+		q, err = adminapi.DescribeQuorum(ctx, admin)
 		if err != nil {
 			return false, err
 		}
-		if !slices.Equal(q.voters, wantVoters) {
-			return false, fmt.Errorf("voters %v, want %v", q.voters, wantVoters)
+		if !slices.Equal(q.VoterIDs(), wantVoters) {
+			return false, fmt.Errorf("voters %v, want %v", q.VoterIDs(), wantVoters)
 		}
-		if slices.Contains(q.observers, cfg.Leave) {
+		if slices.Contains(q.ObserverIDs(), cfg.Leave) {
 			return false, fmt.Errorf("unregistered broker %d is still an observer", cfg.Leave)
 		}
 		return true, nil
 	}); err != nil {
 		return res, err
 	}
-	say("quorum: voters %v, leader %d, observers %v", q.voters, q.leader, q.observers)
+	say("quorum: voters %v, leader %d, observers %v", q.VoterIDs(), q.LeaderID, q.ObserverIDs())
 	events, err := httpGet(ctx, "http://"+cfg.Brokers[0].MetricsAddr+"/api/v1/events")
 	if err != nil {
 		return res, err
@@ -689,42 +689,6 @@ func logDirBytes(ctx context.Context, addr, topic string) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// quorum is what DescribeQuorum answered.
-type quorum struct {
-	leader            int32
-	voters, observers []int32
-}
-
-// describeQuorum asks with DescribeQuorum (API 55).
-func describeQuorum(ctx context.Context, kcl *kgo.Client) (quorum, error) {
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, kcl)
-	if err != nil {
-		return quorum{}, err
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return quorum{}, err
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return quorum{}, errors.New("malformed DescribeQuorum response")
-	}
-	p := resp.Topics[0].Partitions[0]
-	q := quorum{leader: p.LeaderID}
-	for _, r := range p.CurrentVoters {
-		q.voters = append(q.voters, r.ReplicaID)
-	}
-	for _, r := range p.Observers {
-		q.observers = append(q.observers, r.ReplicaID)
-	}
-	slices.Sort(q.voters)
-	slices.Sort(q.observers)
-	return q, nil
 }
 
 // pairWindow is the length of a window the balancer works or is paused in.

@@ -24,7 +24,7 @@ func runGateway(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Advertised, "advertised", "", "host:port clients are told to use: the DNS name or load balancer address shared by every instance (default the bound --listen)")
 	bootstrap := fs.String("bootstrap", "", "brokers to learn the cluster from: host:port[,host:port] (required)")
 	nodeID := fs.Int("node-id", 0, "the broker id the gateway presents itself as to clients shown the cluster as one broker (librdkafka before 2.10); the same on every instance behind one name")
-	fs.BoolVar(&cfg.PerBrokerView, "per-broker-view", false, "show clients the cluster's brokers, each at --advertised, instead of the gateway as the one broker (--node-id); librdkafka before 2.10 always gets the one broker")
+	perBroker := fs.Bool("per-broker-view", true, "show clients the cluster's brokers, each at --advertised (librdkafka before 2.10 always gets the gateway as the one broker, --node-id); --per-broker-view=false shows every client the one broker")
 	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "let --listen bind a non-loopback address although the gateway does not authenticate clients")
 	maxReq := fs.Int("socket-request-max-bytes", 100<<20, "largest request frame accepted (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 1000, "client connections accepted at a time (max.connections)")
@@ -51,6 +51,7 @@ func runGateway(ctx context.Context, args []string) error {
 		cfg.Bootstrap = strings.Split(*bootstrap, ",")
 	}
 	cfg.NodeID = int32(*nodeID)
+	cfg.OneBrokerView = !*perBroker
 	cfg.MaxRequestBytes = int32(*maxReq)
 	g, err := gateway.New(cfg, logger, nil)
 	if err != nil {
