@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/broker/record"
 )
 
@@ -118,18 +119,40 @@ func TestLeaderHintFields(t *testing.T) {
 		require.Len(t, resp.Brokers, 1)
 		require.Equal(t, leaderPort, resp.Brokers[0].Port)
 	}
-	if part.LeaderEpoch > 0 {
-		resp := fetch(brokers[0].Addr(), 16, part.LeaderEpoch-1)
-		sp := resp.Topics[0].Partitions[0]
-		require.Equal(t, kerr.FencedLeaderEpoch.Code, sp.ErrorCode)
-		require.Equal(t, int32(1), sp.CurrentLeader.LeaderID)
-		require.Equal(t, part.LeaderEpoch, sp.CurrentLeader.LeaderEpoch)
-	}
 	// A served partition carries no hint.
 	resp := fetch(brokers[0].Addr(), 16, part.LeaderEpoch)
 	require.Equal(t, int16(0), resp.Topics[0].Partitions[0].ErrorCode, "%+v epoch %d", resp.Topics[0].Partitions[0], part.LeaderEpoch)
 	require.Equal(t, int32(-1), resp.Topics[0].Partitions[0].CurrentLeader.LeaderID)
 	require.Empty(t, resp.Brokers)
+
+	// Leadership moves to broker 2 (a new leader epoch); a fetch from it with the old epoch is
+	// fenced, and the hint names broker 2 itself at the new epoch.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers[1].Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	reassign := kadm.AlterPartitionAssignmentsReq{}
+	reassign.Assign("hint", 0, []int32{2, 1, 3})
+	ar, err := kadm.NewClient(cl).AlterPartitionAssignments(ctx, reassign)
+	require.NoError(t, err)
+	ar.Each(func(r kadm.AlterPartitionAssignmentsResponse) { require.NoError(t, r.Err) })
+	var moved metadata.Partition
+	waitUntil(t, 30*time.Second, "hint-0 led by 2, applied on broker 2", func() bool {
+		moved, _ = brokers[1].quorum.Image().Partition("hint", 0)
+		lp := brokers[1].partitionOf("hint", 0)
+		if moved.Leader != 2 || lp == nil {
+			return false
+		}
+		_, _, isLeader := lp.state()
+		return isLeader
+	})
+	require.Greater(t, moved.LeaderEpoch, part.LeaderEpoch)
+	resp = fetch(brokers[1].Addr(), 16, part.LeaderEpoch)
+	sp := resp.Topics[0].Partitions[0]
+	require.Equal(t, kerr.FencedLeaderEpoch.Code, sp.ErrorCode)
+	require.Equal(t, int32(2), sp.CurrentLeader.LeaderID)
+	require.Equal(t, moved.LeaderEpoch, sp.CurrentLeader.LeaderEpoch)
+	require.Len(t, resp.Brokers, 1)
+	require.Equal(t, int32(2), resp.Brokers[0].NodeID)
 }
 
 // TestLeaderHintFollowedByClient moves the leadership of a partition that an idempotent acks=all
