@@ -348,8 +348,12 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	<-watched
 	res.TimeToBalance = moving
 	res.During = float64(movingAcked) / moving.Seconds()
-	say("balanced over %v after %s of balancing (%s with the paused windows); acknowledged %.0f records/s while moving, %.2f of before, %.2f of joined and idle, %.2f paired with the paused windows (median of %d)",
-		ids, res.TimeToBalance.Round(100*time.Millisecond), time.Since(joined).Round(time.Second), res.During, res.Ratio(), res.IdleRatio(), res.PairedRatio(), len(res.Pairs))
+	paired := ""
+	if cfg.Paired {
+		paired = fmt.Sprintf(", %.2f paired with the paused windows (median of %d)", res.PairedRatio(), len(res.Pairs))
+	}
+	say("balanced over %v after %s of balancing (%s since it was resumed); acknowledged %.0f records/s while moving, %.2f of before, %.2f of joined and idle%s",
+		ids, res.TimeToBalance.Round(100*time.Millisecond), time.Since(joined).Round(time.Second), res.During, res.Ratio(), res.IdleRatio(), paired)
 	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joined, cfg.Topic); err == nil {
 		say("what the cluster did meanwhile (/api/v1/events): %s", sum)
 	}
