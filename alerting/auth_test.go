@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -137,7 +138,7 @@ func TestNonLoopbackNeedsAuthentication(t *testing.T) {
 	require.NoError(t, err)
 	writeFile(t, dir, "web.yml", "basic_auth_users:\n  grafana: "+string(hash)+"\n")
 	writeFile(t, dir, "api-tokens", testAPIToken+"\n")
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	m := startManager(t, dir, fmt.Sprintf("listen: 0.0.0.0:0\ndata_dir: %s\ndefault_rules: false\nweb_config_file: web.yml\napi:\n  token_file: api-tokens\n",
 		filepath.Join(dir, "data")), logs)
 	require.Contains(t, logs.String(), "authenticated (basic auth, bearer tokens")
@@ -168,7 +169,7 @@ func TestNonLoopbackNeedsAuthentication(t *testing.T) {
 func TestReloadKeepsTheAPIAuthenticated(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "api-tokens", testAPIToken+"\n")
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	m := startManager(t, dir, fmt.Sprintf("listen: 0.0.0.0:0\ndata_dir: %s\ndefault_rules: false\napi:\n  token_file: api-tokens\n",
 		filepath.Join(dir, "data")), logs)
 	require.Contains(t, logs.String(), "credentials in clear text", "bearer tokens over plain HTTP beyond loopback are warned about")

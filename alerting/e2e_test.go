@@ -2,7 +2,6 @@ package alerting
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,135 +10,40 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicemq/sluice/chaos"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
-// procCluster is three `sluice broker` processes with metrics listeners.
-type procCluster struct {
-	t       *testing.T
-	bin     string
-	dir     string
-	kafka   []string
-	ctrl    []string
-	metrics []string
-	cmds    []*exec.Cmd
-	logs    []*bytes.Buffer
-	mu      sync.Mutex
-}
-
-func buildSluice(t *testing.T) string {
+// startProcCluster starts three `sluice broker` processes with metrics listeners, killed at
+// cleanup; their logs are printed if the test failed.
+func startProcCluster(t *testing.T) *chaos.Cluster {
 	t.Helper()
-	return testutil.SluiceBin(t)
-}
-
-func startProcCluster(t *testing.T, bin string) *procCluster {
-	ports := testutil.Ports(t, 9)
-	c := &procCluster{t: t, bin: bin, dir: t.TempDir()}
-	for i := range 3 {
-		c.kafka = append(c.kafka, fmt.Sprintf("127.0.0.1:%d", ports[3*i]))
-		c.ctrl = append(c.ctrl, fmt.Sprintf("127.0.0.1:%d", ports[3*i+1]))
-		c.metrics = append(c.metrics, fmt.Sprintf("127.0.0.1:%d", ports[3*i+2]))
-	}
-	c.cmds = make([]*exec.Cmd, 3)
-	c.logs = make([]*bytes.Buffer, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := chaos.StartCluster(ctx, chaos.ClusterConfig{Bin: testutil.SluiceBin(t), Dir: t.TempDir(), Brokers: 3})
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		for i := range c.cmds {
-			c.kill(i)
-		}
 		if t.Failed() {
-			for i, l := range c.logs {
-				c.mu.Lock()
-				s := l.String()
-				c.mu.Unlock()
-				if len(s) > 3000 {
-					s = s[len(s)-3000:]
-				}
-				t.Logf("broker %d log tail:\n%s", i+1, s)
-			}
+			t.Logf("broker logs:\n%s", cl.Logs(60))
 		}
+		cl.Close()
 	})
-	for i := range 3 {
-		c.start(i)
-	}
-	for i := range 3 {
-		c.waitReady(i)
-	}
-	return c
-}
-
-type lockedWriter struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (c *procCluster) start(i int) {
-	var voters []string
-	for j := range 3 {
-		voters = append(voters, fmt.Sprintf("%d@%s", j+1, c.ctrl[j]))
-	}
-	cmd := exec.Command(c.bin, "broker", "--node-id", strconv.Itoa(i+1), "--listen", c.kafka[i],
-		"--data-dir", filepath.Join(c.dir, strconv.Itoa(i+1)), "--controller-listen", c.ctrl[i],
-		"--controller-quorum", strings.Join(voters, ","), "--metrics-listen", c.metrics[i])
-	c.mu.Lock()
-	if c.logs[i] == nil {
-		c.logs[i] = &bytes.Buffer{}
-	}
-	c.logs[i].WriteString("=== start\n")
-	c.mu.Unlock()
-	w := lockedWriter{&c.mu, c.logs[i]}
-	cmd.Stdout, cmd.Stderr = w, w
-	require.NoError(c.t, cmd.Start())
-	c.cmds[i] = cmd
-}
-
-func (c *procCluster) waitReady(i int) {
-	start := c.logLen(i)
-	testutil.WaitFor(c.t, 60*time.Second, fmt.Sprintf("broker %d ready", i+1), func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return strings.Contains(c.logs[i].String()[start:], "broker ready")
-	})
-}
-
-func (c *procCluster) logLen(i int) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.logs[i].String()
-	return strings.LastIndex(s, "=== start")
-}
-
-func (c *procCluster) kill(i int) {
-	if cmd := c.cmds[i]; cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		c.cmds[i] = nil
-	}
+	return cl
 }
 
 // fakeSlack speaks the Web API methods the notifier and the interaction handler use.
@@ -194,48 +98,6 @@ func (f *fakeSlack) count() int {
 	return len(f.calls)
 }
 
-// smtpSink is a real SMTP server (emersion/go-smtp) that keeps what it receives.
-type smtpSink struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-	raw  []string
-}
-
-func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{s: s}, nil }
-
-type smtpSession struct{ s *smtpSink }
-
-func (*smtpSession) Reset()                               {}
-func (*smtpSession) Logout() error                        { return nil }
-func (*smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (*smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (ss *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, m)
-	ss.s.raw = append(ss.s.raw, string(b))
-	ss.s.mu.Unlock()
-	return nil
-}
-
-func (s *smtpSink) find(subject string) (*mail.Message, string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, m := range s.msgs {
-		if strings.Contains(m.Header.Get("Subject"), subject) {
-			return m, s.raw[i], true
-		}
-	}
-	return nil, "", false
-}
-
 // webhookSink records Alertmanager webhook v4 payloads.
 type webhookSink struct {
 	mu  sync.Mutex
@@ -288,10 +150,9 @@ func TestEndToEndBrokerKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-process cluster")
 	}
-	bin := buildSluice(t)
-	cl := startProcCluster(t, bin)
+	cl := startProcCluster(t)
 
-	kc, err := kgo.NewClient(kgo.SeedBrokers(cl.kafka...))
+	kc, err := kgo.NewClient(kgo.SeedBrokers(cl.Bootstrap()...))
 	require.NoError(t, err)
 	defer kc.Close()
 	adm := kadm.NewClient(kc)
@@ -306,13 +167,7 @@ func TestEndToEndBrokerKill(t *testing.T) {
 	hooks := &webhookSink{}
 	hookSrv := httptest.NewServer(hooks)
 	defer hookSrv.Close()
-	sink := &smtpSink{}
-	smtpSrv := smtp.NewServer(sink)
-	smtpSrv.Domain = "localhost"
-	smtpL, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = smtpSrv.Serve(smtpL) }()
-	defer smtpSrv.Close()
+	sink := testutil.StartSMTP(t)
 
 	dir := t.TempDir()
 	routing := fmt.Sprintf(`
@@ -338,12 +193,12 @@ receivers:
     webhook_configs:
       - url: %s/hook
         send_resolved: true
-`, slackSrv.URL, smtpL.Addr().String(), hookSrv.URL)
+`, slackSrv.URL, sink.Addr, hookSrv.URL)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(routing), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "signing-secret"), []byte("s3cret\n"), 0o600))
 	var targets strings.Builder
-	for i, a := range cl.metrics {
-		fmt.Fprintf(&targets, "  - {job: broker, address: %q, labels: {broker: %q}}\n", a, strconv.Itoa(i+1))
+	for _, n := range cl.Nodes() {
+		fmt.Fprintf(&targets, "  - {job: broker, address: %q, labels: {broker: %q}}\n", n.MetricsAddr, strconv.Itoa(int(n.ID)))
 	}
 	cfgYAML := fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
@@ -386,14 +241,14 @@ targets:
 
 	// Kill the broker that leads fewest partitions? Any follower will do: with RF 3 every
 	// partition has the victim in its replica set, so the leaders on the others see URP.
-	victim := 2
+	victim := int32(3)
 	faultAt := time.Now()
-	cl.kill(victim)
+	require.NoError(t, cl.Kill(victim))
 
 	testutil.WaitFor(t, 90*time.Second, "URP firing on slack, email and webhook", func() bool {
 		_, s := slackAPI.find("chat.postMessage", "SluiceUnderReplicatedPartitions")
 		// SluiceBrokerDown fires too, in a group (and an email) of its own.
-		_, _, e := sink.find("SluiceUnderReplicatedPartitions")
+		_, e := sink.Find("SluiceUnderReplicatedPartitions")
 		_, w := hooks.find("firing", "SluiceUnderReplicatedPartitions")
 		return s && e && w
 	})
@@ -405,7 +260,8 @@ targets:
 	for _, want := range []string{"FIRING", "critical", "Runbook", "SluiceUnderReplicatedPartitions.md", "grafana.example:3000/d/sluice-broker", "sluice_ack", "sluice_resolve", "sluice_silence_1h", "e2e", "*Broker*", "*Value*"} {
 		require.Contains(t, blocks, want)
 	}
-	msg, raw, _ := sink.find("SluiceUnderReplicatedPartitions")
+	msg, _ := sink.Find("SluiceUnderReplicatedPartitions")
+	raw := msg.Raw
 	require.Contains(t, msg.Header.Get("Subject"), "[FIRING")
 	require.Equal(t, "oncall@example.com", msg.Header.Get("To")[strings.Index(msg.Header.Get("To"), "oncall"):strings.Index(msg.Header.Get("To"), "com")+3])
 	require.NotEmpty(t, msg.Header.Get("Message-Id"))
@@ -452,11 +308,12 @@ targets:
 
 	// Restart the broker: resolutions arrive on all three, without waiting for group_interval (5m).
 	resolvedStart := time.Now()
-	cl.start(victim)
-	cl.waitReady(victim)
+	rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer rcancel()
+	require.NoError(t, cl.Restart(rctx, victim))
 	testutil.WaitFor(t, 120*time.Second, "URP resolved on slack, email and webhook", func() bool {
 		_, s := slackAPI.find("chat.update", "RESOLVED")
-		_, _, e := sink.find("[RESOLVED] SluiceUnderReplicatedPartitions")
+		_, e := sink.Find("[RESOLVED] SluiceUnderReplicatedPartitions")
 		_, w := hooks.find("resolved", "SluiceUnderReplicatedPartitions")
 		return s && e && w
 	})

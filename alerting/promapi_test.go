@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -61,10 +60,7 @@ func TestPrometheusQueryAPI(t *testing.T) {
 	cfg.Targets = []rules.Target{{Job: "broker", Address: strings.TrimPrefix(target.URL, "http://"), Labels: map[string]string{"broker": "1"}}}
 	m, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
+	defer testutil.Start(t, "alerting", m.Run).Stop(t)
 	base := "http://" + m.Addr()
 
 	var vec struct {

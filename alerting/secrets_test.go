@@ -64,7 +64,7 @@ receivers:
     webhook_configs:
       - url: %s
 `, secrets["slack-refused"], filepath.Join(dir, "slack-url"), secrets["webhook-refused"]))
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	m := startManager(t, dir, fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\ndefault_rules: false\nrouting_file: alertmanager.yml\n",
 		filepath.Join(dir, "data")), logs)
 	api := "http://" + m.Addr()

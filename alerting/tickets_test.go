@@ -1,8 +1,6 @@
 package alerting
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,24 +60,6 @@ func (s *ticketService) find(status string) (map[string]any, bool) {
 	return nil, false
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startManager runs a Manager from a config file body until the test ends.
 func startManager(t *testing.T, dir, body string, logs io.Writer) *Manager {
 	t.Helper()
@@ -88,13 +68,7 @@ func startManager(t *testing.T, dir, body string, logs io.Writer) *Manager {
 	require.NoError(t, err)
 	m, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	testutil.Start(t, "alerting", m.Run)
 	return m
 }
 
@@ -116,7 +90,7 @@ func TestDefaultRoutingToLogAndTickets(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	writeFile(t, dir, "tickets-token", "tok-123\n")
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	m := startManager(t, dir, fmt.Sprintf(`listen: 127.0.0.1:0
 data_dir: %s
 default_rules: false

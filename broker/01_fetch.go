@@ -40,6 +40,9 @@ import (
 //   - v9+: CurrentLeaderEpoch is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
 //   - Authorization: a follower's fetch needs CLUSTER_ACTION on the cluster, a
 //     consumer's READ on each topic; else TOPIC_AUTHORIZATION_FAILED per partition.
+//   - v16+: NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH carry the partition's
+//     leader and epoch (CurrentLeader) and its address (NodeEndpoints), KIP-951
+//     (leaderhint.go).
 //   - v13+: topics by ID. An empty partition carries empty, not null, record bytes.
 
 func init() { register(1, 4, 16, (*Broker).handleFetch) }
@@ -94,6 +97,9 @@ func (b *Broker) handleFetch(cc *conn, kreq kmsg.Request) (kmsg.Response, error)
 			cc.waited(time.Since(start))
 		}
 		b.unregisterFetchWaiter(req, wake)
+	}
+	if req.Version >= 16 {
+		b.fetchLeaderHints(cc, resp) // leaderhint.go (KIP-951)
 	}
 	return resp, nil
 }

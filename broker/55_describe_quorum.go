@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/broker/metadata"
 )
 
@@ -29,9 +30,6 @@ import (
 //   - Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 
 func init() { register(55, 0, 2, (*Broker).handleDescribeQuorum) }
-
-// metadataTopic is the name Kafka gives the metadata log in DescribeQuorum.
-const clusterMetadataTopic = "__cluster_metadata"
 
 func (b *Broker) handleDescribeQuorum(cc *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeQuorumRequest)
@@ -68,7 +66,7 @@ func (b *Broker) handleDescribeQuorum(cc *conn, kreq kmsg.Request) (kmsg.Respons
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDescribeQuorumResponseTopicPartition()
 			sp.Partition = rp.Partition
-			if rt.Topic != clusterMetadataTopic || rp.Partition != 0 {
+			if rt.Topic != adminapi.MetadataTopic || rp.Partition != 0 {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				st2.Partitions = append(st2.Partitions, sp)
 				continue

@@ -78,6 +78,7 @@ func (b *Broker) autoBalanceConfig() metadata.AutoBalanceConfig {
 	c := b.cfg.Balance
 	return metadata.AutoBalanceConfig{
 		Disabled:      !*c.AutoBalanceEnable,
+		Enabled:       func() bool { v, _ := b.brokerConfigValue(autoBalanceEnable); return v != "false" },
 		Interval:      time.Duration(c.AutoBalanceIntervalMs) * time.Millisecond,
 		MaxMoves:      c.AutoBalanceMaxMoves,
 		RoundGap:      time.Duration(c.AutoBalanceRoundGapMs) * time.Millisecond,
@@ -208,7 +209,29 @@ func (m *balanceMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// autoBalanceEnable is also a dynamic broker config (cluster-wide or on the controller): false
+// pauses the balancer before its next round (moves in progress complete), true resumes it at once.
+const autoBalanceEnable = "auto.balance.enable"
+
+// watchAutoBalance starts a balancer round as soon as auto.balance.enable turns true again.
+func (b *Broker) watchAutoBalance() {
+	last := ""
+	b.onBrokerConfigChange([]string{autoBalanceEnable}, func(v map[string]string) {
+		if v[autoBalanceEnable] == "true" && last == "false" {
+			b.quorum.KickBalance()
+		}
+		last = v[autoBalanceEnable]
+	})
+}
+
 func init() {
+	registerBrokerConfig(brokerConfigDef{name: autoBalanceEnable, typ: kmsg.ConfigTypeBoolean, scope: scopeCluster,
+		static: func(c *Config) string {
+			if c.Balance.AutoBalanceEnable == nil || *c.Balance.AutoBalanceEnable {
+				return "true"
+			}
+			return "false"
+		}, validate: oneOf("true", "false")})
 	// cordoned.log.dirs (KIP-1066) is per broker: "*" (or any log dir) cordons it.
 	registerBrokerConfig(brokerConfigDef{name: metadata.CordonConfig, typ: kmsg.ConfigTypeList, scope: scopePerBroker,
 		static: func(*Config) string { return "" }, validate: func(string) error { return nil }})

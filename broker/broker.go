@@ -468,6 +468,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 func (b *Broker) maintain(ctx context.Context) {
 	flushEvery := time.Duration(b.cfg.FlushIntervalMs) * time.Millisecond
 	b.watchReplicationThrottles() // throttle.go
+	b.watchAutoBalance()          // balance.go
 	// log.flush.interval.ms is a dynamic broker config.
 	flushChanged := make(chan time.Duration, 1)
 	b.onBrokerConfigChange([]string{"log.flush.interval.ms"}, func(v map[string]string) {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,55 +30,22 @@ func TestMain(m *testing.M) {
 // testBroker is a broker running in-process on a port chosen by the kernel.
 type testBroker struct {
 	*Broker
-	cfg    Config
-	cancel context.CancelFunc
-	done   chan error
+	cfg Config
+	run *testutil.Running
 }
 
 func startTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBroker {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.OffsetsTopicNumPartitions = 4
-	cfg.TransactionStateLogNumPartitions = 4
-	cfg.GroupInitialRebalanceDelayMs = ptr[int64](0)
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	b, err := New(cfg, logger)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	tb := &testBroker{Broker: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	go func() { tb.done <- b.Run(ctx) }()
-	t.Cleanup(func() { tb.stop(t) })
-	select {
-	case <-b.Ready():
-	case err := <-tb.done:
-		t.Fatalf("broker stopped before it was ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("broker not ready within 20s")
-	}
+	tb := launchTestBroker(t, dir, append([]func(*Config){func(c *Config) {
+		c.OffsetsTopicNumPartitions = 4
+		c.TransactionStateLogNumPartitions = 4
+	}}, mutate...)...)
+	tb.waitReady(t, 20*time.Second)
 	return tb
 }
 
-func (tb *testBroker) stop(t *testing.T) {
-	if tb.cancel == nil {
-		return
-	}
-	tb.cancel()
-	tb.cancel = nil
-	select {
-	case err := <-tb.done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("broker did not stop")
-	}
-}
+// stop stops the broker (testutil.Running.Stop); again, or at cleanup, it does nothing.
+func (tb *testBroker) stop(t *testing.T) { tb.run.Stop(t) }
 
 func newClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()

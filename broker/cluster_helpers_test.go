@@ -7,19 +7,25 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // startTestCluster starts n in-process brokers sharing one metadata quorum, each
-// handed a Raft listener bound to port 0, and waits until every one lists all.
+// handed a Raft listener bound to port 0, and waits until every one lists all. It is
+// the package's one way to build a cluster (other packages' tests use broker/brokertest,
+// which this package's tests cannot import): mutate runs last, once per broker, with
+// NodeID set, so a secure cluster is a mutate that picks each broker's credentials by id.
 func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroker {
 	t.Helper()
 	lns := make([]net.Listener, n)
@@ -30,27 +36,22 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroke
 		lns[i] = ln
 		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ln.Addr()))
 	}
+	// The brokers of a quorum start together: each is ready only once a controller is
+	// elected.
 	out := make([]*testBroker, n)
-	started := make(chan struct{})
 	for i := range lns {
-		go func() {
-			defer func() { started <- struct{}{} }()
-			out[i] = startTestBroker(t, t.TempDir(), append([]func(*Config){func(c *Config) {
-				c.NodeID = int32(i + 1)
-				c.ControllerQuorumVoters = strings.Join(voters, ",")
-				c.ControllerListener = lns[i]
-				c.OffsetsTopicReplicationFactor = 1
-				c.OffsetsTopicNumPartitions = 2
-				c.TransactionStateLogNumPartitions = 2
-				c.Balance.AutoBalanceEnable = ptr(false) // tests that balance turn it on
-			}}, mutate...)...)
-		}()
-	}
-	for range lns {
-		<-started
+		out[i] = launchTestBroker(t, t.TempDir(), append([]func(*Config){func(c *Config) {
+			c.NodeID = int32(i + 1)
+			c.ControllerQuorumVoters = strings.Join(voters, ",")
+			c.ControllerListener = lns[i]
+			c.OffsetsTopicReplicationFactor = 1
+			c.OffsetsTopicNumPartitions = 2
+			c.TransactionStateLogNumPartitions = 2
+			c.Balance.AutoBalanceEnable = ptr(false) // tests that balance turn it on
+		}}, mutate...)...)
 	}
 	for _, tb := range out {
-		require.NotNil(t, tb, "a broker did not start")
+		tb.waitReady(t, 60*time.Second)
 	}
 	waitUntil(t, 30*time.Second, "every broker registered and live", func() bool {
 		for _, tb := range out {
@@ -61,6 +62,32 @@ func startTestCluster(t *testing.T, n int, mutate ...func(*Config)) []*testBroke
 		return true
 	})
 	return out
+}
+
+// launchTestBroker starts a broker like startTestBroker without waiting for it to be
+// ready (the brokers of a quorum must start together).
+func launchTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBroker {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.GroupInitialRebalanceDelayMs = ptr[int64](0)
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", cfg.NodeID)
+	}
+	b, err := New(cfg, logger)
+	require.NoError(t, err)
+	return &testBroker{Broker: b, cfg: cfg, run: testutil.Start(t, fmt.Sprintf("broker %d", cfg.NodeID), b.Run)}
+}
+
+// waitReady fails the test unless the broker is ready within d.
+func (tb *testBroker) waitReady(t *testing.T, d time.Duration) {
+	t.Helper()
+	tb.run.WaitReady(t, tb.Ready(), d)
 }
 
 // waitUntil polls cond every 20ms until it holds or timeout passes.

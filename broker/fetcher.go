@@ -40,7 +40,17 @@ type fetcher struct {
 type fetchState struct {
 	epoch      int32
 	truncating bool
+	// delayedUntil: the leader answered an error for the partition, which is
+	// left out of fetches until then (Kafka's replica.fetch.backoff.ms), so
+	// one failing partition does not make every fetch of its fetcher return
+	// at once while the others have nothing new (a busy loop, or the 100ms
+	// pause of throttled fetches that held back the in-sync partitions).
+	delayedUntil time.Time
 }
+
+// replicaFetchBackoff is how long a partition whose fetch failed waits before
+// it is fetched again; a new image (a new leader epoch) fetches it at once.
+const replicaFetchBackoff = 250 * time.Millisecond
 
 func (fs *fetchers) init(b *Broker) {
 	fs.b = b
@@ -135,19 +145,35 @@ func (b *Broker) runFetcher(ctx context.Context, f *fetcher) {
 	for ctx.Err() == nil {
 		f.mu.Lock()
 		var truncating, fetching []*partition
+		now := time.Now()
+		var nextDue time.Time // of the first delayed partition
 		for p, st := range f.parts {
-			if st.truncating {
+			switch {
+			case st.delayedUntil.After(now):
+				if nextDue.IsZero() || st.delayedUntil.Before(nextDue) {
+					nextDue = st.delayedUntil
+				}
+			case st.truncating:
 				truncating = append(truncating, p)
-			} else {
+			default:
 				fetching = append(fetching, p)
 			}
 		}
 		f.mu.Unlock()
 		if len(truncating)+len(fetching) == 0 {
+			var due <-chan time.Time
+			var t *time.Timer
+			if !nextDue.IsZero() {
+				t = time.NewTimer(time.Until(nextDue))
+				due = t.C
+			}
 			select {
 			case <-ctx.Done():
-				return
 			case <-f.wake:
+			case <-due:
+			}
+			if t != nil {
+				t.Stop()
 			}
 			continue
 		}
@@ -218,7 +244,13 @@ func (b *Broker) truncateFollowers(ctx context.Context, peer *peer, f *fetcher, 
 				continue
 			}
 			if sp.ErrorCode != 0 {
-				continue // retried on the next round; a new image may move it
+				// Retried after the backoff; a new image may move it.
+				f.mu.Lock()
+				if fs := f.parts[p]; fs != nil {
+					fs.delayedUntil = time.Now().Add(replicaFetchBackoff)
+				}
+				f.mu.Unlock()
+				continue
 			}
 			leo := p.log.LogEndOffset()
 			to := leo
@@ -355,12 +387,32 @@ func (b *Broker) fetchFromLeader(ctx context.Context, peer *peer, f *fetcher, pa
 			switch sp.ErrorCode {
 			case 0:
 			case kerr.OffsetOutOfRange.Code:
+				if leo := p.log.LogEndOffset(); sp.LogStartOffset > leo {
+					// The leader deleted what we miss (retention, DeleteRecords): start
+					// over at its log start, like Kafka's follower, instead of asking
+					// for an offset it no longer has forever.
+					b.logger.Info("log behind the leader's log start; starting over there", "topic", p.topic.name,
+						"partition", p.index, "log_end_offset", leo, "leader_log_start_offset", sp.LogStartOffset)
+					if err := p.log.TruncateFullyAndStartAt(sp.LogStartOffset); err != nil {
+						b.logger.Error("starting the log at the leader's log start", "topic", p.topic.name, "partition", p.index, "err", err)
+						continue
+					}
+					if p.hw.Load() < sp.LogStartOffset {
+						p.hw.Store(sp.LogStartOffset)
+					}
+					continue
+				}
 				f.mu.Lock()
 				fs.truncating = true
 				f.mu.Unlock()
 				continue
 			default:
-				continue // fenced or moved leadership: the next image says where to go
+				// Fenced or moved leadership (the next image says where to go), or
+				// the leader has not applied the image that made us a replica yet.
+				f.mu.Lock()
+				fs.delayedUntil = time.Now().Add(replicaFetchBackoff)
+				f.mu.Unlock()
+				continue
 			}
 			if throttled[p] {
 				b.throttles.follower.record(time.Now(), len(sp.RecordBatches))

@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -148,72 +145,31 @@ type secureCluster struct {
 }
 
 func startSecureCluster(t *testing.T, mutate ...func(*Config)) *secureCluster {
+	t.Helper()
 	pki := newTestPKI(t)
-	sc := &secureCluster{pki: pki}
-	var raftLns []net.Listener
-	var voters []string
-	for i := 1; i <= 3; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		raftLns = append(raftLns, ln)
-		voters = append(voters, fmt.Sprintf("%d@%s", i, ln.Addr()))
-	}
 	principals := map[int32]string{1: "User:broker1", 2: "User:broker2", 3: "User:broker3"}
-	passFile := t.TempDir() + "/admin"
-	require.NoError(t, os.WriteFile(passFile, []byte("admin-secret"), 0o600))
-	for i := range 3 {
-		id := int32(i + 1)
+	keystores := map[int32]string{}
+	for id := range principals {
 		pair, err := pki.ca.Issue(fmt.Sprintf("broker%d", id), fmt.Sprintf("broker%d", id), []string{"127.0.0.1"}, time.Hour)
 		require.NoError(t, err)
-		sc.brokers = append(sc.brokers, launchTestBroker(t, t.TempDir(), append([]func(*Config){func(c *Config) {
-			c.NodeID = id
-			c.ControllerQuorumVoters = strings.Join(voters, ",")
-			c.ControllerListener = raftLns[i]
-			c.OffsetsTopicNumPartitions = 1
-			c.Listeners = "CLIENT://127.0.0.1:0,BROKER://127.0.0.1:0"
-			c.ListenerSecurityProtocolMap = "CLIENT:SASL_SSL,BROKER:SSL,CONTROLLER:SSL"
-			c.InterBrokerListenerName = "BROKER"
-			c.ControllerListenerNames = "CONTROLLER"
-			c.SSLKeystoreLocation = pair.Keystore
-			c.SSLTruststoreLocation = pki.ca.CertFile
-			c.ListenerOverrides = map[string]ListenerOverride{"broker": {SSLClientAuth: "required"}}
-			c.SSLPrincipalMappingRules = "RULE:^CN=([^,]*),.*$/$1/,DEFAULT"
-			c.BrokerPrincipals = principals
-			c.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin", PasswordFile: passFile}}
-		}}, mutate...)...))
+		keystores[id] = pair.Keystore
 	}
-	for _, tb := range sc.brokers {
-		select {
-		case <-tb.Ready():
-		case <-time.After(60 * time.Second):
-			t.Fatalf("broker %d not ready within 60s", tb.cfg.NodeID)
-		}
-	}
-	return sc
-}
-
-// launchTestBroker starts a broker like startTestBroker without waiting for it to be
-// ready (the brokers of a quorum must start together).
-func launchTestBroker(t *testing.T, dir string, mutate ...func(*Config)) *testBroker {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.GroupInitialRebalanceDelayMs = ptr[int64](0)
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", cfg.NodeID)
-	}
-	b, err := New(cfg, logger)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	tb := &testBroker{Broker: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
-	go func() { tb.done <- b.Run(ctx) }()
-	t.Cleanup(func() { tb.stop(t) })
-	return tb
+	passFile := t.TempDir() + "/admin"
+	require.NoError(t, os.WriteFile(passFile, []byte("admin-secret"), 0o600))
+	brokers := startTestCluster(t, 3, append([]func(*Config){func(c *Config) {
+		c.OffsetsTopicNumPartitions = 1
+		c.Listeners = "CLIENT://127.0.0.1:0,BROKER://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "CLIENT:SASL_SSL,BROKER:SSL,CONTROLLER:SSL"
+		c.InterBrokerListenerName = "BROKER"
+		c.ControllerListenerNames = "CONTROLLER"
+		c.SSLKeystoreLocation = keystores[c.NodeID]
+		c.SSLTruststoreLocation = pki.ca.CertFile
+		c.ListenerOverrides = map[string]ListenerOverride{"broker": {SSLClientAuth: "required"}}
+		c.SSLPrincipalMappingRules = "RULE:^CN=([^,]*),.*$/$1/,DEFAULT"
+		c.BrokerPrincipals = principals
+		c.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin", PasswordFile: passFile}}
+	}}, mutate...)...)
+	return &secureCluster{pki: pki, brokers: brokers}
 }
 
 func (sc *secureCluster) admin(t *testing.T) *kgo.Client {
@@ -248,14 +204,6 @@ func TestSecureClusterReplicatesAndRefusesHijack(t *testing.T) {
 
 	// Replication and controller requests run over the mTLS BROKER listener.
 	adm := kadm.NewClient(cl)
-	testutil.WaitFor(t, 30*time.Second, "every broker to see three live brokers", func() bool {
-		for _, b := range sc.brokers {
-			if len(b.quorum.Image().LiveBrokers()) != 3 {
-				return false
-			}
-		}
-		return true
-	})
 	resp, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": ptr("3")}, "secure")
 	require.NoError(t, err)
 	require.NoError(t, resp.Err)
@@ -349,14 +297,6 @@ func saslClientAuth(a *attacker, user, pass string) error {
 func TestSASLInterBrokerListener(t *testing.T) {
 	pki := newTestPKI(t)
 	dir := t.TempDir()
-	var raftLns []net.Listener
-	var voters []string
-	for i := 1; i <= 3; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		raftLns = append(raftLns, ln)
-		voters = append(voters, fmt.Sprintf("%d@%s", i, ln.Addr()))
-	}
 	var initial []InitialSCRAMUser
 	principals := map[int32]string{}
 	for i := 1; i <= 3; i++ {
@@ -365,38 +305,16 @@ func TestSASLInterBrokerListener(t *testing.T) {
 		initial = append(initial, InitialSCRAMUser{Name: fmt.Sprintf("broker%d", i), PasswordFile: f})
 		principals[int32(i)] = fmt.Sprintf("User:broker%d", i)
 	}
-	var brokers []*testBroker
-	for i := range 3 {
-		id := int32(i + 1)
-		brokers = append(brokers, launchTestBroker(t, t.TempDir(), func(c *Config) {
-			c.NodeID = id
-			c.ControllerQuorumVoters = strings.Join(voters, ",")
-			c.ControllerListener = raftLns[i]
-			c.OffsetsTopicNumPartitions = 1
-			c.Listeners = "PLAINTEXT://127.0.0.1:0,BROKER://127.0.0.1:0"
-			c.ListenerSecurityProtocolMap = "PLAINTEXT:PLAINTEXT,BROKER:SASL_SSL"
-			c.InterBrokerListenerName = "BROKER"
-			c.SSLKeystoreLocation, c.SSLTruststoreLocation = pki.server.Keystore, pki.ca.CertFile
-			c.BrokerPrincipals = principals
-			c.SASLInterBrokerUsername = fmt.Sprintf("broker%d", id)
-			c.SASLInterBrokerPasswordFile = initial[i].PasswordFile
-			c.InitialSCRAMUsers = initial
-		}))
-	}
-	for _, tb := range brokers {
-		select {
-		case <-tb.Ready():
-		case <-time.After(60 * time.Second):
-			t.Fatalf("broker %d not ready within 60s", tb.cfg.NodeID)
-		}
-	}
-	testutil.WaitFor(t, 30*time.Second, "every broker to see three live brokers", func() bool {
-		for _, b := range brokers {
-			if len(b.quorum.Image().LiveBrokers()) != 3 {
-				return false
-			}
-		}
-		return true
+	brokers := startTestCluster(t, 3, func(c *Config) {
+		c.OffsetsTopicNumPartitions = 1
+		c.Listeners = "PLAINTEXT://127.0.0.1:0,BROKER://127.0.0.1:0"
+		c.ListenerSecurityProtocolMap = "PLAINTEXT:PLAINTEXT,BROKER:SASL_SSL"
+		c.InterBrokerListenerName = "BROKER"
+		c.SSLKeystoreLocation, c.SSLTruststoreLocation = pki.server.Keystore, pki.ca.CertFile
+		c.BrokerPrincipals = principals
+		c.SASLInterBrokerUsername = fmt.Sprintf("broker%d", c.NodeID)
+		c.SASLInterBrokerPasswordFile = initial[c.NodeID-1].PasswordFile
+		c.InitialSCRAMUsers = initial
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/broker/metadata"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -65,11 +66,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 		})
 	}
 	nb := startNew()
-	select {
-	case <-nb.Ready():
-	case <-time.After(90 * time.Second):
-		t.Fatal("broker-only node not ready")
-	}
+	nb.waitReady(t, 90*time.Second)
 	id := nb.cfg.NodeID
 	require.Equal(t, int32(AllocateNodeID), id, "the configuration asked for an id")
 	id = nb.Broker.cfg.NodeID
@@ -102,18 +99,9 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 	})
 
 	// DescribeQuorum lists it as an observer.
-	dq := kmsg.NewPtrDescribeQuorumRequest()
-	dqt := kmsg.NewDescribeQuorumRequestTopic()
-	dqt.Topic = "__cluster_metadata"
-	dqt.Partitions = append(dqt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
-	dq.Topics = append(dq.Topics, dqt)
-	testutil.WaitFor(t, 30*time.Second, "DescribeQuorum to list the new broker as an observer", func() bool {
-		resp, err := dq.RequestWith(ctx, sc.admin(t))
-		if err != nil || resp.ErrorCode != 0 {
-			return false
-		}
-		p := resp.Topics[0].Partitions[0]
-		return len(p.CurrentVoters) == 3 && len(p.Observers) == 1 && p.Observers[0].ReplicaID == id && p.Observers[0].LastFetchTimestamp > 0
+	testutil.WaitForErr(t, 30*time.Second, "DescribeQuorum to list the new broker as an observer", func() (bool, error) {
+		q, err := adminapi.DescribeQuorum(ctx, sc.admin(t))
+		return err == nil && len(q.Voters) == 3 && len(q.Observers) == 1 && q.Observers[0].NodeID == id && q.Observers[0].LastFetchTimestamp > 0, err
 	})
 
 	t.Run("non-broker certificate cannot get a node id", func(t *testing.T) {
@@ -152,9 +140,8 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 			return true
 		})
 		user := saslUserClient(t, sc.brokers[0].ListenerAddr("CLIENT"), "alice", "alice-pw", kgo.DialTLSConfig(sc.pki.clientTLS(t, "")))
-		resp, err := dq.RequestWith(ctx, user)
-		require.NoError(t, err)
-		require.Equal(t, kerr.ClusterAuthorizationFailed.Code, resp.ErrorCode)
+		_, err = adminapi.DescribeQuorum(ctx, user)
+		require.ErrorIs(t, err, kerr.ClusterAuthorizationFailed)
 		add := kmsg.NewPtrAddRaftVoterRequest()
 		add.VoterID = id
 		addResp, err := add.RequestWith(ctx, user)
@@ -173,11 +160,7 @@ func TestBrokerOnlyNodeJoinsSecureCluster(t *testing.T) {
 	// A restart keeps the id.
 	nb.stop(t)
 	nb2 := startNew()
-	select {
-	case <-nb2.Ready():
-	case <-time.After(90 * time.Second):
-		t.Fatal("restarted broker-only node not ready")
-	}
+	nb2.waitReady(t, 90*time.Second)
 	require.Equal(t, id, nb2.Broker.cfg.NodeID)
 	require.Len(t, ctl.quorum.Image().AllocatedNodeIDs, 1, "no second id allocated")
 }

@@ -131,6 +131,13 @@ func (p *partition) onReplicaFetch(ctx context.Context, replica int32, fetchOffs
 		p.mu.Unlock()
 		return kerr.NotLeaderForPartition
 	}
+	if fetchOffset > leo {
+		// Beyond our log: the follower holds records we do not (it led before and
+		// has not truncated yet). Its offset says nothing of what it has of ours;
+		// the read answers OFFSET_OUT_OF_RANGE and it truncates.
+		p.mu.Unlock()
+		return nil
+	}
 	if fetchOffset >= leo {
 		f.lastCaughtUp = now
 	} else if fetchOffset >= f.lastFetchLEO && !f.lastFetch.IsZero() {
@@ -138,11 +145,14 @@ func (p *partition) onReplicaFetch(ctx context.Context, replica int32, fetchOffs
 	}
 	f.leo, f.lastFetch, f.lastFetchLEO = fetchOffset, now, leo
 	var expand []int32
-	if !slices.Contains(p.isr, replica) && p.pendingISR == nil && fetchOffset >= p.hw.Load() &&
-		fetchOffset >= p.epochStartOffset && p.b.quorum.Image().Live(replica) {
+	switch {
+	case p.pendingISR != nil:
+		expand = p.retryISRLocked()
+	case !slices.Contains(p.isr, replica) && fetchOffset >= p.hw.Load() &&
+		fetchOffset >= p.epochStartOffset && p.b.quorum.Image().Live(replica):
 		expand = append(slices.Clone(p.isr), replica)
 		slices.Sort(expand)
-		p.pendingISR = expand
+		p.askISRLocked(expand)
 	}
 	p.mu.Unlock()
 	p.maybeAdvanceHW()
@@ -150,6 +160,53 @@ func (p *partition) onReplicaFetch(ctx context.Context, replica int32, fetchOffs
 		p.b.isrWG.Go(func() { p.b.changeISR(ctx, p, expand) })
 	}
 	return nil
+}
+
+// askISRLocked makes isr the pending ISR change, about to be sent. p.mu must be held.
+func (p *partition) askISRLocked(isr []int32) {
+	p.pendingISR, p.pendingBase = isr, p.partitionEpoch
+	p.isrInFlight, p.isrRetry = true, false
+}
+
+// retryISRLocked returns the pending ISR change to send again if its last
+// attempt ended without a known outcome (its answer lost or timed out), else
+// nil. p.mu must be held.
+func (p *partition) retryISRLocked() []int32 {
+	if p.pendingISR == nil || p.isrInFlight || !p.isrRetry {
+		return nil
+	}
+	p.isrInFlight, p.isrRetry = true, false
+	return slices.Clone(p.pendingISR)
+}
+
+// clearPendingISRLocked forgets the pending ISR change. p.mu must be held.
+func (p *partition) clearPendingISRLocked() {
+	p.pendingISR, p.pendingBase, p.isrInFlight, p.isrRetry = nil, 0, false, false
+}
+
+// isrChangeFailedLocked settles a pending ISR change whose AlterPartition failed with
+// err. Only an answer by which the controller says the change was not made at the
+// partition epoch it was asked at (INELIGIBLE_REPLICA, INVALID_REQUEST) drops it,
+// as Kafka does: after a lost or timed-out answer the change may have been
+// committed, so it stays pending (the high watermark waits for an added replica
+// the controller may count in sync, which could otherwise be elected without
+// records acknowledged meanwhile) and is asked again; after an answer that the
+// partition moved on (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, a new leader,
+// the topic gone) the next metadata image settles it. p.mu must be held.
+func (p *partition) isrChangeFailedLocked(isr []int32, err error) {
+	if !slices.Equal(p.pendingISR, isr) {
+		return // settled meanwhile
+	}
+	p.isrInFlight = false
+	switch {
+	case errors.Is(err, kerr.IneligibleReplica), errors.Is(err, kerr.InvalidRequest):
+		p.clearPendingISRLocked()
+	case errors.Is(err, kerr.FencedLeaderEpoch), errors.Is(err, kerr.InvalidUpdateVersion),
+		errors.Is(err, kerr.NotLeaderForPartition), errors.Is(err, kerr.UnknownTopicID), errors.Is(err, kerr.UnknownTopicOrPartition):
+		p.isrRetry = false // the controller moved on: the image brings the outcome
+	default:
+		p.isrRetry = true
+	}
 }
 
 // checkFollower returns NOT_LEADER_OR_FOLLOWER unless replica is a follower this
@@ -170,8 +227,16 @@ func (p *partition) checkFollower(replica int32) error {
 func (p *partition) checkISR(ctx context.Context, lag time.Duration) {
 	now := time.Now()
 	p.mu.Lock()
-	if !p.isLeader || p.pendingISR != nil {
+	if !p.isLeader {
 		p.mu.Unlock()
+		return
+	}
+	if p.pendingISR != nil {
+		retry := p.retryISRLocked()
+		p.mu.Unlock()
+		if retry != nil {
+			p.b.changeISR(ctx, p, retry)
+		}
 		return
 	}
 	shrunk := slices.DeleteFunc(slices.Clone(p.isr), func(r int32) bool {
@@ -185,7 +250,7 @@ func (p *partition) checkISR(ctx context.Context, lag time.Duration) {
 		p.mu.Unlock()
 		return
 	}
-	p.pendingISR = shrunk
+	p.askISRLocked(shrunk)
 	p.mu.Unlock()
 	p.b.changeISR(ctx, p, shrunk)
 }
@@ -203,9 +268,7 @@ func (b *Broker) changeISR(ctx context.Context, p *partition, isr []int32) {
 	res, err := b.alterPartition(cctx, p.topic.id, p.index, epoch, pepoch, isr)
 	p.mu.Lock()
 	if err != nil {
-		if slices.Equal(p.pendingISR, isr) {
-			p.pendingISR = nil
-		}
+		p.isrChangeFailedLocked(isr, err)
 		p.mu.Unlock()
 		if ctx.Err() == nil {
 			b.logger.Debug("ISR change refused", "topic", p.topic.name, "partition", p.index, "isr", isr, "err", err)
@@ -222,7 +285,7 @@ func (b *Broker) changeISR(ctx context.Context, p *partition, isr []int32) {
 		p.isr, p.partitionEpoch = res.ISR, res.PartitionEpoch
 	}
 	if slices.Equal(p.pendingISR, isr) {
-		p.pendingISR = nil
+		p.clearPendingISRLocked()
 	}
 	p.mu.Unlock()
 	b.logger.Info("ISR changed", "topic", p.topic.name, "partition", p.index, "isr", res.ISR)

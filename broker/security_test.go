@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,24 +38,6 @@ import (
 
 	"github.com/sluicemq/sluice/stack/localca"
 )
-
-// syncBuffer is a log sink tests can read while the broker writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and client certificates.
 type testPKI struct {
@@ -95,7 +76,7 @@ func (p *testPKI) clientTLS(t testing.TB, cn string) *tls.Config {
 
 // startSecure starts a broker configured by mod on a fresh data dir, with an admin
 // SCRAM-SHA-512 user whose password comes from a file, and returns it with its log.
-func startSecure(t *testing.T, mod func(*Config)) (*Broker, *syncBuffer) {
+func startSecure(t *testing.T, mod func(*Config)) (*Broker, *testutil.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	pass := filepath.Join(dir, "admin.pass")
@@ -105,7 +86,7 @@ func startSecure(t *testing.T, mod func(*Config)) (*Broker, *syncBuffer) {
 	cfg.OffsetsTopicNumPartitions = 1
 	cfg.InitialSCRAMUsers = []InitialSCRAMUser{{Name: "admin", PasswordFile: pass}}
 	mod(&cfg)
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	b, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -57,9 +57,19 @@ type partition struct {
 	// the ISR only once it has everything up to it, so a replica missing data
 	// of earlier epochs can never be elected.
 	epochStartOffset int64
-	pendingISR       []int32 // an AlterPartition in flight
-	waiters          []chan struct{}
-	deleted          bool
+	// pendingISR is an ISR change asked for and not yet known to be committed or
+	// refused (Kafka's PendingPartitionChange): the high watermark waits for its
+	// members (maximalISR) until the controller's answer or a metadata image
+	// settles it, since a request whose answer was lost may have been committed.
+	// pendingBase is the partition epoch it was asked at; isrInFlight reports an
+	// AlterPartition on its way, isrRetry that none is and the change may be
+	// asked again (its last attempt's outcome is unknown).
+	pendingISR  []int32
+	pendingBase int32
+	isrInFlight bool
+	isrRetry    bool
+	waiters     []chan struct{}
+	deleted     bool
 	// movedAway: deleted because a reassignment took this broker off the
 	// replicas, while the topic lives on (waiters get NOT_LEADER_OR_FOLLOWER).
 	movedAway bool
@@ -296,7 +306,9 @@ const (
 	roleSame roleChange = iota
 	roleLeader
 	roleFollower
-	// roleReplicasChanged: still leading at the same epoch, with other replicas (reassignment).
+	// roleReplicasChanged: still leading at the same epoch, with other replicas (reassignment)
+	// or a smaller ISR (the controller removed a fenced follower): the high watermark is
+	// computed again, since no follower's fetch may come to move it.
 	roleReplicasChanged
 )
 
@@ -325,19 +337,25 @@ func (p *partition) update(mp metadata.Partition, self int32) roleChange {
 		}
 	}
 	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
+	isrShrank := slices.ContainsFunc(p.isr, func(r int32) bool { return !slices.Contains(mp.ISR, r) })
 	p.replicas, p.isr, p.partitionEpoch = mp.Replicas, mp.ISR, mp.PartitionEpoch
-	if p.pendingISR != nil && slices.Equal(p.pendingISR, mp.ISR) {
-		p.pendingISR = nil
+	if p.pendingISR != nil && (slices.Equal(p.pendingISR, mp.ISR) || mp.PartitionEpoch > p.pendingBase) {
+		// Committed, or the partition moved past the epoch it was asked at, so
+		// the controller can no longer commit it: the image is the outcome.
+		p.clearPendingISRLocked()
 	}
 	if !newEpoch {
 		if replicasChanged && p.isLeader {
 			p.syncFollowersLocked() // replica.go: a reassignment added or removed replicas
 			return roleReplicasChanged
 		}
+		if isrShrank && p.isLeader {
+			return roleReplicasChanged
+		}
 		return roleSame
 	}
 	p.leader, p.leaderEpoch = mp.Leader, mp.LeaderEpoch
-	p.pendingISR = nil
+	p.clearPendingISRLocked()
 	if mp.Leader == self {
 		p.isLeader = true
 		return roleLeader

@@ -1,15 +1,11 @@
 package broker
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,10 +20,6 @@ import (
 // (basic_auth with password_file) works unchanged, and a wrong password leaves its target down
 // with 401.
 func TestRealPrometheusScrapesBehindWebConfig(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not on PATH: install Debian's prometheus package (.ci/run does)")
-	}
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
 	require.NoError(t, err)
@@ -39,8 +31,7 @@ func TestRealPrometheusScrapesBehindWebConfig(t *testing.T) {
 	})
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "good"), []byte("scrape-pass\n"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad"), []byte("not-the-pass\n"), 0o600))
-	promCfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(promCfg, []byte(fmt.Sprintf(`global: {scrape_interval: 1s, scrape_timeout: 1s}
+	promURL := testutil.Prometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s, scrape_timeout: 1s}
 scrape_configs:
   - job_name: broker
     basic_auth: {username: prometheus, password_file: %s}
@@ -48,27 +39,7 @@ scrape_configs:
   - job_name: wrong
     basic_auth: {username: prometheus, password_file: %s}
     static_configs: [{targets: [%q]}]
-`, filepath.Join(dir, "good"), tb.MetricsAddr(), filepath.Join(dir, "bad"), tb.MetricsAddr())), 0o600))
-
-	// Prometheus takes no port 0: take a free port and hand it over.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	promAddr := l.Addr().String()
-	require.NoError(t, l.Close())
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, promBin, "--config.file", promCfg, "--storage.tsdb.path", filepath.Join(dir, "tsdb"),
-		"--web.listen-address", promAddr)
-	// One writer for both: exec then writes from one goroutine at a time.
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Log(out.String())
-		}
-	})
+`, filepath.Join(dir, "good"), tb.MetricsAddr(), filepath.Join(dir, "bad"), tb.MetricsAddr()), "")
 
 	type target struct {
 		Labels    map[string]string `json:"labels"`
@@ -77,7 +48,7 @@ scrape_configs:
 	}
 	health := map[string]target{}
 	testutil.WaitForErr(t, 60*time.Second, "prometheus: broker up, wrong password down", func() (bool, error) {
-		resp, err := http.Get("http://" + promAddr + "/api/v1/targets")
+		resp, err := http.Get(promURL + "/api/v1/targets")
 		if err != nil {
 			return false, err
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/exporter"
 	"github.com/sluicemq/sluice/gateway"
 	"github.com/sluicemq/sluice/internal/testutil"
@@ -314,7 +315,7 @@ func testLogger() *slog.Logger {
 
 // startBroker runs a single-node broker in-process on ports the kernel
 // picks, with /metrics served, until the test ends.
-func startBroker(t *testing.T) *broker.Broker {
+func startBroker(t *testing.T) *brokertest.Broker {
 	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -324,29 +325,7 @@ func startBroker(t *testing.T) *broker.Broker {
 	cfg.Flush = "always" // so fsync latency has observations
 	noDelay := int64(0)
 	cfg.GroupInitialRebalanceDelayMs = &noDelay
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("broker did not stop")
-		}
-	})
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		t.Fatalf("broker stopped before it was ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("broker not ready within 20s")
-	}
-	testutil.WaitFor(t, 5*time.Second, `b.MetricsAddr() != ""`, func() bool { return b.MetricsAddr() != "" })
-	return b
+	return brokertest.Run(t, cfg)
 }
 
 // makeTraffic creates a topic of three partitions with ten records each,
@@ -431,25 +410,7 @@ func startExporter(t *testing.T, bootstrap string) *exporter.Exporter {
 	cfg.CollectTimeout = 10 * time.Second
 	e, err := exporter.New(cfg, testLogger())
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("exporter did not stop")
-		}
-	})
-	select {
-	case <-e.Ready():
-	case err := <-done:
-		t.Fatalf("exporter stopped before it listened: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("exporter not listening within 10s")
-	}
+	testutil.Start(t, "the exporter", e.Run).WaitReady(t, e.Ready(), time.Minute)
 	return e
 }
 
@@ -493,18 +454,7 @@ func startGateway(t *testing.T, bootstrap string) *gateway.Gateway {
 	g, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Bootstrap: []string{bootstrap},
 		MetricsListen: "127.0.0.1:0"}, testLogger(), nil)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("gateway did not stop")
-		}
-	})
+	testutil.Start(t, "the gateway", g.Run)
 	return g
 }
 

@@ -47,7 +47,7 @@ func BenchmarkScale(b *testing.B) {
 	require.GreaterOrEqual(b, partitions, perGroup)
 
 	br := startBroker(b)
-	kcl := newClient(b, br.addr, kgo.MaxBufferedRecords(1<<20), kgo.ProducerBatchMaxBytes(1<<20))
+	kcl := newClient(b, br.Addr(), kgo.MaxBufferedRecords(1<<20), kgo.ProducerBatchMaxBytes(1<<20))
 	adm := kadm.NewClient(kcl)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -91,7 +91,7 @@ func BenchmarkScale(b *testing.B) {
 	b.Logf("setup: %d topics x %d partitions = %d partitions, %d groups x %d committed partitions, in %s",
 		topics, partitions, topics*partitions, groups, perGroup, time.Since(start).Round(time.Millisecond))
 
-	cfg := testConfig(br.addr)
+	cfg := testConfig(br.Addr())
 	cfg.CollectTimeout = 5 * time.Minute
 	e := newExporter(b, cfg)
 	t0 := time.Now()

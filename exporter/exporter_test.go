@@ -20,7 +20,7 @@ import (
 // seconds from the timestamp of the record at the committed offset.
 func TestOffsetsAndLag(t *testing.T) {
 	b := startBroker(t)
-	kcl := newClient(t, b.addr)
+	kcl := newClient(t, b.Addr())
 	adm := kadm.NewClient(kcl)
 	createTopic(t, adm, "orders", 3)
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
@@ -28,14 +28,14 @@ func TestOffsetsAndLag(t *testing.T) {
 	produce(t, kcl, "orders", 1, 5, nil)
 	commit(t, adm, "g1", "orders", map[int32]int64{0: 4, 1: 5})
 
-	e := newExporter(t, testConfig(b.addr))
+	e := newExporter(t, testConfig(b.Addr()))
 	before := time.Now()
 	collect(t, e)
 	after := time.Now()
 	m := scrape(t, e.Handler())
 
 	assert.Equal(t, 1.0, m.value(t, "kafka_brokers"))
-	assert.Equal(t, 1.0, m.value(t, "kafka_broker_info", "address="+b.addr, "id=1"))
+	assert.Equal(t, 1.0, m.value(t, "kafka_broker_info", "address="+b.Addr(), "id=1"))
 	assert.Equal(t, 3.0, m.value(t, "kafka_topic_partitions", "topic=orders"))
 	for p, end := range []float64{10, 5, 0} {
 		l := []string{"topic=orders", fmt.Sprintf("partition=%d", p)}
@@ -89,7 +89,7 @@ func TestOffsetsAndLag(t *testing.T) {
 // records keep arriving on "busy".
 func TestStatusTransitions(t *testing.T) {
 	b := startBroker(t)
-	kcl := newClient(t, b.addr)
+	kcl := newClient(t, b.Addr())
 	adm := kadm.NewClient(kcl)
 	createTopic(t, adm, "busy", 1)
 	createTopic(t, adm, "idle", 1)
@@ -98,7 +98,7 @@ func TestStatusTransitions(t *testing.T) {
 	commit(t, adm, "stopped", "busy", map[int32]int64{0: 0})
 	commit(t, adm, "rewinder", "busy", map[int32]int64{0: 0})
 
-	e := newExporter(t, testConfig(b.addr))
+	e := newExporter(t, testConfig(b.Addr()))
 	status := func(m metrics, group, topic string) string {
 		return m.status(t, "sluice_consumergroup_status", "consumergroup="+group, "topic="+topic, "partition=0")
 	}
@@ -142,13 +142,13 @@ func TestStatusTransitions(t *testing.T) {
 // commits is counted as a member, is caught up and OK.
 func TestLiveConsumerGroup(t *testing.T) {
 	b := startBroker(t)
-	kcl := newClient(t, b.addr)
+	kcl := newClient(t, b.Addr())
 	adm := kadm.NewClient(kcl)
 	createTopic(t, adm, "events", 2)
 	produce(t, kcl, "events", 0, 7, nil)
 	produce(t, kcl, "events", 1, 3, nil)
 
-	consumer := newClient(t, b.addr, kgo.ConsumerGroup("live"), kgo.ConsumeTopics("events"),
+	consumer := newClient(t, b.Addr(), kgo.ConsumerGroup("live"), kgo.ConsumeTopics("events"),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -160,7 +160,7 @@ func TestLiveConsumerGroup(t *testing.T) {
 	}
 	require.NoError(t, consumer.CommitUncommittedOffsets(ctx))
 
-	e := newExporter(t, testConfig(b.addr))
+	e := newExporter(t, testConfig(b.Addr()))
 	var m metrics
 	testutil.WaitFor(t, 20*time.Second, "the group with its member and commits", func() bool {
 		collect(t, e)
@@ -179,25 +179,18 @@ func TestLiveConsumerGroup(t *testing.T) {
 // counted and the collection age grows.
 func TestRunAndClusterGone(t *testing.T) {
 	b := startBroker(t)
-	kcl := newClient(t, b.addr)
+	kcl := newClient(t, b.Addr())
 	adm := kadm.NewClient(kcl)
 	createTopic(t, adm, "t", 1)
 	produce(t, kcl, "t", 0, 2, nil)
 	kcl.Close()
 
-	cfg := testConfig(b.addr)
+	cfg := testConfig(b.Addr())
 	cfg.Interval = 100 * time.Millisecond
 	// Generous: on a busy machine one collection can take seconds.
 	cfg.CollectTimeout = 5 * time.Second
 	e := newExporter(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	<-e.Ready()
+	testutil.Start(t, "the exporter", e.Run).WaitReady(t, e.Ready(), time.Minute)
 	base := "http://" + e.Addr()
 	get := func(path string) (int, metrics) {
 		resp, err := http.Get(base + path)
@@ -223,7 +216,7 @@ func TestRunAndClusterGone(t *testing.T) {
 	// Go and process metrics come with the exporter's own registry.
 	require.Contains(t, m, "go_goroutines")
 
-	b.stop()
+	b.Stop(t)
 	var last float64
 	testutil.WaitFor(t, 30*time.Second, "up 0 and metadata errors", func() bool {
 		_, m = get("/metrics")
@@ -266,12 +259,12 @@ func TestCollectFailsWithoutCluster(t *testing.T) {
 // other partitions, and 0 once the transaction commits.
 func TestLSOLag(t *testing.T) {
 	b := startBroker(t)
-	kcl := newClient(t, b.addr)
+	kcl := newClient(t, b.Addr())
 	adm := kadm.NewClient(kcl)
 	createTopic(t, adm, "payments", 2)
 	produce(t, kcl, "payments", 1, 4, nil)
 
-	txn := newClient(t, b.addr, kgo.TransactionalID("exporter-lso-lag"))
+	txn := newClient(t, b.Addr(), kgo.TransactionalID("exporter-lso-lag"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, txn.BeginTransaction())
@@ -282,7 +275,7 @@ func TestLSOLag(t *testing.T) {
 	require.NoError(t, txn.ProduceSync(ctx, recs...).FirstErr())
 	produce(t, kcl, "payments", 0, 3, nil)
 
-	e := newExporter(t, testConfig(b.addr))
+	e := newExporter(t, testConfig(b.Addr()))
 	collect(t, e)
 	m := scrape(t, e.Handler())
 	assert.Equal(t, 8.0, m.value(t, "kafka_topic_partition_current_offset", "topic=payments", "partition=0"))

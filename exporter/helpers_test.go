@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 )
 
 func TestMain(m *testing.M) {
@@ -33,44 +34,16 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// testBroker is an in-process Sluice broker.
-type testBroker struct {
-	addr string
-	stop func() // stops the broker and waits for it; idempotent
-}
-
 // startBroker starts an in-process broker on a loopback port 0, stopped at
 // cleanup.
-func startBroker(t testing.TB) *testBroker {
+func startBroker(t testing.TB) *brokertest.Broker {
 	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.OffsetsTopicNumPartitions = 2
-	zero := int64(0)
-	cfg.GroupInitialRebalanceDelayMs = &zero
-	b, err := broker.New(cfg, testLogger(t))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("broker did not start: %v", err)
-	}
-	stopped := false
-	tb := &testBroker{addr: b.Addr(), stop: func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		<-done
-	}}
-	t.Cleanup(tb.stop)
-	return tb
+	cfg.GroupInitialRebalanceDelayMs = new(int64)
+	return brokertest.Run(t, cfg)
 }
 
 // newClient returns a kgo client of the broker that writes to explicit

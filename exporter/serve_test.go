@@ -20,12 +20,12 @@ import (
 // cluster series.
 func TestScrapeFormats(t *testing.T) {
 	b := startBroker(t)
-	kcl := newClient(t, b.addr)
+	kcl := newClient(t, b.Addr())
 	adm := kadm.NewClient(kcl)
 	createTopic(t, adm, "fmt", 2)
 	produce(t, kcl, "fmt", 1, 3, nil)
 	commit(t, adm, "fmt-group", "fmt", map[int32]int64{1: 1})
-	e := newExporter(t, testConfig(b.addr))
+	e := newExporter(t, testConfig(b.Addr()))
 	collect(t, e)
 
 	get := func(accept, encoding string) *httptest.ResponseRecorder {

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -23,14 +25,7 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	cfg := testConfig("127.0.0.1:1")
 	cfg.WebConfigFile = web
 	e := newExporter(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	<-e.Ready()
+	testutil.Start(t, "the exporter", e.Run).WaitReady(t, e.Ready(), time.Minute)
 	get := func(path, user, pass string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+e.Addr()+path, nil)
 		if user != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -30,7 +30,7 @@ import (
 //	go test ./gateway/ -run '^$' -bench BenchmarkGatewayClientAuth -count 5
 func BenchmarkGatewayClientAuth(b *testing.B) {
 	sc := startSecureCluster(b)
-	admin := kadm.NewClient(sc.direct(b, "admin", scramMech("admin", 512)))
+	admin := kadm.NewClient(sc.AdminClient(b))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	// As itself (PLAINTEXT mode) the gateway writes and reads the bench topics.
@@ -92,12 +92,12 @@ func BenchmarkGatewayClientAuth(b *testing.B) {
 
 // startBenchGateway starts a gateway with the given client security protocol,
 // logging in to the brokers as User:gateway, and returns its address.
-func startBenchGateway(b *testing.B, sc *secureCluster, protocol string) string {
+func startBenchGateway(b *testing.B, sc *brokertest.Cluster, protocol string) string {
 	b.Helper()
-	logs := &lockedBuffer{}
-	g, err := New(Config{Listen: "127.0.0.1:0", Bootstrap: sc.bootstrap(), NodeID: 100, ClientSecurityProtocol: protocol,
+	logs := &testutil.Buffer{}
+	g, err := New(Config{Listen: "127.0.0.1:0", Bootstrap: sc.Bootstrap(), NodeID: 100, ClientSecurityProtocol: protocol,
 		Backend: clientsec.Config{SecurityProtocol: "SASL_PLAINTEXT", SASLMechanism: "SCRAM-SHA-512",
-			SASLUsername: "gateway", SASLPasswordFile: filepath.Join(sc.dir, "gateway.pass")}},
+			SASLUsername: "gateway", SASLPasswordFile: sc.PasswordFile("gateway")}},
 		slog.New(slog.NewTextHandler(logs, nil)), nil)
 	require.NoError(b, err)
 	ctx, cancel := context.WithCancel(context.Background())

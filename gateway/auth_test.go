@@ -27,6 +27,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/broker/adminapi"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/broker/clientsec"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -40,90 +41,26 @@ var securePasswords = map[string]string{
 	"bob":     "bob-Secret-4",
 }
 
-// secureCluster is two in-process brokers whose client listener is
+// startSecureCluster starts two in-process brokers whose client listener is
 // SASL_PLAINTEXT (PLAIN and SCRAM), with the authorizer on, User:gateway in
 // gateway.principals, and ACLs: alice owns topics and groups prefixed
 // "alice-", bob "bob-", the gateway may describe every topic.
-type secureCluster struct {
-	brokers []*broker.Broker
-	dir     string
-}
-
-func startSecureCluster(t testing.TB, mutate ...func(*broker.Config)) *secureCluster {
+func startSecureCluster(t testing.TB, mutate ...func(*broker.Config)) *brokertest.Cluster {
 	t.Helper()
-	const n = 2
-	dir := t.TempDir()
-	var users []broker.InitialSCRAMUser
-	for name, pass := range securePasswords {
-		f := filepath.Join(dir, name+".pass")
-		require.NoError(t, os.WriteFile(f, []byte(pass+"\n"), 0o600))
-		users = append(users, broker.InitialSCRAMUser{Name: name, PasswordFile: f, Iterations: 4096})
-		users = append(users, broker.InitialSCRAMUser{Name: name, PasswordFile: f, Iterations: 4096, Mechanism: "SCRAM-SHA-256"})
-	}
-	lns := make([]net.Listener, n)
-	var voters []string
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns[i] = ln
-		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ln.Addr()))
-	}
-	sc := &secureCluster{dir: dir, brokers: make([]*broker.Broker, n)}
-	for i := range n {
-		cfg := broker.DefaultConfig()
-		cfg.NodeID = int32(i + 1)
-		cfg.DataDir = t.TempDir()
-		cfg.ControllerQuorumVoters = strings.Join(voters, ",")
-		cfg.ControllerListener = lns[i]
-		cfg.Listeners = "CLIENT://127.0.0.1:0,BROKER://127.0.0.1:0"
-		cfg.ListenerSecurityProtocolMap = "CLIENT:SASL_PLAINTEXT,BROKER:PLAINTEXT"
-		cfg.InterBrokerListenerName = "BROKER"
-		cfg.SASLEnabledMechanisms = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
-		cfg.AuthorizerClassName = broker.StandardAuthorizer
-		// The brokers reach each other unauthenticated on the loopback BROKER
-		// listener; clients only reach CLIENT, where everyone authenticates.
-		cfg.SuperUsers = "User:admin;User:ANONYMOUS"
-		cfg.GatewayPrincipals = "User:gateway"
-		cfg.InitialSCRAMUsers = users
-		cfg.OffsetsTopicNumPartitions = 2
-		cfg.GroupInitialRebalanceDelayMs = new(int64)
-		for _, m := range mutate {
-			m(&cfg)
-		}
-		logger := slog.New(slog.DiscardHandler)
-		if testing.Verbose() {
-			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		}
-		b, err := broker.New(cfg, logger)
-		require.NoError(t, err)
-		sc.brokers[i] = b
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Errorf("broker %d did not stop", i+1)
+	sc := brokertest.Start(t, brokertest.Config{
+		Brokers:    2,
+		Users:      securePasswords,
+		Mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+		Configure: func(c *broker.Config) {
+			c.GatewayPrincipals = "User:gateway"
+			for _, m := range mutate {
+				m(c)
 			}
-		})
-	}
-	for _, b := range sc.brokers {
-		select {
-		case <-b.Ready():
-		case <-time.After(60 * time.Second):
-			t.Fatal("a broker did not become ready")
-		}
-	}
-	admin := kadm.NewClient(sc.direct(t, "admin", scramMech("admin", 512)))
+		},
+	})
+	admin := kadm.NewClient(sc.AdminClient(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// The initial users are written by the first controller term.
-	testutil.WaitForErr(t, 30*time.Second, "admin can describe the cluster", func() (bool, error) {
-		_, err := admin.ListBrokers(ctx)
-		return err == nil, err
-	})
 	acls := []*kadm.ACLBuilder{
 		// The gateway learns partition leaders and coordinators as itself.
 		kadm.NewACLs().Allow("User:gateway").Topics("*").Groups("*").TransactionalIDs("*").
@@ -148,23 +85,6 @@ func startSecureCluster(t testing.TB, mutate ...func(*broker.Config)) *secureClu
 	return sc
 }
 
-func (sc *secureCluster) bootstrap() []string {
-	var out []string
-	for _, b := range sc.brokers {
-		out = append(out, b.ListenerAddr("CLIENT"))
-	}
-	return out
-}
-
-// direct is a client of the brokers themselves.
-func (sc *secureCluster) direct(t testing.TB, user string, mech sasl.Mechanism, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(sc.bootstrap()...), kgo.SASL(mech)}, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
-	return cl
-}
-
 func scramMech(user string, bits int) sasl.Mechanism {
 	a := scram.Auth{User: user, Pass: securePasswords[user]}
 	if bits == 256 {
@@ -179,10 +99,10 @@ func plainMech(user, pass string) sasl.Mechanism {
 
 // startSecureGateway starts a SASL_PLAINTEXT gateway that logs in to the
 // brokers as User:gateway; its log is returned.
-func startSecureGateway(t *testing.T, sc *secureCluster, adjust ...func(*Config)) (*testGateway, *lockedBuffer) {
+func startSecureGateway(t *testing.T, sc *brokertest.Cluster, adjust ...func(*Config)) (*testGateway, *testutil.Buffer) {
 	t.Helper()
-	pass := filepath.Join(sc.dir, "gateway.pass")
-	g := startGateway(t, sc.bootstrap(), append([]func(*Config){func(c *Config) {
+	pass := sc.PasswordFile("gateway")
+	g := startGateway(t, sc.Bootstrap(), append([]func(*Config){func(c *Config) {
 		c.ClientSecurityProtocol = "SASL_PLAINTEXT"
 		c.Backend = clientsec.Config{SecurityProtocol: "SASL_PLAINTEXT", SASLMechanism: "SCRAM-SHA-512",
 			SASLUsername: "gateway", SASLPasswordFile: pass}
@@ -323,7 +243,7 @@ func TestGatewayClientQuota(t *testing.T) {
 	sc := startSecureCluster(t)
 	g, _ := startSecureGateway(t, sc)
 	ctx := testCtx(t, 2*time.Minute)
-	admin := kadm.NewClient(sc.direct(t, "admin", scramMech("admin", 512)))
+	admin := kadm.NewClient(sc.AdminClient(t))
 	rate := 1024.0
 	res, err := admin.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
 		Entity: []kadm.ClientQuotaEntityComponent{{Type: "user", Name: new("alice")}},
@@ -489,7 +409,7 @@ func TestGatewayReauthentication(t *testing.T) {
 		return err != nil
 	})
 
-	admin := kadm.NewClient(sc.direct(t, "admin", scramMech("admin", 512)))
+	admin := kadm.NewClient(sc.AdminClient(t))
 	res, err := admin.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "alice", Mechanism: kadm.ScramSha512},
 		{User: "alice", Mechanism: kadm.ScramSha256}}, nil)
 	require.NoError(t, err)
@@ -566,47 +486,18 @@ func httpGet(url string) (string, error) {
 // what alice produces through the gateway (the brokers see alice, not the
 // gateway), and the per-principal series name alice.
 func TestGatewayTenantMetering(t *testing.T) {
-	sc := startSecureCluster(t, func(c *broker.Config) {
-		c.AdminListen = "127.0.0.1:0"
-		c.MetricsListen = "127.0.0.1:0"
-	})
+	sc := startSecureCluster(t)
 	g, _ := startSecureGateway(t, sc)
 	ctx := testCtx(t, 2*time.Minute)
-	admin := &adminapi.Client{}
-	for _, b := range sc.brokers {
-		admin.URLs = append(admin.URLs, "http://"+b.AdminAddr())
-	}
+	admin := sc.AdminAPI()
 	_, err := admin.PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 100})
 	require.NoError(t, err)
 	_, err = admin.PutTenant(ctx, adminapi.Tenant{Name: "pay", Plan: "standard", Principals: []string{"User:alice"}, Prefixes: []string{"alice-"}})
 	require.NoError(t, err)
-	// metric sums a series over both brokers' /metrics.
-	metric := func(prefix string) float64 {
-		var sum float64
-		for _, b := range sc.brokers {
-			page, err := httpGet("http://" + b.MetricsAddr() + "/metrics")
-			require.NoError(t, err)
-			for _, line := range strings.Split(page, "\n") {
-				if strings.HasPrefix(line, prefix) {
-					var v float64
-					_, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
-					require.NoError(t, err)
-					sum += v
-				}
-			}
-		}
-		return sum
-	}
 	testutil.WaitFor(t, 30*time.Second, "both brokers know the tenant", func() bool {
-		for _, b := range sc.brokers {
-			page, err := httpGet("http://" + b.MetricsAddr() + "/metrics")
-			if err != nil || !strings.Contains(page, `sluice_tenant_plan_partitions{plan="standard",tenant="pay"}`) {
-				return false
-			}
-		}
-		return true
+		return sc.Metric(t, "sluice_tenant_plan_partitions", "plan", "standard", "tenant", "pay") == 2*100
 	})
-	before := metric(`sluice_tenant_bytes_in_total{tenant="pay"}`)
+	before := sc.Metric(t, "sluice_tenant_bytes_in_total", "tenant", "pay")
 	cl := gatewayClient(t, g, scramMech("alice", 512), kgo.DefaultProduceTopic("alice-t"))
 	value := make([]byte, 10<<10)
 	_, _ = rand.Read(value) // incompressible: the meter counts batch bytes
@@ -615,7 +506,7 @@ func TestGatewayTenantMetering(t *testing.T) {
 	}
 	defer func() {
 		if t.Failed() {
-			for _, b := range sc.brokers {
+			for _, b := range sc.Brokers {
 				page, _ := httpGet("http://" + b.MetricsAddr() + "/metrics")
 				for _, line := range strings.Split(page, "\n") {
 					if strings.Contains(line, "pay") || strings.Contains(line, "alice") {
@@ -626,10 +517,10 @@ func TestGatewayTenantMetering(t *testing.T) {
 		}
 	}()
 	testutil.WaitFor(t, 30*time.Second, "alice's bytes metered to her tenant", func() bool {
-		return metric(`sluice_tenant_bytes_in_total{tenant="pay"}`)-before >= 20*10<<10
+		return sc.Metric(t, "sluice_tenant_bytes_in_total", "tenant", "pay")-before >= 20*10<<10
 	})
-	require.Positive(t, metric(`sluice_principal_topic_bytes_in_total{principal="User:alice",topic="alice-t"}`))
-	require.Zero(t, metric(`sluice_principal_topic_bytes_in_total{principal="User:gateway"`), "nothing is metered to the gateway")
+	require.Positive(t, sc.Metric(t, "sluice_principal_topic_bytes_in_total", "principal", "User:alice", "topic", "alice-t"))
+	require.Zero(t, sc.Metric(t, "sluice_principal_topic_bytes_in_total", "principal", "User:gateway"), "nothing is metered to the gateway")
 }
 
 // TestAuthConfig: the client authentication settings are validated, each error

@@ -279,7 +279,7 @@ func (c *collector) snapshot() map[string]bool {
 // chaos cluster; it gets its node id from the controller.
 type brokerOnly struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testutil.Buffer
 	done chan struct{}
 }
 
@@ -304,7 +304,7 @@ func startBrokerOnly(t *testing.T, cl *chaos.Cluster) *brokerOnly {
 	cmd := exec.Command(testutil.SluiceBin(t), "broker", "--process-roles", "broker",
 		"--controller-quorum-bootstrap-servers", strings.Join(quorum, ","), "--listen", addrs[0],
 		"--controller-listen", addrs[1], "--metrics-listen", addrs[2], "--data-dir", filepath.Join(dir, "data"), "--config", cfgPath)
-	b := &brokerOnly{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	b := &brokerOnly{cmd: cmd, out: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	chaos.OwnProcessGroup(cmd)
 	require.NoError(t, cmd.Start())

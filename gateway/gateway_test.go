@@ -40,24 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects a gateway's log for a failed test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startCluster starts n `sluice broker` processes on loopback ports, killed at
 // cleanup.
 func startCluster(t testing.TB, n int) *chaos.Cluster {
@@ -80,7 +62,7 @@ func startCluster(t testing.TB, n int) *chaos.Cluster {
 type testGateway struct {
 	*Gateway
 	reg  *prometheus.Registry
-	logs *lockedBuffer
+	logs *testutil.Buffer
 }
 
 // startGateway starts a gateway in front of bootstrap on 127.0.0.1:0 and waits
@@ -98,7 +80,7 @@ func startGatewayCtx(t testing.TB, parent context.Context, bootstrap []string, a
 	for _, a := range adjust {
 		a(&cfg)
 	}
-	logs := &lockedBuffer{}
+	logs := &testutil.Buffer{}
 	reg := prometheus.NewRegistry()
 	g, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	require.NoError(t, err)

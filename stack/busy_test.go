@@ -37,7 +37,7 @@ func TestBusyMachineRaisesNoIncident(t *testing.T) {
 	cfg.AdminPassword = "local-admin-pw"
 	cfg.Demo = &Demo{}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler), out) }()
 	defer func() {

@@ -129,8 +129,8 @@ func TestDemoBrokerFault(t *testing.T) {
 	cfg.AdminPassword = "local-admin-pw"
 	cfg.Demo = &Demo{Fault: "broker", FaultAfter: 80 * time.Second, FaultFor: 100 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	logs := &syncBuffer{}
+	out := &testutil.Buffer{}
+	logs := &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})), out)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,10 +190,25 @@ func (c *scaleCluster) Stop(ctx context.Context, id int32) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(90 * time.Second):
-			return fmt.Errorf("broker %d did not stop within 90s", id)
+			return fmt.Errorf("broker %d did not stop within 90s (%s)", id, c.dumpGoroutines(id))
 		}
 	}
 	return p.signal(ctx, syscall.SIGTERM)
+}
+
+// dumpGoroutines writes every goroutine's stack of this process to a file in
+// the scenario's directory, for a broker whose stop hangs, and says where.
+func (c *scaleCluster) dumpGoroutines(id int32) string {
+	name := filepath.Join(c.dir, fmt.Sprintf("goroutines-broker-%d-stop.txt", id))
+	f, err := os.Create(name)
+	if err != nil {
+		return "no goroutine dump: " + err.Error()
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		return "no goroutine dump: " + err.Error()
+	}
+	return "goroutines in " + name
 }
 
 func (c *scaleCluster) Kill(ctx context.Context, id int32) error {

@@ -40,8 +40,8 @@ func TestDemoScaleScenario(t *testing.T) {
 	cfg.AdminPassword = "local-admin-pw"
 	cfg.Demo = &Demo{Scenario: "scale", Bin: testutil.SluiceBin(t)}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	logs := &syncBuffer{}
+	out := &testutil.Buffer{}
+	logs := &testutil.Buffer{}
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
@@ -52,6 +52,12 @@ func TestDemoScaleScenario(t *testing.T) {
 		if t.Failed() {
 			lines := strings.Split(logs.String(), "\n")
 			t.Logf("last log lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+			// A broker whose stop hung left a goroutine dump (scaleCluster.dumpGoroutines).
+			dumps, _ := filepath.Glob(filepath.Join(cfg.DataDir, scaleNodesDir, "goroutines-*.txt"))
+			for _, d := range dumps {
+				b, _ := os.ReadFile(d)
+				t.Logf("%s:\n%s", d, b)
+			}
 		}
 	})
 	stopped := false
@@ -133,7 +139,7 @@ func TestDemoScaleScenarioRefusesBadInput(t *testing.T) {
 	cfg.KafkaPort = 1 // nothing may bind: Run must refuse first
 	require.NoError(t, os.MkdirAll(filepath.Join(cfg.DataDir, "scale"), 0o700))
 	cfg.Demo = &Demo{Scenario: "scale", Bin: "/bin/true"}
-	err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler), &syncBuffer{})
+	err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler), &testutil.Buffer{})
 	require.ErrorContains(t, err, "needs a new data directory")
 	entries, err := os.ReadDir(cfg.DataDir)
 	require.NoError(t, err)
@@ -142,7 +148,7 @@ func TestDemoScaleScenarioRefusesBadInput(t *testing.T) {
 	for _, d := range []Demo{{Scenario: "scale", Fault: "broker", Bin: "/bin/true"}, {Scenario: "scale"}, {Scenario: "bogus"}} {
 		cfg.DataDir = t.TempDir()
 		cfg.Demo = &d
-		err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler), &syncBuffer{})
+		err := Run(context.Background(), cfg, slog.New(slog.DiscardHandler), &testutil.Buffer{})
 		require.Error(t, err, "%+v", d)
 		t.Logf("%+v: %v", d, err)
 	}

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,10 +12,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -47,23 +46,6 @@ func freeBase(t *testing.T, n int) int {
 	return 0
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestStackServesClusterAndExporter(t *testing.T) {
 	base := freeBase(t, 12)
 	cfg := DefaultConfig()
@@ -73,7 +55,7 @@ func TestStackServesClusterAndExporter(t *testing.T) {
 	cfg.GatewayPort, cfg.GatewayMetricsPort = 0, 0 // free ports
 	cfg.AdminPassword = "local-admin-pw"
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out) }()
 	defer func() {

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 	"github.com/sluicemq/sluice/tickets/store"
@@ -265,13 +265,7 @@ func TestSnapshotOfARealBroker(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.OffsetsTopicNumPartitions = 1
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-b.Ready()
+	b := brokertest.Run(t, cfg)
 
 	ts := startService(t, func(c *Config) {
 		c.Snapshot.AdminURLs = []string{"127.0.0.1:1", b.AdminAddr()} // the first is down

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,11 +46,7 @@ func brokerDownSnapshot(id uint, at time.Time) *snapshot.Snapshot {
 // ten, a link to all), uses correct plurals, and fits a 420 px screen without
 // horizontal scrolling; screenshots at 1280 and 420 px.
 func TestBrowserIncidentPage(t *testing.T) {
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("no chromium: apt-get install -y chromium, or set SLUICE_CHROMIUM")
-	}
-	shots := screenshotDir(t)
+	br := startChromium(t)
 	ts := startService(t)
 	ts.clock.Advance(3 * time.Minute)
 	id := ts.notify(amPayload("SluiceBrokerDown", "firing", 0,
@@ -65,23 +59,9 @@ func TestBrowserIncidentPage(t *testing.T) {
 	require.NoError(t, ts.Store().SaveSnapshot(context.Background(), &store.Snapshot{IncidentID: id, CapturedAt: ts.clock.Now().Add(time.Second),
 		Reason: "incident opened", Diagnosis: "broker 2 unreachable", Data: string(data)}))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(br.ctx, 90*time.Second)
 	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	defer tcancel()
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), buf, 0o644)
-		}
-	}
+	shot := br.shot
 	eval := func(js string, dst any) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 			v, err := chromedp.Evaluate[json.RawMessage](js)(ctx, tg)
@@ -132,5 +112,5 @@ func TestBrowserIncidentPage(t *testing.T) {
 	require.LessOrEqual(t, width420, 420.0, "no horizontal scrolling at 420 px")
 	// The 57-partition page was 5,775 px tall; the summary keeps it short.
 	require.Less(t, height1280, 2600.0)
-	t.Logf("incident page: %.0f px tall at 1280 px, %.0f px at 420 px; screenshots in %s", height1280, height420, shots)
+	t.Logf("incident page: %.0f px tall at 1280 px, %.0f px at 420 px; screenshots in %s", height1280, height420, br.shots)
 }

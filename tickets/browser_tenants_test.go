@@ -2,8 +2,6 @@ package tickets
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,39 +15,14 @@ import (
 // statement with charts; then ann, a member of alpha, logs in, lands on
 // alpha's page and is refused beta's.
 func TestBrowserTenantPages(t *testing.T) {
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("no chromium: apt-get install -y chromium, or set SLUICE_CHROMIUM")
-	}
-	shots := screenshotDir(t)
+	br := startChromium(t)
 	f := startTenantFixture(t)
 	want, _, err := f.tenantStatement(context.Background(), principal{Name: "test", Role: "admin"}, "alpha", "2026-05")
 	require.NoError(t, err)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(br.ctx, 90*time.Second)
 	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	defer tcancel()
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), buf, 0o644)
-		}
-	}
-	text := func(sel chromedp.CSS, dst *string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			v, err := chromedp.Text(sel)(ctx, tg)
-			*dst = v
-			return chromedp.Void{}, err
-		}
-	}
+	shot := br.shot
 	waitText := func(s string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 			_, err := chromedp.Poll[bool](`document.body.textContent.includes(`+jsString(s)+`)`, chromedp.WithPollingTimeout(15*time.Second))(ctx, tg)
@@ -87,14 +60,14 @@ func TestBrowserTenantPages(t *testing.T) {
 		shot("tickets-tenants.png"),
 		chromedp.Click(chromedp.ID("save-tenant")),
 		waitText("Tenant gamma"),
-		text("#main", &gammaPrefixes),
+		textOf("#main", &gammaPrefixes),
 		chromedp.Navigate(f.base+"/tenants/alpha"),
 		chromedp.WaitVisible(chromedp.ID("this-month")),
 		shot("tickets-tenant.png"),
 		chromedp.Click(chromedp.ID("this-month")),
 		chromedp.WaitVisible(chromedp.CSS("svg.chart polyline")),
-		text("#total", &total),
-		text("td.peak-in", &peakIn),
+		textOf("#total", &total),
+		textOf("td.peak-in", &peakIn),
 		shot("tickets-statement.png"),
 		chromedp.Click(chromedp.CSS(`header form button`)), // log out
 		chromedp.WaitVisible(chromedp.ID("username")),
@@ -102,10 +75,10 @@ func TestBrowserTenantPages(t *testing.T) {
 	steps = append(steps, login("ann", "ann-password-1")...)
 	steps = append(steps,
 		chromedp.WaitVisible(chromedp.ID("this-month")),
-		text("h1", &memberHeading),
+		textOf("h1", &memberHeading),
 		chromedp.Navigate(f.base+"/tenants/beta"),
 		waitText("no tenant"),
-		text("#main", &refused),
+		textOf("#main", &refused),
 	)
 	require.NoError(t, chromedp.Do(ctx, steps...))
 	require.Contains(t, gammaPrefixes, "gamma.")
@@ -114,7 +87,7 @@ func TestBrowserTenantPages(t *testing.T) {
 	require.Equal(t, decimal(want.PeakInBps, 1_000_000, 3)+" MB/s", strings.TrimSpace(peakIn))
 	require.Equal(t, "Tenant alpha", strings.TrimSpace(memberHeading))
 	require.NotContains(t, refused, "beta.")
-	t.Logf("screenshots in %s", shots)
+	t.Logf("screenshots in %s", br.shots)
 }
 
 func jsString(s string) string {

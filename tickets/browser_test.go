@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,47 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
-
-// chromiumPath finds Debian's chromium (apt-get install -y chromium), or
-// $SLUICE_CHROMIUM.
-func chromiumPath() string {
-	if p := os.Getenv("SLUICE_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, _ := exec.LookPath("chromium")
-	return p
-}
-
-// screenshotDir is where TestBrowser saves its screenshots: $SLUICE_SCREENSHOTS,
-// relative to the repository root when relative (SLUICE_SCREENSHOTS=docs/screenshots
-// refreshes the ones kept in docs/), else a temporary directory.
-func screenshotDir(t *testing.T) string {
-	dir := os.Getenv("SLUICE_SCREENSHOTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if !filepath.IsAbs(dir) {
-		root, err := filepath.Abs("..")
-		require.NoError(t, err)
-		for ; ; root = filepath.Dir(root) {
-			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-				break
-			}
-			require.NotEqual(t, root, filepath.Dir(root), "no go.mod above the test's directory")
-		}
-		dir = filepath.Join(root, dir)
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	return dir
-}
 
 // fakePrometheus serves /api/v1/query_range in Prometheus' wire format with a
 // ramp for every query, so the snapshot has charts.
@@ -79,24 +39,14 @@ func fakePrometheus(t *testing.T) *httptest.Server {
 // incident's snapshot chart, acknowledge the incident, file a ticket for it.
 // Screenshots go to $SLUICE_SCREENSHOTS (docs/screenshots keeps current ones).
 func TestBrowser(t *testing.T) {
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("no chromium: apt-get install -y chromium, or set SLUICE_CHROMIUM")
-	}
-	shots := screenshotDir(t)
+	br := startChromium(t)
 
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.OffsetsTopicNumPartitions = 1
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan error, 1)
-	go func() { bdone <- b.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone })
-	<-b.Ready()
+	b := brokertest.Run(t, cfg)
 	prom := fakePrometheus(t)
 	am := startAlerting(t)
 	ts := startService(t, func(c *Config) {
@@ -109,33 +59,11 @@ func TestBrowser(t *testing.T) {
 		amAlert{"SluiceUnderReplicatedPartitions", "fp1", "firing", t0, map[string]string{"broker": "1", "topic": "orders"}})).Opened[0]
 	testutil.WaitFor(t, 10*time.Second, `ts.incident(id).Snapshot != nil`, func() bool { return ts.incident(id).Snapshot != nil })
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(br.ctx, 60*time.Second)
 	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
-	defer tcancel()
-
-	shot := func(name string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
-			if err != nil {
-				return chromedp.Void{}, err
-			}
-			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, name), buf, 0o644)
-		}
-	}
-	text := func(sel chromedp.CSS, dst *string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			v, err := chromedp.Text(sel)(ctx, tg)
-			*dst = v
-			return chromedp.Void{}, err
-		}
-	}
+	shot := br.shot
 	var status, diagnosis, ticketStatus, heading, newToken, silenceState, tokenExpires, passwordFlash string
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(ts.base+"/incidents"),
 		chromedp.WaitVisible(chromedp.ID("username")),
 		shot("tickets-login.png"),
@@ -143,11 +71,11 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("password"), testAdminPassword),
 		chromedp.Submit(chromedp.ID("password")),
 		chromedp.WaitVisible(chromedp.CSS("#incident-rows table")),
-		text("h1", &heading),
+		textOf("h1", &heading),
 		shot("tickets-incidents.png"),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="/incidents/%d"]`, id))),
 		chromedp.WaitVisible(chromedp.ID("diagnosis")),
-		text("#diagnosis", &diagnosis),
+		textOf("#diagnosis", &diagnosis),
 		chromedp.WaitVisible(chromedp.CSS("svg.chart polyline")),
 		shot("tickets-incident-snapshot.png"),
 		chromedp.Click(chromedp.ID("ack")),
@@ -156,7 +84,7 @@ func TestBrowser(t *testing.T) {
 				chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
 			return err
 		}),
-		text("#incident-status", &status),
+		textOf("#incident-status", &status),
 		shot("tickets-incident-acknowledged.png"),
 		chromedp.Navigate(fmt.Sprintf("%s/tickets?incident=%d", ts.base, id)),
 		chromedp.WaitVisible(chromedp.ID("title")),
@@ -167,7 +95,7 @@ func TestBrowser(t *testing.T) {
 		shot("tickets-file-ticket.png"),
 		chromedp.Click(chromedp.ID("file")),
 		chromedp.WaitVisible(chromedp.ID("ticket-status")),
-		text("#ticket-status", &ticketStatus),
+		textOf("#ticket-status", &ticketStatus),
 		shot("tickets-ticket.png"),
 		chromedp.Navigate(ts.base+"/cluster"),
 		chromedp.WaitVisible(chromedp.CSS(".diagnosis")),
@@ -182,7 +110,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("silence-comment"), "Replacing broker 1's disk"),
 		chromedp.Click(chromedp.ID("create-silence-button")),
 		chromedp.WaitVisible(chromedp.CSS("tbody tr[id^=silence-] .badge")),
-		text("tbody tr[id^=silence-] .badge", &silenceState),
+		textOf("tbody tr[id^=silence-] .badge", &silenceState),
 		shot("tickets-silences.png"),
 		// An admin mints an API token: shown once.
 		chromedp.Navigate(ts.base+"/admin/tokens"),
@@ -204,7 +132,7 @@ func TestBrowser(t *testing.T) {
 				chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
 			return err
 		}),
-		text("tbody tr:last-child .token-expires", &tokenExpires),
+		textOf("tbody tr:last-child .token-expires", &tokenExpires),
 		shot("tickets-admin-tokens.png"),
 		chromedp.Navigate(ts.base+"/admin/users"),
 		chromedp.WaitVisible(chromedp.ID("new-username")),
@@ -229,7 +157,7 @@ func TestBrowser(t *testing.T) {
 			_, err := chromedp.Poll[bool](`document.body.textContent.includes("Password changed")`, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
 			return err
 		}),
-		text("[role=status]", &passwordFlash),
+		textOf("[role=status]", &passwordFlash),
 		shot("tickets-password.png"),
 		// Still logged in: this session stays.
 		chromedp.Navigate(ts.base+"/incidents"),
@@ -259,5 +187,5 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ts.Store().Authenticate(context.Background(), "otto", "operator password")
 	require.NoError(t, err)
-	t.Logf("screenshots in %s", shots)
+	t.Logf("screenshots in %s", br.shots)
 }

@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
 
@@ -126,18 +127,9 @@ func startServiceWith(t testing.TB, opts Options, mutate ...func(*Config)) *test
 	opts.Now = clock.Now
 	svc, err := New(ctx, cfg, testLogger(), opts)
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	select {
-	case <-svc.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("service did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	run := testutil.Start(t, "the ticket service", svc.Run)
+	t.Cleanup(cancel) // before run stops, as when ctx was Run's too
+	run.WaitReady(t, svc.Ready(), time.Minute)
 	ts := &testService{Service: svc, t: t, base: "http://" + svc.Addr(), clock: clock}
 	for _, r := range []struct {
 		dst  *string

@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -101,43 +98,11 @@ func (h meterHistory) openMetrics(t *testing.T, path string) {
 // startPrometheusWith runs Debian's Prometheus on the TSDB blocks promtool
 // made of the OpenMetrics file and returns its URL.
 func startPrometheusWith(t *testing.T, openMetricsFile string) string {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not on PATH: install Debian's prometheus package (.ci/run does)")
-	}
-	dir := t.TempDir()
-	tsdb := filepath.Join(dir, "tsdb")
+	t.Helper()
+	tsdb := filepath.Join(t.TempDir(), "tsdb")
 	out, err := exec.Command("promtool", "tsdb", "create-blocks-from", "openmetrics", openMetricsFile, tsdb).CombinedOutput()
 	require.NoError(t, err, "promtool: %s", out)
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("global: {scrape_interval: 15s}\n"), 0o600))
-	// Prometheus takes no port 0: take a free port and hand it over.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, promBin, "--config.file", cfg, "--storage.tsdb.path", tsdb,
-		"--storage.tsdb.retention.time", "30d", "--web.listen-address", addr)
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Log(log.String())
-		}
-	})
-	testutil.WaitForErr(t, 60*time.Second, "prometheus ready", func() (bool, error) {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Errorf("status %s", resp.Status)
-	})
-	return "http://" + addr
+	return testutil.Prometheus(t, "global: {scrape_interval: 15s}\n", tsdb, "--storage.tsdb.retention.time", "30d")
 }
 
 // TestMeteringBackfillsFromRealPrometheus: the service was down for most of

@@ -1,15 +1,11 @@
 package tickets
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/prometheus/alertmanager/alert"
 	amnotify "github.com/prometheus/alertmanager/notify"
 	"github.com/prometheus/common/model"
@@ -93,57 +88,6 @@ func (f *fakeSlack) count() int {
 	return len(f.calls)
 }
 
-// smtpSink is a real SMTP server (emersion/go-smtp) keeping what it receives.
-type smtpSink struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-}
-
-func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{s: s}, nil }
-
-type smtpSession struct{ s *smtpSink }
-
-func (*smtpSession) Reset()                               {}
-func (*smtpSession) Logout() error                        { return nil }
-func (*smtpSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (*smtpSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (ss *smtpSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	ss.s.mu.Lock()
-	ss.s.msgs = append(ss.s.msgs, m)
-	ss.s.mu.Unlock()
-	return nil
-}
-
-func (s *smtpSink) subjects() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, m := range s.msgs {
-		out = append(out, m.Header.Get("Subject"))
-	}
-	return out
-}
-
-func startSMTP(t *testing.T) (*smtpSink, string) {
-	sink := &smtpSink{}
-	srv := smtp.NewServer(sink)
-	srv.Domain = "localhost"
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return sink, l.Addr().String()
-}
-
 // TestNotifications drives changes through the API and checks what reaches a
 // fake Slack Web API (through alerting/notify/slack and the real slack-go
 // client) and a real SMTP server (through alerting/notify/email).
@@ -151,7 +95,8 @@ func TestNotifications(t *testing.T) {
 	fs := &fakeSlack{}
 	slackSrv := httptest.NewServer(fs)
 	t.Cleanup(slackSrv.Close)
-	sink, smtpAddr := startSMTP(t)
+	sink := testutil.StartSMTP(t)
+	smtpAddr := sink.Addr
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "slack.token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("xoxb-test\n"), 0o600))
@@ -200,14 +145,14 @@ func TestNotifications(t *testing.T) {
 		require.Contains(t, calls[1].Text, "acknowledged by token:operator")
 		require.Contains(t, calls[2].Text, "swapping the disk")
 		require.Contains(t, calls[2].Text, fmt.Sprintf("<https://tickets.example.com/incidents/%d|Open in Sluice OPS>", id))
-		testutil.WaitFor(t, 5*time.Second, `len(sink.subjects()) >= 3`, func() bool { return len(sink.subjects()) >= 3 })
-		subjects := sink.subjects()
+		testutil.WaitFor(t, 5*time.Second, `len(sink.Subjects()) >= 3`, func() bool { return len(sink.Subjects()) >= 3 })
+		subjects := sink.Subjects()
 		require.Contains(t, subjects[0], fmt.Sprintf("Incident #%d", id))
 		require.Contains(t, subjects[1], "acknowledged")
 	})
 
 	t.Run("ticket gets its own message, changes in its thread", func(t *testing.T) {
-		mark, mails := fs.count(), len(sink.subjects())
+		mark, mails := fs.count(), len(sink.Subjects())
 		var tk struct{ ID uint }
 		ts.must(http.StatusCreated, "POST", "/api/v1/tickets", ts.operator, map[string]string{"title": "Broker 2 disk is failing", "priority": "P2"}, &tk)
 		testutil.WaitFor(t, 5*time.Second, `fs.count() >= mark+1`, func() bool { return fs.count() >= mark+1 })
@@ -227,8 +172,8 @@ func TestNotifications(t *testing.T) {
 		require.Contains(t, calls[1].Text, "ordered a new disk")
 
 		ts.must(http.StatusOK, "POST", fmt.Sprintf("/api/v1/tickets/%d/status", tk.ID), ts.operator, map[string]string{"status": "resolved"}, nil)
-		testutil.WaitFor(t, 5*time.Second, `len(sink.subjects()) >= mails+3`, func() bool { return len(sink.subjects()) >= mails+3 })
-		subjects := sink.subjects()[mails:]
+		testutil.WaitFor(t, 5*time.Second, `len(sink.Subjects()) >= mails+3`, func() bool { return len(sink.Subjects()) >= mails+3 })
+		subjects := sink.Subjects()[mails:]
 		require.Contains(t, subjects[0], fmt.Sprintf("Ticket #%d", tk.ID))
 		require.Contains(t, subjects[0], "filed by token:operator")
 		require.Contains(t, subjects[2], "[RESOLVED]")

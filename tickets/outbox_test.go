@@ -51,19 +51,9 @@ func (f *outboxFixture) open() *Service {
 
 // run serves svc until the returned stop is called.
 func (f *outboxFixture) run(svc *Service) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	select {
-	case <-svc.Ready():
-	case err := <-done:
-		cancel()
-		f.t.Fatalf("service did not start: %v", err)
-	}
-	return func() {
-		cancel()
-		require.NoError(f.t, <-done)
-	}
+	r := testutil.Start(f.t, "the ticket service", svc.Run)
+	r.WaitReady(f.t, svc.Ready(), time.Minute)
+	return func() { r.Stop(f.t) }
 }
 
 func outbox(t *testing.T, svc *Service) []store.OutboxMessage {

@@ -3,11 +3,7 @@ package tickets
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +15,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/broker/adminapi"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/sluicemq/sluice/tickets/store"
 )
@@ -30,10 +27,6 @@ import (
 // refusals reach the caller, usage comes from the broker, and the samples
 // carry the broker's disk, partitions and plan limits.
 func TestTenantsThroughARealBroker(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not on PATH: install Debian's prometheus package (.ci/run does)")
-	}
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -41,13 +34,7 @@ func TestTenantsThroughARealBroker(t *testing.T) {
 	cfg.MetricsListen = "127.0.0.1:0"
 	cfg.OffsetsTopicNumPartitions = 1
 	cfg.Tenants.TenantDiskCheckIntervalMs = 100
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan error, 1)
-	go func() { bdone <- b.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone })
-	<-b.Ready()
+	b := brokertest.Run(t, cfg)
 
 	ts := startService(t, func(c *Config) { c.Snapshot.AdminURLs = []string{b.AdminAddr()} })
 	direct := &adminapi.Client{URLs: []string{"http://" + b.AdminAddr()}}
@@ -104,26 +91,8 @@ func TestTenantsThroughARealBroker(t *testing.T) {
 	require.Equal(t, 1, usage.Brokers)
 
 	// A real Prometheus scrapes the broker; the meter reads it.
-	dir := t.TempDir()
-	promCfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(promCfg, []byte(fmt.Sprintf("global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n  - job_name: broker\n    static_configs: [{targets: [%q]}]\n", b.MetricsAddr())), 0o600))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	promAddr := l.Addr().String()
-	require.NoError(t, l.Close())
-	pctx, pcancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(pctx, promBin, "--config.file", promCfg, "--storage.tsdb.path", filepath.Join(dir, "tsdb"), "--web.listen-address", promAddr)
-	var plog strings.Builder
-	cmd.Stdout, cmd.Stderr = &plog, &plog
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		pcancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Log(plog.String())
-		}
-	})
-	mcfg := MeteringConfig{PrometheusURL: "http://" + promAddr}
+	promURL := testutil.Prometheus(t, fmt.Sprintf("global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n  - job_name: broker\n    static_configs: [{targets: [%q]}]\n", b.MetricsAddr()), "")
+	mcfg := MeteringConfig{PrometheusURL: promURL}
 	mcfg.setDefaults(ts.cfg.Snapshot)
 	require.NoError(t, mcfg.validate())
 	m, err := newMeter(mcfg, ts.Store(), testLogger(), prometheus.NewRegistry())

@@ -378,7 +378,8 @@ func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
 	fs := &fakeSlack{}
 	slackSrv := httptest.NewServer(fs)
 	t.Cleanup(slackSrv.Close)
-	sink, smtpAddr := startSMTP(t)
+	sink := testutil.StartSMTP(t)
+	smtpAddr := sink.Addr
 	tokenFile := filepath.Join(t.TempDir(), "slack.token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("xoxb-test\n"), 0o600))
 	fake := newFakeTenantAdmin()
@@ -392,7 +393,7 @@ func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
 	})
 	id := ts.notify(amPayload("SluiceTenantThrottled", "firing", 0,
 		amAlert{"SluiceTenantThrottled", "fpt", "firing", t0, map[string]string{"tenant": "payments"}})).Opened[0]
-	testutil.WaitFor(t, 10*time.Second, "the alert in the tenant channel and operations", func() bool { return fs.count() >= 2 && len(sink.subjects()) >= 2 })
+	testutil.WaitFor(t, 10*time.Second, "the alert in the tenant channel and operations", func() bool { return fs.count() >= 2 && len(sink.Subjects()) >= 2 })
 	channels := map[string]string{}
 	for _, c := range fs.since(0) {
 		channels[c.Channel] = c.Text
@@ -400,18 +401,16 @@ func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
 	require.Contains(t, channels, "#ops")
 	require.Contains(t, channels["#payments-alerts"], "[tenant payments]")
 	require.Contains(t, channels["#payments-alerts"], fmt.Sprintf("Incident #%d", id))
-	sink.mu.Lock()
 	var to []string
-	for _, m := range sink.msgs {
+	for _, m := range sink.Messages() {
 		to = append(to, m.Header.Get("To"))
 	}
-	sink.mu.Unlock()
 	require.ElementsMatch(t, []string{"<oncall@example.com>", "<payments-team@example.com>"}, to)
 
 	// An incident without a tenant goes to operations only.
-	slackMark, mailMark := fs.count(), len(sink.subjects())
+	slackMark, mailMark := fs.count(), len(sink.Subjects())
 	ts.notify(amPayload("SluiceBrokerDown", "firing", 0, amAlert{"SluiceBrokerDown", "fpb", "firing", t0, map[string]string{"broker": "1"}}))
-	testutil.WaitFor(t, 10*time.Second, "the operations notification", func() bool { return fs.count() >= slackMark+1 && len(sink.subjects()) >= mailMark+1 })
+	testutil.WaitFor(t, 10*time.Second, "the operations notification", func() bool { return fs.count() >= slackMark+1 && len(sink.Subjects()) >= mailMark+1 })
 	testutil.WaitFor(t, 10*time.Second, "the outbox to drain", func() bool {
 		p, err := ts.Store().PendingOutbox(context.Background(), 10)
 		return err == nil && len(p) == 0
@@ -419,5 +418,5 @@ func TestTenantAlertReachesTheTenantsChannel(t *testing.T) {
 	for _, c := range fs.since(slackMark) {
 		require.Equal(t, "#ops", c.Channel)
 	}
-	require.Len(t, sink.subjects(), mailMark+1)
+	require.Len(t, sink.Subjects(), mailMark+1)
 }

@@ -32,13 +32,7 @@ func startAlerting(t *testing.T, mutate ...func(*alerting.Config)) string {
 	}
 	m, err := alerting.New(cfg, testLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	testutil.Start(t, "alerting", m.Run)
 	base := "http://" + m.Addr()
 	testutil.WaitFor(t, 5*time.Second, "Alertmanager to be ready", func() bool {
 		resp, err := http.Get(base + "/-/ready")

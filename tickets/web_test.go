@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/tickets/snapshot"
 )
 
@@ -59,13 +60,8 @@ func TestSnapshotOfBrokerBehindWebConfig(t *testing.T) {
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.OffsetsTopicNumPartitions = 1
 	cfg.WebConfigFile = web
-	b, err := broker.New(cfg, testLogger())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-b.Ready()
+	b := brokertest.Run(t, cfg)
+	ctx := context.Background()
 
 	now := time.Now()
 	withAuth := snapshot.NewCapturer(snapshot.Config{AdminURLs: []string{b.AdminAddr()},

@@ -2,6 +2,9 @@
 // /api/v1/events): the broker writes it and the ticket service's fault snapshots read it, both
 // through these types, so the two cannot drift apart. Broker epochs and incarnation ids are not part
 // of it: a broker's heartbeats are checked against them.
+//
+// The package also holds the typed answers of the Kafka admin requests that several of Sluice's
+// tools send (DescribeQuorum), so that each is built and read in one place.
 package adminapi
 
 import "time"

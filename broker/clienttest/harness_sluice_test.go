@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/testutil"
 )
 
 // isKfake is true when the tests run against franz-go's kfake (-tags kfake).
@@ -55,7 +56,7 @@ func startBroker(t testing.TB, opts ...brokerOpt) *testBroker {
 		cfg.AdvertisedListen = startAPIRecorder(t, func() string { return brokerAddr.Load().(string) })
 	}
 
-	logs := newLockedBuffer()
+	logs := &testutil.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b, err := broker.New(cfg, logger)
 	require.NoError(t, err)

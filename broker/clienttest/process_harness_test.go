@@ -2,7 +2,6 @@ package clienttest
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,19 +36,19 @@ type sluiceProcess struct {
 	DataDir string
 
 	cmd     *exec.Cmd
-	log     *lockedBuffer
+	log     *testutil.Buffer
 	exited  chan struct{}
 	exitErr error
 }
 
-// startProcess builds bin/sluice (once) and starts it on a free loopback port
+// startProcess builds bin/sluice (once) and starts it on a loopback port reserved for the test
 // with a fresh data dir. The process is killed at cleanup if still running.
 func startProcess(t testing.TB) *sluiceProcess {
 	t.Helper()
 	p := &sluiceProcess{
 		t:       t,
 		bin:     buildSluice(t),
-		Addr:    fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
+		Addr:    testutil.Addrs(t, 1)[0],
 		DataDir: t.TempDir(),
 	}
 	t.Cleanup(func() {
@@ -68,7 +67,7 @@ func startProcess(t testing.TB) *sluiceProcess {
 // start launches the process and waits up to 30s for its "ready" log line.
 func (p *sluiceProcess) start() {
 	p.t.Helper()
-	p.log = newLockedBuffer()
+	p.log = &testutil.Buffer{}
 	p.cmd = exec.Command(p.bin, "broker", "--listen", p.Addr, "--data-dir", p.DataDir)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log

@@ -14,6 +14,10 @@ import (
 type AutoBalanceConfig struct {
 	// Disabled turns automatic balancing off (`auto.balance.enable: false`; on by default).
 	Disabled bool
+	// Enabled, when set, decides instead of Disabled before each round whether the balancer
+	// works: `auto.balance.enable` is a dynamic broker config, so an operator can pause balancing
+	// (and the scaling scenario measures a cluster with new brokers and no moves) and resume it.
+	Enabled func() bool
 	// Interval is how often the controller looks at the balance (`auto.balance.interval.ms`,
 	// default 10s). It also looks right after a broker is unfenced.
 	Interval time.Duration
@@ -89,7 +93,7 @@ func (img *Image) assignableBrokerIDs() []int32 {
 // a broker being unfenced) it plans moves over the cluster and starts them as reassignments.
 func (q *Quorum) runBalancer(ctx context.Context) {
 	cfg := q.cfg.AutoBalance.withDefaults()
-	if cfg.Disabled {
+	if cfg.Disabled && cfg.Enabled == nil {
 		return
 	}
 	t := time.NewTicker(cfg.Interval)
@@ -101,6 +105,9 @@ func (q *Quorum) runBalancer(ctx context.Context) {
 		case <-t.C:
 		case <-q.balanceKick:
 		}
+		if cfg.Enabled != nil && !cfg.Enabled() {
+			continue // paused; KickBalance resumes at once
+		}
 		if q.balanceOnce(ctx, cfg) > 0 {
 			// Pace the moves: kicks meanwhile (a completed move) wait for the gap's end.
 			select {
@@ -111,6 +118,9 @@ func (q *Quorum) runBalancer(ctx context.Context) {
 		}
 	}
 }
+
+// KickBalance asks the balancer for a round now (when it was enabled again).
+func (q *Quorum) KickBalance() { q.kickBalance() }
 
 // kickBalance asks the balancer for a round now.
 func (q *Quorum) kickBalance() {

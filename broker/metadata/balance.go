@@ -14,6 +14,11 @@ import (
 //     they differ by more than one; then, with replica counts even, partitions move from the
 //     broker with the most bytes to the one with the fewest while bytes differ by more than the
 //     tolerance;
+//   - a count move takes a partition whose preferred leader moves along (the moving replica is
+//     the first) only while the source broker is preferred leader more than one partition more
+//     often than the target, and one whose leader stays otherwise: every leader change stalls the
+//     partition's producers until they find the new leader, so the data moves even out the leaders
+//     on the way and no leader moves twice (docs/benchmarks.md, "Scaling drill");
 //   - then preferred leaders (the first replica) rotate within a partition's replicas, from the
 //     broker that is preferred leader most often to the one least often (no data moves);
 //   - every new replica goes to a live, uncordoned broker with room on its disk, on a rack none of
@@ -317,18 +322,45 @@ func (s *balanceState) topicMove(cfg BalanceConfig) (Move, bool) {
 	return Move{}, false
 }
 
-// pickOf returns the smallest partition of topic t on from that may move to to.
+// pickOf returns a small partition of topic t on from that may move to to (smallPick).
 func (s *balanceState) pickOf(t string, from, to int32) (int, bool) {
-	best := -1
+	return s.smallPick(from, to, func(p BalancePartition) bool { return p.Topic == t })
+}
+
+// smallPick returns the partition on from that a count move to to should take, of those ok
+// accepts that are not on to, not being reassigned and may move to to by their racks: one whose
+// preferred leader moves along (from leads it) when from is preferred leader of more than one
+// partition more than to, one that from does not lead otherwise, so that the moves themselves even
+// out the leaders and no leader moves twice (once with the data, once back by the leader
+// balancing); among those the smallest. Its size still comes first when the sizes differ by more
+// than twice the smallest and 1 MiB: a count move copies as little as it can.
+func (s *balanceState) smallPick(from, to int32, ok func(BalancePartition) bool) (int, bool) {
+	least := int64(-1)
+	for _, p := range s.parts {
+		if s.movable(p, from, to) && ok(p) && (least < 0 || p.Bytes < least) {
+			least = p.Bytes
+		}
+	}
+	if least < 0 {
+		return -1, false
+	}
+	lead := s.leaders[from]-s.leaders[to] > 1
+	best, bestFits := -1, false
 	for i, p := range s.parts {
-		if p.Topic != t || p.Reassigning || !slices.Contains(p.Replicas, from) || slices.Contains(p.Replicas, to) || !s.rackOK(p, from, to) {
+		if !s.movable(p, from, to) || !ok(p) || p.Bytes > 2*least+(1<<20) {
 			continue
 		}
-		if best < 0 || p.Bytes < s.parts[best].Bytes {
-			best = i
+		fits := (p.Replicas[0] == from) == lead
+		if best < 0 || (fits && !bestFits) || (fits == bestFits && p.Bytes < s.parts[best].Bytes) {
+			best, bestFits = i, fits
 		}
 	}
 	return best, best >= 0
+}
+
+// movable reports whether p's replica on from may move to to.
+func (s *balanceState) movable(p BalancePartition, from, to int32) bool {
+	return !p.Reassigning && slices.Contains(p.Replicas, from) && !slices.Contains(p.Replicas, to) && s.rackOK(p, from, to)
 }
 
 // countMove moves one replica from the broker with the most replicas to the one with the fewest,
@@ -352,7 +384,9 @@ func (s *balanceState) countMove(cfg BalanceConfig) (Move, bool) {
 			if s.replicas[from]-s.replicas[to] <= 1 {
 				break
 			}
-			if i, ok := s.pick(from, to, -1); ok {
+			// A count move keeps the topic balanced; a byte move may not, and the topic's next
+			// move, of its smallest partition, makes the pair a swap.
+			if i, ok := s.smallPick(from, to, func(p BalancePartition) bool { return s.topicN[p.Topic][from] > s.topicN[p.Topic][to] }); ok {
 				return s.move(i, from, to), true
 			}
 		}
@@ -385,25 +419,15 @@ func (s *balanceState) byteMove(cfg BalanceConfig) (Move, bool) {
 }
 
 // pick returns a partition on from that is not on to, not being reassigned, and may move to to by
-// its racks: with gap negative the smallest (a count move copies as little as it can), else the one
-// whose move narrows a byte gap the most (its size closest to half the gap, and below the gap).
+// its racks, the one whose move narrows a byte gap the most (its size closest to half the gap, and
+// below the gap).
 func (s *balanceState) pick(from, to int32, gap int64) (int, bool) {
 	best, bestScore := -1, int64(0)
 	for i, p := range s.parts {
-		if p.Reassigning || !slices.Contains(p.Replicas, from) || slices.Contains(p.Replicas, to) || !s.rackOK(p, from, to) {
+		if !s.movable(p, from, to) || p.Bytes <= 0 || p.Bytes >= gap {
 			continue
 		}
-		if n := s.topicN[p.Topic]; gap < 0 && n[from] <= n[to] {
-			continue // a count move keeps the topic balanced; a byte move may not, and the
-			// topic's next move, of its smallest partition, makes the pair a swap
-		}
-		score := p.Bytes
-		if gap >= 0 {
-			if p.Bytes <= 0 || p.Bytes >= gap {
-				continue
-			}
-			score = max(gap-2*p.Bytes, 2*p.Bytes-gap)
-		}
+		score := max(gap-2*p.Bytes, 2*p.Bytes-gap)
 		if best < 0 || score < bestScore {
 			best, bestScore = i, score
 		}

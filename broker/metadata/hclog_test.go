@@ -1,39 +1,22 @@
 package metadata
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
 
 // TestStoppedPeerLoggedOnceThenRarely: raft's complaints about a stopped peer
 // (as its replication loop logs them, several a second) are one WARN line, then
 // one a minute with the number of repeats; another peer and other messages
 // are not held back.
 func TestStoppedPeerLoggedOnceThenRarely(t *testing.T) {
-	buf := &lockedBuf{}
+	buf := &testutil.Buffer{}
 	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	h := newHCLog(slog.New(slog.NewTextHandler(buf, nil)), hclog.Warn).(*hclogAdapter)
 	h.repeats.now = func() time.Time { return now }
@@ -47,7 +30,7 @@ func TestStoppedPeerLoggedOnceThenRarely(t *testing.T) {
 	// A peer (or this broker) closing a connection is not worth a line at warn.
 	l.Error("failed to decode incoming command", "error", "read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection")
 	l.Error("failed to decode incoming command", "error", "EOF")
-	lines := buf.lines()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	require.Len(t, lines, 4, "%s", strings.Join(lines, "\n"))
 	require.Contains(t, lines[0], "level=WARN")
 	require.Contains(t, lines[0], "failed to heartbeat to")

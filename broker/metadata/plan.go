@@ -35,7 +35,8 @@ func planPartitions(img *Image, dead map[int32]bool, preferred bool) []record {
 //     one of them can lead cleanly when it returns;
 //   - without a live leader, the first replica (in replica order, so preferably the preferred one) in
 //     the live ISR leads (clean election); failing that, with unclean election enabled, the first live
-//     replica leads with an ISR of itself (unclean), else the partition is offline (leader -1);
+//     replica that a reassignment is not adding leads with an ISR of itself (unclean), else the
+//     partition is offline (leader -1);
 //   - with preferred set, a live in-sync preferred replica takes leadership back.
 //
 // Every leader change bumps the leader epoch; every change bumps the partition epoch.
@@ -59,7 +60,9 @@ func planPartition(p Partition, live func(int32) bool, unclean, preferred bool) 
 		}
 		if leader < 0 && unclean {
 			for _, r := range p.Replicas {
-				if live(r) {
+				// A replica a reassignment is adding may hold nothing yet: it is never
+				// elected out of the ISR, not even uncleanly (as electOne).
+				if live(r) && !slices.Contains(p.AddingReplicas, r) {
 					leader, reason, isr = r, reasonUnclean, []int32{r}
 					break
 				}

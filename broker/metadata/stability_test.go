@@ -1,12 +1,10 @@
 package metadata
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os/exec"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,24 +78,6 @@ func TestSessionsStall(t *testing.T) {
 	require.False(t, s.gone(1, "gone"), "a broker this controller heard from is not taken for gone")
 }
 
-// syncBuffer is a log sink for several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestControllerProcessLoss stops the controller as a killed process looks to the others (its Raft
 // and Kafka connections close, nothing listens at its addresses): a follower sees the leader gone
 // and starts an election at once instead of after the Raft heartbeat timeout, and the new
@@ -109,7 +89,7 @@ func TestControllerProcessLoss(t *testing.T) {
 		defer c.mu.Unlock()
 		return c.nodes[b.ID] == nil
 	}
-	var logs syncBuffer
+	var logs testutil.Buffer
 	c = newCluster(t, 3, func(cfg *Config) {
 		cfg.SessionTimeout = 10 * time.Minute
 		cfg.BrokerGone = gone

@@ -263,3 +263,51 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	return l.epochs.write()
 }
+
+// TruncateFullyAndStartAt empties the log and makes it start and end at
+// offset, Kafka's truncateFullyAndStartAt: a follower whose log ends below
+// the leader's log start offset (the leader deleted those records, by
+// retention or DeleteRecords) can never fetch what it misses, so it starts
+// over at the leader's log start. Producer state and leader epochs go with
+// the records.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("storage: start at offset %d: %w", offset, kerr.OffsetOutOfRange)
+	}
+	l.maintMu.Lock()
+	defer l.maintMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	l.readers.Wait()
+	var errs []error
+	for _, s := range l.segs {
+		errs = append(errs, s.remove())
+	}
+	s, err := createSegment(l.dir, offset)
+	if err != nil {
+		// No segment is left to serve from: closed, so every use fails
+		// plainly and a restart recovers the directory.
+		l.segs, l.closed = nil, true
+		return errors.Join(append(errs, err)...)
+	}
+	l.segs = []*segment{s}
+	l.logStart = offset
+	l.leo.Store(offset)
+	l.epochs.reset()
+	l.sync.reset(offset)
+	if offs, err := snapshotOffsets(l.dir); err == nil {
+		for _, off := range offs {
+			_ = os.Remove(snapshotPath(l.dir, off))
+		}
+	}
+	l.setProducers(newProducerState())
+	l.cleanedTo, l.tombstoneExpiry, l.markerHorizon = offset, 0, nil
+	l.logger.Info("log emptied to start at the leader's log start offset", "offset", offset)
+	errs = append(errs, writeLogStart(l.dir, offset), l.epochs.write())
+	return errors.Join(errs...)
+}

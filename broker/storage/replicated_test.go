@@ -49,3 +49,41 @@ func TestAppendReplicatedCopiesTheLeader(t *testing.T) {
 	require.ErrorIs(t, err, kerr.OffsetOutOfRange)
 	require.Equal(t, leader.LogEndOffset(), follower.LogEndOffset())
 }
+
+// TestTruncateFullyAndStartAt: a follower whose log ends below the leader's log start empties its
+// log and starts at the leader's log start: it then takes the leader's batches from there, and the
+// new start survives a restart.
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	leader := openLog(t, t.TempDir(), testConfig())
+	dir := t.TempDir()
+	follower := openLog(t, dir, testConfig())
+	for range 4 {
+		_, err := leader.Append(plain(5).build(), 1)
+		require.NoError(t, err)
+	}
+	data, err := leader.Read(0, 1<<20, 5)
+	require.NoError(t, err)
+	_, err = follower.AppendReplicated(append([]byte(nil), data...))
+	require.NoError(t, err)
+	_, err = leader.DeleteRecordsBefore(10)
+	require.NoError(t, err)
+
+	require.NoError(t, follower.TruncateFullyAndStartAt(leader.LogStartOffset()))
+	require.Equal(t, int64(10), follower.LogStartOffset())
+	require.Equal(t, int64(10), follower.LogEndOffset())
+	require.Equal(t, int32(-1), follower.LatestEpoch())
+	data, err = leader.Read(10, 1<<20, leader.LogEndOffset())
+	require.NoError(t, err)
+	_, err = follower.AppendReplicated(append([]byte(nil), data...))
+	require.NoError(t, err)
+	require.Equal(t, leader.LogEndOffset(), follower.LogEndOffset())
+	got, err := follower.Read(10, 1<<20, follower.LogEndOffset())
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+
+	require.NoError(t, follower.Close())
+	reopened := openLog(t, dir, testConfig())
+	require.Equal(t, int64(10), reopened.LogStartOffset())
+	require.Equal(t, int64(20), reopened.LogEndOffset())
+	require.Equal(t, int32(1), reopened.LatestEpoch())
+}

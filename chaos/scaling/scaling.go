@@ -1,7 +1,9 @@
 // Package scaling is the scaling scenario of issue 16, shared by the scaling drill
 // (test/cluster, TestScalingDrill) and `make demo SCENARIO=scale` (stack): idempotent
 // acks=all producers and a consumer group that know only the gateway's address;
-// two broker-only nodes join and the controller balances onto them by itself; a
+// two broker-only nodes join (the balancer paused with the dynamic config
+// auto.balance.enable=false while they do) and, once it is resumed, the
+// controller balances onto them by itself; a
 // controller-only node joins the quorum and an original broker leaves it, is
 // drained, stopped and unregistered; another broker is killed with SIGKILL and
 // restarted. Afterwards every acknowledged record was consumed, in order per
@@ -9,7 +11,8 @@
 // replicas, leaders and bytes are within 10% of the mean per broker.
 //
 // It measures the time to reach balance and the acknowledged throughput before
-// and during balancing, and reports them; it asserts no speed
+// the brokers joined, with them joined and nothing moving, during balancing and
+// after it, and reports them; it asserts no speed
 // (docs/benchmarks.md, "Scaling drill").
 package scaling
 
@@ -87,6 +90,11 @@ type Config struct {
 	Controller int32
 	// Out receives a line per step and its outcome.
 	Out io.Writer
+	// Paired has the balancer work in windows of 10 s, each followed by 10 s
+	// paused, and reports their paired ratio (Result.Pairs); it makes the
+	// scenario about 100 s longer (bench/scaling.sh sets it). Without it the
+	// balancer works without a pause until balance.
+	Paired bool
 }
 
 // Result is what the scenario measured.
@@ -94,11 +102,22 @@ type Result struct {
 	// Added are the node ids the controller allocated to the two new brokers.
 	Added []int32
 	// Before is the acknowledged records/s over the 10 s before the brokers
-	// were added; During over the time from their start to balance.
+	// were added; During over the windows the balancer worked until balance.
 	Before, During float64
+	// Idle is the acknowledged records/s over 10 s with the new brokers joined
+	// and the balancer paused (auto.balance.enable=false): the same five
+	// processes as During with nothing moving, the baseline of what balancing
+	// itself costs.
+	Idle float64
 	// After is the acknowledged records/s over the 10 s after balance.
 	After float64
-	// TimeToBalance runs from the start of the new brokers to the first
+	// Pairs are the acknowledged records/s of each window of 10 s the balancer
+	// worked and of the 10 s paused right after it.
+	Pairs [][2]float64
+	// Joining is the time the two new brokers took to start and register.
+	Joining time.Duration
+	// TimeToBalance is the time the balancer worked (the paused windows left
+	// out), from its resumption with the new brokers registered to the first
 	// Metadata answer with the topic's replicas within one per broker and every
 	// ISR full.
 	TimeToBalance time.Duration
@@ -109,12 +128,40 @@ type Result struct {
 }
 
 // Ratio is During/Before, the share of its throughput client traffic kept
-// while partitions moved.
+// while partitions moved, against the three brokers before the new ones joined.
 func (r Result) Ratio() float64 {
 	if r.Before == 0 {
 		return 0
 	}
 	return r.During / r.Before
+}
+
+// PairedRatio is the median over Pairs of the rate while moving over the rate
+// paused right after: the cost of balancing with the machine's drift paired out.
+func (r Result) PairedRatio() float64 {
+	var rs []float64
+	for _, p := range r.Pairs {
+		if p[1] > 0 {
+			rs = append(rs, p[0]/p[1])
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	slices.Sort(rs)
+	if n := len(rs); n%2 == 0 {
+		return (rs[n/2-1] + rs[n/2]) / 2
+	}
+	return rs[len(rs)/2]
+}
+
+// IdleRatio is During/Idle, the share kept against the same five brokers with
+// nothing moving: what balancing itself costs the clients.
+func (r Result) IdleRatio() float64 {
+	if r.Idle == 0 {
+		return 0
+	}
+	return r.During / r.Idle
 }
 
 func (c *Config) defaults() error {
@@ -192,9 +239,15 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	res.Before = load.rate(10 * time.Second)
 	say("2 idempotent acks=all producers and group %q through the gateway %s: %.0f records/s acknowledged", loadGroup, cfg.Gateway, res.Before)
 
-	// Two broker-only nodes join; the controller balances by itself.
-	joined := time.Now()
-	ackedAtJoin := load.acked.Load()
+	// The balancer is paused while the brokers join, so that the cluster's rate
+	// with the new processes and nothing moving can be measured.
+	if err := setAutoBalance(ctx, admin, false); err != nil {
+		return res, err
+	}
+	say("balancer paused (auto.balance.enable=false, cluster default)")
+
+	// Two broker-only nodes join; the controller balances by itself once resumed.
+	joinStart := time.Now()
 	brokers := slices.Clone(cfg.Brokers)
 	var added []Node
 	for _, name := range []string{"broker-a", "broker-b"} {
@@ -208,7 +261,27 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 		say("%s joined as broker %d (%s), broker-only, its id allocated by the controller", name, n.ID, n.Addr)
 	}
 	ids := nodeIDs(brokers)
-	say("waiting for the balancer to move replicas and leaders onto %v (cluster events broker_joined, reassignment_completed)", res.Added)
+	res.Joining = time.Since(joinStart)
+	// 5 s for the new processes to settle, then 10 s measured with nothing moving.
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(15 * time.Second):
+	}
+	res.Idle = load.rate(10 * time.Second)
+	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joinStart, cfg.Topic); err == nil {
+		say("paused since the brokers joined (/api/v1/events): %s", sum)
+	}
+	say("joined, balancer paused: %.0f records/s acknowledged over 10 s on the five brokers, %.2f of before", res.Idle, res.Idle/res.Before)
+	if err := load.firstError(); err != nil {
+		return res, err
+	}
+	if err := setAutoBalance(ctx, admin, true); err != nil {
+		return res, err
+	}
+	joined := time.Now()
+	ackedAtJoin := load.acked.Load()
+	say("balancer resumed; waiting for it to move replicas and leaders onto %v (cluster events reassignment_started, reassignment_completed)", res.Added)
 	// The acknowledged rate every 5 s while the balancer works.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
@@ -228,16 +301,55 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 			last = n
 		}
 	}()
-	err = waitBalanced(ctx, admin, cfg.Topic, ids, 5*time.Minute, false, say)
+	// With cfg.Paired the balancer works in windows of 10 s, each followed by 10 s paused (after
+	// 2 s for the moves in progress to complete): on a machine whose load drifts, a moving window
+	// and the paused one right after it compare the same cluster at nearly the same time.
+	window := 5 * time.Minute
+	if cfg.Paired {
+		window = pairWindow
+	}
+	var moving time.Duration
+	var movingAcked int64
+	windowStart, windowAcked := joined, ackedAtJoin
+	for {
+		err = waitBalanced(ctx, admin, cfg.Topic, ids, window, false, say)
+		moving += time.Since(windowStart)
+		movingAcked += load.acked.Load() - windowAcked
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !cfg.Paired || moving > 5*time.Minute {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		movingRate := float64(load.acked.Load()-windowAcked) / time.Since(windowStart).Seconds()
+		if err := setAutoBalance(ctx, admin, false); err != nil {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		pausedRate, err := measurePaused(ctx, load)
+		if err != nil {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		res.Pairs = append(res.Pairs, [2]float64{movingRate, pausedRate})
+		say("  pair %d: %.0f records/s while moving, %.0f paused (%.2f)", len(res.Pairs), movingRate, pausedRate, movingRate/pausedRate)
+		if err := setAutoBalance(ctx, admin, true); err != nil {
+			stopWatch()
+			<-watched
+			return res, err
+		}
+		windowStart, windowAcked = time.Now(), load.acked.Load()
+	}
 	stopWatch()
 	<-watched
-	if err != nil {
-		return res, err
-	}
-	res.TimeToBalance = time.Since(joined)
-	res.During = float64(load.acked.Load()-ackedAtJoin) / res.TimeToBalance.Seconds()
-	say("balanced over %v %s after the brokers started; acknowledged %.0f records/s meanwhile, %.2f of before",
-		ids, res.TimeToBalance.Round(100*time.Millisecond), res.During, res.Ratio())
+	res.TimeToBalance = moving
+	res.During = float64(movingAcked) / moving.Seconds()
+	say("balanced over %v after %s of balancing (%s with the paused windows); acknowledged %.0f records/s while moving, %.2f of before, %.2f of joined and idle, %.2f paired with the paused windows (median of %d)",
+		ids, res.TimeToBalance.Round(100*time.Millisecond), time.Since(joined).Round(time.Second), res.During, res.Ratio(), res.IdleRatio(), res.PairedRatio(), len(res.Pairs))
 	if sum, err := balanceActivity(ctx, cfg.Brokers[0].MetricsAddr, joined, cfg.Topic); err == nil {
 		say("what the cluster did meanwhile (/api/v1/events): %s", sum)
 	}
@@ -328,25 +440,25 @@ func Run(ctx context.Context, cl Cluster, cfg Config) (Result, error) {
 	}
 	say("broker %d restarted", victim)
 
-	var q quorum
+	var q adminapi.Quorum
 	wantVoters := slices.DeleteFunc([]int32{1, 2, 3, cfg.Controller}, func(id int32) bool { return id == cfg.Leave })
 	if err := chaos.WaitFor(ctx, time.Minute, "the quorum", func(ctx context.Context) (bool, error) {
 		var err error
-		q, err = describeQuorum(ctx, admin)
+		q, err = adminapi.DescribeQuorum(ctx, admin)
 		if err != nil {
 			return false, err
 		}
-		if !slices.Equal(q.voters, wantVoters) {
-			return false, fmt.Errorf("voters %v, want %v", q.voters, wantVoters)
+		if !slices.Equal(q.VoterIDs(), wantVoters) {
+			return false, fmt.Errorf("voters %v, want %v", q.VoterIDs(), wantVoters)
 		}
-		if slices.Contains(q.observers, cfg.Leave) {
+		if slices.Contains(q.ObserverIDs(), cfg.Leave) {
 			return false, fmt.Errorf("unregistered broker %d is still an observer", cfg.Leave)
 		}
 		return true, nil
 	}); err != nil {
 		return res, err
 	}
-	say("quorum: voters %v, leader %d, observers %v", q.voters, q.leader, q.observers)
+	say("quorum: voters %v, leader %d, observers %v", q.VoterIDs(), q.LeaderID, q.ObserverIDs())
 	events, err := httpGet(ctx, "http://"+cfg.Brokers[0].MetricsAddr+"/api/v1/events")
 	if err != nil {
 		return res, err
@@ -579,40 +691,38 @@ func logDirBytes(ctx context.Context, addr, topic string) (int, error) {
 	return n, nil
 }
 
-// quorum is what DescribeQuorum answered.
-type quorum struct {
-	leader            int32
-	voters, observers []int32
+// pairWindow is the length of a window the balancer works or is paused in.
+const pairWindow = 10 * time.Second
+
+// measurePaused waits 2 s for the moves in progress to complete and returns the
+// acknowledged records/s of the next pairWindow.
+func measurePaused(ctx context.Context, l *load) (float64, error) {
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	start, acked := time.Now(), l.acked.Load()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(pairWindow):
+	}
+	return float64(l.acked.Load()-acked) / time.Since(start).Seconds(), nil
 }
 
-// describeQuorum asks with DescribeQuorum (API 55).
-func describeQuorum(ctx context.Context, kcl *kgo.Client) (quorum, error) {
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, kcl)
-	if err != nil {
-		return quorum{}, err
+// setAutoBalance sets the cluster-wide dynamic broker config auto.balance.enable.
+func setAutoBalance(ctx context.Context, kcl *kgo.Client, on bool) error {
+	rs, err := kadm.NewClient(kcl).AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig,
+		Name: "auto.balance.enable", Value: kadm.StringPtr(strconv.FormatBool(on))}})
+	if err == nil {
+		for _, r := range rs {
+			if r.Err != nil {
+				err = fmt.Errorf("auto.balance.enable=%v: %w: %s", on, r.Err, r.ErrMessage)
+			}
+		}
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return quorum{}, err
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return quorum{}, errors.New("malformed DescribeQuorum response")
-	}
-	p := resp.Topics[0].Partitions[0]
-	q := quorum{leader: p.LeaderID}
-	for _, r := range p.CurrentVoters {
-		q.voters = append(q.voters, r.ReplicaID)
-	}
-	for _, r := range p.Observers {
-		q.observers = append(q.observers, r.ReplicaID)
-	}
-	slices.Sort(q.voters)
-	slices.Sort(q.observers)
-	return q, nil
+	return err
 }
 
 // balanceActivity summarizes the cluster events since from: moves started by cause and by topic

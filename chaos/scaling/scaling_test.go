@@ -34,3 +34,14 @@ func TestWithin(t *testing.T) {
 	require.NoError(t, within10(map[int32]int{1: 11, 2: 9, 3: 10, 1001: 10}, brokers, "leaders"))
 	require.Error(t, within10(map[int32]int{1: 12, 2: 8, 3: 10, 1001: 10}, brokers, "leaders"))
 }
+
+func TestRatios(t *testing.T) {
+	r := Result{Before: 100, Idle: 50, During: 40, Pairs: [][2]float64{{40, 50}, {30, 60}, {90, 100}, {10, 0}}}
+	require.InDelta(t, 0.4, r.Ratio(), 1e-9)
+	require.InDelta(t, 0.8, r.IdleRatio(), 1e-9)
+	require.InDelta(t, 0.8, r.PairedRatio(), 1e-9, "median of 0.8, 0.5, 0.9; a pair without a paused rate left out")
+	r.Pairs = r.Pairs[:2]
+	require.InDelta(t, 0.65, r.PairedRatio(), 1e-9)
+	require.Zero(t, Result{}.PairedRatio())
+	require.Zero(t, Result{}.IdleRatio())
+}

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
@@ -31,17 +30,7 @@ func TestACLsCommand(t *testing.T) {
 	cfg.InitialSCRAMUsers = []broker.InitialSCRAMUser{{Name: "admin", PasswordFile: pass}}
 	cfg.AuthorizerClassName = broker.StandardAuthorizer
 	cfg.SuperUsers = "User:admin"
-	b, err := broker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-b.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("broker not ready")
-	}
+	b := brokertest.Run(t, cfg)
 
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/broker/clientsec"
 )
 
@@ -89,58 +90,42 @@ func runDescribeQuorum(ctx context.Context, args []string, stdout io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
+	q, err := adminapi.DescribeQuorum(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("describe quorum: %w", err)
+		return err
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return fmt.Errorf("describe quorum: %w%s", err, message(resp.ErrorMessage))
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return fmt.Errorf("describe quorum: malformed response")
-	}
-	p := resp.Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-		return fmt.Errorf("describe quorum: %w", err)
-	}
-	ids := func(rs []kmsg.DescribeQuorumResponseTopicPartitionReplicaState) string {
+	ids := func(ms []adminapi.QuorumMember) string {
 		var s []string
-		for _, r := range rs {
-			s = append(s, strconv.Itoa(int(r.ReplicaID)))
+		for _, m := range ms {
+			s = append(s, strconv.Itoa(int(m.NodeID)))
 		}
 		return "[" + strings.Join(s, ",") + "]"
 	}
 	maxLag := int64(0)
-	for _, r := range append(p.CurrentVoters, p.Observers...) {
-		if r.LogEndOffset >= 0 {
-			maxLag = max(maxLag, p.HighWatermark-r.LogEndOffset)
+	for _, m := range append(q.Voters, q.Observers...) {
+		if m.LogEndOffset >= 0 {
+			maxLag = max(maxLag, q.HighWatermark-m.LogEndOffset)
 		}
 	}
 	fmt.Fprintf(stdout, "LeaderId:          %d\nLeaderEpoch:       %d\nHighWatermark:     %d\nMaxFollowerLag:    %d\nCurrentVoters:     %s\nCurrentObservers:  %s\n\n",
-		p.LeaderID, p.LeaderEpoch, p.HighWatermark, maxLag, ids(p.CurrentVoters), ids(p.Observers))
+		q.LeaderID, q.LeaderEpoch, q.HighWatermark, maxLag, ids(q.Voters), ids(q.Observers))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NodeId\tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus")
-	row := func(r kmsg.DescribeQuorumResponseTopicPartitionReplicaState, status string) {
-		if r.ReplicaID == p.LeaderID {
+	row := func(m adminapi.QuorumMember, status string) {
+		if m.NodeID == q.LeaderID {
 			status = "Leader"
 		}
 		lag := "-"
-		if r.LogEndOffset >= 0 {
-			lag = strconv.FormatInt(p.HighWatermark-r.LogEndOffset, 10)
+		if m.LogEndOffset >= 0 {
+			lag = strconv.FormatInt(q.HighWatermark-m.LogEndOffset, 10)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%s\n", r.ReplicaID, r.LogEndOffset, lag, r.LastFetchTimestamp, r.LastCaughtUpTimestamp, status)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%s\n", m.NodeID, m.LogEndOffset, lag, m.LastFetchTimestamp, m.LastCaughtUpTimestamp, status)
 	}
-	for _, r := range p.CurrentVoters {
-		row(r, "Follower")
+	for _, m := range q.Voters {
+		row(m, "Follower")
 	}
-	for _, r := range p.Observers {
-		row(r, "Observer")
+	for _, m := range q.Observers {
+		row(m, "Observer")
 	}
 	return tw.Flush()
 }

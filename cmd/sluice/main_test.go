@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -136,11 +135,11 @@ func TestSubcommandHelp(t *testing.T) {
 
 // startBroker starts `sluice broker` with args in dir and waits until it
 // holds its log.dir (the lock file names its pid).
-func startBroker(t *testing.T, dir, dataDir string, args ...string) (*exec.Cmd, *lockedBuffer) {
+func startBroker(t *testing.T, dir, dataDir string, args ...string) (*exec.Cmd, *testutil.Buffer) {
 	t.Helper()
 	cmd := exec.Command(sluiceBin, append([]string{"broker", "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = dir
-	errb := &lockedBuffer{}
+	errb := &testutil.Buffer{}
 	cmd.Stderr = errb
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -159,24 +158,6 @@ func startBroker(t *testing.T, dir, dataDir string, args ...string) (*exec.Cmd, 
 		require.False(t, time.Now().After(deadline), "broker never took %s: %s", lock, errb.String())
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// lockedBuffer is a child process's stderr, read while the process writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // stopWith sends sig and waits (a minute at most) for the process to exit.

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 )
 
 // TestPartitionsAndClusterCommands runs `sluice partitions` and `sluice cluster` against one broker:
@@ -21,7 +22,7 @@ func TestPartitionsAndClusterCommands(t *testing.T) {
 	cfg := broker.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	b := runTestBroker(t, cfg)
+	b := brokertest.Run(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	kcl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 )
 
 // TestTenantsAndPlans drives `sluice plans` and `sluice tenants` against a broker's admin
@@ -18,7 +19,7 @@ func TestTenantsAndPlans(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	b := runTestBroker(t, cfg)
+	b := brokertest.Run(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	admin := "http://" + b.AdminAddr()

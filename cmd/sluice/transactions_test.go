@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
@@ -23,7 +24,7 @@ func TestTransactionsListDescribe(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.OffsetsTopicNumPartitions = 2
 	cfg.TransactionStateLogNumPartitions = 2
-	b := runTestBroker(t, cfg)
+	b := brokertest.Run(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
@@ -103,7 +104,7 @@ func TestTransactionsAbortHanging(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.OffsetsTopicNumPartitions = 2
 	cfg.TransactionStateLogNumPartitions = 2
-	b := runTestBroker(t, cfg)
+	b := brokertest.Run(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/stack/localca"
 )
 
@@ -32,17 +33,8 @@ func TestUsersCommand(t *testing.T) {
 	cfg.ListenerSecurityProtocolMap = "CLIENT:SASL_SSL"
 	cfg.SSLKeystoreLocation, cfg.SSLTruststoreLocation = srv.Keystore, ca.CertFile
 	cfg.InitialSCRAMUsers = []broker.InitialSCRAMUser{{Name: "admin", PasswordFile: adminPass}}
-	b, err := broker.New(cfg, nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	select {
-	case <-b.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("broker not ready")
-	}
+	b := brokertest.Run(t, cfg)
+	ctx := context.Background()
 	as := func(user, passFile string) []string {
 		return []string{"--bootstrap", b.ListenerAddr("CLIENT"), "--security-protocol", "SASL_SSL", "--tls-ca", ca.CertFile,
 			"--sasl-username", user, "--sasl-password-file", passFile}

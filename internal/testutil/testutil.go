@@ -1,6 +1,7 @@
 // Package testutil is the project's one test-support package: polling with a deadline instead of
-// sleeping, loopback ports reserved for child processes, and the sluice binary that process tests
-// run.
+// sleeping, loopback ports reserved for child processes, the sluice binary that process tests
+// run, and a log buffer servers write while the test reads it. In-process brokers for tests are
+// package broker/brokertest's (it imports the broker, which this package must not).
 //
 // Process tests use the binary `make test` builds before running them (it exports SLUICE_BIN); run
 // alone with `go test`, a package builds cmd/sluice once per test binary. A build failure fails the
@@ -8,8 +9,11 @@
 package testutil
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,4 +142,73 @@ func RemoveBuilt() {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+}
+
+// Buffer is a log sink that a server's goroutines (or a child process) write while the test reads
+// it: a bytes.Buffer behind a mutex. The zero value is ready to use.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Prometheus runs Debian's prometheus with config (the text of its prometheus.yml) on a loopback
+// port reserved for the test until cleanup, and returns its URL once /-/ready answers. The TSDB
+// lives in tsdb, or in a new directory when tsdb is empty; extra are further flags. Its log is
+// printed if the test failed. Without prometheus on PATH the test is skipped (.ci/run installs
+// Debian's prometheus package).
+func Prometheus(tb testing.TB, config, tsdb string, extra ...string) string {
+	tb.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		tb.Skip("prometheus not on PATH: install Debian's prometheus package (.ci/run does)")
+	}
+	dir := tb.TempDir()
+	if tsdb == "" {
+		tsdb = filepath.Join(dir, "tsdb")
+	}
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	addr := Addrs(tb, 1)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--config.file", cfg, "--storage.tsdb.path", tsdb,
+		"--web.listen-address", addr}, extra...)...)
+	var log Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		cancel()
+		tb.Fatalf("starting prometheus: %v", err)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if tb.Failed() {
+			tb.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	url := "http://" + addr
+	WaitForErr(tb, 60*time.Second, "prometheus ready", func() (bool, error) {
+		resp, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Errorf("status %s", resp.Status)
+	})
+	return url
 }

@@ -1,7 +1,6 @@
 package weblisten
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,34 +16,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestStateChangingRefusesNonLoopbackWithoutAuth(t *testing.T) {
 	_, err := Listen(Options{Name: "alerting API", Address: "0.0.0.0:0", StateChanging: true}, nil)
@@ -81,7 +62,7 @@ func TestStartMessageSaysHowProtected(t *testing.T) {
 			if tc.webUsers {
 				tc.opts.WebConfigFile = writeWebConfig(t, t.TempDir(), "", "alice", "s3cret")
 			}
-			var logs syncBuffer
+			var logs testutil.Buffer
 			l, err := Listen(tc.opts, slog.New(slog.NewTextHandler(&logs, nil)))
 			require.NoError(t, err)
 			defer l.Close()

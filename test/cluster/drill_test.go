@@ -41,10 +41,13 @@ func TestScalingDrill(t *testing.T) {
 		brokers = append(brokers, scaling.Node{ID: n.ID, Addr: n.Addr, MetricsAddr: n.MetricsAddr})
 	}
 	res, err := scaling.Run(ctx, env, scaling.Config{Gateway: startGateway(t, cl.Bootstrap()), Brokers: brokers,
-		Bin: binPath, Topic: "drill", Kill: 2, Out: testWriter{t}})
+		Bin: binPath, Topic: "drill", Kill: 2, Out: testWriter{t},
+		Paired: os.Getenv("SCALING_PAIRED") != ""}) // bench/scaling.sh: moving and paused windows
 	require.NoError(t, err)
 	t.Logf("time to balance %s; acknowledged records/s before %.0f, during balancing %.0f (ratio %.2f), after %.0f (%.2f); %d records acknowledged and consumed",
 		res.TimeToBalance.Round(100*time.Millisecond), res.Before, res.During, res.Ratio(), res.After, res.After/res.Before, res.Acked)
+	t.Logf("joined and idle (balancer paused) %.0f records/s, during/idle %.2f, paired %.2f over %d pairs; joining took %s",
+		res.Idle, res.IdleRatio(), res.PairedRatio(), len(res.Pairs), res.Joining.Round(100*time.Millisecond))
 }
 
 // drillCluster is the scaling scenario's cluster: the chaos cluster's processes and procNodes.

@@ -176,43 +176,6 @@ func (n *procNode) nodeID() int32 {
 	return -1
 }
 
-// quorumView is what DescribeQuorum answered.
-type quorumView struct {
-	leader             int32
-	voters, observers  []int32
-	highWatermark      int64
-	voterLastFetchSeen bool
-}
-
-// describeQuorum asks the cluster behind seeds with DescribeQuorum (API 55).
-func describeQuorum(ctx context.Context, kcl *kgo.Client) (quorumView, error) {
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, kcl)
-	if err != nil {
-		return quorumView{}, err
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return quorumView{}, err
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return quorumView{}, errors.New("malformed DescribeQuorum response")
-	}
-	p := resp.Topics[0].Partitions[0]
-	v := quorumView{leader: p.LeaderID, highWatermark: p.HighWatermark}
-	for _, r := range p.CurrentVoters {
-		v.voters = append(v.voters, r.ReplicaID)
-		v.voterLastFetchSeen = v.voterLastFetchSeen || r.LastFetchTimestamp > 0
-	}
-	for _, r := range p.Observers {
-		v.observers = append(v.observers, r.ReplicaID)
-	}
-	return v, nil
-}
-
 // sluiceCLI runs `sluice args...` and returns its combined output.
 func sluiceCLI(ctx context.Context, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()

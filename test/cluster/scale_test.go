@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicemq/sluice/broker/adminapi"
 	"github.com/sluicemq/sluice/chaos"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
@@ -84,11 +85,12 @@ func TestScaleOutAndDynamicQuorum(t *testing.T) {
 
 	// DescribeQuorum: three voters, the new brokers observe.
 	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "DescribeQuorum", func(ctx context.Context) (bool, error) {
-		q, err := describeQuorum(ctx, kcl)
+		q, err := adminapi.DescribeQuorum(ctx, kcl)
 		if err != nil {
 			return false, err
 		}
-		return slices.Equal(q.voters, []int32{1, 2, 3}) && slices.Equal(q.observers, ids) && q.voterLastFetchSeen && q.highWatermark > 0, nil
+		return slices.Equal(q.VoterIDs(), []int32{1, 2, 3}) && slices.Equal(q.ObserverIDs(), ids) && q.HighWatermark > 0 &&
+			slices.ContainsFunc(q.Voters, func(m adminapi.QuorumMember) bool { return m.LastFetchTimestamp > 0 }), nil
 	}))
 
 	// A restarted broker-only node keeps its id.
@@ -116,10 +118,10 @@ func TestScaleOutAndDynamicQuorum(t *testing.T) {
 
 	// With four voters, three decide: kill an original voter that is not the controller and create
 	// a topic.
-	q, err := describeQuorum(ctx, kcl)
+	q, err := adminapi.DescribeQuorum(ctx, kcl)
 	require.NoError(t, err)
 	victim := int32(1)
-	if q.leader == 1 {
+	if q.LeaderID == 1 {
 		victim = 2
 	}
 	require.NoError(t, cl.Kill(victim))
@@ -137,11 +139,11 @@ func TestScaleOutAndDynamicQuorum(t *testing.T) {
 	require.Error(t, err, out)
 	require.Contains(t, out, "fewer than 3")
 	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "three voters again", func(ctx context.Context) (bool, error) {
-		q, err := describeQuorum(ctx, kcl)
+		q, err := adminapi.DescribeQuorum(ctx, kcl)
 		if err != nil {
 			return false, err
 		}
-		return slices.Equal(q.voters, []int32{1, 2, 3}) && slices.Contains(q.observers, 4), nil
+		return slices.Equal(q.VoterIDs(), []int32{1, 2, 3}) && slices.Contains(q.ObserverIDs(), 4), nil
 	}))
 	events, err := adminEvents(ctx, cl.Node(2).MetricsAddr)
 	require.NoError(t, err)
@@ -212,11 +214,11 @@ func TestControllerOnlyQuorum(t *testing.T) {
 		require.NoError(t, prod.produce(testCtx(t, time.Minute), topic, p, 50))
 	}
 
-	var q quorumView
+	var q adminapi.Quorum
 	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "DescribeQuorum", func(ctx context.Context) (bool, error) {
 		var err error
-		q, err = describeQuorum(ctx, kcl)
-		return err == nil && slices.Equal(q.voters, []int32{1, 2, 3}) && slices.Equal(q.observers, brokerIDs), err
+		q, err = adminapi.DescribeQuorum(ctx, kcl)
+		return err == nil && slices.Equal(q.VoterIDs(), []int32{1, 2, 3}) && slices.Equal(q.ObserverIDs(), brokerIDs), err
 	}))
 	// The controllers' metrics show their role and the quorum.
 	for _, c := range ctls {
@@ -229,10 +231,10 @@ func TestControllerOnlyQuorum(t *testing.T) {
 	}
 
 	// Lose the active controller: another takes over and the brokers follow it.
-	ctls[q.leader-1].kill()
+	ctls[q.LeaderID-1].kill()
 	require.NoError(t, chaos.WaitFor(ctx, 30*time.Second, "a new active controller", func(ctx context.Context) (bool, error) {
-		nq, err := describeQuorum(ctx, kcl)
-		return err == nil && nq.leader >= 1 && nq.leader != q.leader, err
+		nq, err := adminapi.DescribeQuorum(ctx, kcl)
+		return err == nil && nq.LeaderID >= 1 && nq.LeaderID != q.LeaderID, err
 	}))
 	createTopicAll(t, kcl, "after-controller-loss", 3, 3, 2)
 	for p := int32(0); p < 3; p++ {

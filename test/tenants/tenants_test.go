@@ -4,17 +4,10 @@
 package tenants
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,11 +20,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"go.uber.org/goleak"
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/broker/adminapi"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/internal/testutil"
 )
 
@@ -39,120 +32,16 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/twmb/franz-go/pkg/kgo.(*Client).reapConnectionsLoop"))
 }
 
-// cluster is three in-process brokers with SASL SCRAM on their client listener, the authorizer
-// on, and admin and metrics on loopback.
-type cluster struct {
-	brokers []*broker.Broker
-	admin   *adminapi.Client
-}
-
-func startCluster(t *testing.T) *cluster {
-	t.Helper()
-	const n = 3
-	lns := make([]net.Listener, n)
-	var voters []string
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns[i] = ln
-		voters = append(voters, fmt.Sprintf("%d@%s", i+1, ln.Addr()))
-	}
-	pass := filepath.Join(t.TempDir(), "admin.pass")
-	require.NoError(t, os.WriteFile(pass, []byte("admin-secret\n"), 0o600))
-	c := &cluster{admin: &adminapi.Client{}}
-	var wg sync.WaitGroup
-	c.brokers = make([]*broker.Broker, n)
-	for i := range n {
-		cfg := broker.DefaultConfig()
-		cfg.NodeID = int32(i + 1)
-		cfg.DataDir = t.TempDir()
-		cfg.ControllerQuorumVoters = strings.Join(voters, ",")
-		cfg.ControllerListener = lns[i]
-		cfg.Listeners = "CLIENT://127.0.0.1:0,BROKER://127.0.0.1:0"
-		cfg.ListenerSecurityProtocolMap = "CLIENT:SASL_PLAINTEXT,BROKER:PLAINTEXT"
-		cfg.InterBrokerListenerName = "BROKER"
-		cfg.SASLEnabledMechanisms = "SCRAM-SHA-512"
-		cfg.AuthorizerClassName = broker.StandardAuthorizer
-		// The brokers reach each other unauthenticated on the loopback BROKER listener; clients
-		// only reach CLIENT, where everyone authenticates.
-		cfg.SuperUsers = "User:admin;User:ANONYMOUS"
-		cfg.InitialSCRAMUsers = []broker.InitialSCRAMUser{{Name: "admin", PasswordFile: pass}}
-		cfg.AdminListen = "127.0.0.1:0"
-		cfg.MetricsListen = "127.0.0.1:0"
-		cfg.OffsetsTopicNumPartitions = 3
-		cfg.GroupInitialRebalanceDelayMs = new(int64)
-		cfg.Tenants.TenantDiskCheckIntervalMs = 200
-		logger := slog.New(slog.DiscardHandler)
-		if testing.Verbose() {
-			logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		}
-		b, err := broker.New(cfg, logger)
-		require.NoError(t, err)
-		c.brokers[i] = b
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		wg.Add(1)
-		go func() { defer wg.Done(); done <- b.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Errorf("broker %d did not stop", i+1)
-			}
-		})
-	}
-	for _, b := range c.brokers {
-		select {
-		case <-b.Ready():
-		case <-time.After(60 * time.Second):
-			t.Fatal("a broker did not become ready")
-		}
-		c.admin.URLs = append(c.admin.URLs, "http://"+b.AdminAddr())
-	}
-	return c
-}
-
-func (c *cluster) bootstrap() []string {
-	var out []string
-	for _, b := range c.brokers {
-		out = append(out, b.ListenerAddr("CLIENT"))
-	}
-	return out
-}
-
-func (c *cluster) client(t *testing.T, user, pass string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.bootstrap()...),
-		kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-// metric sums a counter or gauge of one tenant over every broker's /metrics.
-func (c *cluster) metric(t *testing.T, name, tenant string) float64 {
-	t.Helper()
-	var sum float64
-	prefix, label := name+"{", `tenant="`+tenant+`"`
-	for _, b := range c.brokers {
-		resp, err := http.Get("http://" + b.MetricsAddr() + "/metrics")
-		require.NoError(t, err)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if !strings.HasPrefix(line, prefix) || !strings.Contains(line, label) {
-				continue
-			}
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			require.NoError(t, err, line)
-			sum += v
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	return sum
+// startCluster starts three in-process brokers with SASL SCRAM on their client listener, the
+// authorizer on, and admin and metrics on loopback.
+func startCluster(t *testing.T) *brokertest.Cluster {
+	return brokertest.Start(t, brokertest.Config{
+		Users: map[string]string{brokertest.Admin: "admin-secret"},
+		Configure: func(c *broker.Config) {
+			c.OffsetsTopicNumPartitions = 3
+			c.Tenants.TenantDiskCheckIntervalMs = 200
+		},
+	})
 }
 
 // batchBytes counts the record batch bytes a client produced and fetched: franz-go reports a
@@ -178,10 +67,11 @@ func within(t *testing.T, want, got, tolerance float64, what string) {
 // API, bandwidth plans enforced without hurting the other tenant, and disk plans across brokers.
 func TestTwoTenants(t *testing.T) {
 	c := startCluster(t)
+	api := c.AdminAPI()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	admin := c.client(t, "admin", "admin-secret")
+	admin := c.AdminClient(t)
 	require.NoError(t, admin.Ping(ctx))
 	users, err := kadm.NewClient(admin).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
 		{User: "alice", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "alice-pw"},
@@ -191,8 +81,8 @@ func TestTwoTenants(t *testing.T) {
 	require.NoError(t, users.Error())
 	// A broker that is not the controller refuses a change with 503 naming the controller; the
 	// client given every broker goes on to the controller.
-	for i := range c.brokers {
-		_, err := (&adminapi.Client{URLs: []string{c.admin.URLs[i]}}).PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
+	for i := range c.Brokers {
+		_, err := (&adminapi.Client{URLs: []string{c.AdminURLs()[i]}}).PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
 		var ae *adminapi.APIError
 		if err != nil && errors.As(err, &ae) && ae.NotController {
 			require.Equal(t, http.StatusServiceUnavailable, ae.Status)
@@ -201,18 +91,18 @@ func TestTwoTenants(t *testing.T) {
 		}
 		require.NoError(t, err, "broker %d", i+1)
 	}
-	_, err = c.admin.PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
+	_, err = api.PutPlan(ctx, adminapi.Plan{Name: "standard", Partitions: 10})
 	require.NoError(t, err)
 	for _, tn := range []adminapi.Tenant{
 		{Name: "pay", Plan: "standard", Principals: []string{"User:alice"}, Prefixes: []string{"pay."}},
 		{Name: "shop", Plan: "standard", Principals: []string{"User:bob"}, Prefixes: []string{"shop."}},
 	} {
-		_, err := c.admin.PutTenant(ctx, tn)
+		_, err := api.PutTenant(ctx, tn)
 		require.NoError(t, err, "through any broker: the client finds the controller")
 	}
 	// Every broker applies the tenants' ACLs.
 	testutil.WaitFor(t, 30*time.Second, "every broker knows the tenants", func() bool {
-		for _, u := range c.admin.URLs {
+		for _, u := range c.AdminURLs() {
 			cl := &adminapi.Client{URLs: []string{u}}
 			if ts, err := cl.Tenants(ctx); err != nil || len(ts) != 2 {
 				return false
@@ -224,7 +114,7 @@ func TestTwoTenants(t *testing.T) {
 	meters := map[string]*batchBytes{"alice": {}, "bob": {}}
 	clients := map[string]*kgo.Client{}
 	for user, m := range meters {
-		clients[user] = c.client(t, user, user+"-pw", kgo.WithHooks(m), kgo.ProducerLinger(0))
+		clients[user] = c.Client(t, brokertest.SCRAM(user, user+"-pw"), kgo.WithHooks(m), kgo.ProducerLinger(0))
 	}
 	topics := map[string]string{"alice": "pay.orders", "bob": "shop.orders"}
 	for user, topic := range topics {
@@ -254,7 +144,7 @@ func TestTwoTenants(t *testing.T) {
 			}
 		}
 		for user := range plan {
-			cons := c.client(t, user, user+"-pw", kgo.WithHooks(meters[user]), kgo.ConsumeTopics(topics[user]),
+			cons := c.Client(t, brokertest.SCRAM(user, user+"-pw"), kgo.WithHooks(meters[user]), kgo.ConsumeTopics(topics[user]),
 				kgo.ConsumerGroup(strings.SplitN(topics[user], ".", 2)[0]+".readers"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 			got := 0
 			for got < plan[user][0] {
@@ -268,21 +158,21 @@ func TestTwoTenants(t *testing.T) {
 		}
 		for user, tenant := range map[string]string{"alice": "pay", "bob": "shop"} {
 			m := meters[user]
-			within(t, float64(m.produced.Load()), c.metric(t, "sluice_tenant_bytes_in_total", tenant), 0.01, tenant+" bytes in")
-			within(t, float64(m.fetched.Load()), c.metric(t, "sluice_tenant_bytes_out_total", tenant), 0.01, tenant+" bytes out")
-			require.Positive(t, c.metric(t, "sluice_tenant_requests_total", tenant))
-			require.Equal(t, 1.0, c.metric(t, "sluice_tenant_partitions", tenant))
-			require.Positive(t, c.metric(t, "sluice_tenant_disk_bytes", tenant))
+			within(t, float64(m.produced.Load()), c.Metric(t, "sluice_tenant_bytes_in_total", "tenant", tenant), 0.01, tenant+" bytes in")
+			within(t, float64(m.fetched.Load()), c.Metric(t, "sluice_tenant_bytes_out_total", "tenant", tenant), 0.01, tenant+" bytes out")
+			require.Positive(t, c.Metric(t, "sluice_tenant_requests_total", "tenant", tenant))
+			require.Equal(t, 1.0, c.Metric(t, "sluice_tenant_partitions", "tenant", tenant))
+			require.Positive(t, c.Metric(t, "sluice_tenant_disk_bytes", "tenant", tenant))
 			t.Logf("%s: produced %d, metered %.0f; fetched %d, metered %.0f", tenant, m.produced.Load(),
-				c.metric(t, "sluice_tenant_bytes_in_total", tenant), m.fetched.Load(), c.metric(t, "sluice_tenant_bytes_out_total", tenant))
+				c.Metric(t, "sluice_tenant_bytes_in_total", "tenant", tenant), m.fetched.Load(), c.Metric(t, "sluice_tenant_bytes_out_total", "tenant", tenant))
 		}
-		usage, err := c.admin.Usage(ctx, "pay")
+		usage, err := api.Usage(ctx, "pay")
 		require.NoError(t, err)
 		var in uint64
 		for _, u := range usage {
 			in += u.BytesIn
 		}
-		require.Equal(t, uint64(c.metric(t, "sluice_tenant_bytes_in_total", "pay")), in, "the usage API answers the same counters")
+		require.Equal(t, uint64(c.Metric(t, "sluice_tenant_bytes_in_total", "tenant", "pay")), in, "the usage API answers the same counters")
 	})
 
 	t.Run("isolation", func(t *testing.T) {
@@ -300,15 +190,15 @@ func TestTwoTenants(t *testing.T) {
 
 	t.Run("bandwidth", func(t *testing.T) {
 		const limit = 256 << 10
-		_, err := c.admin.PutPlan(ctx, adminapi.Plan{Name: "throttled", Partitions: 10, ProduceBytesPerSecond: limit})
+		_, err := api.PutPlan(ctx, adminapi.Plan{Name: "throttled", Partitions: 10, ProduceBytesPerSecond: limit})
 		require.NoError(t, err)
-		pay, err := c.admin.Tenant(ctx, "pay")
+		pay, err := api.Tenant(ctx, "pay")
 		require.NoError(t, err)
 		pay.Plan = "throttled"
-		_, err = c.admin.PutTenant(ctx, pay)
+		_, err = api.PutTenant(ctx, pay)
 		require.NoError(t, err)
 		testutil.WaitFor(t, 30*time.Second, "every broker applies the plan", func() bool {
-			return c.metric(t, "sluice_tenant_plan_produce_bytes_per_second", "pay") == 3*limit
+			return c.Metric(t, "sluice_tenant_plan_produce_bytes_per_second", "tenant", "pay") == 3*limit
 		})
 		// Both tenants produce as fast as they can for the same time, each with 64 KiB batches.
 		rate := func(cl *kgo.Client, topic string, d time.Duration, out *float64, wg *sync.WaitGroup) {
@@ -343,8 +233,8 @@ func TestTwoTenants(t *testing.T) {
 		t.Logf("pay (plan %d B/s): %.0f B/s; shop alone %.0f B/s (%.0f before, %.0f after), beside the throttled pay %.0f B/s: ratio %.2f",
 			limit, payRate, alone, before, after, bobRate, bobRate/alone)
 		within(t, limit, payRate, 0.10, "pay's produce rate")
-		require.Positive(t, c.metric(t, "sluice_tenant_throttle_seconds_total", "pay"), "pay was throttled")
-		require.Zero(t, c.metric(t, "sluice_tenant_throttle_seconds_total", "shop"), "shop never was")
+		require.Positive(t, c.Metric(t, "sluice_tenant_throttle_seconds_total", "tenant", "pay"), "pay was throttled")
+		require.Zero(t, c.Metric(t, "sluice_tenant_throttle_seconds_total", "tenant", "shop"), "shop never was")
 		// Held to pay's plan, shop would reach about 1x the limit; on a machine shared with other
 		// work its rate varies too much over seconds for a tighter bound than an order of magnitude.
 		require.Greater(t, bobRate, 10.0*limit, "shop is not held to pay's plan")
@@ -368,8 +258,8 @@ func TestTwoTenants(t *testing.T) {
 		require.Zero(t, resp.Topics[0].ErrorCode)
 		require.NoError(t, clients["alice"].ProduceSync(ctx, &kgo.Record{Topic: "pay.logs", Value: []byte("fits")}).FirstErr())
 
-		used := c.metric(t, "sluice_tenant_disk_bytes", "pay")
-		_, err = c.admin.PutPlan(ctx, adminapi.Plan{Name: "throttled", Partitions: 10, DiskBytes: int64(used) / 2})
+		used := c.Metric(t, "sluice_tenant_disk_bytes", "tenant", "pay")
+		_, err = api.PutPlan(ctx, adminapi.Plan{Name: "throttled", Partitions: 10, DiskBytes: int64(used) / 2})
 		require.NoError(t, err)
 		var last error
 		testutil.WaitFor(t, 30*time.Second, "pay's produce to pay.logs is refused", func() bool {

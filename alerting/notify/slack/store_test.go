@@ -1,35 +1,17 @@
 package slack
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStoreWritesDurablyAndReportsErrors: the message store is replaced as a whole (no
 // temporary file left, the reopened store has the record), and a store that cannot be written
@@ -56,14 +38,14 @@ func TestStoreWritesDurablyAndReportsErrors(t *testing.T) {
 	broken, err := OpenStore(filepath.Join(dir, "gone", "slack-messages.json"))
 	require.NoError(t, err)
 	require.ErrorContains(t, broken.put(Record{ID: "x", Created: time.Now()}), "slack message store")
-	logs := &lockedBuffer{}
+	logs := &testutil.Buffer{}
 	n, err := New(Config{Token: botToken, APIURL: srv.URL + "/api", Channel: "#alerts"}, broken, slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, err)
 	require.NoError(t, n.Notify(groupCtx(), urpAlert(false)).Err(), "the message was posted")
 	require.Contains(t, logs.String(), "slack message not recorded")
 	require.Contains(t, logs.String(), "gone")
 
-	hlogs := &lockedBuffer{}
+	hlogs := &testutil.Buffer{}
 	h := &Handler{Store: broken, Silence: (&silencer{}).silence, Logger: slog.New(slog.NewTextHandler(hlogs, nil))}
 	h.SetConfig(secret, "")
 	hsrv := httptest.NewServer(h)

@@ -1,0 +1,26 @@
+package testutil
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestBufferConcurrentWriters: writes from many goroutines all land, whole, while the test reads
+// (run with -race).
+func TestBufferConcurrentWriters(t *testing.T) {
+	var b Buffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = b.Write([]byte("line\n"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if got := strings.Count(b.String(), "line\n"); got != 800 {
+		t.Fatalf("%d lines written, want 800", got)
+	}
+}
