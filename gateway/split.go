@@ -190,7 +190,7 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 		}
 	}
 	if api.order != nil {
-		api.order.mu.Lock() // routed and sent in request order, no retry in between
+		api.order.send.Lock() // routed and sent in request order, no retry in between
 	}
 	groups, addrs, failedSent := cc.groupByLeader(toSend, api.order)
 	failed := map[int]int16{}
@@ -206,7 +206,7 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 			api.order.sent(s.parts, s.id, s.addr)
 			tracked = append(tracked, s.parts...)
 		}
-		api.order.mu.Unlock()
+		api.order.send.Unlock()
 	}
 	if api.noResponse {
 		return func(context.Context) (kmsg.Response, error) { return nil, nil }, nil
@@ -345,9 +345,9 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 				// by the gateway; the others keep the answer they have
 				// (NOT_LEADER_OR_FOLLOWER) and the client sends them
 				// again in order.
-				api.order.mu.Lock()
+				api.order.send.Lock()
 				if again = api.order.alone(again); len(again) == 0 {
-					api.order.mu.Unlock()
+					api.order.send.Unlock()
 					break
 				}
 			}
@@ -361,7 +361,7 @@ func (cc *clientConn) split(api *splitAPI) (func(context.Context) (kmsg.Response
 				for _, s := range round {
 					api.order.resent(s.parts, s.id, s.addr)
 				}
-				api.order.mu.Unlock()
+				api.order.send.Unlock()
 			}
 		}
 		if wholeResp != nil && api.raw != nil && !slices.ContainsFunc(codes, func(c int16) bool { return c != 0 }) {
