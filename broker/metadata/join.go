@@ -98,6 +98,14 @@ func (q *Quorum) serveJoin(c net.Conn, r io.Reader) {
 	resp := joinResponse{NodeID: -1}
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	defer cancel()
+	// A request that arrives while the node is still starting waits for its Raft instance.
+	select {
+	case <-q.raftReady:
+	case <-q.closed:
+		return
+	case <-ctx.Done():
+		return
+	}
 	var err error
 	switch {
 	case req.Op == "status":

@@ -206,6 +206,9 @@ type Quorum struct {
 	balanceKick chan struct{}
 	// peerLost is signalled when a Raft connection from another voter ends (see watchLeaderLoss).
 	peerLost chan struct{}
+	// raftReady is closed once raft is set: the transport accepts connections (and join requests,
+	// served in serveJoin) before raft.NewRaft returns.
+	raftReady chan struct{}
 	// prevLeader is the last Raft leader other than this node (-1: none seen):
 	// when this node takes over, that broker is usually the one that died.
 	prevLeader atomic.Int32
@@ -218,7 +221,7 @@ type Quorum struct {
 // node takes part in elections and applies the log at once; Run must be called to act as controller
 // and to shut it down.
 func Open(cfg Config) (*Quorum, error) {
-	q := &Quorum{kickCh: make(chan struct{}, 1), peerLost: make(chan struct{}, 1), closed: make(chan struct{})}
+	q := &Quorum{kickCh: make(chan struct{}, 1), peerLost: make(chan struct{}, 1), closed: make(chan struct{}), raftReady: make(chan struct{})}
 	q.balanceKick = make(chan struct{}, 1) // autobalance.go
 	ok := false
 	defer func() {
@@ -281,6 +284,7 @@ func Open(cfg Config) (*Quorum, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata: start raft: %w", err)
 	}
+	close(q.raftReady)
 	// Every voter bootstraps with the same configuration on first start; afterwards the stored
 	// configuration wins and bootstrapping is refused, which is expected. An observer never
 	// bootstraps: it learns the configuration from the controller once it has joined.
