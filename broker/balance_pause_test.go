@@ -63,15 +63,7 @@ func TestAutoBalancePause(t *testing.T) {
 	require.Equal(t, "false", v, "a refused value changed the setting")
 
 	// Every replica on brokers 1 and 2: unbalanced, broker 3 holds none.
-	waitUntil(t, 10*time.Second, "topic paused on brokers 1 and 2", func() bool {
-		for _, tb := range brokers {
-			if tb.quorum.IsController() {
-				_, err := tb.quorum.CreateTopic(ctx, "paused", -1, -1, [][]int32{{1, 2}, {2, 1}, {1, 2}, {2, 1}, {1, 2}, {2, 1}}, nil)
-				return err == nil
-			}
-		}
-		return false
-	})
+	createTopicOnController(t, ctx, brokers, 10*time.Second, "topic paused on brokers 1 and 2", "paused", [][]int32{{1, 2}, {2, 1}, {1, 2}, {2, 1}, {1, 2}, {2, 1}})
 	// Thirty balancer intervals without a move (a negative: it waits the whole time).
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {

@@ -232,3 +232,18 @@ func (p *rdkProcess) next(t *testing.T, timeout time.Duration, what string, matc
 		}
 	}
 }
+
+// createTopicOnController creates topic name with the replica assignment assign through whichever of
+// brokers is the active controller, polling until one is and the topic is created.
+func createTopicOnController(t *testing.T, ctx context.Context, brokers []*testBroker, timeout time.Duration, what, name string, assign [][]int32) {
+	t.Helper()
+	waitUntil(t, timeout, what, func() bool {
+		for _, tb := range brokers {
+			if tb.quorum.IsController() {
+				_, err := tb.quorum.CreateTopic(ctx, name, -1, -1, assign, nil)
+				return err == nil
+			}
+		}
+		return false
+	})
+}

@@ -24,15 +24,7 @@ import (
 // startHintCluster starts three brokers with topic hint (one partition on 1, 2, 3, led by 1).
 func startHintCluster(t *testing.T, ctx context.Context) []*testBroker {
 	brokers := startTestCluster(t, 3)
-	waitUntil(t, 20*time.Second, "topic hint on brokers 1, 2, 3", func() bool {
-		for _, tb := range brokers {
-			if tb.quorum.IsController() {
-				_, err := tb.quorum.CreateTopic(ctx, "hint", -1, -1, [][]int32{{1, 2, 3}}, nil)
-				return err == nil
-			}
-		}
-		return false
-	})
+	createTopicOnController(t, ctx, brokers, 20*time.Second, "topic hint on brokers 1, 2, 3", "hint", [][]int32{{1, 2, 3}})
 	waitUntil(t, 20*time.Second, "hint-0 led by 1 with a full ISR on every broker", func() bool {
 		for _, tb := range brokers {
 			p, ok := tb.quorum.Image().Partition("hint", 0)

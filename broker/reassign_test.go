@@ -40,15 +40,7 @@ func testReassignmentThrottled(t *testing.T, config string) {
 	require.NoError(t, err)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	waitUntil(t, 10*time.Second, "topic thr on brokers 1, 2, 3", func() bool {
-		for _, tb := range brokers {
-			if tb.quorum.IsController() {
-				_, err := tb.quorum.CreateTopic(ctx, "thr", -1, -1, [][]int32{{1, 2, 3}}, nil)
-				return err == nil
-			}
-		}
-		return false
-	})
+	createTopicOnController(t, ctx, brokers, 10*time.Second, "topic thr on brokers 1, 2, 3", "thr", [][]int32{{1, 2, 3}})
 	waitUntil(t, 10*time.Second, "leader of thr-0", func() bool {
 		p, ok := brokers[0].quorum.Image().Partition("thr", 0)
 		return ok && p.Leader == 1 && len(p.ISR) == 3

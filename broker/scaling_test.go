@@ -78,15 +78,7 @@ func TestReassignmentCompletesUnderLoad(t *testing.T) {
 	for i := range assign {
 		assign[i] = []int32{1, 2, 3}
 	}
-	waitUntil(t, 10*time.Second, "topic load on brokers 1, 2, 3", func() bool {
-		for _, tb := range brokers {
-			if tb.quorum.IsController() {
-				_, err := tb.quorum.CreateTopic(ctx, "load", -1, -1, assign, nil)
-				return err == nil
-			}
-		}
-		return false
-	})
+	createTopicOnController(t, ctx, brokers, 10*time.Second, "topic load on brokers 1, 2, 3", "load", assign)
 	waitUntil(t, 10*time.Second, "leaders of load", func() bool {
 		for i := range parts {
 			p, ok := brokers[0].quorum.Image().Partition("load", int32(i))
@@ -209,15 +201,7 @@ func TestReassignmentAfterDeleteRecords(t *testing.T) {
 	for _, tb := range brokers {
 		seeds = append(seeds, tb.Addr())
 	}
-	waitUntil(t, 10*time.Second, "topic trimmed on brokers 1, 2, 3", func() bool {
-		for _, tb := range brokers {
-			if tb.quorum.IsController() {
-				_, err := tb.quorum.CreateTopic(ctx, "trimmed", -1, -1, [][]int32{{1, 2, 3}}, nil)
-				return err == nil
-			}
-		}
-		return false
-	})
+	createTopicOnController(t, ctx, brokers, 10*time.Second, "topic trimmed on brokers 1, 2, 3", "trimmed", [][]int32{{1, 2, 3}})
 	cl := newClient(t, seeds[0], kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for i := range 100 {
 		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "trimmed", Value: fmt.Appendf(nil, "record-%03d", i)}).FirstErr())
@@ -290,15 +274,7 @@ func TestReplicaFetchBacksOffFailingPartition(t *testing.T) {
 	brokers := startTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	waitUntil(t, 10*time.Second, "topic b led by broker 3", func() bool {
-		for _, tb := range brokers {
-			if tb.quorum.IsController() {
-				_, err := tb.quorum.CreateTopic(ctx, "b", -1, -1, [][]int32{{3, 2}}, nil)
-				return err == nil
-			}
-		}
-		return false
-	})
+	createTopicOnController(t, ctx, brokers, 10*time.Second, "topic b led by broker 3", "b", [][]int32{{3, 2}})
 	waitUntil(t, 10*time.Second, "broker 2 follows b-0", func() bool {
 		p := brokers[1].partitionOf("b", 0)
 		if p == nil {
