@@ -188,12 +188,14 @@ cp -r "$SRC" "$COMPAT_DIR/franz-go"
 chmod -R u+w "$COMPAT_DIR/franz-go"
 
 # free_port prints a loopback TCP port nobody is listening on right now and
-# that this script has not handed out yet.
+# that this script has not handed out yet. It picks below Linux's ephemeral
+# range (32768-60999 by default), where an outgoing connection of another
+# process can take the port between this check and the broker's bind.
 TAKEN=" "
 free_port() {
 	local p
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12768))
 		[[ $TAKEN == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			TAKEN+="$p "
